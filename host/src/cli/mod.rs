@@ -1,0 +1,256 @@
+//! The `cutover` command line: argument parsing, the tokio runtime, and turning results into output
+//! and exit codes. It talks to the library's driver and runtime only, never to platform internals.
+
+mod render;
+
+use crate::config::{Config, PlatformKind};
+use crate::driver::{self, Deploy, Overrides};
+use crate::events::{EventSink, Outcome};
+use crate::runtime::{ComponentCache, Runtime};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit codes: scripts and CI can tell a failed deploy from a mistake in the input.
+pub mod exit {
+    /// The deploy finished and the app is on the new release.
+    pub const SUCCESS: u8 = 0;
+    /// The deploy ran and failed (the strategy gave up, or the sandbox stopped it).
+    pub const DEPLOY_FAILED: u8 = 1;
+    /// Bad input: config, flags, strategy component or image. Nothing was changed.
+    pub const BAD_INPUT: u8 = 2;
+    /// The platform could not be reached or set up. Nothing was changed.
+    pub const PLATFORM: u8 = 3;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "cutover",
+    version,
+    about = "Zero-downtime deploys whose strategies are sandboxed WebAssembly components",
+    long_about = "Zero-downtime deploys whose strategies are sandboxed WebAssembly components.\n\n\
+        cutover reads your fly.toml as is. `[deploy] strategy` picks a built-in strategy by name or \
+        your own by a path to its .wasm; cutover runs it in a sandbox that can reach nothing but the \
+        fleet operations the host hands it.\n\n\
+        Exit codes: 0 deployed, 1 deploy failed, 2 bad input (nothing changed), 3 platform unreachable.",
+    after_help = "Examples:\n  \
+        cutover deploy --config examples/app/fly.toml             rolling deploy on the simulator\n  \
+        cutover deploy --config examples/app/fly.toml --json      one JSON event per line\n  \
+        cutover deploy --scenario examples/app/scenarios/failing-release.toml\n  \
+        cutover strategies                                        what is built in\n  \
+        cutover inspect my-strategy.wasm                          what a component is"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Where compiled components are cached [default: ~/.cache/cutover/components].
+    #[arg(long, global = true, env = "CUTOVER_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Deploy a new release with the configured strategy.
+    Deploy(DeployArgs),
+    /// List the built-in strategies, their summaries and parameters.
+    Strategies {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a strategy component is: contract version, imports, exports, parameters, size.
+    Inspect {
+        /// The component (.wasm).
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct DeployArgs {
+    /// The app's fly.toml (cutover options in its [cutover] table or in cutover.toml beside it).
+    #[arg(long, short = 'c', default_value = "fly.toml", value_name = "PATH")]
+    config: PathBuf,
+    /// Strategy: a built-in name (see `cutover strategies`) or a path to a .wasm component.
+    #[arg(long, value_name = "NAME|PATH")]
+    strategy: Option<String>,
+    /// Image to deploy [default: [build] image of the config].
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
+    /// Where the machines live [default: [cutover] platform, else sim].
+    #[arg(long, value_enum)]
+    platform: Option<PlatformKind>,
+    /// Simulator scenario file: starting fleet, latencies, faults [default: [cutover.sim] scenario].
+    #[arg(long, value_name = "PATH")]
+    scenario: Option<PathBuf>,
+    /// Print one JSON event per line instead of human progress.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Run the CLI and return the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let cache = match &cli.cache_dir {
+        Some(dir) => ComponentCache::at(dir),
+        None => ComponentCache::default_location(),
+    };
+    let code = match cli.command {
+        Command::Deploy(args) => deploy(args, cache),
+        Command::Strategies { json } => with_runtime(cache, false, |rt| async move { strategies(&rt, json).await }),
+        Command::Inspect { file, json } => {
+            with_runtime(cache, false, |rt| async move { inspect(&rt, &file, json).await })
+        }
+    };
+    ExitCode::from(code)
+}
+
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("cutover={level}")));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Build a tokio runtime (paused time for the simulator) and the component runtime, then run `f`.
+fn with_runtime<F, Fut>(cache: ComponentCache, paused: bool, f: F) -> u8
+where
+    F: FnOnce(Arc<Runtime>) -> Fut,
+    Fut: std::future::Future<Output = u8>,
+{
+    let rt = if paused {
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    };
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::PLATFORM;
+        }
+    };
+    let engine = match Runtime::new(cache) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("error: cannot start the component runtime: {e}");
+            return exit::PLATFORM;
+        }
+    };
+    rt.block_on(f(engine))
+}
+
+fn deploy(args: DeployArgs, cache: ComponentCache) -> u8 {
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if matches!(e, crate::config::ConfigError::Read { .. }) {
+                eprintln!("hint: run from your app's folder, or pass --config path/to/fly.toml");
+            }
+            return exit::BAD_INPUT;
+        }
+    };
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    let overrides = Overrides {
+        strategy: args.strategy,
+        image: args.image,
+        platform: args.platform,
+        scenario: args.scenario,
+    };
+    let simulated = overrides.platform.unwrap_or(config.cutover.platform) == PlatformKind::Sim;
+    let json = args.json;
+    with_runtime(cache, simulated, |runtime| async move {
+        let sink: Arc<dyn EventSink> = if json { Arc::new(render::Json) } else { Arc::new(render::Human::new()) };
+        let deploy = Deploy { config: &config, overrides: &overrides, runtime: &runtime, sink };
+        match deploy.run().await {
+            Ok(report) => {
+                if !json {
+                    render::summary(&report, simulated);
+                }
+                match report.outcome {
+                    Outcome::Succeeded => exit::SUCCESS,
+                    Outcome::Failed => exit::DEPLOY_FAILED,
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                eprintln!("nothing was changed");
+                if e.is_bad_input() { exit::BAD_INPUT } else { exit::PLATFORM }
+            }
+        }
+    })
+}
+
+async fn strategies(runtime: &Runtime, json: bool) -> u8 {
+    let mut infos = Vec::new();
+    for name in crate::strategies::names() {
+        match driver::resolve_strategy(runtime, &crate::config::StrategyRef::BuiltIn(name.to_string())).await {
+            Ok(s) => infos.push(s.info),
+            Err(e) => {
+                eprintln!("error: built-in strategy {name}: {e}");
+                return exit::DEPLOY_FAILED;
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&infos).unwrap_or_default());
+    } else {
+        for info in &infos {
+            render::strategy_info(info);
+        }
+    }
+    exit::SUCCESS
+}
+
+async fn inspect(runtime: &Runtime, file: &std::path::Path, json: bool) -> u8 {
+    let strategy = crate::config::StrategyRef::File(file.to_path_buf());
+    match driver::resolve_strategy(runtime, &strategy).await {
+        Ok(s) => {
+            if json {
+                let v = serde_json::json!({
+                    "file": file,
+                    "size_bytes": s.component.size,
+                    "sha256": hex::encode(s.component.hash),
+                    "contract_version": s.component.world.contract_version,
+                    "imports": s.component.world.imports,
+                    "exports": s.component.world.exports,
+                    "strategy": s.info,
+                });
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                render::inspect(file, &s);
+            }
+            exit::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::BAD_INPUT
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
+

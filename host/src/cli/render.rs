@@ -1,0 +1,183 @@
+//! Output: human progress (phases, per-batch bars, strategy logs) or one JSON event per line.
+
+use crate::config::duration::display;
+use crate::driver::{DeployReport, ResolvedStrategy};
+use crate::events::{Event, EventKind, EventSink, HostCall, HostReply, LogLevel, Outcome};
+use crate::contract::StrategyInfo;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// `--json`: every event as one line on stdout.
+pub struct Json;
+
+impl EventSink for Json {
+    fn event(&self, event: &Event) {
+        match serde_json::to_string(event) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("warning: could not encode event {}: {e}", event.seq),
+        }
+    }
+}
+
+/// Human output: a line per phase, a progress bar within it (on a terminal), strategy logs.
+pub struct Human {
+    bar: Mutex<Option<ProgressBar>>,
+    tty: bool,
+}
+
+impl Human {
+    pub fn new() -> Self {
+        Self { bar: Mutex::new(None), tty: std::io::stderr().is_terminal() }
+    }
+
+    fn line(&self, text: String) {
+        match self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(bar) => bar.suspend(|| println!("{text}")),
+            None => println!("{text}"),
+        }
+    }
+
+    fn finish_bar(&self) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Host-clock time since the deploy started, as `[  16.6s]` or `[ 2m05s]`.
+fn stamp(ms: u64) -> String {
+    let t = if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    };
+    format!("[{t:>7}]")
+}
+
+impl EventSink for Human {
+    fn event(&self, e: &Event) {
+        match &e.kind {
+            EventKind::DeployStarted { app, platform, strategy, target, previous, machines } => {
+                let from = previous.as_ref().map(|p| format!("v{}", p.version)).unwrap_or_else(|| "nothing".into());
+                self.line(format!(
+                    "==> Deploying {app} {from} -> v{} ({}) with strategy `{strategy}` on {platform}: {machines} machine(s)",
+                    target.version, target.image
+                ));
+            }
+            EventKind::HostCall { call, reply, .. } => match (call, reply) {
+                (HostCall::Phase { name }, _) => {
+                    self.finish_bar();
+                    self.line(format!("{} --> {name}", stamp(e.at_ms)));
+                }
+                (HostCall::Progress { done, total }, _) => {
+                    if !self.tty {
+                        return;
+                    }
+                    let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+                    let bar = slot.get_or_insert_with(|| {
+                        let b = ProgressBar::with_draw_target(Some(u64::from(*total)), ProgressDrawTarget::stderr());
+                        b.set_style(
+                            ProgressStyle::with_template("     {bar:40.cyan/blue} {pos}/{len} machines")
+                                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                        );
+                        b
+                    });
+                    bar.set_length(u64::from(*total));
+                    bar.set_position(u64::from(*done));
+                }
+                (HostCall::Log { level, message }, _) => {
+                    let tag = match level {
+                        LogLevel::Debug => "debug",
+                        LogLevel::Info => "info",
+                        LogLevel::Warn => "warn",
+                        LogLevel::Error => "error",
+                    };
+                    if *level != LogLevel::Debug {
+                        self.line(format!("{} {tag:>5}: {message}", stamp(e.at_ms)));
+                    }
+                }
+                (call, HostReply::Batch(failed)) if !failed.is_empty() => {
+                    let (id, err) = &failed[0];
+                    let name = serde_json::to_value(call)
+                        .ok()
+                        .and_then(|v| v.get("call").and_then(|c| c.as_str()).map(str::to_string))
+                        .unwrap_or_default();
+                    self.line(format!(
+                        "{}     ! {name}: {} machine(s) failed, first {id}: {err}",
+                        stamp(e.at_ms),
+                        failed.len()
+                    ));
+                }
+                _ => {}
+            },
+            EventKind::DeployFinished { .. } => self.finish_bar(),
+        }
+    }
+}
+
+/// The closing lines of a human deploy.
+pub fn summary(r: &DeployReport, simulated: bool) {
+    let took = if simulated {
+        format!("{} of simulated time ({:.2}s real)", display(round(r.duration)), r.wall.as_secs_f64())
+    } else {
+        display(round(r.duration))
+    };
+    let fleet: Vec<String> = r.fleet.by_version.iter().rev().map(|(v, n)| format!("{n} on v{v}")).collect();
+    match r.outcome {
+        Outcome::Succeeded => println!(
+            "==> Deployed v{} in {took}: {}; {}/{} serving",
+            r.target.version,
+            fleet.join(", "),
+            r.fleet.serving,
+            r.fleet.machines
+        ),
+        Outcome::Failed => {
+            println!("==> Deploy of v{} FAILED after {took}", r.target.version);
+            if let Some(e) = &r.error {
+                println!("    {}", e.replace('\n', "\n    "));
+            }
+            println!(
+                "    fleet now: {}; {}/{} serving, {} cordoned",
+                fleet.join(", "),
+                r.fleet.serving,
+                r.fleet.machines,
+                r.fleet.cordoned
+            );
+        }
+    }
+}
+
+fn round(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}
+
+/// One strategy's description.
+pub fn strategy_info(info: &StrategyInfo) {
+    println!("{}\n    {}", info.name, info.summary);
+    if info.params.is_empty() {
+        println!("    parameters: none");
+    }
+    for p in &info.params {
+        let default = p.default.as_ref().map(|d| format!(" (default {d})")).unwrap_or_else(|| " (required)".into());
+        println!("    {} — {}{default}\n        {}", p.name, p.kind.expected(), p.summary);
+    }
+    println!();
+}
+
+/// What `cutover inspect` prints.
+pub fn inspect(file: &std::path::Path, s: &ResolvedStrategy) {
+    let c = &s.component;
+    println!("file:      {}", file.display());
+    println!("size:      {} bytes", c.size);
+    println!("sha256:    {}", hex::encode(c.hash));
+    println!(
+        "contract:  {}",
+        c.world.contract_version.as_ref().map(|v| format!("cutover:strategy@{v}")).unwrap_or_else(|| "imports no host interface".into())
+    );
+    println!("imports:   {}", c.world.imports.join("\n           "));
+    println!("exports:   {}", c.world.exports.join(", "));
+    println!();
+    strategy_info(&s.info);
+}

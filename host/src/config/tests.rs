@@ -1,0 +1,168 @@
+use super::*;
+use std::io::Write;
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::File::create(&p).unwrap().write_all(text.as_bytes()).unwrap();
+    p
+}
+
+const FLY: &str = r#"
+app = "hello"
+primary_region = "ams"
+kill_signal = "SIGTERM"
+kill_timeout = "10s"
+
+[build]
+  image = "registry.fly.io/hello:v2"
+
+[deploy]
+  strategy = "rolling"
+  max_unavailable = 2
+  wait_timeout = "2m"
+  release_command = "bin/migrate"
+
+[http_service]
+  internal_port = 8080
+  force_https = true
+  [[http_service.checks]]
+    grace_period = "10s"
+    interval = "30s"
+    method = "GET"
+    path = "/health"
+    timeout = "5s"
+
+[[services]]
+  internal_port = 9000
+  protocol = "tcp"
+  [[services.tcp_checks]]
+    grace_period = 2000
+    interval = 5000
+    timeout = 1000
+"#;
+
+#[test]
+fn reads_an_existing_fly_toml_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Config::load(&write(&dir, "fly.toml", FLY)).unwrap();
+    assert_eq!(c.app, "hello");
+    assert_eq!(c.image.as_deref(), Some("registry.fly.io/hello:v2"));
+    assert_eq!(c.strategy, StrategyRef::BuiltIn("rolling".into()));
+    assert_eq!(c.max_unavailable, MaxUnavailable::Count(2));
+    assert_eq!(c.wait_timeout, Duration::from_secs(120));
+    assert_eq!(c.kill_signal, "SIGTERM");
+    assert_eq!(c.kill_timeout, Duration::from_secs(10));
+    assert_eq!(c.release_command.as_deref(), Some("bin/migrate"));
+    assert_eq!(c.checks.len(), 2);
+    assert_eq!(c.checks[0].grace_period, Duration::from_secs(10));
+    assert_eq!(c.checks[0].port, Some(8080));
+    assert_eq!(c.checks[1].kind, CheckKind::Tcp);
+    assert_eq!(c.checks[1].interval, Duration::from_secs(5), "integers are milliseconds");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.cutover.platform, PlatformKind::Sim);
+}
+
+#[test]
+fn defaults_follow_flyctl() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Config::load(&write(&dir, "fly.toml", "app = \"a\"")).unwrap();
+    assert_eq!(c.max_unavailable, MaxUnavailable::Fraction(0.33));
+    assert_eq!(c.wait_timeout, Duration::from_secs(300));
+    assert_eq!(c.kill_signal, "SIGINT");
+    assert_eq!(c.kill_timeout, Duration::from_secs(5));
+    assert_eq!(c.strategy, StrategyRef::BuiltIn("rolling".into()));
+    assert_eq!(c.cutover.concurrency, 8);
+}
+
+#[test]
+fn wrong_type_names_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "fly.toml", "app = \"a\"\n[deploy]\nwait_timeout = true\n");
+    let e = Config::load(&p).unwrap_err().to_string();
+    assert!(e.contains("fly.toml"), "{e}");
+    assert!(e.contains("wait_timeout"), "{e}");
+    assert!(e.contains("duration"), "{e}");
+}
+
+#[test]
+fn bad_max_unavailable_says_what_is_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "fly.toml", "app = \"a\"\n[deploy]\nmax_unavailable = -1\n");
+    let e = Config::load(&p).unwrap_err().to_string();
+    assert!(e.contains("deploy.max_unavailable"), "{e}");
+    assert!(e.contains("count >= 1 or a fraction"), "{e}");
+}
+
+#[test]
+fn unknown_keys_are_warnings_not_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "fly.toml", "app = \"a\"\n[deploy]\nstratgy = \"bluegreen\"\n[env]\nX = \"1\"\n");
+    let c = Config::load(&p).unwrap();
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains("deploy.stratgy"));
+}
+
+#[test]
+fn missing_app_is_an_actionable_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = Config::load(&write(&dir, "fly.toml", "[deploy]\n")).unwrap_err().to_string();
+    assert!(e.contains("`app` is missing"), "{e}");
+}
+
+#[test]
+fn cutover_toml_beside_fly_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "fly.toml", "app = \"a\"\n");
+    write(&dir, "cutover.toml", "platform = \"sim\"\nconcurrency = 32\n[limits]\nmemory_mb = 64\ncpu_budget = \"500ms\"\n[params]\nretries = 5\n[sim]\nscenario = \"s.toml\"\n");
+    let c = Config::load(&p).unwrap();
+    assert_eq!(c.cutover.concurrency, 32);
+    assert_eq!(c.cutover.limits.memory_bytes, 64 << 20);
+    assert_eq!(c.cutover.limits.cpu_budget, Duration::from_millis(500));
+    assert_eq!(c.cutover.scenario, Some(dir.path().join("s.toml")));
+    assert!(c.cutover_source.ends_with("cutover.toml"));
+}
+
+#[test]
+fn both_cutover_sources_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "fly.toml", "app = \"a\"\n[cutover]\nconcurrency = 2\n");
+    write(&dir, "cutover.toml", "concurrency = 3\n");
+    let e = Config::load(&p).unwrap_err().to_string();
+    assert!(e.contains("keep one"), "{e}");
+}
+
+#[test]
+fn unknown_platform_is_an_error_naming_the_choices() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "fly.toml", "app = \"a\"\n[cutover]\nplatform = \"k8s\"\n");
+    let e = Config::load(&p).unwrap_err().to_string();
+    assert!(e.contains("k8s") && e.contains("sim"), "{e}");
+}
+
+#[test]
+fn strategy_path_is_resolved_against_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "fly.toml", "app = \"a\"\n[deploy]\nstrategy = \"my/strategy.wasm\"\n");
+    let c = Config::load(&p).unwrap();
+    assert_eq!(c.strategy, StrategyRef::File(dir.path().join("my/strategy.wasm")));
+}
+
+#[test]
+fn params_are_checked_against_the_strategy() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "fly.toml", "app = \"a\"\n[cutover.params]\nretries = \"many\"\n");
+    let c = Config::load(&p).unwrap();
+    let specs = vec![ParamSpec {
+        name: "retries".into(),
+        kind: ParamKind::Integer,
+        default: Some(ParamValue::Integer(3)),
+        summary: String::new(),
+    }];
+    let e = c.strategy_params(&specs, "rolling").unwrap_err().to_string();
+    assert!(e.contains("cutover.params.retries") && e.contains("an integer"), "{e}");
+
+    let p = write(&dir, "fly.toml", "app = \"a\"\n[cutover.params]\nbogus = 1\n");
+    let (values, warnings) = Config::load(&p).unwrap().strategy_params(&specs, "rolling").unwrap();
+    assert_eq!(values["retries"], ParamValue::Integer(3), "default filled in");
+    assert!(warnings[0].contains("bogus"));
+}

@@ -1,0 +1,297 @@
+//! The deploy driver: from a config to a finished (or cleanly failed) deploy.
+//!
+//! It resolves the strategy (built-in or file), checks its parameters, opens the platform, works out
+//! the previous and target releases from what the machines run, and hands the strategy a plan. The
+//! strategy decides; the driver records the start and the end of the deploy around it.
+
+use crate::config::{Config, ConfigError, PlatformKind, StrategyRef};
+use crate::contract::{DeployPlan, StrategyInfo};
+use crate::events::{EventKind, EventSink, FleetSummary, Outcome};
+use crate::platform::sim::{Scenario, SimWorld};
+use crate::platform::{ErrorKind, Machine, Platform, Release};
+use crate::runtime::{HostClock, Recorder, RunContext, Runtime, RuntimeError, StrategyComponent};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a deploy could not run, or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The configuration or the command line is wrong; nothing was changed.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The input is wrong in some other way (strategy file, image); nothing was changed.
+    #[error("{0}")]
+    BadInput(String),
+    /// The strategy component cannot be used with this host; nothing was changed.
+    #[error("{0}")]
+    Strategy(RuntimeError),
+    /// The platform could not be reached or set up; nothing was changed.
+    #[error("{0}")]
+    Platform(String),
+}
+
+impl DeployError {
+    /// Input errors (exit code 2) as opposed to failures while deploying.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Self::Config(_) | Self::BadInput(_) | Self::Strategy(_))
+    }
+}
+
+/// Options that override the config for one deploy (the CLI's flags).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub strategy: Option<String>,
+    pub image: Option<String>,
+    pub platform: Option<PlatformKind>,
+    pub scenario: Option<PathBuf>,
+}
+
+/// How a deploy ended.
+#[derive(Debug, Clone)]
+pub struct DeployReport {
+    pub outcome: Outcome,
+    /// The strategy's error or the sandbox's, when the deploy failed.
+    pub error: Option<String>,
+    pub target: Release,
+    pub previous: Option<Release>,
+    pub fleet: FleetSummary,
+    /// Time on the host clock (virtual under the simulator).
+    pub duration: Duration,
+    /// Real time the deploy took.
+    pub wall: Duration,
+}
+
+/// A strategy ready to run: its component and what it says about itself.
+pub struct ResolvedStrategy {
+    pub label: String,
+    pub component: Arc<StrategyComponent>,
+    pub info: StrategyInfo,
+}
+
+/// Load a strategy by built-in name or `.wasm` path.
+pub async fn resolve_strategy(runtime: &Runtime, strategy: &StrategyRef) -> Result<ResolvedStrategy, DeployError> {
+    let (label, bytes): (String, std::borrow::Cow<'static, [u8]>) = match strategy {
+        StrategyRef::BuiltIn(name) => match crate::strategies::builtin(name) {
+            Some(bytes) => (name.clone(), bytes.into()),
+            None => {
+                return Err(DeployError::BadInput(format!(
+                    "unknown strategy `{name}`: the built-in strategies are {}; to use your own, give the path \
+                     to its .wasm (e.g. `strategy = \"./my-strategy.wasm\"`)",
+                    crate::strategies::names().join(", ")
+                )));
+            }
+        },
+        StrategyRef::File(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                DeployError::BadInput(format!("cannot read strategy component {}: {e}", path.display()))
+            })?;
+            (path.display().to_string(), bytes.into())
+        }
+    };
+    let component = runtime.load(&bytes).map_err(|e| DeployError::Strategy(with_subject(&label, e)))?;
+    let info = runtime.describe(&component).await.map_err(|e| DeployError::Strategy(with_subject(&label, e)))?;
+    Ok(ResolvedStrategy { label, component, info })
+}
+
+fn with_subject(label: &str, e: RuntimeError) -> RuntimeError {
+    match e {
+        RuntimeError::NotAComponent(m) => RuntimeError::NotAComponent(format!("{label}: {m}")),
+        RuntimeError::NotAStrategy(m) => RuntimeError::NotAStrategy(format!("{label}: {m}")),
+        RuntimeError::Incompatible(m) => RuntimeError::Incompatible(format!("{label}: {m}")),
+        other => other,
+    }
+}
+
+/// An opened platform, plus the simulator's world when it is the simulator (for reports and tests).
+pub struct OpenedPlatform {
+    pub platform: Arc<dyn Platform>,
+    pub sim: Option<Arc<SimWorld>>,
+    /// The concurrency bound to use (config, or the scenario's override).
+    pub concurrency: usize,
+}
+
+/// Open the platform a config (with overrides) names.
+pub fn open_platform(config: &Config, overrides: &Overrides) -> Result<OpenedPlatform, DeployError> {
+    match overrides.platform.unwrap_or(config.cutover.platform) {
+        PlatformKind::Sim => {
+            let scenario = match overrides.scenario.as_ref().or(config.cutover.scenario.as_ref()) {
+                Some(path) => Scenario::load(path).map_err(|e| DeployError::BadInput(format!("{e:#}")))?,
+                None => Scenario::default(),
+            };
+            let image = format!("registry.fly.io/{}:v{}", config.app, scenario.fleet.version);
+            let world = SimWorld::new(scenario, &config.app, &image, config.checks.clone());
+            let concurrency = world.concurrency().unwrap_or(config.cutover.concurrency);
+            Ok(OpenedPlatform { platform: Arc::new(world.platform(&config.app)), sim: Some(world), concurrency })
+        }
+        other => Err(DeployError::Platform(format!(
+            "the {other} platform is not part of this build yet; use `--platform sim` (the simulator)"
+        ))),
+    }
+}
+
+/// The release most machines run (ties go to the newer one); `None` for an empty app.
+pub fn current_release(machines: &[Machine]) -> Option<Release> {
+    let mut counts: BTreeMap<(u64, &str), usize> = BTreeMap::new();
+    for m in machines {
+        *counts.entry((m.release.version, m.release.image.as_str())).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|((version, _), n)| (*n, *version))
+        .map(|((version, image), _)| Release { version, image: image.to_string() })
+}
+
+/// List machines, retrying transient platform errors (the driver's own reads must not fail a deploy).
+async fn list_with_retries(platform: &dyn Platform) -> Result<Vec<Machine>, DeployError> {
+    let mut last = None;
+    for attempt in 0..5u32 {
+        match platform.list().await {
+            Ok(ms) => return Ok(ms),
+            Err(e) if matches!(e.kind, ErrorKind::Platform | ErrorKind::Timeout) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            Err(e) => return Err(DeployError::Platform(format!("listing machines of {}: {e}", platform.app()))),
+        }
+    }
+    Err(DeployError::Platform(format!(
+        "listing machines of {} failed 5 times: {}",
+        platform.app(),
+        last.map(|e| e.to_string()).unwrap_or_default()
+    )))
+}
+
+/// Everything one deploy needs, resolved.
+pub struct Deploy<'a> {
+    pub config: &'a Config,
+    pub overrides: &'a Overrides,
+    pub runtime: &'a Runtime,
+    pub sink: Arc<dyn EventSink>,
+}
+
+impl Deploy<'_> {
+    /// Run the deploy to its end. `Ok` carries the report for both outcomes; `Err` means the deploy
+    /// never started (bad input, unreachable platform) and nothing was changed.
+    pub async fn run(&self) -> Result<DeployReport, DeployError> {
+        let config = self.config;
+        let strategy_ref = match &self.overrides.strategy {
+            Some(s) => StrategyRef::parse(s, &std::env::current_dir().unwrap_or_default()),
+            None => config.strategy.clone(),
+        };
+        let image = self.overrides.image.clone().or_else(|| config.image.clone()).ok_or_else(|| {
+            DeployError::BadInput(format!(
+                "no image to deploy: pass `--image IMAGE` or set `image` under [build] in {}",
+                config.path.display()
+            ))
+        })?;
+        let strategy = resolve_strategy(self.runtime, &strategy_ref).await?;
+        let (params, warnings) = config.strategy_params(&strategy.info.params, &strategy.info.name)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        let opened = open_platform(config, self.overrides)?;
+        self.run_on(&strategy, params, image, opened).await
+    }
+
+    /// Run a resolved strategy on an opened platform.
+    pub async fn run_on(
+        &self,
+        strategy: &ResolvedStrategy,
+        params: BTreeMap<String, crate::contract::ParamValue>,
+        image: String,
+        opened: OpenedPlatform,
+    ) -> Result<DeployReport, DeployError> {
+        let config = self.config;
+        let platform = opened.platform;
+        let clock = if opened.sim.is_some() {
+            HostClock::fixed(crate::runtime::clock::SIM_EPOCH_MS)
+        } else {
+            HostClock::real()
+        };
+        let recorder = Recorder::new(self.sink.clone(), clock);
+        let wall = std::time::Instant::now();
+
+        let machines = list_with_retries(&*platform).await?;
+        let previous = current_release(&machines);
+        let next_version = machines.iter().map(|m| m.release.version).max().unwrap_or(0) + 1;
+        let target = Release { version: next_version, image };
+        let mut groups: Vec<String> = machines.iter().map(|m| m.process_group.clone()).collect();
+        groups.extend(config.process_groups.iter().cloned());
+        groups.sort();
+        groups.dedup();
+
+        let plan = DeployPlan {
+            app: config.app.clone(),
+            target: target.clone(),
+            previous: previous.clone(),
+            process_groups: groups,
+            max_unavailable: config.max_unavailable,
+            wait_timeout_ms: config.wait_timeout.as_millis() as u64,
+            kill_signal: config.kill_signal.clone(),
+            kill_timeout_ms: config.kill_timeout.as_millis() as u64,
+            params,
+        };
+        recorder.record(EventKind::DeployStarted {
+            app: config.app.clone(),
+            platform: platform.name().to_string(),
+            strategy: strategy.info.name.clone(),
+            target: target.clone(),
+            previous: previous.clone(),
+            machines: machines.len(),
+        });
+
+        let ctx = RunContext {
+            platform: platform.clone(),
+            limits: config.cutover.limits,
+            concurrency: opened.concurrency,
+            clock,
+            recorder: recorder.clone(),
+            seed: next_version,
+        };
+        let error = match self.runtime.deploy(&strategy.component, &plan, ctx).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("strategy {} reported: {e}", strategy.info.name)),
+            Err(e) => Some(e.to_string()),
+        };
+        let outcome = if error.is_none() { Outcome::Succeeded } else { Outcome::Failed };
+        let after = list_with_retries(&*platform).await.unwrap_or_default();
+        let fleet = FleetSummary::of(&after);
+        let duration = clock.elapsed();
+        recorder.record(EventKind::DeployFinished {
+            outcome,
+            error: error.clone(),
+            duration_ms: duration.as_millis() as u64,
+            fleet: fleet.clone(),
+        });
+        Ok(DeployReport { outcome, error, target, previous, fleet, duration, wall: wall.elapsed() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::MachineState;
+
+    fn m(version: u64, image: &str) -> Machine {
+        Machine {
+            id: String::new(),
+            name: String::new(),
+            region: "ams".into(),
+            process_group: "app".into(),
+            state: MachineState::Started,
+            release: Release { version, image: image.into() },
+            cordoned: false,
+            checks: vec![],
+            metadata: vec![],
+        }
+    }
+
+    #[test]
+    fn current_release_is_the_majority() {
+        let ms = vec![m(1, "a"), m(2, "b"), m(2, "b")];
+        assert_eq!(current_release(&ms), Some(Release { version: 2, image: "b".into() }));
+        assert_eq!(current_release(&[]), None);
+    }
+}

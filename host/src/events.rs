@@ -1,0 +1,225 @@
+//! The deploy's event stream: every host call a strategy makes, plus the deploy's start and end.
+//!
+//! The runtime's dispatch point appends one [`Event`] per call, stamped with the host clock (virtual
+//! under the simulator). Renderers (human progress, `--json`) subscribe through [`EventSink`]; the
+//! journal and replay of later issues are built on the same records.
+
+use crate::contract::ParamValue;
+use crate::platform::{
+    Capabilities, Check, Machine, MachineState, OpError, Release, ReleaseWeight, TrafficStats,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+
+/// One call a strategy made to the host, with its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "call", rename_all = "kebab-case")]
+pub enum HostCall {
+    #[serde(rename = "machines.list")]
+    List,
+    #[serde(rename = "machines.get")]
+    Get { id: String },
+    #[serde(rename = "machines.clone-from")]
+    CloneFrom { sources: Vec<String>, target: Release, routable: bool },
+    #[serde(rename = "machines.update")]
+    Update { ids: Vec<String>, target: Release },
+    #[serde(rename = "machines.start")]
+    Start { ids: Vec<String> },
+    #[serde(rename = "machines.stop")]
+    Stop { ids: Vec<String>, signal: String, timeout_ms: u64 },
+    #[serde(rename = "machines.destroy")]
+    Destroy { ids: Vec<String> },
+    #[serde(rename = "machines.wait-state")]
+    WaitState { ids: Vec<String>, state: MachineState, timeout_ms: u64 },
+    #[serde(rename = "machines.set-metadata")]
+    SetMetadata { id: String, key: String, value: String },
+    #[serde(rename = "health.wait-healthy")]
+    WaitHealthy { ids: Vec<String>, timeout_ms: u64 },
+    #[serde(rename = "health.checks")]
+    Checks { id: String },
+    #[serde(rename = "traffic.capabilities")]
+    Capabilities,
+    #[serde(rename = "traffic.cordon")]
+    Cordon { ids: Vec<String> },
+    #[serde(rename = "traffic.uncordon")]
+    Uncordon { ids: Vec<String> },
+    #[serde(rename = "traffic.connections")]
+    Connections { id: String },
+    #[serde(rename = "traffic.set-weights")]
+    SetWeights { weights: Vec<ReleaseWeight> },
+    #[serde(rename = "traffic.weights")]
+    Weights,
+    #[serde(rename = "traffic.stats")]
+    Stats { version: u64, window_ms: u64 },
+    #[serde(rename = "runtime.log")]
+    Log { level: LogLevel, message: String },
+    #[serde(rename = "runtime.phase")]
+    Phase { name: String },
+    #[serde(rename = "runtime.progress")]
+    Progress { done: u32, total: u32 },
+    #[serde(rename = "runtime.now")]
+    Now,
+    #[serde(rename = "runtime.sleep")]
+    Sleep { ms: u64 },
+    #[serde(rename = "runtime.param")]
+    Param { name: String },
+    #[serde(rename = "runtime.await-promotion")]
+    AwaitPromotion { gate: String, timeout_ms: u64 },
+}
+
+impl HostCall {
+    /// Whether this call may change the fleet (as opposed to reading it or talking to the UI).
+    pub fn mutates(&self) -> bool {
+        matches!(
+            self,
+            Self::CloneFrom { .. }
+                | Self::Update { .. }
+                | Self::Start { .. }
+                | Self::Stop { .. }
+                | Self::Destroy { .. }
+                | Self::SetMetadata { .. }
+                | Self::Cordon { .. }
+                | Self::Uncordon { .. }
+                | Self::SetWeights { .. }
+        )
+    }
+}
+
+/// A strategy's log level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// What the host answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostReply {
+    Done,
+    Machines(Vec<Machine>),
+    Machine(Machine),
+    Cloned(Vec<Result<String, OpError>>),
+    /// A batch operation: the machines that failed (empty: all succeeded).
+    Batch(Vec<(String, OpError)>),
+    Checks(Vec<Check>),
+    Capabilities(Capabilities),
+    Count(u32),
+    Weights(Vec<ReleaseWeight>),
+    Stats(TrafficStats),
+    Time(u64),
+    Param(Option<ParamValue>),
+    Failed(OpError),
+}
+
+/// How a deploy ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+}
+
+/// Release counts of the fleet at the end of a deploy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct FleetSummary {
+    pub machines: usize,
+    /// (release version, machines on it), ascending by version.
+    pub by_version: Vec<(u64, usize)>,
+    pub serving: usize,
+    pub cordoned: usize,
+}
+
+impl FleetSummary {
+    pub fn of(machines: &[Machine]) -> Self {
+        let mut by: std::collections::BTreeMap<u64, usize> = Default::default();
+        for m in machines {
+            *by.entry(m.release.version).or_default() += 1;
+        }
+        Self {
+            machines: machines.len(),
+            by_version: by.into_iter().collect(),
+            serving: machines.iter().filter(|m| m.is_serving()).count(),
+            cordoned: machines.iter().filter(|m| m.cordoned).count(),
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    DeployStarted {
+        app: String,
+        platform: String,
+        strategy: String,
+        target: Release,
+        previous: Option<Release>,
+        machines: usize,
+    },
+    HostCall {
+        #[serde(flatten)]
+        call: HostCall,
+        reply: HostReply,
+        took_ms: u64,
+    },
+    DeployFinished {
+        outcome: Outcome,
+        error: Option<String>,
+        duration_ms: u64,
+        fleet: FleetSummary,
+    },
+}
+
+/// One record in the deploy's event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the deploy's log, from 0.
+    pub seq: u64,
+    /// Host-clock milliseconds since the deploy started.
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Receives events as they happen.
+pub trait EventSink: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// A sink that keeps nothing.
+pub struct Discard;
+
+impl EventSink for Discard {
+    fn event(&self, _: &Event) {}
+}
+
+/// A sink that keeps every event in memory (tests, reports).
+#[derive(Default)]
+pub struct Collect(pub Mutex<Vec<Event>>);
+
+impl Collect {
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl EventSink for Collect {
+    fn event(&self, event: &Event) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event.clone());
+    }
+}
+
+/// Fan one event out to several sinks.
+pub struct Tee(pub Vec<Arc<dyn EventSink>>);
+
+impl EventSink for Tee {
+    fn event(&self, event: &Event) {
+        for s in &self.0 {
+            s.event(event);
+        }
+    }
+}

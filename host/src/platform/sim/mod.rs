@@ -1,0 +1,715 @@
+//! The simulator: an in-process fleet on a virtual clock.
+//!
+//! Time is tokio's clock. The CLI runs the simulator on a current-thread runtime with time paused, so
+//! tokio jumps straight to the next timer whenever every task is waiting: a deploy that would take an
+//! hour of boots and health checks runs in milliseconds, and the same seed gives the same run.
+//!
+//! Each machine keeps a *timeline* of future state changes (stopping → starting → started) that is
+//! applied lazily whenever the machine is looked at, so 10,000 machines cost no timers of their own.
+//! Every random draw (latency, fault) is a pure function of the seed, the machine and how many
+//! operations that machine has seen, so concurrency does not change the outcome.
+
+pub mod scenario;
+
+pub use scenario::Scenario;
+
+use super::{
+    Capabilities, Check, CheckSpec, CheckStatus, Machine, MachineState, OpError, Platform, Release, StopSpec,
+};
+use crate::platform::ErrorKind;
+use async_trait::async_trait;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A simulated platform holding one app and its neighbours.
+pub struct SimWorld {
+    scenario: Scenario,
+    checks: Vec<CheckSpec>,
+    origin: Instant,
+    state: Mutex<WorldState>,
+}
+
+struct WorldState {
+    machines: BTreeMap<String, SimMachine>,
+    /// Ids that existed and were destroyed: destroying them again is not an error.
+    destroyed: BTreeMap<String, String>,
+    next_index: u64,
+    /// Draw counter for calls not tied to one machine (list).
+    global_ops: u64,
+    tracking: Option<Availability>,
+}
+
+/// Serving capacity over time, recorded after every change when tracking is on.
+#[derive(Debug, Clone, Default)]
+pub struct Availability {
+    /// Machines of the tracked app serving when tracking started.
+    pub baseline: usize,
+    /// (virtual ms, machines serving) after each change.
+    pub samples: Vec<(u64, usize)>,
+    app: String,
+}
+
+impl Availability {
+    /// The largest shortfall below the baseline at any recorded instant.
+    pub fn max_unavailable(&self) -> usize {
+        self.samples.iter().map(|&(_, serving)| self.baseline.saturating_sub(serving)).max().unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct SimMachine {
+    id: String,
+    app: String,
+    name: String,
+    region: String,
+    group: String,
+    release: Release,
+    state: MachineState,
+    /// Future state changes, applied when their time comes.
+    timeline: VecDeque<(Instant, MachineState)>,
+    started_at: Option<Instant>,
+    cordoned: bool,
+    metadata: BTreeMap<String, String>,
+    /// Whether the machine should be running (false after `stop`).
+    desired_running: bool,
+    /// A scheduled crash, applied once.
+    crash_at: Option<Instant>,
+    /// Operations seen, feeding the seeded draws.
+    ops: u64,
+    /// Boots so far, so each boot draws its own check timing.
+    boots: u64,
+}
+
+impl SimWorld {
+    /// Build the starting fleet for `app` (plus its neighbour app) from a scenario.
+    ///
+    /// `default_image` is used when the scenario names no image for the starting release.
+    pub fn new(scenario: Scenario, app: &str, default_image: &str, checks: Vec<CheckSpec>) -> Arc<Self> {
+        let origin = Instant::now();
+        let fleet = &scenario.fleet;
+        let release = Release {
+            version: fleet.version,
+            image: fleet.image.clone().unwrap_or_else(|| default_image.to_string()),
+        };
+        let mut state = WorldState {
+            machines: BTreeMap::new(),
+            destroyed: BTreeMap::new(),
+            next_index: 0,
+            global_ops: 0,
+            tracking: None,
+        };
+        let neighbour = format!("{app}-neighbour");
+        let plan = (0..fleet.machines)
+            .map(|i| (app, i))
+            .chain((0..fleet.neighbours).map(|i| (neighbour.as_str(), i)));
+        for (owner, i) in plan {
+            let region = &fleet.regions[i % fleet.regions.len()];
+            let group = &fleet.groups[(i / fleet.regions.len()) % fleet.groups.len()];
+            let running = owner != app || i >= fleet.stopped;
+            let crash_at = if owner == app {
+                scenario.faults.crash.iter().find(|c| c.machine == i).map(|c| origin + c.at.0)
+            } else {
+                None
+            };
+            let m = SimMachine {
+                id: machine_id(scenario.seed, owner, state.next_index),
+                app: owner.to_string(),
+                name: format!("{owner}-{group}-{i}"),
+                region: region.clone(),
+                group: group.clone(),
+                release: release.clone(),
+                state: if running { MachineState::Started } else { MachineState::Stopped },
+                timeline: VecDeque::new(),
+                started_at: running.then_some(origin - Duration::from_secs(3600)),
+                cordoned: false,
+                metadata: BTreeMap::from([
+                    ("fly_process_group".to_string(), group.clone()),
+                    ("fly_release_version".to_string(), release.version.to_string()),
+                ]),
+                desired_running: running,
+                crash_at,
+                ops: 0,
+                boots: 0,
+            };
+            state.next_index += 1;
+            state.machines.insert(m.id.clone(), m);
+        }
+        Arc::new(Self { scenario, checks, origin, state: Mutex::new(state) })
+    }
+
+    /// A platform handle scoped to one app.
+    pub fn platform(self: &Arc<Self>, app: &str) -> SimPlatform {
+        SimPlatform { app: app.to_string(), world: self.clone() }
+    }
+
+    /// Start recording serving capacity of `app` after every change.
+    pub fn track_availability(&self, app: &str) {
+        let mut st = self.lock();
+        let now = Instant::now();
+        let baseline = self.serving(&mut st, app, now);
+        st.tracking = Some(Availability { baseline, samples: vec![(0, baseline)], app: app.to_string() });
+    }
+
+    /// What tracking recorded so far.
+    pub fn availability(&self) -> Option<Availability> {
+        self.lock().tracking.clone()
+    }
+
+    /// Every machine of `app` as it is now (for tests and reports).
+    pub fn snapshot(&self, app: &str) -> Vec<Machine> {
+        let mut st = self.lock();
+        let now = Instant::now();
+        let ids: Vec<String> = st.machines.values().filter(|m| m.app == app).map(|m| m.id.clone()).collect();
+        ids.iter()
+            .map(|id| {
+                let m = st.machines.get_mut(id).expect("listed above");
+                self.settle(m, now);
+                self.view(m, now)
+            })
+            .collect()
+    }
+
+    /// The scenario's bound on concurrent operations, if it sets one.
+    pub fn concurrency(&self) -> Option<usize> {
+        self.scenario.concurrency
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WorldState> {
+        // A panic while holding the lock is a bug in the simulator; the state is still consistent
+        // enough to report, so recover rather than poison every later call.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_millis() as u64
+    }
+
+    fn serving(&self, st: &mut WorldState, app: &str, now: Instant) -> usize {
+        let mut n = 0;
+        for m in st.machines.values_mut().filter(|m| m.app == app) {
+            self.settle(m, now);
+            if self.view(m, now).is_serving() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Record a capacity sample if tracking is on (called after every change).
+    fn sample(&self, st: &mut WorldState) {
+        let Some(app) = st.tracking.as_ref().map(|t| t.app.clone()) else { return };
+        let now = Instant::now();
+        let serving = self.serving(st, &app, now);
+        let at = self.now_ms(now);
+        if let Some(t) = st.tracking.as_mut() {
+            t.samples.push((at, serving));
+        }
+    }
+
+    /// Apply every timeline entry (and crash) that is due.
+    fn settle(&self, m: &mut SimMachine, now: Instant) {
+        while let Some(&(at, state)) = m.timeline.front() {
+            if at > now {
+                break;
+            }
+            m.timeline.pop_front();
+            m.state = state;
+            if state == MachineState::Started {
+                m.started_at = Some(at);
+            }
+        }
+        if let Some(at) = m.crash_at
+            && at <= now
+        {
+            m.crash_at = None;
+            m.timeline.clear();
+            m.state = MachineState::Failed;
+        }
+    }
+
+    /// When the first check result of the current boot arrives.
+    fn first_check_at(&self, m: &SimMachine) -> Option<Instant> {
+        let started = m.started_at?;
+        let spec = self.checks.iter().max_by_key(|c| c.grace_period)?;
+        let jitter = unit(self.scenario.seed, &m.id, 1_000_000 + m.boots);
+        Some(started + spec.grace_period + spec.interval.mul_f64(jitter))
+    }
+
+    /// When a failing check has failed long enough to call the machine unhealthy (three results).
+    fn unhealthy_at(&self, m: &SimMachine) -> Option<Instant> {
+        let first = self.first_check_at(m)?;
+        let interval = self.checks.iter().map(|c| c.interval).max().unwrap_or_default();
+        Some(first + interval * 2)
+    }
+
+    fn release_is_unhealthy(&self, m: &SimMachine) -> bool {
+        self.scenario.faults.unhealthy_images.contains(&m.release.image)
+    }
+
+    fn checks_of(&self, m: &SimMachine, now: Instant) -> Vec<Check> {
+        self.checks
+            .iter()
+            .map(|spec| {
+                let (status, output) = if m.state != MachineState::Started {
+                    (CheckStatus::Critical, format!("machine is {}", m.state.as_str()))
+                } else if self.first_check_at(m).is_some_and(|t| now < t) {
+                    (CheckStatus::Warning, "waiting for the first check result".to_string())
+                } else if self.release_is_unhealthy(m) {
+                    (CheckStatus::Critical, check_failure(spec))
+                } else {
+                    (CheckStatus::Passing, "200 OK".to_string())
+                };
+                Check { name: spec.name.clone(), status, output }
+            })
+            .collect()
+    }
+
+    fn view(&self, m: &SimMachine, now: Instant) -> Machine {
+        Machine {
+            id: m.id.clone(),
+            name: m.name.clone(),
+            region: m.region.clone(),
+            process_group: m.group.clone(),
+            state: m.state,
+            release: m.release.clone(),
+            cordoned: m.cordoned,
+            checks: self.checks_of(m, now),
+            metadata: m.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+
+    /// Timeline for a boot starting at `at`, given the machine's image.
+    fn boot_timeline(&self, m: &mut SimMachine, at: Instant) -> Vec<(Instant, MachineState)> {
+        m.boots += 1;
+        let boot = self.latency(self.scenario.latency.boot, &m.id, m.ops * 7 + 3);
+        let mut t = vec![(at, MachineState::Starting), (at + boot, MachineState::Started)];
+        if self.scenario.faults.crashing_images.contains(&m.release.image) {
+            t.push((at + boot + Duration::from_secs(1), MachineState::Failed));
+        }
+        t
+    }
+
+    fn latency(&self, [lo, hi]: [u64; 2], key: &str, n: u64) -> Duration {
+        let u = unit(self.scenario.seed, key, n);
+        Duration::from_millis(lo + ((hi - lo) as f64 * u) as u64)
+    }
+}
+
+/// A handle on the simulated platform, scoped to one app.
+pub struct SimPlatform {
+    app: String,
+    world: Arc<SimWorld>,
+}
+
+impl SimPlatform {
+    /// The world this handle belongs to.
+    pub fn world(&self) -> &Arc<SimWorld> {
+        &self.world
+    }
+
+    /// One simulated API round trip, with its seeded latency and injected faults.
+    async fn api(&self, id: Option<&str>, what: &str) -> Result<(), OpError> {
+        let (latency, fault) = {
+            let mut st = self.world.lock();
+            let (key, n) = match id.and_then(|id| st.machines.get_mut(id)) {
+                Some(m) => {
+                    m.ops += 1;
+                    (m.id.clone(), m.ops)
+                }
+                None => {
+                    st.global_ops += 1;
+                    (format!("{}/api", self.app), st.global_ops)
+                }
+            };
+            let w = &self.world;
+            let latency = w.latency(w.scenario.latency.api, &key, n * 7);
+            let roll = unit(w.scenario.seed, &key, n * 7 + 1);
+            let faults = &w.scenario.faults;
+            let fault = if roll < faults.api_timeout_rate {
+                Some(ErrorKind::Timeout)
+            } else if roll < faults.api_timeout_rate + faults.api_error_rate {
+                Some(ErrorKind::Platform)
+            } else {
+                None
+            };
+            (latency, fault)
+        };
+        tokio::time::sleep(latency).await;
+        match fault {
+            Some(ErrorKind::Timeout) => {
+                let wait = self.world.scenario.faults.api_timeout.0;
+                tokio::time::sleep(wait).await;
+                Err(OpError::new(ErrorKind::Platform, format!("{what}: the API did not answer within {}", crate::config::duration::display(wait))))
+            }
+            Some(_) => Err(OpError::new(ErrorKind::Platform, format!("{what}: 503 Service Unavailable (injected)"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Look up a machine of this app, settled to now, and run `f` on it.
+    fn with_machine<R>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&SimWorld, &mut SimMachine, Instant) -> Result<R, OpError>,
+    ) -> Result<R, OpError> {
+        let mut st = self.world.lock();
+        let now = Instant::now();
+        let r = match st.machines.get_mut(id) {
+            Some(m) if m.app == self.app => {
+                self.world.settle(m, now);
+                f(&self.world, m, now)
+            }
+            _ => Err(OpError::not_found(format!("machine {id} is not part of app {}", self.app))),
+        };
+        self.world.sample(&mut st);
+        r
+    }
+
+    /// Poll a machine on the virtual clock until `done` decides, waking only when something can change.
+    async fn wait_until(
+        &self,
+        id: &str,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&SimWorld, &SimMachine, Instant) -> Option<Result<(), OpError>>,
+    ) -> Result<(), OpError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let next = self.with_machine(id, |w, m, now| {
+                if let Some(verdict) = done(w, m, now) {
+                    return Ok(Err(verdict));
+                }
+                if now >= deadline {
+                    return Ok(Err(Err(OpError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "machine {id} was not {what} within {} (it is {})",
+                            crate::config::duration::display(timeout),
+                            m.state.as_str()
+                        ),
+                    ))));
+                }
+                let wake = [
+                    m.timeline.front().map(|t| t.0),
+                    m.crash_at,
+                    w.first_check_at(m),
+                    w.unhealthy_at(m),
+                    Some(deadline),
+                ]
+                .into_iter()
+                .flatten()
+                .filter(|t| *t > now)
+                .min()
+                .unwrap_or(deadline);
+                Ok(Ok(wake))
+            })?;
+            match next {
+                Ok(wake) => tokio::time::sleep_until(wake).await,
+                Err(verdict) => return verdict,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Platform for SimPlatform {
+    fn name(&self) -> &str {
+        "sim"
+    }
+
+    fn app(&self) -> &str {
+        &self.app
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { cordon: true, connection_counts: false, weights: false, stats: false }
+    }
+
+    async fn list(&self) -> Result<Vec<Machine>, OpError> {
+        self.api(None, "list machines").await?;
+        Ok(self.world.snapshot(&self.app))
+    }
+
+    async fn get(&self, id: &str) -> Result<Machine, OpError> {
+        self.api(Some(id), "get machine").await?;
+        self.with_machine(id, |w, m, now| Ok(w.view(m, now)))
+    }
+
+    async fn clone_from(&self, source: &str, target: &Release, routable: bool) -> Result<Machine, OpError> {
+        self.api(Some(source), "create machine").await?;
+        let template = self.with_machine(source, |_, m, _| Ok(m.clone()))?;
+        let mut st = self.world.lock();
+        let now = Instant::now();
+        let index = st.next_index;
+        st.next_index += 1;
+        let mut m = SimMachine {
+            id: machine_id(self.world.scenario.seed, &self.app, index),
+            name: format!("{}-{}-{index}", self.app, template.group),
+            release: target.clone(),
+            state: MachineState::Created,
+            timeline: VecDeque::new(),
+            started_at: None,
+            cordoned: !routable,
+            desired_running: true,
+            crash_at: None,
+            ops: 0,
+            boots: 0,
+            ..template
+        };
+        m.metadata.insert("fly_release_version".into(), target.version.to_string());
+        m.timeline = self.world.boot_timeline(&mut m, now).into();
+        self.world.settle(&mut m, now);
+        let view = self.world.view(&m, now);
+        st.machines.insert(m.id.clone(), m);
+        self.world.sample(&mut st);
+        Ok(view)
+    }
+
+    async fn update(&self, id: &str, target: &Release) -> Result<(), OpError> {
+        self.api(Some(id), "update machine").await?;
+        self.with_machine(id, |w, m, now| {
+            m.release = target.clone();
+            m.metadata.insert("fly_release_version".into(), target.version.to_string());
+            m.timeline.clear();
+            if m.desired_running || m.state == MachineState::Failed {
+                let stop = w.latency(w.scenario.latency.stop, &m.id, m.ops * 7 + 2);
+                m.desired_running = true;
+                let mut t = vec![(now, MachineState::Stopping)];
+                t.extend(w.boot_timeline(m, now + stop));
+                m.timeline = t.into();
+                w.settle(m, now);
+            }
+            Ok(())
+        })
+    }
+
+    async fn start(&self, id: &str) -> Result<(), OpError> {
+        self.api(Some(id), "start machine").await?;
+        self.with_machine(id, |w, m, now| {
+            m.desired_running = true;
+            if matches!(m.state, MachineState::Stopped | MachineState::Created | MachineState::Failed | MachineState::Suspended) {
+                m.timeline = w.boot_timeline(m, now).into();
+                w.settle(m, now);
+            }
+            Ok(())
+        })
+    }
+
+    async fn stop(&self, id: &str, how: &StopSpec) -> Result<(), OpError> {
+        self.api(Some(id), "stop machine").await?;
+        self.with_machine(id, |w, m, now| {
+            m.desired_running = false;
+            if !matches!(m.state, MachineState::Stopped | MachineState::Created) {
+                let stop = w.latency(w.scenario.latency.stop, &m.id, m.ops * 7 + 2).min(how.timeout);
+                m.timeline = VecDeque::from([(now, MachineState::Stopping), (now + stop, MachineState::Stopped)]);
+                w.settle(m, now);
+            }
+            Ok(())
+        })
+    }
+
+    async fn destroy(&self, id: &str) -> Result<(), OpError> {
+        if self.world.lock().destroyed.get(id).is_some_and(|app| *app == self.app) {
+            return Ok(());
+        }
+        self.api(Some(id), "destroy machine").await?;
+        self.with_machine(id, |_, _, _| Ok(()))?;
+        let mut st = self.world.lock();
+        st.machines.remove(id);
+        st.destroyed.insert(id.to_string(), self.app.clone());
+        self.world.sample(&mut st);
+        Ok(())
+    }
+
+    async fn wait_state(&self, id: &str, state: MachineState, timeout: Duration) -> Result<(), OpError> {
+        if state == MachineState::Destroyed && self.world.lock().destroyed.contains_key(id) {
+            return Ok(());
+        }
+        self.api(Some(id), "wait for machine").await?;
+        self.wait_until(id, timeout, state.as_str(), |_, m, _| {
+            if m.state == state {
+                Some(Ok(()))
+            } else if state == MachineState::Started && m.state == MachineState::Failed {
+                Some(Err(OpError::new(ErrorKind::Unhealthy, format!("machine {} failed: its process exited", m.id))))
+            } else {
+                None
+            }
+        })
+        .await
+    }
+
+    async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), OpError> {
+        self.api(Some(id), "set metadata").await?;
+        self.with_machine(id, |_, m, _| {
+            m.metadata.insert(key.to_string(), value.to_string());
+            Ok(())
+        })
+    }
+
+    async fn wait_healthy(&self, id: &str, timeout: Duration) -> Result<(), OpError> {
+        self.api(Some(id), "get machine checks").await?;
+        self.wait_until(id, timeout, "passing its checks", |w, m, now| {
+            if m.state == MachineState::Failed {
+                return Some(Err(OpError::new(ErrorKind::Unhealthy, format!("machine {} failed: its process exited", m.id))));
+            }
+            if m.state != MachineState::Started {
+                return None;
+            }
+            let checks = w.checks_of(m, now);
+            if checks.iter().all(|c| c.status == CheckStatus::Passing) {
+                return Some(Ok(()));
+            }
+            if w.unhealthy_at(m).is_some_and(|t| now >= t) {
+                let failing: Vec<String> = checks
+                    .iter()
+                    .filter(|c| c.status == CheckStatus::Critical)
+                    .map(|c| format!("check '{}' is critical: {}", c.name, c.output))
+                    .collect();
+                return Some(Err(OpError::new(
+                    ErrorKind::Unhealthy,
+                    format!("machine {} on {}: {}", m.id, m.release.image, failing.join("; ")),
+                )));
+            }
+            None
+        })
+        .await
+    }
+
+    async fn cordon(&self, id: &str) -> Result<(), OpError> {
+        self.api(Some(id), "cordon machine").await?;
+        self.with_machine(id, |_, m, _| {
+            m.cordoned = true;
+            Ok(())
+        })
+    }
+
+    async fn uncordon(&self, id: &str) -> Result<(), OpError> {
+        self.api(Some(id), "uncordon machine").await?;
+        self.with_machine(id, |_, m, _| {
+            m.cordoned = false;
+            Ok(())
+        })
+    }
+}
+
+fn check_failure(spec: &CheckSpec) -> String {
+    match &spec.kind {
+        super::CheckKind::Http { method, path, .. } => {
+            format!("{method} {path}: 500 Internal Server Error")
+        }
+        super::CheckKind::Tcp => "connection refused".to_string(),
+    }
+}
+
+/// A Fly-like 14-hex-digit machine id, stable for a seed, app and index.
+fn machine_id(seed: u64, app: &str, index: u64) -> String {
+    let h = splitmix(seed ^ fnv(app) ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    format!("{:014x}", h & 0x00ff_ffff_ffff_ffff)
+}
+
+/// A uniform draw in [0, 1) from (seed, key, n): the same inputs always give the same number.
+fn unit(seed: u64, key: &str, n: u64) -> f64 {
+    let h = splitmix(seed ^ fnv(key) ^ splitmix(n));
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http_check() -> CheckSpec {
+        CheckSpec {
+            name: "health".into(),
+            kind: super::super::CheckKind::Http {
+                method: "GET".into(),
+                path: "/health".into(),
+                protocol: "http".into(),
+                headers: vec![],
+                tls_skip_verify: false,
+            },
+            grace_period: Duration::from_secs(1),
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(2),
+            port: None,
+        }
+    }
+
+    fn world(scenario: &str) -> Arc<SimWorld> {
+        SimWorld::new(Scenario::parse(scenario).unwrap(), "app", "img:v1", vec![http_check()])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn update_then_wait_brings_machine_up_on_new_release() {
+        let w = world("[fleet]\nmachines = 2");
+        let p = w.platform("app");
+        let id = p.list().await.unwrap()[0].id.clone();
+        let v2 = Release { version: 2, image: "img:v2".into() };
+        p.update(&id, &v2).await.unwrap();
+        assert_ne!(p.get(&id).await.unwrap().state, MachineState::Started);
+        p.wait_state(&id, MachineState::Started, Duration::from_secs(60)).await.unwrap();
+        p.wait_healthy(&id, Duration::from_secs(60)).await.unwrap();
+        let m = p.get(&id).await.unwrap();
+        assert_eq!(m.release, v2);
+        assert!(m.is_serving());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unhealthy_image_fails_its_checks() {
+        let w = world("[faults]\nunhealthy_images = [\"img:bad\"]");
+        let p = w.platform("app");
+        let id = p.list().await.unwrap()[0].id.clone();
+        p.update(&id, &Release { version: 2, image: "img:bad".into() }).await.unwrap();
+        let e = p.wait_healthy(&id, Duration::from_secs(300)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unhealthy, "{e}");
+        assert!(e.message.contains("500"), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_times_out_on_a_stopped_machine() {
+        let w = world("[fleet]\nmachines = 1\nstopped = 1");
+        let p = w.platform("app");
+        let id = p.list().await.unwrap()[0].id.clone();
+        let e = p.wait_state(&id, MachineState::Started, Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_apps_machines_are_not_found() {
+        let w = world("[fleet]\nneighbours = 1");
+        let victim = w.snapshot("app-neighbour")[0].id.clone();
+        let p = w.platform("app");
+        let e = p.destroy(&victim).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert_eq!(w.snapshot("app-neighbour").len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scheduled_crash_fails_the_machine() {
+        let w = world("[[faults.crash]]\nmachine = 0\nat = \"10s\"");
+        let p = w.platform("app");
+        let id = p.list().await.unwrap().into_iter().find(|m| m.name.ends_with("-0")).unwrap().id;
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        assert_eq!(p.get(&id).await.unwrap().state, MachineState::Failed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn same_seed_same_ids_and_latencies() {
+        let a = world("seed = 9");
+        let b = world("seed = 9");
+        assert_eq!(a.snapshot("app"), b.snapshot("app"));
+        assert_ne!(world("seed = 10").snapshot("app")[0].id, a.snapshot("app")[0].id);
+    }
+}

@@ -1,0 +1,194 @@
+//! The one dispatch point: every host call a strategy makes arrives here as a [`HostCall`], is run
+//! against the platform, and is recorded with its [`HostReply`] and the host-clock time.
+//!
+//! Keeping every call in one enum is what makes the event log complete by construction: a new WIT
+//! function cannot reach the platform without passing through [`Dispatcher::call`]. Batch calls fan
+//! out here, bounded by `concurrency`, so every platform gets the same concurrency behaviour.
+
+use super::clock::HostClock;
+use crate::contract::ParamValue;
+use crate::events::{Event, EventKind, EventSink, HostCall, HostReply};
+use crate::platform::{ErrorKind, OpError, Platform, StopSpec};
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Longest log line kept from a strategy; longer lines are cut (a strategy must not flood the log).
+const MAX_LOG_LINE: usize = 4096;
+
+/// Runs host calls against a platform and records them.
+pub struct Dispatcher {
+    platform: Arc<dyn Platform>,
+    params: BTreeMap<String, ParamValue>,
+    concurrency: usize,
+    clock: HostClock,
+    recorder: Recorder,
+}
+
+/// Numbers events and hands them to the sink.
+#[derive(Clone)]
+pub struct Recorder {
+    seq: Arc<AtomicU64>,
+    sink: Arc<dyn EventSink>,
+    clock: HostClock,
+}
+
+impl Recorder {
+    pub fn new(sink: Arc<dyn EventSink>, clock: HostClock) -> Self {
+        Self { seq: Arc::new(AtomicU64::new(0)), sink, clock }
+    }
+
+    /// Stamp and emit one event.
+    pub fn record(&self, kind: EventKind) {
+        let event = Event { seq: self.seq.fetch_add(1, Ordering::Relaxed), at_ms: self.clock.elapsed_ms(), kind };
+        self.sink.event(&event);
+    }
+}
+
+impl Dispatcher {
+    pub fn new(
+        platform: Arc<dyn Platform>,
+        params: BTreeMap<String, ParamValue>,
+        concurrency: usize,
+        clock: HostClock,
+        recorder: Recorder,
+    ) -> Self {
+        Self { platform, params, concurrency: concurrency.max(1), clock, recorder }
+    }
+
+    /// Run one call and record it.
+    pub async fn call(&self, call: HostCall) -> HostReply {
+        let started = self.clock.elapsed_ms();
+        let reply = self.run(&call).await;
+        let took_ms = self.clock.elapsed_ms() - started;
+        self.recorder.record(EventKind::HostCall { call, reply: reply.clone(), took_ms });
+        reply
+    }
+
+    async fn run(&self, call: &HostCall) -> HostReply {
+        let p = &*self.platform;
+        match call {
+            HostCall::List => one(p.list().await, HostReply::Machines),
+            HostCall::Get { id } => one(p.get(id).await, HostReply::Machine),
+            HostCall::CloneFrom { sources, target, routable } => {
+                let results = self
+                    .fan_out(sources, |id| async move { p.clone_from(&id, target, *routable).await.map(|m| m.id) })
+                    .await;
+                HostReply::Cloned(results)
+            }
+            HostCall::Update { ids, target } => self.batch(ids, |id| async move { p.update(&id, target).await }).await,
+            HostCall::Start { ids } => self.batch(ids, |id| async move { p.start(&id).await }).await,
+            HostCall::Stop { ids, signal, timeout_ms } => {
+                let how = StopSpec { signal: signal.clone(), timeout: Duration::from_millis(*timeout_ms) };
+                let how = &how;
+                self.batch(ids, |id| async move { p.stop(&id, how).await }).await
+            }
+            HostCall::Destroy { ids } => self.batch(ids, |id| async move { p.destroy(&id).await }).await,
+            HostCall::WaitState { ids, state, timeout_ms } => {
+                let t = Duration::from_millis(*timeout_ms);
+                self.batch(ids, |id| async move { p.wait_state(&id, *state, t).await }).await
+            }
+            HostCall::SetMetadata { id, key, value } => one(p.set_metadata(id, key, value).await, |()| HostReply::Done),
+            HostCall::WaitHealthy { ids, timeout_ms } => {
+                let t = Duration::from_millis(*timeout_ms);
+                self.batch(ids, |id| async move { p.wait_healthy(&id, t).await }).await
+            }
+            HostCall::Checks { id } => one(p.checks(id).await, HostReply::Checks),
+            HostCall::Capabilities => HostReply::Capabilities(p.capabilities()),
+            HostCall::Cordon { ids } => self.batch(ids, |id| async move { p.cordon(&id).await }).await,
+            HostCall::Uncordon { ids } => self.batch(ids, |id| async move { p.uncordon(&id).await }).await,
+            HostCall::Connections { id } => one(p.connections(id).await, HostReply::Count),
+            HostCall::SetWeights { weights } => {
+                let total: u32 = weights.iter().map(|w| u32::from(w.percent)).sum();
+                if total != 100 {
+                    return HostReply::Failed(OpError::new(
+                        ErrorKind::Invalid,
+                        format!("weights add up to {total}%, expected 100%"),
+                    ));
+                }
+                one(p.set_weights(weights).await, |()| HostReply::Done)
+            }
+            HostCall::Weights => one(p.weights().await, HostReply::Weights),
+            HostCall::Stats { version, window_ms } => {
+                one(p.stats(*version, Duration::from_millis(*window_ms)).await, HostReply::Stats)
+            }
+            HostCall::Log { .. } | HostCall::Phase { .. } | HostCall::Progress { .. } => HostReply::Done,
+            HostCall::Now => HostReply::Time(self.clock.now_ms()),
+            HostCall::Sleep { ms } => {
+                tokio::time::sleep(Duration::from_millis(*ms)).await;
+                HostReply::Done
+            }
+            HostCall::Param { name } => HostReply::Param(self.params.get(name).cloned()),
+            HostCall::AwaitPromotion { gate, .. } => HostReply::Failed(OpError::new(
+                ErrorKind::Unsupported,
+                format!("manual gate `{gate}`: this version of cutover has no `cutover promote` yet"),
+            )),
+        }
+    }
+
+    /// Run `op` for every id, at most `concurrency` at once; one result per id, in order.
+    async fn fan_out<'a, T, F, Fut>(&self, ids: &'a [String], op: F) -> Vec<Result<T, OpError>>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, OpError>> + 'a,
+    {
+        let mut seen = HashSet::with_capacity(ids.len());
+        // Owned items: closures over borrowed ones trip the higher-ranked lifetime check for Send futures.
+        let items: Vec<(usize, String, bool)> =
+            ids.iter().enumerate().map(|(i, id)| (i, id.clone(), !seen.insert(id.as_str()))).collect();
+        let mut results: Vec<(usize, Result<T, OpError>)> = futures::stream::iter(items)
+            .map(|(i, id, duplicate)| {
+                let fut = (!duplicate).then(|| op(id.clone()));
+                async move {
+                    match fut {
+                        Some(f) => (i, f.await),
+                        None => (
+                            i,
+                            Err(OpError::new(ErrorKind::Invalid, format!("machine {id} is listed twice in one call"))),
+                        ),
+                    }
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// A batch call: the reply lists the machines that failed.
+    async fn batch<'a, F, Fut>(&self, ids: &'a [String], op: F) -> HostReply
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<(), OpError>> + 'a,
+    {
+        let results = self.fan_out(ids, op).await;
+        HostReply::Batch(
+            ids.iter().zip(results).filter_map(|(id, r)| r.err().map(|e| (id.clone(), e))).collect(),
+        )
+    }
+}
+
+/// Cut an over-long strategy log line, saying how much was dropped.
+pub fn truncate_log(mut message: String) -> String {
+    if message.len() > MAX_LOG_LINE {
+        let mut cut = MAX_LOG_LINE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let dropped = message.len() - cut;
+        message.truncate(cut);
+        message.push_str(&format!(" … [{dropped} bytes cut]"));
+    }
+    message
+}
+
+fn one<T>(r: Result<T, OpError>, ok: impl FnOnce(T) -> HostReply) -> HostReply {
+    match r {
+        Ok(v) => ok(v),
+        Err(e) => HostReply::Failed(e),
+    }
+}

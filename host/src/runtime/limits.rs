@@ -1,0 +1,118 @@
+//! Sandbox limits: linear memory, a deadline for the whole run, and a CPU budget between host calls.
+//!
+//! Memory is bounded by a [`wasmtime::ResourceLimiter`] that refuses growth past the limit with a typed
+//! error (rather than letting `memory.grow` return -1, which a guest would turn into an anonymous abort).
+//! Time is bounded by epoch interruption: a ticker thread advances the engine's epoch every
+//! [`TICK`], and each tick that lands while guest code runs asks [`Guard::on_tick`] whether the run is
+//! over its deadline or has computed too long since it last called the host. A blocked host call is not
+//! interrupted by epochs, so the runtime also races every host call against the deadline.
+
+use crate::config::duration::display;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use wasmtime::UpdateDeadline;
+
+/// How often the engine's epoch advances; the resolution of the time limits.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// Limits for one strategy run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Linear memory, in bytes, for any one of the component's memories.
+    pub memory_bytes: u64,
+    /// Real time for the whole run (`deploy` from start to return).
+    pub deadline: Duration,
+    /// Real time the guest may compute between two host calls.
+    pub cpu_budget: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            deadline: Duration::from_secs(3600),
+            cpu_budget: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Which limit stopped a strategy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    #[error(
+        "memory limit: the strategy asked for {wanted_mib} MiB of linear memory, over its limit of \
+         {limit_mib} MiB (raise `[cutover.limits] memory` if it really needs more)"
+    )]
+    Memory { limit_mib: u64, wanted_mib: u64 },
+    #[error(
+        "CPU budget: the strategy computed for {} without calling the host, so it was stopped (it is \
+         probably stuck in a loop; raise `[cutover.limits] cpu_budget` if it needs longer)",
+        display(*budget)
+    )]
+    CpuBudget { budget: Duration },
+    #[error(
+        "deadline: the strategy run passed its deadline of {} (raise `[cutover.limits] deadline` for \
+         longer deploys)",
+        display(*deadline)
+    )]
+    Deadline { deadline: Duration },
+}
+
+/// Per-run limit state, kept in the store.
+pub struct Guard {
+    limits: Limits,
+    started: Instant,
+    last_host_return: Instant,
+}
+
+impl Guard {
+    pub fn new(limits: Limits) -> Self {
+        let now = Instant::now();
+        Self { limits, started: now, last_host_return: now }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// When the run must end.
+    pub fn deadline_at(&self) -> Instant {
+        self.started + self.limits.deadline
+    }
+
+    /// A host call just returned: the CPU budget starts again.
+    pub fn host_returned(&mut self) {
+        self.last_host_return = Instant::now();
+    }
+
+    /// Called on each epoch tick while the guest runs.
+    pub fn on_tick(&mut self) -> wasmtime::Result<UpdateDeadline> {
+        let now = Instant::now();
+        if now >= self.deadline_at() {
+            return Err(LimitExceeded::Deadline { deadline: self.limits.deadline }.into());
+        }
+        if now.duration_since(self.last_host_return) > self.limits.cpu_budget {
+            return Err(LimitExceeded::CpuBudget { budget: self.limits.cpu_budget }.into());
+        }
+        // Yield so other tasks (timers, renderers) run while a guest computes.
+        Ok(UpdateDeadline::Yield(1))
+    }
+}
+
+impl wasmtime::ResourceLimiter for Guard {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limits.memory_bytes {
+            return Err(LimitExceeded::Memory {
+                limit_mib: self.limits.memory_bytes >> 20,
+                wanted_mib: (desired as u64).div_ceil(1 << 20),
+            }
+            .into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million entries is far beyond any real strategy.
+        Ok(desired <= 1_000_000)
+    }
+}

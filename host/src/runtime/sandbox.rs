@@ -1,0 +1,100 @@
+//! The store's data: an empty WASI context plus the host's per-run state.
+//!
+//! WASI p2 is linked because every wasm32-wasip2 component imports it (std's allocator, panics and
+//! clocks go through it), but the context grants nothing: no preopened directories, no sockets, no name
+//! lookups, no environment, no arguments, closed stdin. Clocks are the host's [`HostClock`] and
+//! randomness comes from a generator seeded by the host, so a run is reproducible. stdout and stderr go
+//! to a bounded in-memory pipe whose tail is attached to trap reports (that is where a Rust panic
+//! message lands).
+
+use super::clock::HostClock;
+use super::dispatch::Dispatcher;
+use super::limits::{Guard, LimitExceeded};
+use crate::events::{HostCall, HostReply};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::sync::watch;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Bytes of guest stdout/stderr kept for error reports.
+const OUTPUT_CAPACITY: usize = 64 * 1024;
+
+/// Everything a running strategy's store holds.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) guard: Guard,
+    output: MemoryOutputPipe,
+    /// `None` while `describe` runs: describing a strategy must not touch any fleet.
+    dispatcher: Option<Dispatcher>,
+    /// Flips to true when the run's deadline passes (set by a watchdog thread).
+    deadline_hit: watch::Receiver<bool>,
+}
+
+/// The strategy called the host from `describe`, which must be pure.
+#[derive(Debug, thiserror::Error)]
+#[error("the strategy called the host from describe(), which must only return its name and parameters")]
+pub struct DescribeCalledHost;
+
+impl HostState {
+    pub fn new(
+        clock: HostClock,
+        seed: u64,
+        guard: Guard,
+        dispatcher: Option<Dispatcher>,
+        deadline_hit: watch::Receiver<bool>,
+    ) -> Self {
+        let output = MemoryOutputPipe::new(OUTPUT_CAPACITY);
+        let wasi = WasiCtxBuilder::new()
+            .wall_clock(clock)
+            .monotonic_clock(clock)
+            .secure_random(StdRng::seed_from_u64(seed))
+            .insecure_random(StdRng::seed_from_u64(seed.rotate_left(17)))
+            .insecure_random_seed(u128::from(seed))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .stdout(output.clone())
+            .stderr(output.clone())
+            .build();
+        Self { wasi, table: ResourceTable::new(), guard, output, dispatcher, deadline_hit }
+    }
+
+    /// What the guest wrote to stdout/stderr (bounded), lossily decoded.
+    pub fn output(&self) -> String {
+        String::from_utf8_lossy(&self.output.contents()).into_owned()
+    }
+
+    /// The dispatch point: every WIT import funnels through here.
+    ///
+    /// Races the call against the run's deadline (epochs cannot interrupt a host future) and restarts
+    /// the CPU budget when the call returns.
+    pub async fn call(&mut self, call: HostCall) -> wasmtime::Result<HostReply> {
+        let Some(dispatcher) = &self.dispatcher else {
+            return Err(DescribeCalledHost.into());
+        };
+        let mut deadline = self.deadline_hit.clone();
+        let deadline_passed = async move {
+            // A dropped watchdog means no deadline can fire any more.
+            if deadline.wait_for(|hit| *hit).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let reply = tokio::select! {
+            reply = dispatcher.call(call) => reply,
+            () = deadline_passed => {
+                return Err(LimitExceeded::Deadline { deadline: self.guard.limits().deadline }.into());
+            }
+        };
+        self.guard.host_returned();
+        Ok(reply)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

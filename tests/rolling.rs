@@ -1,0 +1,189 @@
+//! The rolling strategy on the simulator: it replaces the fleet, never takes more machines out of
+//! service than `max_unavailable` allows (checked after every change to the fleet, not just at the end),
+//! and stops at the first failure leaving untouched machines on the old release.
+
+mod support;
+
+use cutover::contract::MaxUnavailable;
+use cutover::events::{EventKind, HostCall};
+use cutover::platform::{ErrorKind, MachineState};
+use cutover::runtime::Runtime;
+use proptest::prelude::*;
+use std::sync::OnceLock;
+use support::*;
+
+fn shared_runtime() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(runtime)
+}
+
+/// Deploy v2 with rolling and check the capacity invariant at every recorded instant.
+async fn roll(scenario: &str, max: MaxUnavailable) -> SimRun {
+    let w = world(scenario);
+    w.track_availability(APP);
+    let opts = RunOptions { max_unavailable: max, ..Default::default() };
+    let run = run_on_sim(shared_runtime(), builtin("rolling"), w, opts).await;
+    let availability = run.world.availability().unwrap();
+    let allowed = max.allowed(availability.baseline);
+    assert!(availability.samples.len() > 2, "tracking saw no changes");
+    for &(at_ms, serving) in &availability.samples {
+        let unavailable = availability.baseline.saturating_sub(serving);
+        assert!(
+            unavailable <= allowed,
+            "at {at_ms} ms {unavailable} machines were out of service; max_unavailable {max} allows {allowed}"
+        );
+    }
+    run
+}
+
+#[tokio::test(start_paused = true)]
+async fn ten_machines_end_on_the_new_release_all_passing() {
+    let run = roll("[fleet]\nmachines = 10", MaxUnavailable::Fraction(0.33)).await;
+    assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+    let fleet = run.world.snapshot(APP);
+    assert_eq!(fleet.len(), 10);
+    for m in &fleet {
+        assert_eq!(m.release.image, V2, "{} not moved", m.id);
+        assert!(m.is_serving(), "{} not serving: {:?}", m.id, m);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_count_bounds_the_batch() {
+    let run = roll("[fleet]\nmachines = 9", MaxUnavailable::Count(2)).await;
+    assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+    let batches = run
+        .events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::HostCall { call: HostCall::Update { .. }, .. }))
+        .count();
+    assert_eq!(batches, 5, "9 machines, 2 at a time");
+    let availability = run.world.availability().unwrap();
+    assert_eq!(availability.max_unavailable(), 2, "batches should use the whole allowance");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopped_machines_are_updated_and_stay_stopped() {
+    let run = roll("[fleet]\nmachines = 6\nstopped = 2", MaxUnavailable::Count(1)).await;
+    assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+    let fleet = run.world.snapshot(APP);
+    assert!(fleet.iter().all(|m| m.release.image == V2));
+    assert_eq!(fleet.iter().filter(|m| m.state == MachineState::Stopped).count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_failing_its_checks_stops_the_roll() {
+    let scenario = format!("[fleet]\nmachines = 10\n[faults]\nunhealthy_images = [\"{V2}\"]");
+    let run = roll(&scenario, MaxUnavailable::Fraction(0.33)).await;
+    let err = run.result.expect("sandbox fine").expect_err("the deploy must fail");
+    assert_eq!(err.kind, ErrorKind::Unhealthy);
+    assert!(err.message.contains("batch 1/3 failed"), "{}", err.message);
+    assert!(err.message.contains("500 Internal Server Error"), "{}", err.message);
+    assert!(err.message.contains("6 untouched and still on the previous release"), "{}", err.message);
+    let fleet = run.world.snapshot(APP);
+    let on_v1 = fleet.iter().filter(|m| m.release.image == V1).count();
+    assert_eq!(on_v1, 6, "untouched machines stay on v1");
+    assert!(fleet.iter().filter(|m| m.release.image == V1).all(|m| m.is_serving()));
+    // The failing batch was the only one ever touched.
+    let updates = run
+        .events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::HostCall { call: HostCall::Update { .. }, .. }))
+        .count();
+    assert_eq!(updates, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_api_errors_are_retried() {
+    let run = roll(
+        "seed = 5\n[fleet]\nmachines = 30\n[faults]\napi_error_rate = 0.05\napi_timeout_rate = 0.01",
+        MaxUnavailable::Fraction(0.33),
+    )
+    .await;
+    assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+    assert!(run.world.snapshot(APP).iter().all(|m| m.release.image == V2 && m.is_serving()));
+    let retried = run.events.iter().any(|e| serde_json::to_string(e).unwrap().contains("injected"));
+    assert!(retried, "the scenario should have injected at least one error");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_host_call_is_recorded_in_order_on_the_virtual_clock() {
+    let run = roll("[fleet]\nmachines = 4", MaxUnavailable::Count(1)).await;
+    assert!(matches!(run.result, Ok(Ok(()))));
+    for (i, e) in run.events.iter().enumerate() {
+        assert_eq!(e.seq, i as u64, "events are numbered without gaps");
+    }
+    let times: Vec<u64> = run.events.iter().map(|e| e.at_ms).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "event times never go back");
+    assert!(*times.last().unwrap() > 10_000, "virtual time passed (boots, grace periods)");
+    let calls: Vec<String> = run
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HostCall { call, .. } => Some(serde_json::to_value(call).unwrap()["call"].as_str().unwrap().to_string()),
+            _ => None,
+        })
+        .collect();
+    // Per batch, in this order: cordon → update → wait started → wait healthy → uncordon.
+    let first_batch: Vec<&str> = calls
+        .iter()
+        .map(String::as_str)
+        .filter(|c| c.starts_with("machines.") || c.starts_with("health.") || c.starts_with("traffic.cordon") || c.starts_with("traffic.uncordon"))
+        .skip(1) // machines.list
+        .take(5)
+        .collect();
+    assert_eq!(
+        first_batch,
+        ["traffic.cordon", "machines.update", "machines.wait-state", "health.wait-healthy", "traffic.uncordon"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_same_seed_gives_the_same_run() {
+    let a = roll("seed = 99\n[fleet]\nmachines = 12\n[faults]\napi_error_rate = 0.05", MaxUnavailable::Count(3)).await;
+    let b = roll("seed = 99\n[fleet]\nmachines = 12\n[faults]\napi_error_rate = 0.05", MaxUnavailable::Count(3)).await;
+    assert_eq!(a.events, b.events);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Over random fleets, groups, regions, batch sizes and fault seeds: the capacity invariant holds at
+    /// every change, and a deploy without check failures ends with every machine on v2 and serving.
+    #[test]
+    fn rolling_keeps_its_invariants(
+        machines in 1usize..60,
+        regions in 1usize..4,
+        groups in 1usize..3,
+        max in prop_oneof![(1u32..5).prop_map(MaxUnavailable::Count), (0.05f64..0.9).prop_map(MaxUnavailable::Fraction)],
+        seed in 0u64..1000,
+        error_rate in prop_oneof![Just(0.0), Just(0.03)],
+    ) {
+        let region_list: Vec<String> = ["ams", "iad", "sin", "syd"][..regions].iter().map(|r| format!("{r:?}")).collect();
+        let group_list: Vec<String> = ["app", "worker"][..groups].iter().map(|g| format!("{g:?}")).collect();
+        let scenario = format!(
+            "seed = {seed}\n[fleet]\nmachines = {machines}\nregions = [{}]\ngroups = [{}]\n[faults]\napi_error_rate = {error_rate}",
+            region_list.join(", "),
+            group_list.join(", ")
+        );
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+        rt.block_on(async {
+            let w = world(&scenario);
+            w.track_availability(APP);
+            let run = run_on_sim(shared_runtime(), builtin("rolling"), w, RunOptions { max_unavailable: max, ..Default::default() }).await;
+            prop_assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+            let fleet = run.world.snapshot(APP);
+            prop_assert!(fleet.iter().all(|m| m.release.image == V2 && m.is_serving()));
+            // Per group: the smallest group bounds what the strategy may take out at once overall.
+            let availability = run.world.availability().unwrap();
+            let mut allowed = 0;
+            for g in ["app", "worker"] {
+                let n = fleet.iter().filter(|m| m.process_group == g).count();
+                if n > 0 { allowed = allowed.max(max.allowed(n)); }
+            }
+            prop_assert!(availability.max_unavailable() <= allowed,
+                "{} out of service, allowed {allowed}", availability.max_unavailable());
+            Ok(())
+        })?;
+    }
+}

@@ -1,0 +1,175 @@
+//! The sandbox: hostile strategies are stopped with their own clear error, the host survives, and the
+//! fleet is unchanged. Also: loading checks (not a component, wrong contract version) and the cache.
+
+mod support;
+
+use cutover::platform::ErrorKind;
+use cutover::runtime::{ComponentCache, LimitExceeded, Limits, Origin, Runtime, RuntimeError};
+use std::time::Duration;
+use support::*;
+
+/// Run a hostile guest on a 6-machine fleet and check the fleet (and the neighbour app) is untouched.
+async fn run_hostile(name: &str, opts: RunOptions, scenario: &str) -> SimRun {
+    let runtime = runtime();
+    let world = world(scenario);
+    let before = world.snapshot(APP);
+    let neighbour_before = world.snapshot("app-neighbour");
+    let run = run_on_sim(&runtime, &guest(name), world.clone(), opts).await;
+    assert_eq!(world.snapshot(APP), before, "{name}: the app's fleet changed");
+    assert_eq!(world.snapshot("app-neighbour"), neighbour_before, "{name}: the neighbour app changed");
+    // The host survives: the same runtime still runs a good strategy afterwards.
+    let ok = run_on_sim(&runtime, builtin("rolling"), support::world("[fleet]\nmachines = 2"), RunOptions::default()).await;
+    assert!(matches!(ok.result, Ok(Ok(()))), "{name}: host unusable afterwards: {:?}", ok.result.err());
+    run
+}
+
+#[tokio::test(start_paused = true)]
+async fn infinite_loop_is_stopped_by_the_cpu_budget() {
+    let limits = Limits { cpu_budget: Duration::from_millis(200), ..Limits::default() };
+    let run = run_hostile("spin", RunOptions { limits, ..Default::default() }, "[fleet]\nmachines = 6").await;
+    let err = run.result.expect_err("spin must be stopped");
+    assert!(matches!(err, RuntimeError::Limit(LimitExceeded::CpuBudget { .. })), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("CPU budget") && msg.contains("200ms") && msg.contains("cpu_budget"), "{msg}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn infinite_loop_is_stopped_by_the_deadline_when_the_budget_is_long() {
+    let limits = Limits { cpu_budget: Duration::from_secs(600), deadline: Duration::from_millis(300), ..Limits::default() };
+    let run = run_hostile("spin", RunOptions { limits, ..Default::default() }, "[fleet]\nmachines = 6").await;
+    let err = run.result.expect_err("spin must be stopped");
+    assert!(matches!(err, RuntimeError::Limit(LimitExceeded::Deadline { .. })), "{err}");
+    assert!(err.to_string().contains("deadline of 300ms"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_bomb_is_stopped_by_the_memory_limit() {
+    let limits = Limits { memory_bytes: 32 << 20, ..Limits::default() };
+    let run = run_hostile("membomb", RunOptions { limits, ..Default::default() }, "[fleet]\nmachines = 6").await;
+    let err = run.result.expect_err("membomb must be stopped");
+    match &err {
+        RuntimeError::Limit(LimitExceeded::Memory { limit_mib, wanted_mib }) => {
+            assert_eq!(*limit_mib, 32);
+            assert!(*wanted_mib > 32);
+        }
+        other => panic!("expected the memory limit, got: {other}"),
+    }
+    assert!(err.to_string().contains("memory limit"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn panic_becomes_an_error_with_message_and_backtrace() {
+    let run = run_hostile("trap", RunOptions::default(), "[fleet]\nmachines = 6").await;
+    let err = run.result.expect_err("trap must fail");
+    let RuntimeError::Trap { trap, output, backtrace } = &err else { panic!("expected a trap, got: {err}") };
+    assert!(trap.contains("panicked"), "{trap}");
+    assert!(output.contains("deliberate bug: machine index 11 is out of range"), "{output}");
+    assert!(backtrace.contains("pick_victim"), "backtrace should name the guest function:\n{backtrace}");
+    // The one host call it made before panicking was recorded.
+    assert!(run.events.iter().any(|e| serde_json::to_string(e).unwrap().contains("machines.list")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unbounded_recursion_is_a_stack_overflow() {
+    let run = run_hostile("overflow", RunOptions::default(), "[fleet]\nmachines = 6").await;
+    let err = run.result.expect_err("overflow must fail");
+    assert!(matches!(&err, RuntimeError::Trap { trap, .. } if trap.contains("stack overflow")), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_apps_machine_is_not_found_and_untouched() {
+    let w = world("[fleet]\nmachines = 6\nneighbours = 2");
+    let victim = w.snapshot("app-neighbour")[0].id.clone();
+    let mut opts = RunOptions::default();
+    opts.params.insert("victim".into(), cutover::contract::ParamValue::Text(victim.clone()));
+    let run = run_hostile("foreign", opts, "[fleet]\nmachines = 6\nneighbours = 2").await;
+    let err = run.result.expect("the sandbox itself is fine").expect_err("the strategy must be refused");
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert_eq!(err.message, format!("machine {victim} is not part of app {APP}"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_core_module_is_refused_with_advice() {
+    let runtime = runtime();
+    let err = runtime.load(b"\0asm\x01\0\0\0").err().expect("core module refused");
+    assert!(err.to_string().contains("core WebAssembly module, not a component"), "{err}");
+    let err = runtime.load(b"hello").err().expect("not wasm");
+    assert!(err.to_string().contains("magic number"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_newer_contract_version_names_both_versions() {
+    let runtime = runtime();
+    let future = br#"(component (import "cutover:strategy/runtime@0.2.0" (instance)))"#;
+    let err = runtime.load(future).err().expect("0.2 refused");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("this strategy targets cutover:strategy@0.2.0; this host implements 0.1.x"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_component_without_the_exports_is_not_a_strategy() {
+    let runtime = runtime();
+    let err = runtime.load(b"(component)").err().expect("empty component refused");
+    assert!(matches!(err, RuntimeError::NotAStrategy(_)), "{err}");
+    assert!(err.to_string().contains("does not export `describe`"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_component_importing_other_interfaces_is_refused() {
+    let runtime = runtime();
+    let sneaky = br#"(component (import "evil:net/socket@1.0.0" (instance)))"#;
+    let err = runtime.load(sneaky).err().expect("refused");
+    assert!(err.to_string().contains("imports `evil:net/socket@1.0.0`, which cutover does not provide"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn second_load_comes_from_the_disk_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = builtin("rolling");
+    let first = Runtime::new(ComponentCache::at(dir.path())).unwrap();
+    assert_eq!(first.load(bytes).unwrap().origin, Origin::Compiled);
+    // In-process, the same bytes give the same pre-linked component.
+    let again = first.load(bytes).unwrap();
+    assert_eq!(again.origin, Origin::Compiled);
+    // A new process (a new runtime) finds the artifact on disk and does not compile.
+    let second = Runtime::new(ComponentCache::at(dir.path())).unwrap();
+    let warm = second.load(bytes).unwrap();
+    assert_eq!(warm.origin, Origin::DiskCache);
+    assert_eq!(second.describe(&warm).await.unwrap().name, "rolling");
+    // A corrupt artifact is ignored and replaced, not trusted. (Replaced by rename, as the cache itself
+    // writes: artifacts are mapped into memory, so truncating one in place under a live process would
+    // pull pages from under it.)
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, b"garbage").unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    let third = Runtime::new(ComponentCache::at(dir.path())).unwrap();
+    assert_eq!(third.load(bytes).unwrap().origin, Origin::Compiled);
+}
+
+#[tokio::test]
+async fn deadline_interrupts_a_host_call_that_blocks() {
+    // Real time here: a machine takes ten minutes to boot, so the strategy sits in `wait-state`.
+    let runtime = runtime();
+    let w = world("[fleet]\nmachines = 3\n[latency]\napi = [0, 0]\nboot = [600000, 600000]\nstop = [0, 0]");
+    let limits = Limits { deadline: Duration::from_millis(500), ..Limits::default() };
+    let started = std::time::Instant::now();
+    let run = run_on_sim(&runtime, builtin("rolling"), w, RunOptions { limits, ..Default::default() }).await;
+    let err = run.result.expect_err("deadline must stop the run");
+    assert!(matches!(err, RuntimeError::Limit(LimitExceeded::Deadline { .. })), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60), "the deadline did not interrupt the wait");
+}
+
+#[tokio::test(start_paused = true)]
+async fn describe_must_not_reach_the_host() {
+    let runtime = runtime();
+    let nosy = runtime.load(&guest("nosy")).unwrap();
+    let err = runtime.describe(&nosy).await.expect_err("describe calling the host is refused");
+    assert!(matches!(err, RuntimeError::DescribeCalledHost(_)), "{err}");
+    assert!(err.to_string().contains("called the host from describe()"), "{err}");
+}

@@ -1,0 +1,155 @@
+//! Shared helpers for the end-to-end tests and benchmarks: building the test guest components and
+//! running strategies on the simulator.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Where guest components are built (shared with host/build.rs).
+pub fn guest_target() -> PathBuf {
+    root().join("target").join("wasm-guests")
+}
+
+/// Build `tests/guests` (once per process) and return the bytes of one guest component.
+pub fn guest(name: &str) -> Vec<u8> {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = option_env!("CARGO").unwrap_or("cargo");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .arg(root().join("tests/guests/Cargo.toml"))
+            .env("CARGO_TARGET_DIR", guest_target());
+        for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
+            cmd.env_remove(var);
+        }
+        let status = cmd.status().expect("run cargo to build tests/guests");
+        assert!(status.success(), "building the test guests in tests/guests failed");
+    });
+    let path = guest_target().join("wasm32-wasip2/release").join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// A component cache directory shared by the tests of one checkout.
+pub fn cache_dir() -> PathBuf {
+    root().join("target").join("test-component-cache")
+}
+
+use cutover::contract::{DeployPlan, MaxUnavailable, ParamValue};
+use cutover::events::{Collect, Event, EventSink};
+use cutover::platform::sim::{Scenario, SimWorld};
+use cutover::platform::{CheckKind, CheckSpec, OpError, Release};
+use cutover::runtime::{ComponentCache, HostClock, Limits, Recorder, RunContext, Runtime, RuntimeError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The app every simulated test deploys.
+pub const APP: &str = "app";
+/// The image the fleet starts on, and the one deploys move to.
+pub const V1: &str = "registry.example/app:v1";
+pub const V2: &str = "registry.example/app:v2";
+
+/// A runtime using the shared test cache.
+pub fn runtime() -> Runtime {
+    Runtime::new(ComponentCache::at(cache_dir())).expect("component runtime")
+}
+
+/// One HTTP check, as a typical fly.toml has.
+pub fn http_check() -> CheckSpec {
+    CheckSpec {
+        name: "http".into(),
+        kind: CheckKind::Http {
+            method: "GET".into(),
+            path: "/health".into(),
+            protocol: "http".into(),
+            headers: vec![],
+            tls_skip_verify: false,
+        },
+        grace_period: Duration::from_secs(5),
+        interval: Duration::from_secs(10),
+        timeout: Duration::from_secs(2),
+        port: Some(8080),
+    }
+}
+
+/// A simulated world from scenario text, with the fleet on v1.
+pub fn world(scenario: &str) -> Arc<SimWorld> {
+    let scenario = Scenario::parse(scenario).expect("scenario");
+    SimWorld::new(scenario, APP, V1, vec![http_check()])
+}
+
+/// What a strategy run on the simulator produced.
+pub struct SimRun {
+    pub result: Result<Result<(), OpError>, RuntimeError>,
+    pub world: Arc<SimWorld>,
+    pub events: Vec<Event>,
+}
+
+/// Options for [`run_on_sim`].
+pub struct RunOptions {
+    pub max_unavailable: MaxUnavailable,
+    pub wait_timeout: Duration,
+    pub limits: Limits,
+    pub params: BTreeMap<String, ParamValue>,
+    pub concurrency: usize,
+    pub target_image: String,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            max_unavailable: MaxUnavailable::Fraction(0.33),
+            wait_timeout: Duration::from_secs(300),
+            limits: Limits::default(),
+            params: BTreeMap::new(),
+            concurrency: 8,
+            target_image: V2.into(),
+        }
+    }
+}
+
+/// Run a strategy component against a simulated world (call on a paused-time runtime).
+pub async fn run_on_sim(runtime: &Runtime, bytes: &[u8], world: Arc<SimWorld>, opts: RunOptions) -> SimRun {
+    let strategy = runtime.load(bytes).expect("load strategy");
+    let info = runtime.describe(&strategy).await.expect("describe");
+    let mut params = opts.params;
+    for spec in info.params {
+        if let Some(d) = spec.default {
+            params.entry(spec.name).or_insert(d);
+        }
+    }
+    let plan = DeployPlan {
+        app: APP.into(),
+        target: Release { version: 2, image: opts.target_image },
+        previous: Some(Release { version: 1, image: V1.into() }),
+        process_groups: vec!["app".into()],
+        max_unavailable: opts.max_unavailable,
+        wait_timeout_ms: opts.wait_timeout.as_millis() as u64,
+        kill_signal: "SIGINT".into(),
+        kill_timeout_ms: 5000,
+        params,
+    };
+    let collect = Arc::new(Collect::default());
+    let clock = HostClock::fixed(cutover::runtime::clock::SIM_EPOCH_MS);
+    let ctx = RunContext {
+        platform: Arc::new(world.platform(APP)),
+        limits: opts.limits,
+        concurrency: opts.concurrency,
+        clock,
+        recorder: Recorder::new(collect.clone() as Arc<dyn EventSink>, clock),
+        seed: 2,
+    };
+    let result = runtime.deploy(&strategy, &plan, ctx).await;
+    SimRun { result, world, events: collect.events() }
+}
+
+/// The built-in strategy's bytes.
+pub fn builtin(name: &str) -> &'static [u8] {
+    cutover::strategies::builtin(name).expect("built-in strategy")
+}
