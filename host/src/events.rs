@@ -101,7 +101,8 @@ pub enum LogLevel {
 pub enum HostReply {
     Done,
     Machines(Vec<Machine>),
-    Machine(Machine),
+    /// Boxed: a machine is large, and every reply is moved and cloned on the hot path.
+    Machine(Box<Machine>),
     Cloned(Vec<Result<String, OpError>>),
     /// A batch operation: the machines that failed (empty: all succeeded).
     Batch(Vec<(String, OpError)>),
@@ -152,14 +153,8 @@ impl FleetSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
-    DeployStarted {
-        app: String,
-        platform: String,
-        strategy: String,
-        target: Release,
-        previous: Option<Release>,
-        machines: usize,
-    },
+    /// Boxed to keep every event (most are host calls) small: events are built on the hot path.
+    DeployStarted(Box<DeployStart>),
     HostCall {
         #[serde(flatten)]
         call: HostCall,
@@ -172,6 +167,17 @@ pub enum EventKind {
         duration_ms: u64,
         fleet: FleetSummary,
     },
+}
+
+/// How a deploy began.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployStart {
+    pub app: String,
+    pub platform: String,
+    pub strategy: String,
+    pub target: Release,
+    pub previous: Option<Release>,
+    pub machines: usize,
 }
 
 /// One record in the deploy's event log.

@@ -41,7 +41,7 @@ pub fn cache_dir() -> PathBuf {
 }
 
 use cutover::contract::{DeployPlan, MaxUnavailable, ParamValue};
-use cutover::events::{Collect, Event, EventSink};
+use cutover::events::{Collect, Discard, Event, EventSink};
 use cutover::platform::sim::{Scenario, SimWorld};
 use cutover::platform::{CheckKind, CheckSpec, OpError, Release};
 use cutover::runtime::{ComponentCache, HostClock, Limits, Recorder, RunContext, Runtime, RuntimeError};
@@ -99,6 +99,9 @@ pub struct RunOptions {
     pub params: BTreeMap<String, ParamValue>,
     pub concurrency: usize,
     pub target_image: String,
+    /// Keep every event (tests assert on them); benchmarks turn this off to price the dispatch point
+    /// without an in-memory log behind it.
+    pub collect_events: bool,
 }
 
 impl Default for RunOptions {
@@ -110,6 +113,7 @@ impl Default for RunOptions {
             params: BTreeMap::new(),
             concurrency: 8,
             target_image: V2.into(),
+            collect_events: true,
         }
     }
 }
@@ -136,13 +140,16 @@ pub async fn run_on_sim(runtime: &Runtime, bytes: &[u8], world: Arc<SimWorld>, o
         params,
     };
     let collect = Arc::new(Collect::default());
-    let clock = HostClock::fixed(cutover::runtime::clock::SIM_EPOCH_MS);
+    let clock = HostClock::simulated();
     let ctx = RunContext {
         platform: Arc::new(world.platform(APP)),
         limits: opts.limits,
         concurrency: opts.concurrency,
         clock,
-        recorder: Recorder::new(collect.clone() as Arc<dyn EventSink>, clock),
+        recorder: Recorder::new(
+            if opts.collect_events { collect.clone() as Arc<dyn EventSink> } else { Arc::new(Discard) },
+            clock,
+        ),
         seed: 2,
     };
     let result = runtime.deploy(&strategy, &plan, ctx).await;

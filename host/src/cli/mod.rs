@@ -224,7 +224,7 @@ async fn inspect(runtime: &Runtime, file: &std::path::Path, json: bool) -> u8 {
                 let v = serde_json::json!({
                     "file": file,
                     "size_bytes": s.component.size,
-                    "sha256": hex::encode(s.component.hash),
+                    "blake3": hex::encode(s.component.hash),
                     "contract_version": s.component.world.contract_version,
                     "imports": s.component.world.imports,
                     "exports": s.component.world.exports,

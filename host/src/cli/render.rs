@@ -2,7 +2,7 @@
 
 use crate::config::duration::display;
 use crate::driver::{DeployReport, ResolvedStrategy};
-use crate::events::{Event, EventKind, EventSink, HostCall, HostReply, LogLevel, Outcome};
+use crate::events::{DeployStart, Event, EventKind, EventSink, HostCall, HostReply, LogLevel, Outcome};
 use crate::contract::StrategyInfo;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -59,7 +59,8 @@ fn stamp(ms: u64) -> String {
 impl EventSink for Human {
     fn event(&self, e: &Event) {
         match &e.kind {
-            EventKind::DeployStarted { app, platform, strategy, target, previous, machines } => {
+            EventKind::DeployStarted(start) => {
+                let DeployStart { app, platform, strategy, target, previous, machines } = &**start;
                 let from = previous.as_ref().map(|p| format!("v{}", p.version)).unwrap_or_else(|| "nothing".into());
                 self.line(format!(
                     "==> Deploying {app} {from} -> v{} ({}) with strategy `{strategy}` on {platform}: {machines} machine(s)",
@@ -171,7 +172,7 @@ pub fn inspect(file: &std::path::Path, s: &ResolvedStrategy) {
     let c = &s.component;
     println!("file:      {}", file.display());
     println!("size:      {} bytes", c.size);
-    println!("sha256:    {}", hex::encode(c.hash));
+    println!("blake3:    {}", hex::encode(c.hash));
     println!(
         "contract:  {}",
         c.world.contract_version.as_ref().map(|v| format!("cutover:strategy@{v}")).unwrap_or_else(|| "imports no host interface".into())

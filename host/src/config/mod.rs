@@ -151,7 +151,7 @@ struct RawFly {
     http_service: Option<RawHttpService>,
     #[serde(default)]
     services: Vec<RawService>,
-    checks: Option<BTreeMap<String, RawTopCheck>>,
+    checks: Option<BTreeMap<String, RawCheck>>,
     processes: Option<BTreeMap<String, toml::Value>>,
     mounts: Option<toml::Value>,
     cutover: Option<RawCutover>,
@@ -175,42 +175,26 @@ struct RawDeploy {
 struct RawHttpService {
     internal_port: Option<u16>,
     #[serde(default)]
-    checks: Vec<RawHttpCheck>,
+    checks: Vec<RawCheck>,
 }
 
 #[derive(Deserialize, Default)]
 struct RawService {
     internal_port: Option<u16>,
     #[serde(default)]
-    http_checks: Vec<RawHttpCheck>,
+    http_checks: Vec<RawCheck>,
     #[serde(default)]
-    tcp_checks: Vec<RawTimings>,
+    tcp_checks: Vec<RawCheck>,
 }
 
+/// Every form of check fly.toml has (`[[http_service.checks]]`, `[[services.http_checks]]`,
+/// `[[services.tcp_checks]]`, `[checks.NAME]`) shares these keys; which apply depends on the form.
 #[derive(Deserialize, Default)]
-struct RawHttpCheck {
-    grace_period: Option<Dur>,
-    interval: Option<Dur>,
-    timeout: Option<Dur>,
-    method: Option<String>,
-    path: Option<String>,
-    protocol: Option<String>,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    tls_skip_verify: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawTimings {
-    grace_period: Option<Dur>,
-    interval: Option<Dur>,
-    timeout: Option<Dur>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawTopCheck {
+struct RawCheck {
+    /// Only in `[checks.NAME]`: "http" or "tcp".
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// Only in `[checks.NAME]`; elsewhere the service's `internal_port`.
     port: Option<u16>,
     grace_period: Option<Dur>,
     interval: Option<Dur>,
@@ -221,6 +205,30 @@ struct RawTopCheck {
     #[serde(default)]
     headers: BTreeMap<String, String>,
     tls_skip_verify: Option<bool>,
+}
+
+impl RawCheck {
+    fn http_kind(&self) -> CheckKind {
+        CheckKind::Http {
+            method: self.method.as_deref().unwrap_or("GET").to_uppercase(),
+            path: self.path.clone().unwrap_or_else(|| "/".into()),
+            protocol: self.protocol.clone().unwrap_or_else(|| "http".into()),
+            headers: self.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            tls_skip_verify: self.tls_skip_verify.unwrap_or(false),
+        }
+    }
+
+    /// The check as platforms run it, with Fly's default timings (grace 1s, interval 15s, timeout 2s).
+    fn spec(&self, name: String, kind: CheckKind, port: Option<u16>) -> CheckSpec {
+        CheckSpec {
+            name,
+            kind,
+            grace_period: self.grace_period.map(|d| d.0).unwrap_or(Duration::from_secs(1)),
+            interval: self.interval.map(|d| d.0).unwrap_or(Duration::from_secs(15)),
+            timeout: self.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(2)),
+            port: self.port.or(port),
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -337,28 +345,21 @@ impl Config {
         let mut checks = Vec::new();
         if let Some(svc) = &raw.http_service {
             for (i, c) in svc.checks.iter().enumerate() {
-                checks.push(http_check(format!("http_service.checks[{i}]"), c, svc.internal_port));
+                checks.push(c.spec(format!("http_service.checks[{i}]"), c.http_kind(), svc.internal_port));
             }
         }
         for (s, svc) in raw.services.iter().enumerate() {
             for (i, c) in svc.http_checks.iter().enumerate() {
-                checks.push(http_check(format!("services[{s}].http_checks[{i}]"), c, svc.internal_port));
+                checks.push(c.spec(format!("services[{s}].http_checks[{i}]"), c.http_kind(), svc.internal_port));
             }
             for (i, c) in svc.tcp_checks.iter().enumerate() {
-                checks.push(CheckSpec {
-                    name: format!("services[{s}].tcp_checks[{i}]"),
-                    kind: CheckKind::Tcp,
-                    grace_period: c.grace_period.map(|d| d.0).unwrap_or(Duration::from_secs(1)),
-                    interval: c.interval.map(|d| d.0).unwrap_or(Duration::from_secs(15)),
-                    timeout: c.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(2)),
-                    port: svc.internal_port,
-                });
+                checks.push(c.spec(format!("services[{s}].tcp_checks[{i}]"), CheckKind::Tcp, svc.internal_port));
             }
         }
         for (name, c) in raw.checks.iter().flatten() {
             let kind = match c.kind.as_deref().unwrap_or("tcp") {
                 "tcp" => CheckKind::Tcp,
-                "http" => http_kind(c.method.as_deref(), c.path.as_deref(), c.protocol.as_deref(), &c.headers, c.tls_skip_verify),
+                "http" => c.http_kind(),
                 other => {
                     return Err(ConfigError::Invalid {
                         path: path.into(),
@@ -368,14 +369,7 @@ impl Config {
                     });
                 }
             };
-            checks.push(CheckSpec {
-                name: name.clone(),
-                kind,
-                grace_period: c.grace_period.map(|d| d.0).unwrap_or(Duration::from_secs(1)),
-                interval: c.interval.map(|d| d.0).unwrap_or(Duration::from_secs(15)),
-                timeout: c.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(2)),
-                port: c.port,
-            });
+            checks.push(c.spec(name.clone(), kind, None));
         }
 
         let mut process_groups: Vec<String> = raw.processes.map(|p| p.into_keys().collect()).unwrap_or_default();
@@ -499,33 +493,6 @@ fn cutover_options(raw: RawCutover, src: &Path, base: &Path) -> Result<CutoverOp
     o.params = raw.params.unwrap_or_default();
     o.scenario = raw.sim.and_then(|s| s.scenario).map(|p| if p.is_absolute() { p } else { base.join(p) });
     Ok(o)
-}
-
-fn http_kind(
-    method: Option<&str>,
-    path: Option<&str>,
-    protocol: Option<&str>,
-    headers: &BTreeMap<String, String>,
-    tls_skip_verify: Option<bool>,
-) -> CheckKind {
-    CheckKind::Http {
-        method: method.unwrap_or("GET").to_uppercase(),
-        path: path.unwrap_or("/").to_string(),
-        protocol: protocol.unwrap_or("http").to_string(),
-        headers: headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        tls_skip_verify: tls_skip_verify.unwrap_or(false),
-    }
-}
-
-fn http_check(name: String, c: &RawHttpCheck, port: Option<u16>) -> CheckSpec {
-    CheckSpec {
-        name,
-        kind: http_kind(c.method.as_deref(), c.path.as_deref(), c.protocol.as_deref(), &c.headers, c.tls_skip_verify),
-        grace_period: c.grace_period.map(|d| d.0).unwrap_or(Duration::from_secs(1)),
-        interval: c.interval.map(|d| d.0).unwrap_or(Duration::from_secs(15)),
-        timeout: c.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(2)),
-        port,
-    }
 }
 
 /// `max_unavailable`: an integer ≥ 1 is a count; a number in (0, 1) a fraction; 1.0 means one machine.

@@ -6,7 +6,7 @@
 
 use crate::config::{Config, ConfigError, PlatformKind, StrategyRef};
 use crate::contract::{DeployPlan, StrategyInfo};
-use crate::events::{EventKind, EventSink, FleetSummary, Outcome};
+use crate::events::{DeployStart, EventKind, EventSink, FleetSummary, Outcome};
 use crate::platform::sim::{Scenario, SimWorld};
 use crate::platform::{ErrorKind, Machine, Platform, Release};
 use crate::runtime::{HostClock, Recorder, RunContext, Runtime, RuntimeError, StrategyComponent};
@@ -206,7 +206,7 @@ impl Deploy<'_> {
         let config = self.config;
         let platform = opened.platform;
         let clock = if opened.sim.is_some() {
-            HostClock::fixed(crate::runtime::clock::SIM_EPOCH_MS)
+            HostClock::simulated()
         } else {
             HostClock::real()
         };
@@ -233,14 +233,14 @@ impl Deploy<'_> {
             kill_timeout_ms: config.kill_timeout.as_millis() as u64,
             params,
         };
-        recorder.record(EventKind::DeployStarted {
+        recorder.record(EventKind::DeployStarted(Box::new(DeployStart {
             app: config.app.clone(),
             platform: platform.name().to_string(),
             strategy: strategy.info.name.clone(),
             target: target.clone(),
             previous: previous.clone(),
             machines: machines.len(),
-        });
+        })));
 
         let ctx = RunContext {
             platform: platform.clone(),

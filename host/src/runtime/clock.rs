@@ -15,28 +15,46 @@ pub const SIM_EPOCH_MS: u64 = 1_767_225_600_000;
 pub struct HostClock {
     origin: Instant,
     epoch_ms: u64,
+    simulated: bool,
 }
 
 impl HostClock {
     /// A clock whose wall time starts at the real current time.
     pub fn real() -> Self {
         let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        Self { origin: Instant::now(), epoch_ms }
+        Self { origin: Instant::now(), epoch_ms, simulated: false }
     }
 
-    /// A clock whose wall time starts at a fixed instant (reproducible runs).
-    pub fn fixed(epoch_ms: u64) -> Self {
-        Self { origin: Instant::now(), epoch_ms }
+    /// The simulator's clock: tokio time must be paused, and wall time starts at [`SIM_EPOCH_MS`], so a
+    /// run is reproducible.
+    ///
+    /// On a paused clock time moves only while every task waits, never while a strategy computes, so
+    /// the host may reuse the time it read when the strategy last waited (see `runtime::dispatch`).
+    pub fn simulated() -> Self {
+        Self { origin: Instant::now(), epoch_ms: SIM_EPOCH_MS, simulated: true }
+    }
+
+    /// Whether this is the simulator's paused clock.
+    pub fn is_simulated(&self) -> bool {
+        self.simulated
     }
 
     /// Time since the clock was made.
+    #[inline]
     pub fn elapsed(&self) -> Duration {
         Instant::now().saturating_duration_since(self.origin)
     }
 
     /// Milliseconds since the clock was made.
+    #[inline]
     pub fn elapsed_ms(&self) -> u64 {
         self.elapsed().as_millis() as u64
+    }
+
+    /// The wall-clock time (ms since the Unix epoch) at which the clock was made.
+    #[inline]
+    pub fn epoch_ms(&self) -> u64 {
+        self.epoch_ms
     }
 
     /// Milliseconds since the Unix epoch.

@@ -26,6 +26,10 @@ pub struct Dispatcher {
     concurrency: usize,
     clock: HostClock,
     recorder: Recorder,
+    /// Under the simulator: the clock as read when the strategy last waited. Virtual time cannot move
+    /// while the strategy computes, so calls that never wait reuse it instead of reading the clock
+    /// (which takes a lock) on the hot path.
+    resumed_at_ms: AtomicU64,
 }
 
 /// Numbers events and hands them to the sink.
@@ -43,7 +47,13 @@ impl Recorder {
 
     /// Stamp and emit one event.
     pub fn record(&self, kind: EventKind) {
-        let event = Event { seq: self.seq.fetch_add(1, Ordering::Relaxed), at_ms: self.clock.elapsed_ms(), kind };
+        self.record_at(self.clock.elapsed_ms(), kind);
+    }
+
+    /// Emit one event stamped `at_ms` (when the caller has just read the clock anyway).
+    #[inline]
+    fn record_at(&self, at_ms: u64, kind: EventKind) {
+        let event = Event { seq: self.seq.fetch_add(1, Ordering::Relaxed), at_ms, kind };
         self.sink.event(&event);
     }
 }
@@ -56,23 +66,67 @@ impl Dispatcher {
         clock: HostClock,
         recorder: Recorder,
     ) -> Self {
-        Self { platform, params, concurrency: concurrency.max(1), clock, recorder }
+        let resumed_at_ms = AtomicU64::new(clock.elapsed_ms());
+        Self { platform, params, concurrency: concurrency.max(1), clock, recorder, resumed_at_ms }
     }
 
-    /// Run one call and record it.
+    /// Milliseconds since the run started, for a call that does not wait.
+    #[inline]
+    fn instant_ms(&self) -> u64 {
+        if self.clock.is_simulated() { self.resumed_at_ms.load(Ordering::Relaxed) } else { self.clock.elapsed_ms() }
+    }
+
+    /// Run one call that may wait, and record it.
     pub async fn call(&self, call: HostCall) -> HostReply {
         let started = self.clock.elapsed_ms();
-        let reply = self.run(&call).await;
-        let took_ms = self.clock.elapsed_ms() - started;
-        self.recorder.record(EventKind::HostCall { call, reply: reply.clone(), took_ms });
+        let reply = match self.answer_at_once(&call) {
+            Some(reply) => reply,
+            None => self.run(&call).await,
+        };
+        let ended = self.clock.elapsed_ms();
+        self.resumed_at_ms.store(ended, Ordering::Relaxed);
+        self.recorder.record_at(ended, EventKind::HostCall { call, reply: reply.clone(), took_ms: ended - started });
         reply
+    }
+
+    /// Run one call that never waits, and record it. This is the hot path of chatty strategies, so it
+    /// reads the clock once (reading tokio's paused clock takes a lock).
+    #[inline]
+    pub fn call_instant(&self, call: HostCall) -> HostReply {
+        let at_ms = self.clock.elapsed_ms();
+        let reply = self.answer_at(&call, at_ms).unwrap_or_else(|| {
+            HostReply::Failed(OpError::new(ErrorKind::Invalid, format!("internal: {call:?} may wait")))
+        });
+        self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: reply.clone(), took_ms: 0 });
+        reply
+    }
+
+    /// The answer to a call that needs no waiting, or `None` for calls that go to the platform.
+    fn answer_at_once(&self, call: &HostCall) -> Option<HostReply> {
+        self.answer_at(call, self.instant_ms())
+    }
+
+    /// [`Self::answer_at_once`] with the clock already read (`at_ms` since the run started).
+    #[inline]
+    fn answer_at(&self, call: &HostCall, at_ms: u64) -> Option<HostReply> {
+        Some(match call {
+            HostCall::Capabilities => HostReply::Capabilities(self.platform.capabilities()),
+            HostCall::Log { .. } | HostCall::Phase { .. } | HostCall::Progress { .. } => HostReply::Done,
+            HostCall::Now => HostReply::Time(self.clock.epoch_ms() + at_ms),
+            HostCall::Param { name } => HostReply::Param(self.params.get(name).cloned()),
+            HostCall::AwaitPromotion { gate, .. } => HostReply::Failed(OpError::new(
+                ErrorKind::Unsupported,
+                format!("manual gate `{gate}`: this version of cutover has no `cutover promote` yet"),
+            )),
+            _ => return None,
+        })
     }
 
     async fn run(&self, call: &HostCall) -> HostReply {
         let p = &*self.platform;
         match call {
             HostCall::List => one(p.list().await, HostReply::Machines),
-            HostCall::Get { id } => one(p.get(id).await, HostReply::Machine),
+            HostCall::Get { id } => one(p.get(id).await, |m| HostReply::Machine(Box::new(m))),
             HostCall::CloneFrom { sources, target, routable } => {
                 let results = self
                     .fan_out(sources, |id| async move { p.clone_from(&id, target, *routable).await.map(|m| m.id) })
@@ -97,7 +151,6 @@ impl Dispatcher {
                 self.batch(ids, |id| async move { p.wait_healthy(&id, t).await }).await
             }
             HostCall::Checks { id } => one(p.checks(id).await, HostReply::Checks),
-            HostCall::Capabilities => HostReply::Capabilities(p.capabilities()),
             HostCall::Cordon { ids } => self.batch(ids, |id| async move { p.cordon(&id).await }).await,
             HostCall::Uncordon { ids } => self.batch(ids, |id| async move { p.uncordon(&id).await }).await,
             HostCall::Connections { id } => one(p.connections(id).await, HostReply::Count),
@@ -115,17 +168,19 @@ impl Dispatcher {
             HostCall::Stats { version, window_ms } => {
                 one(p.stats(*version, Duration::from_millis(*window_ms)).await, HostReply::Stats)
             }
-            HostCall::Log { .. } | HostCall::Phase { .. } | HostCall::Progress { .. } => HostReply::Done,
-            HostCall::Now => HostReply::Time(self.clock.now_ms()),
             HostCall::Sleep { ms } => {
                 tokio::time::sleep(Duration::from_millis(*ms)).await;
                 HostReply::Done
             }
-            HostCall::Param { name } => HostReply::Param(self.params.get(name).cloned()),
-            HostCall::AwaitPromotion { gate, .. } => HostReply::Failed(OpError::new(
-                ErrorKind::Unsupported,
-                format!("manual gate `{gate}`: this version of cutover has no `cutover promote` yet"),
-            )),
+            HostCall::Capabilities
+            | HostCall::Log { .. }
+            | HostCall::Phase { .. }
+            | HostCall::Progress { .. }
+            | HostCall::Now
+            | HostCall::Param { .. }
+            | HostCall::AwaitPromotion { .. } => {
+                self.answer_at_once(call).unwrap_or(HostReply::Failed(OpError::new(ErrorKind::Invalid, "internal")))
+            }
         }
     }
 

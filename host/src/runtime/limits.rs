@@ -59,16 +59,24 @@ pub enum LimitExceeded {
 }
 
 /// Per-run limit state, kept in the store.
+///
+/// The CPU budget is measured at tick granularity without reading a clock on every host call (the
+/// hot path): each call bumps a counter, and the tick handler notes when the counter last moved.
 pub struct Guard {
     limits: Limits,
     started: Instant,
-    last_host_return: Instant,
+    /// Host calls so far.
+    calls: u64,
+    /// `calls` as the last tick saw it.
+    calls_seen: u64,
+    /// The first tick that saw no new host call since the guest last called the host.
+    quiet_since: Instant,
 }
 
 impl Guard {
     pub fn new(limits: Limits) -> Self {
         let now = Instant::now();
-        Self { limits, started: now, last_host_return: now }
+        Self { limits, started: now, calls: 0, calls_seen: 0, quiet_since: now }
     }
 
     pub fn limits(&self) -> &Limits {
@@ -81,8 +89,15 @@ impl Guard {
     }
 
     /// A host call just returned: the CPU budget starts again.
+    #[inline]
     pub fn host_returned(&mut self) {
-        self.last_host_return = Instant::now();
+        self.calls += 1;
+    }
+
+    /// Restart the CPU budget now (the guest is about to run after host work such as instantiation).
+    pub fn restart_budget(&mut self) {
+        self.quiet_since = Instant::now();
+        self.calls_seen = self.calls;
     }
 
     /// Called on each epoch tick while the guest runs.
@@ -91,7 +106,11 @@ impl Guard {
         if now >= self.deadline_at() {
             return Err(LimitExceeded::Deadline { deadline: self.limits.deadline }.into());
         }
-        if now.duration_since(self.last_host_return) > self.limits.cpu_budget {
+        if self.calls != self.calls_seen {
+            self.calls_seen = self.calls;
+            self.quiet_since = now;
+        }
+        if now.duration_since(self.quiet_since) > self.limits.cpu_budget {
             return Err(LimitExceeded::CpuBudget { budget: self.limits.cpu_budget }.into());
         }
         // Yield so other tasks (timers, renderers) run while a guest computes.

@@ -51,7 +51,7 @@ pub struct StrategyComponent {
     pub world: WorldInfo,
     /// Whether this load compiled the component or found it cached.
     pub origin: Origin,
-    /// SHA-256 of the component bytes.
+    /// BLAKE3 hash of the component bytes.
     pub hash: [u8; 32],
     /// Size of the component in bytes.
     pub size: usize,
@@ -132,17 +132,19 @@ impl Runtime {
         Ok(loaded)
     }
 
+    /// Forget the pre-linked components this process loaded, so the next load goes to the disk cache
+    /// (what a new `cutover` process does; used by the warm-start benchmark).
+    pub fn forget_loaded(&self) {
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// Ask a strategy for its name, summary and parameters. Runs in the same sandbox, with no access
     /// to any platform.
     pub async fn describe(&self, strategy: &StrategyComponent) -> Result<StrategyInfo, RuntimeError> {
         let (_tx, rx) = watch::channel(false);
-        let state = HostState::new(HostClock::fixed(clock::SIM_EPOCH_MS), 0, Guard::new(Limits::default()), None, rx);
+        let state = HostState::new(HostClock::simulated(), 0, Guard::new(Limits::default()), None, rx);
         let mut store = self.store(state);
-        let bindings = strategy
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| RuntimeError::from_guest(e, store.data().output()))?;
+        let bindings = instantiate(strategy, &mut store).await?;
         let info = bindings
             .call_describe(&mut store)
             .await
@@ -163,12 +165,8 @@ impl Runtime {
         let dispatcher = Dispatcher::new(ctx.platform, plan.params.clone(), ctx.concurrency, ctx.clock, ctx.recorder);
         let state = HostState::new(ctx.clock, ctx.seed, guard, Some(dispatcher), deadline_hit);
         let mut store = self.store(state);
-        let bindings = strategy
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| RuntimeError::from_guest(e, store.data().output()))?;
-        store.data_mut().guard.host_returned();
+        let bindings = instantiate(strategy, &mut store).await?;
+        store.data_mut().guard.restart_budget();
         let verdict = bindings
             .call_deploy(&mut store, &v0_1::plan_to_wit(plan))
             .await
@@ -182,6 +180,17 @@ impl Runtime {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut cx| cx.data_mut().guard.on_tick());
         store
+    }
+}
+
+/// Instantiate from the reused `InstancePre`; a failure (e.g. memory over the limit) is the guest's.
+async fn instantiate(
+    strategy: &StrategyComponent,
+    store: &mut Store<HostState>,
+) -> Result<v0_1::Strategy, RuntimeError> {
+    match strategy.pre.instantiate_async(&mut *store).await {
+        Ok(bindings) => Ok(bindings),
+        Err(e) => Err(RuntimeError::from_guest(e, store.data().output())),
     }
 }
 

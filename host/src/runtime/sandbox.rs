@@ -67,7 +67,18 @@ impl HostState {
         String::from_utf8_lossy(&self.output.contents()).into_owned()
     }
 
-    /// The dispatch point: every WIT import funnels through here.
+    /// The dispatch point for calls that never wait (log, phase, progress, now, param, capabilities).
+    #[inline]
+    pub fn call_instant(&mut self, call: HostCall) -> wasmtime::Result<HostReply> {
+        let Some(dispatcher) = &self.dispatcher else {
+            return Err(DescribeCalledHost.into());
+        };
+        let reply = dispatcher.call_instant(call);
+        self.guard.host_returned();
+        Ok(reply)
+    }
+
+    /// The dispatch point for calls that may wait on the platform or the clock.
     ///
     /// Races the call against the run's deadline (epochs cannot interrupt a host future) and restarts
     /// the CPU budget when the call returns.

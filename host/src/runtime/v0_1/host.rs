@@ -48,7 +48,7 @@ impl machines::Host for HostState {
 
     async fn get(&mut self, id: String) -> Result<Wit<types::Machine>> {
         match self.call(HostCall::Get { id }).await? {
-            HostReply::Machine(m) => Ok(Ok(machine_to_wit(m))),
+            HostReply::Machine(m) => Ok(Ok(machine_to_wit(*m))),
             HostReply::Failed(e) => Ok(Err(error_to_wit(e))),
             other => Err(mismatch("machines.get", &other)),
         }
@@ -114,8 +114,8 @@ impl health::Host for HostState {
 }
 
 impl traffic::Host for HostState {
-    async fn capabilities(&mut self) -> Result<traffic::TrafficCapabilities> {
-        match self.call(HostCall::Capabilities).await? {
+    fn capabilities(&mut self) -> Result<traffic::TrafficCapabilities> {
+        match self.call_instant(HostCall::Capabilities)? {
             HostReply::Capabilities(c) => Ok(traffic::TrafficCapabilities {
                 cordon: c.cordon,
                 connection_counts: c.connection_counts,
@@ -170,29 +170,29 @@ impl traffic::Host for HostState {
 }
 
 impl runtime::Host for HostState {
-    async fn log(&mut self, level: runtime::Level, message: String) -> Result<()> {
+    fn log(&mut self, level: runtime::Level, message: String) -> Result<()> {
         let level = match level {
             runtime::Level::Debug => LogLevel::Debug,
             runtime::Level::Info => LogLevel::Info,
             runtime::Level::Warn => LogLevel::Warn,
             runtime::Level::Error => LogLevel::Error,
         };
-        self.call(HostCall::Log { level, message: truncate_log(message) }).await?;
+        self.call_instant(HostCall::Log { level, message: truncate_log(message) })?;
         Ok(())
     }
 
-    async fn phase(&mut self, name: String) -> Result<()> {
-        self.call(HostCall::Phase { name: truncate_log(name) }).await?;
+    fn phase(&mut self, name: String) -> Result<()> {
+        self.call_instant(HostCall::Phase { name: truncate_log(name) })?;
         Ok(())
     }
 
-    async fn progress(&mut self, done: u32, total: u32) -> Result<()> {
-        self.call(HostCall::Progress { done, total }).await?;
+    fn progress(&mut self, done: u32, total: u32) -> Result<()> {
+        self.call_instant(HostCall::Progress { done, total })?;
         Ok(())
     }
 
-    async fn now(&mut self) -> Result<u64> {
-        match self.call(HostCall::Now).await? {
+    fn now(&mut self) -> Result<u64> {
+        match self.call_instant(HostCall::Now)? {
             HostReply::Time(t) => Ok(t),
             other => Err(mismatch("runtime.now", &other)),
         }
@@ -203,8 +203,8 @@ impl runtime::Host for HostState {
         Ok(())
     }
 
-    async fn param(&mut self, name: String) -> Result<Option<types::ParamValue>> {
-        match self.call(HostCall::Param { name }).await? {
+    fn param(&mut self, name: String) -> Result<Option<types::ParamValue>> {
+        match self.call_instant(HostCall::Param { name })? {
             HostReply::Param(v) => Ok(v.as_ref().map(value_to_wit)),
             other => Err(mismatch("runtime.param", &other)),
         }

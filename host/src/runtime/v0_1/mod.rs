@@ -11,7 +11,17 @@ mod host;
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "strategy",
-    imports: { default: async | trappable },
+    // Calls that never wait are plain host functions: no future, no fiber switch, so a strategy can
+    // log, read the clock or a parameter for about the price of a bare wasmtime call.
+    imports: {
+        "cutover:strategy/runtime.log": trappable,
+        "cutover:strategy/runtime.phase": trappable,
+        "cutover:strategy/runtime.progress": trappable,
+        "cutover:strategy/runtime.now": trappable,
+        "cutover:strategy/runtime.param": trappable,
+        "cutover:strategy/traffic.capabilities": trappable,
+        default: async | trappable,
+    },
     exports: { default: async },
 });
 
