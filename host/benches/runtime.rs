@@ -14,7 +14,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use cutover::contract::ParamValue;
 use cutover::runtime::{ComponentCache, Runtime};
 use std::time::{Duration, Instant};
@@ -189,4 +189,17 @@ fn deploy(c: &mut Criterion) {
 }
 
 criterion_group!(benches, host_calls, start, deploy);
-criterion_main!(benches);
+
+fn main() {
+    // `CUTOVER_PROFILE_HOST_CALL=cutover|bare N` runs one side of the host-call comparison once, for an
+    // instruction count under `valgrind --tool=callgrind` (exact and repeatable, unlike timings here).
+    if let Ok(side) = std::env::var("CUTOVER_PROFILE_HOST_CALL") {
+        let n: u64 = std::env::var("CUTOVER_PROFILE_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        let bench = HostCallBench::new();
+        let took = if side == "bare" { bench.bare(n) } else { bench.cutover(n) };
+        println!("{side}: {n} calls in {took:?}");
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

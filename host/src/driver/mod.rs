@@ -284,6 +284,7 @@ mod tests {
             release: Release { version, image: image.into() },
             cordoned: false,
             checks: vec![],
+            volumes: vec![],
             metadata: vec![],
         }
     }

@@ -83,6 +83,8 @@ pub struct Machine {
     pub release: Release,
     pub cordoned: bool,
     pub checks: Vec<Check>,
+    /// Names of attached volumes.
+    pub volumes: Vec<String>,
     pub metadata: Vec<(String, String)>,
 }
 

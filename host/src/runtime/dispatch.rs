@@ -89,11 +89,10 @@ impl Dispatcher {
         reply
     }
 
-    /// Run one call that never waits, and record it. This is the hot path of chatty strategies, so it
-    /// reads the clock once (reading tokio's paused clock takes a lock).
+    /// Run one call that never waits, and record it. This is the hot path of chatty strategies.
     #[inline]
     pub fn call_instant(&self, call: HostCall) -> HostReply {
-        let at_ms = self.clock.elapsed_ms();
+        let at_ms = self.instant_ms();
         let reply = self.answer_at(&call, at_ms).unwrap_or_else(|| {
             HostReply::Failed(OpError::new(ErrorKind::Invalid, format!("internal: {call:?} may wait")))
         });

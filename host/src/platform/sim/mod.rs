@@ -71,6 +71,7 @@ struct SimMachine {
     timeline: VecDeque<(Instant, MachineState)>,
     started_at: Option<Instant>,
     cordoned: bool,
+    volumes: Vec<String>,
     metadata: BTreeMap<String, String>,
     /// Whether the machine should be running (false after `stop`).
     desired_running: bool,
@@ -124,6 +125,7 @@ impl SimWorld {
                 timeline: VecDeque::new(),
                 started_at: running.then_some(origin - Duration::from_secs(3600)),
                 cordoned: false,
+                volumes: if fleet.volumes && owner == app { vec![format!("data_{i}")] } else { vec![] },
                 metadata: BTreeMap::from([
                     ("fly_process_group".to_string(), group.clone()),
                     ("fly_release_version".to_string(), release.version.to_string()),
@@ -276,6 +278,7 @@ impl SimWorld {
             release: m.release.clone(),
             cordoned: m.cordoned,
             checks: self.checks_of(m, now),
+            volumes: m.volumes.clone(),
             metadata: m.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         }
     }
@@ -452,6 +455,7 @@ impl Platform for SimPlatform {
             timeline: VecDeque::new(),
             started_at: None,
             cordoned: !routable,
+            volumes: vec![],
             desired_running: true,
             crash_at: None,
             ops: 0,
@@ -703,6 +707,17 @@ mod tests {
         let id = p.list().await.unwrap().into_iter().find(|m| m.name.ends_with("-0")).unwrap().id;
         tokio::time::sleep(Duration::from_secs(11)).await;
         assert_eq!(p.get(&id).await.unwrap().state, MachineState::Failed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn volumes_stay_with_their_machine() {
+        let w = world("[fleet]\nmachines = 2\nvolumes = true");
+        let p = w.platform("app");
+        let source = p.list().await.unwrap()[0].clone();
+        assert_eq!(source.volumes.len(), 1);
+        let green = p.clone_from(&source.id, &Release { version: 2, image: "img:v2".into() }, false).await.unwrap();
+        assert!(green.volumes.is_empty(), "a volume attaches to one machine only");
+        assert!(green.cordoned, "not routable until uncordoned");
     }
 
     #[tokio::test(start_paused = true)]

@@ -61,6 +61,8 @@ pub struct FleetSpec {
     pub stopped: usize,
     /// Machines of another app on the same platform: a strategy must never be able to touch them.
     pub neighbours: usize,
+    /// Give every machine a volume (`[mounts]`), named `data_<index>`.
+    pub volumes: bool,
 }
 
 impl Default for FleetSpec {
@@ -73,6 +75,7 @@ impl Default for FleetSpec {
             version: 1,
             stopped: 0,
             neighbours: 1,
+            volumes: false,
         }
     }
 }

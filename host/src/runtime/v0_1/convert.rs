@@ -132,6 +132,7 @@ pub fn machine_to_wit(m: Machine) -> wit::Machine {
         release: release_to_wit(&m.release),
         cordoned: m.cordoned,
         checks: m.checks.into_iter().map(check_to_wit).collect(),
+        volumes: m.volumes,
         metadata: m.metadata,
     }
 }
