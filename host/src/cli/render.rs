@@ -21,7 +21,7 @@ impl EventSink for Json {
     }
 }
 
-/// Human output: a line per phase, a progress bar within it (on a terminal), strategy logs.
+/// Human output: a line per phase, a progress bar of machines done (on a terminal), strategy logs.
 pub struct Human {
     bar: Mutex<Option<ProgressBar>>,
     tty: bool,
@@ -68,10 +68,8 @@ impl EventSink for Human {
                 ));
             }
             EventKind::HostCall { call, reply, .. } => match (call, reply) {
-                (HostCall::Phase { name }, _) => {
-                    self.finish_bar();
-                    self.line(format!("{} --> {name}", stamp(e.at_ms)));
-                }
+                // The bar tracks the whole deploy and stays at the bottom; phases print above it.
+                (HostCall::Phase { name }, _) => self.line(format!("{} --> {name}", stamp(e.at_ms))),
                 (HostCall::Progress { done, total }, _) => {
                     if !self.tty {
                         return;
