@@ -31,7 +31,13 @@ fn main() {
     cmd.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
         .arg(strategies.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target_dir);
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "RUSTC_WORKSPACE_WRAPPER", "CARGO_BUILD_TARGET"] {
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("could not run cargo to build the built-in strategies");
@@ -42,7 +48,9 @@ fn main() {
         );
     }
 
-    let mut generated = String::from("/// Built-in strategies: (name, component bytes).\npub const BUILTINS: &[(&str, &[u8])] = &[\n");
+    let mut generated = String::from(
+        "/// Built-in strategies: (name, component bytes).\npub const BUILTINS: &[(&str, &[u8])] = &[\n",
+    );
     for m in &members {
         let wasm = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", m.replace('-', "_")));
         let name = m.clone();

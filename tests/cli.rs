@@ -88,7 +88,8 @@ fn failing_release_exits_1_and_leaves_the_rest_on_v1() {
 
 #[test]
 fn ten_thousand_machines_deploy() {
-    let out = cutover(&["deploy", "--config", example().to_str().unwrap(), "--scenario", &scenario("large.toml")]);
+    let out =
+        cutover(&["deploy", "--config", example().to_str().unwrap(), "--scenario", &scenario("large.toml")]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("10000 on v2; 10000/10000 serving"), "{stdout}");
@@ -107,7 +108,8 @@ fn deploy_config(fly: &str, extra: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn wrong_type_in_fly_toml_exits_2_naming_file_and_key() {
-    let (code, err) = deploy_config("app = \"a\"\n[build]\nimage = \"x\"\n[deploy]\nmax_unavailable = \"lots\"\n", &[]);
+    let (code, err) =
+        deploy_config("app = \"a\"\n[build]\nimage = \"x\"\n[deploy]\nmax_unavailable = \"lots\"\n", &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("fly.toml") && err.contains("deploy.max_unavailable"), "{err}");
     assert!(err.contains("expected a count >= 1 or a fraction"), "{err}");
@@ -116,7 +118,8 @@ fn wrong_type_in_fly_toml_exits_2_naming_file_and_key() {
 
 #[test]
 fn unknown_strategy_exits_2_listing_the_built_ins() {
-    let (code, err) = deploy_config("app = \"a\"\n[build]\nimage = \"x\"\n[deploy]\nstrategy = \"bluegren\"\n", &[]);
+    let (code, err) =
+        deploy_config("app = \"a\"\n[build]\nimage = \"x\"\n[deploy]\nstrategy = \"bluegren\"\n", &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("unknown strategy `bluegren`") && err.contains("rolling"), "{err}");
 }
@@ -169,7 +172,8 @@ fn strategy_from_a_wasm_path_is_used() {
 fn a_crashing_strategy_exits_1_with_its_panic() {
     support::guest("trap");
     let wasm = support::guest_target().join("wasm32-wasip2/release/trap.wasm");
-    let out = cutover(&["deploy", "--config", example().to_str().unwrap(), "--strategy", wasm.to_str().unwrap()]);
+    let out =
+        cutover(&["deploy", "--config", example().to_str().unwrap(), "--strategy", wasm.to_str().unwrap()]);
     let (stdout, _) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("the strategy crashed") && stdout.contains("deliberate bug"), "{stdout}");

@@ -120,7 +120,9 @@ async fn every_host_call_is_recorded_in_order_on_the_virtual_clock() {
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::HostCall { call, .. } => Some(serde_json::to_value(call).unwrap()["call"].as_str().unwrap().to_string()),
+            EventKind::HostCall { call, .. } => {
+                Some(serde_json::to_value(call).unwrap()["call"].as_str().unwrap().to_string())
+            }
             _ => None,
         })
         .collect();
@@ -128,20 +130,35 @@ async fn every_host_call_is_recorded_in_order_on_the_virtual_clock() {
     let first_batch: Vec<&str> = calls
         .iter()
         .map(String::as_str)
-        .filter(|c| c.starts_with("machines.") || c.starts_with("health.") || c.starts_with("traffic.cordon") || c.starts_with("traffic.uncordon"))
+        .filter(|c| {
+            c.starts_with("machines.")
+                || c.starts_with("health.")
+                || c.starts_with("traffic.cordon")
+                || c.starts_with("traffic.uncordon")
+        })
         .skip(1) // machines.list
         .take(5)
         .collect();
     assert_eq!(
         first_batch,
-        ["traffic.cordon", "machines.update", "machines.wait-state", "health.wait-healthy", "traffic.uncordon"]
+        [
+            "traffic.cordon",
+            "machines.update",
+            "machines.wait-state",
+            "health.wait-healthy",
+            "traffic.uncordon"
+        ]
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_same_seed_gives_the_same_run() {
-    let a = roll("seed = 99\n[fleet]\nmachines = 12\n[faults]\napi_error_rate = 0.05", MaxUnavailable::Count(3)).await;
-    let b = roll("seed = 99\n[fleet]\nmachines = 12\n[faults]\napi_error_rate = 0.05", MaxUnavailable::Count(3)).await;
+    let a =
+        roll("seed = 99\n[fleet]\nmachines = 12\n[faults]\napi_error_rate = 0.05", MaxUnavailable::Count(3))
+            .await;
+    let b =
+        roll("seed = 99\n[fleet]\nmachines = 12\n[faults]\napi_error_rate = 0.05", MaxUnavailable::Count(3))
+            .await;
     assert_eq!(a.events, b.events);
 }
 

@@ -18,7 +18,13 @@ async fn run_hostile(name: &str, opts: RunOptions, scenario: &str) -> SimRun {
     assert_eq!(world.snapshot(APP), before, "{name}: the app's fleet changed");
     assert_eq!(world.snapshot("app-neighbour"), neighbour_before, "{name}: the neighbour app changed");
     // The host survives: the same runtime still runs a good strategy afterwards.
-    let ok = run_on_sim(&runtime, builtin("rolling"), support::world("[fleet]\nmachines = 2"), RunOptions::default()).await;
+    let ok = run_on_sim(
+        &runtime,
+        builtin("rolling"),
+        support::world("[fleet]\nmachines = 2"),
+        RunOptions::default(),
+    )
+    .await;
     assert!(matches!(ok.result, Ok(Ok(()))), "{name}: host unusable afterwards: {:?}", ok.result.err());
     run
 }
@@ -35,7 +41,11 @@ async fn infinite_loop_is_stopped_by_the_cpu_budget() {
 
 #[tokio::test(start_paused = true)]
 async fn infinite_loop_is_stopped_by_the_deadline_when_the_budget_is_long() {
-    let limits = Limits { cpu_budget: Duration::from_secs(600), deadline: Duration::from_millis(300), ..Limits::default() };
+    let limits = Limits {
+        cpu_budget: Duration::from_secs(600),
+        deadline: Duration::from_millis(300),
+        ..Limits::default()
+    };
     let run = run_hostile("spin", RunOptions { limits, ..Default::default() }, "[fleet]\nmachines = 6").await;
     let err = run.result.expect_err("spin must be stopped");
     assert!(matches!(err, RuntimeError::Limit(LimitExceeded::Deadline { .. })), "{err}");
@@ -45,7 +55,8 @@ async fn infinite_loop_is_stopped_by_the_deadline_when_the_budget_is_long() {
 #[tokio::test(start_paused = true)]
 async fn memory_bomb_is_stopped_by_the_memory_limit() {
     let limits = Limits { memory_bytes: 32 << 20, ..Limits::default() };
-    let run = run_hostile("membomb", RunOptions { limits, ..Default::default() }, "[fleet]\nmachines = 6").await;
+    let run =
+        run_hostile("membomb", RunOptions { limits, ..Default::default() }, "[fleet]\nmachines = 6").await;
     let err = run.result.expect_err("membomb must be stopped");
     match &err {
         RuntimeError::Limit(LimitExceeded::Memory { limit_mib, wanted_mib }) => {
@@ -122,7 +133,10 @@ async fn a_component_importing_other_interfaces_is_refused() {
     let runtime = runtime();
     let sneaky = br#"(component (import "evil:net/socket@1.0.0" (instance)))"#;
     let err = runtime.load(sneaky).err().expect("refused");
-    assert!(err.to_string().contains("imports `evil:net/socket@1.0.0`, which cutover does not provide"), "{err}");
+    assert!(
+        err.to_string().contains("imports `evil:net/socket@1.0.0`, which cutover does not provide"),
+        "{err}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

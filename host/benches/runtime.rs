@@ -173,7 +173,9 @@ fn deploy(c: &mut Criterion) {
             for _ in 0..iters {
                 let rt = paused();
                 total += rt.block_on(async {
-                    let world = support::world("[fleet]\nmachines = 10000\nregions = [\"ams\", \"iad\", \"sin\", \"syd\"]");
+                    let world = support::world(
+                        "[fleet]\nmachines = 10000\nregions = [\"ams\", \"iad\", \"sin\", \"syd\"]",
+                    );
                     let opts = support::RunOptions { concurrency: 64, ..Default::default() };
                     let start = Instant::now();
                     let run = support::run_on_sim(&runtime, support::builtin("rolling"), world, opts).await;
@@ -194,7 +196,8 @@ fn main() {
     // `CUTOVER_PROFILE_HOST_CALL=cutover|bare N` runs one side of the host-call comparison once, for an
     // instruction count under `valgrind --tool=callgrind` (exact and repeatable, unlike timings here).
     if let Ok(side) = std::env::var("CUTOVER_PROFILE_HOST_CALL") {
-        let n: u64 = std::env::var("CUTOVER_PROFILE_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        let n: u64 =
+            std::env::var("CUTOVER_PROFILE_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
         let bench = HostCallBench::new();
         let took = if side == "bare" { bench.bare(n) } else { bench.cutover(n) };
         println!("{side}: {n} calls in {took:?}");

@@ -104,7 +104,9 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Deploy(args) => deploy(args, cache),
-        Command::Strategies { json } => with_runtime(cache, false, |rt| async move { strategies(&rt, json).await }),
+        Command::Strategies { json } => {
+            with_runtime(cache, false, |rt| async move { strategies(&rt, json).await })
+        }
         Command::Inspect { file, json } => {
             with_runtime(cache, false, |rt| async move { inspect(&rt, &file, json).await })
         }
@@ -120,7 +122,11 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CUTOVER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("cutover={level}")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// Build a tokio runtime (paused time for the simulator) and the component runtime, then run `f`.
@@ -174,7 +180,8 @@ fn deploy(args: DeployArgs, cache: ComponentCache) -> u8 {
     let simulated = overrides.platform.unwrap_or(config.cutover.platform) == PlatformKind::Sim;
     let json = args.json;
     with_runtime(cache, simulated, |runtime| async move {
-        let sink: Arc<dyn EventSink> = if json { Arc::new(render::Json) } else { Arc::new(render::Human::new()) };
+        let sink: Arc<dyn EventSink> =
+            if json { Arc::new(render::Json) } else { Arc::new(render::Human::new()) };
         let deploy = Deploy { config: &config, overrides: &overrides, runtime: &runtime, sink };
         match deploy.run().await {
             Ok(report) => {
@@ -198,7 +205,8 @@ fn deploy(args: DeployArgs, cache: ComponentCache) -> u8 {
 async fn strategies(runtime: &Runtime, json: bool) -> u8 {
     let mut infos = Vec::new();
     for name in crate::strategies::names() {
-        match driver::resolve_strategy(runtime, &crate::config::StrategyRef::BuiltIn(name.to_string())).await {
+        match driver::resolve_strategy(runtime, &crate::config::StrategyRef::BuiltIn(name.to_string())).await
+        {
             Ok(s) => infos.push(s.info),
             Err(e) => {
                 eprintln!("error: built-in strategy {name}: {e}");
@@ -253,4 +261,3 @@ mod tests {
         Cli::command().debug_assert();
     }
 }
-

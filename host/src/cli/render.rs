@@ -1,9 +1,9 @@
 //! Output: human progress (phases, per-batch bars, strategy logs) or one JSON event per line.
 
 use crate::config::duration::display;
+use crate::contract::StrategyInfo;
 use crate::driver::{DeployReport, ResolvedStrategy};
 use crate::events::{DeployStart, Event, EventKind, EventSink, HostCall, HostReply, LogLevel, Outcome};
-use crate::contract::StrategyInfo;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -61,7 +61,8 @@ impl EventSink for Human {
         match &e.kind {
             EventKind::DeployStarted(start) => {
                 let DeployStart { app, platform, strategy, target, previous, machines } = &**start;
-                let from = previous.as_ref().map(|p| format!("v{}", p.version)).unwrap_or_else(|| "nothing".into());
+                let from =
+                    previous.as_ref().map(|p| format!("v{}", p.version)).unwrap_or_else(|| "nothing".into());
                 self.line(format!(
                     "==> Deploying {app} {from} -> v{} ({}) with strategy `{strategy}` on {platform}: {machines} machine(s)",
                     target.version, target.image
@@ -76,7 +77,10 @@ impl EventSink for Human {
                     }
                     let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
                     let bar = slot.get_or_insert_with(|| {
-                        let b = ProgressBar::with_draw_target(Some(u64::from(*total)), ProgressDrawTarget::stderr());
+                        let b = ProgressBar::with_draw_target(
+                            Some(u64::from(*total)),
+                            ProgressDrawTarget::stderr(),
+                        );
                         b.set_style(
                             ProgressStyle::with_template("     {bar:40.cyan/blue} {pos}/{len} machines")
                                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -159,7 +163,8 @@ pub fn strategy_info(info: &StrategyInfo) {
         println!("    parameters: none");
     }
     for p in &info.params {
-        let default = p.default.as_ref().map(|d| format!(" (default {d})")).unwrap_or_else(|| " (required)".into());
+        let default =
+            p.default.as_ref().map(|d| format!(" (default {d})")).unwrap_or_else(|| " (required)".into());
         println!("    {} — {}{default}\n        {}", p.name, p.kind.expected(), p.summary);
     }
     println!();
@@ -173,7 +178,11 @@ pub fn inspect(file: &std::path::Path, s: &ResolvedStrategy) {
     println!("blake3:    {}", hex::encode(c.hash));
     println!(
         "contract:  {}",
-        c.world.contract_version.as_ref().map(|v| format!("cutover:strategy@{v}")).unwrap_or_else(|| "imports no host interface".into())
+        c.world
+            .contract_version
+            .as_ref()
+            .map(|v| format!("cutover:strategy@{v}"))
+            .unwrap_or_else(|| "imports no host interface".into())
     );
     println!("imports:   {}", c.world.imports.join("\n           "));
     println!("exports:   {}", c.world.exports.join(", "));

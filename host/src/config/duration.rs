@@ -40,7 +40,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "m" => value * 60.0,
             "h" => value * 3600.0,
             "" => return Err(format!("`{text}` is not a duration: a unit is missing (ms, s, m or h)")),
-            other => return Err(format!("`{text}` is not a duration: unknown unit `{other}` (use ms, s, m or h)")),
+            other => {
+                return Err(format!("`{text}` is not a duration: unknown unit `{other}` (use ms, s, m or h)"));
+            }
         };
         total += Duration::from_secs_f64(secs);
     }
@@ -52,11 +54,11 @@ pub fn display(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         "0s".into()
-    } else if ms % 3_600_000 == 0 {
+    } else if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

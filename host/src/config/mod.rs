@@ -254,15 +254,43 @@ struct RawSim {
 
 /// Keys of fly.toml that flyctl understands but a deploy does not need; they are accepted silently.
 const FLY_KEYS_UNUSED: &[&str] = &[
-    "primary_region", "swap_size_mb", "console_command", "env", "vm", "statics", "metrics", "experimental",
-    "files", "restart", "http_service.force_https", "http_service.auto_stop_machines",
-    "http_service.auto_start_machines", "http_service.min_machines_running", "http_service.processes",
-    "http_service.concurrency", "http_service.tls_options", "http_service.http_options",
-    "http_service.checks.headers", "services.protocol", "services.ports", "services.concurrency",
-    "services.auto_stop_machines", "services.auto_start_machines", "services.min_machines_running",
-    "services.processes", "services.script_checks", "build.dockerfile", "build.builder", "build.buildpacks",
-    "build.args", "build.build-target", "build.ignorefile", "build.image_label", "deploy.seccomp",
-    "deploy.release_command_vm", "deploy.max_concurrent",
+    "primary_region",
+    "swap_size_mb",
+    "console_command",
+    "env",
+    "vm",
+    "statics",
+    "metrics",
+    "experimental",
+    "files",
+    "restart",
+    "http_service.force_https",
+    "http_service.auto_stop_machines",
+    "http_service.auto_start_machines",
+    "http_service.min_machines_running",
+    "http_service.processes",
+    "http_service.concurrency",
+    "http_service.tls_options",
+    "http_service.http_options",
+    "http_service.checks.headers",
+    "services.protocol",
+    "services.ports",
+    "services.concurrency",
+    "services.auto_stop_machines",
+    "services.auto_start_machines",
+    "services.min_machines_running",
+    "services.processes",
+    "services.script_checks",
+    "build.dockerfile",
+    "build.builder",
+    "build.buildpacks",
+    "build.args",
+    "build.build-target",
+    "build.ignorefile",
+    "build.image_label",
+    "deploy.seccomp",
+    "deploy.release_command_vm",
+    "deploy.max_concurrent",
 ];
 
 /// Whether `path` (dotted, without array indices) is one of the silently accepted Fly keys.
@@ -271,14 +299,22 @@ fn known_unused(path: &str) -> bool {
 }
 
 /// Parse TOML text into `T`, collecting the paths of keys `T` does not have.
-fn parse_collecting<T: for<'de> Deserialize<'de>>(path: &Path, text: &str) -> Result<(T, Vec<String>), ConfigError> {
+fn parse_collecting<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    text: &str,
+) -> Result<(T, Vec<String>), ConfigError> {
     let mut unknown = Vec::new();
-    let de = toml::Deserializer::parse(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
     let value: T = serde_ignored::deserialize(de, |p| {
         // Drop array indices and serde_ignored's `?` (an Option) so `services.0.http_checks` reads
         // as `services.http_checks`.
-        let dotted: Vec<String> =
-            p.to_string().split('.').filter(|s| *s != "?" && s.parse::<usize>().is_err()).map(str::to_string).collect();
+        let dotted: Vec<String> = p
+            .to_string()
+            .split('.')
+            .filter(|s| *s != "?" && s.parse::<usize>().is_err())
+            .map(str::to_string)
+            .collect();
         unknown.push(dotted.join("."));
     })
     .map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
@@ -288,7 +324,8 @@ fn parse_collecting<T: for<'de> Deserialize<'de>>(path: &Path, text: &str) -> Re
 impl Config {
     /// Read `fly.toml` (and `cutover.toml` beside it, if present).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
         let (raw, unknown): (RawFly, Vec<String>) = parse_collecting(path, &text)?;
         let mut warnings: Vec<String> = unknown
             .into_iter()
@@ -310,9 +347,12 @@ impl Config {
             }
             (Some(c), false) => (c, path.to_path_buf()),
             (None, true) => {
-                let text = std::fs::read_to_string(&side).map_err(|source| ConfigError::Read { path: side.clone(), source })?;
+                let text = std::fs::read_to_string(&side)
+                    .map_err(|source| ConfigError::Read { path: side.clone(), source })?;
                 let (c, unknown): (RawCutover, Vec<String>) = parse_collecting(&side, &text)?;
-                warnings.extend(unknown.into_iter().map(|k| format!("{}: unknown key `{k}` (ignored)", side.display())));
+                warnings.extend(
+                    unknown.into_iter().map(|k| format!("{}: unknown key `{k}` (ignored)", side.display())),
+                );
                 (c, side)
             }
             (None, false) => (RawCutover::default(), path.to_path_buf()),
@@ -350,10 +390,18 @@ impl Config {
         }
         for (s, svc) in raw.services.iter().enumerate() {
             for (i, c) in svc.http_checks.iter().enumerate() {
-                checks.push(c.spec(format!("services[{s}].http_checks[{i}]"), c.http_kind(), svc.internal_port));
+                checks.push(c.spec(
+                    format!("services[{s}].http_checks[{i}]"),
+                    c.http_kind(),
+                    svc.internal_port,
+                ));
             }
             for (i, c) in svc.tcp_checks.iter().enumerate() {
-                checks.push(c.spec(format!("services[{s}].tcp_checks[{i}]"), CheckKind::Tcp, svc.internal_port));
+                checks.push(c.spec(
+                    format!("services[{s}].tcp_checks[{i}]"),
+                    CheckKind::Tcp,
+                    svc.internal_port,
+                ));
             }
         }
         for (name, c) in raw.checks.iter().flatten() {
@@ -372,7 +420,8 @@ impl Config {
             checks.push(c.spec(name.clone(), kind, None));
         }
 
-        let mut process_groups: Vec<String> = raw.processes.map(|p| p.into_keys().collect()).unwrap_or_default();
+        let mut process_groups: Vec<String> =
+            raw.processes.map(|p| p.into_keys().collect()).unwrap_or_default();
         if process_groups.is_empty() {
             process_groups.push("app".into());
         }
@@ -388,7 +437,10 @@ impl Config {
             max_unavailable,
             wait_timeout: deploy.wait_timeout.map(|d| d.0).unwrap_or(DEFAULT_WAIT_TIMEOUT),
             release_command: deploy.release_command,
-            release_command_timeout: deploy.release_command_timeout.map(|d| d.0).unwrap_or(DEFAULT_WAIT_TIMEOUT),
+            release_command_timeout: deploy
+                .release_command_timeout
+                .map(|d| d.0)
+                .unwrap_or(DEFAULT_WAIT_TIMEOUT),
             kill_signal: raw.kill_signal.unwrap_or_else(|| DEFAULT_KILL_SIGNAL.into()),
             kill_timeout,
             checks,
@@ -516,7 +568,9 @@ fn param_value(kind: ParamKind, v: &toml::Value) -> Option<ParamValue> {
         (ParamKind::Float, V::Float(f)) => ParamValue::Float(*f),
         (ParamKind::Float, V::Integer(i)) => ParamValue::Float(*i as f64),
         (ParamKind::Text, V::String(s)) => ParamValue::Text(s.clone()),
-        (ParamKind::Duration, V::String(s)) => ParamValue::DurationMs(duration::parse(s).ok()?.as_millis() as u64),
+        (ParamKind::Duration, V::String(s)) => {
+            ParamValue::DurationMs(duration::parse(s).ok()?.as_millis() as u64)
+        }
         (ParamKind::Duration, V::Integer(ms)) if *ms >= 0 => ParamValue::DurationMs(*ms as u64),
         (ParamKind::Integers, V::Array(items)) => {
             ParamValue::Integers(items.iter().map(|i| i.as_integer()).collect::<Option<Vec<_>>>()?)

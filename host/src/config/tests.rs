@@ -113,7 +113,11 @@ fn missing_app_is_an_actionable_error() {
 fn cutover_toml_beside_fly_toml() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(&dir, "fly.toml", "app = \"a\"\n");
-    write(&dir, "cutover.toml", "platform = \"sim\"\nconcurrency = 32\n[limits]\nmemory_mb = 64\ncpu_budget = \"500ms\"\n[params]\nretries = 5\n[sim]\nscenario = \"s.toml\"\n");
+    write(
+        &dir,
+        "cutover.toml",
+        "platform = \"sim\"\nconcurrency = 32\n[limits]\nmemory_mb = 64\ncpu_budget = \"500ms\"\n[params]\nretries = 5\n[sim]\nscenario = \"s.toml\"\n",
+    );
     let c = Config::load(&p).unwrap();
     assert_eq!(c.cutover.concurrency, 32);
     assert_eq!(c.cutover.limits.memory_bytes, 64 << 20);

@@ -71,7 +71,10 @@ pub struct ResolvedStrategy {
 }
 
 /// Load a strategy by built-in name or `.wasm` path.
-pub async fn resolve_strategy(runtime: &Runtime, strategy: &StrategyRef) -> Result<ResolvedStrategy, DeployError> {
+pub async fn resolve_strategy(
+    runtime: &Runtime,
+    strategy: &StrategyRef,
+) -> Result<ResolvedStrategy, DeployError> {
     let (label, bytes): (String, std::borrow::Cow<'static, [u8]>) = match strategy {
         StrategyRef::BuiltIn(name) => match crate::strategies::builtin(name) {
             Some(bytes) => (name.clone(), bytes.into()),
@@ -91,7 +94,8 @@ pub async fn resolve_strategy(runtime: &Runtime, strategy: &StrategyRef) -> Resu
         }
     };
     let component = runtime.load(&bytes).map_err(|e| DeployError::Strategy(with_subject(&label, e)))?;
-    let info = runtime.describe(&component).await.map_err(|e| DeployError::Strategy(with_subject(&label, e)))?;
+    let info =
+        runtime.describe(&component).await.map_err(|e| DeployError::Strategy(with_subject(&label, e)))?;
     Ok(ResolvedStrategy { label, component, info })
 }
 
@@ -123,7 +127,11 @@ pub fn open_platform(config: &Config, overrides: &Overrides) -> Result<OpenedPla
             let image = format!("registry.fly.io/{}:v{}", config.app, scenario.fleet.version);
             let world = SimWorld::new(scenario, &config.app, &image, config.checks.clone());
             let concurrency = world.concurrency().unwrap_or(config.cutover.concurrency);
-            Ok(OpenedPlatform { platform: Arc::new(world.platform(&config.app)), sim: Some(world), concurrency })
+            Ok(OpenedPlatform {
+                platform: Arc::new(world.platform(&config.app)),
+                sim: Some(world),
+                concurrency,
+            })
         }
         other => Err(DeployError::Platform(format!(
             "the {other} platform is not part of this build yet; use `--platform sim` (the simulator)"
@@ -153,7 +161,9 @@ async fn list_with_retries(platform: &dyn Platform) -> Result<Vec<Machine>, Depl
                 last = Some(e);
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
             }
-            Err(e) => return Err(DeployError::Platform(format!("listing machines of {}: {e}", platform.app()))),
+            Err(e) => {
+                return Err(DeployError::Platform(format!("listing machines of {}: {e}", platform.app())));
+            }
         }
     }
     Err(DeployError::Platform(format!(
@@ -205,11 +215,7 @@ impl Deploy<'_> {
     ) -> Result<DeployReport, DeployError> {
         let config = self.config;
         let platform = opened.platform;
-        let clock = if opened.sim.is_some() {
-            HostClock::simulated()
-        } else {
-            HostClock::real()
-        };
+        let clock = if opened.sim.is_some() { HostClock::simulated() } else { HostClock::real() };
         let recorder = Recorder::new(self.sink.clone(), clock);
         let wall = std::time::Instant::now();
 

@@ -248,6 +248,12 @@ pub struct CheckSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CheckKind {
-    Http { method: String, path: String, protocol: String, headers: Vec<(String, String)>, tls_skip_verify: bool },
+    Http {
+        method: String,
+        path: String,
+        protocol: String,
+        headers: Vec<(String, String)>,
+        tls_skip_verify: bool,
+    },
     Tcp,
 }

@@ -21,7 +21,8 @@ pub struct HostClock {
 impl HostClock {
     /// A clock whose wall time starts at the real current time.
     pub fn real() -> Self {
-        let epoch_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let epoch_ms =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         Self { origin: Instant::now(), epoch_ms, simulated: false }
     }
 

@@ -73,7 +73,11 @@ impl Dispatcher {
     /// Milliseconds since the run started, for a call that does not wait.
     #[inline]
     fn instant_ms(&self) -> u64 {
-        if self.clock.is_simulated() { self.resumed_at_ms.load(Ordering::Relaxed) } else { self.clock.elapsed_ms() }
+        if self.clock.is_simulated() {
+            self.resumed_at_ms.load(Ordering::Relaxed)
+        } else {
+            self.clock.elapsed_ms()
+        }
     }
 
     /// Run one call that may wait, and record it.
@@ -85,7 +89,8 @@ impl Dispatcher {
         };
         let ended = self.clock.elapsed_ms();
         self.resumed_at_ms.store(ended, Ordering::Relaxed);
-        self.recorder.record_at(ended, EventKind::HostCall { call, reply: reply.clone(), took_ms: ended - started });
+        self.recorder
+            .record_at(ended, EventKind::HostCall { call, reply: reply.clone(), took_ms: ended - started });
         reply
     }
 
@@ -127,12 +132,16 @@ impl Dispatcher {
             HostCall::List => one(p.list().await, HostReply::Machines),
             HostCall::Get { id } => one(p.get(id).await, |m| HostReply::Machine(Box::new(m))),
             HostCall::CloneFrom { sources, target, routable } => {
-                let results = self
-                    .fan_out(sources, |id| async move { p.clone_from(&id, target, *routable).await.map(|m| m.id) })
+                let results =
+                    self.fan_out(sources, |id| async move {
+                        p.clone_from(&id, target, *routable).await.map(|m| m.id)
+                    })
                     .await;
                 HostReply::Cloned(results)
             }
-            HostCall::Update { ids, target } => self.batch(ids, |id| async move { p.update(&id, target).await }).await,
+            HostCall::Update { ids, target } => {
+                self.batch(ids, |id| async move { p.update(&id, target).await }).await
+            }
             HostCall::Start { ids } => self.batch(ids, |id| async move { p.start(&id).await }).await,
             HostCall::Stop { ids, signal, timeout_ms } => {
                 let how = StopSpec { signal: signal.clone(), timeout: Duration::from_millis(*timeout_ms) };
@@ -144,7 +153,9 @@ impl Dispatcher {
                 let t = Duration::from_millis(*timeout_ms);
                 self.batch(ids, |id| async move { p.wait_state(&id, *state, t).await }).await
             }
-            HostCall::SetMetadata { id, key, value } => one(p.set_metadata(id, key, value).await, |()| HostReply::Done),
+            HostCall::SetMetadata { id, key, value } => {
+                one(p.set_metadata(id, key, value).await, |()| HostReply::Done)
+            }
             HostCall::WaitHealthy { ids, timeout_ms } => {
                 let t = Duration::from_millis(*timeout_ms);
                 self.batch(ids, |id| async move { p.wait_healthy(&id, t).await }).await
@@ -177,9 +188,9 @@ impl Dispatcher {
             | HostCall::Progress { .. }
             | HostCall::Now
             | HostCall::Param { .. }
-            | HostCall::AwaitPromotion { .. } => {
-                self.answer_at_once(call).unwrap_or(HostReply::Failed(OpError::new(ErrorKind::Invalid, "internal")))
-            }
+            | HostCall::AwaitPromotion { .. } => self
+                .answer_at_once(call)
+                .unwrap_or(HostReply::Failed(OpError::new(ErrorKind::Invalid, "internal"))),
         }
     }
 
@@ -201,7 +212,10 @@ impl Dispatcher {
                         Some(f) => (i, f.await),
                         None => (
                             i,
-                            Err(OpError::new(ErrorKind::Invalid, format!("machine {id} is listed twice in one call"))),
+                            Err(OpError::new(
+                                ErrorKind::Invalid,
+                                format!("machine {id} is listed twice in one call"),
+                            )),
                         ),
                     }
                 }

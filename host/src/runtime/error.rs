@@ -19,7 +19,11 @@ pub enum RuntimeError {
     #[error("strategy stopped by its {0}")]
     Limit(LimitExceeded),
     /// The guest trapped: a panic, `unreachable`, a stack overflow, an out-of-bounds access.
-    #[error("the strategy crashed: {trap}{}{}", section("its last output", output), section("guest backtrace", backtrace))]
+    #[error(
+        "the strategy crashed: {trap}{}{}",
+        section("its last output", output),
+        section("guest backtrace", backtrace)
+    )]
     Trap { trap: String, output: String, backtrace: String },
     /// `describe` tried to call the host.
     #[error("{0}")]
@@ -31,11 +35,7 @@ pub enum RuntimeError {
 
 fn section(title: &str, body: &str) -> String {
     let body = body.trim_end();
-    if body.is_empty() {
-        String::new()
-    } else {
-        format!("\n{title}:\n{}", indent(body))
-    }
+    if body.is_empty() { String::new() } else { format!("\n{title}:\n{}", indent(body)) }
 }
 
 fn indent(text: &str) -> String {

@@ -119,7 +119,12 @@ impl Guard {
 }
 
 impl wasmtime::ResourceLimiter for Guard {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired as u64 > self.limits.memory_bytes {
             return Err(LimitExceeded::Memory {
                 limit_mib: self.limits.memory_bytes >> 20,
@@ -130,7 +135,12 @@ impl wasmtime::ResourceLimiter for Guard {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // Tables hold function references; a million entries is far beyond any real strategy.
         Ok(desired <= 1_000_000)
     }

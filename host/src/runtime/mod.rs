@@ -116,17 +116,13 @@ impl Runtime {
             .load(&self.engine, bytes, &hash)
             .map_err(|e| RuntimeError::NotAComponent(format!("{e:#}")))?;
         let world = compat::check(&self.engine, &component)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .and_then(v0_1::StrategyPre::new)
-            .map_err(|e| {
-                RuntimeError::Incompatible(format!(
-                    "the strategy does not link against this host ({}@{}): {e:?}",
-                    compat::PACKAGE,
-                    compat::VERSION
-                ))
-            })?;
+        let pre = self.linker.instantiate_pre(&component).and_then(v0_1::StrategyPre::new).map_err(|e| {
+            RuntimeError::Incompatible(format!(
+                "the strategy does not link against this host ({}@{}): {e:?}",
+                compat::PACKAGE,
+                compat::VERSION
+            ))
+        })?;
         let loaded = Arc::new(StrategyComponent { pre, world, origin, hash, size: bytes.len() });
         self.loaded.lock().unwrap_or_else(|e| e.into_inner()).insert(hash, loaded.clone());
         Ok(loaded)
@@ -162,7 +158,8 @@ impl Runtime {
     ) -> Result<Result<(), OpError>, RuntimeError> {
         let guard = Guard::new(ctx.limits);
         let (deadline_hit, _watchdog) = watchdog(guard.deadline_at());
-        let dispatcher = Dispatcher::new(ctx.platform, plan.params.clone(), ctx.concurrency, ctx.clock, ctx.recorder);
+        let dispatcher =
+            Dispatcher::new(ctx.platform, plan.params.clone(), ctx.concurrency, ctx.clock, ctx.recorder);
         let state = HostState::new(ctx.clock, ctx.seed, guard, Some(dispatcher), deadline_hit);
         let mut store = self.store(state);
         let bindings = instantiate(strategy, &mut store).await?;

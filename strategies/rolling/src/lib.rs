@@ -34,8 +34,7 @@ impl Guest for Rolling {
                 name: "retries".into(),
                 kind: ParamKind::Integer,
                 default: Some(ParamValue::Integer(DEFAULT_RETRIES)),
-                summary: "How often a machine operation is retried after a transient platform error."
-                    .into(),
+                summary: "How often a machine operation is retried after a transient platform error.".into(),
             }],
         }
     }
@@ -52,11 +51,8 @@ impl Guest for Rolling {
         for m in fleet {
             groups.entry(m.process_group.clone()).or_default().push(m);
         }
-        let to_move: usize = groups
-            .values()
-            .flatten()
-            .filter(|m| m.release.version != plan.target.version)
-            .count();
+        let to_move: usize =
+            groups.values().flatten().filter(|m| m.release.version != plan.target.version).count();
         runtime::log(
             Level::Info,
             &format!(

@@ -344,9 +344,17 @@ impl SimPlatform {
             Some(ErrorKind::Timeout) => {
                 let wait = self.world.scenario.faults.api_timeout.0;
                 tokio::time::sleep(wait).await;
-                Err(OpError::new(ErrorKind::Platform, format!("{what}: the API did not answer within {}", crate::config::duration::display(wait))))
+                Err(OpError::new(
+                    ErrorKind::Platform,
+                    format!(
+                        "{what}: the API did not answer within {}",
+                        crate::config::duration::display(wait)
+                    ),
+                ))
             }
-            Some(_) => Err(OpError::new(ErrorKind::Platform, format!("{what}: 503 Service Unavailable (injected)"))),
+            Some(_) => {
+                Err(OpError::new(ErrorKind::Platform, format!("{what}: 503 Service Unavailable (injected)")))
+            }
             None => Ok(()),
         }
     }
@@ -493,7 +501,13 @@ impl Platform for SimPlatform {
         self.api(Some(id), "start machine").await?;
         self.with_machine(id, |w, m, now| {
             m.desired_running = true;
-            if matches!(m.state, MachineState::Stopped | MachineState::Created | MachineState::Failed | MachineState::Suspended) {
+            if matches!(
+                m.state,
+                MachineState::Stopped
+                    | MachineState::Created
+                    | MachineState::Failed
+                    | MachineState::Suspended
+            ) {
                 m.timeline = w.boot_timeline(m, now).into();
                 w.settle(m, now);
             }
@@ -507,7 +521,8 @@ impl Platform for SimPlatform {
             m.desired_running = false;
             if !matches!(m.state, MachineState::Stopped | MachineState::Created) {
                 let stop = w.latency(w.scenario.latency.stop, &m.id, m.ops * 7 + 2).min(how.timeout);
-                m.timeline = VecDeque::from([(now, MachineState::Stopping), (now + stop, MachineState::Stopped)]);
+                m.timeline =
+                    VecDeque::from([(now, MachineState::Stopping), (now + stop, MachineState::Stopped)]);
                 w.settle(m, now);
             }
             Ok(())
@@ -536,7 +551,10 @@ impl Platform for SimPlatform {
             if m.state == state {
                 Some(Ok(()))
             } else if state == MachineState::Started && m.state == MachineState::Failed {
-                Some(Err(OpError::new(ErrorKind::Unhealthy, format!("machine {} failed: its process exited", m.id))))
+                Some(Err(OpError::new(
+                    ErrorKind::Unhealthy,
+                    format!("machine {} failed: its process exited", m.id),
+                )))
             } else {
                 None
             }
@@ -556,7 +574,10 @@ impl Platform for SimPlatform {
         self.api(Some(id), "get machine checks").await?;
         self.wait_until(id, timeout, "passing its checks", |w, m, now| {
             if m.state == MachineState::Failed {
-                return Some(Err(OpError::new(ErrorKind::Unhealthy, format!("machine {} failed: its process exited", m.id))));
+                return Some(Err(OpError::new(
+                    ErrorKind::Unhealthy,
+                    format!("machine {} failed: its process exited", m.id),
+                )));
             }
             if m.state != MachineState::Started {
                 return None;
@@ -715,7 +736,8 @@ mod tests {
         let p = w.platform("app");
         let source = p.list().await.unwrap()[0].clone();
         assert_eq!(source.volumes.len(), 1);
-        let green = p.clone_from(&source.id, &Release { version: 2, image: "img:v2".into() }, false).await.unwrap();
+        let green =
+            p.clone_from(&source.id, &Release { version: 2, image: "img:v2".into() }, false).await.unwrap();
         assert!(green.volumes.is_empty(), "a volume attaches to one machine only");
         assert!(green.cordoned, "not routable until uncordoned");
     }

@@ -154,16 +154,19 @@ impl Scenario {
     }
 
     fn validate(&self) -> Result<()> {
-        for (key, rate) in
-            [("faults.api_error_rate", self.faults.api_error_rate), ("faults.api_timeout_rate", self.faults.api_timeout_rate)]
-        {
+        for (key, rate) in [
+            ("faults.api_error_rate", self.faults.api_error_rate),
+            ("faults.api_timeout_rate", self.faults.api_timeout_rate),
+        ] {
             if !(0.0..=1.0).contains(&rate) {
                 bail!("`{key}` = {rate}: expected a share between 0.0 and 1.0");
             }
         }
-        for (key, [lo, hi]) in
-            [("latency.api", self.latency.api), ("latency.boot", self.latency.boot), ("latency.stop", self.latency.stop)]
-        {
+        for (key, [lo, hi]) in [
+            ("latency.api", self.latency.api),
+            ("latency.boot", self.latency.boot),
+            ("latency.stop", self.latency.stop),
+        ] {
             if lo > hi {
                 bail!("`{key}` = [{lo}, {hi}]: expected [min, max] with min <= max");
             }
@@ -172,7 +175,11 @@ impl Scenario {
             bail!("`fleet.regions` and `fleet.groups` need at least one entry each");
         }
         if self.fleet.stopped > self.fleet.machines {
-            bail!("`fleet.stopped` = {} exceeds `fleet.machines` = {}", self.fleet.stopped, self.fleet.machines);
+            bail!(
+                "`fleet.stopped` = {} exceeds `fleet.machines` = {}",
+                self.fleet.stopped,
+                self.fleet.machines
+            );
         }
         for c in &self.faults.crash {
             if c.machine >= self.fleet.machines {
@@ -215,7 +222,8 @@ mod tests {
 
     #[test]
     fn crash_of_missing_machine_is_rejected() {
-        let e = Scenario::parse("[fleet]\nmachines = 2\n[[faults.crash]]\nmachine = 5\nat = \"1s\"").unwrap_err();
+        let e =
+            Scenario::parse("[fleet]\nmachines = 2\n[[faults.crash]]\nmachine = 5\nat = \"1s\"").unwrap_err();
         assert!(format!("{e:#}").contains("machine 5"), "{e:#}");
     }
 }

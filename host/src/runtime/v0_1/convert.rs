@@ -165,13 +165,10 @@ pub fn error_from_wit(e: wit::Error) -> OpError {
     OpError::new(kind, m)
 }
 
-pub fn weight_from_wit(
-    w: super::cutover::strategy::traffic::ReleaseWeight,
-) -> platform::ReleaseWeight {
+pub fn weight_from_wit(w: super::cutover::strategy::traffic::ReleaseWeight) -> platform::ReleaseWeight {
     platform::ReleaseWeight { version: w.version, percent: w.percent }
 }
 
 pub fn weight_to_wit(w: platform::ReleaseWeight) -> super::cutover::strategy::traffic::ReleaseWeight {
     super::cutover::strategy::traffic::ReleaseWeight { version: w.version, percent: w.percent }
 }
-

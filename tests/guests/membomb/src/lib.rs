@@ -1,7 +1,6 @@
 //! Allocates 1 MiB blocks forever in `deploy`: the memory limit must stop it.
 wit_bindgen::generate!({ path: "../../../wit", world: "strategy" });
 
-
 struct Bomb;
 fn info(name: &str) -> StrategyInfo {
     StrategyInfo { name: name.into(), summary: "test guest".into(), params: vec![] }

@@ -1,7 +1,6 @@
 //! Recurses without bound in `deploy`: the stack limit must stop it.
 wit_bindgen::generate!({ path: "../../../wit", world: "strategy" });
 
-
 struct Overflow;
 fn info(name: &str) -> StrategyInfo {
     StrategyInfo { name: name.into(), summary: "test guest".into(), params: vec![] }

@@ -1,7 +1,6 @@
 //! Loops forever in `deploy` without calling the host: the CPU budget must stop it.
 wit_bindgen::generate!({ path: "../../../wit", world: "strategy" });
 
-
 struct Spin;
 fn info(name: &str) -> StrategyInfo {
     StrategyInfo { name: name.into(), summary: "test guest".into(), params: vec![] }

@@ -1,7 +1,6 @@
 //! Panics in `deploy` after one host call: the error must carry the panic message and a backtrace.
 wit_bindgen::generate!({ path: "../../../wit", world: "strategy" });
 
-
 use cutover::strategy::machines;
 struct Trap;
 fn info(name: &str) -> StrategyInfo {
