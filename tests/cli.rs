@@ -67,7 +67,7 @@ fn human_output_shows_phases_and_a_summary() {
 }
 
 #[test]
-fn failing_release_exits_1_and_leaves_the_rest_on_v1() {
+fn failing_release_exits_1_and_rolls_back_to_v1() {
     let out = cutover(&[
         "deploy",
         "--config",
@@ -82,8 +82,9 @@ fn failing_release_exits_1_and_leaves_the_rest_on_v1() {
     assert_eq!(end["outcome"], "failed");
     let error = end["error"].as_str().unwrap();
     assert!(error.contains("unhealthy") && error.contains("500"), "{error}");
-    let by_version = end["fleet"]["by_version"].as_array().unwrap();
-    assert!(by_version.contains(&serde_json::json!([1, 6])), "{by_version:?}");
+    assert!(error.contains("rolled 4 machine(s) back to v1"), "{error}");
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 10]]));
+    assert_eq!(end["fleet"]["serving"], 10);
 }
 
 #[test]
@@ -181,12 +182,16 @@ fn a_crashing_strategy_exits_1_with_its_panic() {
 }
 
 #[test]
-fn strategies_lists_rolling_with_its_parameters() {
+fn strategies_lists_the_built_ins_with_their_parameters() {
     let out = cutover(&["strategies"]);
     assert_eq!(out.status.code(), Some(0));
     let (stdout, _) = text(&out);
-    assert!(stdout.starts_with("rolling\n"), "{stdout}");
+    for name in ["bluegreen", "immediate", "rolling"] {
+        assert!(stdout.lines().any(|l| l == name), "{name} missing: {stdout}");
+    }
     assert!(stdout.contains("retries — an integer (default 3)"), "{stdout}");
+    assert!(stdout.contains("rollback — a boolean (true or false) (default true)"), "{stdout}");
+    assert!(stdout.contains("retain_blue — a boolean (true or false) (default false)"), "{stdout}");
 }
 
 #[test]

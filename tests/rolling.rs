@@ -69,12 +69,24 @@ async fn stopped_machines_are_updated_and_stay_stopped() {
     let fleet = run.world.snapshot(APP);
     assert!(fleet.iter().all(|m| m.release.image == V2));
     assert_eq!(fleet.iter().filter(|m| m.state == MachineState::Stopped).count(), 2);
+    assert!(fleet.iter().all(|m| !m.cordoned), "stopped machines keep their routing too");
+}
+
+/// Deploy v2 (which fails its checks) with rolling, `rollback` as given.
+async fn failing_roll(rollback: bool) -> SimRun {
+    let w = world(&format!("[fleet]\nmachines = 10\n[faults]\nunhealthy_images = [\"{V2}\"]"));
+    w.track_availability(APP);
+    let mut opts = RunOptions::default();
+    opts.params.insert("rollback".into(), cutover::contract::ParamValue::Boolean(rollback));
+    let run = run_on_sim(shared_runtime(), builtin("rolling"), w, opts).await;
+    let availability = run.world.availability().unwrap();
+    assert!(availability.max_unavailable() <= 4, "never more than one batch (4 of 10) out, rollback included");
+    run
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_release_failing_its_checks_stops_the_roll() {
-    let scenario = format!("[fleet]\nmachines = 10\n[faults]\nunhealthy_images = [\"{V2}\"]");
-    let run = roll(&scenario, MaxUnavailable::Fraction(0.33)).await;
+    let run = failing_roll(false).await;
     let err = run.result.expect("sandbox fine").expect_err("the deploy must fail");
     assert_eq!(err.kind, ErrorKind::Unhealthy);
     assert!(err.message.contains("batch 1/3 failed"), "{}", err.message);
@@ -91,6 +103,17 @@ async fn a_release_failing_its_checks_stops_the_roll() {
         .filter(|e| matches!(&e.kind, EventKind::HostCall { call: HostCall::Update { .. }, .. }))
         .count();
     assert_eq!(updates, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_roll_is_rolled_back_by_default() {
+    let run = failing_roll(true).await;
+    let err = run.result.expect("sandbox fine").expect_err("the deploy must fail");
+    assert_eq!(err.kind, ErrorKind::Unhealthy, "the original error is kept");
+    assert!(err.message.contains("rolled 4 machine(s) back to v1"), "{}", err.message);
+    let fleet = run.world.snapshot(APP);
+    assert_eq!(fleet.len(), 10, "nothing lost, nothing orphaned");
+    assert!(fleet.iter().all(|m| m.release.image == V1 && m.is_serving()), "one release, all serving");
 }
 
 #[tokio::test(start_paused = true)]

@@ -78,10 +78,15 @@ pub fn http_check() -> CheckSpec {
     }
 }
 
-/// A simulated world from scenario text, with the fleet on v1.
+/// A simulated world from scenario text, with the fleet on v1 and one HTTP check.
 pub fn world(scenario: &str) -> Arc<SimWorld> {
+    world_with_checks(scenario, vec![http_check()])
+}
+
+/// A simulated world with the given health checks (none: an app without checks).
+pub fn world_with_checks(scenario: &str, checks: Vec<CheckSpec>) -> Arc<SimWorld> {
     let scenario = Scenario::parse(scenario).expect("scenario");
-    SimWorld::new(scenario, APP, V1, vec![http_check()])
+    SimWorld::new(scenario, APP, V1, checks)
 }
 
 /// What a strategy run on the simulator produced.

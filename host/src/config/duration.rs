@@ -41,7 +41,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "h" => value * 3600.0,
             "" => return Err(format!("`{text}` is not a duration: a unit is missing (ms, s, m or h)")),
             other => {
-                return Err(format!("`{text}` is not a duration: unknown unit `{other}` (use ms, s, m or h)"));
+                return Err(format!(
+                    "`{text}` is not a duration: unknown unit `{other}` (use ms, s, m or h)"
+                ));
             }
         };
         total += Duration::from_secs_f64(secs);

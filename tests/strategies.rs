@@ -1,0 +1,154 @@
+//! The bluegreen and immediate strategies on the simulator, with their invariants checked after every
+//! change to the fleet and in the order of the host calls they made.
+
+mod support;
+
+use cutover::events::{EventKind, HostCall, HostReply};
+use cutover::platform::ErrorKind;
+use cutover::runtime::Runtime;
+use std::collections::HashSet;
+use std::sync::OnceLock;
+use support::*;
+
+fn shared_runtime() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(runtime)
+}
+
+async fn deploy(strategy: &str, scenario: &str) -> SimRun {
+    let w = world(scenario);
+    w.track_availability(APP);
+    run_on_sim(shared_runtime(), builtin(strategy), w, RunOptions::default()).await
+}
+
+/// Ids of the starting fleet (blue).
+fn blue_ids(run: &SimRun) -> HashSet<String> {
+    run.events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::HostCall { call: HostCall::List, reply: HostReply::Machines(ms), .. } => {
+                Some(ms.iter().map(|m| m.id.clone()).collect())
+            }
+            _ => None,
+        })
+        .expect("the strategy listed the fleet")
+}
+
+/// Index of the first event whose call (of the given name) touches any of `ids`, and whether it succeeded.
+fn first_call_on(run: &SimRun, name: &str, ids: &HashSet<String>) -> Option<(usize, bool)> {
+    run.events.iter().enumerate().find_map(|(i, e)| match &e.kind {
+        EventKind::HostCall { call, reply, .. } => {
+            let v = serde_json::to_value(call).unwrap();
+            let touched = v["ids"].as_array().is_some_and(|a| a.iter().any(|id| ids.contains(id.as_str().unwrap())));
+            (v["call"] == name && touched).then(|| (i, matches!(reply, HostReply::Batch(f) if f.is_empty())))
+        }
+        _ => None,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn bluegreen_switches_without_losing_capacity() {
+    let run = deploy("bluegreen", "[fleet]\nmachines = 10").await;
+    assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+    let fleet = run.world.snapshot(APP);
+    assert_eq!(fleet.len(), 10, "no blue left over, nothing lost");
+    assert!(fleet.iter().all(|m| m.release.image == V2 && m.is_serving()));
+    let blue = blue_ids(&run);
+    assert!(fleet.iter().all(|m| !blue.contains(&m.id)), "every machine is green");
+
+    // Routable healthy capacity never dipped below the original count, at any change.
+    let availability = run.world.availability().unwrap();
+    assert_eq!(availability.max_unavailable(), 0, "{:?}", availability.samples);
+
+    // Blue was destroyed only after green passed its checks.
+    let green: HashSet<String> = fleet.iter().map(|m| m.id.clone()).collect();
+    let (healthy_at, ok) = first_call_on(&run, "health.wait-healthy", &green).expect("green was health-checked");
+    assert!(ok, "green passed");
+    let (destroyed_at, _) = first_call_on(&run, "machines.destroy", &blue).expect("blue destroyed");
+    assert!(destroyed_at > healthy_at, "blue destroyed (event {destroyed_at}) before green passed (event {healthy_at})");
+    let (uncordon_at, _) = first_call_on(&run, "traffic.uncordon", &green).unwrap();
+    let (cordon_at, _) = first_call_on(&run, "traffic.cordon", &blue).unwrap();
+    assert!(uncordon_at < cordon_at, "green takes traffic before blue stops taking it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn bluegreen_failing_release_removes_green_and_leaves_blue_serving() {
+    let run = deploy("bluegreen", &format!("[fleet]\nmachines = 8\n[faults]\nunhealthy_images = [\"{V2}\"]")).await;
+    let err = run.result.as_ref().expect("sandbox fine").as_ref().expect_err("must fail").clone();
+    assert_eq!(err.kind, ErrorKind::Unhealthy);
+    assert!(err.message.contains("blue is untouched and still serving"), "{}", err.message);
+    let fleet = run.world.snapshot(APP);
+    let blue = blue_ids(&run);
+    assert_eq!(fleet.len(), 8, "every green destroyed");
+    assert!(fleet.iter().all(|m| blue.contains(&m.id) && m.release.image == V1 && m.is_serving()));
+    assert_eq!(run.world.availability().unwrap().max_unavailable(), 0, "blue never lost capacity");
+    assert!(first_call_on(&run, "machines.destroy", &blue).is_none(), "blue never destroyed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn bluegreen_survives_transient_api_errors() {
+    let run = deploy("bluegreen", "seed = 4\n[fleet]\nmachines = 20\n[faults]\napi_error_rate = 0.05").await;
+    assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+    let fleet = run.world.snapshot(APP);
+    assert_eq!(fleet.len(), 20);
+    assert!(fleet.iter().all(|m| m.release.image == V2 && m.is_serving()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn bluegreen_refuses_volumes_before_changing_anything() {
+    let w = world("[fleet]\nmachines = 4\nvolumes = true");
+    let before = w.snapshot(APP);
+    let run = run_on_sim(shared_runtime(), builtin("bluegreen"), w, RunOptions::default()).await;
+    let err = run.result.expect("sandbox fine").expect_err("refused");
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert!(err.message.contains("volume") && err.message.contains("rolling"), "{}", err.message);
+    assert_eq!(run.world.snapshot(APP), before, "nothing changed");
+    assert!(run.events.iter().all(|e| !matches!(&e.kind, EventKind::HostCall { call, .. } if call.mutates())));
+}
+
+#[tokio::test(start_paused = true)]
+async fn bluegreen_refuses_an_app_without_health_checks() {
+    let w = world_with_checks("[fleet]\nmachines = 3", vec![]);
+    let before = w.snapshot(APP);
+    let run = run_on_sim(shared_runtime(), builtin("bluegreen"), w, RunOptions::default()).await;
+    let err = run.result.expect("sandbox fine").expect_err("refused");
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert!(err.message.contains("http_service.checks"), "{}", err.message);
+    assert_eq!(run.world.snapshot(APP), before);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bluegreen_can_retain_blue_for_a_switch_back() {
+    let w = world("[fleet]\nmachines = 3");
+    let mut opts = RunOptions::default();
+    opts.params.insert("retain_blue".into(), cutover::contract::ParamValue::Boolean(true));
+    let run = run_on_sim(shared_runtime(), builtin("bluegreen"), w, opts).await;
+    assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+    let fleet = run.world.snapshot(APP);
+    let blue = blue_ids(&run);
+    let kept: Vec<_> = fleet.iter().filter(|m| blue.contains(&m.id)).collect();
+    assert_eq!(kept.len(), 3, "blue kept");
+    assert!(kept.iter().all(|m| m.cordoned && m.state == cutover::platform::MachineState::Stopped));
+    assert_eq!(fleet.iter().filter(|m| m.is_serving()).count(), 3, "green serves");
+}
+
+#[tokio::test(start_paused = true)]
+async fn immediate_updates_everything_at_once_and_drops_capacity() {
+    let run = deploy("immediate", "[fleet]\nmachines = 6").await;
+    assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+    let updates: Vec<_> = run
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HostCall { call: HostCall::Update { ids, .. }, .. } => Some(ids.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(updates, [6], "one call for the whole fleet");
+    // The control case: every machine was out of service at once.
+    let availability = run.world.availability().unwrap();
+    assert_eq!(availability.max_unavailable(), 6);
+    // Once the machines have booted, the fleet is on v2 and serving.
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    assert!(run.world.snapshot(APP).iter().all(|m| m.release.image == V2 && m.is_serving()));
+}
