@@ -80,7 +80,10 @@ async fn failing_roll(rollback: bool) -> SimRun {
     opts.params.insert("rollback".into(), cutover::contract::ParamValue::Boolean(rollback));
     let run = run_on_sim(shared_runtime(), builtin("rolling"), w, opts).await;
     let availability = run.world.availability().unwrap();
-    assert!(availability.max_unavailable() <= 4, "never more than one batch (4 of 10) out, rollback included");
+    assert!(
+        availability.max_unavailable() <= 4,
+        "never more than one batch (4 of 10) out, rollback included"
+    );
     run
 }
 

@@ -39,7 +39,8 @@ fn first_call_on(run: &SimRun, name: &str, ids: &HashSet<String>) -> Option<(usi
     run.events.iter().enumerate().find_map(|(i, e)| match &e.kind {
         EventKind::HostCall { call, reply, .. } => {
             let v = serde_json::to_value(call).unwrap();
-            let touched = v["ids"].as_array().is_some_and(|a| a.iter().any(|id| ids.contains(id.as_str().unwrap())));
+            let touched =
+                v["ids"].as_array().is_some_and(|a| a.iter().any(|id| ids.contains(id.as_str().unwrap())));
             (v["call"] == name && touched).then(|| (i, matches!(reply, HostReply::Batch(f) if f.is_empty())))
         }
         _ => None,
@@ -62,10 +63,14 @@ async fn bluegreen_switches_without_losing_capacity() {
 
     // Blue was destroyed only after green passed its checks.
     let green: HashSet<String> = fleet.iter().map(|m| m.id.clone()).collect();
-    let (healthy_at, ok) = first_call_on(&run, "health.wait-healthy", &green).expect("green was health-checked");
+    let (healthy_at, ok) =
+        first_call_on(&run, "health.wait-healthy", &green).expect("green was health-checked");
     assert!(ok, "green passed");
     let (destroyed_at, _) = first_call_on(&run, "machines.destroy", &blue).expect("blue destroyed");
-    assert!(destroyed_at > healthy_at, "blue destroyed (event {destroyed_at}) before green passed (event {healthy_at})");
+    assert!(
+        destroyed_at > healthy_at,
+        "blue destroyed (event {destroyed_at}) before green passed (event {healthy_at})"
+    );
     let (uncordon_at, _) = first_call_on(&run, "traffic.uncordon", &green).unwrap();
     let (cordon_at, _) = first_call_on(&run, "traffic.cordon", &blue).unwrap();
     assert!(uncordon_at < cordon_at, "green takes traffic before blue stops taking it");
@@ -73,7 +78,8 @@ async fn bluegreen_switches_without_losing_capacity() {
 
 #[tokio::test(start_paused = true)]
 async fn bluegreen_failing_release_removes_green_and_leaves_blue_serving() {
-    let run = deploy("bluegreen", &format!("[fleet]\nmachines = 8\n[faults]\nunhealthy_images = [\"{V2}\"]")).await;
+    let run =
+        deploy("bluegreen", &format!("[fleet]\nmachines = 8\n[faults]\nunhealthy_images = [\"{V2}\"]")).await;
     let err = run.result.as_ref().expect("sandbox fine").as_ref().expect_err("must fail").clone();
     assert_eq!(err.kind, ErrorKind::Unhealthy);
     assert!(err.message.contains("blue is untouched and still serving"), "{}", err.message);
@@ -103,7 +109,9 @@ async fn bluegreen_refuses_volumes_before_changing_anything() {
     assert_eq!(err.kind, ErrorKind::Invalid);
     assert!(err.message.contains("volume") && err.message.contains("rolling"), "{}", err.message);
     assert_eq!(run.world.snapshot(APP), before, "nothing changed");
-    assert!(run.events.iter().all(|e| !matches!(&e.kind, EventKind::HostCall { call, .. } if call.mutates())));
+    assert!(
+        run.events.iter().all(|e| !matches!(&e.kind, EventKind::HostCall { call, .. } if call.mutates()))
+    );
 }
 
 #[tokio::test(start_paused = true)]

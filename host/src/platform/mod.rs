@@ -229,6 +229,14 @@ pub trait Platform: Send + Sync {
         let _ = (version, window);
         Err(OpError::unsupported("report traffic statistics", self.name()))
     }
+    /// Wait until an operator promotes the manual gate `gate` (`cutover promote`), or `timeout` passes.
+    async fn await_promotion(&self, gate: &str, timeout: Duration) -> Result<(), OpError> {
+        let _ = timeout;
+        Err(OpError::new(
+            ErrorKind::Unsupported,
+            format!("manual gate `{gate}`: the {} platform has no promotion channel yet", self.name()),
+        ))
+    }
 }
 
 /// A health check as configured in fly.toml, in the form platforms run it.

@@ -118,10 +118,6 @@ impl Dispatcher {
             HostCall::Log { .. } | HostCall::Phase { .. } | HostCall::Progress { .. } => HostReply::Done,
             HostCall::Now => HostReply::Time(self.clock.epoch_ms() + at_ms),
             HostCall::Param { name } => HostReply::Param(self.params.get(name).cloned()),
-            HostCall::AwaitPromotion { gate, .. } => HostReply::Failed(OpError::new(
-                ErrorKind::Unsupported,
-                format!("manual gate `{gate}`: this version of cutover has no `cutover promote` yet"),
-            )),
             _ => return None,
         })
     }
@@ -182,13 +178,15 @@ impl Dispatcher {
                 tokio::time::sleep(Duration::from_millis(*ms)).await;
                 HostReply::Done
             }
+            HostCall::AwaitPromotion { gate, timeout_ms } => {
+                one(p.await_promotion(gate, Duration::from_millis(*timeout_ms)).await, |()| HostReply::Done)
+            }
             HostCall::Capabilities
             | HostCall::Log { .. }
             | HostCall::Phase { .. }
             | HostCall::Progress { .. }
             | HostCall::Now
-            | HostCall::Param { .. }
-            | HostCall::AwaitPromotion { .. } => self
+            | HostCall::Param { .. } => self
                 .answer_at_once(call)
                 .unwrap_or(HostReply::Failed(OpError::new(ErrorKind::Invalid, "internal"))),
         }

@@ -14,7 +14,8 @@ pub mod scenario;
 pub use scenario::Scenario;
 
 use super::{
-    Capabilities, Check, CheckSpec, CheckStatus, Machine, MachineState, OpError, Platform, Release, StopSpec,
+    Capabilities, Check, CheckSpec, CheckStatus, Machine, MachineState, OpError, Platform, Release,
+    ReleaseWeight, StopSpec, TrafficStats,
 };
 use crate::platform::ErrorKind;
 use async_trait::async_trait;
@@ -39,6 +40,10 @@ struct WorldState {
     /// Draw counter for calls not tied to one machine (list).
     global_ops: u64,
     tracking: Option<Availability>,
+    /// Traffic split per app, as set by `set_weights` (absent: by machine count).
+    weights: BTreeMap<String, Vec<ReleaseWeight>>,
+    /// Long-lived connections cut by a stop or destroy: (virtual ms, machine, connections).
+    cuts: Vec<(u64, String, u32)>,
 }
 
 /// Serving capacity over time, recorded after every change when tracking is on.
@@ -48,6 +53,8 @@ pub struct Availability {
     pub baseline: usize,
     /// (virtual ms, machines serving) after each change.
     pub samples: Vec<(u64, usize)>,
+    /// (virtual ms, share of new requests per release version in percent) after each change.
+    pub traffic: Vec<(u64, Vec<(u64, f64)>)>,
     app: String,
 }
 
@@ -71,6 +78,8 @@ struct SimMachine {
     timeline: VecDeque<(Instant, MachineState)>,
     started_at: Option<Instant>,
     cordoned: bool,
+    /// When the machine stopped taking new connections; its long-lived ones then end one by one.
+    cordoned_at: Option<Instant>,
     volumes: Vec<String>,
     metadata: BTreeMap<String, String>,
     /// Whether the machine should be running (false after `stop`).
@@ -100,6 +109,8 @@ impl SimWorld {
             next_index: 0,
             global_ops: 0,
             tracking: None,
+            weights: BTreeMap::new(),
+            cuts: Vec::new(),
         };
         let neighbour = format!("{app}-neighbour");
         let plan = (0..fleet.machines)
@@ -125,6 +136,7 @@ impl SimWorld {
                 timeline: VecDeque::new(),
                 started_at: running.then_some(origin - Duration::from_secs(3600)),
                 cordoned: false,
+                cordoned_at: None,
                 volumes: if fleet.volumes && owner == app { vec![format!("data_{i}")] } else { vec![] },
                 metadata: BTreeMap::from([
                     ("fly_process_group".to_string(), group.clone()),
@@ -151,7 +163,14 @@ impl SimWorld {
         let mut st = self.lock();
         let now = Instant::now();
         let baseline = self.serving(&mut st, app, now);
-        st.tracking = Some(Availability { baseline, samples: vec![(0, baseline)], app: app.to_string() });
+        let traffic = vec![(0, self.shares(&mut st, app, now))];
+        st.tracking =
+            Some(Availability { baseline, samples: vec![(0, baseline)], traffic, app: app.to_string() });
+    }
+
+    /// Long-lived connections cut by stops and destroys so far: (virtual ms, machine, connections).
+    pub fn cut_connections(&self) -> Vec<(u64, String, u32)> {
+        self.lock().cuts.clone()
     }
 
     /// What tracking recorded so far.
@@ -204,9 +223,75 @@ impl SimWorld {
         let Some(app) = st.tracking.as_ref().map(|t| t.app.clone()) else { return };
         let now = Instant::now();
         let serving = self.serving(st, &app, now);
+        let shares = self.shares(st, &app, now);
         let at = self.now_ms(now);
         if let Some(t) = st.tracking.as_mut() {
             t.samples.push((at, serving));
+            t.traffic.push((at, shares));
+        }
+    }
+
+    /// Share of new requests each release of `app` gets right now, in percent. With weights set, a
+    /// release gets its weight if it has a serving machine (weights of releases with none are spread
+    /// over the others); without, releases share by serving machine count.
+    fn shares(&self, st: &mut WorldState, app: &str, now: Instant) -> Vec<(u64, f64)> {
+        let mut serving: BTreeMap<u64, usize> = BTreeMap::new();
+        for m in st.machines.values_mut().filter(|m| m.app == app) {
+            self.settle(m, now);
+            if self.view(m, now).is_serving() {
+                *serving.entry(m.release.version).or_default() += 1;
+            }
+        }
+        let total: usize = serving.values().sum();
+        if total == 0 {
+            return vec![];
+        }
+        match st.weights.get(app) {
+            Some(weights) => {
+                let live: Vec<(u64, f64)> = weights
+                    .iter()
+                    .filter(|w| serving.contains_key(&w.version))
+                    .map(|w| (w.version, f64::from(w.percent)))
+                    .collect();
+                let sum: f64 = live.iter().map(|(_, p)| p).sum();
+                if sum == 0.0 {
+                    // Every weighted release lost its machines: fall back to machine count.
+                    return serving.iter().map(|(v, n)| (*v, *n as f64 * 100.0 / total as f64)).collect();
+                }
+                live.into_iter().map(|(v, p)| (v, p * 100.0 / sum)).collect()
+            }
+            None => serving.iter().map(|(v, n)| (*v, *n as f64 * 100.0 / total as f64)).collect(),
+        }
+    }
+
+    /// Open long-lived connections of a machine at `now`.
+    fn connections_of(&self, m: &SimMachine, now: Instant) -> u32 {
+        if m.state != MachineState::Started {
+            return 0;
+        }
+        let n = self.scenario.traffic.connections;
+        match (m.cordoned, m.cordoned_at) {
+            (false, _) => n,
+            // Created cordoned (a green machine): it never took a connection.
+            (true, None) => 0,
+            (true, Some(since)) => (0..u64::from(n))
+                .filter(|k| {
+                    let life = self.latency(
+                        self.scenario.traffic.connection_lifetime,
+                        &m.id,
+                        2_000_000 + m.boots * 64 + k,
+                    );
+                    since + life > now
+                })
+                .count() as u32,
+        }
+    }
+
+    /// Note the connections a stop or destroy of `m` cuts.
+    fn cut(&self, cuts: &mut Vec<(u64, String, u32)>, m: &SimMachine, now: Instant) {
+        let open = self.connections_of(m, now);
+        if open > 0 {
+            cuts.push((self.now_ms(now), m.id.clone(), open));
         }
     }
 
@@ -435,7 +520,7 @@ impl Platform for SimPlatform {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { cordon: true, connection_counts: false, weights: false, stats: false }
+        Capabilities { cordon: true, connection_counts: true, weights: true, stats: true }
     }
 
     async fn list(&self) -> Result<Vec<Machine>, OpError> {
@@ -463,6 +548,7 @@ impl Platform for SimPlatform {
             timeline: VecDeque::new(),
             started_at: None,
             cordoned: !routable,
+            cordoned_at: None,
             volumes: vec![],
             desired_running: true,
             crash_at: None,
@@ -517,7 +603,9 @@ impl Platform for SimPlatform {
 
     async fn stop(&self, id: &str, how: &StopSpec) -> Result<(), OpError> {
         self.api(Some(id), "stop machine").await?;
-        self.with_machine(id, |w, m, now| {
+        let mut cuts = Vec::new();
+        let r = self.with_machine(id, |w, m, now| {
+            w.cut(&mut cuts, m, now);
             m.desired_running = false;
             if !matches!(m.state, MachineState::Stopped | MachineState::Created) {
                 let stop = w.latency(w.scenario.latency.stop, &m.id, m.ops * 7 + 2).min(how.timeout);
@@ -526,7 +614,9 @@ impl Platform for SimPlatform {
                 w.settle(m, now);
             }
             Ok(())
-        })
+        });
+        self.world.lock().cuts.extend(cuts);
+        r
     }
 
     async fn destroy(&self, id: &str) -> Result<(), OpError> {
@@ -534,8 +624,13 @@ impl Platform for SimPlatform {
             return Ok(());
         }
         self.api(Some(id), "destroy machine").await?;
-        self.with_machine(id, |_, _, _| Ok(()))?;
+        let mut cuts = Vec::new();
+        self.with_machine(id, |w, m, now| {
+            w.cut(&mut cuts, m, now);
+            Ok(())
+        })?;
         let mut st = self.world.lock();
+        st.cuts.extend(cuts);
         st.machines.remove(id);
         st.destroyed.insert(id.to_string(), self.app.clone());
         self.world.sample(&mut st);
@@ -604,7 +699,10 @@ impl Platform for SimPlatform {
 
     async fn cordon(&self, id: &str) -> Result<(), OpError> {
         self.api(Some(id), "cordon machine").await?;
-        self.with_machine(id, |_, m, _| {
+        self.with_machine(id, |_, m, now| {
+            if !m.cordoned {
+                m.cordoned_at = Some(now);
+            }
             m.cordoned = true;
             Ok(())
         })
@@ -614,8 +712,75 @@ impl Platform for SimPlatform {
         self.api(Some(id), "uncordon machine").await?;
         self.with_machine(id, |_, m, _| {
             m.cordoned = false;
+            m.cordoned_at = None;
             Ok(())
         })
+    }
+
+    async fn connections(&self, id: &str) -> Result<u32, OpError> {
+        self.api(Some(id), "count connections").await?;
+        self.with_machine(id, |w, m, now| Ok(w.connections_of(m, now)))
+    }
+
+    async fn set_weights(&self, weights: &[ReleaseWeight]) -> Result<(), OpError> {
+        self.api(None, "set traffic weights").await?;
+        let mut st = self.world.lock();
+        st.weights.insert(self.app.clone(), weights.to_vec());
+        self.world.sample(&mut st);
+        Ok(())
+    }
+
+    async fn weights(&self) -> Result<Vec<ReleaseWeight>, OpError> {
+        self.api(None, "get traffic weights").await?;
+        Ok(self.world.lock().weights.get(&self.app).cloned().unwrap_or_default())
+    }
+
+    async fn stats(&self, version: u64, window: Duration) -> Result<TrafficStats, OpError> {
+        self.api(None, "get traffic stats").await?;
+        let w = &self.world;
+        let mut st = w.lock();
+        let now = Instant::now();
+        let share = w
+            .shares(&mut st, &self.app, now)
+            .into_iter()
+            .find(|(v, _)| *v == version)
+            .map_or(0.0, |(_, p)| p);
+        let image = st
+            .machines
+            .values()
+            .find(|m| m.app == self.app && m.release.version == version)
+            .map(|m| m.release.image.clone());
+        let traffic = &w.scenario.traffic;
+        let bad = image.as_ref().and_then(|i| w.scenario.faults.error_images.get(i)).copied();
+        let requests = (traffic.rps * window.as_secs_f64() * share / 100.0).round() as u64;
+        let errors = (requests as f64 * bad.unwrap_or(traffic.error_rate)).round() as u64;
+        let slow = if bad.is_some() { 1.5 } else { 1.0 };
+        Ok(TrafficStats {
+            requests,
+            errors,
+            p50_ms: traffic.latency_ms[0] * slow,
+            p99_ms: traffic.latency_ms[1] * slow,
+        })
+    }
+
+    async fn await_promotion(&self, gate: &str, timeout: Duration) -> Result<(), OpError> {
+        match self.world.scenario.promote_after {
+            Some(after) if after.0 <= timeout => {
+                tokio::time::sleep(after.0).await;
+                Ok(())
+            }
+            _ => {
+                tokio::time::sleep(timeout).await;
+                Err(OpError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "manual gate `{gate}` was not promoted within {} (under the simulator, set \
+                         `promote_after` in the scenario to play the operator)",
+                        crate::config::duration::display(timeout)
+                    ),
+                ))
+            }
+        }
     }
 }
 
@@ -740,6 +905,66 @@ mod tests {
             p.clone_from(&source.id, &Release { version: 2, image: "img:v2".into() }, false).await.unwrap();
         assert!(green.volumes.is_empty(), "a volume attaches to one machine only");
         assert!(green.cordoned, "not routable until uncordoned");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cordoned_machines_drain_their_connections() {
+        let w =
+            world("[fleet]\nmachines = 1\n[traffic]\nconnections = 3\nconnection_lifetime = [1000, 20000]");
+        let p = w.platform("app");
+        let id = p.list().await.unwrap()[0].id.clone();
+        assert_eq!(p.connections(&id).await.unwrap(), 3);
+        p.cordon(&id).await.unwrap();
+        let mut last = 3;
+        for _ in 0..25 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let open = p.connections(&id).await.unwrap();
+            assert!(open <= last, "connections only close after a cordon");
+            last = open;
+        }
+        assert_eq!(last, 0, "all closed after the longest lifetime");
+        p.uncordon(&id).await.unwrap();
+        assert_eq!(p.connections(&id).await.unwrap(), 3, "new connections once routable again");
+        p.destroy(&id).await.unwrap();
+        assert_eq!(w.cut_connections().len(), 1, "destroying a busy machine cuts its connections");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn weights_split_traffic_and_stats_follow() {
+        let w = world(
+            "[fleet]\nmachines = 4\n[traffic]\nrps = 100\nerror_rate = 0.0\n[faults]\nerror_images = { \"img:v2\" = 0.5 }",
+        );
+        let p = w.platform("app");
+        let ms = p.list().await.unwrap();
+        let v2 = Release { version: 2, image: "img:v2".into() };
+        let canary = p.clone_from(&ms[0].id, &v2, false).await.unwrap();
+        p.wait_healthy(&canary.id, Duration::from_secs(120)).await.unwrap();
+        p.uncordon(&canary.id).await.unwrap();
+        // By machine count: 1 of 5.
+        assert_eq!(p.stats(2, Duration::from_secs(10)).await.unwrap().requests, 200);
+        p.set_weights(&[
+            ReleaseWeight { version: 1, percent: 90 },
+            ReleaseWeight { version: 2, percent: 10 },
+        ])
+        .await
+        .unwrap();
+        let canary_stats = p.stats(2, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(canary_stats.requests, 100);
+        assert_eq!(canary_stats.errors, 50);
+        assert_eq!(p.stats(1, Duration::from_secs(10)).await.unwrap().errors, 0);
+        assert_eq!(p.weights().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn manual_gates_follow_the_scenario() {
+        let p = world("promote_after = \"30s\"").platform("app");
+        let start = Instant::now();
+        p.await_promotion("step-25", Duration::from_secs(60)).await.unwrap();
+        assert!(start.elapsed() >= Duration::from_secs(30));
+        let p = world("").platform("app");
+        let e = p.await_promotion("step-25", Duration::from_secs(60)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout);
+        assert!(e.message.contains("promote_after"), "{e}");
     }
 
     #[tokio::test(start_paused = true)]

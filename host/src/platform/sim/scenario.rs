@@ -30,8 +30,12 @@ pub struct Scenario {
     pub fleet: FleetSpec,
     pub latency: LatencySpec,
     pub faults: FaultSpec,
+    pub traffic: TrafficSpec,
     /// Bound on concurrent operations per batch call (overrides `[cutover] concurrency`).
     pub concurrency: Option<usize>,
+    /// The simulated operator runs `cutover promote` for every manual gate this long after the gate
+    /// opens. Without it, manual gates time out (virtual time does not wait for a person).
+    pub promote_after: Option<Dur>,
 }
 
 impl Default for Scenario {
@@ -41,7 +45,9 @@ impl Default for Scenario {
             fleet: FleetSpec::default(),
             latency: LatencySpec::default(),
             faults: FaultSpec::default(),
+            traffic: TrafficSpec::default(),
             concurrency: None,
+            promote_after: None,
         }
     }
 }
@@ -113,6 +119,8 @@ pub struct FaultSpec {
     pub crashing_images: Vec<String>,
     /// Individual machines that crash at a given time.
     pub crash: Vec<CrashSpec>,
+    /// Releases on these images pass their checks but answer this share of requests with a 5xx.
+    pub error_images: std::collections::BTreeMap<String, f64>,
 }
 
 impl Default for FaultSpec {
@@ -124,6 +132,35 @@ impl Default for FaultSpec {
             unhealthy_images: vec![],
             crashing_images: vec![],
             crash: vec![],
+            error_images: Default::default(),
+        }
+    }
+}
+
+/// Simulated client traffic: what `traffic.stats` and `traffic.connections` report.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrafficSpec {
+    /// Requests per second across the app, spread over serving machines by release weight.
+    pub rps: f64,
+    /// Share of requests a healthy release answers with an error.
+    pub error_rate: f64,
+    /// p50 and p99 latency of a healthy release, in milliseconds.
+    pub latency_ms: [f64; 2],
+    /// Long-lived connections (WebSockets, TCP) each serving machine holds.
+    pub connections: u32,
+    /// How long each of those connections lasts once its machine stops taking new ones, `[min, max]` ms.
+    pub connection_lifetime: [u64; 2],
+}
+
+impl Default for TrafficSpec {
+    fn default() -> Self {
+        Self {
+            rps: 100.0,
+            error_rate: 0.001,
+            latency_ms: [20.0, 120.0],
+            connections: 4,
+            connection_lifetime: [2_000, 90_000],
         }
     }
 }
@@ -189,6 +226,18 @@ impl Scenario {
                     self.fleet.machines
                 );
             }
+        }
+        for (image, rate) in &self.faults.error_images {
+            if !(0.0..=1.0).contains(rate) {
+                bail!("`faults.error_images.\"{image}\"` = {rate}: expected a share between 0.0 and 1.0");
+            }
+        }
+        let [lo, hi] = self.traffic.connection_lifetime;
+        if lo > hi {
+            bail!("`traffic.connection_lifetime` = [{lo}, {hi}]: expected [min, max] with min <= max");
+        }
+        if self.traffic.rps < 0.0 || !(0.0..=1.0).contains(&self.traffic.error_rate) {
+            bail!("`traffic.rps` must be >= 0 and `traffic.error_rate` a share between 0.0 and 1.0");
         }
         if self.concurrency == Some(0) {
             bail!("`concurrency` = 0: expected at least 1");
