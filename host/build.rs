@@ -25,6 +25,15 @@ fn main() {
     for m in &members {
         println!("cargo:rerun-if-changed={}", strategies.join(m).display());
     }
+    // Only component crates are strategies; library crates (the shared kit) are built into them.
+    let components: Vec<&String> = members
+        .iter()
+        .filter(|m| {
+            std::fs::read_to_string(strategies.join(m).join("Cargo.toml")).is_ok_and(|t| {
+                t.lines().any(|l| l.trim_start().starts_with("crate-type") && l.contains("cdylib"))
+            })
+        })
+        .collect();
 
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -51,9 +60,9 @@ fn main() {
     let mut generated = String::from(
         "/// Built-in strategies: (name, component bytes).\npub const BUILTINS: &[(&str, &[u8])] = &[\n",
     );
-    for m in &members {
+    for m in components {
         let wasm = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", m.replace('-', "_")));
-        let name = m.clone();
+        let name = m.as_str();
         let copy = out_dir.join(format!("{name}.wasm"));
         std::fs::copy(&wasm, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", wasm.display()));
         writeln!(generated, "    ({name:?}, include_bytes!({:?})),", copy.display().to_string()).unwrap();

@@ -12,17 +12,11 @@
 //! that, as flyctl does). Machines already on the target release are skipped, so running the same
 //! deploy again finishes a partial one.
 
-wit_bindgen::generate!({ path: "../../wit", world: "strategy" });
-
-use cutover::strategy::machines;
-use cutover::strategy::runtime::{self, Level};
-// The world `use`s DeployPlan, Error and StrategyInfo, so they are already in scope at the root.
-use cutover::strategy::types::{MachineError, MachineState, ParamKind, ParamSpec, ParamValue};
+use kit::runtime::{self, Level};
+use kit::{DeployPlan, Error, Guest, StrategyInfo, machines};
+use kit::{explain, list_machines, should_run, with_retries};
 
 struct Immediate;
-
-/// How often a batch operation is retried on transient (`platform`) errors, by default.
-const DEFAULT_RETRIES: i64 = 3;
 
 impl Guest for Immediate {
     fn describe() -> StrategyInfo {
@@ -31,20 +25,12 @@ impl Guest for Immediate {
             summary: "Update every machine at once: no cordon, no health waits. Fastest, and drops \
                       traffic while the machines restart."
                 .into(),
-            params: vec![ParamSpec {
-                name: "retries".into(),
-                kind: ParamKind::Integer,
-                default: Some(ParamValue::Integer(DEFAULT_RETRIES)),
-                summary: "How often a machine operation is retried after a transient platform error.".into(),
-            }],
+            params: vec![kit::retries_param()],
         }
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = match runtime::param("retries") {
-            Some(ParamValue::Integer(n)) => n.max(0) as u32,
-            _ => DEFAULT_RETRIES as u32,
-        };
+        let retries = kit::retries();
         let fleet = list_machines(retries)?;
 
         let pending: Vec<_> = fleet.iter().filter(|m| m.release.version != plan.target.version).collect();
@@ -98,96 +84,4 @@ impl Guest for Immediate {
     }
 }
 
-/// A machine that was meant to be serving before the deploy.
-fn should_run(state: MachineState) -> bool {
-    !matches!(state, MachineState::Stopped | MachineState::Suspended | MachineState::Created)
-}
-
-/// Run a batch operation, retrying only the machines whose error was transient (`platform`).
-fn with_retries(
-    retries: u32,
-    ids: &[String],
-    mut op: impl FnMut(&[String]) -> Result<(), Vec<MachineError>>,
-) -> Result<(), Vec<MachineError>> {
-    let mut todo = ids.to_vec();
-    let mut attempt = 0;
-    loop {
-        if todo.is_empty() {
-            return Ok(());
-        }
-        match op(&todo) {
-            Ok(()) => return Ok(()),
-            Err(failures) => {
-                let transient = failures.iter().all(|f| matches!(f.error, Error::Platform(_)));
-                if !transient || attempt >= retries {
-                    return Err(failures);
-                }
-                attempt += 1;
-                runtime::log(
-                    Level::Warn,
-                    &format!(
-                        "{} machine(s) hit a transient error, retry {attempt}/{retries}: {}",
-                        failures.len(),
-                        describe_error(&failures[0].error)
-                    ),
-                );
-                runtime::sleep(500 * u64::from(attempt));
-                todo = failures.into_iter().map(|f| f.id).collect();
-            }
-        }
-    }
-}
-
-/// Turn a batch failure into one error of the same kind as the first machine's, with context.
-fn explain(failures: Vec<MachineError>, context: &str) -> Error {
-    let first = &failures[0];
-    let more = if failures.len() > 1 {
-        format!(" (and {} more machine(s))", failures.len() - 1)
-    } else {
-        String::new()
-    };
-    let msg = format!("{context}: machine {}: {}{more}", first.id, describe_error(&first.error));
-    match first.error {
-        Error::NotFound(_) => Error::NotFound(msg),
-        Error::Conflict(_) => Error::Conflict(msg),
-        Error::Timeout(_) => Error::Timeout(msg),
-        Error::Unhealthy(_) => Error::Unhealthy(msg),
-        Error::Platform(_) => Error::Platform(msg),
-        Error::Denied(_) => Error::Denied(msg),
-        Error::Invalid(_) => Error::Invalid(msg),
-        Error::Unsupported(_) => Error::Unsupported(msg),
-    }
-}
-
-fn describe_error(e: &Error) -> String {
-    match e {
-        Error::NotFound(m) => format!("not found: {m}"),
-        Error::Conflict(m) => format!("conflict: {m}"),
-        Error::Timeout(m) => format!("timed out: {m}"),
-        Error::Unhealthy(m) => format!("unhealthy: {m}"),
-        Error::Platform(m) => format!("platform error: {m}"),
-        Error::Denied(m) => format!("denied: {m}"),
-        Error::Invalid(m) => format!("invalid: {m}"),
-        Error::Unsupported(m) => format!("unsupported: {m}"),
-    }
-}
-
-/// The app's machines, retrying transient (`platform`) errors like every other call.
-fn list_machines(retries: u32) -> Result<Vec<cutover::strategy::types::Machine>, Error> {
-    let mut attempt = 0;
-    loop {
-        match machines::list() {
-            Err(Error::Platform(m)) if attempt < retries => {
-                attempt += 1;
-                runtime::log(
-                    Level::Warn,
-                    &format!("listing machines failed ({m}), retry {attempt}/{retries}"),
-                );
-                runtime::sleep(500 * u64::from(attempt));
-            }
-            other => return other,
-        }
-    }
-}
-
-export!(Immediate);
+kit::export!(Immediate with_types_in kit::bindings);

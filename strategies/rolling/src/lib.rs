@@ -17,20 +17,15 @@
 //! error then says how far it got. Without `rollback`, the fleet stays split between the releases, which
 //! is what an operator who wants to look at the failed machines asks for.
 
-wit_bindgen::generate!({ path: "../../wit", world: "strategy" });
-
-use cutover::strategy::runtime::{self, Level};
-// The world `use`s DeployPlan, Error and StrategyInfo, so they are already in scope at the root.
-use cutover::strategy::types::{
+use kit::runtime::{self, Level};
+use kit::types::{
     Machine, MachineError, MachineState, MaxUnavailable, ParamKind, ParamSpec, ParamValue, Release,
 };
-use cutover::strategy::{health, machines, traffic};
+use kit::{DeployPlan, Error, Guest, StrategyInfo, health, machines, traffic};
+use kit::{describe_error, explain, list_machines, should_run, with_note, with_retries};
 use std::collections::BTreeMap;
 
 struct Rolling;
-
-/// How often a batch operation is retried on transient (`platform`) errors, by default.
-const DEFAULT_RETRIES: i64 = 3;
 
 /// Whether a failed roll moves the machines it already moved back, by default.
 const DEFAULT_ROLLBACK: bool = true;
@@ -51,13 +46,7 @@ impl Guest for Rolling {
                       moves what it moved back to the previous release."
                 .into(),
             params: vec![
-                ParamSpec {
-                    name: "retries".into(),
-                    kind: ParamKind::Integer,
-                    default: Some(ParamValue::Integer(DEFAULT_RETRIES)),
-                    summary: "How often a machine operation is retried after a transient platform error."
-                        .into(),
-                },
+                kit::retries_param(),
                 ParamSpec {
                     name: "rollback".into(),
                     kind: ParamKind::Boolean,
@@ -71,14 +60,8 @@ impl Guest for Rolling {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = match runtime::param("retries") {
-            Some(ParamValue::Integer(n)) => n.max(0) as u32,
-            _ => DEFAULT_RETRIES as u32,
-        };
-        let rollback = match runtime::param("rollback") {
-            Some(ParamValue::Boolean(b)) => b,
-            _ => DEFAULT_ROLLBACK,
-        };
+        let retries = kit::retries();
+        let rollback = kit::param_bool("rollback", DEFAULT_ROLLBACK);
         let can_cordon = traffic::capabilities().cordon;
         let fleet = list_machines(retries)?;
 
@@ -230,110 +213,4 @@ fn batch_size(max: &MaxUnavailable, group_len: usize) -> usize {
     n.max(1)
 }
 
-/// A machine that was meant to be serving before the deploy.
-fn should_run(state: MachineState) -> bool {
-    !matches!(state, MachineState::Stopped | MachineState::Suspended | MachineState::Created)
-}
-
-/// Run a batch operation, retrying only the machines whose error was transient (`platform`).
-fn with_retries(
-    retries: u32,
-    ids: &[String],
-    mut op: impl FnMut(&[String]) -> Result<(), Vec<MachineError>>,
-) -> Result<(), Vec<MachineError>> {
-    let mut todo = ids.to_vec();
-    let mut attempt = 0;
-    loop {
-        if todo.is_empty() {
-            return Ok(());
-        }
-        match op(&todo) {
-            Ok(()) => return Ok(()),
-            Err(failures) => {
-                let transient = failures.iter().all(|f| matches!(f.error, Error::Platform(_)));
-                if !transient || attempt >= retries {
-                    return Err(failures);
-                }
-                attempt += 1;
-                runtime::log(
-                    Level::Warn,
-                    &format!(
-                        "{} machine(s) hit a transient error, retry {attempt}/{retries}: {}",
-                        failures.len(),
-                        describe_error(&failures[0].error)
-                    ),
-                );
-                runtime::sleep(500 * u64::from(attempt));
-                todo = failures.into_iter().map(|f| f.id).collect();
-            }
-        }
-    }
-}
-
-/// Turn a batch failure into one error of the same kind as the first machine's, with context.
-fn explain(failures: Vec<MachineError>, context: &str) -> Error {
-    let first = &failures[0];
-    let more = if failures.len() > 1 {
-        format!(" (and {} more machine(s))", failures.len() - 1)
-    } else {
-        String::new()
-    };
-    let msg = format!("{context}: machine {}: {}{more}", first.id, describe_error(&first.error));
-    match first.error {
-        Error::NotFound(_) => Error::NotFound(msg),
-        Error::Conflict(_) => Error::Conflict(msg),
-        Error::Timeout(_) => Error::Timeout(msg),
-        Error::Unhealthy(_) => Error::Unhealthy(msg),
-        Error::Platform(_) => Error::Platform(msg),
-        Error::Denied(_) => Error::Denied(msg),
-        Error::Invalid(_) => Error::Invalid(msg),
-        Error::Unsupported(_) => Error::Unsupported(msg),
-    }
-}
-
-/// The same error, its message extended by `note`.
-fn with_note(e: Error, note: &str) -> Error {
-    match e {
-        Error::NotFound(m) => Error::NotFound(m + note),
-        Error::Conflict(m) => Error::Conflict(m + note),
-        Error::Timeout(m) => Error::Timeout(m + note),
-        Error::Unhealthy(m) => Error::Unhealthy(m + note),
-        Error::Platform(m) => Error::Platform(m + note),
-        Error::Denied(m) => Error::Denied(m + note),
-        Error::Invalid(m) => Error::Invalid(m + note),
-        Error::Unsupported(m) => Error::Unsupported(m + note),
-    }
-}
-
-fn describe_error(e: &Error) -> String {
-    match e {
-        Error::NotFound(m) => format!("not found: {m}"),
-        Error::Conflict(m) => format!("conflict: {m}"),
-        Error::Timeout(m) => format!("timed out: {m}"),
-        Error::Unhealthy(m) => format!("unhealthy: {m}"),
-        Error::Platform(m) => format!("platform error: {m}"),
-        Error::Denied(m) => format!("denied: {m}"),
-        Error::Invalid(m) => format!("invalid: {m}"),
-        Error::Unsupported(m) => format!("unsupported: {m}"),
-    }
-}
-
-/// The app's machines, retrying transient (`platform`) errors like every other call.
-fn list_machines(retries: u32) -> Result<Vec<cutover::strategy::types::Machine>, Error> {
-    let mut attempt = 0;
-    loop {
-        match machines::list() {
-            Err(Error::Platform(m)) if attempt < retries => {
-                attempt += 1;
-                runtime::log(
-                    Level::Warn,
-                    &format!("listing machines failed ({m}), retry {attempt}/{retries}"),
-                );
-                runtime::sleep(500 * u64::from(attempt));
-            }
-            other => return other,
-        }
-    }
-}
-
-export!(Rolling);
+kit::export!(Rolling with_types_in kit::bindings);

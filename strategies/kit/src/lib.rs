@@ -1,0 +1,160 @@
+//! What every built-in strategy shares: the bindings of `cutover:strategy@0.1.0` and the helpers a
+//! strategy needs around them — retrying transient platform errors, turning batch failures into one
+//! error with context, reading parameters with defaults.
+//!
+//! A strategy crate implements [`Guest`] and exports itself with `kit::export!(MyStrategy with_types_in
+//! kit::bindings);`. Keeping the bindings here (rather than one `generate!` per strategy) is what lets the helpers
+//! name the contract's types; it is the seed of the Rust SDK for strategy authors.
+
+/// The generated bindings (in a module of their own: the export macros they define must not meet
+/// their re-exports at the crate root).
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "strategy",
+        pub_export_macro: true,
+        default_bindings_module: "kit::bindings",
+    });
+}
+
+pub use bindings::cutover::strategy::{health, machines, runtime, traffic, types};
+pub use bindings::{DeployPlan, Error, Guest, StrategyInfo, export};
+
+use runtime::Level;
+use types::{Machine, MachineError, MachineState, ParamKind, ParamSpec, ParamValue};
+
+/// How often a machine operation is retried on transient (`platform`) errors, by default.
+pub const DEFAULT_RETRIES: i64 = 3;
+
+/// The `retries` parameter every built-in strategy declares.
+pub fn retries_param() -> ParamSpec {
+    ParamSpec {
+        name: "retries".into(),
+        kind: ParamKind::Integer,
+        default: Some(ParamValue::Integer(DEFAULT_RETRIES)),
+        summary: "How often a machine operation is retried after a transient platform error.".into(),
+    }
+}
+
+/// The `retries` parameter of this deploy.
+pub fn retries() -> u32 {
+    match runtime::param("retries") {
+        Some(ParamValue::Integer(n)) => n.clamp(0, i64::from(u32::MAX)) as u32,
+        _ => DEFAULT_RETRIES as u32,
+    }
+}
+
+/// A boolean parameter, or `default` when it is unset.
+pub fn param_bool(name: &str, default: bool) -> bool {
+    match runtime::param(name) {
+        Some(ParamValue::Boolean(b)) => b,
+        _ => default,
+    }
+}
+
+/// A machine that was meant to be serving before the deploy.
+pub fn should_run(state: MachineState) -> bool {
+    !matches!(state, MachineState::Stopped | MachineState::Suspended | MachineState::Created)
+}
+
+/// Run a batch operation, retrying only the machines whose error was transient (`platform`).
+pub fn with_retries(
+    retries: u32,
+    ids: &[String],
+    mut op: impl FnMut(&[String]) -> Result<(), Vec<MachineError>>,
+) -> Result<(), Vec<MachineError>> {
+    let mut todo = ids.to_vec();
+    let mut attempt = 0;
+    loop {
+        if todo.is_empty() {
+            return Ok(());
+        }
+        match op(&todo) {
+            Ok(()) => return Ok(()),
+            Err(failures) => {
+                let transient = failures.iter().all(|f| matches!(f.error, Error::Platform(_)));
+                if !transient || attempt >= retries {
+                    return Err(failures);
+                }
+                attempt += 1;
+                runtime::log(
+                    Level::Warn,
+                    &format!(
+                        "{} machine(s) hit a transient error, retry {attempt}/{retries}: {}",
+                        failures.len(),
+                        describe_error(&failures[0].error)
+                    ),
+                );
+                runtime::sleep(500 * u64::from(attempt));
+                todo = failures.into_iter().map(|f| f.id).collect();
+            }
+        }
+    }
+}
+
+/// Turn a batch failure into one error of the same kind as the first machine's, with context.
+pub fn explain(failures: Vec<MachineError>, context: &str) -> Error {
+    let first = &failures[0];
+    let more = if failures.len() > 1 {
+        format!(" (and {} more machine(s))", failures.len() - 1)
+    } else {
+        String::new()
+    };
+    let msg = format!("{context}: machine {}: {}{more}", first.id, describe_error(&first.error));
+    match first.error {
+        Error::NotFound(_) => Error::NotFound(msg),
+        Error::Conflict(_) => Error::Conflict(msg),
+        Error::Timeout(_) => Error::Timeout(msg),
+        Error::Unhealthy(_) => Error::Unhealthy(msg),
+        Error::Platform(_) => Error::Platform(msg),
+        Error::Denied(_) => Error::Denied(msg),
+        Error::Invalid(_) => Error::Invalid(msg),
+        Error::Unsupported(_) => Error::Unsupported(msg),
+    }
+}
+
+/// The same error, its message extended by `note`.
+pub fn with_note(e: Error, note: &str) -> Error {
+    match e {
+        Error::NotFound(m) => Error::NotFound(m + note),
+        Error::Conflict(m) => Error::Conflict(m + note),
+        Error::Timeout(m) => Error::Timeout(m + note),
+        Error::Unhealthy(m) => Error::Unhealthy(m + note),
+        Error::Platform(m) => Error::Platform(m + note),
+        Error::Denied(m) => Error::Denied(m + note),
+        Error::Invalid(m) => Error::Invalid(m + note),
+        Error::Unsupported(m) => Error::Unsupported(m + note),
+    }
+}
+
+/// An error as a short sentence ("timed out: ...").
+pub fn describe_error(e: &Error) -> String {
+    match e {
+        Error::NotFound(m) => format!("not found: {m}"),
+        Error::Conflict(m) => format!("conflict: {m}"),
+        Error::Timeout(m) => format!("timed out: {m}"),
+        Error::Unhealthy(m) => format!("unhealthy: {m}"),
+        Error::Platform(m) => format!("platform error: {m}"),
+        Error::Denied(m) => format!("denied: {m}"),
+        Error::Invalid(m) => format!("invalid: {m}"),
+        Error::Unsupported(m) => format!("unsupported: {m}"),
+    }
+}
+
+/// The app's machines, retrying transient (`platform`) errors like every other call.
+pub fn list_machines(retries: u32) -> Result<Vec<Machine>, Error> {
+    let mut attempt = 0;
+    loop {
+        match machines::list() {
+            Err(Error::Platform(m)) if attempt < retries => {
+                attempt += 1;
+                runtime::log(
+                    Level::Warn,
+                    &format!("listing machines failed ({m}), retry {attempt}/{retries}"),
+                );
+                runtime::sleep(500 * u64::from(attempt));
+            }
+            other => return other,
+        }
+    }
+}
