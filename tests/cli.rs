@@ -225,3 +225,37 @@ fn help_teaches_the_commands() {
     let out = cutover(&["deploy", "--help"]);
     assert!(text(&out).0.contains("--scenario"));
 }
+
+#[test]
+fn every_built_in_deploys_a_thousand_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("thousand.toml");
+    std::fs::write(
+        &scenario,
+        "seed = 5\nconcurrency = 64\n[fleet]\nmachines = 1000\nregions = [\"ams\", \"iad\", \"sin\"]\n",
+    )
+    .unwrap();
+    let out = cutover(&["strategies", "--json"]);
+    let names: Vec<String> = serde_json::from_slice::<Vec<Value>>(&out.stdout)
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.len() >= 3, "{names:?}");
+    for name in &names {
+        let out = cutover(&[
+            "deploy",
+            "--config",
+            example().to_str().unwrap(),
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--strategy",
+            name,
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {:?}", text(&out).1);
+        let evs = events(&out);
+        let end = finished(&evs);
+        assert_eq!(end["fleet"]["by_version"], serde_json::json!([[2, 1000]]), "{name}");
+    }
+}

@@ -160,3 +160,68 @@ async fn immediate_updates_everything_at_once_and_drops_capacity() {
     tokio::time::sleep(std::time::Duration::from_secs(120)).await;
     assert!(run.world.snapshot(APP).iter().all(|m| m.release.image == V2 && m.is_serving()));
 }
+
+/// The scenarios every strategy is run through, with whether the deploy should succeed.
+fn scenarios() -> Vec<(&'static str, String, bool)> {
+    vec![
+        ("happy path", "[fleet]\nmachines = 12\nregions = [\"ams\", \"iad\"]".into(), true),
+        (
+            "release fails its checks",
+            format!("[fleet]\nmachines = 12\n[faults]\nunhealthy_images = [\"{V2}\"]"),
+            false,
+        ),
+        (
+            "5% transient API errors",
+            "seed = 8\n[fleet]\nmachines = 12\n[faults]\napi_error_rate = 0.05".into(),
+            true,
+        ),
+        (
+            "a machine crashes mid-deploy",
+            "[fleet]\nmachines = 12\n[[faults.crash]]\nmachine = 11\nat = \"8s\"".into(),
+            true,
+        ),
+        (
+            "the wait timeout expires",
+            format!("[fleet]\nmachines = 12\n[faults]\nslow_images = {{ \"{V2}\" = \"20m\" }}"),
+            false,
+        ),
+    ]
+}
+
+/// Run `strategy` through every scenario and check, after every change to the fleet and at the end:
+/// capacity stays within what the strategy promises, and the fleet ends on exactly one release (the new
+/// one on success, the old one on failure), every machine serving, none lost and none left over.
+async fn check_strategy(strategy: &str, capacity_floor: impl Fn(usize) -> usize) {
+    for (name, scenario, succeeds) in scenarios() {
+        let w = world(&scenario);
+        w.track_availability(APP);
+        let before = w.snapshot(APP).len();
+        let run = run_on_sim(shared_runtime(), builtin(strategy), w, RunOptions::default()).await;
+        let ok = matches!(run.result, Ok(Ok(())));
+        assert_eq!(ok, succeeds, "{strategy}, {name}: {:?}", run.result);
+        let availability = run.world.availability().unwrap();
+        let floor = capacity_floor(availability.baseline);
+        for &(at, serving) in &availability.samples {
+            assert!(serving >= floor, "{strategy}, {name}: {serving} serving at {at} ms, promised {floor}");
+        }
+        let fleet = run.world.snapshot(APP);
+        assert_eq!(fleet.len(), before, "{strategy}, {name}: machines lost or left over");
+        let image = if succeeds { V2 } else { V1 };
+        for m in &fleet {
+            assert_eq!(m.release.image, image, "{strategy}, {name}: {} on the wrong release", m.id);
+            assert!(m.is_serving(), "{strategy}, {name}: {} not serving: {m:?}", m.id);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn rolling_across_scenarios() {
+    // max_unavailable 0.33 of 12: 4 out at most; a crash takes one more.
+    check_strategy("rolling", |baseline| baseline.saturating_sub(5)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn bluegreen_across_scenarios() {
+    // Never below the original capacity, but for the machine that crashes.
+    check_strategy("bluegreen", |baseline| baseline.saturating_sub(1)).await;
+}

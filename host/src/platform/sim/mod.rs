@@ -371,7 +371,10 @@ impl SimWorld {
     /// Timeline for a boot starting at `at`, given the machine's image.
     fn boot_timeline(&self, m: &mut SimMachine, at: Instant) -> Vec<(Instant, MachineState)> {
         m.boots += 1;
-        let boot = self.latency(self.scenario.latency.boot, &m.id, m.ops * 7 + 3);
+        let boot = match self.scenario.faults.slow_images.get(&m.release.image) {
+            Some(slow) => slow.0,
+            None => self.latency(self.scenario.latency.boot, &m.id, m.ops * 7 + 3),
+        };
         let mut t = vec![(at, MachineState::Starting), (at + boot, MachineState::Started)];
         if self.scenario.faults.crashing_images.contains(&m.release.image) {
             t.push((at + boot + Duration::from_secs(1), MachineState::Failed));

@@ -121,6 +121,8 @@ pub struct FaultSpec {
     pub crash: Vec<CrashSpec>,
     /// Releases on these images pass their checks but answer this share of requests with a 5xx.
     pub error_images: std::collections::BTreeMap<String, f64>,
+    /// Releases on these images take this long to boot (e.g. to outlast `wait_timeout`).
+    pub slow_images: std::collections::BTreeMap<String, Dur>,
 }
 
 impl Default for FaultSpec {
@@ -133,6 +135,7 @@ impl Default for FaultSpec {
             crashing_images: vec![],
             crash: vec![],
             error_images: Default::default(),
+            slow_images: Default::default(),
         }
     }
 }
