@@ -225,3 +225,38 @@ async fn bluegreen_across_scenarios() {
     // Never below the original capacity, but for the machine that crashes.
     check_strategy("bluegreen", |baseline| baseline.saturating_sub(1)).await;
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 16, ..Default::default() })]
+
+    /// Over random fleets, regions, process groups and fault seeds: bluegreen never lets serving capacity
+    /// fall below the original, and ends with every machine on v2, serving, none lost or left over.
+    #[test]
+    fn bluegreen_keeps_its_invariants(
+        machines in 1usize..40,
+        regions in 1usize..4,
+        groups in 1usize..3,
+        seed in 0u64..1000,
+        error_rate in proptest::prop_oneof![proptest::strategy::Just(0.0), proptest::strategy::Just(0.03)],
+    ) {
+        let regions: Vec<String> = ["ams", "iad", "sin"][..regions].iter().map(|r| format!("{r:?}")).collect();
+        let groups: Vec<String> = ["app", "worker"][..groups].iter().map(|g| format!("{g:?}")).collect();
+        let scenario = format!(
+            "seed = {seed}\n[fleet]\nmachines = {machines}\nregions = [{}]\ngroups = [{}]\n[faults]\napi_error_rate = {error_rate}",
+            regions.join(", "),
+            groups.join(", ")
+        );
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+        rt.block_on(async {
+            let w = world(&scenario);
+            w.track_availability(APP);
+            let run = run_on_sim(shared_runtime(), builtin("bluegreen"), w, RunOptions::default()).await;
+            proptest::prop_assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+            let fleet = run.world.snapshot(APP);
+            proptest::prop_assert_eq!(fleet.len(), machines);
+            proptest::prop_assert!(fleet.iter().all(|m| m.release.image == V2 && m.is_serving()));
+            proptest::prop_assert_eq!(run.world.availability().unwrap().max_unavailable(), 0);
+            Ok(())
+        })?;
+    }
+}
