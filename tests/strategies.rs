@@ -260,3 +260,123 @@ proptest::proptest! {
         })?;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn canary_and_drain_across_scenarios() {
+    // Canary promotes like rolling (4 of 12 out at most, one more for the crash); drain keeps capacity
+    // like bluegreen.
+    check_strategy("canary", |baseline| baseline.saturating_sub(5)).await;
+    check_strategy("drain-then-destroy", |baseline| baseline.saturating_sub(1)).await;
+}
+
+/// The weights the canary set for v2, in order.
+fn canary_weights(run: &SimRun) -> Vec<u8> {
+    run.events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HostCall { call: HostCall::SetWeights { weights }, .. } => {
+                Some(weights.iter().find(|w| w.version == 2).map_or(0, |w| w.percent))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// When the promotion (the first in-place update) began, in virtual ms.
+fn promotion_at(run: &SimRun) -> u64 {
+    run.events
+        .iter()
+        .find(|e| matches!(&e.kind, EventKind::HostCall { call: HostCall::Update { .. }, .. }))
+        .map_or(u64::MAX, |e| e.at_ms)
+}
+
+#[tokio::test(start_paused = true)]
+async fn canary_steps_traffic_and_never_gives_the_canary_more_than_the_step() {
+    let run = deploy("canary", "[fleet]\nmachines = 10").await;
+    assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+    let weights = canary_weights(&run);
+    assert_eq!(&weights[..4], [0, 10, 25, 50], "the steps, in order: {weights:?}");
+    let availability = run.world.availability().unwrap();
+    let promotion = promotion_at(&run);
+    for (at, shares) in &availability.traffic {
+        if *at < promotion {
+            let v2 = shares.iter().find(|(v, _)| *v == 2).map_or(0.0, |(_, p)| *p);
+            assert!(v2 <= 50.0 + 1e-9, "v2 had {v2}% at {at} ms, before the promotion");
+        }
+    }
+    assert_eq!(run.world.snapshot(APP).len(), 10, "the canary was removed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_failing_its_error_gate_restores_stable() {
+    let scenario = format!("[fleet]\nmachines = 10\n[faults]\nerror_images = {{ \"{V2}\" = 0.2 }}");
+    let run = deploy("canary", &scenario).await;
+    let err = run.result.as_ref().expect("sandbox fine").as_ref().expect_err("the gate must fail").clone();
+    assert!(err.message.contains("gate failed at step 1/3 (10%)"), "{}", err.message);
+    let weights = canary_weights(&run);
+    assert_eq!(weights, [0, 10, 0, 0], "10% step, back to 0%, then cleared");
+    let fleet = run.world.snapshot(APP);
+    assert_eq!(fleet.len(), 10);
+    assert!(fleet.iter().all(|m| m.release.image == V1 && m.is_serving()));
+    let (_, last) = run.world.availability().unwrap().traffic.last().cloned().unwrap();
+    assert_eq!(last, vec![(1, 100.0)], "all new requests go to the stable release");
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_destroys_no_machine_with_open_connections_before_the_timeout() {
+    for (drain_timeout, expect_cuts) in [("5m", false), ("10s", true)] {
+        let w =
+            world("[fleet]\nmachines = 6\n[traffic]\nconnections = 5\nconnection_lifetime = [2000, 90000]");
+        let mut opts = RunOptions::default();
+        opts.params.insert(
+            "drain_timeout".into(),
+            cutover::contract::ParamValue::DurationMs(
+                cutover::config::duration::parse(drain_timeout).unwrap().as_millis() as u64,
+            ),
+        );
+        let run = run_on_sim(shared_runtime(), builtin("drain-then-destroy"), w, opts).await;
+        assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+        let blue = blue_ids(&run);
+        let switch_at = run
+            .events
+            .iter()
+            .find(|e| match &e.kind {
+                EventKind::HostCall { call: HostCall::Cordon { ids }, .. } => {
+                    ids.iter().any(|id| blue.contains(id))
+                }
+                _ => false,
+            })
+            .map(|e| e.at_ms)
+            .expect("blue was cordoned");
+        let cuts = run.world.cut_connections();
+        let limit = cutover::config::duration::parse(drain_timeout).unwrap().as_millis() as u64;
+        for (at, id, open) in &cuts {
+            assert!(
+                at - switch_at >= limit,
+                "{id} cut with {open} open connection(s) {} ms after the switch",
+                at - switch_at
+            );
+        }
+        assert_eq!(!cuts.is_empty(), expect_cuts, "drain_timeout {drain_timeout}: cuts {cuts:?}");
+        let fleet = run.world.snapshot(APP);
+        assert_eq!(fleet.len(), 6);
+        assert!(fleet.iter().all(|m| m.release.image == V2 && m.is_serving()));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_wait_times_out_once_for_the_whole_call() {
+    // 12 machines with concurrency 8 wait in two waves; the call must still end at its one timeout.
+    let scenario = format!("[fleet]\nmachines = 12\n[faults]\nslow_images = {{ \"{V2}\" = \"20m\" }}");
+    let run = deploy("bluegreen", &scenario).await;
+    assert!(run.result.as_ref().is_ok_and(|r| r.is_err()), "{:?}", run.result);
+    let waited = run
+        .events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::HostCall { call: HostCall::WaitState { .. }, took_ms, .. } => Some(*took_ms),
+            _ => None,
+        })
+        .unwrap();
+    assert!(waited <= 300_000 + 1_000, "waited {waited} ms for a 5 minute timeout");
+}

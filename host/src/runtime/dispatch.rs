@@ -146,15 +146,16 @@ impl Dispatcher {
             }
             HostCall::Destroy { ids } => self.batch(ids, |id| async move { p.destroy(&id).await }).await,
             HostCall::WaitState { ids, state, timeout_ms } => {
-                let t = Duration::from_millis(*timeout_ms);
-                self.batch(ids, |id| async move { p.wait_state(&id, *state, t).await }).await
+                let deadline = deadline_in(*timeout_ms);
+                self.batch(ids, |id| async move { p.wait_state(&id, *state, remaining(deadline)).await })
+                    .await
             }
             HostCall::SetMetadata { id, key, value } => {
                 one(p.set_metadata(id, key, value).await, |()| HostReply::Done)
             }
             HostCall::WaitHealthy { ids, timeout_ms } => {
-                let t = Duration::from_millis(*timeout_ms);
-                self.batch(ids, |id| async move { p.wait_healthy(&id, t).await }).await
+                let deadline = deadline_in(*timeout_ms);
+                self.batch(ids, |id| async move { p.wait_healthy(&id, remaining(deadline)).await }).await
             }
             HostCall::Checks { id } => one(p.checks(id).await, HostReply::Checks),
             HostCall::Cordon { ids } => self.batch(ids, |id| async move { p.cordon(&id).await }).await,
@@ -162,7 +163,8 @@ impl Dispatcher {
             HostCall::Connections { id } => one(p.connections(id).await, HostReply::Count),
             HostCall::SetWeights { weights } => {
                 let total: u32 = weights.iter().map(|w| u32::from(w.percent)).sum();
-                if total != 100 {
+                // An empty list goes back to splitting by machine count.
+                if !weights.is_empty() && total != 100 {
                     return HostReply::Failed(OpError::new(
                         ErrorKind::Invalid,
                         format!("weights add up to {total}%, expected 100%"),
@@ -236,6 +238,16 @@ impl Dispatcher {
             ids.iter().zip(results).filter_map(|(id, r)| r.err().map(|e| (id.clone(), e))).collect(),
         )
     }
+}
+
+/// The instant a wait of `timeout_ms` started now must end. A batch wait has one deadline for the
+/// whole call: machines waited on in a later concurrency wave get what is left, not a fresh timeout.
+fn deadline_in(timeout_ms: u64) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_millis(timeout_ms)
+}
+
+fn remaining(deadline: tokio::time::Instant) -> Duration {
+    deadline.saturating_duration_since(tokio::time::Instant::now())
 }
 
 /// Cut an over-long strategy log line, saying how much was dropped.

@@ -728,7 +728,11 @@ impl Platform for SimPlatform {
     async fn set_weights(&self, weights: &[ReleaseWeight]) -> Result<(), OpError> {
         self.api(None, "set traffic weights").await?;
         let mut st = self.world.lock();
-        st.weights.insert(self.app.clone(), weights.to_vec());
+        if weights.is_empty() {
+            st.weights.remove(&self.app);
+        } else {
+            st.weights.insert(self.app.clone(), weights.to_vec());
+        }
         self.world.sample(&mut st);
         Ok(())
     }

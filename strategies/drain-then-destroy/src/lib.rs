@@ -1,0 +1,546 @@
+//! The drain-then-destroy strategy: bluegreen, except that an old machine is retired only once its
+//! connections have drained.
+//!
+//! Up to the switch it is bluegreen. Blue is every machine not yet on the target release. Each blue
+//! machine gets a green clone on the target release, created cordoned (`routable = false`) so it takes
+//! no traffic while it boots. Once every green machine is started and passing its checks, traffic
+//! switches in one step: green is uncordoned first and blue cordoned second, so there is never an
+//! instant with nothing in rotation. Any failure up to the switch is undone by destroying green: blue
+//! was never touched and keeps serving exactly as before.
+//!
+//! The difference is what happens to blue. A cordoned machine takes no new connections but keeps the
+//! ones it has: WebSockets, streams, long polls, database-style TCP sessions. Bluegreen stops blue right
+//! away and cuts them all; this strategy polls every blue machine's open connections each
+//! `poll_interval` and stops and destroys a machine as soon as it has none, so clients of long-lived
+//! connections finish their work (or reconnect on their own time, to green). A machine still holding
+//! connections when `drain_timeout` has passed since the switch is stopped anyway, with the plan's kill
+//! signal and timeout, and the log says how many connections that cut. The price over bluegreen is
+//! running both fleets for up to `drain_timeout` longer.
+//!
+//! On a platform that cannot count connections, there is nothing to poll: the strategy says so, waits
+//! the whole `drain_timeout` once (existing connections keep being served meanwhile) and then stops and
+//! destroys all of blue, saying the number of connections cut is unknown.
+//!
+//! It refuses, before changing anything, what it cannot do safely: machines with volumes (a volume
+//! attaches to one machine only, so a green clone could not get the data), a fleet without health
+//! checks (nothing would tell a working green from a broken one; Fly refuses this too), and platforms
+//! that cannot cordon (nothing would keep green out of traffic until it is ready, nor drain blue).
+//!
+//! A blue machine that was stopped holds no connections and is destroyed at the first poll; its green,
+//! once it has proved it boots and passes its checks, is stopped right after the switch, so the fleet
+//! keeps its shape. Machines already on the target release are skipped, so a deploy run again does not
+//! clone them twice.
+
+use kit::runtime::{self, Level};
+use kit::types::{Machine, MachineError, MachineState, ParamKind, ParamSpec, ParamValue, Release};
+use kit::{DeployPlan, Error, Guest, StrategyInfo, health, machines, traffic};
+use kit::{describe_error, explain, list_machines, should_run, with_note, with_retries};
+use std::collections::BTreeMap;
+
+struct DrainThenDestroy;
+
+/// How long blue may keep connections after the switch before it is stopped anyway, by default (5 min).
+const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 5 * 60_000;
+
+/// How often blue's connections are counted, by default (1 s).
+const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;
+
+/// How many machines a log line names one by one.
+const LISTED: usize = 10;
+
+/// The check suggested to a fleet that has none.
+const CHECK_EXAMPLE: &str = "[[http_service.checks]]\n  grace_period = \"10s\"\n  interval = \"15s\"\n  \
+                             method = \"GET\"\n  path = \"/health\"\n  timeout = \"2s\"";
+
+impl Guest for DrainThenDestroy {
+    fn describe() -> StrategyInfo {
+        StrategyInfo {
+            name: "drain-then-destroy".into(),
+            summary: "Clone every machine onto the new release, cordoned; once all clones are started and \
+                      healthy, switch traffic to them; then retire each old machine as soon as its open \
+                      connections reach zero, or when drain_timeout has passed."
+                .into(),
+            params: vec![
+                kit::retries_param(),
+                ParamSpec {
+                    name: "drain_timeout".into(),
+                    kind: ParamKind::Duration,
+                    default: Some(ParamValue::DurationMs(DEFAULT_DRAIN_TIMEOUT_MS)),
+                    summary: "How long after the switch an old machine may keep its connections before it \
+                              is stopped anyway."
+                        .into(),
+                },
+                ParamSpec {
+                    name: "poll_interval".into(),
+                    kind: ParamKind::Duration,
+                    default: Some(ParamValue::DurationMs(DEFAULT_POLL_INTERVAL_MS)),
+                    summary: "How often the old machines' open connections are counted while they drain."
+                        .into(),
+                },
+            ],
+        }
+    }
+
+    fn deploy(plan: DeployPlan) -> Result<(), Error> {
+        let retries = kit::retries();
+        let drain_timeout_ms = match runtime::param("drain_timeout") {
+            Some(ParamValue::DurationMs(ms)) => ms,
+            _ => DEFAULT_DRAIN_TIMEOUT_MS,
+        };
+        let poll_interval_ms = match runtime::param("poll_interval") {
+            Some(ParamValue::DurationMs(ms)) => ms,
+            _ => DEFAULT_POLL_INTERVAL_MS,
+        };
+        if poll_interval_ms == 0 {
+            return Err(Error::Invalid(
+                "drain-then-destroy: `poll_interval` = 0: expected a duration such as \"1s\"; nothing was \
+                 changed"
+                    .into(),
+            ));
+        }
+        let caps = traffic::capabilities();
+        if !caps.cordon {
+            return Err(Error::Unsupported(
+                "drain-then-destroy keeps green out of traffic by cordoning it until it is healthy, and \
+                 drains blue by cordoning it, and this platform cannot cordon machines; nothing was \
+                 changed. Use strategy = \"rolling\" instead."
+                    .into(),
+            ));
+        }
+        let fleet = list_machines(retries)?;
+
+        let blue: Vec<Machine> =
+            fleet.into_iter().filter(|m| m.release.version != plan.target.version).collect();
+        if blue.is_empty() {
+            runtime::log(Level::Info, &format!("every machine is already on v{}", plan.target.version));
+            return Ok(());
+        }
+        refuse_volumes(&blue)?;
+        refuse_without_checks(&blue)?;
+
+        let n = blue.len();
+        let blue_ids: Vec<String> = blue.iter().map(|m| m.id.clone()).collect();
+        runtime::log(
+            Level::Info,
+            &format!(
+                "drain-then-destroy: {n} blue machine(s); creating {n} green machine(s) on v{} ({}), \
+                 cordoned until they pass their checks; blue then drains for up to {}",
+                plan.target.version,
+                plan.target.image,
+                human(drain_timeout_ms)
+            ),
+        );
+
+        runtime::phase("create green");
+        runtime::progress(0, n as u32);
+        let mut green_of: BTreeMap<String, String> = BTreeMap::new();
+        let cloned =
+            with_retries(retries, &blue_ids, |sources| clone_green(sources, &plan.target, &mut green_of));
+        // In blue's order, so errors and logs list machines the way `list` did.
+        let green: Vec<String> = blue_ids.iter().filter_map(|b| green_of.get(b).cloned()).collect();
+        if let Err(failures) = cloned {
+            let context =
+                format!("create green: cloning failed for {} of {n} blue machine(s)", failures.len());
+            return Err(abandon(retries, &green, n, failures, &context));
+        }
+
+        runtime::phase("wait for green");
+        let started = with_retries(retries, &green, |ids| {
+            machines::wait_state(ids, MachineState::Started, plan.wait_timeout_ms)
+        });
+        if let Err(failures) = started {
+            let context = format!("wait for green: {} of {n} green machine(s) did not start", failures.len());
+            return Err(abandon(retries, &green, n, failures, &context));
+        }
+        let healthy = with_retries(retries, &green, |ids| health::wait_healthy(ids, plan.wait_timeout_ms));
+        if let Err(failures) = healthy {
+            let context = format!(
+                "wait for green: {} of {n} green machine(s) did not pass their checks on v{}",
+                failures.len(),
+                plan.target.version
+            );
+            return Err(abandon(retries, &green, n, failures, &context));
+        }
+        runtime::progress(n as u32, n as u32);
+
+        runtime::phase("switch traffic");
+        // Green in before blue out: at no instant is neither in rotation. Until blue is cordoned this is
+        // still undone by removing green, as above.
+        if let Err(failures) = with_retries(retries, &green, traffic::uncordon) {
+            let context =
+                format!("switch traffic: putting {} green machine(s) in rotation failed", failures.len());
+            return Err(abandon(retries, &green, n, failures, &context));
+        }
+        if let Err(failures) = with_retries(retries, &blue_ids, traffic::cordon) {
+            let context = format!(
+                "switch traffic: taking blue out of rotation failed for {} of {n} machine(s); green ({n} \
+                 machine(s) on v{}) is serving, alongside the blue machines that could not be cordoned; \
+                 nothing was stopped",
+                failures.len(),
+                plan.target.version
+            );
+            return Err(explain(failures, &context));
+        }
+        // The drain is measured from here: blue takes no new connection from this instant on.
+        let switched_at = runtime::now();
+        runtime::log(
+            Level::Info,
+            &format!("traffic switched: {n} green machine(s) on v{} serving", plan.target.version),
+        );
+
+        // A green standing in for a machine that was stopped goes back to stopped, now that it has proved
+        // it boots and passes its checks: the fleet keeps its shape.
+        let idle_green: Vec<String> = blue
+            .iter()
+            .filter(|m| !should_run(m.state))
+            .filter_map(|m| green_of.get(&m.id).cloned())
+            .collect();
+        let stopped = with_retries(retries, &idle_green, |ids| {
+            machines::stop(ids, &plan.kill_signal, plan.kill_timeout_ms)
+        })
+        .and_then(|()| {
+            with_retries(retries, &idle_green, |ids| {
+                machines::wait_state(ids, MachineState::Stopped, plan.wait_timeout_ms)
+            })
+        });
+        if let Err(failures) = stopped {
+            let context = format!(
+                "switch traffic: stopping {} of the {} green machine(s) that stand in for stopped blue \
+                 machines failed; green ({n} machine(s) on v{}) is serving and blue is cordoned and still \
+                 running: stop the green machines that failed by hand, then destroy blue",
+                failures.len(),
+                idle_green.len(),
+                plan.target.version
+            );
+            return Err(explain(failures, &context));
+        }
+
+        runtime::phase("drain blue");
+        let drain = Drain { retries, plan: &plan, total: n, destroyed: 0 };
+        if caps.connection_counts {
+            drain.poll(&blue_ids, switched_at, drain_timeout_ms, poll_interval_ms)?;
+        } else {
+            drain.wait_out(&blue_ids, drain_timeout_ms)?;
+        }
+        runtime::log(Level::Info, &format!("all {n} machine(s) on v{}", plan.target.version));
+        Ok(())
+    }
+}
+
+/// Blue's retirement after the switch: what it needs of the plan, and how far it got.
+struct Drain<'a> {
+    retries: u32,
+    plan: &'a DeployPlan,
+    /// Blue machines in all.
+    total: usize,
+    /// Blue machines destroyed so far.
+    destroyed: usize,
+}
+
+impl Drain<'_> {
+    /// Count every remaining blue machine's connections each `poll_interval_ms`; retire the idle ones
+    /// as they are found, and every one left once `drain_timeout_ms` has passed since `switched_at`.
+    fn poll(
+        mut self,
+        blue: &[String],
+        switched_at: u64,
+        drain_timeout_ms: u64,
+        poll_interval_ms: u64,
+    ) -> Result<(), Error> {
+        runtime::log(
+            Level::Info,
+            &format!(
+                "draining {} blue machine(s): each is stopped and destroyed once its connections reach 0, \
+                 or after {} ({} between counts)",
+                blue.len(),
+                human(drain_timeout_ms),
+                human(poll_interval_ms)
+            ),
+        );
+        runtime::progress(0, self.total as u32);
+        let mut left: Vec<String> = blue.to_vec();
+        // Whether a round of counts outlasting `poll_interval_ms` was reported already.
+        let mut slow_reported = false;
+        loop {
+            let round_started = runtime::now();
+            let mut idle = Vec::new();
+            let mut busy = Vec::new();
+            // (id, connections, or none when they could not be counted) of the machines to cut.
+            let mut cut: Vec<(String, Option<u32>)> = Vec::new();
+            for id in &left {
+                // The timeout is judged per machine, when it is counted: one count is one call, so a
+                // round over a large fleet takes a while.
+                let timed_out = runtime::now().saturating_sub(switched_at) >= drain_timeout_ms;
+                match retry(self.retries, "counting connections", || traffic::connections(id)) {
+                    Ok(0) => idle.push(id.clone()),
+                    // Already gone (destroyed by hand, or by the platform): nothing to drain.
+                    Err(Error::NotFound(_)) => idle.push(id.clone()),
+                    Ok(open) if timed_out => cut.push((id.clone(), Some(open))),
+                    Err(e) if timed_out => {
+                        runtime::log(
+                            Level::Warn,
+                            &format!("counting the connections of {id} failed: {}", describe_error(&e)),
+                        );
+                        cut.push((id.clone(), None));
+                    }
+                    Ok(_) => busy.push(id.clone()),
+                    Err(e) => {
+                        // Unknown is not idle: keep waiting for it, up to the timeout.
+                        runtime::log(
+                            Level::Warn,
+                            &format!(
+                                "counting the connections of {id} failed ({}); it keeps draining",
+                                describe_error(&e)
+                            ),
+                        );
+                        busy.push(id.clone());
+                    }
+                }
+            }
+            let now = runtime::now();
+            let elapsed = now.saturating_sub(switched_at);
+            let round = now.saturating_sub(round_started);
+            if round > poll_interval_ms && !slow_reported {
+                slow_reported = true;
+                runtime::log(
+                    Level::Warn,
+                    &format!(
+                        "counting the connections of {} blue machine(s) took {}, longer than poll_interval \
+                         ({}): the platform counts one machine per call, so machines are retired later than \
+                         they drain",
+                        left.len(),
+                        human(round),
+                        human(poll_interval_ms)
+                    ),
+                );
+            }
+            if !idle.is_empty() {
+                self.retire(
+                    &idle,
+                    &format!("{} blue machine(s) drained after {}", idle.len(), human(elapsed)),
+                )?;
+                runtime::log(
+                    Level::Info,
+                    &format!(
+                        "{} blue machine(s) drained after {}: stopped and destroyed (0 connections cut); {} \
+                         still draining",
+                        idle.len(),
+                        human(elapsed),
+                        busy.len() + cut.len()
+                    ),
+                );
+            }
+            if !cut.is_empty() {
+                let ids: Vec<String> = cut.iter().map(|(id, _)| id.clone()).collect();
+                let counted: u32 = cut.iter().filter_map(|(_, n)| *n).sum();
+                let unknown = cut.iter().filter(|(_, n)| n.is_none()).count();
+                // Machine by machine, the first few: a log line is no place for thousands.
+                let mut each = cut
+                    .iter()
+                    .take(LISTED)
+                    .map(|(id, n)| match n {
+                        Some(n) => format!("{id}: {n}"),
+                        None => format!("{id}: unknown"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if cut.len() > LISTED {
+                    each += &format!(", and {} more", cut.len() - LISTED);
+                }
+                let unknown = if unknown > 0 {
+                    format!(" (and the unknown count of {unknown} machine(s))")
+                } else {
+                    String::new()
+                };
+                runtime::log(
+                    Level::Warn,
+                    &format!(
+                        "drain_timeout ({}) passed: stopping the {} blue machine(s) still holding \
+                         connections, cutting {counted} connection(s){unknown} ({each})",
+                        human(drain_timeout_ms),
+                        ids.len()
+                    ),
+                );
+                self.retire(&ids, "drain_timeout passed")?;
+            }
+            if busy.is_empty() {
+                return Ok(());
+            }
+            left = busy;
+            // Wake for the next count, or exactly at the timeout if that comes first.
+            let elapsed = runtime::now().saturating_sub(switched_at);
+            let until_timeout = drain_timeout_ms.saturating_sub(elapsed);
+            runtime::sleep(poll_interval_ms.min(until_timeout.max(1)));
+        }
+    }
+
+    /// Without connection counts: wait the whole `drain_timeout_ms`, then retire all of blue.
+    fn wait_out(mut self, blue: &[String], drain_timeout_ms: u64) -> Result<(), Error> {
+        runtime::log(
+            Level::Warn,
+            &format!(
+                "connection counts are unavailable on this platform: blue ({} machine(s), cordoned) keeps \
+                 its open connections for the whole drain_timeout ({}), then is stopped and destroyed",
+                blue.len(),
+                human(drain_timeout_ms)
+            ),
+        );
+        runtime::progress(0, self.total as u32);
+        runtime::sleep(drain_timeout_ms);
+        self.retire(blue, "drain_timeout passed")?;
+        runtime::log(
+            Level::Info,
+            &format!(
+                "drain_timeout ({}) passed: stopped and destroyed {} blue machine(s); how many connections \
+                 that cut is unknown (this platform cannot count them)",
+                human(drain_timeout_ms),
+                blue.len()
+            ),
+        );
+        Ok(())
+    }
+
+    /// Stop `ids` with the plan's signal and timeout, wait until they are stopped, destroy them.
+    fn retire(&mut self, ids: &[String], why: &str) -> Result<(), Error> {
+        let (retries, plan) = (self.retries, self.plan);
+        let stopped =
+            with_retries(retries, ids, |ids| machines::stop(ids, &plan.kill_signal, plan.kill_timeout_ms))
+                .and_then(|()| {
+                    with_retries(retries, ids, |ids| {
+                        machines::wait_state(ids, MachineState::Stopped, plan.wait_timeout_ms)
+                    })
+                });
+        let destroyed = stopped.and_then(|()| with_retries(retries, ids, machines::destroy));
+        if let Err(failures) = destroyed {
+            let context = format!(
+                "drain blue ({why}): stopping and destroying failed for {} of {} machine(s); green ({} \
+                 machine(s) on v{}) is serving and blue is cordoned; {} of {} blue machine(s) were \
+                 destroyed, the others are left (some may still be running): stop and destroy them by hand",
+                failures.len(),
+                ids.len(),
+                self.total,
+                plan.target.version,
+                self.destroyed,
+                self.total
+            );
+            return Err(explain(failures, &context));
+        }
+        self.destroyed += ids.len();
+        runtime::progress(self.destroyed as u32, self.total as u32);
+        Ok(())
+    }
+}
+
+/// "5m", "1m30s", "2.5s", "250ms", for logs.
+fn human(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    if ms < 10_000 && !ms.is_multiple_of(1000) {
+        return format!("{:.1}s", ms as f64 / 1000.0);
+    }
+    // Whole seconds from 10 s on: "45s", "1m26s", "1h30m".
+    let s = (ms + 500) / 1000;
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    let mut out = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            out += &format!("{n}{unit}");
+        }
+    }
+    out
+}
+
+/// Refuse machines with volumes: a volume attaches to one machine only, so a green clone would start
+/// without the data (the clone gets no volume at all).
+fn refuse_volumes(blue: &[Machine]) -> Result<(), Error> {
+    let with_volumes: Vec<&Machine> = blue.iter().filter(|m| !m.volumes.is_empty()).collect();
+    let Some(first) = with_volumes.first() else { return Ok(()) };
+    Err(Error::Invalid(format!(
+        "drain-then-destroy cannot deploy {} of the {} machine(s) because they have volumes (machine {} \
+         has {}): a volume attaches to one machine only, so a green clone cannot get its data. Use \
+         strategy = \"rolling\", which updates machines in place and keeps their volumes. Nothing was \
+         changed.",
+        with_volumes.len(),
+        blue.len(),
+        first.id,
+        first.volumes.join(", ")
+    )))
+}
+
+/// Refuse a fleet without health checks: green's checks are the only evidence it works before it gets
+/// traffic, and a machine without checks counts as healthy as soon as it starts.
+fn refuse_without_checks(blue: &[Machine]) -> Result<(), Error> {
+    if blue.iter().any(|m| !m.checks.is_empty()) {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "drain-then-destroy needs at least one health check to know green is healthy before switching \
+         traffic to it, as Fly requires, and none of the {} machine(s) has one. Nothing was changed. Add \
+         a check to fly.toml, for example:\n\n{CHECK_EXAMPLE}",
+        blue.len()
+    )))
+}
+
+/// One `clone-from` call, shaped like a batch operation so `with_retries` re-clones only the failed
+/// sources. Each green created is recorded in `green_of` under its blue source; a failure is reported
+/// under the blue source's id.
+fn clone_green(
+    sources: &[String],
+    target: &Release,
+    green_of: &mut BTreeMap<String, String>,
+) -> Result<(), Vec<MachineError>> {
+    let results = machines::clone_from(sources, target, false);
+    let mut failures = Vec::new();
+    for (source, result) in sources.iter().zip(results) {
+        match result {
+            Ok(green) => {
+                green_of.insert(source.clone(), green);
+            }
+            Err(error) => failures.push(MachineError { id: source.clone(), error }),
+        }
+    }
+    if failures.is_empty() { Ok(()) } else { Err(failures) }
+}
+
+/// Give up before the switch: destroy green and turn `failures` into the deploy's error. Blue was never
+/// touched, so removing green is all it takes to be back where the deploy started.
+fn abandon(retries: u32, green: &[String], blue: usize, failures: Vec<MachineError>, context: &str) -> Error {
+    let removed = if green.is_empty() {
+        "no green machine was created".to_string()
+    } else {
+        runtime::phase("remove green");
+        match with_retries(retries, green, machines::destroy) {
+            Ok(()) => format!("green was removed ({} machine(s) destroyed)", green.len()),
+            Err(left) => format!(
+                "removing green failed for {} of {} machine(s) (machine {}: {}), which are cordoned and take \
+                 no traffic: destroy them by hand",
+                left.len(),
+                green.len(),
+                left[0].id,
+                describe_error(&left[0].error)
+            ),
+        }
+    };
+    runtime::log(Level::Warn, &format!("deploy abandoned before the switch; {removed}"));
+    // The cause first, then what the fleet is left with.
+    let error = explain(failures, context);
+    with_note(error, &format!("; blue is untouched and still serving ({blue} machine(s)); {removed}"))
+}
+
+/// One host call that is not a batch, retrying transient (`platform`) errors like every other call.
+fn retry<T>(retries: u32, what: &str, mut call: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    let mut attempt = 0;
+    loop {
+        match call() {
+            Err(Error::Platform(m)) if attempt < retries => {
+                attempt += 1;
+                runtime::log(Level::Warn, &format!("{what} failed ({m}), retry {attempt}/{retries}"));
+                runtime::sleep(500 * u64::from(attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
+kit::export!(DrainThenDestroy with_types_in kit::bindings);
