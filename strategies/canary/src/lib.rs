@@ -36,14 +36,13 @@
 //! only, so a canary clone could not get the data; rolling updates in place and keeps them) and
 //! platforms that cannot cordon (nothing would keep the canaries out of traffic until they are healthy).
 
+use kit::rollout::{Batch, RollbackHook, by_group, move_batch, plan_batches, roll_back};
 use kit::runtime::{self, Level};
 use kit::traffic::{ReleaseWeight, TrafficCapabilities, TrafficStats};
-use kit::types::{
-    CheckStatus, Machine, MachineError, MachineState, MaxUnavailable, ParamKind, ParamSpec, ParamValue,
-    Release,
-};
+use kit::types::{CheckStatus, Machine, MachineState, ParamKind, ParamSpec, ParamValue, Release};
 use kit::{DeployPlan, Error, Guest, StrategyInfo, health, machines, traffic};
-use kit::{describe_error, explain, list_machines, should_run, with_note, with_retries};
+use kit::{clone_machines, describe_error, explain, human, list_machines, refuse_volumes, retry};
+use kit::{should_run, with_context, with_note, with_retries};
 use std::collections::BTreeMap;
 
 struct Canary;
@@ -74,13 +73,6 @@ struct Params {
     rollback: bool,
 }
 
-/// One batch of one process group, as the promotion planned it (kept for a rollback).
-struct Batch<'a> {
-    /// "app batch 2/3", for phases and errors.
-    label: String,
-    machines: Vec<&'a Machine>,
-}
-
 /// What the canary steps need to know about the fleet: the release they deploy, and how many machines
 /// of each stable release there are (the stable share is split between them in proportion).
 struct Fleet<'a> {
@@ -93,6 +85,27 @@ struct Fleet<'a> {
 /// follow the machine count as routing without weights does.
 struct Route {
     serving: BTreeMap<String, u64>,
+}
+
+/// A rollback's hook when weights are set: the traffic weights follow each batch back.
+struct Follow<'r> {
+    route: Option<&'r mut Route>,
+    retries: u32,
+}
+
+impl RollbackHook for Follow<'_> {
+    fn before(&mut self, batch: &Batch) {
+        if let Some(route) = self.route.as_mut() {
+            route.take(batch);
+            route.apply(self.retries);
+        }
+    }
+
+    fn after(&mut self, batch: &Batch, previous: &Release) {
+        if let Some(route) = self.route.as_mut() {
+            route.put(batch, previous.version);
+        }
+    }
 }
 
 impl Guest for Canary {
@@ -168,17 +181,14 @@ impl Guest for Canary {
         }
         let fleet = list_machines(retries)?;
 
-        let mut groups: BTreeMap<String, Vec<Machine>> = BTreeMap::new();
-        for m in fleet {
-            groups.entry(m.process_group.clone()).or_default().push(m);
-        }
+        let groups = by_group(fleet);
         let stable: Vec<&Machine> =
             groups.values().flatten().filter(|m| m.release.version != plan.target.version).collect();
         if stable.is_empty() {
             runtime::log(Level::Info, &format!("every machine is already on v{}", plan.target.version));
             return Ok(());
         }
-        refuse_volumes(&stable)?;
+        refuse_volumes("canary", "canary", &stable)?;
         let mut stable_versions: BTreeMap<u64, usize> = BTreeMap::new();
         for m in &stable {
             *stable_versions.entry(m.release.version).or_default() += 1;
@@ -219,7 +229,7 @@ impl Guest for Canary {
         runtime::phase("start canary");
         runtime::progress(0, c as u32);
         let mut canary_of: BTreeMap<String, String> = BTreeMap::new();
-        let cloned = with_retries(retries, &sources, |ids| clone_canaries(ids, &plan.target, &mut canary_of));
+        let cloned = with_retries(retries, &sources, |ids| clone_machines(ids, &plan.target, &mut canary_of));
         // In the sources' order, so errors and logs list machines the way `list` did.
         let canaries: Vec<String> = sources.iter().filter_map(|s| canary_of.get(s).cloned()).collect();
         if let Err(failures) = cloned {
@@ -337,72 +347,59 @@ impl Guest for Canary {
         let mut moved = 0usize;
         // Every batch that reached the new release, in order: what a rollback has to undo.
         let mut done: Vec<Batch> = Vec::new();
-        for (group, members) in &groups {
-            let pending: Vec<&Machine> =
-                members.iter().filter(|m| m.release.version != plan.target.version).collect();
-            if pending.is_empty() {
-                continue;
+        for (step, batch) in plan_batches(&groups, plan.target.version, &plan.max_unavailable) {
+            runtime::phase(&format!("promote {step}"));
+            if let Some(route) = route.as_mut() {
+                route.take(&batch);
+                route.apply(retries);
             }
-            let size = batch_size(&plan.max_unavailable, members.len());
-            let batches = pending.len().div_ceil(size);
-            for (index, chunk) in pending.chunks(size).enumerate() {
-                let batch = Batch {
-                    label: format!("{group} batch {}/{batches}", index + 1),
-                    machines: chunk.to_vec(),
+            if let Err(failures) =
+                move_batch(retries, caps.cordon, &batch, &plan.target, plan.wait_timeout_ms)
+            {
+                let untouched = to_move - moved - batch.machines.len();
+                let error = explain(
+                    failures,
+                    &format!(
+                        "promotion: {} failed ({} machine(s) in it); {moved} machine(s) already on v{}, \
+                         {untouched} untouched and still on the previous release",
+                        batch.label,
+                        batch.machines.len(),
+                        plan.target.version
+                    ),
+                );
+                let error = match (params.rollback, &plan.previous) {
+                    (false, _) => error,
+                    (true, None) => with_note(error, "; no previous release to roll back to"),
+                    (true, Some(previous)) => {
+                        // The failed batch first (it is out of service), then the others in reverse.
+                        done.push(batch);
+                        done.reverse();
+                        let mut follow = Follow { route: route.as_mut(), retries };
+                        let note = roll_back(
+                            retries,
+                            caps.cordon,
+                            &done,
+                            previous,
+                            plan.wait_timeout_ms,
+                            &mut follow,
+                        );
+                        with_note(error, &note)
+                    }
                 };
-                runtime::phase(&format!("promote {group}: batch {}/{batches}", index + 1));
+                // The canaries were only ever there to be removed: the fleet keeps its size.
                 if let Some(route) = route.as_mut() {
-                    route.take(&batch);
+                    route.remove(&canaries);
                     route.apply(retries);
                 }
-                if let Err(failures) =
-                    move_batch(retries, caps.cordon, &batch, &plan.target, plan.wait_timeout_ms)
-                {
-                    let untouched = to_move - moved - batch.machines.len();
-                    let error = explain(
-                        failures,
-                        &format!(
-                            "promotion: {} failed ({} machine(s) in it); {moved} machine(s) already on v{}, \
-                             {untouched} untouched and still on the previous release",
-                            batch.label,
-                            batch.machines.len(),
-                            plan.target.version
-                        ),
-                    );
-                    let error = match (params.rollback, &plan.previous) {
-                        (false, _) => error,
-                        (true, None) => with_note(error, "; no previous release to roll back to"),
-                        (true, Some(previous)) => {
-                            // The failed batch first (it is out of service), then the others in reverse.
-                            done.push(batch);
-                            done.reverse();
-                            let note = roll_back(
-                                retries,
-                                caps.cordon,
-                                &done,
-                                previous,
-                                plan.wait_timeout_ms,
-                                route.as_mut(),
-                            );
-                            with_note(error, &note)
-                        }
-                    };
-                    // The canaries were only ever there to be removed: the fleet keeps its size.
-                    if let Some(route) = route.as_mut() {
-                        route.remove(&canaries);
-                        route.apply(retries);
-                    }
-                    let removed =
-                        remove_canaries(retries, &plan, &canaries, true).unwrap_or_else(|left| left);
-                    return Err(with_note(error, &format!("; {removed}")));
-                }
-                moved += batch.machines.len();
-                if let Some(route) = route.as_mut() {
-                    route.put(&batch, plan.target.version);
-                }
-                done.push(batch);
-                runtime::progress(moved as u32, to_move as u32);
+                let removed = remove_canaries(retries, &plan, &canaries, true).unwrap_or_else(|left| left);
+                return Err(with_note(error, &format!("; {removed}")));
             }
+            moved += batch.machines.len();
+            if let Some(route) = route.as_mut() {
+                route.put(&batch, plan.target.version);
+            }
+            done.push(batch);
+            runtime::progress(moved as u32, to_move as u32);
         }
 
         runtime::phase("remove canary");
@@ -450,10 +447,7 @@ fn read_params() -> Result<Params, Error> {
         Some(ParamValue::Integers(v)) => v,
         _ => DEFAULT_STEPS.to_vec(),
     };
-    let step_pause_ms = match runtime::param("step_pause") {
-        Some(ParamValue::DurationMs(ms)) => ms,
-        _ => DEFAULT_STEP_PAUSE_MS,
-    };
+    let step_pause_ms = kit::param_duration_ms("step_pause", DEFAULT_STEP_PAUSE_MS);
     let max_error_rate_increase = match runtime::param("max_error_rate_increase") {
         Some(ParamValue::Float(f)) => f,
         _ => DEFAULT_MAX_ERROR_RATE_INCREASE,
@@ -744,26 +738,6 @@ fn releases(counts: &BTreeMap<u64, usize>) -> String {
     counts.iter().map(|(v, n)| format!("v{v} ({n})")).collect::<Vec<_>>().join(", ")
 }
 
-/// "1m", "1m30s", "2.5s", "250ms", for logs.
-fn human(ms: u64) -> String {
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    if ms < 10_000 && !ms.is_multiple_of(1000) {
-        return format!("{:.1}s", ms as f64 / 1000.0);
-    }
-    // Whole seconds from 10 s on: "45s", "1m26s", "1h30m".
-    let s = (ms + 500) / 1000;
-    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
-    let mut out = String::new();
-    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
-        if n > 0 {
-            out += &format!("{n}{unit}");
-        }
-    }
-    out
-}
-
 impl Route {
     /// Every machine serving now: the fleet as listed, plus the canaries.
     fn new(groups: &BTreeMap<String, Vec<Machine>>, canaries: &[String], target: u64) -> Self {
@@ -823,160 +797,6 @@ impl Route {
                 ),
             ),
         }
-    }
-}
-
-/// Refuse stable machines with volumes: a volume attaches to one machine only, so a canary clone would
-/// start without the data (the clone gets no volume at all).
-fn refuse_volumes(stable: &[&Machine]) -> Result<(), Error> {
-    let with_volumes: Vec<&&Machine> = stable.iter().filter(|m| !m.volumes.is_empty()).collect();
-    let Some(first) = with_volumes.first() else { return Ok(()) };
-    Err(Error::Invalid(format!(
-        "canary cannot deploy {} of the {} machine(s) because they have volumes (machine {} has {}): a \
-         volume attaches to one machine only, so a canary clone cannot get its data. Use strategy = \
-         \"rolling\", which updates machines in place and keeps their volumes. Nothing was changed.",
-        with_volumes.len(),
-        stable.len(),
-        first.id,
-        first.volumes.join(", ")
-    )))
-}
-
-/// One `clone-from` call, shaped like a batch operation so `with_retries` re-clones only the failed
-/// sources. Each canary created is recorded in `canary_of` under its source; a failure is reported under
-/// the source's id.
-fn clone_canaries(
-    sources: &[String],
-    target: &Release,
-    canary_of: &mut BTreeMap<String, String>,
-) -> Result<(), Vec<MachineError>> {
-    let results = machines::clone_from(sources, target, false);
-    let mut failures = Vec::new();
-    for (source, result) in sources.iter().zip(results) {
-        match result {
-            Ok(canary) => {
-                canary_of.insert(source.clone(), canary);
-            }
-            Err(error) => failures.push(MachineError { id: source.clone(), error }),
-        }
-    }
-    if failures.is_empty() { Ok(()) } else { Err(failures) }
-}
-
-/// Move one batch to `release`: cordon, update, wait started, wait healthy, uncordon.
-///
-/// Machines that were serving must come back; stopped ones are updated and stay stopped, so they are
-/// neither waited on nor put back in rotation.
-fn move_batch(
-    retries: u32,
-    can_cordon: bool,
-    batch: &Batch,
-    release: &Release,
-    wait_timeout_ms: u64,
-) -> Result<(), Vec<MachineError>> {
-    let ids: Vec<String> = batch.machines.iter().map(|m| m.id.clone()).collect();
-    let serving: Vec<String> =
-        batch.machines.iter().filter(|m| should_run(m.state)).map(|m| m.id.clone()).collect();
-    if can_cordon {
-        with_retries(retries, &ids, traffic::cordon)?;
-    }
-    with_retries(retries, &ids, |ids| machines::update(ids, release))?;
-    with_retries(retries, &serving, |ids| machines::wait_state(ids, MachineState::Started, wait_timeout_ms))?;
-    with_retries(retries, &serving, |ids| health::wait_healthy(ids, wait_timeout_ms))?;
-    if can_cordon {
-        // Every machine of the batch, stopped ones too: a stopped machine keeps its routing as it was.
-        with_retries(retries, &ids, traffic::uncordon)?;
-    }
-    Ok(())
-}
-
-/// Move `batches` (in the order given) back to `previous`, stopping at the first failure, and say what
-/// happened, as a note for the error of the roll. With `route`, the traffic weights follow each batch.
-///
-/// The whole failed batch goes back, even machines whose update the platform may not have accepted:
-/// which ones did is not known, and updating a machine to the release it runs is only a restart, where
-/// skipping one could leave it cordoned or on the failed release.
-fn roll_back(
-    retries: u32,
-    can_cordon: bool,
-    batches: &[Batch],
-    previous: &Release,
-    wait_timeout_ms: u64,
-    mut route: Option<&mut Route>,
-) -> String {
-    let total: usize = batches.iter().map(|b| b.machines.len()).sum();
-    runtime::log(
-        Level::Warn,
-        &format!("rolling {total} machine(s) back to v{} ({})", previous.version, previous.image),
-    );
-    let mut back = 0usize;
-    for batch in batches {
-        runtime::phase(&format!("rollback: {}", batch.label));
-        if let Some(route) = route.as_mut() {
-            route.take(batch);
-            route.apply(retries);
-        }
-        if let Err(failures) = move_batch(retries, can_cordon, batch, previous, wait_timeout_ms) {
-            let first = &failures[0];
-            return format!(
-                "; rollback to v{} failed at {} (machine {}: {}; {} machine(s) failed in all): {back} \
-                 machine(s) rolled back, the {} of that batch may be out of service, {} still on the new \
-                 release",
-                previous.version,
-                batch.label,
-                first.id,
-                describe_error(&first.error),
-                failures.len(),
-                batch.machines.len(),
-                total - back - batch.machines.len()
-            );
-        }
-        if let Some(route) = route.as_mut() {
-            route.put(batch, previous.version);
-        }
-        back += batch.machines.len();
-        runtime::progress(back as u32, total as u32);
-    }
-    runtime::log(Level::Info, &format!("rolled {back} machine(s) back to v{}", previous.version));
-    format!("; rolled {back} machine(s) back to v{}", previous.version)
-}
-
-/// Machines in one batch: a count as given, or a fraction of the group rounded up; at least one.
-fn batch_size(max: &MaxUnavailable, group_len: usize) -> usize {
-    let n = match *max {
-        MaxUnavailable::Count(n) => n as usize,
-        MaxUnavailable::Fraction(f) => (f * group_len as f64).ceil() as usize,
-    };
-    n.max(1)
-}
-
-/// One host call that is not a batch, retrying transient (`platform`) errors like every other call.
-fn retry<T>(retries: u32, what: &str, mut call: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
-    let mut attempt = 0;
-    loop {
-        match call() {
-            Err(Error::Platform(m)) if attempt < retries => {
-                attempt += 1;
-                runtime::log(Level::Warn, &format!("{what} failed ({m}), retry {attempt}/{retries}"));
-                runtime::sleep(500 * u64::from(attempt));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// The same kind of error, its message prefixed by `context`.
-fn with_context(e: Error, context: &str) -> Error {
-    let msg = format!("{context}: {}", describe_error(&e));
-    match e {
-        Error::NotFound(_) => Error::NotFound(msg),
-        Error::Conflict(_) => Error::Conflict(msg),
-        Error::Timeout(_) => Error::Timeout(msg),
-        Error::Unhealthy(_) => Error::Unhealthy(msg),
-        Error::Platform(_) => Error::Platform(msg),
-        Error::Denied(_) => Error::Denied(msg),
-        Error::Invalid(_) => Error::Invalid(msg),
-        Error::Unsupported(_) => Error::Unsupported(msg),
     }
 }
 

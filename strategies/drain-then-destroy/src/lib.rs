@@ -32,10 +32,9 @@
 //! clone them twice.
 
 use kit::runtime::{self, Level};
-use kit::types::{Machine, MachineError, MachineState, ParamKind, ParamSpec, ParamValue, Release};
-use kit::{DeployPlan, Error, Guest, StrategyInfo, health, machines, traffic};
-use kit::{describe_error, explain, list_machines, should_run, with_note, with_retries};
-use std::collections::BTreeMap;
+use kit::types::{MachineState, ParamKind, ParamSpec, ParamValue};
+use kit::{DeployPlan, Error, Guest, StrategyInfo, machines, traffic};
+use kit::{describe_error, explain, human, retry, with_retries};
 
 struct DrainThenDestroy;
 
@@ -47,10 +46,6 @@ const DEFAULT_POLL_INTERVAL_MS: u64 = 1_000;
 
 /// How many machines a log line names one by one.
 const LISTED: usize = 10;
-
-/// The check suggested to a fleet that has none.
-const CHECK_EXAMPLE: &str = "[[http_service.checks]]\n  grace_period = \"10s\"\n  interval = \"15s\"\n  \
-                             method = \"GET\"\n  path = \"/health\"\n  timeout = \"2s\"";
 
 impl Guest for DrainThenDestroy {
     fn describe() -> StrategyInfo {
@@ -83,14 +78,8 @@ impl Guest for DrainThenDestroy {
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
         let retries = kit::retries();
-        let drain_timeout_ms = match runtime::param("drain_timeout") {
-            Some(ParamValue::DurationMs(ms)) => ms,
-            _ => DEFAULT_DRAIN_TIMEOUT_MS,
-        };
-        let poll_interval_ms = match runtime::param("poll_interval") {
-            Some(ParamValue::DurationMs(ms)) => ms,
-            _ => DEFAULT_POLL_INTERVAL_MS,
-        };
+        let drain_timeout_ms = kit::param_duration_ms("drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS);
+        let poll_interval_ms = kit::param_duration_ms("poll_interval", DEFAULT_POLL_INTERVAL_MS);
         if poll_interval_ms == 0 {
             return Err(Error::Invalid(
                 "drain-then-destroy: `poll_interval` = 0: expected a duration such as \"1s\"; nothing was \
@@ -107,80 +96,20 @@ impl Guest for DrainThenDestroy {
                     .into(),
             ));
         }
-        let fleet = list_machines(retries)?;
-
-        let blue: Vec<Machine> =
-            fleet.into_iter().filter(|m| m.release.version != plan.target.version).collect();
-        if blue.is_empty() {
-            runtime::log(Level::Info, &format!("every machine is already on v{}", plan.target.version));
-            return Ok(());
-        }
-        refuse_volumes(&blue)?;
-        refuse_without_checks(&blue)?;
-
-        let n = blue.len();
-        let blue_ids: Vec<String> = blue.iter().map(|m| m.id.clone()).collect();
-        runtime::log(
-            Level::Info,
-            &format!(
+        let Some(switched) = kit::green::bring_up("drain-then-destroy", retries, &plan, |n| {
+            format!(
                 "drain-then-destroy: {n} blue machine(s); creating {n} green machine(s) on v{} ({}), \
                  cordoned until they pass their checks; blue then drains for up to {}",
                 plan.target.version,
                 plan.target.image,
                 human(drain_timeout_ms)
-            ),
-        );
-
-        runtime::phase("create green");
-        runtime::progress(0, n as u32);
-        let mut green_of: BTreeMap<String, String> = BTreeMap::new();
-        let cloned =
-            with_retries(retries, &blue_ids, |sources| clone_green(sources, &plan.target, &mut green_of));
-        // In blue's order, so errors and logs list machines the way `list` did.
-        let green: Vec<String> = blue_ids.iter().filter_map(|b| green_of.get(b).cloned()).collect();
-        if let Err(failures) = cloned {
-            let context =
-                format!("create green: cloning failed for {} of {n} blue machine(s)", failures.len());
-            return Err(abandon(retries, &green, n, failures, &context));
-        }
-
-        runtime::phase("wait for green");
-        let started = with_retries(retries, &green, |ids| {
-            machines::wait_state(ids, MachineState::Started, plan.wait_timeout_ms)
-        });
-        if let Err(failures) = started {
-            let context = format!("wait for green: {} of {n} green machine(s) did not start", failures.len());
-            return Err(abandon(retries, &green, n, failures, &context));
-        }
-        let healthy = with_retries(retries, &green, |ids| health::wait_healthy(ids, plan.wait_timeout_ms));
-        if let Err(failures) = healthy {
-            let context = format!(
-                "wait for green: {} of {n} green machine(s) did not pass their checks on v{}",
-                failures.len(),
-                plan.target.version
-            );
-            return Err(abandon(retries, &green, n, failures, &context));
-        }
-        runtime::progress(n as u32, n as u32);
-
-        runtime::phase("switch traffic");
-        // Green in before blue out: at no instant is neither in rotation. Until blue is cordoned this is
-        // still undone by removing green, as above.
-        if let Err(failures) = with_retries(retries, &green, traffic::uncordon) {
-            let context =
-                format!("switch traffic: putting {} green machine(s) in rotation failed", failures.len());
-            return Err(abandon(retries, &green, n, failures, &context));
-        }
-        if let Err(failures) = with_retries(retries, &blue_ids, traffic::cordon) {
-            let context = format!(
-                "switch traffic: taking blue out of rotation failed for {} of {n} machine(s); green ({n} \
-                 machine(s) on v{}) is serving, alongside the blue machines that could not be cordoned; \
-                 nothing was stopped",
-                failures.len(),
-                plan.target.version
-            );
-            return Err(explain(failures, &context));
-        }
+            )
+        })?
+        else {
+            return Ok(());
+        };
+        let blue_ids = &switched.blue_ids;
+        let n = blue_ids.len();
         // The drain is measured from here: blue takes no new connection from this instant on.
         let switched_at = runtime::now();
         runtime::log(
@@ -190,11 +119,7 @@ impl Guest for DrainThenDestroy {
 
         // A green standing in for a machine that was stopped goes back to stopped, now that it has proved
         // it boots and passes its checks: the fleet keeps its shape.
-        let idle_green: Vec<String> = blue
-            .iter()
-            .filter(|m| !should_run(m.state))
-            .filter_map(|m| green_of.get(&m.id).cloned())
-            .collect();
+        let idle_green = switched.stand_ins_for_stopped();
         let stopped = with_retries(retries, &idle_green, |ids| {
             machines::stop(ids, &plan.kill_signal, plan.kill_timeout_ms)
         })
@@ -218,9 +143,9 @@ impl Guest for DrainThenDestroy {
         runtime::phase("drain blue");
         let drain = Drain { retries, plan: &plan, total: n, destroyed: 0 };
         if caps.connection_counts {
-            drain.poll(&blue_ids, switched_at, drain_timeout_ms, poll_interval_ms)?;
+            drain.poll(blue_ids, switched_at, drain_timeout_ms, poll_interval_ms)?;
         } else {
-            drain.wait_out(&blue_ids, drain_timeout_ms)?;
+            drain.wait_out(blue_ids, drain_timeout_ms)?;
         }
         runtime::log(Level::Info, &format!("all {n} machine(s) on v{}", plan.target.version));
         Ok(())
@@ -428,118 +353,6 @@ impl Drain<'_> {
         self.destroyed += ids.len();
         runtime::progress(self.destroyed as u32, self.total as u32);
         Ok(())
-    }
-}
-
-/// "5m", "1m30s", "2.5s", "250ms", for logs.
-fn human(ms: u64) -> String {
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    if ms < 10_000 && !ms.is_multiple_of(1000) {
-        return format!("{:.1}s", ms as f64 / 1000.0);
-    }
-    // Whole seconds from 10 s on: "45s", "1m26s", "1h30m".
-    let s = (ms + 500) / 1000;
-    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
-    let mut out = String::new();
-    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
-        if n > 0 {
-            out += &format!("{n}{unit}");
-        }
-    }
-    out
-}
-
-/// Refuse machines with volumes: a volume attaches to one machine only, so a green clone would start
-/// without the data (the clone gets no volume at all).
-fn refuse_volumes(blue: &[Machine]) -> Result<(), Error> {
-    let with_volumes: Vec<&Machine> = blue.iter().filter(|m| !m.volumes.is_empty()).collect();
-    let Some(first) = with_volumes.first() else { return Ok(()) };
-    Err(Error::Invalid(format!(
-        "drain-then-destroy cannot deploy {} of the {} machine(s) because they have volumes (machine {} \
-         has {}): a volume attaches to one machine only, so a green clone cannot get its data. Use \
-         strategy = \"rolling\", which updates machines in place and keeps their volumes. Nothing was \
-         changed.",
-        with_volumes.len(),
-        blue.len(),
-        first.id,
-        first.volumes.join(", ")
-    )))
-}
-
-/// Refuse a fleet without health checks: green's checks are the only evidence it works before it gets
-/// traffic, and a machine without checks counts as healthy as soon as it starts.
-fn refuse_without_checks(blue: &[Machine]) -> Result<(), Error> {
-    if blue.iter().any(|m| !m.checks.is_empty()) {
-        return Ok(());
-    }
-    Err(Error::Invalid(format!(
-        "drain-then-destroy needs at least one health check to know green is healthy before switching \
-         traffic to it, as Fly requires, and none of the {} machine(s) has one. Nothing was changed. Add \
-         a check to fly.toml, for example:\n\n{CHECK_EXAMPLE}",
-        blue.len()
-    )))
-}
-
-/// One `clone-from` call, shaped like a batch operation so `with_retries` re-clones only the failed
-/// sources. Each green created is recorded in `green_of` under its blue source; a failure is reported
-/// under the blue source's id.
-fn clone_green(
-    sources: &[String],
-    target: &Release,
-    green_of: &mut BTreeMap<String, String>,
-) -> Result<(), Vec<MachineError>> {
-    let results = machines::clone_from(sources, target, false);
-    let mut failures = Vec::new();
-    for (source, result) in sources.iter().zip(results) {
-        match result {
-            Ok(green) => {
-                green_of.insert(source.clone(), green);
-            }
-            Err(error) => failures.push(MachineError { id: source.clone(), error }),
-        }
-    }
-    if failures.is_empty() { Ok(()) } else { Err(failures) }
-}
-
-/// Give up before the switch: destroy green and turn `failures` into the deploy's error. Blue was never
-/// touched, so removing green is all it takes to be back where the deploy started.
-fn abandon(retries: u32, green: &[String], blue: usize, failures: Vec<MachineError>, context: &str) -> Error {
-    let removed = if green.is_empty() {
-        "no green machine was created".to_string()
-    } else {
-        runtime::phase("remove green");
-        match with_retries(retries, green, machines::destroy) {
-            Ok(()) => format!("green was removed ({} machine(s) destroyed)", green.len()),
-            Err(left) => format!(
-                "removing green failed for {} of {} machine(s) (machine {}: {}), which are cordoned and take \
-                 no traffic: destroy them by hand",
-                left.len(),
-                green.len(),
-                left[0].id,
-                describe_error(&left[0].error)
-            ),
-        }
-    };
-    runtime::log(Level::Warn, &format!("deploy abandoned before the switch; {removed}"));
-    // The cause first, then what the fleet is left with.
-    let error = explain(failures, context);
-    with_note(error, &format!("; blue is untouched and still serving ({blue} machine(s)); {removed}"))
-}
-
-/// One host call that is not a batch, retrying transient (`platform`) errors like every other call.
-fn retry<T>(retries: u32, what: &str, mut call: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
-    let mut attempt = 0;
-    loop {
-        match call() {
-            Err(Error::Platform(m)) if attempt < retries => {
-                attempt += 1;
-                runtime::log(Level::Warn, &format!("{what} failed ({m}), retry {attempt}/{retries}"));
-                runtime::sleep(500 * u64::from(attempt));
-            }
-            other => return other,
-        }
     }
 }
 

@@ -20,8 +20,13 @@ pub mod bindings {
 pub use bindings::cutover::strategy::{health, machines, runtime, traffic, types};
 pub use bindings::{DeployPlan, Error, Guest, StrategyInfo, export};
 
+pub mod green;
+pub mod rollout;
+
 use runtime::Level;
-use types::{Machine, MachineError, MachineState, ParamKind, ParamSpec, ParamValue};
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+use types::{Machine, MachineError, MachineState, ParamKind, ParamSpec, ParamValue, Release};
 
 /// How often a machine operation is retried on transient (`platform`) errors, by default.
 pub const DEFAULT_RETRIES: i64 = 3;
@@ -48,6 +53,14 @@ pub fn retries() -> u32 {
 pub fn param_bool(name: &str, default: bool) -> bool {
     match runtime::param(name) {
         Some(ParamValue::Boolean(b)) => b,
+        _ => default,
+    }
+}
+
+/// A duration parameter in milliseconds, or `default` when it is unset.
+pub fn param_duration_ms(name: &str, default: u64) -> u64 {
+    match runtime::param(name) {
+        Some(ParamValue::DurationMs(ms)) => ms,
         _ => default,
     }
 }
@@ -101,7 +114,18 @@ pub fn explain(failures: Vec<MachineError>, context: &str) -> Error {
         String::new()
     };
     let msg = format!("{context}: machine {}: {}{more}", first.id, describe_error(&first.error));
-    match first.error {
+    same_kind(&first.error, msg)
+}
+
+/// The same kind of error, its message prefixed by `context`.
+pub fn with_context(e: Error, context: &str) -> Error {
+    let msg = format!("{context}: {}", describe_error(&e));
+    same_kind(&e, msg)
+}
+
+/// An error of the same kind as `e`, with the message `msg`.
+fn same_kind(e: &Error, msg: String) -> Error {
+    match e {
         Error::NotFound(_) => Error::NotFound(msg),
         Error::Conflict(_) => Error::Conflict(msg),
         Error::Timeout(_) => Error::Timeout(msg),
@@ -143,18 +167,78 @@ pub fn describe_error(e: &Error) -> String {
 
 /// The app's machines, retrying transient (`platform`) errors like every other call.
 pub fn list_machines(retries: u32) -> Result<Vec<Machine>, Error> {
+    retry(retries, "listing machines", machines::list)
+}
+
+/// One host call that is not a batch, retrying transient (`platform`) errors like every other call.
+pub fn retry<T>(retries: u32, what: &str, mut call: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
     let mut attempt = 0;
     loop {
-        match machines::list() {
+        match call() {
             Err(Error::Platform(m)) if attempt < retries => {
                 attempt += 1;
-                runtime::log(
-                    Level::Warn,
-                    &format!("listing machines failed ({m}), retry {attempt}/{retries}"),
-                );
+                runtime::log(Level::Warn, &format!("{what} failed ({m}), retry {attempt}/{retries}"));
                 runtime::sleep(500 * u64::from(attempt));
             }
             other => return other,
         }
     }
+}
+
+/// A duration for logs: "5m", "1m30s", "2.5s", "250ms".
+pub fn human(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    if ms < 10_000 && !ms.is_multiple_of(1000) {
+        return format!("{:.1}s", ms as f64 / 1000.0);
+    }
+    // Whole seconds from 10 s on: "45s", "1m26s", "1h30m".
+    let s = (ms + 500) / 1000;
+    let (h, m, s) = (s / 3600, s / 60 % 60, s % 60);
+    let mut out = String::new();
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+        if n > 0 {
+            out += &format!("{n}{unit}");
+        }
+    }
+    out
+}
+
+/// Refuse machines with volumes before cloning them: a volume attaches to one machine only, so a clone
+/// (a `clone` machine: "green", "canary") would start without the data (the clone gets no volume at all).
+pub fn refuse_volumes<M: Borrow<Machine>>(strategy: &str, clone: &str, sources: &[M]) -> Result<(), Error> {
+    let with_volumes: Vec<&Machine> =
+        sources.iter().map(Borrow::borrow).filter(|m: &&Machine| !m.volumes.is_empty()).collect();
+    let Some(first) = with_volumes.first() else { return Ok(()) };
+    Err(Error::Invalid(format!(
+        "{strategy} cannot deploy {} of the {} machine(s) because they have volumes (machine {} has {}): a \
+         volume attaches to one machine only, so a {clone} clone cannot get its data. Use strategy = \
+         \"rolling\", which updates machines in place and keeps their volumes. Nothing was changed.",
+        with_volumes.len(),
+        sources.len(),
+        first.id,
+        first.volumes.join(", ")
+    )))
+}
+
+/// One `clone-from` call, shaped like a batch operation so `with_retries` re-clones only the failed
+/// sources. Each clone created is recorded in `clone_of` under its source; a failure is reported under
+/// the source's id.
+pub fn clone_machines(
+    sources: &[String],
+    target: &Release,
+    clone_of: &mut BTreeMap<String, String>,
+) -> Result<(), Vec<MachineError>> {
+    let results = machines::clone_from(sources, target, false);
+    let mut failures = Vec::new();
+    for (source, result) in sources.iter().zip(results) {
+        match result {
+            Ok(clone) => {
+                clone_of.insert(source.clone(), clone);
+            }
+            Err(error) => failures.push(MachineError { id: source.clone(), error }),
+        }
+    }
+    if failures.is_empty() { Ok(()) } else { Err(failures) }
 }

@@ -1,0 +1,162 @@
+//! A green fleet beside the blue one, up to the traffic switch: what bluegreen and drain-then-destroy
+//! share (they differ only in how blue is retired afterwards).
+//!
+//! Blue is every machine not yet on the target release. Each blue machine gets a green clone on the
+//! target release, created cordoned (`routable = false`) so it takes no traffic while it boots. Once
+//! every green machine is started and passing its checks, traffic switches in one step: green is
+//! uncordoned first and blue cordoned second, so there is never an instant with nothing in rotation.
+//! Blue is not touched before the switch, so any failure up to it is undone by destroying green.
+
+use crate::runtime::{self, Level};
+use crate::types::{Machine, MachineError, MachineState};
+use crate::{DeployPlan, Error, health, machines, traffic};
+use crate::{clone_machines, describe_error, explain, list_machines, refuse_volumes, should_run};
+use crate::{with_note, with_retries};
+use std::collections::BTreeMap;
+
+/// The check suggested to a fleet that has none.
+pub const CHECK_EXAMPLE: &str = "[[http_service.checks]]\n  grace_period = \"10s\"\n  interval = \"15s\"\n  \
+                                 method = \"GET\"\n  path = \"/health\"\n  timeout = \"2s\"";
+
+/// The fleet once traffic has switched: green serving, blue cordoned and still running.
+pub struct Switched {
+    /// The blue machines, as `list` gave them.
+    pub blue: Vec<Machine>,
+    /// Their ids, in the same order.
+    pub blue_ids: Vec<String>,
+    /// Each blue machine's green clone, by the blue machine's id.
+    pub green_of: BTreeMap<String, String>,
+}
+
+impl Switched {
+    /// The green machines standing in for blue machines that were stopped before the deploy.
+    pub fn stand_ins_for_stopped(&self) -> Vec<String> {
+        self.blue
+            .iter()
+            .filter(|m| !should_run(m.state))
+            .filter_map(|m| self.green_of.get(&m.id).cloned())
+            .collect()
+    }
+}
+
+/// Everything up to and including the traffic switch: list the fleet, refuse what cannot be done
+/// safely, clone blue into a cordoned green, wait until green is started and healthy, then uncordon
+/// green and cordon blue. `None` when every machine is already on the target release; `intro` gives the
+/// log line announcing the deploy, from the number of blue machines. `strategy` names the strategy in
+/// the refusals.
+pub fn bring_up(
+    strategy: &str,
+    retries: u32,
+    plan: &DeployPlan,
+    intro: impl FnOnce(usize) -> String,
+) -> Result<Option<Switched>, Error> {
+    let fleet = list_machines(retries)?;
+
+    let blue: Vec<Machine> = fleet.into_iter().filter(|m| m.release.version != plan.target.version).collect();
+    if blue.is_empty() {
+        runtime::log(Level::Info, &format!("every machine is already on v{}", plan.target.version));
+        return Ok(None);
+    }
+    refuse_volumes(strategy, "green", &blue)?;
+    refuse_without_checks(strategy, &blue)?;
+
+    let n = blue.len();
+    let blue_ids: Vec<String> = blue.iter().map(|m| m.id.clone()).collect();
+    runtime::log(Level::Info, &intro(n));
+
+    runtime::phase("create green");
+    runtime::progress(0, n as u32);
+    let mut green_of: BTreeMap<String, String> = BTreeMap::new();
+    let cloned =
+        with_retries(retries, &blue_ids, |sources| clone_machines(sources, &plan.target, &mut green_of));
+    // In blue's order, so errors and logs list machines the way `list` did.
+    let green: Vec<String> = blue_ids.iter().filter_map(|b| green_of.get(b).cloned()).collect();
+    if let Err(failures) = cloned {
+        let context = format!("create green: cloning failed for {} of {n} blue machine(s)", failures.len());
+        return Err(abandon(retries, &green, n, failures, &context));
+    }
+
+    runtime::phase("wait for green");
+    let started = with_retries(retries, &green, |ids| {
+        machines::wait_state(ids, MachineState::Started, plan.wait_timeout_ms)
+    });
+    if let Err(failures) = started {
+        let context = format!("wait for green: {} of {n} green machine(s) did not start", failures.len());
+        return Err(abandon(retries, &green, n, failures, &context));
+    }
+    let healthy = with_retries(retries, &green, |ids| health::wait_healthy(ids, plan.wait_timeout_ms));
+    if let Err(failures) = healthy {
+        let context = format!(
+            "wait for green: {} of {n} green machine(s) did not pass their checks on v{}",
+            failures.len(),
+            plan.target.version
+        );
+        return Err(abandon(retries, &green, n, failures, &context));
+    }
+    runtime::progress(n as u32, n as u32);
+
+    runtime::phase("switch traffic");
+    // Green in before blue out: at no instant is neither in rotation. Until blue is cordoned this is
+    // still undone by removing green, as above.
+    if let Err(failures) = with_retries(retries, &green, traffic::uncordon) {
+        let context =
+            format!("switch traffic: putting {} green machine(s) in rotation failed", failures.len());
+        return Err(abandon(retries, &green, n, failures, &context));
+    }
+    if let Err(failures) = with_retries(retries, &blue_ids, traffic::cordon) {
+        let context = format!(
+            "switch traffic: taking blue out of rotation failed for {} of {n} machine(s); green ({n} \
+             machine(s) on v{}) is serving, alongside the blue machines that could not be cordoned; \
+             nothing was stopped",
+            failures.len(),
+            plan.target.version
+        );
+        return Err(explain(failures, &context));
+    }
+    Ok(Some(Switched { blue, blue_ids, green_of }))
+}
+
+/// Refuse a fleet without health checks: green's checks are the only evidence it works before it gets
+/// traffic, and a machine without checks counts as healthy as soon as it starts.
+pub fn refuse_without_checks(strategy: &str, blue: &[Machine]) -> Result<(), Error> {
+    if blue.iter().any(|m| !m.checks.is_empty()) {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "{strategy} needs at least one health check to know green is healthy before switching traffic to \
+         it, as Fly requires, and none of the {} machine(s) has one. Nothing was changed. Add a check to \
+         fly.toml, for example:\n\n{CHECK_EXAMPLE}",
+        blue.len()
+    )))
+}
+
+/// Give up before the switch: destroy green and turn `failures` into the deploy's error. Blue was never
+/// touched, so removing green is all it takes to be back where the deploy started.
+pub fn abandon(
+    retries: u32,
+    green: &[String],
+    blue: usize,
+    failures: Vec<MachineError>,
+    context: &str,
+) -> Error {
+    let removed = if green.is_empty() {
+        "no green machine was created".to_string()
+    } else {
+        runtime::phase("remove green");
+        match with_retries(retries, green, machines::destroy) {
+            Ok(()) => format!("green was removed ({} machine(s) destroyed)", green.len()),
+            Err(left) => format!(
+                "removing green failed for {} of {} machine(s) (machine {}: {}), which are cordoned and take \
+                 no traffic: destroy them by hand",
+                left.len(),
+                green.len(),
+                left[0].id,
+                describe_error(&left[0].error)
+            ),
+        }
+    };
+    runtime::log(Level::Warn, &format!("deploy abandoned before the switch; {removed}"));
+    // The cause first, then what the fleet is left with.
+    let error = explain(failures, context);
+    with_note(error, &format!("; blue is untouched and still serving ({blue} machine(s)); {removed}"))
+}

@@ -1,0 +1,141 @@
+//! Moving machines in place, a batch at a time, and back again: what rolling does to the whole fleet
+//! and canary does to the stable machines once its gates have passed.
+
+use crate::runtime::{self, Level};
+use crate::types::{Machine, MachineError, MachineState, MaxUnavailable, Release};
+use crate::{describe_error, health, machines, should_run, traffic, with_retries};
+use std::collections::BTreeMap;
+
+/// One batch of one process group, as the roll planned it (kept for a rollback).
+pub struct Batch<'a> {
+    /// "app batch 2/3", for phases and errors.
+    pub label: String,
+    /// The machines of the batch, in the order `list` gave them.
+    pub machines: Vec<&'a Machine>,
+}
+
+/// The fleet by process group, each group in the order `list` gave it.
+pub fn by_group(fleet: Vec<Machine>) -> BTreeMap<String, Vec<Machine>> {
+    let mut groups: BTreeMap<String, Vec<Machine>> = BTreeMap::new();
+    for m in fleet {
+        groups.entry(m.process_group.clone()).or_default().push(m);
+    }
+    groups
+}
+
+/// The batches of a roll onto `target_version`, group by group: each group's machines not yet on it, in
+/// batches of `max` (see [`batch_size`]). Each comes with its step, "app: batch 2/3", for phases.
+pub fn plan_batches<'a>(
+    groups: &'a BTreeMap<String, Vec<Machine>>,
+    target_version: u64,
+    max: &MaxUnavailable,
+) -> Vec<(String, Batch<'a>)> {
+    let mut planned = Vec::new();
+    for (group, members) in groups {
+        let pending: Vec<&Machine> = members.iter().filter(|m| m.release.version != target_version).collect();
+        if pending.is_empty() {
+            continue;
+        }
+        let size = batch_size(max, members.len());
+        let batches = pending.len().div_ceil(size);
+        for (index, chunk) in pending.chunks(size).enumerate() {
+            let batch =
+                Batch { label: format!("{group} batch {}/{batches}", index + 1), machines: chunk.to_vec() };
+            planned.push((format!("{group}: batch {}/{batches}", index + 1), batch));
+        }
+    }
+    planned
+}
+
+/// Machines in one batch: a count as given, or a fraction of the group rounded up; at least one.
+pub fn batch_size(max: &MaxUnavailable, group_len: usize) -> usize {
+    let n = match *max {
+        MaxUnavailable::Count(n) => n as usize,
+        MaxUnavailable::Fraction(f) => (f * group_len as f64).ceil() as usize,
+    };
+    n.max(1)
+}
+
+/// Move one batch to `release`: cordon, update, wait started, wait healthy, uncordon.
+///
+/// Machines that were serving must come back; stopped ones are updated and stay stopped, so they are
+/// neither waited on nor put back in rotation.
+pub fn move_batch(
+    retries: u32,
+    can_cordon: bool,
+    batch: &Batch,
+    release: &Release,
+    wait_timeout_ms: u64,
+) -> Result<(), Vec<MachineError>> {
+    let ids: Vec<String> = batch.machines.iter().map(|m| m.id.clone()).collect();
+    let serving: Vec<String> =
+        batch.machines.iter().filter(|m| should_run(m.state)).map(|m| m.id.clone()).collect();
+    if can_cordon {
+        with_retries(retries, &ids, traffic::cordon)?;
+    }
+    with_retries(retries, &ids, |ids| machines::update(ids, release))?;
+    with_retries(retries, &serving, |ids| machines::wait_state(ids, MachineState::Started, wait_timeout_ms))?;
+    with_retries(retries, &serving, |ids| health::wait_healthy(ids, wait_timeout_ms))?;
+    if can_cordon {
+        // Every machine of the batch, stopped ones too: a stopped machine keeps its routing as it was.
+        with_retries(retries, &ids, traffic::uncordon)?;
+    }
+    Ok(())
+}
+
+/// What a rollback does around each batch it moves back (canary re-points the traffic weights); `()`
+/// does nothing.
+pub trait RollbackHook {
+    /// Called before `batch` leaves rotation to move back.
+    fn before(&mut self, _batch: &Batch) {}
+    /// Called once `batch` is back on `previous`.
+    fn after(&mut self, _batch: &Batch, _previous: &Release) {}
+}
+
+impl RollbackHook for () {}
+
+/// Move `batches` (in the order given) back to `previous`, stopping at the first failure, and say what
+/// happened, as a note for the error of the roll. `hook` is called before and after each batch.
+///
+/// The whole failed batch goes back, even machines whose update the platform may not have accepted:
+/// which ones did is not known, and updating a machine to the release it runs is only a restart, where
+/// skipping one could leave it cordoned or on the failed release.
+pub fn roll_back(
+    retries: u32,
+    can_cordon: bool,
+    batches: &[Batch],
+    previous: &Release,
+    wait_timeout_ms: u64,
+    hook: &mut impl RollbackHook,
+) -> String {
+    let total: usize = batches.iter().map(|b| b.machines.len()).sum();
+    runtime::log(
+        Level::Warn,
+        &format!("rolling {total} machine(s) back to v{} ({})", previous.version, previous.image),
+    );
+    let mut back = 0usize;
+    for batch in batches {
+        runtime::phase(&format!("rollback: {}", batch.label));
+        hook.before(batch);
+        if let Err(failures) = move_batch(retries, can_cordon, batch, previous, wait_timeout_ms) {
+            let first = &failures[0];
+            return format!(
+                "; rollback to v{} failed at {} (machine {}: {}; {} machine(s) failed in all): {back} \
+                 machine(s) rolled back, the {} of that batch may be out of service, {} still on the new \
+                 release",
+                previous.version,
+                batch.label,
+                first.id,
+                describe_error(&first.error),
+                failures.len(),
+                batch.machines.len(),
+                total - back - batch.machines.len()
+            );
+        }
+        hook.after(batch, previous);
+        back += batch.machines.len();
+        runtime::progress(back as u32, total as u32);
+    }
+    runtime::log(Level::Info, &format!("rolled {back} machine(s) back to v{}", previous.version));
+    format!("; rolled {back} machine(s) back to v{}", previous.version)
+}
