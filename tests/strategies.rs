@@ -41,7 +41,8 @@ fn first_call_on(run: &SimRun, name: &str, ids: &HashSet<String>) -> Option<(usi
             let v = serde_json::to_value(call).unwrap();
             let touched =
                 v["ids"].as_array().is_some_and(|a| a.iter().any(|id| ids.contains(id.as_str().unwrap())));
-            (v["call"] == name && touched).then(|| (i, matches!(reply, HostReply::Batch(f) if f.is_empty())))
+            (v["call"] == name && touched)
+                .then_some((i, matches!(reply, HostReply::Batch(f) if f.is_empty())))
         }
         _ => None,
     })
