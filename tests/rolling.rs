@@ -202,14 +202,8 @@ proptest! {
         seed in 0u64..1000,
         error_rate in prop_oneof![Just(0.0), Just(0.03)],
     ) {
-        let region_list: Vec<String> = ["ams", "iad", "sin", "syd"][..regions].iter().map(|r| format!("{r:?}")).collect();
-        let group_list: Vec<String> = ["app", "worker"][..groups].iter().map(|g| format!("{g:?}")).collect();
-        let scenario = format!(
-            "seed = {seed}\n[fleet]\nmachines = {machines}\nregions = [{}]\ngroups = [{}]\n[faults]\napi_error_rate = {error_rate}",
-            region_list.join(", "),
-            group_list.join(", ")
-        );
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+        let scenario = random_fleet(seed, machines, regions, groups, error_rate);
+        let rt = paused_runtime();
         rt.block_on(async {
             let w = world(&scenario);
             w.track_availability(APP);

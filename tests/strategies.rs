@@ -240,14 +240,8 @@ proptest::proptest! {
         seed in 0u64..1000,
         error_rate in proptest::prop_oneof![proptest::strategy::Just(0.0), proptest::strategy::Just(0.03)],
     ) {
-        let regions: Vec<String> = ["ams", "iad", "sin"][..regions].iter().map(|r| format!("{r:?}")).collect();
-        let groups: Vec<String> = ["app", "worker"][..groups].iter().map(|g| format!("{g:?}")).collect();
-        let scenario = format!(
-            "seed = {seed}\n[fleet]\nmachines = {machines}\nregions = [{}]\ngroups = [{}]\n[faults]\napi_error_rate = {error_rate}",
-            regions.join(", "),
-            groups.join(", ")
-        );
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
+        let scenario = random_fleet(seed, machines, regions, groups, error_rate);
+        let rt = paused_runtime();
         rt.block_on(async {
             let w = world(&scenario);
             w.track_availability(APP);

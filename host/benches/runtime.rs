@@ -49,10 +49,6 @@ impl bare::BareImports for BareHost {
     }
 }
 
-fn paused() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
-}
-
 /// Both sides of the host-call comparison, set up once.
 struct HostCallBench {
     rt: tokio::runtime::Runtime,
@@ -72,7 +68,7 @@ impl HostCallBench {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
         bare::Bare::add_to_linker::<BareHost, HasSelf<BareHost>>(&mut linker, |s| s).unwrap();
         let bare = bare::BarePre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
-        Self { rt: paused(), runtime, calls_guest: support::guest("calls"), engine, bare }
+        Self { rt: support::paused_runtime(), runtime, calls_guest: support::guest("calls"), engine, bare }
     }
 
     /// `n` calls of `runtime.now` through cutover's dispatch point (events built, sent to a sink that
@@ -133,7 +129,7 @@ fn host_calls(c: &mut Criterion) {
 }
 
 fn start(c: &mut Criterion) {
-    let rt = paused();
+    let rt = support::paused_runtime();
     let rolling = support::builtin("rolling");
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(ComponentCache::at(dir.path())).unwrap();
@@ -171,7 +167,7 @@ fn deploy(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let rt = paused();
+                let rt = support::paused_runtime();
                 total += rt.block_on(async {
                     let world = support::world(
                         "[fleet]\nmachines = 10000\nregions = [\"ams\", \"iad\", \"sin\", \"syd\"]",

@@ -89,6 +89,27 @@ pub fn world_with_checks(scenario: &str, checks: Vec<CheckSpec>) -> Arc<SimWorld
     SimWorld::new(scenario, APP, V1, checks)
 }
 
+/// A scenario of `machines` machines spread over the first `regions` of ams/iad/sin/syd and the first
+/// `groups` of app/worker, with transient API errors at `error_rate` (for property tests).
+pub fn random_fleet(seed: u64, machines: usize, regions: usize, groups: usize, error_rate: f64) -> String {
+    let quoted = |names: &[&str]| names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+    format!(
+        "seed = {seed}\n[fleet]\nmachines = {machines}\nregions = [{}]\ngroups = [{}]\n[faults]\n\
+         api_error_rate = {error_rate}",
+        quoted(&["ams", "iad", "sin", "syd"][..regions]),
+        quoted(&["app", "worker"][..groups])
+    )
+}
+
+/// A current-thread runtime with paused time: the simulator's virtual clock.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("tokio runtime")
+}
+
 /// What a strategy run on the simulator produced.
 pub struct SimRun {
     pub result: Result<Result<(), OpError>, RuntimeError>,
