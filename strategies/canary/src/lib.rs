@@ -41,8 +41,8 @@ use kit::runtime::{self, Level};
 use kit::traffic::{ReleaseWeight, TrafficCapabilities, TrafficStats};
 use kit::types::{CheckStatus, Machine, MachineState, ParamKind, ParamSpec, ParamValue, Release};
 use kit::{DeployPlan, Error, Guest, StrategyInfo, health, machines, traffic};
+use kit::{NotServing, should_run, wait_serving, with_context, with_note, with_retries};
 use kit::{clone_machines, describe_error, explain, human, list_machines, refuse_volumes, retry};
-use kit::{should_run, with_context, with_note, with_retries};
 use std::collections::BTreeMap;
 
 struct Canary;
@@ -237,20 +237,20 @@ impl Guest for Canary {
                 format!("start canary: cloning failed for {} of {c} source machine(s)", failures.len());
             return Err(abandon(retries, &plan, None, &view, &canaries, false, explain(failures, &context)));
         }
-        let started = with_retries(retries, &canaries, |ids| {
-            machines::wait_state(ids, MachineState::Started, plan.wait_timeout_ms)
-        });
-        if let Err(failures) = started {
-            let context = format!("start canary: {} of {c} canary machine(s) did not start", failures.len());
-            return Err(abandon(retries, &plan, None, &view, &canaries, false, explain(failures, &context)));
-        }
-        let healthy = with_retries(retries, &canaries, |ids| health::wait_healthy(ids, plan.wait_timeout_ms));
-        if let Err(failures) = healthy {
-            let context = format!(
-                "start canary: {} of {c} canary machine(s) did not pass their checks on v{}",
-                failures.len(),
-                plan.target.version
-            );
+        if let Err(stalled) = wait_serving(retries, &canaries, plan.wait_timeout_ms) {
+            let (context, failures) = match stalled {
+                NotServing::NotStarted(f) => {
+                    (format!("start canary: {} of {c} canary machine(s) did not start", f.len()), f)
+                }
+                NotServing::Unhealthy(f) => (
+                    format!(
+                        "start canary: {} of {c} canary machine(s) did not pass their checks on v{}",
+                        f.len(),
+                        plan.target.version
+                    ),
+                    f,
+                ),
+            };
             return Err(abandon(retries, &plan, None, &view, &canaries, false, explain(failures, &context)));
         }
         runtime::progress(c as u32, c as u32);

@@ -8,10 +8,10 @@
 //! Blue is not touched before the switch, so any failure up to it is undone by destroying green.
 
 use crate::runtime::{self, Level};
-use crate::types::{Machine, MachineError, MachineState};
-use crate::{DeployPlan, Error, health, machines, traffic};
+use crate::types::{Machine, MachineError};
+use crate::{DeployPlan, Error, machines, traffic};
+use crate::{NotServing, wait_serving, with_note, with_retries};
 use crate::{clone_machines, describe_error, explain, list_machines, refuse_volumes, should_run};
-use crate::{with_note, with_retries};
 use std::collections::BTreeMap;
 
 /// The check suggested to a fleet that has none.
@@ -77,20 +77,20 @@ pub fn bring_up(
     }
 
     runtime::phase("wait for green");
-    let started = with_retries(retries, &green, |ids| {
-        machines::wait_state(ids, MachineState::Started, plan.wait_timeout_ms)
-    });
-    if let Err(failures) = started {
-        let context = format!("wait for green: {} of {n} green machine(s) did not start", failures.len());
-        return Err(abandon(retries, &green, n, failures, &context));
-    }
-    let healthy = with_retries(retries, &green, |ids| health::wait_healthy(ids, plan.wait_timeout_ms));
-    if let Err(failures) = healthy {
-        let context = format!(
-            "wait for green: {} of {n} green machine(s) did not pass their checks on v{}",
-            failures.len(),
-            plan.target.version
-        );
+    if let Err(stalled) = wait_serving(retries, &green, plan.wait_timeout_ms) {
+        let (context, failures) = match stalled {
+            NotServing::NotStarted(f) => {
+                (format!("wait for green: {} of {n} green machine(s) did not start", f.len()), f)
+            }
+            NotServing::Unhealthy(f) => (
+                format!(
+                    "wait for green: {} of {n} green machine(s) did not pass their checks on v{}",
+                    f.len(),
+                    plan.target.version
+                ),
+                f,
+            ),
+        };
         return Err(abandon(retries, &green, n, failures, &context));
     }
     runtime::progress(n as u32, n as u32);

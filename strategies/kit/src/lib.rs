@@ -165,6 +165,31 @@ pub fn describe_error(e: &Error) -> String {
     }
 }
 
+/// Which wait of [`wait_serving`] failed, and for which machines.
+pub enum NotServing {
+    /// Some machines never reached `started`.
+    NotStarted(Vec<MachineError>),
+    /// All started, but some did not pass their checks.
+    Unhealthy(Vec<MachineError>),
+}
+
+impl NotServing {
+    /// The machines that failed, whichever wait it was.
+    pub fn failures(self) -> Vec<MachineError> {
+        match self {
+            Self::NotStarted(f) | Self::Unhealthy(f) => f,
+        }
+    }
+}
+
+/// Wait until `ids` are started, then until they pass their checks, each wait bounded by `timeout_ms`
+/// and retried on transient errors: the step every strategy takes before letting machines serve.
+pub fn wait_serving(retries: u32, ids: &[String], timeout_ms: u64) -> Result<(), NotServing> {
+    with_retries(retries, ids, |ids| machines::wait_state(ids, MachineState::Started, timeout_ms))
+        .map_err(NotServing::NotStarted)?;
+    with_retries(retries, ids, |ids| health::wait_healthy(ids, timeout_ms)).map_err(NotServing::Unhealthy)
+}
+
 /// The app's machines, retrying transient (`platform`) errors like every other call.
 pub fn list_machines(retries: u32) -> Result<Vec<Machine>, Error> {
     retry(retries, "listing machines", machines::list)

@@ -2,8 +2,8 @@
 //! and canary does to the stable machines once its gates have passed.
 
 use crate::runtime::{self, Level};
-use crate::types::{Machine, MachineError, MachineState, MaxUnavailable, Release};
-use crate::{describe_error, health, machines, should_run, traffic, with_retries};
+use crate::types::{Machine, MachineError, MaxUnavailable, Release};
+use crate::{NotServing, describe_error, machines, should_run, traffic, wait_serving, with_retries};
 use std::collections::BTreeMap;
 
 /// One batch of one process group, as the roll planned it (kept for a rollback).
@@ -74,8 +74,7 @@ pub fn move_batch(
         with_retries(retries, &ids, traffic::cordon)?;
     }
     with_retries(retries, &ids, |ids| machines::update(ids, release))?;
-    with_retries(retries, &serving, |ids| machines::wait_state(ids, MachineState::Started, wait_timeout_ms))?;
-    with_retries(retries, &serving, |ids| health::wait_healthy(ids, wait_timeout_ms))?;
+    wait_serving(retries, &serving, wait_timeout_ms).map_err(NotServing::failures)?;
     if can_cordon {
         // Every machine of the batch, stopped ones too: a stopped machine keeps its routing as it was.
         with_retries(retries, &ids, traffic::uncordon)?;
