@@ -4,15 +4,25 @@
 mod support;
 
 use serde_json::Value;
-use std::path::PathBuf;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Run cutover with a state directory of its own (no journal or simulated fleet shared with others).
 fn cutover(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(args)
-        .env("CUTOVER_CACHE_DIR", support::cache_dir())
-        .output()
-        .expect("run cutover")
+    let state = tempfile::tempdir().unwrap();
+    cutover_in(state.path(), args)
+}
+
+/// Run cutover with the state directory `state`, so several runs share one app history.
+fn cutover_in(state: &Path, args: &[&str]) -> Output {
+    command(state, args).output().expect("run cutover")
+}
+
+fn command(state: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+    cmd.args(args).env("CUTOVER_CACHE_DIR", support::cache_dir()).env("CUTOVER_STATE_DIR", state);
+    cmd
 }
 
 fn example() -> PathBuf {
@@ -258,4 +268,233 @@ fn every_built_in_deploys_a_thousand_machines() {
         let end = finished(&evs);
         assert_eq!(end["fleet"]["by_version"], serde_json::json!([[2, 1000]]), "{name}");
     }
+}
+
+/// `cutover releases --json` for the example app.
+fn releases(state: &Path, config: &str) -> Vec<Value> {
+    let out = cutover_in(state, &["releases", "--config", config, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn releases_are_journaled_and_rollback_returns_to_the_previous_one() {
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path();
+    let config = example();
+    let config = config.to_str().unwrap();
+    let image = "registry.fly.io/hello-cutover:v3";
+    let out = cutover_in(state, &["releases", "--config", config]);
+    assert!(text(&out).0.contains("no releases recorded"), "{:?}", text(&out));
+
+    assert_eq!(cutover_in(state, &["deploy", "--config", config, "--json"]).status.code(), Some(0));
+    // The second deploy starts from the fleet the first one left (kept in the state directory).
+    let out = cutover_in(state, &["deploy", "--config", config, "--image", image, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let evs = events(&out);
+    assert_eq!(evs[0]["previous"]["version"], 2);
+    assert_eq!(finished(&evs)["fleet"]["by_version"], serde_json::json!([[3, 10]]));
+
+    let out = cutover_in(state, &["rollback", "--config", config, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let evs = events(&out);
+    assert_eq!(evs[0]["rollback"], true);
+    assert_eq!(evs[0]["target"]["version"], 2);
+    assert_eq!(evs[0]["target"]["image"], "registry.fly.io/hello-cutover:v2");
+    assert_eq!(finished(&evs)["fleet"]["by_version"], serde_json::json!([[2, 10]]));
+
+    let rs = releases(state, config);
+    let summary: Vec<(i64, &str, &str, &str)> = rs
+        .iter()
+        .map(|r| {
+            (
+                r["target"]["version"].as_i64().unwrap(),
+                r["kind"].as_str().unwrap(),
+                r["strategy"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (2, "deploy", "rolling", "succeeded"),
+            (3, "deploy", "rolling", "succeeded"),
+            (2, "rollback", "rolling", "succeeded")
+        ]
+    );
+    assert!(rs.iter().all(|r| r["duration_ms"].as_i64().unwrap() > 0), "{rs:?}");
+    let table = text(&cutover_in(state, &["releases", "--config", config])).0;
+    assert!(table.contains("rollback") && table.contains("succeeded"), "{table}");
+
+    // An unknown release is refused before anything changes; a known one is reachable with --to.
+    let out = cutover_in(state, &["rollback", "--config", config, "--to", "v9"]);
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    assert!(text(&out).1.contains("v9 is not a release cutover knows"), "{:?}", text(&out));
+    let out = cutover_in(state, &["rollback", "--config", config, "--to", "1", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    assert_eq!(finished(&events(&out))["fleet"]["by_version"], serde_json::json!([[1, 10]]));
+    // A new deploy never reuses a version number, even after rolling back.
+    let out = cutover_in(state, &["deploy", "--config", config, "--json"]);
+    assert_eq!(events(&out)[0]["target"]["version"], 4);
+}
+
+#[test]
+fn rollback_after_a_retained_bluegreen_switches_back_to_the_kept_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let fly = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("strategy = \"rolling\"", "strategy = \"bluegreen\"")
+        .replace("retries = 3", "retries = 3\n    retain_blue = true")
+        .replace("scenarios/happy.toml", &scenario("happy.toml"));
+    let config = dir.path().join("fly.toml");
+    std::fs::write(&config, fly).unwrap();
+    let config = config.to_str().unwrap();
+    let state = dir.path().join("state");
+
+    let out = cutover_in(&state, &["deploy", "--config", config, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let evs = events(&out);
+    let blue: Vec<Value> = evs
+        .iter()
+        .find(|e| e["call"] == "machines.list")
+        .map(|e| e["reply"]["machines"].as_array().unwrap().iter().map(|m| m["id"].clone()).collect())
+        .unwrap();
+    assert_eq!(finished(&evs)["fleet"]["by_version"], serde_json::json!([[1, 10], [2, 10]]), "blue kept");
+
+    let out = cutover_in(&state, &["rollback", "--config", config, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let evs = events(&out);
+    assert!(!evs.iter().any(|e| e["call"] == "machines.clone-from"), "a switch, not a redeploy");
+    let started: Vec<Value> = evs
+        .iter()
+        .filter(|e| e["call"] == "machines.start")
+        .flat_map(|e| e["ids"].as_array().unwrap().clone())
+        .collect();
+    let mut started_sorted = started.clone();
+    started_sorted.sort_by_key(|v| v.to_string());
+    let mut blue_sorted = blue.clone();
+    blue_sorted.sort_by_key(|v| v.to_string());
+    assert_eq!(started_sorted, blue_sorted, "the kept blue machines were started");
+    let end = finished(&evs);
+    assert_eq!(end["fleet"]["serving"], 10);
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 10], [2, 10]]), "v2 kept in turn");
+    let uncordoned: Vec<Value> = evs
+        .iter()
+        .filter(|e| e["call"] == "traffic.uncordon")
+        .flat_map(|e| e["ids"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(uncordoned.len(), 10);
+    assert!(uncordoned.iter().all(|id| blue.contains(id)), "traffic went back to the kept machines");
+}
+
+#[test]
+fn a_switch_back_that_fails_leaves_the_kept_machines_stopped_not_destroyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let fly = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("strategy = \"rolling\"", "strategy = \"bluegreen\"")
+        .replace("retries = 3", "retries = 3\n    retain_blue = true")
+        .replace("wait_timeout = \"5m\"", "wait_timeout = \"1m\"")
+        .replace("scenarios/happy.toml", &scenario("happy.toml"));
+    let config = dir.path().join("fly.toml");
+    std::fs::write(&config, fly).unwrap();
+    let config = config.to_str().unwrap();
+    let state = dir.path().join("state");
+    assert_eq!(cutover_in(&state, &["deploy", "--config", config, "--json"]).status.code(), Some(0));
+
+    // Same fleet, but v1 now takes ten minutes to boot: the kept machines cannot be ready in time.
+    let slow = dir.path().join("slow-v1.toml");
+    let happy = std::fs::read_to_string(scenario("happy.toml")).unwrap();
+    std::fs::write(
+        &slow,
+        format!("{happy}\n[faults.slow_images]\n\"registry.fly.io/hello-cutover:v1\" = \"10m\"\n"),
+    )
+    .unwrap();
+    let out =
+        cutover_in(&state, &["rollback", "--config", config, "--scenario", slow.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let evs = events(&out);
+    assert!(!evs.iter().any(|e| e["call"] == "machines.destroy"), "nothing destroyed");
+    let end = finished(&evs);
+    assert!(end["error"].as_str().unwrap().contains("did not start"), "{end}");
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 10], [2, 10]]));
+    assert_eq!(end["fleet"]["serving"], 10, "v2 still serving");
+    let restopped = evs
+        .iter()
+        .filter(|e| e["call"] == "machines.stop")
+        .flat_map(|e| e["ids"].as_array().unwrap().clone())
+        .count();
+    assert_eq!(restopped, 10, "the kept machines went back to stopped");
+    let rs = releases(&state, config);
+    assert_eq!(rs.last().unwrap()["status"], "failed");
+    assert_eq!(rs.last().unwrap()["kind"], "rollback");
+}
+
+#[test]
+fn promote_lets_a_canary_waiting_at_a_manual_gate_go_on() {
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path();
+    let config = example();
+    let config = config.to_str().unwrap();
+    let out = cutover_in(state, &["promote", "--config", config]);
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    assert!(text(&out).1.contains("no deploy of hello-cutover is running"), "{:?}", text(&out));
+
+    // A canary with a manual gate after the 10% step, and no simulated operator: it waits for us.
+    let dir = tempfile::tempdir().unwrap();
+    let fly = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("strategy = \"rolling\"", "strategy = \"canary\"")
+        .replace("retries = 3", "retries = 3\n    steps = [10, 50]\n    manual_gates = [10]")
+        .replace("scenarios/happy.toml", &scenario("happy.toml"));
+    let own = dir.path().join("fly.toml");
+    std::fs::write(&own, fly).unwrap();
+    let own = own.to_str().unwrap();
+    let mut child = command(state, &["deploy", "--config", own, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let mut lines = Vec::new();
+    let reached = loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+            Ok(line) => {
+                let waiting = line.contains("waiting at manual gate");
+                lines.push(line);
+                if waiting {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    if !reached {
+        let _ = child.kill();
+        panic!("the deploy never reached its manual gate: {lines:?}");
+    }
+    // The deploy is listed as waiting; promote names the gate it promoted.
+    let listed = releases(state, own);
+    assert_eq!(listed.last().unwrap()["status"], "running");
+    let waiting_at = listed.last().unwrap()["waiting_gate"].clone();
+    assert_eq!(waiting_at, "step-10");
+    let out = cutover_in(state, &["promote", "--config", own]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    assert!(text(&out).0.contains("promoted gate `step-10`"), "{:?}", text(&out));
+
+    let status = child.wait().unwrap();
+    lines.extend(rx.iter());
+    assert_eq!(status.code(), Some(0), "{lines:?}");
+    let end: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    assert_eq!(end["outcome"], "succeeded");
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[2, 10]]));
+    assert!(lines.iter().any(|l| l.contains("manual gate `step-10` promoted")));
+    assert_eq!(releases(state, own).last().unwrap()["status"], "succeeded");
 }

@@ -178,6 +178,9 @@ pub struct DeployStart {
     pub target: Release,
     pub previous: Option<Release>,
     pub machines: usize,
+    /// Whether this returns the app to an earlier release (`cutover rollback`).
+    #[serde(default)]
+    pub rollback: bool,
 }
 
 /// One record in the deploy's event log.

@@ -177,6 +177,7 @@ pub async fn run_on_sim(runtime: &Runtime, bytes: &[u8], world: Arc<SimWorld>, o
             clock,
         ),
         seed: 2,
+        promotions: None,
     };
     let result = runtime.deploy(&strategy, &plan, ctx).await;
     SimRun { result, world, events: collect.events() }

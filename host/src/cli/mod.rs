@@ -4,11 +4,11 @@
 mod render;
 
 use crate::config::{Config, PlatformKind};
-use crate::driver::{self, Deploy, Overrides};
+use crate::driver::{self, Deploy, Journal, JournalError, Overrides, StateDir};
 use crate::events::{EventSink, Outcome};
 use crate::runtime::{ComponentCache, Runtime};
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -38,6 +38,9 @@ pub mod exit {
         cutover deploy --config examples/app/fly.toml             rolling deploy on the simulator\n  \
         cutover deploy --config examples/app/fly.toml --json      one JSON event per line\n  \
         cutover deploy --scenario examples/app/scenarios/failing-release.toml\n  \
+        cutover releases -c examples/app/fly.toml                 the app's deploys and their outcomes\n  \
+        cutover rollback -c examples/app/fly.toml                 back to the release before this one\n  \
+        cutover promote -c examples/app/fly.toml                  open the manual gate a canary waits at\n  \
         cutover strategies                                        what is built in\n  \
         cutover inspect my-strategy.wasm                          what a component is"
 )]
@@ -47,6 +50,9 @@ struct Cli {
     /// Where compiled components are cached [default: ~/.cache/cutover/components].
     #[arg(long, global = true, env = "CUTOVER_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// The app's state: journal of releases, the simulator's fleet [default: .cutover/ beside fly.toml].
+    #[arg(long, global = true, env = "CUTOVER_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -56,6 +62,30 @@ struct Cli {
 enum Command {
     /// Deploy a new release with the configured strategy.
     Deploy(DeployArgs),
+    /// Return the app to an earlier release (by default, the one the current release replaced).
+    ///
+    /// A strategy that retained the old machines (bluegreen with `retain_blue`) switches traffic back to
+    /// them; otherwise the earlier image is deployed with the configured strategy. The rollback is
+    /// itself a release in `cutover releases`.
+    Rollback(RollbackArgs),
+    /// List the app's releases: version, strategy, outcome and duration, from the journal.
+    Releases {
+        #[command(flatten)]
+        app: AppArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a deploy waiting at a manual gate go on (canary's `manual_gates`).
+    ///
+    /// Run it from another terminal while `cutover deploy` waits; without GATE it promotes the gate the
+    /// running deploy waits at. Naming a gate ahead of time promotes it when the deploy reaches it.
+    Promote {
+        /// The gate, as the deploy's log names it (e.g. `step-25`) [default: the one it waits at].
+        gate: Option<String>,
+        #[command(flatten)]
+        app: AppArgs,
+    },
     /// List the built-in strategies, their summaries and parameters.
     Strategies {
         /// Print JSON instead of text.
@@ -72,17 +102,40 @@ enum Command {
     },
 }
 
+/// Which app: its config.
 #[derive(Args)]
-struct DeployArgs {
+struct AppArgs {
     /// The app's fly.toml (cutover options in its [cutover] table or in cutover.toml beside it).
     #[arg(long, short = 'c', default_value = "fly.toml", value_name = "PATH")]
     config: PathBuf,
-    /// Strategy: a built-in name (see `cutover strategies`) or a path to a .wasm component.
-    #[arg(long, value_name = "NAME|PATH")]
-    strategy: Option<String>,
+}
+
+#[derive(Args)]
+struct DeployArgs {
+    #[command(flatten)]
+    run: RunArgs,
     /// Image to deploy [default: [build] image of the config].
     #[arg(long, value_name = "IMAGE")]
     image: Option<String>,
+}
+
+#[derive(Args)]
+struct RollbackArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// The release to return to, e.g. `--to 3` (or `v3`) [default: the one the current release replaced].
+    #[arg(long, value_name = "VERSION", value_parser = parse_version)]
+    to: Option<u64>,
+}
+
+/// What deploy and rollback share.
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    app: AppArgs,
+    /// Strategy: a built-in name (see `cutover strategies`) or a path to a .wasm component.
+    #[arg(long, value_name = "NAME|PATH")]
+    strategy: Option<String>,
     /// Where the machines live [default: [cutover] platform, else sim].
     #[arg(long, value_enum)]
     platform: Option<PlatformKind>,
@@ -102,8 +155,15 @@ pub fn main() -> ExitCode {
         Some(dir) => ComponentCache::at(dir),
         None => ComponentCache::default_location(),
     };
+    let state_dir = cli.state_dir;
     let code = match cli.command {
-        Command::Deploy(args) => deploy(args, cache),
+        Command::Deploy(args) => {
+            let goal = Goal::Deploy { image: args.image };
+            run(args.run, goal, cache, state_dir.as_deref())
+        }
+        Command::Rollback(args) => run(args.run, Goal::Rollback { to: args.to }, cache, state_dir.as_deref()),
+        Command::Releases { app, json } => releases(&app, state_dir.as_deref(), json),
+        Command::Promote { gate, app } => promote(&app, state_dir.as_deref(), gate.as_deref()),
         Command::Strategies { json } => {
             with_runtime(cache, false, |rt| async move { strategies(&rt, json).await })
         }
@@ -157,33 +217,62 @@ where
     rt.block_on(f(engine))
 }
 
-fn deploy(args: DeployArgs, cache: ComponentCache) -> u8 {
-    let config = match Config::load(&args.config) {
-        Ok(c) => c,
+/// What the CLI was asked to run (the image of a deploy is optional: the config may give it).
+enum Goal {
+    Deploy { image: Option<String> },
+    Rollback { to: Option<u64> },
+}
+
+/// `--version 3` or `--version v3`.
+fn parse_version(s: &str) -> Result<u64, String> {
+    s.trim_start_matches('v')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a release version; expected a number such as 3 or v3"))
+}
+
+/// Load the config, printing its warnings; on error, print it with a hint and return the exit code.
+fn load_config(path: &Path) -> Result<Config, u8> {
+    match Config::load(path) {
+        Ok(c) => {
+            for w in &c.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(c)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             if matches!(e, crate::config::ConfigError::Read { .. }) {
                 eprintln!("hint: run from your app's folder, or pass --config path/to/fly.toml");
             }
-            return exit::BAD_INPUT;
+            Err(exit::BAD_INPUT)
         }
-    };
-    for w in &config.warnings {
-        eprintln!("warning: {w}");
     }
-    let overrides = Overrides {
-        strategy: args.strategy,
-        image: args.image,
-        platform: args.platform,
-        scenario: args.scenario,
+}
+
+fn run(args: RunArgs, goal: Goal, cache: ComponentCache, state_dir: Option<&Path>) -> u8 {
+    let config = match load_config(&args.app.config) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
+    let state = StateDir::resolve(&config.path, state_dir);
+    let (image, goal) = match goal {
+        Goal::Deploy { image } => (image, None),
+        Goal::Rollback { to } => (None, Some(to)),
+    };
+    let overrides =
+        Overrides { strategy: args.strategy, image, platform: args.platform, scenario: args.scenario };
     let simulated = overrides.platform.unwrap_or(config.cutover.platform) == PlatformKind::Sim;
     let json = args.json;
     with_runtime(cache, simulated, |runtime| async move {
         let sink: Arc<dyn EventSink> =
             if json { Arc::new(render::Json) } else { Arc::new(render::Human::new()) };
-        let deploy = Deploy { config: &config, overrides: &overrides, runtime: &runtime, sink };
-        match deploy.run().await {
+        let deploy =
+            Deploy { config: &config, overrides: &overrides, runtime: &runtime, sink, state: Some(state) };
+        let result = match goal {
+            None => deploy.run().await,
+            Some(to) => deploy.rollback(to).await,
+        };
+        match result {
             Ok(report) => {
                 if !json {
                     render::summary(&report, simulated);
@@ -200,6 +289,64 @@ fn deploy(args: DeployArgs, cache: ComponentCache) -> u8 {
             }
         }
     })
+}
+
+/// Open the journal of the app `app` names, or print why not.
+fn open_journal(app: &AppArgs, state_dir: Option<&Path>) -> Result<(Config, Journal), u8> {
+    let config = load_config(&app.config)?;
+    let state = StateDir::resolve(&config.path, state_dir);
+    match state.journal() {
+        Ok(j) => Ok((config, j)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(exit::PLATFORM)
+        }
+    }
+}
+
+fn releases(app: &AppArgs, state_dir: Option<&Path>, json: bool) -> u8 {
+    let (config, journal) = match open_journal(app, state_dir) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    match journal.releases(&config.app) {
+        Ok(records) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
+            } else {
+                render::releases(&config.app, &records, journal.path());
+            }
+            exit::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::PLATFORM
+        }
+    }
+}
+
+fn promote(app: &AppArgs, state_dir: Option<&Path>, gate: Option<&str>) -> u8 {
+    let (config, journal) = match open_journal(app, state_dir) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    match journal.promote(&config.app, gate) {
+        Ok((release, gate)) => {
+            println!(
+                "promoted gate `{gate}` of {}'s deploy #{} (v{}, {})",
+                config.app, release.id, release.target.version, release.strategy
+            );
+            exit::SUCCESS
+        }
+        Err(JournalError::Refused(why)) => {
+            eprintln!("error: {why}");
+            exit::BAD_INPUT
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::PLATFORM
+        }
+    }
 }
 
 async fn strategies(runtime: &Runtime, json: bool) -> u8 {

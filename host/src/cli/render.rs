@@ -60,11 +60,12 @@ impl EventSink for Human {
     fn event(&self, e: &Event) {
         match &e.kind {
             EventKind::DeployStarted(start) => {
-                let DeployStart { app, platform, strategy, target, previous, machines } = &**start;
+                let DeployStart { app, platform, strategy, target, previous, machines, rollback } = &**start;
                 let from =
                     previous.as_ref().map(|p| format!("v{}", p.version)).unwrap_or_else(|| "nothing".into());
+                let verb = if *rollback { "Rolling back" } else { "Deploying" };
                 self.line(format!(
-                    "==> Deploying {app} {from} -> v{} ({}) with strategy `{strategy}` on {platform}: {machines} machine(s)",
+                    "==> {verb} {app} {from} -> v{} ({}) with strategy `{strategy}` on {platform}: {machines} machine(s)",
                     target.version, target.image
                 ));
             }
@@ -130,14 +131,16 @@ pub fn summary(r: &DeployReport, simulated: bool) {
     let fleet: Vec<String> = r.fleet.by_version.iter().rev().map(|(v, n)| format!("{n} on v{v}")).collect();
     match r.outcome {
         Outcome::Succeeded => println!(
-            "==> Deployed v{} in {took}: {}; {}/{} serving",
+            "==> {} v{} in {took}: {}; {}/{} serving",
+            if r.rollback { "Rolled back to" } else { "Deployed" },
             r.target.version,
             fleet.join(", "),
             r.fleet.serving,
             r.fleet.machines
         ),
         Outcome::Failed => {
-            println!("==> Deploy of v{} FAILED after {took}", r.target.version);
+            let what = if r.rollback { "Rollback to" } else { "Deploy of" };
+            println!("==> {what} v{} FAILED after {took}", r.target.version);
             if let Some(e) = &r.error {
                 println!("    {}", e.replace('\n', "\n    "));
             }
@@ -188,4 +191,56 @@ pub fn inspect(file: &std::path::Path, s: &ResolvedStrategy) {
     println!("exports:   {}", c.world.exports.join(", "));
     println!();
     strategy_info(&s.info);
+}
+
+/// What `cutover releases` prints: one row per release, oldest first.
+pub fn releases(app: &str, records: &[crate::driver::ReleaseRecord], journal: &std::path::Path) {
+    if records.is_empty() {
+        println!(
+            "{app} has no releases recorded in {} yet; `cutover deploy` makes the first",
+            journal.display()
+        );
+        return;
+    }
+    println!(
+        "{:>4}  {:<8}  {:<8}  {:<20}  {:<11}  {:<20}  {:>9}  IMAGE",
+        "#", "RELEASE", "KIND", "STRATEGY", "OUTCOME", "STARTED (UTC)", "DURATION"
+    );
+    for r in records {
+        let started = std::time::UNIX_EPOCH + Duration::from_millis(r.started_at_ms.max(0) as u64);
+        let started =
+            humantime::format_rfc3339_seconds(started).to_string().replace('T', " ").replace('Z', "");
+        let duration = match (r.duration_ms, r.platform.as_str()) {
+            (Some(ms), "sim") => format!("{} sim", display(round(Duration::from_millis(ms as u64)))),
+            (Some(ms), _) => display(round(Duration::from_millis(ms as u64))),
+            (None, _) => "-".into(),
+        };
+        let outcome = match (&r.waiting_gate, r.status) {
+            (Some(_), crate::driver::ReleaseStatus::Running) => "waiting".to_string(),
+            (_, s) => s.as_str().to_string(),
+        };
+        let kind = match r.kind {
+            crate::driver::journal::ReleaseKind::Deploy => "deploy",
+            crate::driver::journal::ReleaseKind::Rollback => "rollback",
+        };
+        println!(
+            "{:>4}  {:<8}  {:<8}  {:<20}  {:<11}  {:<20}  {:>9}  {}",
+            r.id,
+            format!("v{}", r.target.version),
+            kind,
+            r.strategy,
+            outcome,
+            started,
+            duration,
+            r.target.image
+        );
+        if let Some(gate) = &r.waiting_gate {
+            println!("      waiting at manual gate `{gate}`: `cutover promote` lets it go on");
+        }
+        if let Some(e) = &r.error {
+            let first = e.lines().next().unwrap_or_default();
+            let short: String = first.chars().take(160).collect();
+            println!("      {short}{}", if short.len() < first.len() { "…" } else { "" });
+        }
+    }
 }

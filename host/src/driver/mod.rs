@@ -1,15 +1,26 @@
 //! The deploy driver: from a config to a finished (or cleanly failed) deploy.
 //!
 //! It resolves the strategy (built-in or file), checks its parameters, opens the platform, works out
-//! the previous and target releases from what the machines run, and hands the strategy a plan. The
-//! strategy decides; the driver records the start and the end of the deploy around it.
+//! the previous and target releases from what the machines run and what the journal remembers, and
+//! hands the strategy a plan. The strategy decides; the driver records the release in the journal
+//! before the strategy starts and its outcome when it ends.
+
+pub mod journal;
+mod rollback;
+pub mod state;
+
+pub use journal::{Journal, JournalError, ReleaseRecord, ReleaseStatus};
+pub use state::StateDir;
 
 use crate::config::{Config, ConfigError, PlatformKind, StrategyRef};
 use crate::contract::{DeployPlan, StrategyInfo};
+use crate::events::Tee;
 use crate::events::{DeployStart, EventKind, EventSink, FleetSummary, Outcome};
-use crate::platform::sim::{Scenario, SimWorld};
+use crate::platform::sim::{SavedWorld, Scenario, SimWorld};
 use crate::platform::{ErrorKind, Machine, Platform, Release};
-use crate::runtime::{HostClock, Recorder, RunContext, Runtime, RuntimeError, StrategyComponent};
+use crate::runtime::{
+    HostClock, PromotionGate, Recorder, RunContext, Runtime, RuntimeError, StrategyComponent,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +41,9 @@ pub enum DeployError {
     /// The platform could not be reached or set up; nothing was changed.
     #[error("{0}")]
     Platform(String),
+    /// The journal could not be written, so the deploy was not started; nothing was changed.
+    #[error("{0}")]
+    Journal(#[from] JournalError),
 }
 
 impl DeployError {
@@ -52,6 +66,10 @@ pub struct Overrides {
 #[derive(Debug, Clone)]
 pub struct DeployReport {
     pub outcome: Outcome,
+    /// Whether it returned the app to an earlier release.
+    pub rollback: bool,
+    /// Its number in the journal, when there is one.
+    pub release_id: Option<i64>,
     /// The strategy's error or the sandbox's, when the deploy failed.
     pub error: Option<String>,
     pub target: Release,
@@ -114,10 +132,23 @@ pub struct OpenedPlatform {
     pub sim: Option<Arc<SimWorld>>,
     /// The concurrency bound to use (config, or the scenario's override).
     pub concurrency: usize,
+    /// Where the simulator's fleet is kept between runs, when it is kept.
+    pub keep: Option<KeptFleet>,
 }
 
-/// Open the platform a config (with overrides) names.
-pub fn open_platform(config: &Config, overrides: &Overrides) -> Result<OpenedPlatform, DeployError> {
+/// Where and under which scenario fingerprint a simulated fleet is saved after a run.
+pub struct KeptFleet {
+    pub path: PathBuf,
+    pub fingerprint: String,
+}
+
+/// Open the platform a config (with overrides) names. With a state directory, the simulator continues
+/// from the fleet the last run left (for the same scenario fleet) and is saved again after the run.
+pub fn open_platform(
+    config: &Config,
+    overrides: &Overrides,
+    state: Option<&StateDir>,
+) -> Result<OpenedPlatform, DeployError> {
     match overrides.platform.unwrap_or(config.cutover.platform) {
         PlatformKind::Sim => {
             let scenario = match overrides.scenario.as_ref().or(config.cutover.scenario.as_ref()) {
@@ -125,12 +156,32 @@ pub fn open_platform(config: &Config, overrides: &Overrides) -> Result<OpenedPla
                 None => Scenario::default(),
             };
             let image = format!("registry.fly.io/{}:v{}", config.app, scenario.fleet.version);
-            let world = SimWorld::new(scenario, &config.app, &image, config.checks.clone());
+            let fingerprint = scenario.fingerprint(&config.app, &image);
+            let keep = state.map(|s| KeptFleet { path: s.sim_fleet(&config.app), fingerprint });
+            let saved = match &keep {
+                Some(k) => SavedWorld::read(&k.path)
+                    .map_err(|e| DeployError::BadInput(format!("{e:#}")))?
+                    .filter(|saved| saved.fingerprint == k.fingerprint),
+                None => None,
+            };
+            let world = match saved {
+                Some(saved) => {
+                    tracing::info!(
+                        "continuing the simulated fleet of {} ({} machine(s)) from {}",
+                        config.app,
+                        saved.machines_of(&config.app),
+                        keep.as_ref().map(|k| k.path.display().to_string()).unwrap_or_default()
+                    );
+                    SimWorld::restore(scenario, saved, &config.app, config.checks.clone())
+                }
+                None => SimWorld::new(scenario, &config.app, &image, config.checks.clone()),
+            };
             let concurrency = world.concurrency().unwrap_or(config.cutover.concurrency);
             Ok(OpenedPlatform {
                 platform: Arc::new(world.platform(&config.app)),
                 sim: Some(world),
                 concurrency,
+                keep,
             })
         }
         other => Err(DeployError::Platform(format!(
@@ -173,36 +224,70 @@ async fn list_with_retries(platform: &dyn Platform) -> Result<Vec<Machine>, Depl
     )))
 }
 
+/// What a run is for.
+#[derive(Debug, Clone)]
+pub enum Goal {
+    /// A new release of `image`, numbered after every release seen so far.
+    Deploy { image: String },
+    /// Back to an earlier release: `to`, or the one the current release replaced.
+    Rollback { to: Option<u64> },
+}
+
 /// Everything one deploy needs, resolved.
 pub struct Deploy<'a> {
     pub config: &'a Config,
     pub overrides: &'a Overrides,
     pub runtime: &'a Runtime,
     pub sink: Arc<dyn EventSink>,
+    /// The app's state directory (journal, kept simulator fleet); `None` keeps no record.
+    pub state: Option<StateDir>,
+}
+
+/// Takes `cutover promote` for one release from the journal.
+struct JournalGate {
+    journal: Journal,
+    release_id: i64,
+}
+
+#[async_trait::async_trait]
+impl PromotionGate for JournalGate {
+    async fn wait(&self, gate: &str, timeout: Duration) -> Result<(), crate::platform::OpError> {
+        self.journal.await_promotion(self.release_id, gate, timeout).await
+    }
 }
 
 impl Deploy<'_> {
-    /// Run the deploy to its end. `Ok` carries the report for both outcomes; `Err` means the deploy
-    /// never started (bad input, unreachable platform) and nothing was changed.
+    /// Deploy a new release. `Ok` carries the report for both outcomes; `Err` means the deploy never
+    /// started (bad input, unreachable platform) and nothing was changed.
     pub async fn run(&self) -> Result<DeployReport, DeployError> {
+        let image = self.overrides.image.clone().or_else(|| self.config.image.clone()).ok_or_else(|| {
+            DeployError::BadInput(format!(
+                "no image to deploy: pass `--image IMAGE` or set `image` under [build] in {}",
+                self.config.path.display()
+            ))
+        })?;
+        self.run_goal(Goal::Deploy { image }).await
+    }
+
+    /// Return the app to an earlier release with the configured strategy (which switches back to
+    /// retained machines when it kept them, or deploys the earlier image).
+    pub async fn rollback(&self, to: Option<u64>) -> Result<DeployReport, DeployError> {
+        self.run_goal(Goal::Rollback { to }).await
+    }
+
+    async fn run_goal(&self, goal: Goal) -> Result<DeployReport, DeployError> {
         let config = self.config;
         let strategy_ref = match &self.overrides.strategy {
             Some(s) => StrategyRef::parse(s, &std::env::current_dir().unwrap_or_default()),
             None => config.strategy.clone(),
         };
-        let image = self.overrides.image.clone().or_else(|| config.image.clone()).ok_or_else(|| {
-            DeployError::BadInput(format!(
-                "no image to deploy: pass `--image IMAGE` or set `image` under [build] in {}",
-                config.path.display()
-            ))
-        })?;
         let strategy = resolve_strategy(self.runtime, &strategy_ref).await?;
         let (params, warnings) = config.strategy_params(&strategy.info.params, &strategy.info.name)?;
         for w in warnings {
             tracing::warn!("{w}");
         }
-        let opened = open_platform(config, self.overrides)?;
-        self.run_on(&strategy, params, image, opened).await
+        let opened = open_platform(config, self.overrides, self.state.as_ref())?;
+        self.run_on(&strategy, params, goal, opened).await
     }
 
     /// Run a resolved strategy on an opened platform.
@@ -210,19 +295,35 @@ impl Deploy<'_> {
         &self,
         strategy: &ResolvedStrategy,
         params: BTreeMap<String, crate::contract::ParamValue>,
-        image: String,
+        goal: Goal,
         opened: OpenedPlatform,
     ) -> Result<DeployReport, DeployError> {
         let config = self.config;
         let platform = opened.platform;
         let clock = if opened.sim.is_some() { HostClock::simulated() } else { HostClock::real() };
-        let recorder = Recorder::new(self.sink.clone(), clock);
         let wall = std::time::Instant::now();
+        let journal = self.state.as_ref().map(StateDir::journal).transpose()?;
 
         let machines = list_with_retries(&*platform).await?;
         let previous = current_release(&machines);
-        let next_version = machines.iter().map(|m| m.release.version).max().unwrap_or(0) + 1;
-        let target = Release { version: next_version, image };
+        let rollback = matches!(goal, Goal::Rollback { .. });
+        let target = match goal {
+            Goal::Deploy { image } => {
+                let seen = match &journal {
+                    Some(j) => j.max_version(&config.app)?,
+                    None => 0,
+                };
+                let on_fleet = machines.iter().map(|m| m.release.version).max().unwrap_or(0);
+                Release { version: seen.max(on_fleet) + 1, image }
+            }
+            Goal::Rollback { to } => {
+                let records = match &journal {
+                    Some(j) => j.releases(&config.app)?,
+                    None => vec![],
+                };
+                rollback::pick(&config.app, &records, previous.as_ref(), to).map_err(DeployError::BadInput)?
+            }
+        };
         let mut groups: Vec<String> = machines.iter().map(|m| m.process_group.clone()).collect();
         groups.extend(config.process_groups.iter().cloned());
         groups.sort();
@@ -239,6 +340,28 @@ impl Deploy<'_> {
             kill_timeout_ms: config.kill_timeout.as_millis() as u64,
             params,
         };
+        // The release is on record before anything changes.
+        let release_id = match &journal {
+            Some(j) => Some(j.begin(&journal::NewRelease {
+                app: &config.app,
+                kind: if rollback { journal::ReleaseKind::Rollback } else { journal::ReleaseKind::Deploy },
+                target: &target,
+                previous: previous.as_ref(),
+                strategy: &strategy.info.name,
+                strategy_hash: &hex::encode(strategy.component.hash),
+                params: serde_json::to_value(&plan.params).unwrap_or_default(),
+                platform: platform.name(),
+            })?),
+            None => None,
+        };
+        let sink: Arc<dyn EventSink> = match (&journal, release_id) {
+            (Some(j), Some(id)) => Arc::new(Tee(vec![
+                self.sink.clone(),
+                Arc::new(journal::JournalSink { journal: j.clone(), release_id: id }),
+            ])),
+            _ => self.sink.clone(),
+        };
+        let recorder = Recorder::new(sink, clock);
         recorder.record(EventKind::DeployStarted(Box::new(DeployStart {
             app: config.app.clone(),
             platform: platform.name().to_string(),
@@ -246,15 +369,23 @@ impl Deploy<'_> {
             target: target.clone(),
             previous: previous.clone(),
             machines: machines.len(),
+            rollback,
         })));
 
+        let promotions = match (&journal, release_id) {
+            (Some(j), Some(id)) => {
+                Some(Arc::new(JournalGate { journal: j.clone(), release_id: id }) as Arc<dyn PromotionGate>)
+            }
+            _ => None,
+        };
         let ctx = RunContext {
             platform: platform.clone(),
             limits: config.cutover.limits,
             concurrency: opened.concurrency,
             clock,
             recorder: recorder.clone(),
-            seed: next_version,
+            seed: target.version,
+            promotions,
         };
         let error = match self.runtime.deploy(&strategy.component, &plan, ctx).await {
             Ok(Ok(())) => None,
@@ -271,7 +402,27 @@ impl Deploy<'_> {
             duration_ms: duration.as_millis() as u64,
             fleet: fleet.clone(),
         });
-        Ok(DeployReport { outcome, error, target, previous, fleet, duration, wall: wall.elapsed() })
+        if let (Some(world), Some(keep)) = (&opened.sim, &opened.keep)
+            && let Err(e) = world.save(&keep.fingerprint).write(&keep.path)
+        {
+            tracing::error!("the simulated fleet was not kept for the next run: {e:#}");
+        }
+        if let (Some(j), Some(id)) = (&journal, release_id)
+            && let Err(e) = j.finish(id, error.is_none(), error.as_deref(), duration)
+        {
+            tracing::error!("the outcome of release #{id} was not journaled: {e}");
+        }
+        Ok(DeployReport {
+            outcome,
+            rollback,
+            release_id,
+            error,
+            target,
+            previous,
+            fleet,
+            duration,
+            wall: wall.elapsed(),
+        })
     }
 }
 

@@ -30,6 +30,7 @@ pub struct Dispatcher {
     /// while the strategy computes, so calls that never wait reuse it instead of reading the clock
     /// (which takes a lock) on the hot path.
     resumed_at_ms: AtomicU64,
+    promotions: Option<Arc<dyn super::PromotionGate>>,
 }
 
 /// Numbers events and hands them to the sink.
@@ -67,7 +68,21 @@ impl Dispatcher {
         recorder: Recorder,
     ) -> Self {
         let resumed_at_ms = AtomicU64::new(clock.elapsed_ms());
-        Self { platform, params, concurrency: concurrency.max(1), clock, recorder, resumed_at_ms }
+        Self {
+            platform,
+            params,
+            concurrency: concurrency.max(1),
+            clock,
+            recorder,
+            resumed_at_ms,
+            promotions: None,
+        }
+    }
+
+    /// Take promotions from `gate` when the platform has no promotion model of its own.
+    pub fn with_promotions(mut self, gate: Option<Arc<dyn super::PromotionGate>>) -> Self {
+        self.promotions = gate;
+        self
     }
 
     /// Milliseconds since the run started, for a call that does not wait.
@@ -178,7 +193,15 @@ impl Dispatcher {
                 HostReply::Done
             }
             HostCall::AwaitPromotion { gate, timeout_ms } => {
-                one(p.await_promotion(gate, Duration::from_millis(*timeout_ms)).await, |()| HostReply::Done)
+                let timeout = Duration::from_millis(*timeout_ms);
+                let answer = match p.await_promotion(gate, timeout).await {
+                    Err(e) if e.kind == ErrorKind::Unsupported => match &self.promotions {
+                        Some(channel) => channel.wait(gate, timeout).await,
+                        None => Err(e),
+                    },
+                    other => other,
+                };
+                one(answer, |()| HostReply::Done)
             }
             HostCall::Capabilities
             | HostCall::Log { .. }

@@ -67,6 +67,16 @@ pub struct RunContext {
     pub recorder: Recorder,
     /// Seed for the guest's WASI randomness.
     pub seed: u64,
+    /// Where `cutover promote` reaches a manual gate, when the platform has no promotion model of its
+    /// own (the simulator's scenario may play the operator; otherwise the journal carries it).
+    pub promotions: Option<Arc<dyn PromotionGate>>,
+}
+
+/// A channel through which an operator promotes a manual gate (`cutover promote`).
+#[async_trait::async_trait]
+pub trait PromotionGate: Send + Sync {
+    /// Wait until `gate` is promoted, or fail with a timeout once `timeout` passes.
+    async fn wait(&self, gate: &str, timeout: std::time::Duration) -> Result<(), OpError>;
 }
 
 impl Runtime {
@@ -159,7 +169,8 @@ impl Runtime {
         let guard = Guard::new(ctx.limits);
         let (deadline_hit, _watchdog) = watchdog(guard.deadline_at());
         let dispatcher =
-            Dispatcher::new(ctx.platform, plan.params.clone(), ctx.concurrency, ctx.clock, ctx.recorder);
+            Dispatcher::new(ctx.platform, plan.params.clone(), ctx.concurrency, ctx.clock, ctx.recorder)
+                .with_promotions(ctx.promotions);
         let state = HostState::new(ctx.clock, ctx.seed, guard, Some(dispatcher), deadline_hit);
         let mut store = self.store(state);
         let bindings = instantiate(strategy, &mut store).await?;

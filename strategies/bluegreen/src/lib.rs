@@ -5,7 +5,8 @@
 //! every green machine is started and passing its checks, traffic switches in one step: green is
 //! uncordoned first and blue cordoned second, so there is never an instant with nothing in rotation.
 //! Blue is then stopped and destroyed, or, with `retain_blue`, kept stopped and cordoned, so that going
-//! back is a switch rather than a redeploy.
+//! back is a switch rather than a redeploy: `cutover rollback` runs this strategy with the earlier
+//! release as target, and the kept machines stand in as green (see `kit::green`).
 //!
 //! Blue is not touched before the switch, so any failure up to it is undone by destroying green: blue
 //! keeps serving exactly as before. That is what this strategy buys over rolling (users see one
@@ -18,8 +19,8 @@
 //! that cannot cordon (nothing would keep green out of traffic until it is ready).
 //!
 //! A blue machine that was stopped gets a green that is checked like every other and then stopped along
-//! with blue, so the fleet keeps its shape. Machines already on the target release are skipped, so a
-//! deploy run again does not clone them twice.
+//! with blue, so the fleet keeps its shape. Machines already on the target release are not cloned
+//! again: serving ones are left as they are, cordoned ones are reused as green.
 
 use kit::runtime::{self, Level};
 use kit::types::{MachineState, ParamKind, ParamSpec, ParamValue};
@@ -105,9 +106,9 @@ impl Guest for BlueGreen {
             runtime::log(
                 Level::Info,
                 &format!(
-                    "kept {n} blue machine(s) stopped and cordoned (retain_blue): to roll back, start and \
-                     uncordon them and cordon green; destroy them once v{} has proved itself, or the next \
-                     deploy clones them as blue",
+                    "kept {n} blue machine(s) stopped and cordoned (retain_blue): `cutover rollback` switches \
+                     traffic back to them; destroy them once v{} has proved itself, or the next deploy clones \
+                     them as blue",
                     plan.target.version
                 ),
             );

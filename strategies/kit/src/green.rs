@@ -6,6 +6,13 @@
 //! every green machine is started and passing its checks, traffic switches in one step: green is
 //! uncordoned first and blue cordoned second, so there is never an instant with nothing in rotation.
 //! Blue is not touched before the switch, so any failure up to it is undone by destroying green.
+//!
+//! Machines already on the target release but cordoned are *standbys*: the blue fleet an earlier
+//! bluegreen kept (`retain_blue`), which `cutover rollback` returns to. A standby of the same process
+//! group (and, where there is one, the same region) stands in as a blue machine's green instead of a
+//! clone: it is started if stopped, checked like a clone and switched to. That is what makes a rollback
+//! after `retain_blue` a traffic switch rather than a redeploy. On a failure before the switch, the
+//! standbys that were started are stopped again; they are never destroyed.
 
 use crate::runtime::{self, Level};
 use crate::types::{Machine, MachineError};
@@ -52,7 +59,8 @@ pub fn bring_up(
 ) -> Result<Option<Switched>, Error> {
     let fleet = list_machines(retries)?;
 
-    let blue: Vec<Machine> = fleet.into_iter().filter(|m| m.release.version != plan.target.version).collect();
+    let (on_target, blue): (Vec<Machine>, Vec<Machine>) =
+        fleet.into_iter().partition(|m| m.release.version == plan.target.version);
     if blue.is_empty() {
         runtime::log(Level::Info, &format!("every machine is already on v{}", plan.target.version));
         return Ok(None);
@@ -64,16 +72,41 @@ pub fn bring_up(
     let blue_ids: Vec<String> = blue.iter().map(|m| m.id.clone()).collect();
     runtime::log(Level::Info, &intro(n));
 
+    let mut green_of = pair_standbys(&blue, on_target.iter().filter(|m| m.cordoned).collect());
+    let to_clone: Vec<String> = blue_ids.iter().filter(|b| !green_of.contains_key(*b)).cloned().collect();
+    // Standbys that are stopped get started; on a failure they go back to stopped.
+    let started_standbys: Vec<String> = on_target
+        .iter()
+        .filter(|m| green_of.values().any(|g| *g == m.id) && !should_run(m.state))
+        .map(|m| m.id.clone())
+        .collect();
+    let adopted = green_of.len();
+    if adopted > 0 {
+        runtime::log(
+            Level::Info,
+            &format!(
+                "{adopted} standby machine(s) already on v{} (kept by an earlier deploy) stand in as green; \
+                 {} to clone",
+                plan.target.version,
+                to_clone.len()
+            ),
+        );
+    }
+
     runtime::phase("create green");
     runtime::progress(0, n as u32);
-    let mut green_of: BTreeMap<String, String> = BTreeMap::new();
-    let cloned =
-        with_retries(retries, &blue_ids, |sources| clone_machines(sources, &plan.target, &mut green_of));
+    let cloned = with_retries(retries, &to_clone, |sources| clone_machines(sources, &plan.target, &mut green_of))
+        .and_then(|()| with_retries(retries, &started_standbys, machines::start));
     // In blue's order, so errors and logs list machines the way `list` did.
     let green: Vec<String> = blue_ids.iter().filter_map(|b| green_of.get(b).cloned()).collect();
+    let clones: Vec<String> = to_clone.iter().filter_map(|b| green_of.get(b).cloned()).collect();
+    let give_up = |failures: Vec<MachineError>, context: &str| {
+        rest_standbys(retries, &started_standbys);
+        abandon(retries, &clones, n, failures, context)
+    };
     if let Err(failures) = cloned {
         let context = format!("create green: cloning failed for {} of {n} blue machine(s)", failures.len());
-        return Err(abandon(retries, &green, n, failures, &context));
+        return Err(give_up(failures, &context));
     }
 
     runtime::phase("wait for green");
@@ -91,7 +124,7 @@ pub fn bring_up(
                 f,
             ),
         };
-        return Err(abandon(retries, &green, n, failures, &context));
+        return Err(give_up(failures, &context));
     }
     runtime::progress(n as u32, n as u32);
 
@@ -101,7 +134,7 @@ pub fn bring_up(
     if let Err(failures) = with_retries(retries, &green, traffic::uncordon) {
         let context =
             format!("switch traffic: putting {} green machine(s) in rotation failed", failures.len());
-        return Err(abandon(retries, &green, n, failures, &context));
+        return Err(give_up(failures, &context));
     }
     if let Err(failures) = with_retries(retries, &blue_ids, traffic::cordon) {
         let context = format!(
@@ -114,6 +147,46 @@ pub fn bring_up(
         return Err(explain(failures, &context));
     }
     Ok(Some(Switched { blue, blue_ids, green_of }))
+}
+
+/// Pair blue machines with standbys on the target release: same process group, the same region where
+/// possible. Returns green by blue id for the pairs found.
+fn pair_standbys(blue: &[Machine], mut standbys: Vec<&Machine>) -> BTreeMap<String, String> {
+    let mut green_of = BTreeMap::new();
+    for same_region in [true, false] {
+        for b in blue {
+            if green_of.contains_key(&b.id) {
+                continue;
+            }
+            let found = standbys.iter().position(|s| {
+                s.process_group == b.process_group && (!same_region || s.region == b.region)
+            });
+            if let Some(i) = found {
+                green_of.insert(b.id.clone(), standbys.swap_remove(i).id.clone());
+            }
+        }
+    }
+    green_of
+}
+
+/// Put standbys started for a switch that did not happen back to stopped (best effort: they are
+/// cordoned, so a standby left running takes no traffic).
+fn rest_standbys(retries: u32, started: &[String]) {
+    if started.is_empty() {
+        return;
+    }
+    if let Err(left) = with_retries(retries, started, |ids| machines::stop(ids, "SIGINT", 5_000)) {
+        runtime::log(
+            Level::Warn,
+            &format!(
+                "{} standby machine(s) could not be stopped again (machine {}: {}); they are cordoned and \
+                 take no traffic",
+                left.len(),
+                left[0].id,
+                describe_error(&left[0].error)
+            ),
+        );
+    }
 }
 
 /// Refuse a fleet without health checks: green's checks are the only evidence it works before it gets
@@ -132,6 +205,7 @@ pub fn refuse_without_checks(strategy: &str, blue: &[Machine]) -> Result<(), Err
 
 /// Give up before the switch: destroy green and turn `failures` into the deploy's error. Blue was never
 /// touched, so removing green is all it takes to be back where the deploy started.
+/// Only `green` machines this deploy created are destroyed (standbys are not theirs to remove).
 pub fn abandon(
     retries: u32,
     green: &[String],

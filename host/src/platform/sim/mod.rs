@@ -9,8 +9,10 @@
 //! Every random draw (latency, fault) is a pure function of the seed, the machine and how many
 //! operations that machine has seen, so concurrency does not change the outcome.
 
+mod persist;
 pub mod scenario;
 
+pub use persist::SavedWorld;
 pub use scenario::Scenario;
 
 use super::{
@@ -776,17 +778,27 @@ impl Platform for SimPlatform {
                 tokio::time::sleep(after.0).await;
                 Ok(())
             }
-            _ => {
+            Some(after) => {
                 tokio::time::sleep(timeout).await;
                 Err(OpError::new(
                     ErrorKind::Timeout,
                     format!(
-                        "manual gate `{gate}` was not promoted within {} (under the simulator, set \
-                         `promote_after` in the scenario to play the operator)",
-                        crate::config::duration::display(timeout)
+                        "manual gate `{gate}` was not promoted within {} (the scenario's operator promotes \
+                         after {})",
+                        crate::config::duration::display(timeout),
+                        crate::config::duration::display(after.0)
                     ),
                 ))
             }
+            // No simulated operator: a real one answers through `cutover promote` (the journal).
+            None => Err(OpError::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "manual gate `{gate}`: nobody can promote it (under the simulator, set `promote_after` \
+                     in the scenario to play the operator, or run the deploy with a journal and use \
+                     `cutover promote`)"
+                ),
+            )),
         }
     }
 }
@@ -968,9 +980,11 @@ mod tests {
         let start = Instant::now();
         p.await_promotion("step-25", Duration::from_secs(60)).await.unwrap();
         assert!(start.elapsed() >= Duration::from_secs(30));
+        let e = p.await_promotion("step-25", Duration::from_secs(10)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout, "the operator is slower than the gate");
         let p = world("").platform("app");
         let e = p.await_promotion("step-25", Duration::from_secs(60)).await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Timeout);
+        assert_eq!(e.kind, ErrorKind::Unsupported, "no operator: the journal's `cutover promote` answers");
         assert!(e.message.contains("promote_after"), "{e}");
     }
 

@@ -53,7 +53,7 @@ impl Default for Scenario {
 }
 
 /// The fleet before the deploy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FleetSpec {
     pub machines: usize,
