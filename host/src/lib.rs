@@ -16,6 +16,7 @@ pub mod config;
 pub mod contract;
 pub mod driver;
 pub mod events;
+pub mod loadgen;
 pub mod platform;
 pub mod runtime;
 pub mod strategies;

@@ -6,6 +6,7 @@ mod render;
 use crate::config::{Config, PlatformKind};
 use crate::driver::{self, Deploy, Journal, JournalError, Overrides, StateDir};
 use crate::events::{EventSink, Outcome};
+use crate::platform::local::LocalDaemon;
 use crate::runtime::{ComponentCache, Runtime};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub mod exit {
         fleet operations the host hands it.\n\n\
         Exit codes: 0 deployed, 1 deploy failed, 2 bad input (nothing changed), 3 platform unreachable.",
     after_help = "Examples:\n  \
+        cutover demo --config examples/app/fly.toml               the example app, deployed under load\n  \
         cutover deploy --config examples/app/fly.toml             rolling deploy on the simulator\n  \
         cutover deploy --config examples/app/fly.toml --json      one JSON event per line\n  \
         cutover deploy --scenario examples/app/scenarios/failing-release.toml\n  \
@@ -62,6 +64,14 @@ struct Cli {
 enum Command {
     /// Deploy a new release with the configured strategy.
     Deploy(DeployArgs),
+    /// The main job: deploy the next release of the app on the local platform under load, and report
+    /// what the traffic saw.
+    ///
+    /// Starts the local daemon (and stops it afterwards unless it was already running or --keep),
+    /// launches the app if it has no machines, sends steady traffic through its proxy (half keep-alive,
+    /// half new connections), deploys the next release with the strategy, and prints requests, failed
+    /// requests and latency percentiles during the deploy, and the time each phase took.
+    Demo(DemoArgs),
     /// Return the app to an earlier release (by default, the one the current release replaced).
     ///
     /// A strategy that retained the old machines (bluegreen with `retain_blue`) switches traffic back to
@@ -85,6 +95,20 @@ enum Command {
         gate: Option<String>,
         #[command(flatten)]
         app: AppArgs,
+    },
+    /// The local platform: your app's machines as real processes behind a proxy on this computer.
+    #[command(subcommand)]
+    Local(LocalCommand),
+    /// Show the output of the app's machines on the local platform.
+    Logs {
+        #[command(flatten)]
+        app: AppArgs,
+        /// One machine's id [default: every machine, one after the other].
+        #[arg(long, value_name = "ID")]
+        machine: Option<String>,
+        /// Only the last N bytes of each log.
+        #[arg(long, value_name = "N")]
+        tail: Option<u64>,
     },
     /// List the built-in strategies, their summaries and parameters.
     Strategies {
@@ -110,6 +134,27 @@ struct AppArgs {
     config: PathBuf,
 }
 
+#[derive(Subcommand)]
+enum LocalCommand {
+    /// Start the local daemon in the background (`deploy --platform local` starts it on demand).
+    Up {
+        #[command(flatten)]
+        app: AppArgs,
+    },
+    /// Stop every machine (each with the app's kill signal and timeout), then the daemon.
+    Down {
+        #[command(flatten)]
+        app: AppArgs,
+    },
+    /// Run the daemon in the foreground (what `up` starts).
+    #[command(hide = true)]
+    Serve {
+        /// The daemon's directory (STATE_DIR/local).
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
 #[derive(Args)]
 struct DeployArgs {
     #[command(flatten)]
@@ -117,6 +162,24 @@ struct DeployArgs {
     /// Image to deploy [default: [build] image of the config].
     #[arg(long, value_name = "IMAGE")]
     image: Option<String>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    app: AppArgs,
+    /// Strategy: a built-in name (see `cutover strategies`) or a path to a .wasm component.
+    #[arg(long, value_name = "NAME|PATH")]
+    strategy: Option<String>,
+    /// Requests per second through the proxy during the deploy.
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// Leave the daemon and the app running afterwards (`cutover local down` stops them).
+    #[arg(long)]
+    keep: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -164,6 +227,9 @@ pub fn main() -> ExitCode {
         Command::Rollback(args) => run(args.run, Goal::Rollback { to: args.to }, cache, state_dir.as_deref()),
         Command::Releases { app, json } => releases(&app, state_dir.as_deref(), json),
         Command::Promote { gate, app } => promote(&app, state_dir.as_deref(), gate.as_deref()),
+        Command::Local(cmd) => local(cmd, state_dir.as_deref()),
+        Command::Demo(args) => demo(args, cache, state_dir.as_deref()),
+        Command::Logs { app, machine, tail } => logs(&app, state_dir.as_deref(), machine.as_deref(), tail),
         Command::Strategies { json } => {
             with_runtime(cache, false, |rt| async move { strategies(&rt, json).await })
         }
@@ -259,8 +325,13 @@ fn run(args: RunArgs, goal: Goal, cache: ComponentCache, state_dir: Option<&Path
         Goal::Deploy { image } => (image, None),
         Goal::Rollback { to } => (None, Some(to)),
     };
-    let overrides =
-        Overrides { strategy: args.strategy, image, platform: args.platform, scenario: args.scenario };
+    let overrides = Overrides {
+        strategy: args.strategy,
+        image,
+        platform: args.platform,
+        scenario: args.scenario,
+        cutover_exe: std::env::current_exe().ok(),
+    };
     let simulated = overrides.platform.unwrap_or(config.cutover.platform) == PlatformKind::Sim;
     let json = args.json;
     with_runtime(cache, simulated, |runtime| async move {
@@ -288,6 +359,172 @@ fn run(args: RunArgs, goal: Goal, cache: ComponentCache, state_dir: Option<&Path
                 if e.is_bad_input() { exit::BAD_INPUT } else { exit::PLATFORM }
             }
         }
+    })
+}
+
+fn demo(args: DemoArgs, cache: ComponentCache, state_dir: Option<&Path>) -> u8 {
+    let config = match load_config(&args.app.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let state = StateDir::resolve(&config.path, state_dir);
+    let overrides = Overrides {
+        strategy: args.strategy,
+        platform: Some(PlatformKind::Local),
+        cutover_exe: std::env::current_exe().ok(),
+        ..Default::default()
+    };
+    let opts = driver::demo::DemoOptions {
+        rate: args.rate,
+        settle: std::time::Duration::from_secs(1),
+        keep: args.keep,
+    };
+    let json = args.json;
+    with_runtime(cache, false, |runtime| async move {
+        let sink: Arc<dyn EventSink> =
+            if json { Arc::new(crate::events::Discard) } else { Arc::new(render::Human::new()) };
+        match driver::demo::run(&config, &overrides, &runtime, sink, state, &opts).await {
+            Ok(report) => {
+                render::demo(&report, json);
+                match report.deploy.outcome {
+                    Outcome::Succeeded => exit::SUCCESS,
+                    Outcome::Failed => exit::DEPLOY_FAILED,
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                eprintln!("nothing was changed");
+                if e.is_bad_input() { exit::BAD_INPUT } else { exit::PLATFORM }
+            }
+        }
+    })
+}
+
+/// A multi-threaded tokio runtime for commands that talk to the local daemon (or are it).
+fn block_on<F: std::future::Future<Output = u8>>(f: F) -> u8 {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            exit::PLATFORM
+        }
+    }
+}
+
+fn local(cmd: LocalCommand, state_dir: Option<&Path>) -> u8 {
+    match cmd {
+        LocalCommand::Serve { dir } => block_on(async move {
+            match crate::platform::local::daemon::serve(&dir, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+            {
+                Ok(()) => exit::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    exit::PLATFORM
+                }
+            }
+        }),
+        LocalCommand::Up { app } => {
+            let config = match load_config(&app.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let state = StateDir::resolve(&config.path, state_dir);
+            let Ok(exe) = std::env::current_exe() else {
+                eprintln!("error: cannot tell where the cutover binary is, to start the daemon");
+                return exit::PLATFORM;
+            };
+            block_on(async move {
+                match LocalDaemon::of(state.path()).ensure_running(&exe).await {
+                    Ok(info) => {
+                        println!(
+                            "local daemon running at {} (pid {}); `cutover local down` stops it",
+                            info.url, info.pid
+                        );
+                        exit::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {}", e.message);
+                        exit::PLATFORM
+                    }
+                }
+            })
+        }
+        LocalCommand::Down { app } => {
+            let config = match load_config(&app.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let state = StateDir::resolve(&config.path, state_dir);
+            block_on(async move {
+                match LocalDaemon::of(state.path()).stop().await {
+                    Ok(true) => {
+                        println!("local daemon stopped, and every machine with it");
+                        exit::SUCCESS
+                    }
+                    Ok(false) => {
+                        println!("no local daemon was running for {}", state.path().display());
+                        exit::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {}", e.message);
+                        exit::PLATFORM
+                    }
+                }
+            })
+        }
+    }
+}
+
+fn logs(app: &AppArgs, state_dir: Option<&Path>, machine: Option<&str>, tail: Option<u64>) -> u8 {
+    let config = match load_config(&app.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let state = StateDir::resolve(&config.path, state_dir);
+    let overrides = Overrides { cutover_exe: std::env::current_exe().ok(), ..Default::default() };
+    block_on(async move {
+        let daemon = LocalDaemon::of(state.path());
+        if daemon.running().await.is_none() {
+            eprintln!(
+                "error: no local daemon is running for {}; `cutover local up` starts one",
+                state.path().display()
+            );
+            return exit::PLATFORM;
+        }
+        let platform = match driver::open_local(&config, &overrides, Some(&state)).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return exit::PLATFORM;
+            }
+        };
+        let ids: Vec<String> = match machine {
+            Some(id) => vec![id.to_string()],
+            None => match crate::platform::Platform::list(&*platform).await {
+                Ok(ms) => ms.into_iter().map(|m| m.id).collect(),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::PLATFORM;
+                }
+            },
+        };
+        let mut code = exit::SUCCESS;
+        for id in ids {
+            match platform.logs(&id, tail).await {
+                Ok(text) => {
+                    if machine.is_none() {
+                        println!("==> machine {id}");
+                    }
+                    print!("{text}");
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    code = exit::BAD_INPUT;
+                }
+            }
+        }
+        code
     })
 }
 

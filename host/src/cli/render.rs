@@ -219,10 +219,7 @@ pub fn releases(app: &str, records: &[crate::driver::ReleaseRecord], journal: &s
             (Some(_), crate::driver::ReleaseStatus::Running) => "waiting".to_string(),
             (_, s) => s.as_str().to_string(),
         };
-        let kind = match r.kind {
-            crate::driver::journal::ReleaseKind::Deploy => "deploy",
-            crate::driver::journal::ReleaseKind::Rollback => "rollback",
-        };
+        let kind = r.kind.as_str();
         println!(
             "{:>4}  {:<8}  {:<8}  {:<20}  {:<11}  {:<20}  {:>9}  {}",
             r.id,
@@ -242,5 +239,58 @@ pub fn releases(app: &str, records: &[crate::driver::ReleaseRecord], journal: &s
             let short: String = first.chars().take(160).collect();
             println!("      {short}{}", if short.len() < first.len() { "…" } else { "" });
         }
+    }
+}
+
+/// What `cutover demo` prints at the end.
+pub fn demo(r: &crate::driver::demo::DemoReport, json: bool) {
+    if json {
+        let v = serde_json::json!({
+            "proxy": r.proxy,
+            "launched": r.launch.as_ref().map(|l| l.target.version),
+            "deployed": r.deploy.target.version,
+            "outcome": r.deploy.outcome,
+            "error": r.deploy.error,
+            "deploy_seconds": r.deploy.duration.as_secs_f64(),
+            "during_deploy": r.during,
+            "overall": r.overall,
+            "phases": r.phases,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    summary(&r.deploy, false);
+    if r.launch.as_ref().is_some_and(|l| l.error.is_some()) {
+        // The app never came up: there was no deploy under load to report.
+        return;
+    }
+    let d = &r.during;
+    println!();
+    println!(
+        "Traffic through the proxy at {} from the deploy's start until every machine served again:",
+        r.proxy
+    );
+    println!(
+        "    requests {}   failed {}   p50 {:.1} ms   p90 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+        d.requests, d.failed, d.p50_ms, d.p90_ms, d.p99_ms, d.max_ms
+    );
+    let by: Vec<String> = d.by_version.iter().map(|(v, n)| format!("v{v}: {n}")).collect();
+    println!("    answered by {}", if by.is_empty() { "nobody".into() } else { by.join(", ") });
+    for (e, n) in &d.errors {
+        println!("    {n} × {e}");
+    }
+    let o = &r.overall;
+    println!(
+        "Before, during and after: {} requests, {} failed, p99 {:.1} ms",
+        o.requests, o.failed, o.p99_ms
+    );
+    if !r.phases.is_empty() {
+        println!("Phases:");
+        for (name, secs) in &r.phases {
+            println!("    {name:<32} {secs:>8.3} s");
+        }
+    }
+    if r.stopped {
+        println!("(the local daemon and the app's machines were stopped; --keep leaves them running)");
     }
 }

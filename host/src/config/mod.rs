@@ -125,6 +125,42 @@ pub struct CutoverOptions {
     pub params: BTreeMap<String, toml::Value>,
     /// `[cutover.sim] scenario`, resolved against the config's folder.
     pub scenario: Option<PathBuf>,
+    /// `[cutover.local]`: how the local platform runs the app.
+    pub local: LocalOptions,
+}
+
+/// `[cutover.local]`: the app's command and how many machines a first deploy launches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalOptions {
+    /// The command and its arguments (`{image}` is replaced by the release's image); relative program
+    /// paths are resolved against the config's folder.
+    pub command: Vec<String>,
+    /// Working directory of the app's processes (the config's folder by default).
+    pub cwd: PathBuf,
+    /// Extra environment for every machine.
+    pub env: BTreeMap<String, String>,
+    /// The proxy's public port on 127.0.0.1 (0: any free port).
+    pub port: u16,
+    /// Plain TCP service instead of HTTP.
+    pub tcp: bool,
+    /// Machines a first deploy launches when the app has none.
+    pub machines: usize,
+    /// Regions those machines are spread over (labels only: every machine runs here).
+    pub regions: Vec<String>,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self {
+            command: vec![],
+            cwd: PathBuf::from("."),
+            env: BTreeMap::new(),
+            port: 0,
+            tcp: false,
+            machines: 3,
+            regions: vec!["local".into()],
+        }
+    }
 }
 
 impl Default for CutoverOptions {
@@ -135,6 +171,7 @@ impl Default for CutoverOptions {
             limits: Limits::default(),
             params: BTreeMap::new(),
             scenario: None,
+            local: LocalOptions::default(),
         }
     }
 }
@@ -238,6 +275,18 @@ struct RawCutover {
     limits: Option<RawLimits>,
     params: Option<BTreeMap<String, toml::Value>>,
     sim: Option<RawSim>,
+    local: Option<RawLocal>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawLocal {
+    command: Option<toml::Value>,
+    cwd: Option<PathBuf>,
+    env: Option<BTreeMap<String, String>>,
+    port: Option<u16>,
+    tcp: Option<bool>,
+    machines: Option<usize>,
+    regions: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -544,6 +593,52 @@ fn cutover_options(raw: RawCutover, src: &Path, base: &Path) -> Result<CutoverOp
     }
     o.params = raw.params.unwrap_or_default();
     o.scenario = raw.sim.and_then(|s| s.scenario).map(|p| if p.is_absolute() { p } else { base.join(p) });
+    // Absolute: the daemon that runs the app may have been started from another folder.
+    let base = std::path::absolute(if base.as_os_str().is_empty() { Path::new(".") } else { base })
+        .unwrap_or_else(|_| base.to_path_buf());
+    let base = base.as_path();
+    o.local.cwd = base.to_path_buf();
+    if let Some(l) = raw.local {
+        let invalid = |key: &str, value: String, expected: &str| ConfigError::Invalid {
+            path: src.into(),
+            key: format!("cutover.local.{key}"),
+            value,
+            expected: expected.into(),
+        };
+        if let Some(c) = l.command {
+            let words: Option<Vec<String>> = match &c {
+                toml::Value::String(s) => Some(s.split_whitespace().map(str::to_string).collect()),
+                toml::Value::Array(a) => a.iter().map(|v| v.as_str().map(str::to_string)).collect(),
+                _ => None,
+            };
+            let mut words = words.filter(|w| !w.is_empty()).ok_or_else(|| {
+                invalid("command", c.to_string(), "a command: a string or an array of strings")
+            })?;
+            // A program given as a relative path is the app's own: resolve it against the config.
+            if words[0].contains('/') && !Path::new(&words[0]).is_absolute() {
+                words[0] = base.join(&words[0]).display().to_string();
+            }
+            o.local.command = words;
+        }
+        if let Some(cwd) = l.cwd {
+            o.local.cwd = if cwd.is_absolute() { cwd } else { base.join(cwd) };
+        }
+        o.local.env = l.env.unwrap_or_default();
+        o.local.port = l.port.unwrap_or(0);
+        o.local.tcp = l.tcp.unwrap_or(false);
+        if let Some(n) = l.machines {
+            if n == 0 || n > 64 {
+                return Err(invalid("machines", n.to_string(), "between 1 and 64"));
+            }
+            o.local.machines = n;
+        }
+        if let Some(r) = l.regions {
+            if r.is_empty() {
+                return Err(invalid("regions", "[]".into(), "at least one region label"));
+            }
+            o.local.regions = r;
+        }
+    }
     Ok(o)
 }
 

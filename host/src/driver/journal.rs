@@ -85,13 +85,17 @@ pub enum JournalError {
 pub enum ReleaseKind {
     Deploy,
     Rollback,
+    /// The app's first machines, created from nothing (no strategy runs).
+    Launch,
 }
 
 impl ReleaseKind {
-    fn as_str(self) -> &'static str {
+    /// The word shown in `cutover releases`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Deploy => "deploy",
             Self::Rollback => "rollback",
+            Self::Launch => "launch",
         }
     }
 }
@@ -276,10 +280,10 @@ impl Journal {
                 Ok(ReleaseRecord {
                     id: row.get(0)?,
                     app: row.get(1)?,
-                    kind: if row.get::<_, String>(2)? == "rollback" {
-                        ReleaseKind::Rollback
-                    } else {
-                        ReleaseKind::Deploy
+                    kind: match row.get::<_, String>(2)?.as_str() {
+                        "rollback" => ReleaseKind::Rollback,
+                        "launch" => ReleaseKind::Launch,
+                        _ => ReleaseKind::Deploy,
                     },
                     target: Release { version: row.get::<_, i64>(3)? as u64, image: row.get(4)? },
                     previous,

@@ -5,7 +5,9 @@
 //! hands the strategy a plan. The strategy decides; the driver records the release in the journal
 //! before the strategy starts and its outcome when it ends.
 
+pub mod demo;
 pub mod journal;
+mod launch;
 mod rollback;
 pub mod state;
 
@@ -16,6 +18,8 @@ use crate::config::{Config, ConfigError, PlatformKind, StrategyRef};
 use crate::contract::{DeployPlan, StrategyInfo};
 use crate::events::Tee;
 use crate::events::{DeployStart, EventKind, EventSink, FleetSummary, Outcome};
+use crate::platform::local::daemon::fleet::AppSpec;
+use crate::platform::local::{LocalDaemon, LocalPlatform};
 use crate::platform::sim::{SavedWorld, Scenario, SimWorld};
 use crate::platform::{ErrorKind, Machine, Platform, Release};
 use crate::runtime::{
@@ -60,6 +64,8 @@ pub struct Overrides {
     pub image: Option<String>,
     pub platform: Option<PlatformKind>,
     pub scenario: Option<PathBuf>,
+    /// The `cutover` binary, which the local platform runs as its daemon (`cutover local serve`).
+    pub cutover_exe: Option<PathBuf>,
 }
 
 /// How a deploy ended.
@@ -134,6 +140,8 @@ pub struct OpenedPlatform {
     pub concurrency: usize,
     /// Where the simulator's fleet is kept between runs, when it is kept.
     pub keep: Option<KeptFleet>,
+    /// The local platform, which can launch an app that has no machines yet.
+    pub local: Option<Arc<LocalPlatform>>,
 }
 
 /// Where and under which scenario fingerprint a simulated fleet is saved after a run.
@@ -143,8 +151,9 @@ pub struct KeptFleet {
 }
 
 /// Open the platform a config (with overrides) names. With a state directory, the simulator continues
-/// from the fleet the last run left (for the same scenario fleet) and is saved again after the run.
-pub fn open_platform(
+/// from the fleet the last run left (for the same scenario fleet) and is saved again after the run; the
+/// local platform's daemon is found (or started) there.
+pub async fn open_platform(
     config: &Config,
     overrides: &Overrides,
     state: Option<&StateDir>,
@@ -182,12 +191,70 @@ pub fn open_platform(
                 sim: Some(world),
                 concurrency,
                 keep,
+                local: None,
+            })
+        }
+        PlatformKind::Local => {
+            let local = open_local(config, overrides, state).await?;
+            Ok(OpenedPlatform {
+                platform: local.clone(),
+                sim: None,
+                concurrency: config.cutover.concurrency,
+                keep: None,
+                local: Some(local),
             })
         }
         other => Err(DeployError::Platform(format!(
             "the {other} platform is not part of this build yet; use `--platform sim` (the simulator)"
         ))),
     }
+}
+
+/// The local daemon of `state` (started if needed), with the app registered on it.
+pub async fn open_local(
+    config: &Config,
+    overrides: &Overrides,
+    state: Option<&StateDir>,
+) -> Result<Arc<LocalPlatform>, DeployError> {
+    let local = &config.cutover.local;
+    if local.command.is_empty() {
+        return Err(DeployError::Config(ConfigError::Other {
+            path: config.cutover_source.clone(),
+            message:
+                "the local platform runs your app's command, and none is set: add\n\n[cutover.local]\n  \
+                      command = \"./path/to/your-app\"\n\n(it gets PORT and Fly's FLY_* variables in its \
+                      environment)"
+                    .into(),
+        }));
+    }
+    let state = state.ok_or_else(|| {
+        DeployError::Platform(
+            "the local platform keeps its daemon in a state directory, and none was given".into(),
+        )
+    })?;
+    let exe = overrides.cutover_exe.clone().ok_or_else(|| {
+        DeployError::Platform("the local platform needs the `cutover` binary to start its daemon".into())
+    })?;
+    let daemon = LocalDaemon::of(state.path());
+    let info = daemon.ensure_running(&exe).await.map_err(|e| DeployError::Platform(e.message))?;
+    let spec = AppSpec {
+        command: local.command.clone(),
+        cwd: local.cwd.clone(),
+        env: local.env.clone(),
+        checks: config.checks.clone(),
+        port: local.port,
+        tcp: local.tcp,
+        kill_signal: config.kill_signal.clone(),
+        kill_timeout_ms: config.kill_timeout.as_millis() as u64,
+    };
+    let platform = LocalPlatform::connect(&info.url, &config.app, &spec).await.map_err(|e| {
+        if e.kind == ErrorKind::Invalid {
+            DeployError::BadInput(e.message)
+        } else {
+            DeployError::Platform(format!("the local daemon at {}: {}", info.url, e.message))
+        }
+    })?;
+    Ok(Arc::new(platform))
 }
 
 /// The release most machines run (ties go to the newer one); `None` for an empty app.
@@ -286,7 +353,7 @@ impl Deploy<'_> {
         for w in warnings {
             tracing::warn!("{w}");
         }
-        let opened = open_platform(config, self.overrides, self.state.as_ref())?;
+        let opened = open_platform(config, self.overrides, self.state.as_ref()).await?;
         self.run_on(&strategy, params, goal, opened).await
     }
 
@@ -307,6 +374,12 @@ impl Deploy<'_> {
         let machines = list_with_retries(&*platform).await?;
         let previous = current_release(&machines);
         let rollback = matches!(goal, Goal::Rollback { .. });
+        // An app with no machines yet gets its first ones created directly: there is nothing to
+        // replace, so no strategy runs (as flyctl's first deploy of an app creates its machines).
+        let first_launch = match (&goal, &opened.local) {
+            (Goal::Deploy { .. }, Some(local)) if machines.is_empty() => Some(local.clone()),
+            _ => None,
+        };
         let target = match goal {
             Goal::Deploy { image } => {
                 let seen = match &journal {
@@ -344,10 +417,14 @@ impl Deploy<'_> {
         let release_id = match &journal {
             Some(j) => Some(j.begin(&journal::NewRelease {
                 app: &config.app,
-                kind: if rollback { journal::ReleaseKind::Rollback } else { journal::ReleaseKind::Deploy },
+                kind: match (rollback, &first_launch) {
+                    (true, _) => journal::ReleaseKind::Rollback,
+                    (false, Some(_)) => journal::ReleaseKind::Launch,
+                    (false, None) => journal::ReleaseKind::Deploy,
+                },
                 target: &target,
                 previous: previous.as_ref(),
-                strategy: &strategy.info.name,
+                strategy: if first_launch.is_some() { launch::NAME } else { &strategy.info.name },
                 strategy_hash: &hex::encode(strategy.component.hash),
                 params: serde_json::to_value(&plan.params).unwrap_or_default(),
                 platform: platform.name(),
@@ -365,7 +442,7 @@ impl Deploy<'_> {
         recorder.record(EventKind::DeployStarted(Box::new(DeployStart {
             app: config.app.clone(),
             platform: platform.name().to_string(),
-            strategy: strategy.info.name.clone(),
+            strategy: if first_launch.is_some() { launch::NAME.into() } else { strategy.info.name.clone() },
             target: target.clone(),
             previous: previous.clone(),
             machines: machines.len(),
@@ -387,10 +464,13 @@ impl Deploy<'_> {
             seed: target.version,
             promotions,
         };
-        let error = match self.runtime.deploy(&strategy.component, &plan, ctx).await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!("strategy {} reported: {e}", strategy.info.name)),
-            Err(e) => Some(e.to_string()),
+        let error = match first_launch {
+            Some(local) => launch::run(&local, config, &target, &recorder).await.err(),
+            None => match self.runtime.deploy(&strategy.component, &plan, ctx).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("strategy {} reported: {e}", strategy.info.name)),
+                Err(e) => Some(e.to_string()),
+            },
         };
         let outcome = if error.is_none() { Outcome::Succeeded } else { Outcome::Failed };
         let after = list_with_retries(&*platform).await.unwrap_or_default();

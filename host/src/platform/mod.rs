@@ -8,6 +8,8 @@
 //! The types here are the platform layer's own: the one `Machine`, `Release` and `OpError` the rest of
 //! the host speaks. The WIT bindings convert to and from them at the component boundary.
 
+pub mod local;
+pub mod machines_api;
 pub mod sim;
 
 use async_trait::async_trait;

@@ -1,0 +1,229 @@
+//! The local platform end to end: the `cutover` binary, its daemon, the example app (examples/app/server)
+//! as real processes behind the real proxy, and real traffic. No timing assertions: what is checked is
+//! what users would see (failed requests, which release answered) and what is left running.
+
+mod support;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The example app's binary, built once if `cargo test --workspace` has not built it already.
+fn hello_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = option_env!("CARGO").unwrap_or("cargo");
+            let status = Command::new(cargo)
+                .args(["build", "-q", "-p", "hello-cutover", "--manifest-path"])
+                .arg(support::root().join("Cargo.toml"))
+                .status()
+                .expect("run cargo");
+            assert!(status.success(), "building the example app failed");
+            support::root().join("target/debug/hello-cutover")
+        })
+        .clone()
+}
+
+/// An app directory with its own fly.toml and state; the daemon is stopped when it goes away.
+struct App {
+    dir: tempfile::TempDir,
+}
+
+impl App {
+    /// The example fly.toml, running the example app, with `extra` appended to `[cutover.params]`
+    /// and `local_extra` to `[cutover.local]`.
+    fn new(params: &str, local_extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let fly = std::fs::read_to_string(support::root().join("examples/app/fly.toml")).unwrap();
+        let fly = fly
+            .replace("retries = 3", &format!("retries = 3\n{params}"))
+            .replace(
+                "command = \"../../target/debug/hello-cutover\"",
+                &format!("command = {:?}", hello_binary().display().to_string()),
+            )
+            .replace("machines = 3", &format!("machines = 3\n{local_extra}"))
+            .replace(
+                "scenarios/happy.toml",
+                &support::root().join("examples/app/scenarios/happy.toml").display().to_string(),
+            );
+        std::fs::write(dir.path().join("fly.toml"), fly).unwrap();
+        Self { dir }
+    }
+
+    fn config(&self) -> String {
+        self.dir.path().join("fly.toml").display().to_string()
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all: Vec<&str> = args.to_vec();
+        let config = self.config();
+        all.extend(["--config", &config]);
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(&all)
+            .env("CUTOVER_CACHE_DIR", support::cache_dir())
+            .env("CUTOVER_STATE_DIR", self.state())
+            .output()
+            .expect("run cutover")
+    }
+
+    /// `cutover demo --json` with a strategy: the report.
+    fn demo(&self, strategy: &str) -> (Option<i32>, Value, String) {
+        let out = self.run(&["demo", "--strategy", strategy, "--rate", "150", "--json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{strategy}: not a JSON report ({e}): {}\n{stderr}", String::from_utf8_lossy(&out.stdout))
+        });
+        (out.status.code(), report, stderr)
+    }
+
+    /// Pids of processes running the example app that this app's daemon started.
+    fn machine_pids(&self) -> Vec<u32> {
+        processes_with(&hello_binary(), &self.state())
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.run(&["local", "down"]);
+    }
+}
+
+/// Pids of live processes whose executable is `exe` and whose parent is a daemon of `state`.
+fn processes_with(exe: &Path, state: &Path) -> Vec<u32> {
+    let daemon_dir = state.join("local");
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    for e in entries.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+        if !cmd.starts_with(exe.display().to_string().as_bytes()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid: u32 = stat
+            .rsplit(')')
+            .next()
+            .and_then(|s| s.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let parent = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&parent).contains(&daemon_dir.display().to_string()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn strategies_that_wait_for_health_deploy_under_load_without_a_failed_request() {
+    // Canary with short steps, so the test takes seconds rather than minutes.
+    let app = App::new("    steps = [20, 50]\n    step_pause = \"1s\"", "");
+    for strategy in ["rolling", "bluegreen", "canary", "drain-then-destroy"] {
+        let (code, report, stderr) = app.demo(strategy);
+        assert_eq!(code, Some(0), "{strategy}: {report:#}\n{stderr}");
+        let during = &report["during_deploy"];
+        assert!(during["requests"].as_u64().unwrap() > 20, "{strategy}: too little traffic: {report:#}");
+        assert_eq!(during["failed"], 0, "{strategy}: {report:#}");
+        assert_eq!(report["overall"]["failed"], 0, "{strategy}: {report:#}");
+        // Both releases answered while the deploy ran: traffic moved, it did not stop.
+        let deployed = report["deployed"].as_u64().unwrap();
+        let versions: Vec<u64> =
+            during["by_version"].as_array().unwrap().iter().map(|p| p[0].as_u64().unwrap()).collect();
+        assert!(versions.contains(&deployed), "{strategy}: the new release never answered: {report:#}");
+        assert!(versions.len() >= 2, "{strategy}: only {versions:?} answered: {report:#}");
+        assert!(app.machine_pids().is_empty(), "{strategy}: machines left running after the demo");
+    }
+}
+
+#[test]
+fn immediate_is_seen_dropping_requests() {
+    // The measurement must be able to see a failure: immediate restarts every machine at once, and
+    // the app takes 1.5 s to start.
+    let app = App::new("", "");
+    let (code, report, stderr) = app.demo("immediate");
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert!(report["during_deploy"]["failed"].as_u64().unwrap() > 0, "{report:#}");
+    let errors = report["during_deploy"]["errors"].to_string();
+    assert!(errors.contains("503"), "no routable machine is a 503: {errors}");
+}
+
+#[test]
+fn a_release_that_never_passes_its_checks_leaves_the_old_one_serving() {
+    let app = App::new("", "");
+    let out = app.run(&["deploy", "--platform", "local", "--image", "registry.fly.io/hello-cutover:v1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = app.run(&[
+        "deploy",
+        "--platform",
+        "local",
+        "--image",
+        "registry.fly.io/hello-cutover:unhealthy",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let last: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert!(last["error"].as_str().unwrap().contains("checks"), "{last:#}");
+    assert_eq!(last["fleet"]["by_version"], serde_json::json!([[1, 3]]), "rolled back: {last:#}");
+    assert_eq!(last["fleet"]["serving"], 3, "{last:#}");
+
+    // An app that exits at once fails the same way, and v1 still serves.
+    let out = app.run(&[
+        "deploy",
+        "--platform",
+        "local",
+        "--image",
+        "registry.fly.io/hello-cutover:crash",
+        "--strategy",
+        "bluegreen",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let last: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["fleet"]["by_version"], serde_json::json!([[1, 3]]), "{last:#}");
+    assert_eq!(last["fleet"]["serving"], 3, "{last:#}");
+    assert_eq!(app.machine_pids().len(), 3, "green was removed, blue kept");
+
+    let out = app.run(&["local", "down"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(app.machine_pids().is_empty(), "`local down` stops every machine");
+}
+
+#[test]
+fn a_command_that_does_not_exist_is_a_clear_error() {
+    let app = App::new("", "");
+    let fly = std::fs::read_to_string(app.config()).unwrap();
+    let fly = fly.replace(
+        &format!("command = {:?}", hello_binary().display().to_string()),
+        "command = \"./no-such-app --flag\"",
+    );
+    std::fs::write(app.config(), fly).unwrap();
+    let out = app.run(&["deploy", "--platform", "local"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("no-such-app") && t.contains("[cutover.local] command"), "{t}");
+    assert!(t.contains("the app is empty again"), "{t}");
+}
+
+#[test]
+fn a_proxy_port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let app = App::new("", &format!("    port = {port}"));
+    let out = app.run(&["deploy", "--platform", "local"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains(&format!("127.0.0.1:{port}")) && t.contains("port"), "{t}");
+    assert!(app.machine_pids().is_empty());
+}
