@@ -284,10 +284,17 @@ impl Drain<'_> {
                 return Ok(());
             }
             left = busy;
-            // Wake for the next count, or exactly at the timeout if that comes first.
-            let elapsed = runtime::now().saturating_sub(switched_at);
-            let until_timeout = drain_timeout_ms.saturating_sub(elapsed);
-            runtime::sleep(poll_interval_ms.min(until_timeout.max(1)));
+            // The next round starts `poll_interval` after this one started, or exactly at the timeout if
+            // that comes first. A round that took longer than the interval (counts are one machine per
+            // call) is followed by the next at once: each machine was last counted a whole round ago,
+            // and sleeping on top would only retire drained machines later.
+            let now = runtime::now();
+            let until_timeout = drain_timeout_ms.saturating_sub(now.saturating_sub(switched_at));
+            let until_next = poll_interval_ms.saturating_sub(now.saturating_sub(round_started));
+            let pause = until_next.min(until_timeout);
+            if pause > 0 {
+                runtime::sleep(pause);
+            }
         }
     }
 
