@@ -408,3 +408,40 @@ async fn a_batch_wait_times_out_once_for_the_whole_call() {
         .unwrap();
     assert!(waited <= 300_000 + 1_000, "waited {waited} ms for a 5 minute timeout");
 }
+
+/// The lower bounds the strategies benchmark reports (`support::bounds`, BENCHMARKS.md) are lower
+/// bounds: no built-in strategy beats one, on fleets, seeds and concurrencies that stress each term
+/// (several waves per call, batches of different sizes, two process groups).
+#[tokio::test(start_paused = true)]
+async fn no_strategy_beats_its_lower_bound() {
+    use support::bounds::{Model, canary_shape, duration_param, update_batches};
+    let runtime = shared_runtime();
+    for (seed, machines, groups, concurrency) in [(1, 40, 1, 4), (2, 25, 2, 8), (3, 9, 1, 64)] {
+        let names = if groups == 1 { "\"app\"" } else { "\"app\", \"worker\"" };
+        let scenario = format!(
+            "seed = {seed}\n[fleet]\nmachines = {machines}\nregions = [\"ams\", \"iad\", \"sin\"]\ngroups = [{names}]"
+        );
+        for strategy in ["immediate", "rolling", "bluegreen", "canary", "drain-then-destroy"] {
+            let w = world(&scenario);
+            let blue: Vec<String> = w.snapshot(APP).into_iter().map(|m| m.id).collect();
+            let lifetimes: Vec<_> = blue.iter().map(|id| w.connection_lifetimes(id)).collect();
+            let started = tokio::time::Instant::now();
+            let opts = RunOptions { concurrency, ..Default::default() };
+            let run = run_on_sim(runtime, builtin(strategy), w.clone(), opts).await;
+            let took = started.elapsed();
+            assert!(matches!(run.result, Ok(Ok(()))), "{strategy}: {:?}", run.result);
+            let model = Model::new(&w, concurrency);
+            let bound = match strategy {
+                "immediate" => model.immediate(machines),
+                "rolling" => model.rolling(&update_batches(&run)),
+                "bluegreen" => model.bluegreen(machines),
+                "canary" => model.canary(&canary_shape(runtime, groups).await, &update_batches(&run)),
+                _ => model.drain(&blue, &lifetimes, duration_param(runtime, strategy, "drain_timeout").await),
+            };
+            assert!(
+                took >= bound,
+                "{strategy}, {machines} machines, concurrency {concurrency}: took {took:?}, bound {bound:?}"
+            );
+        }
+    }
+}

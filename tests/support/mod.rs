@@ -2,6 +2,7 @@
 //! running strategies on the simulator.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod bounds;
 pub mod invariants;
 
 use std::path::{Path, PathBuf};
