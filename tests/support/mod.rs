@@ -2,6 +2,9 @@
 //! running strategies on the simulator.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod bounds;
+pub mod invariants;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -89,16 +92,36 @@ pub fn world_with_checks(scenario: &str, checks: Vec<CheckSpec>) -> Arc<SimWorld
     SimWorld::new(scenario, APP, V1, checks)
 }
 
+/// Faults a random scenario injects, beyond its healthy fleet (drawn by the property tests).
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Share of API calls that fail with a transient error.
+    pub error_rate: f64,
+    /// Machine `.0` of the starting fleet crashes `.1` after the deploy starts.
+    pub crash: Option<(usize, Duration)>,
+    /// The new release (`V2`) takes this long to boot: longer than `wait_timeout` and every wait on it
+    /// times out.
+    pub slow_v2: Option<Duration>,
+}
+
 /// A scenario of `machines` machines spread over the first `regions` of ams/iad/sin/syd and the first
-/// `groups` of app/worker, with transient API errors at `error_rate` (for property tests).
-pub fn random_fleet(seed: u64, machines: usize, regions: usize, groups: usize, error_rate: f64) -> String {
+/// `groups` of app/worker, with `faults` (for property tests).
+pub fn random_fleet(seed: u64, machines: usize, regions: usize, groups: usize, faults: &Faults) -> String {
     let quoted = |names: &[&str]| names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
-    format!(
+    let mut scenario = format!(
         "seed = {seed}\n[fleet]\nmachines = {machines}\nregions = [{}]\ngroups = [{}]\n[faults]\n\
-         api_error_rate = {error_rate}",
+         api_error_rate = {}\n",
         quoted(&["ams", "iad", "sin", "syd"][..regions]),
-        quoted(&["app", "worker"][..groups])
-    )
+        quoted(&["app", "worker"][..groups]),
+        faults.error_rate
+    );
+    if let Some(boot) = faults.slow_v2 {
+        scenario += &format!("slow_images = {{ {V2:?} = \"{}ms\" }}\n", boot.as_millis());
+    }
+    if let Some((machine, at)) = faults.crash {
+        scenario += &format!("[[faults.crash]]\nmachine = {machine}\nat = \"{}ms\"\n", at.as_millis());
+    }
+    scenario
 }
 
 /// A current-thread runtime with paused time: the simulator's virtual clock.

@@ -23,7 +23,7 @@
 //! again: serving ones are left as they are, cordoned ones are reused as green.
 
 use kit::runtime::{self, Level};
-use kit::types::{MachineState, ParamKind, ParamSpec, ParamValue};
+use kit::types::{ParamKind, ParamSpec, ParamValue};
 use kit::{DeployPlan, Error, Guest, StrategyInfo, machines, traffic};
 use kit::{explain, with_retries};
 
@@ -85,15 +85,7 @@ impl Guest for BlueGreen {
         // has proved it boots and passes its checks: the fleet keeps its shape.
         let mut to_stop = blue_ids.clone();
         to_stop.extend(switched.stand_ins_for_stopped());
-        let stopped = with_retries(retries, &to_stop, |ids| {
-            machines::stop(ids, &plan.kill_signal, plan.kill_timeout_ms)
-        })
-        .and_then(|()| {
-            with_retries(retries, &to_stop, |ids| {
-                machines::wait_state(ids, MachineState::Stopped, plan.wait_timeout_ms)
-            })
-        });
-        if let Err(failures) = stopped {
+        if let Err(failures) = kit::stop_machines(retries, &to_stop, &plan) {
             let context = format!(
                 "retire blue: stopping failed for {} machine(s); green ({n} machine(s) on v{}) is serving \
                  and blue is cordoned, but the machines that failed may still be running: stop them by hand",

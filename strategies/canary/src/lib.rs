@@ -20,7 +20,8 @@
 //! After the last step the stable machines are moved onto the target release in place, exactly as the
 //! rolling strategy does it (per process group, batches of `max_unavailable`: cordon, update, wait
 //! started, wait healthy, uncordon; with `rollback`, a failed batch moves every machine it moved back
-//! before failing). The canaries are then cordoned, stopped and destroyed, so the fleet has the shape it
+//! before failing; the batch a roll or rollback stops at keeps only its failed machines out of
+//! rotation). The canaries are then cordoned, stopped and destroyed, so the fleet has the shape it
 //! had before the deploy. Machines already on the target release are neither cloned nor moved.
 //!
 //! Traffic is split with `traffic.set-weights` where the platform can. The canaries' weight is set to 0
@@ -36,10 +37,10 @@
 //! only, so a canary clone could not get the data; rolling updates in place and keeps them) and
 //! platforms that cannot cordon (nothing would keep the canaries out of traffic until they are healthy).
 
-use kit::rollout::{Batch, RollbackHook, by_group, move_batch, plan_batches, roll_back};
+use kit::rollout::{Batch, RollbackHook, by_group, move_batch, plan_batches, put_back_passing, roll_back};
 use kit::runtime::{self, Level};
 use kit::traffic::{ReleaseWeight, TrafficCapabilities, TrafficStats};
-use kit::types::{CheckStatus, Machine, MachineState, ParamKind, ParamSpec, ParamValue, Release};
+use kit::types::{CheckStatus, Machine, ParamKind, ParamSpec, ParamValue, Release};
 use kit::{DeployPlan, Error, Guest, StrategyInfo, health, machines, traffic};
 use kit::{NotServing, should_run, wait_serving, with_context, with_note, with_retries};
 use kit::{clone_machines, describe_error, explain, human, list_machines, refuse_volumes, retry};
@@ -356,6 +357,7 @@ impl Guest for Canary {
             if let Err(failures) =
                 move_batch(retries, caps.cordon, &batch, &plan.target, plan.wait_timeout_ms)
             {
+                let failed: Vec<String> = failures.iter().map(|f| f.id.clone()).collect();
                 let untouched = to_move - moved - batch.machines.len();
                 let error = explain(
                     failures,
@@ -367,9 +369,17 @@ impl Guest for Canary {
                         plan.target.version
                     ),
                 );
+                // Without a rollback, the batch's machines that did come up go back in rotation.
+                let kept = |error: Error, why: &str| {
+                    let back = put_back_passing(retries, caps.cordon, &batch, &failed, plan.wait_timeout_ms);
+                    with_note(
+                        error,
+                        &format!("{why}{back} of that batch pass their checks and are back in rotation"),
+                    )
+                };
                 let error = match (params.rollback, &plan.previous) {
-                    (false, _) => error,
-                    (true, None) => with_note(error, "; no previous release to roll back to"),
+                    (false, _) => kept(error, "; rollback is off: "),
+                    (true, None) => kept(error, "; no previous release to roll back to: "),
                     (true, Some(previous)) => {
                         // The failed batch first (it is out of service), then the others in reverse.
                         done.push(batch);
@@ -662,15 +672,7 @@ fn remove_canaries(
                 ),
             );
         }
-        let stopped = with_retries(retries, canaries, |ids| {
-            machines::stop(ids, &plan.kill_signal, plan.kill_timeout_ms)
-        })
-        .and_then(|()| {
-            with_retries(retries, canaries, |ids| {
-                machines::wait_state(ids, MachineState::Stopped, plan.wait_timeout_ms)
-            })
-        });
-        if let Err(failures) = stopped {
+        if let Err(failures) = kit::stop_machines(retries, canaries, plan) {
             runtime::log(
                 Level::Warn,
                 &format!(

@@ -32,7 +32,7 @@
 //! clone them twice.
 
 use kit::runtime::{self, Level};
-use kit::types::{MachineState, ParamKind, ParamSpec, ParamValue};
+use kit::types::{ParamKind, ParamSpec, ParamValue};
 use kit::{DeployPlan, Error, Guest, StrategyInfo, machines, traffic};
 use kit::{describe_error, explain, human, retry, with_retries};
 
@@ -120,15 +120,7 @@ impl Guest for DrainThenDestroy {
         // A green standing in for a machine that was stopped goes back to stopped, now that it has proved
         // it boots and passes its checks: the fleet keeps its shape.
         let idle_green = switched.stand_ins_for_stopped();
-        let stopped = with_retries(retries, &idle_green, |ids| {
-            machines::stop(ids, &plan.kill_signal, plan.kill_timeout_ms)
-        })
-        .and_then(|()| {
-            with_retries(retries, &idle_green, |ids| {
-                machines::wait_state(ids, MachineState::Stopped, plan.wait_timeout_ms)
-            })
-        });
-        if let Err(failures) = stopped {
+        if let Err(failures) = kit::stop_machines(retries, &idle_green, &plan) {
             let context = format!(
                 "switch traffic: stopping {} of the {} green machine(s) that stand in for stopped blue \
                  machines failed; green ({n} machine(s) on v{}) is serving and blue is cordoned and still \
@@ -292,10 +284,17 @@ impl Drain<'_> {
                 return Ok(());
             }
             left = busy;
-            // Wake for the next count, or exactly at the timeout if that comes first.
-            let elapsed = runtime::now().saturating_sub(switched_at);
-            let until_timeout = drain_timeout_ms.saturating_sub(elapsed);
-            runtime::sleep(poll_interval_ms.min(until_timeout.max(1)));
+            // The next round starts `poll_interval` after this one started, or exactly at the timeout if
+            // that comes first. A round that took longer than the interval (counts are one machine per
+            // call) is followed by the next at once: each machine was last counted a whole round ago,
+            // and sleeping on top would only retire drained machines later.
+            let now = runtime::now();
+            let until_timeout = drain_timeout_ms.saturating_sub(now.saturating_sub(switched_at));
+            let until_next = poll_interval_ms.saturating_sub(now.saturating_sub(round_started));
+            let pause = until_next.min(until_timeout);
+            if pause > 0 {
+                runtime::sleep(pause);
+            }
         }
     }
 
@@ -328,14 +327,8 @@ impl Drain<'_> {
     /// Stop `ids` with the plan's signal and timeout, wait until they are stopped, destroy them.
     fn retire(&mut self, ids: &[String], why: &str) -> Result<(), Error> {
         let (retries, plan) = (self.retries, self.plan);
-        let stopped =
-            with_retries(retries, ids, |ids| machines::stop(ids, &plan.kill_signal, plan.kill_timeout_ms))
-                .and_then(|()| {
-                    with_retries(retries, ids, |ids| {
-                        machines::wait_state(ids, MachineState::Stopped, plan.wait_timeout_ms)
-                    })
-                });
-        let destroyed = stopped.and_then(|()| with_retries(retries, ids, machines::destroy));
+        let destroyed = kit::stop_machines(retries, ids, plan)
+            .and_then(|()| with_retries(retries, ids, machines::destroy));
         if let Err(failures) = destroyed {
             let context = format!(
                 "drain blue ({why}): stopping and destroying failed for {} of {} machine(s); green ({} \

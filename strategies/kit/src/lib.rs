@@ -70,39 +70,48 @@ pub fn should_run(state: MachineState) -> bool {
     !matches!(state, MachineState::Stopped | MachineState::Suspended | MachineState::Created)
 }
 
-/// Run a batch operation, retrying only the machines whose error was transient (`platform`).
+/// Run a batch operation, retrying only the machines whose error was transient (`platform`), up to
+/// `retries` times.
+///
+/// Machines that failed for good are set aside and the transient ones are still retried, so the
+/// result says what became of every machine: a crashed machine in a batch does not leave the others'
+/// transient errors standing. The failures come back with the lasting ones first, in the order the
+/// batch listed them, then the transient ones that outlasted their retries: when one machine's check
+/// failed and another's call hit a 503 in the same batch, the check is what stopped the deploy, and
+/// [`explain`] reports the first failure (its kind becomes the deploy's error).
 pub fn with_retries(
     retries: u32,
     ids: &[String],
     mut op: impl FnMut(&[String]) -> Result<(), Vec<MachineError>>,
 ) -> Result<(), Vec<MachineError>> {
     let mut todo = ids.to_vec();
+    let mut lasting: Vec<MachineError> = Vec::new();
     let mut attempt = 0;
-    loop {
-        if todo.is_empty() {
-            return Ok(());
+    while !todo.is_empty() {
+        let Err(failures) = op(&todo) else { break };
+        let (transient, other): (Vec<MachineError>, Vec<MachineError>) =
+            failures.into_iter().partition(|f| matches!(f.error, Error::Platform(_)));
+        lasting.extend(other);
+        if transient.is_empty() {
+            break;
         }
-        match op(&todo) {
-            Ok(()) => return Ok(()),
-            Err(failures) => {
-                let transient = failures.iter().all(|f| matches!(f.error, Error::Platform(_)));
-                if !transient || attempt >= retries {
-                    return Err(failures);
-                }
-                attempt += 1;
-                runtime::log(
-                    Level::Warn,
-                    &format!(
-                        "{} machine(s) hit a transient error, retry {attempt}/{retries}: {}",
-                        failures.len(),
-                        describe_error(&failures[0].error)
-                    ),
-                );
-                runtime::sleep(500 * u64::from(attempt));
-                todo = failures.into_iter().map(|f| f.id).collect();
-            }
+        if attempt >= retries {
+            lasting.extend(transient);
+            break;
         }
+        attempt += 1;
+        runtime::log(
+            Level::Warn,
+            &format!(
+                "{} machine(s) hit a transient error, retry {attempt}/{retries}: {}",
+                transient.len(),
+                describe_error(&transient[0].error)
+            ),
+        );
+        runtime::sleep(500 * u64::from(attempt));
+        todo = transient.into_iter().map(|f| f.id).collect();
     }
+    if lasting.is_empty() { Ok(()) } else { Err(lasting) }
 }
 
 /// Turn a batch failure into one error of the same kind as the first machine's, with context.
@@ -188,6 +197,40 @@ pub fn wait_serving(retries: u32, ids: &[String], timeout_ms: u64) -> Result<(),
     with_retries(retries, ids, |ids| machines::wait_state(ids, MachineState::Started, timeout_ms))
         .map_err(NotServing::NotStarted)?;
     with_retries(retries, ids, |ids| health::wait_healthy(ids, timeout_ms)).map_err(NotServing::Unhealthy)
+}
+
+/// Stop `ids` gracefully (the plan's kill signal, killed after its kill timeout) and wait until none of
+/// them runs, retrying transient errors: the step before destroying machines or leaving them stopped.
+///
+/// A machine whose process exits on its own while it stops (a crash) ends `failed` rather than
+/// `stopped`: it is not running either, so it counts as stopped. The wait for `stopped` cannot see
+/// that, so such a machine keeps its wait until `wait_timeout`; the machines whose wait timed out are
+/// then looked up once (one `list`), and only those still running, or whose state could not be read,
+/// are failures.
+pub fn stop_machines(retries: u32, ids: &[String], plan: &DeployPlan) -> Result<(), Vec<MachineError>> {
+    with_retries(retries, ids, |ids| machines::stop(ids, &plan.kill_signal, plan.kill_timeout_ms))?;
+    let Err(failures) = with_retries(retries, ids, |ids| {
+        machines::wait_state(ids, MachineState::Stopped, plan.wait_timeout_ms)
+    }) else {
+        return Ok(());
+    };
+    if !failures.iter().any(|f| matches!(f.error, Error::Timeout(_))) {
+        return Err(failures);
+    }
+    let Ok(fleet) = list_machines(retries) else { return Err(failures) };
+    let down = |id: &str| match fleet.iter().find(|m| m.id == id) {
+        // Gone altogether counts as down too.
+        None => true,
+        Some(m) => matches!(m.state, MachineState::Stopped | MachineState::Failed | MachineState::Destroyed),
+    };
+    let left: Vec<MachineError> =
+        failures.into_iter().filter(|f| !(matches!(f.error, Error::Timeout(_)) && down(&f.id))).collect();
+    if left.is_empty() {
+        runtime::log(Level::Info, "machines that failed while stopping are down: counted as stopped");
+        Ok(())
+    } else {
+        Err(left)
+    }
 }
 
 /// The app's machines, retrying transient (`platform`) errors like every other call.

@@ -3,7 +3,7 @@
 
 use crate::runtime::{self, Level};
 use crate::types::{Machine, MachineError, MaxUnavailable, Release};
-use crate::{NotServing, describe_error, machines, should_run, traffic, wait_serving, with_retries};
+use crate::{NotServing, describe_error, health, machines, should_run, traffic, wait_serving, with_retries};
 use std::collections::BTreeMap;
 
 /// One batch of one process group, as the roll planned it (kept for a rollback).
@@ -82,6 +82,42 @@ pub fn move_batch(
     Ok(())
 }
 
+/// After `batch` failed to move (the machines in `failed` did not make it): put the others back in
+/// rotation once they serve again, so a batch that failed on some machines does not keep the healthy
+/// others out of service for good. Those that were serving are waited on as a batch is (they may still
+/// be booting), at most `wait_timeout_ms` for each wait, and uncordoned if they pass; stopped ones get
+/// their routing back as a completed batch leaves it. Returns how many serving machines went back.
+pub fn put_back_passing(
+    retries: u32,
+    can_cordon: bool,
+    batch: &Batch,
+    failed: &[String],
+    wait_timeout_ms: u64,
+) -> usize {
+    if !can_cordon {
+        return 0;
+    }
+    let others: Vec<&Machine> = batch.machines.iter().copied().filter(|m| !failed.contains(&m.id)).collect();
+    let serving: Vec<String> = others.iter().filter(|m| should_run(m.state)).map(|m| m.id.clone()).collect();
+    // Those that do not start are not waited on for their checks; the rest are.
+    let down: Vec<String> = match wait_serving(retries, &serving, wait_timeout_ms) {
+        Ok(()) => vec![],
+        Err(NotServing::Unhealthy(f)) => f.into_iter().map(|f| f.id).collect(),
+        Err(NotServing::NotStarted(f)) => {
+            let mut down: Vec<String> = f.into_iter().map(|f| f.id).collect();
+            let started: Vec<String> = serving.iter().filter(|id| !down.contains(id)).cloned().collect();
+            if let Err(f) = with_retries(retries, &started, |ids| health::wait_healthy(ids, wait_timeout_ms))
+            {
+                down.extend(f.into_iter().map(|f| f.id));
+            }
+            down
+        }
+    };
+    let back: Vec<String> = others.iter().map(|m| m.id.clone()).filter(|id| !down.contains(id)).collect();
+    let refused = with_retries(retries, &back, traffic::uncordon).err().unwrap_or_default();
+    serving.iter().filter(|id| !down.contains(id) && !refused.iter().any(|f| f.id == **id)).count()
+}
+
 /// What a rollback does around each batch it moves back (canary re-points the traffic weights); `()`
 /// does nothing.
 pub trait RollbackHook {
@@ -118,10 +154,12 @@ pub fn roll_back(
         hook.before(batch);
         if let Err(failures) = move_batch(retries, can_cordon, batch, previous, wait_timeout_ms) {
             let first = &failures[0];
+            let failed: Vec<String> = failures.iter().map(|f| f.id.clone()).collect();
+            let restored = put_back_passing(retries, can_cordon, batch, &failed, wait_timeout_ms);
             return format!(
                 "; rollback to v{} failed at {} (machine {}: {}; {} machine(s) failed in all): {back} \
-                 machine(s) rolled back, the {} of that batch may be out of service, {} still on the new \
-                 release",
+                 machine(s) rolled back; of the {} of that batch, {restored} pass their checks and are back \
+                 in rotation, the others may be out of service; {} still on the new release",
                 previous.version,
                 batch.label,
                 first.id,

@@ -16,8 +16,12 @@
 //! machine goes back stopped. A rollback that fails stops where it failed, like a roll does: the
 //! error then says how far it got. Without `rollback`, the fleet stays split between the releases, which
 //! is what an operator who wants to look at the failed machines asks for.
+//!
+//! Either way, a batch that stops a roll or a rollback keeps only its failed machines out of rotation:
+//! the others are waited on until they serve and uncordoned (`kit::rollout::put_back_passing`), so one
+//! machine that crashed does not keep its healthy batch-mates out of service after the deploy.
 
-use kit::rollout::{Batch, by_group, move_batch, plan_batches, roll_back};
+use kit::rollout::{Batch, by_group, move_batch, plan_batches, put_back_passing, roll_back};
 use kit::runtime::{self, Level};
 use kit::types::{ParamKind, ParamSpec, ParamValue};
 use kit::{DeployPlan, Error, Guest, StrategyInfo, traffic};
@@ -76,6 +80,7 @@ impl Guest for Rolling {
             runtime::phase(&step);
             if let Err(failures) = move_batch(retries, can_cordon, &batch, &plan.target, plan.wait_timeout_ms)
             {
+                let failed: Vec<String> = failures.iter().map(|f| f.id.clone()).collect();
                 let untouched = to_move - moved - batch.machines.len();
                 let error = explain(
                     failures,
@@ -87,9 +92,17 @@ impl Guest for Rolling {
                         plan.target.version
                     ),
                 );
+                // Without a rollback, the batch's machines that did come up go back in rotation.
+                let kept = |error: Error, why: &str| {
+                    let back = put_back_passing(retries, can_cordon, &batch, &failed, plan.wait_timeout_ms);
+                    with_note(
+                        error,
+                        &format!("{why}{back} of that batch pass their checks and are back in rotation"),
+                    )
+                };
                 return Err(match (rollback, &plan.previous) {
-                    (false, _) => error,
-                    (true, None) => with_note(error, "; no previous release to roll back to"),
+                    (false, _) => kept(error, "; rollback is off: "),
+                    (true, None) => kept(error, "; no previous release to roll back to: "),
                     (true, Some(previous)) => {
                         // The failed batch first (it is out of service), then the others in reverse.
                         done.push(batch);

@@ -9,6 +9,7 @@
 //! Every random draw (latency, fault) is a pure function of the seed, the machine and how many
 //! operations that machine has seen, so concurrency does not change the outcome.
 
+pub mod model;
 mod persist;
 pub mod scenario;
 
