@@ -227,3 +227,146 @@ fn a_proxy_port_in_use_is_a_clear_error() {
     assert!(t.contains(&format!("127.0.0.1:{port}")) && t.contains("port"), "{t}");
     assert!(app.machine_pids().is_empty());
 }
+
+/// The daemon's base URL for an app's state.
+fn daemon_url(app: &App) -> String {
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(app.state().join("local/daemon.json")).unwrap())
+            .unwrap();
+    info["url"].as_str().unwrap().to_string()
+}
+
+async fn get_json(url: &str) -> Value {
+    match reqwest::get(url).await {
+        Ok(r) => r.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
+}
+
+/// (proxy address, machines as the daemon lists them).
+async fn fleet(app: &App, name: &str) -> (String, Vec<Value>) {
+    let url = daemon_url(app);
+    let proxy = get_json(&format!("{url}/cutover/v1/status")).await["apps"][name]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let machines =
+        get_json(&format!("{url}/v1/apps/{name}/machines")).await.as_array().cloned().unwrap_or_default();
+    (proxy, machines)
+}
+
+async fn connections(app: &App, name: &str, id: &str) -> u64 {
+    let url = daemon_url(app);
+    get_json(&format!("{url}/cutover/v1/apps/{name}/machines/{id}/connections")).await["connections"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drain_keeps_a_websocket_open_until_it_closes_then_destroys_its_machine() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = App::new("    drain_timeout = \"2m\"\n    poll_interval = \"200ms\"", "");
+    let out = app.run(&["deploy", "--platform", "local"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let (proxy, blue) = fleet(&app, "hello-cutover").await;
+    assert_eq!(blue.len(), 3);
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{proxy}/ws")).await.expect("websocket");
+    ws.send(Message::text("before")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap().as_str(), "before");
+    let mut pinned = Vec::new();
+    for m in &blue {
+        let id = m["id"].as_str().unwrap().to_string();
+        if connections(&app, "hello-cutover", &id).await == 1 {
+            pinned.push(id);
+        }
+    }
+    assert_eq!(pinned.len(), 1, "the WebSocket is one connection on one machine");
+    let pinned = pinned[0].clone();
+
+    let config = app.config();
+    let state = app.state();
+    let deploy = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args([
+                "deploy",
+                "--platform",
+                "local",
+                "--strategy",
+                "drain-then-destroy",
+                "--json",
+                "--config",
+                &config,
+            ])
+            .env("CUTOVER_CACHE_DIR", support::cache_dir())
+            .env("CUTOVER_STATE_DIR", state)
+            .output()
+            .unwrap()
+    });
+
+    // Blue machines without connections go; the pinned one stays, and its WebSocket still works.
+    let mut waited = 0;
+    loop {
+        let (_, machines) = fleet(&app, "hello-cutover").await;
+        let blue_left: Vec<&Value> =
+            machines.iter().filter(|m| blue.iter().any(|b| b["id"] == m["id"])).collect();
+        if blue_left.len() == 1 {
+            assert_eq!(
+                blue_left[0]["id"],
+                pinned.as_str(),
+                "only the machine with the open WebSocket is kept"
+            );
+            assert!(blue_left[0]["cordoned"].as_bool().unwrap(), "it takes no new connections");
+            break;
+        }
+        waited += 1;
+        assert!(waited < 600, "the other blue machines were never destroyed: {machines:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!deploy.is_finished(), "the deploy waits for the WebSocket");
+    ws.send(Message::text("during")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap().into_text().unwrap().as_str(), "during");
+
+    // The client closes; the deploy then destroys its machine and ends, having cut nothing.
+    ws.close(None).await.unwrap();
+    let out = deploy.await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0 connections cut"), "{stdout}");
+    let (_, machines) = fleet(&app, "hello-cutover").await;
+    assert_eq!(machines.len(), 3);
+    assert!(machines.iter().all(|m| !blue.iter().any(|b| b["id"] == m["id"])), "every blue machine is gone");
+}
+
+#[test]
+fn a_killed_daemon_leaves_no_machine_running_and_logs_are_kept() {
+    let app = App::new("", "");
+    let out = app.run(&["deploy", "--platform", "local"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = app.run(&["logs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let logs = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(logs.matches("==> machine").count(), 3, "{logs}");
+    assert!(logs.contains("listening on"), "the app's own output is kept: {logs}");
+
+    let pids = app.machine_pids();
+    assert_eq!(pids.len(), 3);
+    let info: Value =
+        serde_json::from_str(&std::fs::read_to_string(app.state().join("local/daemon.json")).unwrap())
+            .unwrap();
+    let daemon = info["pid"].as_i64().unwrap();
+    unsafe { libc::kill(daemon as i32, libc::SIGKILL) };
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        pids.iter().all(|p| !Path::new(&format!("/proc/{p}")).exists() || is_zombie(*p))
+    });
+    assert!(gone, "machines outlived their daemon: {pids:?}");
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        .unwrap_or(true)
+}

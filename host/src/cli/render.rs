@@ -125,6 +125,8 @@ impl EventSink for Human {
 pub fn summary(r: &DeployReport, simulated: bool) {
     let took = if simulated {
         format!("{} of simulated time ({:.2}s real)", display(round(r.duration)), r.wall.as_secs_f64())
+    } else if r.duration < Duration::from_secs(60) {
+        format!("{:.1}s", r.duration.as_secs_f64())
     } else {
         display(round(r.duration))
     };
