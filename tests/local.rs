@@ -370,3 +370,64 @@ fn is_zombie(pid: u32) -> bool {
         .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
         .unwrap_or(true)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_speaks_the_machines_api_including_leases() {
+    let app = App::new("", "");
+    let out = app.run(&["local", "up"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let url = daemon_url(&app);
+    let http = reqwest::Client::new();
+    let spec = serde_json::json!({
+        "command": [hello_binary()], "cwd": app.dir.path(), "kill_signal": "SIGINT", "kill_timeout_ms": 5000,
+        "checks": [], "port": 0
+    });
+    let r = http.put(format!("{url}/cutover/v1/apps/api-test")).json(&spec).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let machines = format!("{url}/v1/apps/api-test/machines");
+    let body = serde_json::json!({"config": {"image": "img:v1", "metadata": {"fly_release_version": "1"}}, "region": "ams"});
+    let m: Value = http.post(&machines).json(&body).send().await.unwrap().json().await.unwrap();
+    let id = m["id"].as_str().unwrap().to_string();
+    assert_eq!((m["state"].as_str(), m["region"].as_str()), (Some("started"), Some("ams")));
+    assert_eq!(m["config"]["metadata"]["fly_process_group"], "app", "flyctl's default group");
+    let r = http.get(format!("{machines}/{id}/wait?state=started&timeout=5")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A lease: a second holder is refused with the owner named; mutations need the nonce.
+    let lease: Value = http
+        .post(format!("{machines}/{id}/lease?ttl=30"))
+        .header("fly-machine-lease-owner", "first@example")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let nonce = lease["data"]["nonce"].as_str().unwrap().to_string();
+    let r = http.post(format!("{machines}/{id}/lease?ttl=30")).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("first@example"));
+    assert_eq!(http.post(format!("{machines}/{id}/cordon")).send().await.unwrap().status(), 409);
+    let with_nonce = |rb: reqwest::RequestBuilder| rb.header("fly-machine-lease-nonce", &nonce);
+    assert_eq!(with_nonce(http.post(format!("{machines}/{id}/cordon"))).send().await.unwrap().status(), 200);
+    let m: Value = http.get(format!("{machines}/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(m["cordoned"], true);
+    let r = with_nonce(http.post(format!("{machines}/{id}/metadata/owner")))
+        .json(&serde_json::json!({"value": "me"}));
+    assert!(r.send().await.unwrap().status().is_success());
+    let meta: Value =
+        http.get(format!("{machines}/{id}/metadata")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(meta["owner"], "me");
+
+    // Destroying a running machine needs kill=true; a machine already gone is a 404.
+    assert_eq!(with_nonce(http.delete(format!("{machines}/{id}"))).send().await.unwrap().status(), 409);
+    assert_eq!(
+        with_nonce(http.delete(format!("{machines}/{id}?kill=true"))).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(http.delete(format!("{machines}/{id}?kill=true")).send().await.unwrap().status(), 404);
+    let r = http.get(format!("{machines}/{id}/wait?state=destroyed&timeout=5")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let all: Value = http.get(&machines).send().await.unwrap().json().await.unwrap();
+    assert_eq!(all, serde_json::json!([]));
+}

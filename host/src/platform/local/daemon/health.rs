@@ -96,3 +96,79 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
     cur.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn spec(kind: CheckKind) -> CheckSpec {
+        CheckSpec {
+            name: "c".into(),
+            kind,
+            grace_period: Duration::ZERO,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            port: None,
+        }
+    }
+
+    fn http(method: &str, path: &str, headers: Vec<(String, String)>) -> CheckKind {
+        CheckKind::Http {
+            method: method.into(),
+            path: path.into(),
+            protocol: "http".into(),
+            headers,
+            tls_skip_verify: false,
+        }
+    }
+
+    /// A one-request-at-a-time HTTP server that answers 200 only to `HEAD /ready` with `x-token: t`,
+    /// and 503 otherwise.
+    async fn server() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else { return };
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+                let ok = req.starts_with("head /ready ") && req.contains("x-token: t");
+                let status = if ok { "200 OK" } else { "503 Service Unavailable" };
+                let _ = s
+                    .write_all(
+                        format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .as_bytes(),
+                    )
+                    .await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn http_checks_use_the_method_path_and_headers_of_fly_toml() {
+        let port = server().await;
+        let good = spec(http("head", "ready", vec![("x-token".into(), "t".into())]));
+        assert_eq!(probe(&good, port).await.0, CheckStatus::Passing);
+        let (status, output) =
+            probe(&spec(http("GET", "/ready", vec![("x-token".into(), "t".into())])), port).await;
+        assert_eq!(status, CheckStatus::Critical);
+        assert!(output.contains("503"), "{output}");
+        assert_eq!(probe(&spec(http("HEAD", "/ready", vec![])), port).await.0, CheckStatus::Critical);
+    }
+
+    #[tokio::test]
+    async fn tcp_checks_connect_and_nothing_listening_is_critical() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(probe(&spec(CheckKind::Tcp), port).await.0, CheckStatus::Passing);
+        drop(listener);
+        let (status, output) = probe(&spec(CheckKind::Tcp), port).await;
+        assert_eq!(status, CheckStatus::Critical);
+        assert!(output.contains(&port.to_string()), "{output}");
+        let (status, _) = probe(&spec(http("GET", "/", vec![])), port).await;
+        assert_eq!(status, CheckStatus::Critical);
+    }
+}
