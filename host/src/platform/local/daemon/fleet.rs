@@ -74,6 +74,8 @@ struct LocalMachine {
     /// The last stop was asked for (an exit is then `stopped`, not `failed`).
     stopping: bool,
     last_exit: Option<i32>,
+    /// Why the last start failed, when it did.
+    start_error: Option<String>,
     /// Consecutive failures per check, for `wait-healthy`'s verdict.
     failures: BTreeMap<String, u32>,
     lease: Option<Lease>,
@@ -219,6 +221,7 @@ impl Fleet {
                     run: 0,
                     stopping: false,
                     last_exit: None,
+                    start_error: None,
                     failures: BTreeMap::new(),
                     lease: None,
                 },
@@ -268,7 +271,9 @@ impl Fleet {
                 let timeout = Duration::from_millis(spec.kill_timeout_ms);
                 fleet.stop_and_wait(&app, &id, &spec.kill_signal, timeout).await;
                 if let Err(e) = fleet.start(&app, &id) {
+                    // Failed, not stopped: whoever waits for it to start hears at once.
                     tracing::warn!("update of {id}: {e}");
+                    fleet.mark_failed(&app, &id, &e.message);
                 }
             });
         } else if !req.skip_launch {
@@ -335,6 +340,7 @@ impl Fleet {
             )
         })?;
         m.pid = child.id();
+        m.start_error = None;
         m.run += 1;
         m.stopping = false;
         m.failures.clear();
@@ -386,6 +392,16 @@ impl Fleet {
                 None => "the process was killed by a signal".into(),
             };
         }
+        m.api.updated_at = now_rfc3339();
+        self.changed(&st, app);
+    }
+
+    /// A machine whose process could not be started.
+    fn mark_failed(&self, app: &str, id: &str, why: &str) {
+        let mut st = self.lock();
+        let Ok(m) = find_mut(&mut st, app, id) else { return };
+        m.api.state = "failed".into();
+        m.start_error = Some(why.to_string());
         m.api.updated_at = now_rfc3339();
         self.changed(&st, app);
     }
@@ -585,9 +601,12 @@ impl Fleet {
         let st = self.lock();
         let m = find(&st, app, id)?;
         let worst = m.failures.values().copied().max().unwrap_or(0);
-        let gone = m.pid.is_none().then(|| match m.last_exit {
-            Some(code) => format!("the machine is {} (its process exited with code {code})", m.api.state),
-            None => format!("the machine is {}", m.api.state),
+        let gone = m.pid.is_none().then(|| match (&m.start_error, m.last_exit) {
+            (Some(why), _) => format!("the machine is {}: {why}", m.api.state),
+            (None, Some(code)) => {
+                format!("the machine is {} (its process exited with code {code})", m.api.state)
+            }
+            (None, None) => format!("the machine is {}", m.api.state),
         });
         Ok((m.api.checks.clone(), worst, gone))
     }
