@@ -44,7 +44,7 @@ pub enum HostCall {
     #[serde(rename = "traffic.uncordon")]
     Uncordon { ids: Vec<String> },
     #[serde(rename = "traffic.connections")]
-    Connections { id: String },
+    Connections { ids: Vec<String> },
     #[serde(rename = "traffic.set-weights")]
     SetWeights { weights: Vec<ReleaseWeight> },
     #[serde(rename = "traffic.weights")]
@@ -108,7 +108,8 @@ pub enum HostReply {
     Batch(Vec<(String, OpError)>),
     Checks(Vec<Check>),
     Capabilities(Capabilities),
-    Count(u32),
+    /// Open connections per machine, in the order asked.
+    Counts(Vec<Result<u32, OpError>>),
     Weights(Vec<ReleaseWeight>),
     Stats(TrafficStats),
     Time(u64),

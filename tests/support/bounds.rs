@@ -142,30 +142,29 @@ impl<'w> Model<'w> {
     }
 
     /// drain-then-destroy: green up and switched (as bluegreen: every green in, then every blue out),
-    /// then each blue machine is counted, one machine per call, until a count finds it idle; only then
-    /// is it stopped, seen stopped and destroyed.
+    /// then blue's connections are counted (one call counts many machines) until a count finds each
+    /// machine idle; only then is it stopped, seen stopped and destroyed.
     ///
     /// Blue machine i is cordoned no earlier than `c₀ = green_passes + ⌈n/C⌉·a + a`, so it is idle no
-    /// earlier than `L_i = c₀ + min(longest connection lifetime of i, drain_timeout)`. Counts are one
-    /// call each, one at a time, and a count that finds i idle ends at or after `L_i`: taking the
-    /// machines in order of `L`, the k-th idle count ends at `t_k = max(t_{k-1} + a, L_k)`, from
-    /// `t_0 = green_passes + ⌈2n/C⌉·a` (the switch). The last machine then needs a stop, its stop time
-    /// and a destroy. Nor can the n counts and the 3n retirement operations take less than
-    /// `n·a + ⌈3n/C⌉·a` after the switch.
+    /// earlier than `L_i = c₀ + min(longest connection lifetime of i, drain_timeout)`. The count that
+    /// finds the last machine idle ends no earlier than `max(t₀ + a, max_i L_i)`, from
+    /// `t₀ = green_passes + ⌈2n/C⌉·a` (the switch); that machine then needs a stop, its stop time and a
+    /// destroy. Nor can counting every machine once and the 3n retirement operations take less than
+    /// `⌈n/C⌉·a + ⌈3n/C⌉·a` after the switch.
     ///
-    /// `max( t_n + a + s + a,  t_0 + n·a + ⌈3n/C⌉·a )`.
+    /// `max( max(t₀ + a, max_i L_i) + a + s + a,  t₀ + ⌈n/C⌉·a + ⌈3n/C⌉·a )`.
     pub fn drain(&self, blue: &[String], lifetimes: &[Vec<Duration>], drain_timeout: Duration) -> Duration {
         let n = blue.len();
         let green = self.green_passes(n);
         let cordoned = green + self.call(n) + self.a;
-        let mut idle: Vec<Duration> = lifetimes
+        let last_idle = lifetimes
             .iter()
             .map(|l| cordoned + l.iter().copied().max().unwrap_or_default().min(drain_timeout))
-            .collect();
-        idle.sort();
+            .max()
+            .unwrap_or(cordoned);
         let switched = green + self.call(2 * n);
-        let counted = idle.iter().fold(switched, |t, l| (t + self.a).max(*l));
-        (counted + self.a + self.s + self.a).max(switched + self.a * n as u32 + self.call(3 * n))
+        let counted = (switched + self.a).max(last_idle);
+        (counted + self.a + self.s + self.a).max(switched + self.call(n) + self.call(3 * n))
     }
 
     /// canary: `list`; clone the canaries, which boot and pass their checks (as green does); set the

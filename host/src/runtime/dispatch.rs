@@ -172,7 +172,9 @@ impl Dispatcher {
             HostCall::Checks { id } => one(p.checks(id).await, HostReply::Checks),
             HostCall::Cordon { ids } => self.batch(ids, |id| async move { p.cordon(&id).await }).await,
             HostCall::Uncordon { ids } => self.batch(ids, |id| async move { p.uncordon(&id).await }).await,
-            HostCall::Connections { id } => one(p.connections(id).await, HostReply::Count),
+            HostCall::Connections { ids } => {
+                HostReply::Counts(self.fan_out(ids, |id| async move { p.connections(&id).await }).await)
+            }
             HostCall::SetWeights { weights } => {
                 let total: u32 = weights.iter().map(|w| u32::from(w.percent)).sum();
                 // An empty list goes back to splitting by machine count.

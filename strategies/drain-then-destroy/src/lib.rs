@@ -34,7 +34,7 @@
 use kit::runtime::{self, Level};
 use kit::types::{ParamKind, ParamSpec, ParamValue};
 use kit::{DeployPlan, Error, Guest, StrategyInfo, machines, traffic};
-use kit::{describe_error, explain, human, retry, with_retries};
+use kit::{describe_error, explain, human, with_retries};
 
 struct DrainThenDestroy;
 
@@ -144,6 +144,36 @@ impl Guest for DrainThenDestroy {
     }
 }
 
+/// Count the open connections of `ids` in one call, counting again (up to `retries` times) the machines
+/// whose count failed with a transient `platform` error. One result per id, in order.
+fn count_connections(retries: u32, ids: &[String]) -> Vec<(String, Result<u32, Error>)> {
+    let mut results: Vec<(String, Result<u32, Error>)> =
+        ids.iter().cloned().zip(traffic::connections(ids)).collect();
+    for attempt in 1..=retries {
+        let again: Vec<String> = results
+            .iter()
+            .filter(|(_, r)| matches!(r, Err(Error::Platform(_))))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if again.is_empty() {
+            break;
+        }
+        runtime::log(
+            Level::Warn,
+            &format!("counting connections failed for {} machine(s), retry {attempt}/{retries}", again.len()),
+        );
+        runtime::sleep(500 * u64::from(attempt));
+        let recount: std::collections::HashMap<String, Result<u32, Error>> =
+            again.iter().cloned().zip(traffic::connections(&again)).collect();
+        for (id, r) in &mut results {
+            if let Some(new) = recount.get(id) {
+                *r = new.clone();
+            }
+        }
+    }
+    results
+}
+
 /// Blue's retirement after the switch: what it needs of the plan, and how far it got.
 struct Drain<'a> {
     retries: u32,
@@ -184,23 +214,22 @@ impl Drain<'_> {
             let mut busy = Vec::new();
             // (id, connections, or none when they could not be counted) of the machines to cut.
             let mut cut: Vec<(String, Option<u32>)> = Vec::new();
-            for id in &left {
-                // The timeout is judged per machine, when it is counted: one count is one call, so a
-                // round over a large fleet takes a while.
-                let timed_out = runtime::now().saturating_sub(switched_at) >= drain_timeout_ms;
-                match retry(self.retries, "counting connections", || traffic::connections(id)) {
-                    Ok(0) => idle.push(id.clone()),
+            // One call counts every machine left; the timeout is judged once per round.
+            let timed_out = runtime::now().saturating_sub(switched_at) >= drain_timeout_ms;
+            for (id, count) in count_connections(self.retries, &left) {
+                match count {
+                    Ok(0) => idle.push(id),
                     // Already gone (destroyed by hand, or by the platform): nothing to drain.
-                    Err(Error::NotFound(_)) => idle.push(id.clone()),
-                    Ok(open) if timed_out => cut.push((id.clone(), Some(open))),
+                    Err(Error::NotFound(_)) => idle.push(id),
+                    Ok(open) if timed_out => cut.push((id, Some(open))),
                     Err(e) if timed_out => {
                         runtime::log(
                             Level::Warn,
                             &format!("counting the connections of {id} failed: {}", describe_error(&e)),
                         );
-                        cut.push((id.clone(), None));
+                        cut.push((id, None));
                     }
-                    Ok(_) => busy.push(id.clone()),
+                    Ok(_) => busy.push(id),
                     Err(e) => {
                         // Unknown is not idle: keep waiting for it, up to the timeout.
                         runtime::log(
@@ -210,7 +239,7 @@ impl Drain<'_> {
                                 describe_error(&e)
                             ),
                         );
-                        busy.push(id.clone());
+                        busy.push(id);
                     }
                 }
             }
@@ -223,8 +252,7 @@ impl Drain<'_> {
                     Level::Warn,
                     &format!(
                         "counting the connections of {} blue machine(s) took {}, longer than poll_interval \
-                         ({}): the platform counts one machine per call, so machines are retired later than \
-                         they drain",
+                         ({}): machines are retired later than they drain",
                         left.len(),
                         human(round),
                         human(poll_interval_ms)

@@ -95,8 +95,9 @@ pub fn bring_up(
 
     runtime::phase("create green");
     runtime::progress(0, n as u32);
-    let cloned = with_retries(retries, &to_clone, |sources| clone_machines(sources, &plan.target, &mut green_of))
-        .and_then(|()| with_retries(retries, &started_standbys, machines::start));
+    let cloned =
+        with_retries(retries, &to_clone, |sources| clone_machines(sources, &plan.target, &mut green_of))
+            .and_then(|()| with_retries(retries, &started_standbys, machines::start));
     // In blue's order, so errors and logs list machines the way `list` did.
     let green: Vec<String> = blue_ids.iter().filter_map(|b| green_of.get(b).cloned()).collect();
     let clones: Vec<String> = to_clone.iter().filter_map(|b| green_of.get(b).cloned()).collect();
@@ -158,9 +159,9 @@ fn pair_standbys(blue: &[Machine], mut standbys: Vec<&Machine>) -> BTreeMap<Stri
             if green_of.contains_key(&b.id) {
                 continue;
             }
-            let found = standbys.iter().position(|s| {
-                s.process_group == b.process_group && (!same_region || s.region == b.region)
-            });
+            let found = standbys
+                .iter()
+                .position(|s| s.process_group == b.process_group && (!same_region || s.region == b.region));
             if let Some(i) = found {
                 green_of.insert(b.id.clone(), standbys.swap_remove(i).id.clone());
             }

@@ -134,10 +134,9 @@ impl traffic::Host for HostState {
         batch("traffic.uncordon", self.call(HostCall::Uncordon { ids }).await?)
     }
 
-    async fn connections(&mut self, id: String) -> Result<Wit<u32>> {
-        match self.call(HostCall::Connections { id }).await? {
-            HostReply::Count(n) => Ok(Ok(n)),
-            HostReply::Failed(e) => Ok(Err(error_to_wit(e))),
+    async fn connections(&mut self, ids: Vec<String>) -> Result<Vec<Wit<u32>>> {
+        match self.call(HostCall::Connections { ids }).await? {
+            HostReply::Counts(counts) => Ok(counts.into_iter().map(|c| c.map_err(error_to_wit)).collect()),
             other => Err(mismatch("traffic.connections", &other)),
         }
     }
