@@ -425,11 +425,10 @@ fn local(cmd: LocalCommand, state_dir: Option<&Path>) -> u8 {
             }
         }),
         LocalCommand::Up { app } => {
-            let config = match load_config(&app.config) {
-                Ok(c) => c,
+            let state = match app_state(&app, state_dir) {
+                Ok((_, state)) => state,
                 Err(code) => return code,
             };
-            let state = StateDir::resolve(&config.path, state_dir);
             let Ok(exe) = std::env::current_exe() else {
                 eprintln!("error: cannot tell where the cutover binary is, to start the daemon");
                 return exit::PLATFORM;
@@ -451,11 +450,10 @@ fn local(cmd: LocalCommand, state_dir: Option<&Path>) -> u8 {
             })
         }
         LocalCommand::Down { app } => {
-            let config = match load_config(&app.config) {
-                Ok(c) => c,
+            let state = match app_state(&app, state_dir) {
+                Ok((_, state)) => state,
                 Err(code) => return code,
             };
-            let state = StateDir::resolve(&config.path, state_dir);
             block_on(async move {
                 match LocalDaemon::of(state.path()).stop().await {
                     Ok(true) => {
@@ -477,11 +475,10 @@ fn local(cmd: LocalCommand, state_dir: Option<&Path>) -> u8 {
 }
 
 fn logs(app: &AppArgs, state_dir: Option<&Path>, machine: Option<&str>, tail: Option<u64>) -> u8 {
-    let config = match load_config(&app.config) {
-        Ok(c) => c,
+    let (config, state) = match app_state(app, state_dir) {
+        Ok(x) => x,
         Err(code) => return code,
     };
-    let state = StateDir::resolve(&config.path, state_dir);
     let overrides = Overrides { cutover_exe: std::env::current_exe().ok(), ..Default::default() };
     block_on(async move {
         let daemon = LocalDaemon::of(state.path());
@@ -528,10 +525,16 @@ fn logs(app: &AppArgs, state_dir: Option<&Path>, machine: Option<&str>, tail: Op
     })
 }
 
-/// Open the journal of the app `app` names, or print why not.
-fn open_journal(app: &AppArgs, state_dir: Option<&Path>) -> Result<(Config, Journal), u8> {
+/// The app's config and its state directory, or the exit code after printing why not.
+fn app_state(app: &AppArgs, state_dir: Option<&Path>) -> Result<(Config, StateDir), u8> {
     let config = load_config(&app.config)?;
     let state = StateDir::resolve(&config.path, state_dir);
+    Ok((config, state))
+}
+
+/// Open the journal of the app `app` names, or print why not.
+fn open_journal(app: &AppArgs, state_dir: Option<&Path>) -> Result<(Config, Journal), u8> {
+    let (config, state) = app_state(app, state_dir)?;
     match state.journal() {
         Ok(j) => Ok((config, j)),
         Err(e) => {

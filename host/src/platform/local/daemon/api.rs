@@ -383,6 +383,16 @@ struct HealthQuery {
     timeout_ms: u64,
 }
 
+/// "name: output" of every check not passing, joined.
+fn failing(checks: &[crate::platform::machines_api::ApiCheck]) -> String {
+    let v: Vec<String> = checks
+        .iter()
+        .filter(|c| c.status != "passing")
+        .map(|c| format!("{}: {}", c.name, c.output))
+        .collect();
+    v.join("; ")
+}
+
 /// How many failed results in a row make a machine unhealthy (rather than still starting).
 const UNHEALTHY_AFTER: u32 = 3;
 
@@ -404,30 +414,18 @@ async fn wait_healthy(
             return Ok(Json(serde_json::json!({"ok": true})));
         }
         if failures >= UNHEALTHY_AFTER {
-            let failing: Vec<String> = checks
-                .iter()
-                .filter(|c| c.status != "passing")
-                .map(|c| format!("{}: {}", c.name, c.output))
-                .collect();
+            let failing = failing(&checks);
             return Err(OpError::new(
                 ErrorKind::Unhealthy,
-                format!("machine {id} failed its checks {failures} times in a row ({})", failing.join("; ")),
+                format!("machine {id} failed its checks {failures} times in a row ({})", failing),
             )
             .into());
         }
         if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
-            let failing: Vec<String> = checks
-                .iter()
-                .filter(|c| c.status != "passing")
-                .map(|c| format!("{}: {}", c.name, c.output))
-                .collect();
+            let failing = failing(&checks);
             return Err(OpError::new(
                 ErrorKind::Timeout,
-                format!(
-                    "machine {id} did not pass its checks within {} ms ({})",
-                    q.timeout_ms,
-                    failing.join("; ")
-                ),
+                format!("machine {id} did not pass its checks within {} ms ({})", q.timeout_ms, failing),
             )
             .into());
         }
