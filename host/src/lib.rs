@@ -17,6 +17,7 @@ pub mod contract;
 pub mod driver;
 pub mod events;
 pub mod loadgen;
+pub mod os;
 pub mod platform;
 pub mod runtime;
 pub mod strategies;

@@ -348,18 +348,26 @@ fn run(args: RunArgs, goal: Goal, cache: ComponentCache, state_dir: Option<&Path
                 if !json {
                     render::summary(&report, simulated);
                 }
-                match report.outcome {
-                    Outcome::Succeeded => exit::SUCCESS,
-                    Outcome::Failed => exit::DEPLOY_FAILED,
-                }
+                outcome_code(report.outcome)
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                eprintln!("nothing was changed");
-                if e.is_bad_input() { exit::BAD_INPUT } else { exit::PLATFORM }
-            }
+            Err(e) => not_started(&e),
         }
     })
+}
+
+/// The exit code of a deploy that ran.
+fn outcome_code(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::Succeeded => exit::SUCCESS,
+        Outcome::Failed => exit::DEPLOY_FAILED,
+    }
+}
+
+/// Report a deploy that never started (nothing was changed) and return its exit code.
+fn not_started(e: &driver::DeployError) -> u8 {
+    eprintln!("error: {e}");
+    eprintln!("nothing was changed");
+    if e.is_bad_input() { exit::BAD_INPUT } else { exit::PLATFORM }
 }
 
 fn demo(args: DemoArgs, cache: ComponentCache, state_dir: Option<&Path>) -> u8 {
@@ -386,16 +394,9 @@ fn demo(args: DemoArgs, cache: ComponentCache, state_dir: Option<&Path>) -> u8 {
         match driver::demo::run(&config, &overrides, &runtime, sink, state, &opts).await {
             Ok(report) => {
                 render::demo(&report, json);
-                match report.deploy.outcome {
-                    Outcome::Succeeded => exit::SUCCESS,
-                    Outcome::Failed => exit::DEPLOY_FAILED,
-                }
+                outcome_code(report.deploy.outcome)
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                eprintln!("nothing was changed");
-                if e.is_bad_input() { exit::BAD_INPUT } else { exit::PLATFORM }
-            }
+            Err(e) => not_started(&e),
         }
     })
 }

@@ -294,7 +294,7 @@ impl Journal {
                     status: match status.as_str() {
                         "succeeded" => ReleaseStatus::Succeeded,
                         "failed" => ReleaseStatus::Failed,
-                        _ if process_alive(pid) => ReleaseStatus::Running,
+                        _ if crate::os::process_alive(pid) => ReleaseStatus::Running,
                         _ => ReleaseStatus::Interrupted,
                     },
                     error: row.get(12)?,
@@ -464,16 +464,6 @@ impl EventSink for JournalSink {
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// Whether the process that ran a deploy is still there.
-fn process_alive(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return true;
-    }
-    // Signal 0 checks existence without sending anything; EPERM still means it exists.
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 #[cfg(test)]

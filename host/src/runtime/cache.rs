@@ -6,7 +6,7 @@
 //! engine's compatibility hash (wasmtime version, target and compiler settings), so a cache written by
 //! another build or configuration is never misread; it is simply missed.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
@@ -76,7 +76,7 @@ impl ComponentCache {
             }
         }
         let component = Component::new(engine, bytes)?;
-        if let Err(e) = write_atomically(&path, &component.serialize()?) {
+        if let Err(e) = crate::os::write_atomically(&path, &component.serialize()?) {
             tracing::warn!("could not cache compiled component at {}: {e:#}", path.display());
         }
         Ok((component, Origin::Compiled))
@@ -88,18 +88,4 @@ impl ComponentCache {
         let engine_key = h.finish();
         Some(self.dir.as_ref()?.join(format!("{}-{engine_key:016x}.cwasm", hex::encode(&hash[..16]))))
     }
-}
-
-/// Write via a temporary file and rename, so a crash never leaves a half-written artifact behind.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("artifact path has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("rename into {}", path.display()))?;
-    Ok(())
 }

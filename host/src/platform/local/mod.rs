@@ -126,7 +126,7 @@ impl LocalDaemon {
             })?;
         // It stops every machine (each with its kill timeout) before it exits.
         let deadline = std::time::Instant::now() + Duration::from_secs(330);
-        while pid_alive(info.pid) {
+        while crate::os::process_alive(info.pid) {
             if std::time::Instant::now() > deadline {
                 return Err(OpError::new(
                     ErrorKind::Timeout,
@@ -137,11 +137,6 @@ impl LocalDaemon {
         }
         Ok(true)
     }
-}
-
-fn pid_alive(pid: u32) -> bool {
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// One app on the local daemon.

@@ -83,12 +83,8 @@ impl SavedWorld {
 
     /// Write atomically (a killed run leaves the previous file, never half of one).
     pub fn write(&self, path: &Path) -> Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec(self)?)
-            .with_context(|| format!("writing the simulated fleet {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
+        crate::os::write_atomically(path, &serde_json::to_vec(self)?)
+            .with_context(|| format!("writing the simulated fleet {}", path.display()))
     }
 
     /// Machines saved for `app`.

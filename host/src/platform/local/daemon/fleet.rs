@@ -244,6 +244,9 @@ impl Fleet {
         let (was_running, spec) = {
             let mut st = self.lock();
             let spec = st.apps.get(app).cloned();
+            // A new instance id per version of the machine, as Fly gives.
+            st.next += 1;
+            let instance = format!("{:x}", st.next);
             let m = find_mut(&mut st, app, id)?;
             let mut config = req.config;
             for key in [PROCESS_GROUP_KEY, RELEASE_VERSION_KEY] {
@@ -254,7 +257,7 @@ impl Fleet {
                 }
             }
             m.api.config = config;
-            m.api.instance_id = format!("{}-u", m.api.instance_id);
+            m.api.instance_id = instance;
             let running = m.pid.is_some();
             if running {
                 m.api.state = "replacing".into();

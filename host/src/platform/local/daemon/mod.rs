@@ -17,7 +17,7 @@ use fleet::{Fleet, Route, RouteSink};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -148,7 +148,8 @@ pub async fn serve(dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let info = DaemonInfo { pid: std::process::id(), url: format!("http://{addr}") };
     let info_path = dir.join(INFO_FILE);
-    write_atomic(&info_path, &serde_json::to_vec_pretty(&info)?)?;
+    crate::os::write_atomically(&info_path, &serde_json::to_vec_pretty(&info)?)
+        .with_context(|| format!("writing {}", info_path.display()))?;
     tracing::info!("local daemon listening on {}", info.url);
 
     let d = daemon.clone();
@@ -165,10 +166,4 @@ pub async fn serve(dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
     fleet.stop_all().await;
     let _ = std::fs::remove_file(&info_path);
     served.context("serving the local daemon's API")
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp: PathBuf = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
 }
