@@ -2,10 +2,10 @@
 //! user's app, each on its own loopback port).
 //!
 //! - HTTP mode terminates the client's HTTP/1.1 connection (keep-alive included) and picks a backend
-//!   **per request**, forwarding over a pooled client, so a client's keep-alive connection outlives
-//!   the machine that served its previous request. `Upgrade` requests (WebSocket) are forwarded on a
-//!   dedicated backend connection and, on `101`, the two upgraded streams are spliced; such a
-//!   connection stays pinned to its machine until either side closes.
+//!   **per request**, forwarding over a pool of keep-alive connections per machine, so a client's
+//!   keep-alive connection outlives the machine that served its previous request. `Upgrade` requests
+//!   (WebSocket) are forwarded on a dedicated backend connection and, on `101`, the two upgraded
+//!   streams are spliced; such a connection stays pinned to its machine until either side closes.
 //! - TCP mode picks a backend per accepted connection and copies bytes both ways.
 //!
 //! Routing only ever considers the *routable* set ([`Proxy::set_backends`]: the daemon passes the
@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -36,14 +36,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::http::request::Parts;
-use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::http::uri::{Authority, PathAndQuery};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 
@@ -79,8 +78,8 @@ pub struct ProxyOptions {
     pub max_attempts: u32,
     /// Connecting to a backend takes at most this long.
     pub connect_timeout: Duration,
-    /// Idle pooled backend connections are closed after this long; keep it below the app's own
-    /// keep-alive timeout so the app never closes a connection the proxy is about to reuse.
+    /// A backend connection idle for this long is not reused (it is closed); keep it below the app's
+    /// own keep-alive timeout so the app never closes a connection the proxy is about to reuse.
     pub pool_idle_timeout: Duration,
     /// Request bodies up to this size (known `Content-Length`) are buffered so that the request can
     /// be replayed on another machine; larger or chunked bodies are streamed and retried only when
@@ -133,13 +132,6 @@ impl Proxy {
     pub async fn bind_with(listen: SocketAddr, mode: Mode, opts: ProxyOptions) -> io::Result<Proxy> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(opts.connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(opts.pool_idle_timeout)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
         let inner = Arc::new(Inner {
             mode,
             local_addr,
@@ -148,7 +140,6 @@ impl Proxy {
             config: Mutex::new(Config::default()),
             changed: Notify::new(),
             stats: Stats::new(),
-            client,
             shutdown: watch::channel(false).0,
             tasks: Arc::new(Tasks::default()),
         });
@@ -226,7 +217,6 @@ struct Inner {
     /// Signalled whenever the table changes (wakes requests waiting for a routable machine).
     changed: Notify,
     stats: Stats,
-    client: Client<HttpConnector, ReqBody>,
     shutdown: watch::Sender<bool>,
     tasks: Arc<Tasks>,
 }
@@ -238,10 +228,51 @@ struct Config {
     machines: HashMap<String, Machine>,
 }
 
-/// A machine's connection counter outlives its presence in the table (removed machines drain).
+/// A machine's connection counter (and its idle connections) outlive its presence in the table
+/// (removed machines drain).
 struct Machine {
     active: Arc<AtomicU32>,
     last_routable: Instant,
+    addr: SocketAddr,
+    pool: Arc<Pool>,
+}
+
+/// Idle HTTP/1.1 connections to one machine, the most recently used last. A connection goes back in
+/// when its response body has been read to the end, and is handed out again only while it has been
+/// idle for less than [`ProxyOptions::pool_idle_timeout`].
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<Vec<(SendRequest<ReqBody>, Instant)>>,
+}
+
+/// Idle connections kept per machine at most.
+const MAX_IDLE_PER_MACHINE: usize = 256;
+
+impl Pool {
+    fn checkout(&self, idle_timeout: Duration) -> Option<SendRequest<ReqBody>> {
+        let now = Instant::now();
+        let mut idle = lock(&self.idle);
+        while let Some((sender, since)) = idle.pop() {
+            if !sender.is_closed() && now.duration_since(since) < idle_timeout {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, sender: SendRequest<ReqBody>, idle_timeout: Duration) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = lock(&self.idle);
+        // Oldest first: drop the ones that have been idle too long, so they are closed.
+        let stale = idle.iter().take_while(|(_, since)| now.duration_since(*since) >= idle_timeout).count();
+        idle.drain(..stale);
+        if idle.len() < MAX_IDLE_PER_MACHINE {
+            idle.push((sender, now));
+        }
+    }
 }
 
 /// How long a machine's counter is kept once it is idle and out of the routable set.
@@ -267,6 +298,7 @@ struct Entry {
     authority: Authority,
     active: Arc<AtomicU32>,
     recorder: Arc<Recorder>,
+    pool: Arc<Pool>,
 }
 
 impl Inner {
@@ -279,16 +311,24 @@ impl Inner {
             if !seen.insert(b.machine_id.as_str()) {
                 continue;
             }
-            let machine = machines
-                .entry(b.machine_id.clone())
-                .or_insert_with(|| Machine { active: Arc::new(AtomicU32::new(0)), last_routable: now });
+            let machine = machines.entry(b.machine_id.clone()).or_insert_with(|| Machine {
+                active: Arc::new(AtomicU32::new(0)),
+                last_routable: now,
+                addr: b.addr,
+                pool: Arc::default(),
+            });
             machine.last_routable = now;
+            if machine.addr != b.addr {
+                machine.addr = b.addr;
+                machine.pool = Arc::default();
+            }
             let entry = Arc::new(Entry {
                 machine_id: b.machine_id.clone(),
                 addr: b.addr,
                 authority: Authority::try_from(b.addr.to_string()).expect("a socket address is an authority"),
                 active: machine.active.clone(),
                 recorder: self.stats.recorder(b.version),
+                pool: machine.pool.clone(),
             });
             match groups.iter_mut().find(|(v, _)| *v == b.version) {
                 Some((_, list)) => list.push(entry),
@@ -298,6 +338,12 @@ impl Inner {
         machines.retain(|_, m| {
             m.active.load(Ordering::Acquire) > 0 || now.duration_since(m.last_routable) < FORGET_MACHINE_AFTER
         });
+        // A machine out of rotation gets no new requests: close its idle connections.
+        for (id, m) in machines.iter() {
+            if !seen.contains(id.as_str()) {
+                lock(&m.pool.idle).clear();
+            }
+        }
 
         // Listed releases share by their percentages. When none of them has a routable machine (or
         // all of theirs are 0%), the unlisted routable releases share by machine count; and when
@@ -345,6 +391,10 @@ impl Inner {
 
     /// [`Inner::try_pick`], waiting up to `empty_table_wait` for the table to hold a machine.
     async fn pick(&self, tried: &[Arc<Entry>]) -> Option<(Arc<Entry>, ActiveGuard)> {
+        // The usual case, without registering for table changes.
+        if let Some(picked) = self.try_pick(tried) {
+            return Some(picked);
+        }
         let deadline = tokio::time::Instant::now() + self.opts.empty_table_wait;
         loop {
             let mut changed = pin!(self.changed.notified());
@@ -367,9 +417,10 @@ impl Inner {
 
     // ---- HTTP ----
 
+    /// `peer`: the client's IP address, as a header value.
     async fn handle_http(
         self: Arc<Self>,
-        peer: SocketAddr,
+        peer: HeaderValue,
         mut req: Request<Incoming>,
     ) -> Response<RespBody> {
         let start = Instant::now();
@@ -379,7 +430,7 @@ impl Inner {
         let upgrade = upgrade_protocol(req.headers());
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        prepare_request_headers(&mut parts.headers, peer.ip(), upgrade.as_ref());
+        prepare_request_headers(&mut parts.headers, &peer, upgrade.as_ref());
 
         let body = if body.is_end_stream() {
             Replay::Bytes(Bytes::new())
@@ -408,21 +459,20 @@ impl Inner {
                 // Nothing untried left: give the machine (or the table) a moment.
                 tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
             }
-            let request = match build_request(&parts, &entry, body.body(), upgrade.is_some()) {
-                Some(r) => r,
-                None => return plain(StatusCode::BAD_REQUEST, "bad request target"),
-            };
             let result = if upgrade.is_some() {
-                self.send_upgrade(entry.addr, request).await
+                match build_request(&parts, &entry, body.body()) {
+                    Some(request) => self.send_upgrade(entry.addr, request).await.map(|r| (r, None)),
+                    None => return plain(StatusCode::BAD_REQUEST, "bad request target"),
+                }
             } else {
-                self.client.request(request).await.map_err(|e| {
-                    let not_sent = e.is_connect() || hyper_cause(&e).is_some_and(|h| h.is_canceled());
-                    tracing::debug!(machine = %entry.machine_id, error = ?e, "proxy: backend request failed");
-                    if not_sent { Failure::NotSent } else { Failure::MaybeSent }
-                })
+                match self.send_pooled(&entry, &parts, &body).await {
+                    Ok((resp, sender)) => Ok((resp, Some(sender))),
+                    Err(Some(failure)) => Err(failure),
+                    Err(None) => return plain(StatusCode::BAD_REQUEST, "bad request target"),
+                }
             };
             match result {
-                Ok(resp) => return self.respond(resp, entry, guard, start, client_upgrade),
+                Ok((resp, sender)) => return self.respond(resp, entry, guard, start, client_upgrade, sender),
                 Err(failure) => {
                     drop(guard);
                     tried.push(entry);
@@ -443,6 +493,68 @@ impl Inner {
             }
             None => plain(StatusCode::SERVICE_UNAVAILABLE, "no machine is available"),
         }
+    }
+
+    /// Sends a request on one of the machine's idle connections, or a new one. A reused connection
+    /// that turns out closed before the request went out is not the machine's fault: the next one
+    /// (finally a new connection) is tried. `Err(None)`: no request can be built (see
+    /// [`build_request`]).
+    async fn send_pooled(
+        &self,
+        entry: &Entry,
+        parts: &Parts,
+        body: &Replay,
+    ) -> Result<(Response<Incoming>, SendRequest<ReqBody>), Option<Failure>> {
+        loop {
+            let (mut sender, reused) = match entry.pool.checkout(self.opts.pool_idle_timeout) {
+                Some(sender) => (sender, true),
+                None => (self.connect_backend(entry).await.map_err(Some)?, false),
+            };
+            if sender.ready().await.is_err() {
+                if reused {
+                    continue;
+                }
+                return Err(Some(Failure::NotSent));
+            }
+            let request = build_request(parts, entry, body.body()).ok_or(None)?;
+            match sender.send_request(request).await {
+                Ok(resp) => return Ok((resp, sender)),
+                Err(e) if e.is_canceled() && reused && body.available() => {
+                    let machine = &entry.machine_id;
+                    tracing::debug!(%machine, error = %e, "proxy: pooled connection closed");
+                }
+                Err(e) => {
+                    tracing::debug!(machine = %entry.machine_id, error = %e, "proxy: backend request failed");
+                    return Err(Some(if e.is_canceled() { Failure::NotSent } else { Failure::MaybeSent }));
+                }
+            }
+        }
+    }
+
+    /// A new keep-alive connection to a machine.
+    async fn connect_backend(&self, entry: &Entry) -> Result<SendRequest<ReqBody>, Failure> {
+        let stream =
+            match tokio::time::timeout(self.opts.connect_timeout, TcpStream::connect(entry.addr)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(machine = %entry.machine_id, error = %e, "proxy: backend connect failed");
+                    return Err(Failure::NotSent);
+                }
+                Err(_) => {
+                    tracing::debug!(machine = %entry.machine_id, "proxy: backend connect timed out");
+                    return Err(Failure::NotSent);
+                }
+            };
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| Failure::NotSent)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "proxy: backend connection ended");
+            }
+        });
+        Ok(sender)
     }
 
     /// Sends an upgrade request on a fresh connection of its own (it will carry the upgraded stream).
@@ -477,6 +589,7 @@ impl Inner {
         guard: ActiveGuard,
         start: Instant,
         client_upgrade: Option<OnUpgrade>,
+        sender: Option<SendRequest<ReqBody>>,
     ) -> Response<RespBody> {
         let status = resp.status();
         entry.recorder.record(Instant::now(), Some(start.elapsed()), status.is_server_error());
@@ -498,7 +611,14 @@ impl Inner {
         }
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        Response::from_parts(parts, RespBody::Proxied { body, _guard: guard })
+        let idle_timeout = self.opts.pool_idle_timeout;
+        let mut checkin = sender.map(|sender| Checkin { sender, pool: entry.pool.clone(), idle_timeout });
+        if body.is_end_stream()
+            && let Some(c) = checkin.take()
+        {
+            c.done();
+        }
+        Response::from_parts(parts, RespBody::Proxied { body, _guard: guard, checkin })
     }
 
     // ---- TCP ----
@@ -592,17 +712,6 @@ enum Failure {
     MaybeSent,
 }
 
-fn hyper_cause(e: &hyper_util::client::legacy::Error) -> Option<&hyper::Error> {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            return Some(h);
-        }
-        source = s.source();
-    }
-    None
-}
-
 fn is_idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
 }
@@ -619,20 +728,30 @@ fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
     wants.then(|| upgrade.clone())
 }
 
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
 ];
 
 /// Removes the hop-by-hop headers: the standard ones and those the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        strip_connection_named(headers);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Removes the headers the `Connection` header names.
+fn strip_connection_named(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -645,27 +764,18 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
-fn prepare_request_headers(headers: &mut HeaderMap, peer: IpAddr, upgrade: Option<&HeaderValue>) {
+/// `peer`: the client's IP address, as a header value.
+fn prepare_request_headers(headers: &mut HeaderMap, peer: &HeaderValue, upgrade: Option<&HeaderValue>) {
     strip_hop_by_hop(headers);
-    let mut forwarded: Vec<String> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .collect();
-    forwarded.push(peer.to_string());
-    let forwarded = forwarded.join(", ");
-    if let Ok(v) = HeaderValue::try_from(forwarded) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    if headers.contains_key(&X_FORWARDED_FOR) {
+        append_forwarded_for(headers, peer);
+    } else {
+        headers.insert(X_FORWARDED_FOR.clone(), peer.clone());
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
@@ -676,25 +786,32 @@ fn prepare_request_headers(headers: &mut HeaderMap, peer: IpAddr, upgrade: Optio
     }
 }
 
-/// The request for one attempt: absolute URI for the pooled client, origin-form for the dedicated
-/// upgrade connection. `None` when the target makes no URI.
-fn build_request(parts: &Parts, entry: &Entry, body: ReqBody, upgrade: bool) -> Option<Request<ReqBody>> {
+/// `X-Forwarded-For`, every value the client sent, then `peer`, as one value.
+fn append_forwarded_for(headers: &mut HeaderMap, peer: &HeaderValue) {
+    let mut forwarded: Vec<String> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .collect();
+    forwarded.push(peer.to_str().unwrap_or_default().to_owned());
+    let forwarded = forwarded.join(", ");
+    if let Ok(v) = HeaderValue::try_from(forwarded) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+}
+
+/// The request for one attempt, in origin form, with a `Host` (the machine's address when the client
+/// sent none). `None` when that makes no header.
+fn build_request(parts: &Parts, entry: &Entry, body: ReqBody) -> Option<Request<ReqBody>> {
     let path = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let uri = if upgrade {
-        Uri::from(path)
-    } else {
-        let mut uri = hyper::http::uri::Parts::default();
-        uri.scheme = Some(Scheme::HTTP);
-        uri.authority = Some(entry.authority.clone());
-        uri.path_and_query = Some(path);
-        Uri::from_parts(uri).ok()?
-    };
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = uri;
+    *req.uri_mut() = Uri::from(path);
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = parts.headers.clone();
-    if upgrade && !req.headers().contains_key(header::HOST) {
+    if !req.headers().contains_key(header::HOST) {
         req.headers_mut().insert(header::HOST, HeaderValue::from_str(entry.authority.as_str()).ok()?);
     }
     Some(req)
@@ -787,8 +904,11 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, _task: TaskGuard)
 async fn serve_http_conn(inner: Arc<Inner>, stream: TcpStream, peer: SocketAddr, _task: TaskGuard) {
     let stop = inner.shutdown_signal();
     let service_inner = inner.clone();
+    // Formatted once per connection, for every request's X-Forwarded-For.
+    let peer = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a header value");
     let service = hyper::service::service_fn(move |req| {
         let inner = service_inner.clone();
+        let peer = peer.clone();
         async move { Ok::<_, Infallible>(inner.handle_http(peer, req).await) }
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -887,10 +1007,24 @@ impl Body for ReqBody {
     }
 }
 
-/// The body sent to the client; a proxied one holds its machine's active count until it is done.
+/// The body sent to the client; a proxied one holds its machine's active count until it is done, and
+/// gives its connection back to the machine's pool once read to the end.
 enum RespBody {
     Full(Option<Bytes>),
-    Proxied { body: Incoming, _guard: ActiveGuard },
+    Proxied { body: Incoming, _guard: ActiveGuard, checkin: Option<Checkin> },
+}
+
+/// A pooled connection to give back once its response is read.
+struct Checkin {
+    sender: SendRequest<ReqBody>,
+    pool: Arc<Pool>,
+    idle_timeout: Duration,
+}
+
+impl Checkin {
+    fn done(self) {
+        self.pool.checkin(self.sender, self.idle_timeout);
+    }
 }
 
 impl Body for RespBody {
@@ -903,7 +1037,23 @@ impl Body for RespBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             RespBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            RespBody::Proxied { body, .. } => Pin::new(body).poll_frame(cx),
+            RespBody::Proxied { body, checkin, .. } => {
+                let frame = Pin::new(&mut *body).poll_frame(cx);
+                let finished = match &frame {
+                    Poll::Ready(None) => true,
+                    Poll::Ready(Some(Ok(_))) => body.is_end_stream(),
+                    Poll::Ready(Some(Err(_))) => {
+                        // A broken connection is not reused.
+                        *checkin = None;
+                        false
+                    }
+                    Poll::Pending => false,
+                };
+                if finished && let Some(c) = checkin.take() {
+                    c.done();
+                }
+                frame
+            }
         }
     }
 
