@@ -425,17 +425,17 @@ async fn no_strategy_beats_its_lower_bound() {
             let w = world(&scenario);
             let blue: Vec<String> = w.snapshot(APP).into_iter().map(|m| m.id).collect();
             let lifetimes: Vec<_> = blue.iter().map(|id| w.connection_lifetimes(id)).collect();
+            let model = Model::new(&w, concurrency);
             let started = tokio::time::Instant::now();
             let opts = RunOptions { concurrency, ..Default::default() };
             let run = run_on_sim(runtime, builtin(strategy), w.clone(), opts).await;
             let took = started.elapsed();
             assert!(matches!(run.result, Ok(Ok(()))), "{strategy}: {:?}", run.result);
-            let model = Model::new(&w, concurrency);
             let bound = match strategy {
-                "immediate" => model.immediate(machines),
+                "immediate" => model.immediate(&blue),
                 "rolling" => model.rolling(&update_batches(&run)),
-                "bluegreen" => model.bluegreen(machines),
-                "canary" => model.canary(&canary_shape(runtime, groups).await, &update_batches(&run)),
+                "bluegreen" => model.bluegreen(&blue),
+                "canary" => model.canary(&canary_shape(runtime, groups).await, &blue, &update_batches(&run)),
                 _ => model.drain(&blue, &lifetimes, duration_param(runtime, strategy, "drain_timeout").await),
             };
             assert!(

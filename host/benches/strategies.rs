@@ -11,30 +11,27 @@
 //! as the deploy's duration, less the driver's own `list` before and after, about 0.15 s).
 //!
 //! The bound is the shortest time any strategy with the same semantics and parameters could take on
-//! this run's latency model. It takes every draw that depends on the calls a strategy makes (API round
-//! trips, stop and boot times) at the minimum of its range, and every draw fixed by the seed and the
-//! machine (when a machine's checks first report after a boot: grace period plus its phase within an
-//! interval; how long each connection lasts once its machine is cordoned) as the simulator draws it.
-//! It counts the host's constraints: one call at a time, `⌈n/64⌉` waves of round trips for a call on n
-//! machines. Per strategy, with `a` = 20 ms, `s` = 200 ms, `b` = 1 s and `h_i` the time from machine
-//! i's start to its first passing check:
+//! this run's draws. The simulator keys every draw by what it is a draw of (machine i's first update,
+//! its first stop and boot, its check phase, its connections' lifetimes), so any such strategy makes
+//! the operations its semantics require and gets the same draws for them; the bound prices each at
+//! that draw. It counts the host's constraints: one call at a time, at most 64 round trips of a call at
+//! once, so a call lasts at least `batch(l) = max(max l_i, Σ l_i / 64)`. Per strategy, with `h_i` the
+//! time from machine i's start to its first passing check:
 //!
-//! - immediate: `a + ⌈n/64⌉·a` (list, one update of every machine).
-//! - rolling: `a + Σ_batches max(max_k [2a·(⌊k/64⌋+1) + s + b + h_k] + a, ⌈3n_b/64⌉·a)`: each batch
-//!   (as planned from `max_unavailable`, 330 machines here) starts once the previous one is back, its
-//!   machines are cordoned and updated in waves (the slowest-to-check first), stop, boot, pass their
-//!   first check, and the last is uncordoned.
-//! - bluegreen: green up, `a + max_k [a·(⌊k/64⌋+1) + b + h_k]` over the clones, then the switch and
-//!   retirement, five operations per machine (green in, blue out, stop, seen stopped, destroy):
-//!   `max(⌈5n/64⌉·a, ⌈n/64⌉·a + 3a + s)`.
+//! - immediate: `list + batch(update_i)`.
+//! - rolling: `list + Σ_batches max(max_i [cordon_i + update_i + stop_i + boot_i + h_i + uncordon_i],
+//!   batch(3m round trips))`: each batch (as planned from `max_unavailable`, 330 machines here) starts
+//!   once the previous one is back.
+//! - bluegreen: green up, `list + max(max_k [create_(k) + boot_k + h_k], batch(create))` over the
+//!   clones (the k-th clone id is created no earlier than the k-th shortest create), then every green
+//!   machine in before any blue out, and per blue machine cordon, stop, seen stopped, destroy.
 //! - canary: green up for the canary, its weight pinned to 0 and the canary in rotation, then per step
-//!   the weight, the pause (1 min) and the gate (the canary's checks and two stats calls), then the
-//!   promotion (rolling's bound per batch, plus setting the weights before each), then the canary out
-//!   (weights, cordon, stop, `s`, destroy) and the weights cleared.
-//! - drain-then-destroy: green up and switched as bluegreen; each blue machine is idle no earlier than
-//!   its cordon plus its longest connection's lifetime (or `drain_timeout`), connection counts are one
-//!   machine per call, so the k-th idle count, machines in order of when they drain, ends no earlier
-//!   than `t_k = max(t_{k-1} + a, L_k)`; the last machine is then stopped and destroyed (`a + s + a`).
+//!   the weight, the pause (1 min) and the gate, then the promotion (rolling's bound per batch, plus
+//!   setting the weights before each), then the canary out and the weights cleared; calls on no machine
+//!   at the minimum of `latency.api`.
+//! - drain-then-destroy: green up and in as bluegreen; each blue machine is idle no earlier than its
+//!   cordon plus its longest connection's lifetime (or `drain_timeout`), then it is counted, stopped and
+//!   destroyed.
 //!
 //! `tests/support/bounds.rs` has the arithmetic, BENCHMARKS.md the derivation and the results.
 //!
@@ -79,20 +76,20 @@ fn main() {
             let blue: Vec<String> = world.snapshot(APP).into_iter().map(|m| m.id).collect();
             let lifetimes: Vec<Vec<Duration>> =
                 blue.iter().map(|id| world.connection_lifetimes(id)).collect();
+            let model = Model::new(&world, concurrency);
             let opts = RunOptions { concurrency, ..Default::default() };
             let (virtual_start, real_start) = (tokio::time::Instant::now(), Instant::now());
             let run = run_on_sim(&runtime, builtin(strategy), world.clone(), opts).await;
             let (took, real) = (virtual_start.elapsed(), real_start.elapsed());
             assert!(matches!(run.result, Ok(Ok(()))), "{strategy}: {:?}", run.result);
 
-            let model = Model::new(&world, concurrency);
             let bound = match strategy {
-                "immediate" => model.immediate(blue.len()),
+                "immediate" => model.immediate(&blue),
                 "rolling" => model.rolling(&update_batches(&run)),
-                "bluegreen" => model.bluegreen(blue.len()),
+                "bluegreen" => model.bluegreen(&blue),
                 "canary" => {
                     let shape = canary_shape(&runtime, 1).await;
-                    model.canary(&shape, &update_batches(&run))
+                    model.canary(&shape, &blue, &update_batches(&run))
                 }
                 "drain-then-destroy" => {
                     let timeout = duration_param(&runtime, strategy, "drain_timeout").await;

@@ -1,27 +1,32 @@
 //! Lower bounds on a deploy's virtual time under the simulator's latency model: the shortest time any
-//! strategy with the same semantics and parameters could take. `host/benches/strategies.rs` prints them
-//! beside the built-ins' times; `tests/strategies.rs` checks that no run ever beats one. BENCHMARKS.md
-//! explains each bound in prose; this is the arithmetic.
+//! strategy with the same semantics and parameters could take on this run's draws. `host/benches/
+//! strategies.rs` prints them beside the built-ins' times; `tests/strategies.rs` checks that no run
+//! ever beats one. BENCHMARKS.md explains each bound in prose; this is the arithmetic.
 //!
 //! Every bound rests on three facts of the host and the simulator:
 //!
 //! - A strategy makes one host call at a time (the contract's calls block), and the host runs a call
-//!   on n machines at most `C` (concurrency) at once. Every machine operation starts with one API round
-//!   trip of at least `a` (the minimum of `latency.api`), and its effect happens when that round trip
-//!   ends. So a call on n machines lasts at least `⌈n/C⌉·a`, and when each machine needs `k` calls in
-//!   turn (cordon then update), the j-th wave of `C` machines is through no earlier than `k·a·(j+1)`.
-//! - Draws that depend on the calls a strategy makes (API, stop and boot times) are taken at the
-//!   minimum of their range: `a`, `s` (`latency.stop`) and `b` (`latency.boot`). Draws fixed by the seed
-//!   and the machine (when its checks first report after a boot, how long its connections last once
-//!   cordoned) are taken as drawn, from `SimWorld::check_delay` and `SimWorld::connection_lifetimes`.
+//!   on n machines at most `C` (concurrency) at once. Every machine operation starts with one API
+//!   round trip and its effect happens when that round trip ends. So a call whose n round trips take
+//!   `l_1..l_n` lasts at least `max(max_i l_i, Σ_i l_i / C)` ([`Model::batch`]), and work that must
+//!   happen in turn on one machine adds up along it.
+//! - Every draw is fixed by the seed and what it is a draw of (`cutover::platform::sim::model`): the
+//!   first `update machine` of machine i, its first stop and boot, the phase of its checks, its
+//!   connections' lifetimes. Each operation the semantics require is priced at the time this run drew
+//!   for it: any strategy with the same semantics makes that operation and gets that draw. Calls on no
+//!   machine are numbered per app: the strategy's first `list` is the world's first (the test harness
+//!   calls the platform only through the strategy), and the others (traffic weights and stats, which
+//!   a strategy may make more of than it needs) are priced at the minimum of `latency.api` (`a`).
 //! - A machine passes its checks at its first check result after it started: `h = grace + φ·interval`,
 //!   `φ ∈ [0, 1)` its phase (then every interval; a healthy release passes the first one).
 //!
-//! Where a step must wait for the slowest of n machines, the bound lets the machines with the longest
-//! tail (boot and check delay) go first, which is the order that makes the slowest one finish earliest.
+//! Clones get their ids in the order their creations complete, so the k-th id of
+//! [`SimWorld::next_ids`] belongs to a machine created no earlier than the k-th shortest of the create
+//! calls' round trips.
 //!
 //! The bounds are for a deploy that succeeds without faults, of a fleet whose machines are all running
-//! (no stopped machines, which no strategy waits on), on one stable release.
+//! (no stopped machines, which no strategy waits on), on one stable release, with a kill timeout no
+//! shorter than the longest stop the model draws.
 
 use super::{SimRun, builtin};
 use cutover::contract::ParamValue;
@@ -30,17 +35,18 @@ use cutover::platform::sim::SimWorld;
 use cutover::runtime::Runtime;
 use std::time::Duration;
 
-/// The latency model of one world, at the minimum of each range, and the host's concurrency.
+/// The app the bounds' machines belong to.
+const APP: &str = super::APP;
+
+/// The latency model of one world, its draws, and the host's concurrency.
 pub struct Model<'w> {
     world: &'w SimWorld,
-    /// One API round trip, at least.
+    /// An API round trip on no machine, at least (the minimum of `latency.api`).
     pub a: Duration,
-    /// From the stop signal to stopped, at least.
-    pub s: Duration,
-    /// From start to started, at least.
-    pub b: Duration,
     /// Machines one call changes at once.
     pub c: usize,
+    /// The ids the world's next machines will get, read before the deploy (clones take them).
+    next_ids: Vec<String>,
 }
 
 /// The parts of a canary deploy its bound depends on.
@@ -54,135 +60,187 @@ pub struct CanaryShape {
     pub stable_versions: usize,
 }
 
-/// Milliseconds as a `Duration`.
-fn ms([lo, _]: [u64; 2]) -> Duration {
-    Duration::from_millis(lo)
-}
-
 impl<'w> Model<'w> {
-    /// The model of `world` with the host running `concurrency` operations per call.
+    /// The model of `world` with the host running `concurrency` operations per call. Build it before
+    /// the deploy: it reads the ids the deploy's clones will get.
     pub fn new(world: &'w SimWorld, concurrency: usize) -> Self {
-        let latency = &world.scenario().latency;
-        Self { world, a: ms(latency.api), s: ms(latency.stop), b: ms(latency.boot), c: concurrency.max(1) }
+        let a = Duration::from_millis(world.scenario().latency.api[0]);
+        let next_ids = world.next_ids(APP, world.snapshot(APP).len());
+        Self { world, a, c: concurrency.max(1), next_ids }
     }
 
-    /// `⌈n/C⌉`: the waves of one call on n machines.
-    fn waves(&self, n: usize) -> u32 {
-        n.div_ceil(self.c) as u32
+    /// The ids of the first `n` machines the deploy creates, in creation order.
+    fn clones(&self, n: usize) -> &[String] {
+        &self.next_ids[..n.min(self.next_ids.len())]
     }
 
-    /// A call (or calls of one kind) on n machines: `⌈n/C⌉·a`.
-    pub fn call(&self, n: usize) -> Duration {
-        self.a * self.waves(n)
+    /// The strategy's first `list`: the world's first.
+    fn list(&self) -> Duration {
+        self.world.api_latency(APP, "list machines", 1)
     }
 
-    /// When the last of some machines is through, each needing `calls` calls in turn before its `tail`
-    /// (boot, checks) runs on its own: the machines with the longest tails go in the first waves.
-    fn slowest(&self, mut tails: Vec<Duration>, calls: u32) -> Duration {
-        tails.sort_by(|x, y| y.cmp(x));
-        tails
-            .iter()
-            .enumerate()
-            .map(|(k, tail)| self.a * calls * (k / self.c + 1) as u32 + *tail)
-            .max()
-            .unwrap_or_default()
+    /// The first API call `what` on machine `id`, as drawn.
+    fn op(&self, id: &str, what: &str) -> Duration {
+        self.world.api_latency(id, what, 1)
     }
 
-    /// From start to first passing check, for the first boot of each of `ids` during the deploy.
-    fn healthy_after_boot(&self, ids: &[String]) -> Vec<Duration> {
-        ids.iter().map(|id| self.b + self.world.check_delay(id, 1)).collect()
+    /// The first call `what` on each of `ids`, as drawn.
+    fn ops(&self, ids: &[String], what: &str) -> Vec<Duration> {
+        ids.iter().map(|id| self.op(id, what)).collect()
+    }
+
+    /// Round trips of these lengths, at most `C` at once: no sooner than the longest, nor than their
+    /// sum shared by `C`.
+    pub fn batch(&self, trips: &[Duration]) -> Duration {
+        let longest = trips.iter().copied().max().unwrap_or_default();
+        longest.max(trips.iter().sum::<Duration>() / self.c as u32)
+    }
+
+    /// From its first start to its first passing check: machine `id`'s first boot and check phase.
+    fn boot_to_healthy(&self, id: &str) -> Duration {
+        self.world.boot_time(id, 1) + self.world.check_delay(id, 1)
     }
 
     /// immediate: `list`, then one update of every machine, no waits.
     ///
-    /// `a + ⌈n/C⌉·a`.
-    pub fn immediate(&self, n: usize) -> Duration {
-        self.a + self.call(n)
+    /// `list + batch(update_i)`.
+    pub fn immediate(&self, blue: &[String]) -> Duration {
+        self.list() + self.batch(&self.ops(blue, "update machine"))
     }
 
     /// One rolling batch of machines updated in place and waited on, measured from the moment the
     /// previous batch is back in service (the batch may not start earlier without exceeding
     /// `max_unavailable`).
     ///
-    /// Each machine is cordoned then updated (two calls), stops (`s`), boots (`b`) and passes its first
-    /// check (`h`); the batch is over once the last one is uncordoned (one more round trip after it
-    /// passes: the others can be uncordoned while it is still booting). And the batch's 3n operations
-    /// (cordon, update, uncordon) take `⌈3n/C⌉·a` whatever the order.
+    /// Each machine is cordoned then updated, stops, boots, passes its first check and is uncordoned,
+    /// in turn; and the batch's 3n round trips share the `C` slots.
     ///
-    /// `max( max_k [2a·(⌊k/C⌋+1) + s + b + h_k] + a,  ⌈3n/C⌉·a )`, k over the batch by descending h.
+    /// `max( max_i [cordon_i + update_i + stop_i + boot_i + h_i + uncordon_i],  batch(all 3n) )`.
     pub fn rolling_batch(&self, ids: &[String]) -> Duration {
-        let tails = self.healthy_after_boot(ids).into_iter().map(|t| self.s + t).collect();
-        (self.slowest(tails, 2) + self.a).max(self.call(3 * ids.len()))
+        let chain = ids
+            .iter()
+            .map(|id| {
+                self.op(id, "cordon machine")
+                    + self.op(id, "update machine")
+                    + self.world.stop_time(id, 1)
+                    + self.boot_to_healthy(id)
+                    + self.op(id, "uncordon machine")
+            })
+            .max()
+            .unwrap_or_default();
+        let mut trips = self.ops(ids, "cordon machine");
+        trips.extend(self.ops(ids, "update machine"));
+        trips.extend(self.ops(ids, "uncordon machine"));
+        chain.max(self.batch(&trips))
     }
 
     /// rolling: `list`, then the batches one after the other (as the strategy planned them from
     /// `max_unavailable`).
     pub fn rolling(&self, batches: &[Vec<String>]) -> Duration {
-        self.a + batches.iter().map(|b| self.rolling_batch(b)).sum::<Duration>()
+        self.list() + batches.iter().map(|b| self.rolling_batch(b)).sum::<Duration>()
     }
 
-    /// Green up: `list`, then one clone per blue machine; each clone boots (`b`) and passes its first
-    /// check (`h`, keyed by the ids clones will get). Traffic may switch only once every green machine
-    /// passes.
+    /// Green up: `list`, then one clone of each of `sources`; the k-th clone id is created no earlier
+    /// than the k-th shortest create round trip, then boots and passes its first check. Traffic may
+    /// switch only once every green machine passes.
     ///
-    /// `a + max_k [a·(⌊k/C⌋+1) + b + h_k]`, k over the clones by descending h.
-    pub fn green_passes(&self, blue: usize) -> Duration {
-        let green = self.world.next_ids(super::APP, blue);
-        self.a + self.slowest(self.healthy_after_boot(&green), 1)
+    /// `list + max( max_k [create_(k) + boot_k + h_k],  batch(create_i) )`.
+    fn green_passes(&self, creates: &[Duration]) -> Duration {
+        let green = self.clones(creates.len());
+        let mut sorted = creates.to_vec();
+        sorted.sort();
+        let last = sorted.iter().zip(green).map(|(create, id)| *create + self.boot_to_healthy(id)).max();
+        self.list() + last.unwrap_or_default().max(self.batch(creates))
     }
 
-    /// bluegreen: green up, then per machine: uncordon green (every green before any blue is cordoned,
-    /// so traffic switches in one step), cordon blue, stop blue, see it stopped, destroy it: five
-    /// operations per machine, and for the last one at least `⌈n/C⌉·a` (green in) `+ 3a + s`.
-    ///
-    /// `green_passes + max( ⌈5n/C⌉·a,  ⌈n/C⌉·a + 3a + s )`.
-    pub fn bluegreen(&self, blue: usize) -> Duration {
-        let after = self.call(5 * blue).max(self.call(blue) + self.a * 3 + self.s);
-        self.green_passes(blue) + after
+    /// Green in: every green machine uncordoned (all of them before any blue one is cordoned, so
+    /// traffic switches in one step).
+    fn green_in(&self, n: usize) -> (Vec<Duration>, Duration) {
+        let trips = self.ops(self.clones(n), "uncordon machine");
+        let took = self.batch(&trips);
+        (trips, took)
     }
 
-    /// drain-then-destroy: green up and switched (as bluegreen: every green in, then every blue out),
-    /// then blue's connections are counted (one call counts many machines) until a count finds each
-    /// machine idle; only then is it stopped, seen stopped and destroyed.
+    /// bluegreen: green up (every blue machine cloned), green in, then per blue machine: cordon, stop,
+    /// see it stopped (that call's round trip overlaps the stop), destroy.
     ///
-    /// Blue machine i is cordoned no earlier than `c₀ = green_passes + ⌈n/C⌉·a + a`, so it is idle no
-    /// earlier than `L_i = c₀ + min(longest connection lifetime of i, drain_timeout)`. The count that
-    /// finds the last machine idle ends no earlier than `max(t₀ + a, max_i L_i)`, from
-    /// `t₀ = green_passes + ⌈2n/C⌉·a` (the switch); that machine then needs a stop, its stop time and a
-    /// destroy. Nor can counting every machine once and the 3n retirement operations take less than
-    /// `⌈n/C⌉·a + ⌈3n/C⌉·a` after the switch.
-    ///
-    /// `max( max(t₀ + a, max_i L_i) + a + s + a,  t₀ + ⌈n/C⌉·a + ⌈3n/C⌉·a )`.
-    pub fn drain(&self, blue: &[String], lifetimes: &[Vec<Duration>], drain_timeout: Duration) -> Duration {
-        let n = blue.len();
-        let green = self.green_passes(n);
-        let cordoned = green + self.call(n) + self.a;
-        let last_idle = lifetimes
+    /// `green_passes + max( in + max_j [cordon_j + stop_j + max(s_j, wait_j) + destroy_j],
+    ///  batch(all 5n) )`.
+    pub fn bluegreen(&self, blue: &[String]) -> Duration {
+        let green = self.green_passes(&self.ops(blue, "create machine"));
+        let (mut trips, green_in) = self.green_in(blue.len());
+        let retire = blue
             .iter()
-            .map(|l| cordoned + l.iter().copied().max().unwrap_or_default().min(drain_timeout))
+            .map(|id| {
+                self.op(id, "cordon machine")
+                    + self.op(id, "stop machine")
+                    + self.world.stop_time(id, 1).max(self.op(id, "wait for machine"))
+                    + self.op(id, "destroy machine")
+            })
             .max()
-            .unwrap_or(cordoned);
-        let switched = green + self.call(2 * n);
-        let counted = (switched + self.a).max(last_idle);
-        (counted + self.a + self.s + self.a).max(switched + self.call(n) + self.call(3 * n))
+            .unwrap_or_default();
+        for what in ["cordon machine", "stop machine", "wait for machine", "destroy machine"] {
+            trips.extend(self.ops(blue, what));
+        }
+        green + (green_in + retire).max(self.batch(&trips))
     }
 
-    /// canary: `list`; clone the canaries, which boot and pass their checks (as green does); set the
-    /// canary's weight to 0 and put the canaries in rotation; per step, set the weight, hold it for
-    /// `pause` and read the gate (each canary's checks, one call per canary, and the stats of the
-    /// canary's release and of each stable one); then the promotion, rolling's batches with the weights
-    /// set before each; then the canaries out (weights, cordon, stop, stopped, destroy) and the weights
-    /// cleared.
+    /// drain-then-destroy: green up and in (as bluegreen), every blue machine cordoned, then its
+    /// connections counted until a count finds it idle, and only then stopped and destroyed.
     ///
-    /// `green_passes(c) + a + ⌈c/C⌉·a + steps·(a + pause + (c + 1 + v)·a)
-    ///  + Σ_batches (a + rolling_batch) + a + max(⌈4c/C⌉·a, 3a + s) + a`.
-    pub fn canary(&self, shape: &CanaryShape, batches: &[Vec<String>]) -> Duration {
+    /// Blue machine j is cordoned at `c_j ≥ green_passes + in + cordon_j` and is idle no earlier than
+    /// `L_j = c_j + min(longest connection lifetime of j, drain_timeout)`; the count that finds it so
+    /// ends no earlier than `max(L_j, c_j + count_j)`; then it is stopped (`stop_j + s_j`) and destroyed.
+    /// Nor can the 6n round trips (green in, cordon, one count, stop, destroy... per machine) take less
+    /// than `batch(all)`.
+    ///
+    /// `green_passes + max( max_j [max(L_j, c_j + count_j) + stop_j + s_j + destroy_j] − green_passes,
+    ///  batch(all) )`.
+    pub fn drain(&self, blue: &[String], lifetimes: &[Vec<Duration>], drain_timeout: Duration) -> Duration {
+        let green = self.green_passes(&self.ops(blue, "create machine"));
+        let (mut trips, green_in) = self.green_in(blue.len());
+        let last = blue
+            .iter()
+            .zip(lifetimes)
+            .map(|(id, lives)| {
+                let cordoned = green_in + self.op(id, "cordon machine");
+                let idle = cordoned + lives.iter().copied().max().unwrap_or_default().min(drain_timeout);
+                let counted = idle.max(cordoned + self.op(id, "count connections"));
+                counted
+                    + self.op(id, "stop machine")
+                    + self.world.stop_time(id, 1)
+                    + self.op(id, "destroy machine")
+            })
+            .max()
+            .unwrap_or_default();
+        for what in ["cordon machine", "count connections", "stop machine", "destroy machine"] {
+            trips.extend(self.ops(blue, what));
+        }
+        green + last.max(self.batch(&trips))
+    }
+
+    /// canary: `list`; clone the canaries from some of the stable machines (at best those with the
+    /// shortest create round trips), which boot and pass their checks; set the canary's weight to 0
+    /// and put the canaries in rotation; per step, set the weight, hold it for `pause` and read the
+    /// gate (each canary's checks, one call per canary, and the stats of the canary's release and of
+    /// each stable one); then the promotion, rolling's batches with the weights set before each; then
+    /// the canaries out (weights, cordon, stop, stopped, destroy) and the weights cleared.
+    ///
+    /// `green_passes(c) + a + batch(uncordon) + steps·(a + pause + (c + 1 + v)·a)
+    ///  + Σ_batches (a + rolling_batch) + a + max(⌈4c/C⌉·a, 3a + s) + a`, the canaries' own later
+    /// calls (their n-th, not their first) at `a`, and their stop at the range's minimum `s`.
+    pub fn canary(&self, shape: &CanaryShape, blue: &[String], batches: &[Vec<String>]) -> Duration {
         let c = shape.canaries;
-        let up = self.green_passes(c) + self.a + self.call(c);
+        let mut creates = self.ops(blue, "create machine");
+        creates.sort();
+        creates.truncate(c);
+        let (_, canaries_in) = self.green_in(c);
+        let up = self.green_passes(&creates) + self.a + canaries_in;
         let gate = self.a * (c + 1 + shape.stable_versions) as u32;
         let steps = (self.a + shape.pause + gate) * shape.steps as u32;
         let promotion: Duration = batches.iter().map(|b| self.a + self.rolling_batch(b)).sum();
-        let removal = self.a + self.call(4 * c).max(self.a * 3 + self.s) + self.a;
+        let s = Duration::from_millis(self.world.scenario().latency.stop[0]);
+        let removal = self.a + (self.a * c.div_ceil(self.c) as u32 * 4).max(self.a * 3 + s) + self.a;
         up + steps + promotion + removal
     }
 }

@@ -6,8 +6,11 @@
 //!
 //! Each machine keeps a *timeline* of future state changes (stopping → starting → started) that is
 //! applied lazily whenever the machine is looked at, so 10,000 machines cost no timers of their own.
-//! Every random draw (latency, fault) is a pure function of the seed, the machine and how many
-//! operations that machine has seen, so concurrency does not change the outcome.
+//! Every random draw (latency, fault) is a pure function of the seed, the machine (or the app, for
+//! calls on no machine), the kind of operation and how many of that kind the machine has seen: the
+//! second `update` of a machine takes the same time whatever else a strategy did to it, and
+//! concurrency does not change the outcome. That is also what lets a lower bound price the operations
+//! a strategy's semantics require at the times this run drew for them ([`model`]).
 
 pub mod model;
 mod persist;
@@ -40,8 +43,8 @@ struct WorldState {
     /// Ids that existed and were destroyed: destroying them again is not an error.
     destroyed: BTreeMap<String, String>,
     next_index: u64,
-    /// Draw counter for calls not tied to one machine (list).
-    global_ops: u64,
+    /// Draw counters for calls not tied to one machine (list, weights, stats), per operation.
+    global_ops: BTreeMap<&'static str, u64>,
     tracking: Option<Availability>,
     /// Traffic split per app, as set by `set_weights` (absent: by machine count).
     weights: BTreeMap<String, Vec<ReleaseWeight>>,
@@ -89,10 +92,12 @@ struct SimMachine {
     desired_running: bool,
     /// A scheduled crash, applied once.
     crash_at: Option<Instant>,
-    /// Operations seen, feeding the seeded draws.
-    ops: u64,
-    /// Boots so far, so each boot draws its own check timing.
+    /// API calls seen, per operation, feeding the seeded draws.
+    ops: BTreeMap<String, u64>,
+    /// Boots so far, so each boot draws its own boot time and check timing.
     boots: u64,
+    /// Stops so far (by `stop` or `update`), so each draws its own stop time.
+    stops: u64,
 }
 
 impl SimWorld {
@@ -110,7 +115,7 @@ impl SimWorld {
             machines: BTreeMap::new(),
             destroyed: BTreeMap::new(),
             next_index: 0,
-            global_ops: 0,
+            global_ops: BTreeMap::new(),
             tracking: None,
             weights: BTreeMap::new(),
             cuts: Vec::new(),
@@ -147,8 +152,9 @@ impl SimWorld {
                 ]),
                 desired_running: running,
                 crash_at,
-                ops: 0,
+                ops: BTreeMap::new(),
                 boots: 0,
+                stops: 0,
             };
             state.next_index += 1;
             state.machines.insert(m.id.clone(), m);
@@ -376,13 +382,19 @@ impl SimWorld {
         m.boots += 1;
         let boot = match self.scenario.faults.slow_images.get(&m.release.image) {
             Some(slow) => slow.0,
-            None => self.latency(self.scenario.latency.boot, &m.id, m.ops * 7 + 3),
+            None => self.boot_time(&m.id, m.boots),
         };
         let mut t = vec![(at, MachineState::Starting), (at + boot, MachineState::Started)];
         if self.scenario.faults.crashing_images.contains(&m.release.image) {
             t.push((at + boot + Duration::from_secs(1), MachineState::Failed));
         }
         t
+    }
+
+    /// The stop time of a machine's next stop (counted).
+    fn next_stop(&self, m: &mut SimMachine) -> Duration {
+        m.stops += 1;
+        self.stop_time(&m.id, m.stops)
     }
 
     fn latency(&self, [lo, hi]: [u64; 2], key: &str, n: u64) -> Duration {
@@ -404,22 +416,24 @@ impl SimPlatform {
     }
 
     /// One simulated API round trip, with its seeded latency and injected faults.
-    async fn api(&self, id: Option<&str>, what: &str) -> Result<(), OpError> {
+    async fn api(&self, id: Option<&str>, what: &'static str) -> Result<(), OpError> {
         let (latency, fault) = {
             let mut st = self.world.lock();
             let (key, n) = match id.and_then(|id| st.machines.get_mut(id)) {
                 Some(m) => {
-                    m.ops += 1;
-                    (m.id.clone(), m.ops)
+                    let n = m.ops.entry(what.to_string()).or_default();
+                    *n += 1;
+                    (api_key(&m.id, what), *n)
                 }
                 None => {
-                    st.global_ops += 1;
-                    (format!("{}/api", self.app), st.global_ops)
+                    let n = st.global_ops.entry(what).or_default();
+                    *n += 1;
+                    (api_key(&self.app, what), *n)
                 }
             };
             let w = &self.world;
-            let latency = w.latency(w.scenario.latency.api, &key, n * 7);
-            let roll = unit(w.scenario.seed, &key, n * 7 + 1);
+            let latency = w.latency(w.scenario.latency.api, &key, 2 * n);
+            let roll = unit(w.scenario.seed, &key, 2 * n + 1);
             let faults = &w.scenario.faults;
             let fault = if roll < faults.api_timeout_rate {
                 Some(ErrorKind::Timeout)
@@ -558,8 +572,9 @@ impl Platform for SimPlatform {
             volumes: vec![],
             desired_running: true,
             crash_at: None,
-            ops: 0,
+            ops: BTreeMap::new(),
             boots: 0,
+            stops: 0,
             ..template
         };
         m.metadata.insert("fly_release_version".into(), target.version.to_string());
@@ -578,7 +593,7 @@ impl Platform for SimPlatform {
             m.metadata.insert("fly_release_version".into(), target.version.to_string());
             m.timeline.clear();
             if m.desired_running || m.state == MachineState::Failed {
-                let stop = w.latency(w.scenario.latency.stop, &m.id, m.ops * 7 + 2);
+                let stop = w.next_stop(m);
                 m.desired_running = true;
                 let mut t = vec![(now, MachineState::Stopping)];
                 t.extend(w.boot_timeline(m, now + stop));
@@ -614,7 +629,7 @@ impl Platform for SimPlatform {
             w.cut(&mut cuts, m, now);
             m.desired_running = false;
             if !matches!(m.state, MachineState::Stopped | MachineState::Created) {
-                let stop = w.latency(w.scenario.latency.stop, &m.id, m.ops * 7 + 2).min(how.timeout);
+                let stop = w.next_stop(m).min(how.timeout);
                 m.timeline =
                     VecDeque::from([(now, MachineState::Stopping), (now + stop, MachineState::Stopped)]);
                 w.settle(m, now);
@@ -817,6 +832,12 @@ fn check_failure(spec: &CheckSpec) -> String {
 fn machine_id(seed: u64, app: &str, index: u64) -> String {
     let h = splitmix(seed ^ fnv(app) ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     format!("{:014x}", h & 0x00ff_ffff_ffff_ffff)
+}
+
+/// What keys the draws of API call `what` on `subject` (a machine id, or the app for calls on no
+/// machine).
+fn api_key(subject: &str, what: &str) -> String {
+    format!("{subject}/{what}")
 }
 
 /// A uniform draw in [0, 1) from (seed, key, n): the same inputs always give the same number.

@@ -1,28 +1,48 @@
 //! The simulator's latency model, read back for lower bounds (`host/benches/strategies.rs`).
 //!
-//! Two kinds of draw make up a simulated deploy. Most (API round trips, stop and boot times) are keyed
-//! by how many operations a machine has seen, so they depend on the calls a strategy makes: another
-//! strategy, or the same one retrying, draws other values from the same ranges. A bound that holds for
-//! every strategy can only take those at the minimum of their range, which [`SimWorld::scenario`]
-//! gives. The others are fixed by the seed and the machine alone, whatever the strategy does:
+//! Every draw of a simulated deploy is fixed by the seed and what it is the draw *of*, never by the
+//! order a strategy happens to do things in:
 //!
+//! - the n-th API call of one kind on a machine (its n-th `update machine`, say), or on the app for
+//!   calls on no machine ([`SimWorld::api_latency`]);
+//! - a machine's n-th boot and n-th stop ([`SimWorld::boot_time`], [`SimWorld::stop_time`]);
 //! - when a machine's checks first report after a boot ([`SimWorld::check_delay`]): the grace period
 //!   plus a phase in `[0, interval)` drawn per machine and boot, then one result every interval;
 //! - how long each long-lived connection of a machine lasts once it is cordoned
 //!   ([`SimWorld::connection_lifetimes`]);
-//! - the ids the next machines created will get ([`SimWorld::next_ids`]), which key both of the above
-//!   for clones.
+//! - the ids the next machines created will get ([`SimWorld::next_ids`]), which key the draws of
+//!   clones.
 //!
-//! These are the simulator's own formulas, not copies: the tests below hold them to what a machine
-//! does on the platform.
+//! So a bound can price each operation a strategy's semantics require (the first cordon of machine
+//! i, its first update, the stop and boot that update causes...) at exactly what this run drew for it:
+//! any strategy with the same semantics makes those operations and gets those draws. These are the
+//! simulator's own formulas, not copies: the tests below hold them to what a machine does on the
+//! platform.
 
-use super::{Scenario, SimWorld, machine_id, unit};
+use super::{Scenario, SimWorld, api_key, machine_id, unit};
 use std::time::Duration;
 
 impl SimWorld {
     /// The scenario this world runs: its latency ranges, faults and traffic.
     pub fn scenario(&self) -> &Scenario {
         &self.scenario
+    }
+
+    /// How long the `n`-th (from 1) API call `what` (e.g. `"update machine"`, `"list machines"`; the
+    /// sim's operation names) on `subject` takes: a machine id, or the app's name for calls on no machine.
+    pub fn api_latency(&self, subject: &str, what: &str, n: u64) -> Duration {
+        self.latency(self.scenario.latency.api, &api_key(subject, what), 2 * n)
+    }
+
+    /// How long machine `id`'s `boot`-th boot (from 1) takes, from start to `started`.
+    pub fn boot_time(&self, id: &str, boot: u64) -> Duration {
+        self.latency(self.scenario.latency.boot, &format!("{id}/boot"), boot)
+    }
+
+    /// How long machine `id`'s `stop`-th stop (from 1; an update stops the machine too) takes, from
+    /// the signal to `stopped`, unless its kill timeout ends it first.
+    pub fn stop_time(&self, id: &str, stop: u64) -> Duration {
+        self.latency(self.scenario.latency.stop, &format!("{id}/stop"), stop)
     }
 
     /// From the moment machine `id` is started (for the `boot`-th time since the world was built, 1 for

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Bumped when the format changes; an older file is ignored (the fleet starts afresh).
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// A simulated world at rest, as saved between runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,8 +47,9 @@ struct SavedMachine {
     volumes: Vec<String>,
     metadata: BTreeMap<String, String>,
     desired_running: bool,
-    ops: u64,
+    ops: BTreeMap<String, u64>,
     boots: u64,
+    stops: u64,
 }
 
 impl Scenario {
@@ -114,8 +115,9 @@ impl SimWorld {
                     volumes: m.volumes.clone(),
                     metadata: m.metadata.clone(),
                     desired_running: m.desired_running,
-                    ops: m.ops,
+                    ops: m.ops.clone(),
                     boots: m.boots,
+                    stops: m.stops,
                 }
             })
             .collect();
@@ -164,6 +166,7 @@ impl SimWorld {
                     crash_at,
                     ops: m.ops,
                     boots: m.boots,
+                    stops: m.stops,
                 },
             );
         }
@@ -171,7 +174,7 @@ impl SimWorld {
             machines,
             destroyed: saved.destroyed,
             next_index: saved.next_index,
-            global_ops: 0,
+            global_ops: BTreeMap::new(),
             tracking: None,
             weights: saved.weights,
             cuts: Vec::new(),
