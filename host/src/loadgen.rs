@@ -1,10 +1,16 @@
 //! A load generator: steady HTTP traffic against an address, with every request's outcome kept, so a
 //! deploy can be judged by what its users saw (failed requests, latency) rather than by its own logs.
 //!
-//! Half the workers keep one HTTP/1.1 connection alive for all their requests (as browsers and API
-//! clients do, and as a proxy must not break when it moves traffic); the other half open a new
-//! connection per request (as fresh visitors do). A request fails on a transport error or a non-2xx
-//! answer; a keep-alive worker whose connection breaks counts that request failed and reconnects.
+//! The load is *open-loop*: each worker sends on its own fixed schedule whether or not its earlier
+//! requests have been answered, as independent users do. (A closed loop, where a worker waits for an
+//! answer before sending again, hides an outage: while nothing answers, it sends almost nothing, so a
+//! two-second gap costs one failed request per worker instead of the thousand users who arrived in it.)
+//! A request's latency runs from its scheduled send time.
+//!
+//! Half the workers reuse HTTP/1.1 connections (as browsers and API clients do, and as a proxy must not
+//! break when it moves traffic): each keeps its idle connections and opens another only when all are
+//! busy. The other half open a new connection per request (as fresh visitors do). A request fails on a
+//! transport error or a non-2xx answer; a broken connection is dropped, never reused.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -21,7 +27,7 @@ pub struct LoadSpec {
     pub target: SocketAddr,
     /// Requests per second, over all workers.
     pub rate: u32,
-    /// Concurrent workers (half keep-alive, half new connection per request).
+    /// Independent request schedules (half keep-alive, half new connection per request).
     pub workers: usize,
     pub path: String,
     /// Per-request timeout.
@@ -110,41 +116,54 @@ async fn worker(
     samples: Arc<Mutex<Vec<Sample>>>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let spec = Arc::new(spec);
+    let idle: Pool = Arc::default();
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut conn: Option<SendRequest<Empty<Bytes>>> = None;
+    // Open loop: a tick that comes late (a busy runtime) still sends, at once.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut in_flight = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
         }
         if *stop.borrow() {
-            return;
+            break;
         }
+        while in_flight.try_join_next().is_some() {}
         let at = started.elapsed();
-        let t0 = Instant::now();
-        let result = tokio::time::timeout(spec.timeout, request(&spec, keep_alive, &mut conn)).await;
-        let latency = t0.elapsed();
-        let sample = match result {
-            Ok(Ok((status, version))) => Sample {
-                at,
-                latency,
-                status: Some(status),
-                version,
-                keep_alive,
-                error: (!(200..300).contains(&status)).then(|| format!("HTTP {status}")),
-            },
-            Ok(Err(e)) => {
-                conn = None;
-                Sample { at, latency, status: None, version: None, keep_alive, error: Some(e) }
-            }
-            Err(_) => {
-                conn = None;
-                let error = Some(format!("no answer within {:?}", spec.timeout));
-                Sample { at, latency, status: None, version: None, keep_alive, error }
-            }
-        };
-        samples.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
+        let (spec, idle, samples) = (spec.clone(), idle.clone(), samples.clone());
+        in_flight.spawn(async move {
+            let sample = send_one(&spec, keep_alive, &idle, at).await;
+            samples.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
+        });
+    }
+    // Requests already sent are answered (or time out) before the report is made.
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// A keep-alive worker's idle connections.
+type Pool = Arc<Mutex<Vec<SendRequest<Empty<Bytes>>>>>;
+
+/// One request sent at `at` (since the load started), and what became of it.
+async fn send_one(spec: &LoadSpec, keep_alive: bool, idle: &Pool, at: Duration) -> Sample {
+    let t0 = Instant::now();
+    let result = tokio::time::timeout(spec.timeout, request(spec, keep_alive, idle)).await;
+    let latency = t0.elapsed();
+    match result {
+        Ok(Ok((status, version))) => Sample {
+            at,
+            latency,
+            status: Some(status),
+            version,
+            keep_alive,
+            error: (!(200..300).contains(&status)).then(|| format!("HTTP {status}")),
+        },
+        Ok(Err(e)) => Sample { at, latency, status: None, version: None, keep_alive, error: Some(e) },
+        Err(_) => {
+            let error = Some(format!("no answer within {:?}", spec.timeout));
+            Sample { at, latency, status: None, version: None, keep_alive, error }
+        }
     }
 }
 
@@ -160,21 +179,13 @@ async fn connect(target: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, String
     Ok(send)
 }
 
-/// One request: (status, x-release-version).
-async fn request(
-    spec: &LoadSpec,
-    keep_alive: bool,
-    conn: &mut Option<SendRequest<Empty<Bytes>>>,
-) -> Result<(u16, Option<u64>), String> {
-    let mut fresh;
-    let send = if keep_alive {
-        if conn.as_ref().is_none_or(|c| c.is_closed()) {
-            *conn = Some(connect(spec.target).await?);
-        }
-        conn.as_mut().expect("connected above")
-    } else {
-        fresh = connect(spec.target).await?;
-        &mut fresh
+/// One request: (status, x-release-version). A keep-alive request takes an idle connection of its
+/// worker (or opens one) and gives it back once the answer has been read.
+async fn request(spec: &LoadSpec, keep_alive: bool, idle: &Pool) -> Result<(u16, Option<u64>), String> {
+    let reused = if keep_alive { take_idle(idle) } else { None };
+    let mut send = match reused {
+        Some(send) => send,
+        None => connect(spec.target).await?,
     };
     send.ready().await.map_err(|e| format!("connection: {e}"))?;
     let mut req = hyper::Request::get(&spec.path).header(hyper::header::HOST, spec.target.to_string());
@@ -187,7 +198,21 @@ async fn request(
     let version =
         resp.headers().get("x-release-version").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     resp.into_body().collect().await.map_err(|e| format!("body: {e}"))?;
+    if keep_alive && !send.is_closed() {
+        idle.lock().unwrap_or_else(|e| e.into_inner()).push(send);
+    }
     Ok((status, version))
+}
+
+/// An idle connection that is still open, if the worker has one.
+fn take_idle(idle: &Pool) -> Option<SendRequest<Empty<Bytes>>> {
+    let mut idle = idle.lock().unwrap_or_else(|e| e.into_inner());
+    while let Some(send) = idle.pop() {
+        if !send.is_closed() {
+            return Some(send);
+        }
+    }
+    None
 }
 
 /// Every request of a run.
