@@ -128,8 +128,11 @@ pub fn count_connections(retries: u32, ids: &[String]) -> Vec<(String, Result<u3
     let mut results: Vec<(String, Result<u32, Error>)> =
         ids.iter().cloned().zip(traffic::connections(ids)).collect();
     for attempt in 1..=retries {
-        let again: Vec<String> =
-            results.iter().filter(|(_, r)| r.as_ref().is_err_and(is_transient)).map(|(id, _)| id.clone()).collect();
+        let again: Vec<String> = results
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_err_and(is_transient))
+            .map(|(id, _)| id.clone())
+            .collect();
         if again.is_empty() {
             break;
         }

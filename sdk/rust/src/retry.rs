@@ -2,11 +2,11 @@
 //! that stopped a deploy on the first one would fail for nothing, and one that retried everything would
 //! hammer a machine whose checks fail. These retry exactly the machines whose error was transient.
 
+use crate::Error;
 use crate::errors::{describe_error, is_transient};
 use crate::params;
 use crate::runtime::{self, Level};
 use crate::types::{MachineError, ParamKind, ParamSpec, ParamValue};
-use crate::Error;
 
 /// How often a machine operation is retried on transient (`platform`) errors, by default.
 pub const DEFAULT_RETRIES: i64 = 3;

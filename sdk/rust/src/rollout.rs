@@ -1,8 +1,8 @@
 //! Moving machines in place, a batch at a time, and back again: what rolling does to the whole fleet
 //! and canary does to the stable machines once its gates have passed.
 
-use crate::runtime::{self, Level};
 use crate::batch::batch_size;
+use crate::runtime::{self, Level};
 use crate::types::{Machine, MachineError, MaxUnavailable, Release};
 use crate::{NotServing, describe_error, health, machines, should_run, traffic, wait_serving, with_retries};
 use std::collections::BTreeMap;

@@ -37,7 +37,9 @@
 //! only, so a canary clone could not get the data; rolling updates in place and keeps them) and
 //! platforms that cannot cordon (nothing would keep the canaries out of traffic until they are healthy).
 
-use cutover_sdk::rollout::{Batch, RollbackHook, by_group, move_batch, plan_batches, put_back_passing, roll_back};
+use cutover_sdk::rollout::{
+    Batch, RollbackHook, by_group, move_batch, plan_batches, put_back_passing, roll_back,
+};
 use cutover_sdk::runtime::{self, Level};
 use cutover_sdk::traffic::{ReleaseWeight, TrafficCapabilities, TrafficStats};
 use cutover_sdk::types::{CheckStatus, Machine, ParamKind, ParamSpec, ParamValue, Release};

@@ -78,8 +78,10 @@ impl Guest for DrainThenDestroy {
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
         let retries = cutover_sdk::retries();
-        let drain_timeout_ms = cutover_sdk::params::get_duration_ms("drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS);
-        let poll_interval_ms = cutover_sdk::params::get_duration_ms("poll_interval", DEFAULT_POLL_INTERVAL_MS);
+        let drain_timeout_ms =
+            cutover_sdk::params::get_duration_ms("drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS);
+        let poll_interval_ms =
+            cutover_sdk::params::get_duration_ms("poll_interval", DEFAULT_POLL_INTERVAL_MS);
         if poll_interval_ms == 0 {
             return Err(Error::Invalid(
                 "drain-then-destroy: `poll_interval` = 0: expected a duration such as \"1s\"; nothing was \

@@ -53,7 +53,8 @@ impl Guest for Strategy {
 
         for (i, machine) in pending.iter().enumerate() {
             log::phase(&format!("machine {}/{}", i + 1, pending.len()));
-            if let Err(failures) = move_one(retries, can_cordon, machine, &plan.target, plan.wait_timeout_ms) {
+            if let Err(failures) = move_one(retries, can_cordon, machine, &plan.target, plan.wait_timeout_ms)
+            {
                 let error = cutover_sdk::explain(
                     failures,
                     &format!("machine {} of {} failed on v{}", i + 1, pending.len(), plan.target.version),
@@ -62,8 +63,12 @@ impl Guest for Strategy {
                     (Some(previous), true) => {
                         warn!("moving {} back to v{}", machine.id, previous.version);
                         match move_one(retries, can_cordon, machine, previous, plan.wait_timeout_ms) {
-                            Ok(()) => format!("; {} is back on v{} and serving", machine.id, previous.version),
-                            Err(_) => format!("; moving {} back to v{} failed too", machine.id, previous.version),
+                            Ok(()) => {
+                                format!("; {} is back on v{} and serving", machine.id, previous.version)
+                            }
+                            Err(_) => {
+                                format!("; moving {} back to v{} failed too", machine.id, previous.version)
+                            }
                         }
                     }
                     _ => format!("; {} is left as it is", machine.id),
