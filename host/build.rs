@@ -29,7 +29,7 @@ fn main() {
     for m in &members {
         println!("cargo:rerun-if-changed={}", strategies.join(m).display());
     }
-    // Only component crates are strategies; library crates (the SDK) are built into them.
+    // Only component crates are strategies; a library crate in the workspace would be built into them.
     let components: Vec<&String> = members
         .iter()
         .filter(|m| {
