@@ -10,7 +10,7 @@
 //! - [`embedded`]: the files the binary carries.
 //! - [`name`]: project names and the placeholders they fill.
 //! - [`create`]: writing a new project.
-//! - [`manifest`]: `cutover-strategy.toml`.
+//! - [`manifest`]: the project manifest, `cutover-strategy.toml`.
 //! - [`builder`]: running the build and checking its output.
 
 pub mod builder;
