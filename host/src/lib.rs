@@ -10,6 +10,7 @@
 //! - [`events`]: the record of every host call, which renderers, the journal and replay consume.
 //! - [`cli`]: the `cutover` command line.
 //! - [`strategies`]: the built-in strategy components embedded at build time.
+//! - [`scaffold`]: strategy projects (`cutover new`, `cutover build`).
 
 pub mod cli;
 pub mod config;
@@ -20,4 +21,5 @@ pub mod loadgen;
 pub mod os;
 pub mod platform;
 pub mod runtime;
+pub mod scaffold;
 pub mod strategies;

@@ -44,7 +44,9 @@ pub mod exit {
         cutover rollback -c examples/app/fly.toml                 back to the release before this one\n  \
         cutover promote -c examples/app/fly.toml                  open the manual gate a canary waits at\n  \
         cutover strategies                                        what is built in\n  \
-        cutover inspect my-strategy.wasm                          what a component is"
+        cutover inspect my-strategy.wasm                          what a component is\n  \
+        cutover new my-strategy --lang rust                       start a strategy of your own\n  \
+        cutover build my-strategy                                 build it into a component"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -123,6 +125,23 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Start a strategy project: a template for the language, the contract (wit/) and the SDK.
+    New {
+        /// The strategy's name, kebab-case (e.g. `drain-slowly`).
+        name: String,
+        /// The language (`rust`; others as this build offers them).
+        #[arg(long, value_name = "LANG")]
+        lang: String,
+        /// Where to create the project [default: ./NAME].
+        #[arg(long, value_name = "PATH")]
+        dir: Option<PathBuf>,
+    },
+    /// Build a strategy project (its cutover-strategy.toml) into a component.
+    Build {
+        /// The project's directory.
+        #[arg(default_value = ".", value_name = "DIR")]
+        dir: PathBuf,
     },
 }
 
@@ -236,6 +255,8 @@ pub fn main() -> ExitCode {
         Command::Inspect { file, json } => {
             with_runtime(cache, false, |rt| async move { inspect(&rt, &file, json).await })
         }
+        Command::New { name, lang, dir } => new_project(crate::scaffold::NewProject { name, lang, dir }),
+        Command::Build { dir } => build_project(&dir),
     };
     ExitCode::from(code)
 }
@@ -399,6 +420,36 @@ fn demo(args: DemoArgs, cache: ComponentCache, state_dir: Option<&Path>) -> u8 {
             Err(e) => not_started(&e),
         }
     })
+}
+
+/// `cutover new`: write the project and say what to do next.
+fn new_project(req: crate::scaffold::NewProject) -> u8 {
+    match crate::scaffold::create(&req) {
+        Ok(created) => {
+            let dir = created.dir.display();
+            println!("Created {} strategy `{}` in {dir} ({} files)", req.lang, req.name, created.files);
+            println!("Next:\n    cutover build {dir}\n    (then see {dir}/README.md to verify and use it)");
+            exit::SUCCESS
+        }
+        Err(e) => scaffold_error(&e),
+    }
+}
+
+/// `cutover build`: build the project and print where the component is.
+fn build_project(dir: &Path) -> u8 {
+    match crate::scaffold::build(dir) {
+        Ok(built) => {
+            println!("Built {}: {} ({} bytes)", built.name, built.path.display(), built.size);
+            exit::SUCCESS
+        }
+        Err(e) => scaffold_error(&e),
+    }
+}
+
+/// Report a scaffolding error and return its exit code.
+fn scaffold_error(e: &crate::scaffold::ScaffoldError) -> u8 {
+    eprintln!("error: {e}");
+    if e.is_bad_input() { exit::BAD_INPUT } else { exit::DEPLOY_FAILED }
 }
 
 /// A multi-threaded tokio runtime for commands that talk to the local daemon (or are it).

@@ -6,7 +6,7 @@
 //! uncordoned first and blue cordoned second, so there is never an instant with nothing in rotation.
 //! Blue is then stopped and destroyed, or, with `retain_blue`, kept stopped and cordoned, so that going
 //! back is a switch rather than a redeploy: `cutover rollback` runs this strategy with the earlier
-//! release as target, and the kept machines stand in as green (see `kit::green`).
+//! release as target, and the kept machines stand in as green (see `cutover_sdk::green`).
 //!
 //! Blue is not touched before the switch, so any failure up to it is undone by destroying green: blue
 //! keeps serving exactly as before. That is what this strategy buys over rolling (users see one
@@ -22,10 +22,10 @@
 //! with blue, so the fleet keeps its shape. Machines already on the target release are not cloned
 //! again: serving ones are left as they are, cordoned ones are reused as green.
 
-use kit::runtime::{self, Level};
-use kit::types::{ParamKind, ParamSpec, ParamValue};
-use kit::{DeployPlan, Error, Guest, StrategyInfo, machines, traffic};
-use kit::{explain, with_retries};
+use cutover_sdk::runtime::{self, Level};
+use cutover_sdk::types::{ParamKind, ParamSpec, ParamValue};
+use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, machines, traffic};
+use cutover_sdk::{explain, with_retries};
 
 struct BlueGreen;
 
@@ -41,7 +41,7 @@ impl Guest for BlueGreen {
                       before the switch."
                 .into(),
             params: vec![
-                kit::retries_param(),
+                cutover_sdk::retries_param(),
                 ParamSpec {
                     name: "retain_blue".into(),
                     kind: ParamKind::Boolean,
@@ -54,8 +54,8 @@ impl Guest for BlueGreen {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = kit::retries();
-        let retain_blue = kit::param_bool("retain_blue", DEFAULT_RETAIN_BLUE);
+        let retries = cutover_sdk::retries();
+        let retain_blue = cutover_sdk::params::get_bool("retain_blue", DEFAULT_RETAIN_BLUE);
         if !traffic::capabilities().cordon {
             return Err(Error::Unsupported(
                 "bluegreen keeps green out of traffic by cordoning it until it is healthy, and this platform \
@@ -63,7 +63,7 @@ impl Guest for BlueGreen {
                     .into(),
             ));
         }
-        let Some(switched) = kit::green::bring_up("bluegreen", retries, &plan, |n| {
+        let Some(switched) = cutover_sdk::green::bring_up("bluegreen", retries, &plan, |n| {
             format!(
                 "bluegreen: {n} blue machine(s); creating {n} green machine(s) on v{} ({}), cordoned until \
                  they pass their checks",
@@ -85,7 +85,7 @@ impl Guest for BlueGreen {
         // has proved it boots and passes its checks: the fleet keeps its shape.
         let mut to_stop = blue_ids.clone();
         to_stop.extend(switched.stand_ins_for_stopped());
-        if let Err(failures) = kit::stop_machines(retries, &to_stop, &plan) {
+        if let Err(failures) = cutover_sdk::stop_machines(retries, &to_stop, &plan) {
             let context = format!(
                 "retire blue: stopping failed for {} machine(s); green ({n} machine(s) on v{}) is serving \
                  and blue is cordoned, but the machines that failed may still be running: stop them by hand",
@@ -121,4 +121,4 @@ impl Guest for BlueGreen {
     }
 }
 
-kit::export!(BlueGreen with_types_in kit::bindings);
+cutover_sdk::export!(BlueGreen);

@@ -37,13 +37,15 @@
 //! only, so a canary clone could not get the data; rolling updates in place and keeps them) and
 //! platforms that cannot cordon (nothing would keep the canaries out of traffic until they are healthy).
 
-use kit::rollout::{Batch, RollbackHook, by_group, move_batch, plan_batches, put_back_passing, roll_back};
-use kit::runtime::{self, Level};
-use kit::traffic::{ReleaseWeight, TrafficCapabilities, TrafficStats};
-use kit::types::{CheckStatus, Machine, ParamKind, ParamSpec, ParamValue, Release};
-use kit::{DeployPlan, Error, Guest, StrategyInfo, health, machines, traffic};
-use kit::{NotServing, should_run, wait_serving, with_context, with_note, with_retries};
-use kit::{clone_machines, describe_error, explain, human, list_machines, refuse_volumes, retry};
+use cutover_sdk::rollout::{
+    Batch, RollbackHook, by_group, move_batch, plan_batches, put_back_passing, roll_back,
+};
+use cutover_sdk::runtime::{self, Level};
+use cutover_sdk::traffic::{ReleaseWeight, TrafficCapabilities, TrafficStats};
+use cutover_sdk::types::{CheckStatus, Machine, ParamKind, ParamSpec, ParamValue, Release};
+use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, health, machines, traffic};
+use cutover_sdk::{NotServing, should_run, wait_serving, with_context, with_note, with_retries};
+use cutover_sdk::{clone_machines, describe_error, explain, human, list_machines, refuse_volumes, retry};
 use std::collections::BTreeMap;
 
 struct Canary;
@@ -119,7 +121,7 @@ impl Guest for Canary {
                       leaves the fleet untouched."
                 .into(),
             params: vec![
-                kit::retries_param(),
+                cutover_sdk::retries_param(),
                 ParamSpec {
                     name: "canary_count".into(),
                     kind: ParamKind::Integer,
@@ -448,7 +450,7 @@ fn clear_weights(retries: u32) {
 
 /// Read the parameters and check them, so that a mistake fails the deploy before anything changes.
 fn read_params() -> Result<Params, Error> {
-    let retries = kit::retries();
+    let retries = cutover_sdk::retries();
     let canary_count = match runtime::param("canary_count") {
         Some(ParamValue::Integer(n)) => n,
         _ => DEFAULT_CANARY_COUNT,
@@ -457,7 +459,7 @@ fn read_params() -> Result<Params, Error> {
         Some(ParamValue::Integers(v)) => v,
         _ => DEFAULT_STEPS.to_vec(),
     };
-    let step_pause_ms = kit::param_duration_ms("step_pause", DEFAULT_STEP_PAUSE_MS);
+    let step_pause_ms = cutover_sdk::params::get_duration_ms("step_pause", DEFAULT_STEP_PAUSE_MS);
     let max_error_rate_increase = match runtime::param("max_error_rate_increase") {
         Some(ParamValue::Float(f)) => f,
         _ => DEFAULT_MAX_ERROR_RATE_INCREASE,
@@ -466,7 +468,7 @@ fn read_params() -> Result<Params, Error> {
         Some(ParamValue::Integers(v)) => v,
         _ => vec![],
     };
-    let rollback = kit::param_bool("rollback", DEFAULT_ROLLBACK);
+    let rollback = cutover_sdk::params::get_bool("rollback", DEFAULT_ROLLBACK);
 
     let invalid = |what: String| Err(Error::Invalid(format!("canary: {what}; nothing was changed")));
     if canary_count < 1 {
@@ -672,7 +674,7 @@ fn remove_canaries(
                 ),
             );
         }
-        if let Err(failures) = kit::stop_machines(retries, canaries, plan) {
+        if let Err(failures) = cutover_sdk::stop_machines(retries, canaries, plan) {
             runtime::log(
                 Level::Warn,
                 &format!(
@@ -802,4 +804,4 @@ impl Route {
     }
 }
 
-kit::export!(Canary with_types_in kit::bindings);
+cutover_sdk::export!(Canary);

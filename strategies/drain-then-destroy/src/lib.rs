@@ -31,10 +31,10 @@
 //! keeps its shape. Machines already on the target release are skipped, so a deploy run again does not
 //! clone them twice.
 
-use kit::runtime::{self, Level};
-use kit::types::{ParamKind, ParamSpec, ParamValue};
-use kit::{DeployPlan, Error, Guest, StrategyInfo, machines, traffic};
-use kit::{describe_error, explain, human, with_retries};
+use cutover_sdk::runtime::{self, Level};
+use cutover_sdk::types::{ParamKind, ParamSpec, ParamValue};
+use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, machines, traffic};
+use cutover_sdk::{describe_error, explain, human, with_retries};
 
 struct DrainThenDestroy;
 
@@ -56,7 +56,7 @@ impl Guest for DrainThenDestroy {
                       connections reach zero, or when drain_timeout has passed."
                 .into(),
             params: vec![
-                kit::retries_param(),
+                cutover_sdk::retries_param(),
                 ParamSpec {
                     name: "drain_timeout".into(),
                     kind: ParamKind::Duration,
@@ -77,9 +77,11 @@ impl Guest for DrainThenDestroy {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = kit::retries();
-        let drain_timeout_ms = kit::param_duration_ms("drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS);
-        let poll_interval_ms = kit::param_duration_ms("poll_interval", DEFAULT_POLL_INTERVAL_MS);
+        let retries = cutover_sdk::retries();
+        let drain_timeout_ms =
+            cutover_sdk::params::get_duration_ms("drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS);
+        let poll_interval_ms =
+            cutover_sdk::params::get_duration_ms("poll_interval", DEFAULT_POLL_INTERVAL_MS);
         if poll_interval_ms == 0 {
             return Err(Error::Invalid(
                 "drain-then-destroy: `poll_interval` = 0: expected a duration such as \"1s\"; nothing was \
@@ -96,7 +98,7 @@ impl Guest for DrainThenDestroy {
                     .into(),
             ));
         }
-        let Some(switched) = kit::green::bring_up("drain-then-destroy", retries, &plan, |n| {
+        let Some(switched) = cutover_sdk::green::bring_up("drain-then-destroy", retries, &plan, |n| {
             format!(
                 "drain-then-destroy: {n} blue machine(s); creating {n} green machine(s) on v{} ({}), \
                  cordoned until they pass their checks; blue then drains for up to {}",
@@ -120,7 +122,7 @@ impl Guest for DrainThenDestroy {
         // A green standing in for a machine that was stopped goes back to stopped, now that it has proved
         // it boots and passes its checks: the fleet keeps its shape.
         let idle_green = switched.stand_ins_for_stopped();
-        if let Err(failures) = kit::stop_machines(retries, &idle_green, &plan) {
+        if let Err(failures) = cutover_sdk::stop_machines(retries, &idle_green, &plan) {
             let context = format!(
                 "switch traffic: stopping {} of the {} green machine(s) that stand in for stopped blue \
                  machines failed; green ({n} machine(s) on v{}) is serving and blue is cordoned and still \
@@ -355,7 +357,7 @@ impl Drain<'_> {
     /// Stop `ids` with the plan's signal and timeout, wait until they are stopped, destroy them.
     fn retire(&mut self, ids: &[String], why: &str) -> Result<(), Error> {
         let (retries, plan) = (self.retries, self.plan);
-        let destroyed = kit::stop_machines(retries, ids, plan)
+        let destroyed = cutover_sdk::stop_machines(retries, ids, plan)
             .and_then(|()| with_retries(retries, ids, machines::destroy));
         if let Err(failures) = destroyed {
             let context = format!(
@@ -377,4 +379,4 @@ impl Drain<'_> {
     }
 }
 
-kit::export!(DrainThenDestroy with_types_in kit::bindings);
+cutover_sdk::export!(DrainThenDestroy);

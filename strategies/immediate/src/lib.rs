@@ -12,9 +12,9 @@
 //! that, as flyctl does). Machines already on the target release are skipped, so running the same
 //! deploy again finishes a partial one.
 
-use kit::runtime::{self, Level};
-use kit::{DeployPlan, Error, Guest, StrategyInfo, machines};
-use kit::{explain, list_machines, should_run, with_retries};
+use cutover_sdk::runtime::{self, Level};
+use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, machines};
+use cutover_sdk::{explain, list_machines, should_run, with_retries};
 
 struct Immediate;
 
@@ -25,12 +25,12 @@ impl Guest for Immediate {
             summary: "Update every machine at once: no cordon, no health waits. Fastest, and drops \
                       traffic while the machines restart."
                 .into(),
-            params: vec![kit::retries_param()],
+            params: vec![cutover_sdk::retries_param()],
         }
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = kit::retries();
+        let retries = cutover_sdk::retries();
         let fleet = list_machines(retries)?;
 
         let pending: Vec<_> = fleet.iter().filter(|m| m.release.version != plan.target.version).collect();
@@ -84,4 +84,4 @@ impl Guest for Immediate {
     }
 }
 
-kit::export!(Immediate with_types_in kit::bindings);
+cutover_sdk::export!(Immediate);

@@ -18,14 +18,14 @@
 //! is what an operator who wants to look at the failed machines asks for.
 //!
 //! Either way, a batch that stops a roll or a rollback keeps only its failed machines out of rotation:
-//! the others are waited on until they serve and uncordoned (`kit::rollout::put_back_passing`), so one
+//! the others are waited on until they serve and uncordoned (`cutover_sdk::rollout::put_back_passing`), so one
 //! machine that crashed does not keep its healthy batch-mates out of service after the deploy.
 
-use kit::rollout::{Batch, by_group, move_batch, plan_batches, put_back_passing, roll_back};
-use kit::runtime::{self, Level};
-use kit::types::{ParamKind, ParamSpec, ParamValue};
-use kit::{DeployPlan, Error, Guest, StrategyInfo, traffic};
-use kit::{explain, list_machines, with_note};
+use cutover_sdk::rollout::{Batch, by_group, move_batch, plan_batches, put_back_passing, roll_back};
+use cutover_sdk::runtime::{self, Level};
+use cutover_sdk::types::{ParamKind, ParamSpec, ParamValue};
+use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, traffic};
+use cutover_sdk::{explain, list_machines, with_note};
 
 struct Rolling;
 
@@ -41,7 +41,7 @@ impl Guest for Rolling {
                       moves what it moved back to the previous release."
                 .into(),
             params: vec![
-                kit::retries_param(),
+                cutover_sdk::retries_param(),
                 ParamSpec {
                     name: "rollback".into(),
                     kind: ParamKind::Boolean,
@@ -55,8 +55,8 @@ impl Guest for Rolling {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = kit::retries();
-        let rollback = kit::param_bool("rollback", DEFAULT_ROLLBACK);
+        let retries = cutover_sdk::retries();
+        let rollback = cutover_sdk::params::get_bool("rollback", DEFAULT_ROLLBACK);
         let can_cordon = traffic::capabilities().cordon;
         let fleet = list_machines(retries)?;
 
@@ -122,4 +122,4 @@ impl Guest for Rolling {
     }
 }
 
-kit::export!(Rolling with_types_in kit::bindings);
+cutover_sdk::export!(Rolling);

@@ -1,10 +1,13 @@
 //! Moving machines in place, a batch at a time, and back again: what rolling does to the whole fleet
 //! and canary does to the stable machines once its gates have passed.
 
+use crate::batch::batch_size;
 use crate::runtime::{self, Level};
 use crate::types::{Machine, MachineError, MaxUnavailable, Release};
 use crate::{NotServing, describe_error, health, machines, should_run, traffic, wait_serving, with_retries};
 use std::collections::BTreeMap;
+
+pub use crate::batch::by_group;
 
 /// One batch of one process group, as the roll planned it (kept for a rollback).
 pub struct Batch<'a> {
@@ -14,17 +17,8 @@ pub struct Batch<'a> {
     pub machines: Vec<&'a Machine>,
 }
 
-/// The fleet by process group, each group in the order `list` gave it.
-pub fn by_group(fleet: Vec<Machine>) -> BTreeMap<String, Vec<Machine>> {
-    let mut groups: BTreeMap<String, Vec<Machine>> = BTreeMap::new();
-    for m in fleet {
-        groups.entry(m.process_group.clone()).or_default().push(m);
-    }
-    groups
-}
-
 /// The batches of a roll onto `target_version`, group by group: each group's machines not yet on it, in
-/// batches of `max` (see [`batch_size`]). Each comes with its step, "app: batch 2/3", for phases.
+/// batches of `max` (see [`crate::batch::batch_size`]). Each comes with its step, "app: batch 2/3", for phases.
 pub fn plan_batches<'a>(
     groups: &'a BTreeMap<String, Vec<Machine>>,
     target_version: u64,
@@ -45,15 +39,6 @@ pub fn plan_batches<'a>(
         }
     }
     planned
-}
-
-/// Machines in one batch: a count as given, or a fraction of the group rounded up; at least one.
-pub fn batch_size(max: &MaxUnavailable, group_len: usize) -> usize {
-    let n = match *max {
-        MaxUnavailable::Count(n) => n as usize,
-        MaxUnavailable::Fraction(f) => (f * group_len as f64).ceil() as usize,
-    };
-    n.max(1)
 }
 
 /// Move one batch to `release`: cordon, update, wait started, wait healthy, uncordon.

@@ -25,7 +25,8 @@ use std::collections::BTreeMap;
 pub const CHECK_EXAMPLE: &str = "[[http_service.checks]]\n  grace_period = \"10s\"\n  interval = \"15s\"\n  \
                                  method = \"GET\"\n  path = \"/health\"\n  timeout = \"2s\"";
 
-/// The fleet once traffic has switched: green serving, blue cordoned and still running.
+/// The fleet once green serves: blue still running, cordoned after [`Ready::switch`], still in rotation
+/// after [`Ready::admit`].
 pub struct Switched {
     /// The blue machines, as `list` gave them.
     pub blue: Vec<Machine>,
@@ -46,17 +47,45 @@ impl Switched {
     }
 }
 
-/// Everything up to and including the traffic switch: list the fleet, refuse what cannot be done
-/// safely, clone blue into a cordoned green, wait until green is started and healthy, then uncordon
-/// green and cordon blue. `None` when every machine is already on the target release; `intro` gives the
-/// log line announcing the deploy, from the number of blue machines. `strategy` names the strategy in
-/// the refusals.
+/// Everything up to and including the traffic switch: [`prepare`] green, then [`Ready::switch`].
+/// `None` when every machine is already on the target release; `intro` gives the log line announcing
+/// the deploy, from the number of blue machines. `strategy` names the strategy in the refusals.
 pub fn bring_up(
     strategy: &str,
     retries: u32,
     plan: &DeployPlan,
     intro: impl FnOnce(usize) -> String,
 ) -> Result<Option<Switched>, Error> {
+    match prepare(strategy, retries, plan, intro)? {
+        Some(ready) => ready.switch(retries, plan).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Green started and passing its checks, still cordoned; blue untouched. From here a strategy either
+/// switches all of blue out at once ([`Ready::switch`]) or only admits green ([`Ready::admit`]) and
+/// retires blue at its own pace.
+pub struct Ready {
+    blue: Vec<Machine>,
+    blue_ids: Vec<String>,
+    green_of: BTreeMap<String, String>,
+    /// Green in blue's order.
+    green: Vec<String>,
+    /// The green machines this deploy created (the others are adopted standbys).
+    clones: Vec<String>,
+    /// Standbys this deploy started, to stop again if it gives up.
+    started_standbys: Vec<String>,
+}
+
+/// List the fleet, refuse what cannot be done safely, clone blue into a cordoned green (or adopt
+/// standbys), and wait until green is started and healthy. On a failure green is removed and blue was
+/// never touched. `None` when every machine is already on the target release.
+pub fn prepare(
+    strategy: &str,
+    retries: u32,
+    plan: &DeployPlan,
+    intro: impl FnOnce(usize) -> String,
+) -> Result<Option<Ready>, Error> {
     let fleet = list_machines(retries)?;
 
     let (on_target, blue): (Vec<Machine>, Vec<Machine>) =
@@ -129,25 +158,52 @@ pub fn bring_up(
     }
     runtime::progress(n as u32, n as u32);
 
-    runtime::phase("switch traffic");
-    // Green in before blue out: at no instant is neither in rotation. Until blue is cordoned this is
-    // still undone by removing green, as above.
-    if let Err(failures) = with_retries(retries, &green, traffic::uncordon) {
-        let context =
-            format!("switch traffic: putting {} green machine(s) in rotation failed", failures.len());
-        return Err(give_up(failures, &context));
+    Ok(Some(Ready { blue, blue_ids, green_of, green, clones, started_standbys }))
+}
+
+impl Ready {
+    /// The blue machines, as `list` gave them.
+    pub fn blue(&self) -> &[Machine] {
+        &self.blue
     }
-    if let Err(failures) = with_retries(retries, &blue_ids, traffic::cordon) {
-        let context = format!(
-            "switch traffic: taking blue out of rotation failed for {} of {n} machine(s); green ({n} \
-             machine(s) on v{}) is serving, alongside the blue machines that could not be cordoned; \
-             nothing was stopped",
-            failures.len(),
-            plan.target.version
-        );
-        return Err(explain(failures, &context));
+
+    /// The green machines this deploy created (not the adopted standbys), e.g. to tag them.
+    pub fn clones(&self) -> &[String] {
+        &self.clones
     }
-    Ok(Some(Switched { blue, blue_ids, green_of }))
+
+    /// Put green in rotation beside blue, which keeps serving: the first half of a switch, for
+    /// strategies that take blue out gradually. A failure here is still undone by removing green.
+    pub fn admit(self, retries: u32) -> Result<Switched, Error> {
+        let n = self.blue.len();
+        if let Err(failures) = with_retries(retries, &self.green, traffic::uncordon) {
+            let context =
+                format!("switch traffic: putting {} green machine(s) in rotation failed", failures.len());
+            rest_standbys(retries, &self.started_standbys);
+            return Err(abandon(retries, &self.clones, n, failures, &context));
+        }
+        Ok(Switched { blue: self.blue, blue_ids: self.blue_ids, green_of: self.green_of })
+    }
+
+    /// Switch traffic in one step: green in, then blue out (cordoned, still running).
+    pub fn switch(self, retries: u32, plan: &DeployPlan) -> Result<Switched, Error> {
+        runtime::phase("switch traffic");
+        // Green in before blue out: at no instant is neither in rotation. Until blue is cordoned this is
+        // still undone by removing green, as above.
+        let switched = self.admit(retries)?;
+        let n = switched.blue_ids.len();
+        if let Err(failures) = with_retries(retries, &switched.blue_ids, traffic::cordon) {
+            let context = format!(
+                "switch traffic: taking blue out of rotation failed for {} of {n} machine(s); green ({n} \
+                 machine(s) on v{}) is serving, alongside the blue machines that could not be cordoned; \
+                 nothing was stopped",
+                failures.len(),
+                plan.target.version
+            );
+            return Err(explain(failures, &context));
+        }
+        Ok(switched)
+    }
 }
 
 /// Pair blue machines with standbys on the target release: same process group, the same region where

@@ -1,0 +1,153 @@
+//! The fleet operations every strategy composes: list, wait until serving, stop, clone, count
+//! connections — each retrying transient errors, each reporting per machine what went wrong.
+
+use crate::errors::is_transient;
+use crate::retry::{retry, with_retries};
+use crate::runtime::{self, Level};
+use crate::types::{Machine, MachineError, MachineState, Release};
+use crate::{DeployPlan, Error, health, machines, traffic};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
+
+/// The ids of `machines`, in order (batch calls take ids).
+pub fn ids<M: Borrow<Machine>>(machines: &[M]) -> Vec<String> {
+    machines.iter().map(|m| m.borrow().id.clone()).collect()
+}
+
+/// A machine that was meant to be serving before the deploy. Stopped machines are moved but left
+/// stopped, as flyctl does, so they are neither waited on nor put back in rotation.
+pub fn should_run(state: MachineState) -> bool {
+    !matches!(state, MachineState::Stopped | MachineState::Suspended | MachineState::Created)
+}
+
+/// The app's machines, retrying transient (`platform`) errors like every other call.
+pub fn list_machines(retries: u32) -> Result<Vec<Machine>, Error> {
+    retry(retries, "listing machines", machines::list)
+}
+
+/// Which wait of [`wait_serving`] failed, and for which machines.
+pub enum NotServing {
+    /// Some machines never reached `started`.
+    NotStarted(Vec<MachineError>),
+    /// All started, but some did not pass their checks.
+    Unhealthy(Vec<MachineError>),
+}
+
+impl NotServing {
+    /// The machines that failed, whichever wait it was.
+    pub fn failures(self) -> Vec<MachineError> {
+        match self {
+            Self::NotStarted(f) | Self::Unhealthy(f) => f,
+        }
+    }
+}
+
+/// Wait until `ids` are started, then until they pass their checks, each wait bounded by `timeout_ms`
+/// and retried on transient errors: the step every strategy takes before letting machines serve.
+pub fn wait_serving(retries: u32, ids: &[String], timeout_ms: u64) -> Result<(), NotServing> {
+    with_retries(retries, ids, |ids| machines::wait_state(ids, MachineState::Started, timeout_ms))
+        .map_err(NotServing::NotStarted)?;
+    with_retries(retries, ids, |ids| health::wait_healthy(ids, timeout_ms)).map_err(NotServing::Unhealthy)
+}
+
+/// Stop `ids` gracefully (the plan's kill signal, killed after its kill timeout) and wait until none of
+/// them runs, retrying transient errors: the step before destroying machines or leaving them stopped.
+///
+/// A machine whose process exits on its own while it stops (a crash) ends `failed` rather than
+/// `stopped`: it is not running either, so it counts as stopped. The wait for `stopped` cannot see
+/// that, so such a machine keeps its wait until `wait_timeout`; the machines whose wait timed out are
+/// then looked up once (one `list`), and only those still running, or whose state could not be read,
+/// are failures.
+pub fn stop_machines(retries: u32, ids: &[String], plan: &DeployPlan) -> Result<(), Vec<MachineError>> {
+    with_retries(retries, ids, |ids| machines::stop(ids, &plan.kill_signal, plan.kill_timeout_ms))?;
+    let Err(failures) = with_retries(retries, ids, |ids| {
+        machines::wait_state(ids, MachineState::Stopped, plan.wait_timeout_ms)
+    }) else {
+        return Ok(());
+    };
+    if !failures.iter().any(|f| matches!(f.error, Error::Timeout(_))) {
+        return Err(failures);
+    }
+    let Ok(fleet) = list_machines(retries) else { return Err(failures) };
+    let down = |id: &str| match fleet.iter().find(|m| m.id == id) {
+        // Gone altogether counts as down too.
+        None => true,
+        Some(m) => matches!(m.state, MachineState::Stopped | MachineState::Failed | MachineState::Destroyed),
+    };
+    let left: Vec<MachineError> =
+        failures.into_iter().filter(|f| !(matches!(f.error, Error::Timeout(_)) && down(&f.id))).collect();
+    if left.is_empty() {
+        runtime::log(Level::Info, "machines that failed while stopping are down: counted as stopped");
+        Ok(())
+    } else {
+        Err(left)
+    }
+}
+
+/// Refuse machines with volumes before cloning them: a volume attaches to one machine only, so a clone
+/// (a `clone` machine: "green", "canary") would start without the data (the clone gets no volume at all).
+pub fn refuse_volumes<M: Borrow<Machine>>(strategy: &str, clone: &str, sources: &[M]) -> Result<(), Error> {
+    let with_volumes: Vec<&Machine> =
+        sources.iter().map(Borrow::borrow).filter(|m: &&Machine| !m.volumes.is_empty()).collect();
+    let Some(first) = with_volumes.first() else { return Ok(()) };
+    Err(Error::Invalid(format!(
+        "{strategy} cannot deploy {} of the {} machine(s) because they have volumes (machine {} has {}): a \
+         volume attaches to one machine only, so a {clone} clone cannot get its data. Use strategy = \
+         \"rolling\", which updates machines in place and keeps their volumes. Nothing was changed.",
+        with_volumes.len(),
+        sources.len(),
+        first.id,
+        first.volumes.join(", ")
+    )))
+}
+
+/// One `clone-from` call (clones created cordoned), shaped like a batch operation so `with_retries`
+/// re-clones only the failed sources. Each clone created is recorded in `clone_of` under its source; a
+/// failure is reported under the source's id.
+pub fn clone_machines(
+    sources: &[String],
+    target: &Release,
+    clone_of: &mut BTreeMap<String, String>,
+) -> Result<(), Vec<MachineError>> {
+    let results = machines::clone_from(sources, target, false);
+    let mut failures = Vec::new();
+    for (source, result) in sources.iter().zip(results) {
+        match result {
+            Ok(clone) => {
+                clone_of.insert(source.clone(), clone);
+            }
+            Err(error) => failures.push(MachineError { id: source.clone(), error }),
+        }
+    }
+    if failures.is_empty() { Ok(()) } else { Err(failures) }
+}
+
+/// Count the open connections of `ids` in one call, counting again (up to `retries` times) the machines
+/// whose count failed with a transient `platform` error. One result per id, in order.
+pub fn count_connections(retries: u32, ids: &[String]) -> Vec<(String, Result<u32, Error>)> {
+    let mut results: Vec<(String, Result<u32, Error>)> =
+        ids.iter().cloned().zip(traffic::connections(ids)).collect();
+    for attempt in 1..=retries {
+        let again: Vec<String> = results
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_err_and(is_transient))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if again.is_empty() {
+            break;
+        }
+        runtime::log(
+            Level::Warn,
+            &format!("counting connections failed for {} machine(s), retry {attempt}/{retries}", again.len()),
+        );
+        runtime::sleep(500 * u64::from(attempt));
+        let recount: HashMap<String, Result<u32, Error>> =
+            again.iter().cloned().zip(traffic::connections(&again)).collect();
+        for (id, r) in &mut results {
+            if let Some(new) = recount.get(id) {
+                *r = new.clone();
+            }
+        }
+    }
+    results
+}

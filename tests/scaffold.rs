@@ -1,0 +1,236 @@
+//! Strategy projects end to end: `cutover new` writes one, `cutover build` builds it (offline: the
+//! vendored SDK and the crates already in the local cargo cache), and the component deploys on the
+//! simulator. Also the Rust example under examples/strategies, and the errors for bad input.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// One target directory for every project these tests build, so wit-bindgen compiles once and reruns
+/// are quick (the projects themselves live in temporary directories).
+fn project_target() -> PathBuf {
+    support::root().join("target").join("strategy-projects")
+}
+
+/// `cutover ARGS` run in `cwd`, with a state directory of its own and the build settings above.
+fn cutover(cwd: &Path, args: &[&str]) -> Output {
+    let state = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("CUTOVER_CACHE_DIR", support::cache_dir())
+        .env("CUTOVER_STATE_DIR", state.path())
+        .env("CARGO_TARGET_DIR", project_target())
+        // The dependencies are in the local cache; the test must not need the network.
+        .env("CARGO_NET_OFFLINE", "true");
+    // Flags meant for the test build must not reach a wasm32 build.
+    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
+        cmd.env_remove(var);
+    }
+    cmd.output().expect("run cutover")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Build the project in `dir` with `cutover build` and return the component's path (from its output).
+fn build(dir: &Path) -> PathBuf {
+    let out = cutover(dir, &["build"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with("Built ")).unwrap_or_else(|| panic!("{stdout}"));
+    // "Built NAME: PATH (N bytes)"
+    let path = line.split_once(": ").unwrap().1.rsplit_once(" (").unwrap().0;
+    let path = PathBuf::from(path);
+    assert!(path.exists(), "{line}");
+    path
+}
+
+/// Deploy `strategy` on the simulator with the example app's config; returns the JSON events.
+fn deploy(strategy: &Path, extra: &[&str]) -> Vec<Value> {
+    let config = support::root().join("examples/app/fly.toml");
+    let mut args = vec![
+        "deploy",
+        "--config",
+        config.to_str().unwrap(),
+        "--platform",
+        "sim",
+        "--strategy",
+        strategy.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = cutover(&support::root(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON event: {l}: {e}")))
+        .collect()
+}
+
+fn finished(events: &[Value]) -> &Value {
+    let last = events.last().expect("some events");
+    assert_eq!(last["event"], "deploy_finished");
+    last
+}
+
+#[test]
+fn a_new_rust_strategy_builds_and_deploys_on_the_sim() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cutover(tmp.path(), &["new", "demo-strat", "--lang", "rust"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let project = tmp.path().join("demo-strat");
+    for file in [
+        "cutover-strategy.toml",
+        "Cargo.toml",
+        "src/lib.rs",
+        "README.md",
+        ".gitignore",
+        "wit/strategy.wit",
+        "vendor/cutover-sdk/Cargo.toml",
+        "vendor/cutover-sdk/src/lib.rs",
+    ] {
+        assert!(project.join(file).is_file(), "{file} missing");
+    }
+    assert!(!project.join("vendor/cutover-sdk/template").exists(), "the template is not part of the SDK");
+    let lib = std::fs::read_to_string(project.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("name: \"demo-strat\"") && !lib.contains("{{"), "placeholders are filled");
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    assert!(readme.contains("demo_strat.wasm"), "{readme}");
+
+    let wasm = build(&project);
+    assert!(wasm.ends_with("wasm32-wasip2/release/demo_strat.wasm"), "{}", wasm.display());
+
+    let events = deploy(&wasm, &[]);
+    assert_eq!(events[0]["strategy"], "demo-strat");
+    let end = finished(&events);
+    assert_eq!(end["outcome"], "succeeded", "{end}");
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[2, 10]]));
+    assert_eq!(end["fleet"]["serving"], 10);
+}
+
+#[test]
+fn the_rust_drain_by_load_example_keeps_at_most_max_draining_cordoned() {
+    let example = support::root().join("examples/strategies/rust-drain-by-load");
+    let wasm = build(&example);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = tmp.path().join("connections.toml");
+    std::fs::write(
+        &scenario,
+        "seed = 11\n[fleet]\nmachines = 7\nregions = [\"ams\", \"iad\"]\n\
+         image = \"registry.fly.io/hello-cutover:v1\"\n\
+         [traffic]\nconnections = 3\nconnection_lifetime = [2000, 40000]\n",
+    )
+    .unwrap();
+    let events = deploy(&wasm, &["--scenario", scenario.to_str().unwrap()]);
+    let end = finished(&events);
+    assert_eq!(end["outcome"], "succeeded", "{end}");
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[2, 7]]));
+
+    // Replay the calls: a blue machine is cordoned by `traffic.cordon` and gone at `machines.destroy`.
+    let calls: Vec<&Value> = events.iter().filter(|e| e["event"] == "host_call").collect();
+    let ids = |e: &Value| -> Vec<String> {
+        e["ids"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let mut cordoned = BTreeSet::new();
+    let mut most = 0;
+    let mut destroyed = 0;
+    for call in &calls {
+        match call["call"].as_str() {
+            Some("traffic.cordon") => cordoned.extend(ids(call)),
+            Some("machines.destroy") => {
+                for id in ids(call) {
+                    cordoned.remove(&id);
+                    destroyed += 1;
+                }
+            }
+            _ => {}
+        }
+        most = most.max(cordoned.len());
+    }
+    assert_eq!(most, 2, "max_draining (default 2) old machines drain at once, never more");
+    assert_eq!(destroyed, 7, "every old machine is destroyed");
+    let waited = calls.iter().filter(|c| c["call"] == "traffic.connections").any(|c| {
+        c["reply"]["counts"].as_array().is_some_and(|a| a.iter().any(|n| n["Ok"].as_u64() > Some(0)))
+    });
+    assert!(waited, "some old machine held connections and was waited on");
+}
+
+#[test]
+fn a_bad_name_is_refused_with_what_is_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cutover(tmp.path(), &["new", "Demo_Strat", "--lang", "rust"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(stderr(&out).contains("`Demo_Strat` is not a valid strategy name"), "{}", text(&out));
+    assert!(stderr(&out).contains("lower-case letters, digits and dashes"), "{}", text(&out));
+    assert!(!tmp.path().join("Demo_Strat").exists(), "nothing is written");
+}
+
+#[test]
+fn an_existing_directory_is_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mine");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "keep me").unwrap();
+    let out = cutover(tmp.path(), &["new", "demo-strat", "--lang", "rust", "--dir", "mine"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(stderr(&out).contains("already exists and is not empty"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "keep me");
+    assert!(!dir.join("Cargo.toml").exists());
+
+    // An empty directory is fine.
+    std::fs::create_dir(tmp.path().join("empty")).unwrap();
+    let out = cutover(tmp.path(), &["new", "demo-strat", "--lang", "rust", "--dir", "empty"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(tmp.path().join("empty/cutover-strategy.toml").is_file());
+}
+
+#[test]
+fn an_unknown_language_lists_the_available_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cutover(tmp.path(), &["new", "demo-strat", "--lang", "cobol"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no template for language `cobol`") && err.contains("rust"), "{err}");
+    assert!(!tmp.path().join("demo-strat").exists());
+}
+
+#[test]
+fn building_without_a_manifest_says_what_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cutover(tmp.path(), &["build"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cutover-strategy.toml not found") && err.contains("cutover new"), "{err}");
+}
+
+#[test]
+fn a_missing_build_tool_says_how_to_install_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("cutover-strategy.toml"),
+        "name = \"x\"\nlanguage = \"python\"\nbuild = [\"componentize-py-not-installed-here\", \"x\"]\n\
+         output = \"x.wasm\"\ninstall = \"install it with `pip install componentize-py`\"\n",
+    )
+    .unwrap();
+    let out = cutover(tmp.path(), &["build"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("was not found on PATH") && err.contains("pip install componentize-py"), "{err}");
+}
