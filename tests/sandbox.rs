@@ -187,3 +187,80 @@ async fn describe_must_not_reach_the_host() {
     assert!(matches!(err, RuntimeError::DescribeCalledHost(_)), "{err}");
     assert!(err.to_string().contains("called the host from describe()"), "{err}");
 }
+
+/// Grants: an operation the policy withholds comes back to the strategy as the contract's `denied`
+/// error (bluegreen then stops, reporting it), every refused call is in the event log, and nothing the
+/// policy withholds happens: blue is stopped but never destroyed.
+#[tokio::test(start_paused = true)]
+async fn a_withheld_operation_is_denied_and_recorded() {
+    use cutover::events::{EventKind, HostCall, HostReply};
+    use cutover::runtime::Grants;
+    let grants = Grants::from_lists(None, &["machines.destroy".into()], None, None).unwrap();
+    let world = world("[fleet]\nmachines = 3");
+    let blue: Vec<String> = world.snapshot(APP).into_iter().map(|m| m.id).collect();
+    let run = run_on_sim(
+        &runtime(),
+        builtin("bluegreen"),
+        world.clone(),
+        RunOptions { grants, ..Default::default() },
+    )
+    .await;
+    let err = run.result.expect("the sandbox is fine").expect_err("bluegreen cannot finish without destroy");
+    assert!(err.message.contains("`machines.destroy` is not granted"), "{}", err.message);
+    let refused: Vec<&HostReply> = run
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HostCall { call: HostCall::Destroy { .. }, reply, .. } => Some(reply),
+            _ => None,
+        })
+        .collect();
+    assert!(!refused.is_empty(), "the refused destroy is in the event log");
+    for reply in refused {
+        let HostReply::Batch(failed) = reply else {
+            panic!("a batch call's refusal is per machine: {reply:?}")
+        };
+        assert!(!failed.is_empty() && failed.iter().all(|(_, e)| e.kind == ErrorKind::Denied), "{failed:?}");
+    }
+    let ids: Vec<String> = world.snapshot(APP).into_iter().map(|m| m.id).collect();
+    assert!(blue.iter().all(|id| ids.contains(id)), "no blue machine was destroyed");
+}
+
+/// Scope: a strategy granted only the `app` process group changes no `worker` machine; each attempt
+/// is refused per machine (the rest of the batch goes ahead) and recorded.
+#[tokio::test(start_paused = true)]
+async fn machines_outside_the_granted_groups_are_not_touched() {
+    use cutover::events::{EventKind, HostReply};
+    use cutover::runtime::Grants;
+    let grants = Grants::from_lists(None, &[], Some(vec!["app".into()]), None).unwrap();
+    let world = world("[fleet]\nmachines = 6\nregions = [\"ams\"]\ngroups = [\"app\", \"worker\"]");
+    let workers: Vec<_> = world.snapshot(APP).into_iter().filter(|m| m.process_group == "worker").collect();
+    assert_eq!(workers.len(), 3);
+    let opts = RunOptions {
+        grants,
+        max_unavailable: cutover::contract::MaxUnavailable::Count(6),
+        ..Default::default()
+    };
+    let run = run_on_sim(&runtime(), builtin("rolling"), world.clone(), opts).await;
+    let denied: Vec<String> = run
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HostCall { reply: HostReply::Batch(failed), .. } => Some(failed.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter(|(_, e)| e.kind == ErrorKind::Denied)
+        .map(|(id, e)| {
+            assert!(e.message.contains("process group `worker`"), "{}", e.message);
+            id
+        })
+        .collect();
+    assert!(workers.iter().all(|w| denied.contains(&w.id)), "every worker refused: {denied:?}");
+    let after = world.snapshot(APP);
+    for w in &workers {
+        let now = after.iter().find(|m| m.id == w.id).expect("worker still there");
+        assert_eq!((now.release.version, now.cordoned), (w.release.version, w.cordoned), "worker untouched");
+    }
+    assert!(run.result.expect("sandbox fine").is_err(), "rolling reports the refusal");
+}

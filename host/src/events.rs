@@ -83,6 +83,52 @@ impl HostCall {
                 | Self::SetWeights { .. }
         )
     }
+
+    /// The contract's name for this call, as the event log spells it (`machines.destroy`).
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Self::List => "machines.list",
+            Self::Get { .. } => "machines.get",
+            Self::CloneFrom { .. } => "machines.clone-from",
+            Self::Update { .. } => "machines.update",
+            Self::Start { .. } => "machines.start",
+            Self::Stop { .. } => "machines.stop",
+            Self::Destroy { .. } => "machines.destroy",
+            Self::WaitState { .. } => "machines.wait-state",
+            Self::SetMetadata { .. } => "machines.set-metadata",
+            Self::WaitHealthy { .. } => "health.wait-healthy",
+            Self::Checks { .. } => "health.checks",
+            Self::Capabilities => "traffic.capabilities",
+            Self::Cordon { .. } => "traffic.cordon",
+            Self::Uncordon { .. } => "traffic.uncordon",
+            Self::Connections { .. } => "traffic.connections",
+            Self::SetWeights { .. } => "traffic.set-weights",
+            Self::Weights => "traffic.weights",
+            Self::Stats { .. } => "traffic.stats",
+            Self::Log { .. } => "runtime.log",
+            Self::Phase { .. } => "runtime.phase",
+            Self::Progress { .. } => "runtime.progress",
+            Self::Now => "runtime.now",
+            Self::Sleep { .. } => "runtime.sleep",
+            Self::Param { .. } => "runtime.param",
+            Self::AwaitPromotion { .. } => "runtime.await-promotion",
+        }
+    }
+
+    /// The machines this call changes (a clone is judged by its sources), when it changes any.
+    pub fn changed_machines(&self) -> &[String] {
+        match self {
+            Self::CloneFrom { sources: ids, .. }
+            | Self::Update { ids, .. }
+            | Self::Start { ids }
+            | Self::Stop { ids, .. }
+            | Self::Destroy { ids }
+            | Self::Cordon { ids }
+            | Self::Uncordon { ids } => ids,
+            Self::SetMetadata { id, .. } => std::slice::from_ref(id),
+            _ => &[],
+        }
+    }
 }
 
 /// A strategy's log level.

@@ -47,7 +47,9 @@ use cutover::contract::{DeployPlan, MaxUnavailable, ParamValue};
 use cutover::events::{Collect, Discard, Event, EventSink};
 use cutover::platform::sim::{Scenario, SimWorld};
 use cutover::platform::{CheckKind, CheckSpec, OpError, Release};
-use cutover::runtime::{ComponentCache, HostClock, Limits, Recorder, RunContext, Runtime, RuntimeError};
+use cutover::runtime::{
+    ComponentCache, Grants, HostClock, Limits, Recorder, RunContext, Runtime, RuntimeError,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,6 +147,8 @@ pub struct RunOptions {
     pub max_unavailable: MaxUnavailable,
     pub wait_timeout: Duration,
     pub limits: Limits,
+    /// What the strategy may call and change.
+    pub grants: Grants,
     pub params: BTreeMap<String, ParamValue>,
     pub concurrency: usize,
     pub target_image: String,
@@ -159,6 +163,7 @@ impl Default for RunOptions {
             max_unavailable: MaxUnavailable::Fraction(0.33),
             wait_timeout: Duration::from_secs(300),
             limits: Limits::default(),
+            grants: Grants::default(),
             params: BTreeMap::new(),
             concurrency: 8,
             target_image: V2.into(),
@@ -201,6 +206,7 @@ pub async fn run_on_sim(runtime: &Runtime, bytes: &[u8], world: Arc<SimWorld>, o
         ),
         seed: 2,
         promotions: None,
+        grants: opts.grants,
     };
     let result = runtime.deploy(&strategy, &plan, ctx).await;
     SimRun { result, world, events: collect.events() }

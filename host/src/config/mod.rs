@@ -8,7 +8,7 @@ pub mod duration;
 
 use crate::contract::{MaxUnavailable, ParamKind, ParamSpec, ParamValue};
 use crate::platform::{CheckKind, CheckSpec};
-use crate::runtime::Limits;
+use crate::runtime::{Grants, Limits};
 use duration::Dur;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -121,12 +121,42 @@ pub struct CutoverOptions {
     pub platform: PlatformKind,
     pub concurrency: usize,
     pub limits: Limits,
+    /// `[[cutover.sandbox]]`: limits and grants for particular strategies (the first that matches).
+    pub sandbox: Vec<SandboxPolicy>,
     /// Strategy parameters, checked against the strategy's `describe()` before the deploy.
     pub params: BTreeMap<String, toml::Value>,
     /// `[cutover.sim] scenario`, resolved against the config's folder.
     pub scenario: Option<PathBuf>,
     /// `[cutover.local]`: how the local platform runs the app.
     pub local: LocalOptions,
+}
+
+/// One `[[cutover.sandbox]]` entry: how a strategy is confined.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxPolicy {
+    /// The strategy it applies to (as `[deploy] strategy` names it); `None`: every strategy.
+    pub strategy: Option<StrategyRef>,
+    /// `[cutover.limits]` with this entry's own limits on top.
+    pub limits: Limits,
+    pub grants: Grants,
+}
+
+impl CutoverOptions {
+    /// The limits and grants a run of `strategy` gets: those of the first `[[cutover.sandbox]]` entry
+    /// naming it (or naming none), else `[cutover.limits]` and every grant.
+    pub fn sandbox_for(&self, strategy: &StrategyRef) -> (Limits, Grants) {
+        let same = |a: &StrategyRef| match (a, strategy) {
+            (StrategyRef::File(x), StrategyRef::File(y)) => {
+                x == y || matches!((x.canonicalize(), y.canonicalize()), (Ok(x), Ok(y)) if x == y)
+            }
+            (a, b) => a == b,
+        };
+        self.sandbox
+            .iter()
+            .find(|p| p.strategy.as_ref().is_none_or(same))
+            .map(|p| (p.limits, p.grants.clone()))
+            .unwrap_or((self.limits, Grants::default()))
+    }
 }
 
 /// `[cutover.local]`: the app's command and how many machines a first deploy launches.
@@ -169,6 +199,7 @@ impl Default for CutoverOptions {
             platform: PlatformKind::Sim,
             concurrency: DEFAULT_CONCURRENCY,
             limits: Limits::default(),
+            sandbox: Vec::new(),
             params: BTreeMap::new(),
             scenario: None,
             local: LocalOptions::default(),
@@ -273,6 +304,7 @@ struct RawCutover {
     platform: Option<PlatformKind>,
     concurrency: Option<usize>,
     limits: Option<RawLimits>,
+    sandbox: Option<Vec<RawSandbox>>,
     params: Option<BTreeMap<String, toml::Value>>,
     sim: Option<RawSim>,
     local: Option<RawLocal>,
@@ -294,6 +326,18 @@ struct RawLimits {
     memory_mb: Option<u64>,
     cpu_budget: Option<Dur>,
     deadline: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawSandbox {
+    strategy: Option<String>,
+    #[serde(flatten)]
+    limits: RawLimits,
+    allow: Option<Vec<String>>,
+    #[serde(default)]
+    deny: Vec<String>,
+    process_groups: Option<Vec<String>>,
+    regions: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -556,6 +600,28 @@ impl Config {
     }
 }
 
+/// `limits` with the ones a `[cutover.limits]`-shaped table (at `key`) sets.
+fn apply_limits(mut limits: Limits, l: RawLimits, key: &str, src: &Path) -> Result<Limits, ConfigError> {
+    if let Some(mb) = l.memory_mb {
+        if mb == 0 || mb > 4096 {
+            return Err(ConfigError::Invalid {
+                path: src.into(),
+                key: format!("{key}.memory_mb"),
+                value: mb.to_string(),
+                expected: "between 1 and 4096 (MiB)".into(),
+            });
+        }
+        limits.memory_bytes = mb << 20;
+    }
+    if let Some(d) = l.cpu_budget {
+        limits.cpu_budget = d.0;
+    }
+    if let Some(d) = l.deadline {
+        limits.deadline = d.0;
+    }
+    Ok(limits)
+}
+
 fn cutover_options(raw: RawCutover, src: &Path, base: &Path) -> Result<CutoverOptions, ConfigError> {
     let mut o = CutoverOptions::default();
     if let Some(p) = raw.platform {
@@ -573,23 +639,21 @@ fn cutover_options(raw: RawCutover, src: &Path, base: &Path) -> Result<CutoverOp
         o.concurrency = c;
     }
     if let Some(l) = raw.limits {
-        if let Some(mb) = l.memory_mb {
-            if mb == 0 || mb > 4096 {
-                return Err(ConfigError::Invalid {
+        o.limits = apply_limits(o.limits, l, "cutover.limits", src)?;
+    }
+    for (i, entry) in raw.sandbox.unwrap_or_default().into_iter().enumerate() {
+        let key = format!("cutover.sandbox[{i}]");
+        let grants =
+            Grants::from_lists(entry.allow.as_deref(), &entry.deny, entry.process_groups, entry.regions)
+                .map_err(|message| ConfigError::Other {
                     path: src.into(),
-                    key: "cutover.limits.memory_mb".into(),
-                    value: mb.to_string(),
-                    expected: "between 1 and 4096 (MiB)".into(),
-                });
-            }
-            o.limits.memory_bytes = mb << 20;
-        }
-        if let Some(d) = l.cpu_budget {
-            o.limits.cpu_budget = d.0;
-        }
-        if let Some(d) = l.deadline {
-            o.limits.deadline = d.0;
-        }
+                    message: format!("`{key}`: {message}"),
+                })?;
+        o.sandbox.push(SandboxPolicy {
+            strategy: entry.strategy.map(|s| StrategyRef::parse(&s, base)),
+            limits: apply_limits(o.limits, entry.limits, &key, src)?,
+            grants,
+        });
     }
     o.params = raw.params.unwrap_or_default();
     o.scenario = raw.sim.and_then(|s| s.scenario).map(|p| if p.is_absolute() { p } else { base.join(p) });

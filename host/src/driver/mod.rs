@@ -89,6 +89,8 @@ pub struct DeployReport {
 
 /// A strategy ready to run: its component and what it says about itself.
 pub struct ResolvedStrategy {
+    /// How the config (or `--strategy`) named it.
+    pub reference: StrategyRef,
     pub label: String,
     pub component: Arc<StrategyComponent>,
     pub info: StrategyInfo,
@@ -120,7 +122,7 @@ pub async fn resolve_strategy(
     let component = runtime.load(&bytes).map_err(|e| DeployError::Strategy(with_subject(&label, e)))?;
     let info =
         runtime.describe(&component).await.map_err(|e| DeployError::Strategy(with_subject(&label, e)))?;
-    Ok(ResolvedStrategy { label, component, info })
+    Ok(ResolvedStrategy { reference: strategy.clone(), label, component, info })
 }
 
 fn with_subject(label: &str, e: RuntimeError) -> RuntimeError {
@@ -455,9 +457,11 @@ impl Deploy<'_> {
             }
             _ => None,
         };
+        let (limits, grants) = config.cutover.sandbox_for(&strategy.reference);
         let ctx = RunContext {
             platform: platform.clone(),
-            limits: config.cutover.limits,
+            limits,
+            grants,
             concurrency: opened.concurrency,
             clock,
             recorder: recorder.clone(),

@@ -6,14 +6,15 @@
 //! out here, bounded by `concurrency`, so every platform gets the same concurrency behaviour.
 
 use super::clock::HostClock;
+use super::grants::Grants;
 use crate::contract::ParamValue;
 use crate::events::{Event, EventKind, EventSink, HostCall, HostReply};
 use crate::platform::{ErrorKind, OpError, Platform, StopSpec};
 use futures::StreamExt;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Longest log line kept from a strategy; longer lines are cut (a strategy must not flood the log).
@@ -31,6 +32,9 @@ pub struct Dispatcher {
     /// (which takes a lock) on the hot path.
     resumed_at_ms: AtomicU64,
     promotions: Option<Arc<dyn super::PromotionGate>>,
+    grants: Grants,
+    /// Process group and region of machines seen so far, when the grants restrict either.
+    scopes: Mutex<HashMap<String, (String, String)>>,
 }
 
 /// Numbers events and hands them to the sink.
@@ -76,7 +80,15 @@ impl Dispatcher {
             recorder,
             resumed_at_ms,
             promotions: None,
+            grants: Grants::default(),
+            scopes: Mutex::default(),
         }
+    }
+
+    /// Refuse what `grants` does not allow (see [`Grants`]).
+    pub fn with_grants(mut self, grants: Grants) -> Self {
+        self.grants = grants;
+        self
     }
 
     /// Take promotions from `gate` when the platform has no promotion model of its own.
@@ -98,7 +110,13 @@ impl Dispatcher {
     /// Run one call that may wait, and record it.
     pub async fn call(&self, call: HostCall) -> HostReply {
         let started = self.clock.elapsed_ms();
-        let reply = self.run(&call).await;
+        let reply = match self.grants.refuse_operation(&call) {
+            Some(denied) => refused(&call, denied),
+            None => self.run(&call).await,
+        };
+        if self.grants.has_scope() {
+            self.note_scopes(&call, &reply);
+        }
         let ended = self.clock.elapsed_ms();
         self.resumed_at_ms.store(ended, Ordering::Relaxed);
         self.recorder
@@ -110,9 +128,12 @@ impl Dispatcher {
     #[inline]
     pub fn call_instant(&self, call: HostCall) -> HostReply {
         let at_ms = self.instant_ms();
-        let reply = self.answer_at(&call, at_ms).unwrap_or_else(|| {
-            HostReply::Failed(OpError::new(ErrorKind::Invalid, format!("internal: {call:?} may wait")))
-        });
+        let reply = match self.grants.refuse_operation(&call) {
+            Some(denied) => HostReply::Failed(denied),
+            None => self.answer_at(&call, at_ms).unwrap_or_else(|| {
+                HostReply::Failed(OpError::new(ErrorKind::Invalid, format!("internal: {call:?} may wait")))
+            }),
+        };
         self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: reply.clone(), took_ms: 0 });
         reply
     }
@@ -140,38 +161,75 @@ impl Dispatcher {
             HostCall::List => one(p.list().await, HostReply::Machines),
             HostCall::Get { id } => one(p.get(id).await, |m| HostReply::Machine(Box::new(m))),
             HostCall::CloneFrom { sources, target, routable } => {
-                let results =
-                    self.fan_out(sources, |id| async move {
+                let results = self
+                    .fan_out(sources, |id| async move {
+                        self.in_scope(&id).await?;
                         p.clone_from(&id, target, *routable).await.map(|m| m.id)
                     })
                     .await;
                 HostReply::Cloned(results)
             }
             HostCall::Update { ids, target } => {
-                self.batch(ids, |id| async move { p.update(&id, target).await }).await
+                self.batch(ids, |id| async move {
+                    self.in_scope(&id).await?;
+                    p.update(&id, target).await
+                })
+                .await
             }
-            HostCall::Start { ids } => self.batch(ids, |id| async move { p.start(&id).await }).await,
+            HostCall::Start { ids } => {
+                self.batch(ids, |id| async move {
+                    self.in_scope(&id).await?;
+                    p.start(&id).await
+                })
+                .await
+            }
             HostCall::Stop { ids, signal, timeout_ms } => {
                 let how = StopSpec { signal: signal.clone(), timeout: Duration::from_millis(*timeout_ms) };
                 let how = &how;
-                self.batch(ids, |id| async move { p.stop(&id, how).await }).await
+                self.batch(ids, |id| async move {
+                    self.in_scope(&id).await?;
+                    p.stop(&id, how).await
+                })
+                .await
             }
-            HostCall::Destroy { ids } => self.batch(ids, |id| async move { p.destroy(&id).await }).await,
+            HostCall::Destroy { ids } => {
+                self.batch(ids, |id| async move {
+                    self.in_scope(&id).await?;
+                    p.destroy(&id).await
+                })
+                .await
+            }
             HostCall::WaitState { ids, state, timeout_ms } => {
                 let deadline = deadline_in(*timeout_ms);
                 self.batch(ids, |id| async move { p.wait_state(&id, *state, remaining(deadline)).await })
                     .await
             }
             HostCall::SetMetadata { id, key, value } => {
-                one(p.set_metadata(id, key, value).await, |()| HostReply::Done)
+                let result = match self.in_scope(id).await {
+                    Ok(()) => p.set_metadata(id, key, value).await,
+                    Err(denied) => Err(denied),
+                };
+                one(result, |()| HostReply::Done)
             }
             HostCall::WaitHealthy { ids, timeout_ms } => {
                 let deadline = deadline_in(*timeout_ms);
                 self.batch(ids, |id| async move { p.wait_healthy(&id, remaining(deadline)).await }).await
             }
             HostCall::Checks { id } => one(p.checks(id).await, HostReply::Checks),
-            HostCall::Cordon { ids } => self.batch(ids, |id| async move { p.cordon(&id).await }).await,
-            HostCall::Uncordon { ids } => self.batch(ids, |id| async move { p.uncordon(&id).await }).await,
+            HostCall::Cordon { ids } => {
+                self.batch(ids, |id| async move {
+                    self.in_scope(&id).await?;
+                    p.cordon(&id).await
+                })
+                .await
+            }
+            HostCall::Uncordon { ids } => {
+                self.batch(ids, |id| async move {
+                    self.in_scope(&id).await?;
+                    p.uncordon(&id).await
+                })
+                .await
+            }
             HostCall::Connections { ids } => {
                 HostReply::Counts(self.fan_out(ids, |id| async move { p.connections(&id).await }).await)
             }
@@ -213,6 +271,51 @@ impl Dispatcher {
             | HostCall::Param { .. } => self
                 .answer_at_once(call)
                 .unwrap_or(HostReply::Failed(OpError::new(ErrorKind::Invalid, "internal"))),
+        }
+    }
+
+    /// `Err(denied)` when the grants keep the strategy from changing machine `id` (its process group
+    /// or region is outside them). Looks the machine up once if no reply has shown it yet.
+    async fn in_scope(&self, id: &str) -> Result<(), OpError> {
+        if !self.grants.has_scope() {
+            return Ok(());
+        }
+        let known = self.scopes.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+        let (group, region) = match known {
+            Some(scope) => scope,
+            None => {
+                let m = self.platform.get(id).await?;
+                let scope = (m.process_group, m.region);
+                self.scopes.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), scope.clone());
+                scope
+            }
+        };
+        match self.grants.refuse_machine(id, &group, &region) {
+            Some(denied) => Err(denied),
+            None => Ok(()),
+        }
+    }
+
+    /// Remember the scope of the machines a reply shows (clones take their source's).
+    fn note_scopes(&self, call: &HostCall, reply: &HostReply) {
+        let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+        match (call, reply) {
+            (_, HostReply::Machines(list)) => {
+                for m in list {
+                    scopes.insert(m.id.clone(), (m.process_group.clone(), m.region.clone()));
+                }
+            }
+            (_, HostReply::Machine(m)) => {
+                scopes.insert(m.id.clone(), (m.process_group.clone(), m.region.clone()));
+            }
+            (HostCall::CloneFrom { sources, .. }, HostReply::Cloned(results)) => {
+                for (source, result) in sources.iter().zip(results) {
+                    if let (Ok(id), Some(scope)) = (result, scopes.get(source).cloned()) {
+                        scopes.insert(id.clone(), scope);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -284,6 +387,28 @@ pub fn truncate_log(mut message: String) -> String {
         message.push_str(&format!(" … [{dropped} bytes cut]"));
     }
     message
+}
+
+/// The reply to a call refused as a whole, in the shape the call answers in: a batch call's refusal
+/// is every machine's.
+fn refused(call: &HostCall, denied: OpError) -> HostReply {
+    match call {
+        HostCall::CloneFrom { sources, .. } => {
+            HostReply::Cloned(sources.iter().map(|_| Err(denied.clone())).collect())
+        }
+        HostCall::Connections { ids } => HostReply::Counts(ids.iter().map(|_| Err(denied.clone())).collect()),
+        HostCall::Update { ids, .. }
+        | HostCall::Start { ids }
+        | HostCall::Stop { ids, .. }
+        | HostCall::Destroy { ids }
+        | HostCall::WaitState { ids, .. }
+        | HostCall::WaitHealthy { ids, .. }
+        | HostCall::Cordon { ids }
+        | HostCall::Uncordon { ids } => {
+            HostReply::Batch(ids.iter().map(|id| (id.clone(), denied.clone())).collect())
+        }
+        _ => HostReply::Failed(denied),
+    }
 }
 
 fn one<T>(r: Result<T, OpError>, ok: impl FnOnce(T) -> HostReply) -> HostReply {

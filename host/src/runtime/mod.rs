@@ -4,6 +4,7 @@
 //! - `compat`: does a component implement a contract version this host supports?
 //! - `sandbox`: the store's data (an empty WASI context, limits, the dispatch point).
 //! - `limits`: memory, deadline and CPU budget, and the typed error for each.
+//! - `grants`: which operations a strategy may call and which machines it may change.
 //! - `dispatch`: the one place host calls are executed and recorded.
 //! - `v0_1`: bindings and host impls for `cutover:strategy@0.1.x`.
 //! - `clock`: the host clock strategies see (virtual under the simulator).
@@ -13,6 +14,7 @@ pub mod clock;
 pub mod compat;
 pub mod dispatch;
 pub mod error;
+pub mod grants;
 pub mod limits;
 pub mod sandbox;
 pub mod v0_1;
@@ -22,6 +24,7 @@ pub use clock::HostClock;
 pub use compat::WorldInfo;
 pub use dispatch::{Dispatcher, Recorder};
 pub use error::RuntimeError;
+pub use grants::Grants;
 pub use limits::{LimitExceeded, Limits};
 
 use crate::contract::{DeployPlan, StrategyInfo};
@@ -70,6 +73,8 @@ pub struct RunContext {
     /// Where `cutover promote` reaches a manual gate, when the platform has no promotion model of its
     /// own (the simulator's scenario may play the operator; otherwise the journal carries it).
     pub promotions: Option<Arc<dyn PromotionGate>>,
+    /// What the strategy may call and change (everything by default).
+    pub grants: Grants,
 }
 
 /// A channel through which an operator promotes a manual gate (`cutover promote`).
@@ -170,7 +175,8 @@ impl Runtime {
         let (deadline_hit, _watchdog) = watchdog(guard.deadline_at());
         let dispatcher =
             Dispatcher::new(ctx.platform, plan.params.clone(), ctx.concurrency, ctx.clock, ctx.recorder)
-                .with_promotions(ctx.promotions);
+                .with_promotions(ctx.promotions)
+                .with_grants(ctx.grants);
         let state = HostState::new(ctx.clock, ctx.seed, guard, Some(dispatcher), deadline_hit);
         let mut store = self.store(state);
         let bindings = instantiate(strategy, &mut store).await?;
