@@ -10,6 +10,7 @@
 //! - [`events`]: the record of every host call, which renderers, the journal and replay consume.
 //! - [`cli`]: the `cutover` command line.
 //! - [`strategies`]: the built-in strategy components embedded at build time.
+//! - [`verify`]: a strategy run through the simulator's conformance scenarios, invariants checked.
 
 pub mod cli;
 pub mod config;
@@ -21,3 +22,4 @@ pub mod os;
 pub mod platform;
 pub mod runtime;
 pub mod strategies;
+pub mod verify;

@@ -2,6 +2,7 @@
 //! and exit codes. It talks to the library's driver and runtime only, never to platform internals.
 
 mod render;
+mod verify;
 
 use crate::config::{Config, PlatformKind};
 use crate::driver::{self, Deploy, Journal, JournalError, Overrides, StateDir};
@@ -44,7 +45,8 @@ pub mod exit {
         cutover rollback -c examples/app/fly.toml                 back to the release before this one\n  \
         cutover promote -c examples/app/fly.toml                  open the manual gate a canary waits at\n  \
         cutover strategies                                        what is built in\n  \
-        cutover inspect my-strategy.wasm                          what a component is"
+        cutover inspect my-strategy.wasm                          what a component is\n  \
+        cutover verify my-strategy.wasm                           conformance scenarios and invariants"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -116,6 +118,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a strategy through the simulator's conformance scenarios and check its invariants.
+    ///
+    /// Fleets of 1, 3 and 500 machines in two regions and two process groups; the happy path, a new
+    /// release that fails its checks, 5% API errors, a crash mid-deploy and an expired wait timeout.
+    /// After every change and at the end: the sandbox, an honest verdict, one release at the end, every
+    /// machine serving, nothing lost, capacity within max_unavailable, no old machine destroyed before its
+    /// replacement passed, drain (with drain_timeout) and traffic weights (when set). Runs in the default
+    /// sandbox with its limits, so it is safe for untrusted components in shared CI.
+    ///
+    /// Exit codes: 0 every invariant kept; 1 an invariant broken (the report names it); 2 bad input
+    /// (not a component, another contract version, a parameter without default); 3 the runtime could
+    /// not start.
+    Verify(crate::cli::verify::VerifyArgs),
     /// Show what a strategy component is: contract version, imports, exports, parameters, size.
     Inspect {
         /// The component (.wasm).
@@ -233,6 +248,7 @@ pub fn main() -> ExitCode {
         Command::Strategies { json } => {
             with_runtime(cache, false, |rt| async move { strategies(&rt, json).await })
         }
+        Command::Verify(args) => with_runtime(cache, true, |rt| async move { verify::run(&rt, args).await }),
         Command::Inspect { file, json } => {
             with_runtime(cache, false, |rt| async move { inspect(&rt, &file, json).await })
         }
