@@ -169,3 +169,28 @@ fn help_documents_the_exit_codes() {
     assert!(stdout.contains("Exit codes: 0 every invariant kept; 1 an invariant broken"), "{stdout}");
     assert!(stdout.contains("--allow-downtime") && stdout.contains("--json"), "{stdout}");
 }
+
+#[test]
+fn inspect_names_the_toolchain_and_parameters() {
+    for wasm in [
+        support::guest_target().join("wasm32-wasip2/release/rolling.wasm").display().to_string(),
+        guest_path("eager"),
+    ] {
+        let out = cutover(&["inspect", &wasm, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["toolchain"]["language"], "Rust", "{wasm}: {v}");
+        let tools = v["toolchain"]["tools"].as_array().unwrap();
+        assert!(tools.iter().any(|t| t[0] == "rustc"), "{wasm}: {tools:?}");
+        assert!(tools.iter().any(|t| t[0] == "wit-component"), "{wasm}: {tools:?}");
+        assert!(v["size_bytes"].as_u64().unwrap() > 0);
+    }
+    let out = cutover(&[
+        "inspect",
+        &support::guest_target().join("wasm32-wasip2/release/rolling.wasm").display().to_string(),
+    ]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("built by:  Rust (rustc "), "{stdout}");
+    assert!(stdout.contains("contract:  cutover:strategy@0.1.0"), "{stdout}");
+    assert!(stdout.contains("max_unavailable"), "parameters are listed: {stdout}");
+}

@@ -131,7 +131,8 @@ enum Command {
     /// (not a component, another contract version, a parameter without default); 3 the runtime could
     /// not start.
     Verify(crate::cli::verify::VerifyArgs),
-    /// Show what a strategy component is: contract version, imports, exports, parameters, size.
+    /// Show what a strategy component is: language toolchain, contract version, imports, exports,
+    /// parameters, size.
     Inspect {
         /// The component (.wasm).
         file: PathBuf,
@@ -632,19 +633,22 @@ async fn inspect(runtime: &Runtime, file: &std::path::Path, json: bool) -> u8 {
     let strategy = crate::config::StrategyRef::File(file.to_path_buf());
     match driver::resolve_strategy(runtime, &strategy).await {
         Ok(s) => {
+            // Resolving read the file already; reading it again keeps the toolchain scan off `load`.
+            let toolchain = crate::runtime::toolchain::detect(&std::fs::read(file).unwrap_or_default());
             if json {
                 let v = serde_json::json!({
                     "file": file,
                     "size_bytes": s.component.size,
                     "blake3": hex::encode(s.component.hash),
                     "contract_version": s.component.world.contract_version,
+                    "toolchain": toolchain,
                     "imports": s.component.world.imports,
                     "exports": s.component.world.exports,
                     "strategy": s.info,
                 });
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                render::inspect(file, &s);
+                render::inspect(file, &s, &toolchain);
             }
             exit::SUCCESS
         }
