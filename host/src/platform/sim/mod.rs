@@ -397,7 +397,7 @@ impl SimWorld {
     fn passing(&self, m: &SimMachine, now: Instant) -> bool {
         m.state == MachineState::Started
             && (self.checks.is_empty()
-                || (!self.first_check_at(m).is_some_and(|t| now < t) && !self.release_is_unhealthy(m)))
+                || (self.first_check_at(m).is_none_or(|t| now >= t) && !self.release_is_unhealthy(m)))
     }
 
     fn checks_of(&self, m: &SimMachine, now: Instant) -> Vec<Check> {
@@ -567,14 +567,13 @@ impl SimPlatform {
     ) -> Result<R, OpError> {
         let mut st = self.world.lock();
         let now = Instant::now();
-        let r = match st.machines.get_mut(id) {
+        match st.machines.get_mut(id) {
             Some(m) if m.app == self.app => {
                 self.world.settle(m, now);
                 f(&self.world, m, now)
             }
             _ => Err(OpError::not_found(format!("machine {id} is not part of app {}", self.app))),
-        };
-        r
+        }
     }
 
     /// Poll a machine on the virtual clock until `done` decides, waking only when something can change.
