@@ -11,6 +11,7 @@
 //! - [`cli`]: the `cutover` command line.
 //! - [`strategies`]: the built-in strategy components embedded at build time.
 //! - [`scaffold`]: strategy projects (`cutover new`, `cutover build`).
+//! - [`verify`]: a strategy run through the simulator's conformance scenarios, invariants checked.
 
 pub mod cli;
 pub mod config;
@@ -23,3 +24,4 @@ pub mod platform;
 pub mod runtime;
 pub mod scaffold;
 pub mod strategies;
+pub mod verify;

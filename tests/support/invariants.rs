@@ -1,10 +1,11 @@
-//! What every built-in strategy promises on any fleet and under any fault the property tests draw,
-//! checked at every change the simulator recorded and at the end.
+//! The promises every built-in strategy keeps on any fleet and under any fault the property tests draw:
+//! `cutover::verify::invariants`, the same checks `cutover verify` runs, fed from a property-test run.
 
 use super::{Faults, SimRun, V1, V2};
 use cutover::contract::MaxUnavailable;
 use cutover::events::{EventKind, HostCall};
-use cutover::platform::{ErrorKind, Machine, MachineState, OpError};
+use cutover::platform::{Machine, Release};
+use cutover::verify::invariants::{self as shared, Observed, Verdict};
 use std::time::Duration;
 
 /// The fleet as it was before the deploy, and the deploy's parameters that the promises depend on.
@@ -25,41 +26,22 @@ impl Setup {
         self.fleet.iter().find(|m| m.name.rsplit('-').next() == Some(index.as_str())).map(|m| m.id.as_str())
     }
 
-    /// Whether the deploy must fail: the new release outlasts `wait_timeout` (and the strategy waits
-    /// for it; immediate does not).
-    pub fn must_fail(&self) -> bool {
-        self.faults.slow_v2.is_some() && self.strategy != "immediate"
-    }
-
-    /// Whether the drawn faults can explain this failure: the new release outlasting `wait_timeout`, a
-    /// crash of a machine a rolling batch was waiting on (the error names it), or a transient API error
-    /// that outlasted the retries (the error is a platform error).
-    fn explains(&self, error: &OpError) -> bool {
-        let crash = self.crashed().is_some_and(|id| error.message.contains(&format!("machine {id}")));
-        self.must_fail()
-            || (crash && matches!(self.strategy, "rolling" | "canary"))
-            || (self.faults.error_rate > 0.0 && error.kind == ErrorKind::Platform)
-    }
-
-    /// The most machines this strategy may take out of service at once, or none for immediate (which
-    /// takes them all). A crash takes one more out, whatever the strategy.
-    fn capacity_allowance(&self) -> Option<usize> {
-        let crash = usize::from(self.faults.crash.is_some());
-        match self.strategy {
-            "bluegreen" | "drain-then-destroy" => Some(crash),
-            "rolling" | "canary" => {
-                // Per process group; the largest group's allowance bounds the whole fleet's shortfall,
-                // since batches of different groups never overlap.
-                let allowed = ["app", "worker"]
-                    .iter()
-                    .map(|g| self.fleet.iter().filter(|m| m.process_group == *g).count())
-                    .filter(|&n| n > 0)
-                    .map(|n| self.max_unavailable.allowed(n))
-                    .max()
-                    .unwrap_or(0);
-                Some(allowed + crash)
-            }
-            _ => None,
+    /// The shared checker's view of this setup. `immediate` promises no availability; the drain
+    /// timeout is drain-then-destroy's default (the property tests run every strategy on defaults).
+    fn shared(&self) -> shared::Setup {
+        shared::Setup {
+            fleet: self.fleet.clone(),
+            previous: Release { version: 1, image: V1.into() },
+            target: Release { version: 2, image: V2.into() },
+            max_unavailable: self.max_unavailable,
+            faults: shared::Faults {
+                api_error_rate: self.faults.error_rate,
+                unhealthy: false,
+                slow: self.faults.slow_v2.is_some(),
+                crash: self.crashed().zip(self.faults.crash).map(|(id, (_, at))| (id.to_string(), at)),
+            },
+            drain_timeout: (self.strategy == "drain-then-destroy").then_some(Duration::from_secs(300)),
+            allow_downtime: self.strategy == "immediate",
         }
     }
 }
@@ -67,121 +49,32 @@ impl Setup {
 /// Check the run against the promises, returning the first broken one. Call after the deploy has
 /// returned; `settle` is awaited before the end state is read (immediate returns while machines boot).
 pub async fn check(setup: &Setup, run: &SimRun, settle: Duration) -> Result<(), String> {
-    let strategy = setup.strategy;
-    let result = match &run.result {
-        Ok(r) => r,
-        Err(e) => return Err(format!("{strategy}: the sandbox stopped the strategy: {e:?}")),
-    };
-    match result {
-        Ok(()) if setup.must_fail() => {
-            return Err(format!("{strategy}: succeeded although v2 outlasts wait_timeout"));
-        }
-        Err(e) if !setup.explains(e) => return Err(format!("{strategy}: failed without cause: {e}")),
-        _ => {}
-    }
-    // A rollback stops at its first failure (a crash while it waits, a 503 outlasting the retries),
-    // saying how far it got: the fleet is then split between the releases, as the error says.
-    let rollback_failed = matches!(result, Err(e) if e.message.contains("rollback to v1 failed"));
-
-    let availability = run.world.availability().ok_or("availability was not tracked")?;
-    if let Some(allowed) = setup.capacity_allowance() {
-        for &(at, serving) in &availability.samples {
-            let out = availability.baseline.saturating_sub(serving);
-            if out > allowed {
-                return Err(format!(
-                    "{strategy}: {out} machine(s) out of service at {at} ms, at most {allowed} allowed"
-                ));
-            }
-        }
-    }
-    if strategy == "canary" {
-        // Before the promotion, the canary never has more than the last step's weight (50%) while the
-        // stable release serves. (Once a crash has taken the last stable machine down, whatever still
-        // serves takes every request: no split can say otherwise.)
-        let promotion = phase_at(run, "promote").unwrap_or(u64::MAX);
-        for (at, shares) in &availability.traffic {
-            let v2 = shares.iter().find(|(v, _)| *v == 2).map_or(0.0, |(_, p)| *p);
-            let stable_down = !shares.iter().any(|(v, _)| *v == 1) && setup.faults.crash.is_some();
-            if *at < promotion && v2 > 50.0 + 1e-9 && !stable_down {
-                return Err(format!("canary: v2 had {v2}% of new requests at {at} ms, before the promotion"));
-            }
-        }
-    }
-    if strategy == "drain-then-destroy" {
-        // drain_timeout (5m) outlasts every connection (at most 90 s): nothing is cut.
-        let cuts = run.world.cut_connections();
-        if !cuts.is_empty() {
-            return Err(format!("drain-then-destroy: connections cut: {cuts:?}"));
-        }
-    }
-
-    // Let stragglers finish (immediate returns while machines boot), then look at the end state.
     tokio::time::sleep(settle).await;
-    let fleet = run.world.snapshot(super::APP);
-    if matches!(result, Err(e) if e.kind == ErrorKind::Platform) {
-        // Transient errors outlasted the retries: the strategy gave up where it was and its error says
-        // what is left (blue not yet destroyed, a batch still cordoned). Nothing may be lost, and no
-        // more capacity than the strategy may take out at once may stay out.
-        if fleet.len() < setup.fleet.len() {
+    let end = run.world.snapshot(super::APP);
+    let availability = run.world.availability().ok_or("availability was not tracked")?;
+    let cuts = run.world.cuts();
+    let result = run.result.as_ref().map(Clone::clone).map_err(|e| format!("{e:?}"));
+    let seen = Observed {
+        result: &result,
+        events: &run.events,
+        availability: &availability,
+        cuts: &cuts,
+        end: &end,
+    };
+    for (invariant, verdict) in shared::check(&setup.shared(), &seen) {
+        if let Verdict::Fail(v) = verdict {
             return Err(format!(
-                "{strategy}: gave up with {} machine(s) of {}: machines lost",
-                fleet.len(),
-                setup.fleet.len()
+                "{}: {} broken: {} (at {:?} ms, call {:?}, machines {:?})",
+                setup.strategy,
+                invariant.name(),
+                v.message,
+                v.at_ms,
+                v.call,
+                v.machines
             ));
-        }
-        let serving = fleet.iter().filter(|m| m.is_serving()).count();
-        if let Some(allowed) = setup.capacity_allowance()
-            && serving + allowed < availability.baseline
-        {
-            return Err(format!(
-                "{strategy}: gave up with {serving} machine(s) serving of {}",
-                availability.baseline
-            ));
-        }
-        return Ok(());
-    }
-    if fleet.len() != setup.fleet.len() {
-        return Err(format!(
-            "{strategy}: {} machine(s) at the end, {} before: machines lost or left over",
-            fleet.len(),
-            setup.fleet.len()
-        ));
-    }
-    let image = if matches!(result, Ok(())) { V2 } else { V1 };
-    for m in &fleet {
-        if m.release.image != image && !(rollback_failed && m.release.image == V2) {
-            return Err(format!(
-                "{strategy}: {} is on {}, the fleet should be on {image}",
-                m.id, m.release.image
-            ));
-        }
-        if m.is_serving() {
-            continue;
-        }
-        // A machine that crashed after the deploy last changed it stays down: nothing restarts it. It
-        // stays cordoned only if the deploy stopped at it.
-        let excused = setup.crashed() == Some(m.id.as_str())
-            && m.state == MachineState::Failed
-            && (!m.cordoned || result.is_err())
-            && !updated_after_crash(setup, run, &m.id);
-        if !excused {
-            return Err(format!("{strategy}: {} is not serving at the end: {m:?}", m.id));
         }
     }
     Ok(())
-}
-
-/// Whether a `machines.update` naming `id` started after the scenario's crash: such an update restarts
-/// the crashed machine, so it has to come back.
-fn updated_after_crash(setup: &Setup, run: &SimRun, id: &str) -> bool {
-    let Some((_, at)) = setup.faults.crash else { return false };
-    let crash_ms = at.as_millis() as u64;
-    run.events.iter().any(|e| match &e.kind {
-        EventKind::HostCall { call: HostCall::Update { ids, .. }, took_ms, .. } => {
-            e.at_ms - took_ms >= crash_ms && ids.iter().any(|i| i == id)
-        }
-        _ => false,
-    })
 }
 
 /// When the first phase whose name starts with `prefix` began, in virtual ms.

@@ -2,6 +2,7 @@
 //! and exit codes. It talks to the library's driver and runtime only, never to platform internals.
 
 mod render;
+mod verify;
 
 use crate::config::{Config, PlatformKind};
 use crate::driver::{self, Deploy, Journal, JournalError, Overrides, StateDir};
@@ -46,7 +47,8 @@ pub mod exit {
         cutover strategies                                        what is built in\n  \
         cutover inspect my-strategy.wasm                          what a component is\n  \
         cutover new my-strategy --lang rust                       start a strategy of your own\n  \
-        cutover build my-strategy                                 build it into a component"
+        cutover build my-strategy                                 build it into a component\n  \
+        cutover verify my-strategy.wasm                           conformance scenarios and invariants"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -118,7 +120,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show what a strategy component is: contract version, imports, exports, parameters, size.
+    /// Run a strategy through the simulator's conformance scenarios and check its invariants.
+    ///
+    /// Fleets of 1, 3 and 500 machines in two regions and two process groups; the happy path, a new
+    /// release that fails its checks, 5% API errors, a crash mid-deploy and an expired wait timeout.
+    /// After every change and at the end: the sandbox, an honest verdict, one release at the end, every
+    /// machine serving, nothing lost, capacity within max_unavailable, no old machine destroyed before its
+    /// replacement passed, drain (with drain_timeout) and traffic weights (when set). Runs in the default
+    /// sandbox with its limits, so it is safe for untrusted components in shared CI.
+    ///
+    /// Exit codes: 0 every invariant kept; 1 an invariant broken (the report names it); 2 bad input
+    /// (not a component, another contract version, a parameter without default); 3 the runtime could
+    /// not start.
+    Verify(crate::cli::verify::VerifyArgs),
+    /// Show what a strategy component is: language toolchain, contract version, imports, exports,
+    /// parameters, size.
     Inspect {
         /// The component (.wasm).
         file: PathBuf,
@@ -252,6 +268,7 @@ pub fn main() -> ExitCode {
         Command::Strategies { json } => {
             with_runtime(cache, false, |rt| async move { strategies(&rt, json).await })
         }
+        Command::Verify(args) => with_runtime(cache, true, |rt| async move { verify::run(&rt, args).await }),
         Command::Inspect { file, json } => {
             with_runtime(cache, false, |rt| async move { inspect(&rt, &file, json).await })
         }
@@ -667,19 +684,22 @@ async fn inspect(runtime: &Runtime, file: &std::path::Path, json: bool) -> u8 {
     let strategy = crate::config::StrategyRef::File(file.to_path_buf());
     match driver::resolve_strategy(runtime, &strategy).await {
         Ok(s) => {
+            // Resolving read the file already; reading it again keeps the toolchain scan off `load`.
+            let toolchain = crate::runtime::toolchain::detect(&std::fs::read(file).unwrap_or_default());
             if json {
                 let v = serde_json::json!({
                     "file": file,
                     "size_bytes": s.component.size,
                     "blake3": hex::encode(s.component.hash),
                     "contract_version": s.component.world.contract_version,
+                    "toolchain": toolchain,
                     "imports": s.component.world.imports,
                     "exports": s.component.world.exports,
                     "strategy": s.info,
                 });
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                render::inspect(file, &s);
+                render::inspect(file, &s, &toolchain);
             }
             exit::SUCCESS
         }

@@ -176,10 +176,15 @@ pub fn strategy_info(info: &StrategyInfo) {
 }
 
 /// What `cutover inspect` prints.
-pub fn inspect(file: &std::path::Path, s: &ResolvedStrategy) {
+pub fn inspect(
+    file: &std::path::Path,
+    s: &ResolvedStrategy,
+    toolchain: &crate::runtime::toolchain::Toolchain,
+) {
     let c = &s.component;
     println!("file:      {}", file.display());
-    println!("size:      {} bytes", c.size);
+    println!("size:      {} bytes ({:.1} KiB)", c.size, c.size as f64 / 1024.0);
+    println!("built by:  {}", toolchain.summary());
     println!("blake3:    {}", hex::encode(c.hash));
     println!(
         "contract:  {}",

@@ -368,7 +368,10 @@ impl Dispatcher {
 /// The instant a wait of `timeout_ms` started now must end. A batch wait has one deadline for the
 /// whole call: machines waited on in a later concurrency wave get what is left, not a fresh timeout.
 fn deadline_in(timeout_ms: u64) -> tokio::time::Instant {
-    tokio::time::Instant::now() + Duration::from_millis(timeout_ms)
+    let now = tokio::time::Instant::now();
+    // A guest may ask for any u64; past what an Instant holds, a century is forever enough.
+    now.checked_add(Duration::from_millis(timeout_ms))
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 fn remaining(deadline: tokio::time::Instant) -> Duration {

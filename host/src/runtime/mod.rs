@@ -8,6 +8,7 @@
 //! - `dispatch`: the one place host calls are executed and recorded.
 //! - `v0_1`: bindings and host impls for `cutover:strategy@0.1.x`.
 //! - `clock`: the host clock strategies see (virtual under the simulator).
+//! - `toolchain`: which language and tools built a component (`cutover inspect`).
 
 pub mod cache;
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod grants;
 pub mod limits;
 pub mod sandbox;
+pub mod toolchain;
 pub mod v0_1;
 
 pub use cache::{ComponentCache, Origin};

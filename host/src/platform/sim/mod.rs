@@ -48,8 +48,35 @@ struct WorldState {
     tracking: Option<Availability>,
     /// Traffic split per app, as set by `set_weights` (absent: by machine count).
     weights: BTreeMap<String, Vec<ReleaseWeight>>,
-    /// Long-lived connections cut by a stop or destroy: (virtual ms, machine, connections).
-    cuts: Vec<(u64, String, u32)>,
+    /// Long-lived connections cut by a stop or destroy.
+    cuts: Vec<Cut>,
+}
+
+/// Long-lived connections a stop or destroy cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    /// Virtual ms of the stop or destroy.
+    pub at_ms: u64,
+    pub id: String,
+    /// Connections still open when it happened.
+    pub open: u32,
+    /// How long the machine had been cordoned (draining) by then; none if it never was.
+    pub cordoned_ms: Option<u64>,
+}
+
+/// A machine destroyed while tracking was on, and what its process group had passing at that instant
+/// (so a verifier can tell whether an old machine went before its replacement was healthy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// Virtual ms of the destroy.
+    pub at_ms: u64,
+    pub id: String,
+    pub group: String,
+    /// The release version the machine ran.
+    pub version: u64,
+    /// Machines of the group, other than this one, started and passing every check (cordoned or not),
+    /// by release version.
+    pub passing: BTreeMap<u64, usize>,
 }
 
 /// Serving capacity over time, recorded after every change when tracking is on.
@@ -61,6 +88,12 @@ pub struct Availability {
     pub samples: Vec<(u64, usize)>,
     /// (virtual ms, share of new requests per release version in percent) after each change.
     pub traffic: Vec<(u64, Vec<(u64, f64)>)>,
+    /// Machines serving per process group when tracking started.
+    pub group_baseline: BTreeMap<String, usize>,
+    /// (virtual ms, machines serving per process group) after each change.
+    pub groups: Vec<(u64, BTreeMap<String, usize>)>,
+    /// Machines destroyed since tracking started.
+    pub removals: Vec<Removal>,
     app: String,
 }
 
@@ -171,14 +204,28 @@ impl SimWorld {
     pub fn track_availability(&self, app: &str) {
         let mut st = self.lock();
         let now = Instant::now();
-        let baseline = self.serving(&mut st, app, now);
-        let traffic = vec![(0, self.shares(&mut st, app, now))];
-        st.tracking =
-            Some(Availability { baseline, samples: vec![(0, baseline)], traffic, app: app.to_string() });
+        let census = self.census(&mut st, app, now);
+        let groups = census.groups;
+        let baseline = groups.values().sum();
+        let traffic = vec![(0, split(st.weights.get(app), &census.versions))];
+        st.tracking = Some(Availability {
+            baseline,
+            samples: vec![(0, baseline)],
+            traffic,
+            group_baseline: groups.clone(),
+            groups: vec![(0, groups)],
+            removals: Vec::new(),
+            app: app.to_string(),
+        });
     }
 
     /// Long-lived connections cut by stops and destroys so far: (virtual ms, machine, connections).
     pub fn cut_connections(&self) -> Vec<(u64, String, u32)> {
+        self.lock().cuts.iter().map(|c| (c.at_ms, c.id.clone(), c.open)).collect()
+    }
+
+    /// Long-lived connections cut by stops and destroys so far, with how long each machine drained.
+    pub fn cuts(&self) -> Vec<Cut> {
         self.lock().cuts.clone()
     }
 
@@ -216,61 +263,67 @@ impl SimWorld {
         now.saturating_duration_since(self.origin).as_millis() as u64
     }
 
-    fn serving(&self, st: &mut WorldState, app: &str, now: Instant) -> usize {
-        let mut n = 0;
+    /// Serving machines of `app` right now, by process group (every group present, even at zero) and by
+    /// release version. One pass without building machine views: capacity is sampled over the whole
+    /// fleet after every change, so this is the simulator's hot loop when tracking is on.
+    fn census(&self, st: &mut WorldState, app: &str, now: Instant) -> Census {
+        let mut groups: Vec<(&str, usize)> = Vec::new();
+        let mut versions: BTreeMap<u64, usize> = BTreeMap::new();
         for m in st.machines.values_mut().filter(|m| m.app == app) {
             self.settle(m, now);
-            if self.view(m, now).is_serving() {
-                n += 1;
+            let m: &SimMachine = m;
+            let slot = match groups.iter().position(|(g, _)| *g == m.group) {
+                Some(i) => i,
+                None => {
+                    groups.push((m.group.as_str(), 0));
+                    groups.len() - 1
+                }
+            };
+            if !m.cordoned && self.passing(m, now) {
+                groups[slot].1 += 1;
+                *versions.entry(m.release.version).or_default() += 1;
             }
         }
-        n
+        Census { groups: groups.into_iter().map(|(g, n)| (g.to_string(), n)).collect(), versions }
     }
 
     /// Record a capacity sample if tracking is on (called after every change).
     fn sample(&self, st: &mut WorldState) {
         let Some(app) = st.tracking.as_ref().map(|t| t.app.clone()) else { return };
         let now = Instant::now();
-        let serving = self.serving(st, &app, now);
-        let shares = self.shares(st, &app, now);
+        let census = self.census(st, &app, now);
+        let shares = split(st.weights.get(&app), &census.versions);
         let at = self.now_ms(now);
         if let Some(t) = st.tracking.as_mut() {
-            t.samples.push((at, serving));
+            t.samples.push((at, census.groups.values().sum()));
             t.traffic.push((at, shares));
+            t.groups.push((at, census.groups));
         }
     }
 
-    /// Share of new requests each release of `app` gets right now, in percent. With weights set, a
-    /// release gets its weight if it has a serving machine (weights of releases with none are spread
-    /// over the others); without, releases share by serving machine count.
-    fn shares(&self, st: &mut WorldState, app: &str, now: Instant) -> Vec<(u64, f64)> {
-        let mut serving: BTreeMap<u64, usize> = BTreeMap::new();
-        for m in st.machines.values_mut().filter(|m| m.app == app) {
+    /// Note, if tracking is on, that machine `id` is about to be destroyed.
+    fn note_removal(&self, st: &mut WorldState, id: &str, now: Instant) {
+        let Some(app) = st.tracking.as_ref().map(|t| t.app.clone()) else { return };
+        let Some((group, version)) = st.machines.get(id).map(|m| (m.group.clone(), m.release.version)) else {
+            return;
+        };
+        let mut passing: BTreeMap<u64, usize> = BTreeMap::new();
+        for m in st.machines.values_mut().filter(|m| m.app == app && m.group == group && m.id != id) {
             self.settle(m, now);
-            if self.view(m, now).is_serving() {
-                *serving.entry(m.release.version).or_default() += 1;
+            if self.passing(m, now) {
+                *passing.entry(m.release.version).or_default() += 1;
             }
         }
-        let total: usize = serving.values().sum();
-        if total == 0 {
-            return vec![];
+        let at_ms = self.now_ms(now);
+        if let Some(t) = st.tracking.as_mut() {
+            t.removals.push(Removal { at_ms, id: id.to_string(), group, version, passing });
         }
-        match st.weights.get(app) {
-            Some(weights) => {
-                let live: Vec<(u64, f64)> = weights
-                    .iter()
-                    .filter(|w| serving.contains_key(&w.version))
-                    .map(|w| (w.version, f64::from(w.percent)))
-                    .collect();
-                let sum: f64 = live.iter().map(|(_, p)| p).sum();
-                if sum == 0.0 {
-                    // Every weighted release lost its machines: fall back to machine count.
-                    return serving.iter().map(|(v, n)| (*v, *n as f64 * 100.0 / total as f64)).collect();
-                }
-                live.into_iter().map(|(v, p)| (v, p * 100.0 / sum)).collect()
-            }
-            None => serving.iter().map(|(v, n)| (*v, *n as f64 * 100.0 / total as f64)).collect(),
-        }
+    }
+
+    /// Share of new requests each release of `app` gets right now, in percent (see [`split`]).
+    fn shares(&self, st: &mut WorldState, app: &str, now: Instant) -> Vec<(u64, f64)> {
+        let census = self.census(st, app, now);
+        split(st.weights.get(app), &census.versions)
     }
 
     /// Open long-lived connections of a machine at `now`.
@@ -297,10 +350,11 @@ impl SimWorld {
     }
 
     /// Note the connections a stop or destroy of `m` cuts.
-    fn cut(&self, cuts: &mut Vec<(u64, String, u32)>, m: &SimMachine, now: Instant) {
+    fn cut(&self, cuts: &mut Vec<Cut>, m: &SimMachine, now: Instant) {
         let open = self.connections_of(m, now);
         if open > 0 {
-            cuts.push((self.now_ms(now), m.id.clone(), open));
+            let cordoned_ms = m.cordoned_at.map(|at| now.saturating_duration_since(at).as_millis() as u64);
+            cuts.push(Cut { at_ms: self.now_ms(now), id: m.id.clone(), open, cordoned_ms });
         }
     }
 
@@ -342,6 +396,14 @@ impl SimWorld {
 
     fn release_is_unhealthy(&self, m: &SimMachine) -> bool {
         self.scenario.faults.unhealthy_images.contains(&m.release.image)
+    }
+
+    /// Whether the machine is started and every check passes: what `checks_of` says, without building
+    /// the checks (capacity is sampled over the whole fleet after every change).
+    fn passing(&self, m: &SimMachine, now: Instant) -> bool {
+        m.state == MachineState::Started
+            && (self.checks.is_empty()
+                || (self.first_check_at(m).is_none_or(|t| now >= t) && !self.release_is_unhealthy(m)))
     }
 
     fn checks_of(&self, m: &SimMachine, now: Instant) -> Vec<Check> {
@@ -400,6 +462,39 @@ impl SimWorld {
     fn latency(&self, [lo, hi]: [u64; 2], key: &str, n: u64) -> Duration {
         let u = unit(self.scenario.seed, key, n);
         Duration::from_millis(lo + ((hi - lo) as f64 * u) as u64)
+    }
+}
+
+/// Serving machines by process group and by release version.
+struct Census {
+    groups: BTreeMap<String, usize>,
+    versions: BTreeMap<u64, usize>,
+}
+
+/// Share of new requests each release gets, in percent, given the machines serving per release. With
+/// weights set, a release gets its weight if it has a serving machine (weights of releases with none
+/// are spread over the others); without, releases share by serving machine count.
+fn split(weights: Option<&Vec<ReleaseWeight>>, serving: &BTreeMap<u64, usize>) -> Vec<(u64, f64)> {
+    let total: usize = serving.values().sum();
+    if total == 0 {
+        return vec![];
+    }
+    let by_count = || serving.iter().map(|(v, n)| (*v, *n as f64 * 100.0 / total as f64)).collect();
+    match weights {
+        Some(weights) => {
+            let live: Vec<(u64, f64)> = weights
+                .iter()
+                .filter(|w| serving.contains_key(&w.version))
+                .map(|w| (w.version, f64::from(w.percent)))
+                .collect();
+            let sum: f64 = live.iter().map(|(_, p)| p).sum();
+            if sum == 0.0 {
+                // Every weighted release lost its machines: fall back to machine count.
+                return by_count();
+            }
+            live.into_iter().map(|(v, p)| (v, p * 100.0 / sum)).collect()
+        }
+        None => by_count(),
     }
 }
 
@@ -464,23 +559,35 @@ impl SimPlatform {
         }
     }
 
-    /// Look up a machine of this app, settled to now, and run `f` on it.
+    /// Look up a machine of this app, settled to now, and run `f` on it; then sample capacity (`f` may
+    /// have changed the machine).
     fn with_machine<R>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&SimWorld, &mut SimMachine, Instant) -> Result<R, OpError>,
+    ) -> Result<R, OpError> {
+        let r = self.read_machine(id, f);
+        self.world.sample(&mut self.world.lock());
+        r
+    }
+
+    /// Like [`Self::with_machine`] for a look that changes nothing: no capacity sample. Capacity only
+    /// drops at a change (or a crash, which the next change's sample sees), and sampling the whole
+    /// fleet on every poll of every wait would make tracking quadratic in the fleet's size.
+    fn read_machine<R>(
         &self,
         id: &str,
         f: impl FnOnce(&SimWorld, &mut SimMachine, Instant) -> Result<R, OpError>,
     ) -> Result<R, OpError> {
         let mut st = self.world.lock();
         let now = Instant::now();
-        let r = match st.machines.get_mut(id) {
+        match st.machines.get_mut(id) {
             Some(m) if m.app == self.app => {
                 self.world.settle(m, now);
                 f(&self.world, m, now)
             }
             _ => Err(OpError::not_found(format!("machine {id} is not part of app {}", self.app))),
-        };
-        self.world.sample(&mut st);
-        r
+        }
     }
 
     /// Poll a machine on the virtual clock until `done` decides, waking only when something can change.
@@ -493,7 +600,7 @@ impl SimPlatform {
     ) -> Result<(), OpError> {
         let deadline = Instant::now() + timeout;
         loop {
-            let next = self.with_machine(id, |w, m, now| {
+            let next = self.read_machine(id, |w, m, now| {
                 if let Some(verdict) = done(w, m, now) {
                     return Ok(Err(verdict));
                 }
@@ -550,12 +657,12 @@ impl Platform for SimPlatform {
 
     async fn get(&self, id: &str) -> Result<Machine, OpError> {
         self.api(Some(id), "get machine").await?;
-        self.with_machine(id, |w, m, now| Ok(w.view(m, now)))
+        self.read_machine(id, |w, m, now| Ok(w.view(m, now)))
     }
 
     async fn clone_from(&self, source: &str, target: &Release, routable: bool) -> Result<Machine, OpError> {
         self.api(Some(source), "create machine").await?;
-        let template = self.with_machine(source, |_, m, _| Ok(m.clone()))?;
+        let template = self.read_machine(source, |_, m, _| Ok(m.clone()))?;
         let mut st = self.world.lock();
         let now = Instant::now();
         let index = st.next_index;
@@ -646,12 +753,13 @@ impl Platform for SimPlatform {
         }
         self.api(Some(id), "destroy machine").await?;
         let mut cuts = Vec::new();
-        self.with_machine(id, |w, m, now| {
+        self.read_machine(id, |w, m, now| {
             w.cut(&mut cuts, m, now);
             Ok(())
         })?;
         let mut st = self.world.lock();
         st.cuts.extend(cuts);
+        self.world.note_removal(&mut st, id, Instant::now());
         st.machines.remove(id);
         st.destroyed.insert(id.to_string(), self.app.clone());
         self.world.sample(&mut st);
@@ -740,7 +848,7 @@ impl Platform for SimPlatform {
 
     async fn connections(&self, id: &str) -> Result<u32, OpError> {
         self.api(Some(id), "count connections").await?;
-        self.with_machine(id, |w, m, now| Ok(w.connections_of(m, now)))
+        self.read_machine(id, |w, m, now| Ok(w.connections_of(m, now)))
     }
 
     async fn set_weights(&self, weights: &[ReleaseWeight]) -> Result<(), OpError> {

@@ -1,0 +1,196 @@
+//! `cutover verify` end to end: every built-in passes; broken strategies fail with the invariant they
+//! break named; hostile and foreign components are stopped or refused with a clear error.
+
+mod support;
+
+use cutover::verify::{self, Invariant, Options, RunOutcome, Verdict};
+use serde_json::Value;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn cutover(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(args)
+        .env("CUTOVER_CACHE_DIR", support::cache_dir())
+        .output()
+        .expect("run cutover")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A test guest's .wasm, built on first use.
+fn guest_path(name: &str) -> String {
+    support::guest(name);
+    support::guest_target().join("wasm32-wasip2/release").join(format!("{name}.wasm")).display().to_string()
+}
+
+fn passes(strategy: &str, extra: &[&str]) {
+    let mut args = vec!["verify", strategy];
+    args.extend(extra);
+    let out = cutover(&args);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{strategy}:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("PASS: {strategy} kept every invariant in all 11 scenarios")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn rolling_passes() {
+    passes("rolling", &[]);
+}
+
+#[test]
+fn bluegreen_passes() {
+    passes("bluegreen", &[]);
+}
+
+#[test]
+fn canary_passes() {
+    passes("canary", &[]);
+}
+
+#[test]
+fn drain_then_destroy_passes() {
+    passes("drain-then-destroy", &[]);
+}
+
+/// immediate promises speed, not availability: it passes once told so, and without that the report
+/// says it took capacity out (the capacity invariant fires on a real strategy).
+#[test]
+fn immediate_passes_with_allow_downtime_and_breaks_capacity_without() {
+    passes("immediate", &["--allow-downtime"]);
+    let out = cutover(&["verify", "immediate"]);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("capacity broken: process group `app` had 0 of 2 machine(s) serving"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("during host call #5 (machines.update of 3 machine(s))"), "{stdout}");
+}
+
+#[test]
+fn destroying_blue_before_green_passed_is_caught() {
+    let out = cutover(&["verify", &guest_path("eager")]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("replacement-first broken:"), "{stdout}");
+    assert!(
+        stdout.contains("was destroyed while 0 machine(s) of v2 in its group had passed their checks"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("blue was destroyed before green passed"), "{stdout}");
+    assert!(stdout.contains("(machines.destroy of 3 machine(s))"), "the report names the call: {stdout}");
+    assert!(stdout.contains("FAIL: eager broke"), "{stdout}");
+}
+
+#[test]
+fn leaving_blue_behind_is_caught() {
+    let out = cutover(&["verify", &guest_path("hoarder"), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("--json prints one JSON report");
+    let happy = &report["scenarios"][1];
+    assert_eq!(happy["name"], "happy path, 3 machines");
+    assert_eq!(happy["outcome"]["outcome"], "succeeded");
+    let verdict = |name: &str| {
+        happy["checks"].as_array().unwrap().iter().find(|c| c[0] == name).map(|c| c[1].clone()).unwrap()
+    };
+    assert_eq!(verdict("one-release")["verdict"], "fail");
+    let message = verdict("one-release")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("the fleet ended on 3 on v1, 3 on v2"), "{message}");
+    let left = verdict("nothing-lost");
+    assert!(left["message"].as_str().unwrap().contains("machines left over"), "{left}");
+    assert_eq!(verdict("replacement-first")["verdict"], "not_applicable", "blue was never destroyed");
+    assert_eq!(verdict("capacity")["verdict"], "pass");
+}
+
+/// A strategy that loops forever is stopped by the sandbox in every scenario and reported, not hung on.
+#[tokio::test(start_paused = true)]
+async fn a_looping_strategy_fails_the_sandbox_invariant() {
+    let runtime = support::runtime();
+    let spin = runtime.load(&support::guest("spin")).unwrap();
+    let info = runtime.describe(&spin).await.unwrap();
+    let mut opts = Options::default();
+    opts.limits.cpu_budget = Duration::from_millis(50);
+    let report = verify::verify(&runtime, &spin, &info, &opts).await.unwrap();
+    assert!(!report.passed());
+    assert_eq!(report.broken(), [Invariant::Sandbox]);
+    for s in &report.scenarios {
+        assert!(
+            matches!(&s.outcome, RunOutcome::Stopped(e) if e.contains("CPU budget")),
+            "{}: {:?}",
+            s.name,
+            s.outcome
+        );
+        assert!(
+            s.checks
+                .iter()
+                .all(|(i, v)| *i == Invariant::Sandbox || matches!(v, Verdict::NotApplicable { .. }))
+        );
+    }
+    assert!(
+        report
+            .text()
+            .contains("sandbox broken: the sandbox stopped the strategy: strategy stopped by its CPU budget")
+    );
+}
+
+#[test]
+fn another_contract_version_is_refused_with_both_versions() {
+    let wasm = guest_path("future");
+    for cmd in ["verify", "inspect"] {
+        let out = cutover(&[cmd, &wasm]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {stderr}");
+        assert!(
+            stderr.contains("this strategy targets cutover:strategy@0.2.0; this host implements 0.1.x"),
+            "{cmd}: {stderr}"
+        );
+        assert!(stderr.contains("Rebuild the strategy against"), "{cmd}: {stderr}");
+    }
+}
+
+#[test]
+fn a_required_parameter_without_default_is_bad_input() {
+    let out = cutover(&["verify", &guest_path("foreign")]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("requires parameter `victim`, which has no default"), "{stderr}");
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let out = cutover(&["verify", "--help"]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("Exit codes: 0 every invariant kept; 1 an invariant broken"), "{stdout}");
+    assert!(stdout.contains("--allow-downtime") && stdout.contains("--json"), "{stdout}");
+}
+
+#[test]
+fn inspect_names_the_toolchain_and_parameters() {
+    for wasm in [
+        support::guest_target().join("wasm32-wasip2/release/rolling.wasm").display().to_string(),
+        guest_path("eager"),
+    ] {
+        let out = cutover(&["inspect", &wasm, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["toolchain"]["language"], "Rust", "{wasm}: {v}");
+        let tools = v["toolchain"]["tools"].as_array().unwrap();
+        assert!(tools.iter().any(|t| t[0] == "rustc"), "{wasm}: {tools:?}");
+        assert!(tools.iter().any(|t| t[0] == "wit-component"), "{wasm}: {tools:?}");
+        assert!(v["size_bytes"].as_u64().unwrap() > 0);
+    }
+    let out = cutover(&[
+        "inspect",
+        &support::guest_target().join("wasm32-wasip2/release/rolling.wasm").display().to_string(),
+    ]);
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("built by:  Rust (rustc "), "{stdout}");
+    assert!(stdout.contains("contract:  cutover:strategy@0.1.0"), "{stdout}");
+    assert!(stdout.contains("max_unavailable"), "parameters are listed: {stdout}");
+}
