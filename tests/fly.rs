@@ -282,6 +282,14 @@ async fn health_is_read_from_checks_and_a_warning_is_not_passing() {
     let e = fly.wait_healthy(&id, Duration::from_millis(500)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::Timeout);
     assert!(e.message.contains("http: critical"), "{e}");
+    // A check at `warning` is not passing either.
+    let v3 = "registry.fly.io/flyapp:deployment-3";
+    fake.state.faults.lock().unwrap().warning_images.insert(v3.into());
+    fly.update(&id, &Release { version: 3, image: v3.into() }).await.unwrap();
+    fly.wait_state(&id, MachineState::Started, Duration::from_secs(5)).await.unwrap();
+    let e = fly.wait_healthy(&id, Duration::from_millis(500)).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout);
+    assert!(e.message.contains("http: warning"), "{e}");
     let caps = fly.capabilities();
     assert!(caps.cordon && !caps.weights && !caps.connection_counts && !caps.stats);
     let e = fly.connections(&id).await.unwrap_err();

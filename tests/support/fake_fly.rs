@@ -102,6 +102,8 @@ pub struct Faults {
     pub lose_creates: u32,
     /// Machines on these images boot and fail their checks.
     pub unhealthy_images: BTreeSet<String>,
+    /// Machines on these images boot and their checks stay at `warning`.
+    pub warning_images: BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -233,7 +235,10 @@ impl Fake {
         let id = id.to_string();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let unhealthy = fake.faults.lock().unwrap().unhealthy_images.clone();
+            let (unhealthy, warning) = {
+                let f = fake.faults.lock().unwrap();
+                (f.unhealthy_images.clone(), f.warning_images.clone())
+            };
             let mut inner = fake.lock();
             if let Some(m) = inner.machines.get_mut(&id)
                 && m.generation == generation
@@ -241,6 +246,7 @@ impl Fake {
                 m.api.state = to.into();
                 m.api.checks = match to {
                     "started" if unhealthy.contains(&m.api.config.image) => vec![check("critical")],
+                    "started" if warning.contains(&m.api.config.image) => vec![check("warning")],
                     "started" => vec![check("passing")],
                     _ => vec![check("critical")],
                 };
