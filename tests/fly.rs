@@ -308,13 +308,17 @@ struct Server {
     /// Raw requests: base URL of APP's machines and the auth header.
     machines_url: String,
     auth: Option<String>,
+    /// The first deployer's Machines API client, for the calls the Platform trait does not have.
+    client: Option<cutover::platform::machines_api::Client>,
     /// How the server is stopped at the end.
     stop: Option<Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>>,
 }
 
 async fn fake_server() -> Server {
     let fake = fake_with_fleet(1).await;
-    let first: Arc<dyn Platform> = Arc::new(fly_platform(&fake.url, TOKEN));
+    let fly = fly_platform(&fake.url, TOKEN);
+    let client = Some(fly.client().clone());
+    let first: Arc<dyn Platform> = Arc::new(fly);
     let second: Arc<dyn Platform> = Arc::new(fly_platform(&fake.url, TOKEN));
     let machine = first.list().await.unwrap()[0].id.clone();
     let machines_url = format!("{}/apps/{APP}/machines", fake.url);
@@ -325,6 +329,7 @@ async fn fake_server() -> Server {
         machine,
         machines_url,
         auth: Some(format!("Bearer {TOKEN}")),
+        client,
         stop: None,
     }
 }
@@ -359,6 +364,7 @@ async fn local_server(dir: &std::path::Path) -> Server {
         kill_timeout_ms: 1000,
     };
     let first = Arc::new(LocalPlatform::connect(&url, APP, &spec).await.unwrap());
+    let client = Some(first.client().clone());
     let second = Arc::new(LocalPlatform::connect(&url, APP, &spec).await.unwrap());
     let m = first.launch(&Release { version: 1, image: V1.into() }, "ams", "app").await.unwrap();
     first.wait_state(&m.id, MachineState::Started, Duration::from_secs(5)).await.unwrap();
@@ -370,6 +376,7 @@ async fn local_server(dir: &std::path::Path) -> Server {
         machine: m.id,
         machines_url: format!("{url}/v1/apps/{APP}/machines"),
         auth: None,
+        client,
         stop: Some(Box::new(move || {
             Box::pin(async move {
                 let _ = reqwest::Client::new().post(shutdown).send().await;
@@ -401,6 +408,14 @@ async fn leases_contract(s: &Server) {
     assert!(s.first.get(&s.machine).await.unwrap().cordoned, "{}", s.name);
     s.first.uncordon(&s.machine).await.unwrap();
     s.first.set_metadata(&s.machine, "cutover_test", "yes").await.unwrap();
+    if let Some(client) = &s.client {
+        assert_eq!(
+            client.metadata(&s.machine).await.unwrap().get("cutover_test").map(String::as_str),
+            Some("yes")
+        );
+        client.delete_metadata(&s.machine, "cutover_test").await.unwrap();
+        assert!(!client.metadata(&s.machine).await.unwrap().contains_key("cutover_test"), "{}", s.name);
+    }
     let refreshed = s.first.refresh_lease(&s.machine).await.unwrap();
     assert!(refreshed.expires_at >= lease.expires_at, "{}", s.name);
     // The other client cannot release it either.

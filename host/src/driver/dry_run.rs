@@ -175,7 +175,9 @@ impl Deploy<'_> {
             });
         }
         let caps = platform.capabilities();
-        let leases = if platform.has_leases() {
+        let leases = if machines.is_empty() {
+            "none: there is no machine to lease".to_string()
+        } else if platform.has_leases() {
             let ttl = config.cutover.lease_ttl;
             format!(
                 "all {} machine(s) leased before the first change ({} TTL, refreshed every {}), released at the end",

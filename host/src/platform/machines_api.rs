@@ -544,6 +544,12 @@ impl Client {
         self.send(&format!("set metadata {key} of {id}"), self.leased(id, req)).await.map(drop)
     }
 
+    /// `DELETE /{id}/metadata/{key}`.
+    pub async fn delete_metadata(&self, id: &str, key: &str) -> Result<(), OpError> {
+        let req = self.http.delete(self.url(&format!("/{id}/metadata/{key}")));
+        self.send(&format!("delete metadata {key} of {id}"), self.leased(id, req)).await.map(drop)
+    }
+
     /// Take a lease on `id` for `ttl` (whole seconds, at least 1). A lease held by someone else is a
     /// `Conflict` naming its owner and when it expires.
     pub async fn acquire_lease(&self, id: &str, ttl: Duration) -> Result<LeaseData, OpError> {

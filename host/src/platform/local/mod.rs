@@ -173,6 +173,11 @@ impl LocalPlatform {
         }
     }
 
+    /// The shared Machines API client (for tests and tools).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The app's public address (the proxy), e.g. `127.0.0.1:4280`.
     pub fn proxy_addr(&self) -> &str {
         &self.proxy
