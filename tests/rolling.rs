@@ -287,3 +287,4 @@ async fn a_crash_is_reported_over_a_transient_error_in_the_same_batch() {
     let fleet = run.world.snapshot(APP);
     assert!(fleet.iter().all(|m| m.release.image == V1 && m.is_serving()), "rolled back and serving");
 }
+
