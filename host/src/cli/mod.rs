@@ -243,6 +243,13 @@ struct RunArgs {
     /// Print one JSON event per line instead of human progress.
     #[arg(long)]
     json: bool,
+    /// Print what the deploy would do (machines, releases, strategy, missing capabilities) and change
+    /// nothing: only read-only calls reach the platform.
+    #[arg(long)]
+    dry_run: bool,
+    /// Fly.io API token (`fly tokens create deploy`) [default: $FLY_API_TOKEN]. Never printed.
+    #[arg(long, env = "FLY_API_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    access_token: Option<String>,
 }
 
 /// Run the CLI and return the process exit code.
@@ -369,14 +376,18 @@ fn run(args: RunArgs, goal: Goal, cache: ComponentCache, state_dir: Option<&Path
         platform: args.platform,
         scenario: args.scenario,
         cutover_exe: std::env::current_exe().ok(),
+        access_token: args.access_token.and_then(crate::platform::machines_api::Token::new),
     };
     let simulated = overrides.platform.unwrap_or(config.cutover.platform) == PlatformKind::Sim;
-    let json = args.json;
+    let (json, dry_run) = (args.json, args.dry_run);
     with_runtime(cache, simulated, |runtime| async move {
         let sink: Arc<dyn EventSink> =
             if json { Arc::new(render::Json) } else { Arc::new(render::Human::new()) };
         let deploy =
             Deploy { config: &config, overrides: &overrides, runtime: &runtime, sink, state: Some(state) };
+        if dry_run {
+            return dry_run_report(&deploy, goal, json).await;
+        }
         let result = match goal {
             None => deploy.run().await,
             Some(to) => deploy.rollback(to).await,
@@ -391,6 +402,28 @@ fn run(args: RunArgs, goal: Goal, cache: ComponentCache, state_dir: Option<&Path
             Err(e) => not_started(&e),
         }
     })
+}
+
+/// `--dry-run`: print the plan (text or JSON) and return the exit code.
+async fn dry_run_report(deploy: &Deploy<'_>, rollback: Option<Option<u64>>, json: bool) -> u8 {
+    let goal = match rollback {
+        Some(to) => driver::Goal::Rollback { to },
+        None => match deploy.image() {
+            Ok(image) => driver::Goal::Deploy { image },
+            Err(e) => return not_started(&e),
+        },
+    };
+    match deploy.dry_run(goal).await {
+        Ok(plan) if json => {
+            println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default());
+            exit::SUCCESS
+        }
+        Ok(plan) => {
+            print!("{}", plan.render());
+            exit::SUCCESS
+        }
+        Err(e) => not_started(&e),
+    }
 }
 
 /// The exit code of a deploy that ran.

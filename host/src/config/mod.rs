@@ -129,6 +129,19 @@ pub struct CutoverOptions {
     pub scenario: Option<PathBuf>,
     /// `[cutover.local]`: how the local platform runs the app.
     pub local: LocalOptions,
+    /// `[cutover.fly]`: where the Fly Machines API is.
+    pub fly: FlyConfig,
+    /// `lease_ttl`: how long each machine lease of a deploy lasts between refreshes (flyctl's 13 s).
+    pub lease_ttl: Duration,
+}
+
+/// `[cutover.fly]`. The token is deliberately not a key: it comes from `FLY_API_TOKEN` or
+/// `--access-token`, never from a file that may be committed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlyConfig {
+    /// The Machines API's base URL (`FLY_FLAPS_BASE_URL` overrides it; default
+    /// `https://api.machines.dev/v1`).
+    pub api_url: Option<String>,
 }
 
 /// One `[[cutover.sandbox]]` entry: how a strategy is confined.
@@ -203,6 +216,8 @@ impl Default for CutoverOptions {
             params: BTreeMap::new(),
             scenario: None,
             local: LocalOptions::default(),
+            fly: FlyConfig::default(),
+            lease_ttl: Duration::from_secs(13),
         }
     }
 }
@@ -308,6 +323,13 @@ struct RawCutover {
     params: Option<BTreeMap<String, toml::Value>>,
     sim: Option<RawSim>,
     local: Option<RawLocal>,
+    fly: Option<RawFlyOptions>,
+    lease_ttl: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawFlyOptions {
+    api_url: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -656,6 +678,30 @@ fn cutover_options(raw: RawCutover, src: &Path, base: &Path) -> Result<CutoverOp
         });
     }
     o.params = raw.params.unwrap_or_default();
+    if let Some(fly) = raw.fly {
+        if let Some(url) = &fly.api_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid {
+                path: src.into(),
+                key: "cutover.fly.api_url".into(),
+                value: format!("{url:?}"),
+                expected: "an http(s) URL such as \"https://api.machines.dev/v1\"".into(),
+            });
+        }
+        o.fly.api_url = fly.api_url;
+    }
+    if let Some(ttl) = raw.lease_ttl {
+        if ttl.0 < Duration::from_secs(2) || ttl.0 > Duration::from_secs(3600) {
+            return Err(ConfigError::Invalid {
+                path: src.into(),
+                key: "cutover.lease_ttl".into(),
+                value: format!("{:?}", duration::display(ttl.0)),
+                expected: "between 2s and 1h (leases are whole seconds, refreshed at half their TTL)".into(),
+            });
+        }
+        o.lease_ttl = ttl.0;
+    }
     o.scenario = raw.sim.and_then(|s| s.scenario).map(|p| if p.is_absolute() { p } else { base.join(p) });
     // Absolute: the daemon that runs the app may have been started from another folder.
     let base = std::path::absolute(if base.as_os_str().is_empty() { Path::new(".") } else { base })

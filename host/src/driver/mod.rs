@@ -6,8 +6,10 @@
 //! before the strategy starts and its outcome when it ends.
 
 pub mod demo;
+pub mod dry_run;
 pub mod journal;
 mod launch;
+pub mod lease;
 mod rollback;
 pub mod state;
 
@@ -18,6 +20,7 @@ use crate::config::{Config, ConfigError, PlatformKind, StrategyRef};
 use crate::contract::{DeployPlan, StrategyInfo};
 use crate::events::Tee;
 use crate::events::{DeployStart, EventKind, EventSink, FleetSummary, Outcome};
+use crate::platform::fly::{FlyOptions, FlyPlatform};
 use crate::platform::local::daemon::fleet::AppSpec;
 use crate::platform::local::{LocalDaemon, LocalPlatform};
 use crate::platform::sim::{SavedWorld, Scenario, SimWorld};
@@ -48,6 +51,9 @@ pub enum DeployError {
     /// The journal could not be written, so the deploy was not started; nothing was changed.
     #[error("{0}")]
     Journal(#[from] JournalError),
+    /// Another deploy holds a lease on a machine of the app; nothing was changed.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl DeployError {
@@ -66,6 +72,8 @@ pub struct Overrides {
     pub scenario: Option<PathBuf>,
     /// The `cutover` binary, which the local platform runs as its daemon (`cutover local serve`).
     pub cutover_exe: Option<PathBuf>,
+    /// The Fly API token (`--access-token`; else `FLY_API_TOKEN`). Its `Debug` is redacted.
+    pub access_token: Option<crate::platform::machines_api::Token>,
 }
 
 /// How a deploy ended.
@@ -206,10 +214,44 @@ pub async fn open_platform(
                 local: Some(local),
             })
         }
-        other => Err(DeployError::Platform(format!(
-            "the {other} platform is not part of this build yet; use `--platform sim` (the simulator)"
-        ))),
+        PlatformKind::Fly => Ok(OpenedPlatform {
+            platform: Arc::new(open_fly(config, overrides)?),
+            sim: None,
+            concurrency: config.cutover.concurrency,
+            keep: None,
+            local: None,
+        }),
     }
+}
+
+/// Fly's Machines API for the app: the token from `--access-token` or `FLY_API_TOKEN`, the API at
+/// `FLY_FLAPS_BASE_URL`, else `[cutover.fly] api_url`, else Fly's. Nothing is sent yet.
+pub fn open_fly(config: &Config, overrides: &Overrides) -> Result<FlyPlatform, DeployError> {
+    use crate::platform::machines_api::Token;
+    let token = overrides
+        .access_token
+        .clone()
+        .or_else(|| std::env::var("FLY_API_TOKEN").ok().and_then(Token::new))
+        .ok_or_else(|| {
+            DeployError::BadInput(format!(
+                "the fly platform needs an API token, and none is set: create a deploy token for the app \
+                 with `fly tokens create deploy -a {}` and put it in FLY_API_TOKEN (or pass --access-token)",
+                config.app
+            ))
+        })?;
+    let mut opts = FlyOptions::new(token);
+    if let Some(url) = std::env::var("FLY_FLAPS_BASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .or_else(|| config.cutover.fly.api_url.clone())
+    {
+        opts.api_url = url;
+    }
+    opts.strategy = Some(match &overrides.strategy {
+        Some(s) => s.clone(),
+        None => config.strategy.to_string(),
+    });
+    Ok(FlyPlatform::new(&config.app, opts))
 }
 
 /// The local daemon of `state` (started if needed), with the app registered on it.
@@ -329,13 +371,17 @@ impl Deploy<'_> {
     /// Deploy a new release. `Ok` carries the report for both outcomes; `Err` means the deploy never
     /// started (bad input, unreachable platform) and nothing was changed.
     pub async fn run(&self) -> Result<DeployReport, DeployError> {
-        let image = self.overrides.image.clone().or_else(|| self.config.image.clone()).ok_or_else(|| {
+        self.run_goal(Goal::Deploy { image: self.image()? }).await
+    }
+
+    /// The image to deploy: `--image`, else `[build] image`.
+    pub fn image(&self) -> Result<String, DeployError> {
+        self.overrides.image.clone().or_else(|| self.config.image.clone()).ok_or_else(|| {
             DeployError::BadInput(format!(
                 "no image to deploy: pass `--image IMAGE` or set `image` under [build] in {}",
                 self.config.path.display()
             ))
-        })?;
-        self.run_goal(Goal::Deploy { image }).await
+        })
     }
 
     /// Return the app to an earlier release with the configured strategy (which switches back to
@@ -399,6 +445,13 @@ impl Deploy<'_> {
                 rollback::pick(&config.app, &records, previous.as_ref(), to).map_err(DeployError::BadInput)?
             }
         };
+        if platform.name() == "fly" && machines.is_empty() && !rollback {
+            return Err(DeployError::BadInput(format!(
+                "{} has no machines on Fly.io yet: cutover replaces a running fleet; launch the app first \
+                 (`fly launch` or `fly deploy`), then deploy its next releases with cutover",
+                config.app
+            )));
+        }
         let mut groups: Vec<String> = machines.iter().map(|m| m.process_group.clone()).collect();
         groups.extend(config.process_groups.iter().cloned());
         groups.sort();
@@ -415,23 +468,41 @@ impl Deploy<'_> {
             kill_timeout_ms: config.kill_timeout.as_millis() as u64,
             params,
         };
+        // Every machine is ours before anything changes; a deploy already running is refused here.
+        let leases = if first_launch.is_some() {
+            lease::DeployLeases::none(platform.clone())
+        } else {
+            let ids: Vec<String> = machines.iter().map(|m| m.id.clone()).collect();
+            lease::DeployLeases::acquire(platform.clone(), &ids, config.cutover.lease_ttl, opened.concurrency)
+                .await
+                .map_err(|e| DeployError::Busy(e.to_string()))?
+        };
         // The release is on record before anything changes.
-        let release_id = match &journal {
-            Some(j) => Some(j.begin(&journal::NewRelease {
-                app: &config.app,
-                kind: match (rollback, &first_launch) {
-                    (true, _) => journal::ReleaseKind::Rollback,
-                    (false, Some(_)) => journal::ReleaseKind::Launch,
-                    (false, None) => journal::ReleaseKind::Deploy,
-                },
-                target: &target,
-                previous: previous.as_ref(),
-                strategy: if first_launch.is_some() { launch::NAME } else { &strategy.info.name },
-                strategy_hash: &hex::encode(strategy.component.hash),
-                params: serde_json::to_value(&plan.params).unwrap_or_default(),
-                platform: platform.name(),
-            })?),
-            None => None,
+        let begun = match &journal {
+            Some(j) => j
+                .begin(&journal::NewRelease {
+                    app: &config.app,
+                    kind: match (rollback, &first_launch) {
+                        (true, _) => journal::ReleaseKind::Rollback,
+                        (false, Some(_)) => journal::ReleaseKind::Launch,
+                        (false, None) => journal::ReleaseKind::Deploy,
+                    },
+                    target: &target,
+                    previous: previous.as_ref(),
+                    strategy: if first_launch.is_some() { launch::NAME } else { &strategy.info.name },
+                    strategy_hash: &hex::encode(strategy.component.hash),
+                    params: serde_json::to_value(&plan.params).unwrap_or_default(),
+                    platform: platform.name(),
+                })
+                .map(Some),
+            None => Ok(None),
+        };
+        let release_id = match begun {
+            Ok(id) => id,
+            Err(e) => {
+                leases.release().await;
+                return Err(e.into());
+            }
         };
         let sink: Arc<dyn EventSink> = match (&journal, release_id) {
             (Some(j), Some(id)) => Arc::new(Tee(vec![
@@ -476,6 +547,13 @@ impl Deploy<'_> {
                 Err(e) => Some(e.to_string()),
             },
         };
+        let unreleased = leases.release().await;
+        if unreleased > 0 {
+            tracing::warn!(
+                "{unreleased} lease(s) could not be released; they expire within {}",
+                crate::config::duration::display(config.cutover.lease_ttl)
+            );
+        }
         let outcome = if error.is_none() { Outcome::Succeeded } else { Outcome::Failed };
         let after = list_with_retries(&*platform).await.unwrap_or_default();
         let fleet = FleetSummary::of(&after);

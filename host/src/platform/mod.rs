@@ -8,6 +8,7 @@
 //! The types here are the platform layer's own: the one `Machine`, `Release` and `OpError` the rest of
 //! the host speaks. The WIT bindings convert to and from them at the component boundary.
 
+pub mod fly;
 pub mod local;
 pub mod machines_api;
 pub mod sim;
@@ -171,6 +172,9 @@ impl OpError {
     }
 }
 
+/// A lease on a machine, as the Machines API describes it (nonce, owner, `expires_at`).
+pub type Lease = machines_api::LeaseData;
+
 /// How to stop a machine.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopSpec {
@@ -230,6 +234,31 @@ pub trait Platform: Send + Sync {
     async fn stats(&self, version: u64, window: Duration) -> Result<TrafficStats, OpError> {
         let _ = (version, window);
         Err(OpError::unsupported("report traffic statistics", self.name()))
+    }
+    /// Whether machines can be leased (Fly and the local daemon; the simulator has one writer). The
+    /// deploy driver leases every machine of a deploy before its first change (`driver::lease`).
+    fn has_leases(&self) -> bool {
+        false
+    }
+    /// Lease a machine for `ttl`; from then on every mutating call on it carries the lease's nonce.
+    /// A lease held by someone else is a `Conflict` that names its owner and expiry.
+    async fn acquire_lease(&self, id: &str, ttl: Duration) -> Result<Lease, OpError> {
+        let _ = (id, ttl);
+        Err(OpError::unsupported("lease machines", self.name()))
+    }
+    /// Extend our lease on a machine by its TTL.
+    async fn refresh_lease(&self, id: &str) -> Result<Lease, OpError> {
+        let _ = id;
+        Err(OpError::unsupported("lease machines", self.name()))
+    }
+    /// Give our lease on a machine back (a machine that is gone has none).
+    async fn release_lease(&self, id: &str) -> Result<(), OpError> {
+        let _ = id;
+        Ok(())
+    }
+    /// Ids of the machines we hold leases on, including machines created while we held leases.
+    fn held_leases(&self) -> Vec<String> {
+        vec![]
     }
     /// Wait until an operator promotes the manual gate `gate` (`cutover promote`), or `timeout` passes.
     async fn await_promotion(&self, gate: &str, timeout: Duration) -> Result<(), OpError> {

@@ -12,7 +12,7 @@ pub mod stats;
 
 use super::machines_api::{self, ApiMachine, Client, CreateRequest, StopRequest};
 use super::{
-    Capabilities, Check, ErrorKind, Machine, MachineState, OpError, Platform, Release, ReleaseWeight,
+    Capabilities, Check, ErrorKind, Lease, Machine, MachineState, OpError, Platform, Release, ReleaseWeight,
     StopSpec, TrafficStats,
 };
 use async_trait::async_trait;
@@ -163,6 +163,21 @@ impl LocalPlatform {
         Ok(Self { client, app: app.to_string(), proxy: info.proxy })
     }
 
+    /// A read-only handle on `app` at the daemon at `url`, without registering it (a dry run must
+    /// change nothing).
+    pub fn attach(url: &str, app: &str) -> Self {
+        Self {
+            client: Client::new(&format!("{url}/v1"), app, "local"),
+            app: app.to_string(),
+            proxy: String::new(),
+        }
+    }
+
+    /// The shared Machines API client (for tests and tools).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The app's public address (the proxy), e.g. `127.0.0.1:4280`.
     pub fn proxy_addr(&self) -> &str {
         &self.proxy
@@ -198,11 +213,7 @@ impl LocalPlatform {
     }
 }
 
-fn on_release(mut config: machines_api::MachineConfig, target: &Release) -> machines_api::MachineConfig {
-    config.image = target.image.clone();
-    config.metadata.insert(machines_api::RELEASE_VERSION_KEY.into(), target.version.to_string());
-    config
-}
+use machines_api::on_release;
 
 #[async_trait]
 impl Platform for LocalPlatform {
@@ -229,7 +240,7 @@ impl Platform for LocalPlatform {
     async fn clone_from(&self, source: &str, target: &Release, routable: bool) -> Result<Machine, OpError> {
         let src = self.api_machine(source).await?;
         let req = CreateRequest {
-            config: on_release(src.config, target),
+            config: on_release(src.config, target, None),
             region: src.region,
             skip_service_registration: !routable,
             ..Default::default()
@@ -239,8 +250,11 @@ impl Platform for LocalPlatform {
 
     async fn update(&self, id: &str, target: &Release) -> Result<(), OpError> {
         let m = self.api_machine(id).await?;
-        let req =
-            CreateRequest { config: on_release(m.config, target), region: m.region, ..Default::default() };
+        let req = CreateRequest {
+            config: on_release(m.config, target, None),
+            region: m.region,
+            ..Default::default()
+        };
         self.client.update(id, &req).await.map(drop)
     }
 
@@ -261,15 +275,7 @@ impl Platform for LocalPlatform {
     }
 
     async fn wait_state(&self, id: &str, state: MachineState, timeout: Duration) -> Result<(), OpError> {
-        // The server answers each wait within 60 s; loop to the caller's own deadline.
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.client.wait_once(id, state.as_str(), left.max(Duration::from_secs(1))).await {
-                Err(e) if e.kind == ErrorKind::Timeout && tokio::time::Instant::now() < deadline => continue,
-                other => return other,
-            }
-        }
+        self.client.wait(id, state.as_str(), timeout).await
     }
 
     async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), OpError> {
@@ -288,6 +294,26 @@ impl Platform for LocalPlatform {
 
     async fn checks(&self, id: &str) -> Result<Vec<Check>, OpError> {
         Ok(self.get(id).await?.checks)
+    }
+
+    fn has_leases(&self) -> bool {
+        true
+    }
+
+    async fn acquire_lease(&self, id: &str, ttl: Duration) -> Result<Lease, OpError> {
+        self.client.acquire_lease(id, ttl).await
+    }
+
+    async fn refresh_lease(&self, id: &str) -> Result<Lease, OpError> {
+        self.client.refresh_lease(id).await
+    }
+
+    async fn release_lease(&self, id: &str) -> Result<(), OpError> {
+        self.client.release_lease(id).await
+    }
+
+    fn held_leases(&self) -> Vec<String> {
+        self.client.leases().held()
     }
 
     async fn cordon(&self, id: &str) -> Result<(), OpError> {

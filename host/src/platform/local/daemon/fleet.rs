@@ -589,7 +589,8 @@ impl Fleet {
         let mut st = self.lock();
         let m = find_mut(&mut st, app, id)?;
         match &m.lease {
-            Some(l) if nonce.is_some() && nonce != Some(l.nonce.as_str()) && l.expires_at > unix_now() => {
+            // Only the holder (who has the nonce) may release a live lease.
+            Some(l) if nonce != Some(l.nonce.as_str()) && l.expires_at > unix_now() => {
                 Err(err(ErrorKind::Conflict, format!("machine {id} is leased by {}", l.owner)))
             }
             _ => {
