@@ -284,7 +284,7 @@ fn manual_split_holds_ten_percent_until_promoted_and_rolls_back_by_switching() {
     let reached = loop {
         match rx.recv_timeout(std::time::Duration::from_secs(300)) {
             Ok(line) => {
-                let waiting = line.contains("waiting at manual gate");
+                let waiting = line.contains("waiting at manual gate `split`");
                 lines.push(line);
                 if waiting {
                     break true;
@@ -303,7 +303,9 @@ fn manual_split_holds_ten_percent_until_promoted_and_rolls_back_by_switching() {
     assert_eq!(calls(&so_far, "machines.clone-from").count(), 1, "the new release came up beside the old");
     assert_eq!(calls(&so_far, "machines.stop").count(), 0, "nothing old touched before the promotion");
 
-    let out = run(&state, &["promote", "--config", fly]);
+    // Named, because the log line comes just before the strategy starts waiting (a gate may be promoted
+    // ahead of time).
+    let out = run(&state, &["promote", "split", "--config", fly]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let status = child.wait().unwrap();
     lines.extend(rx.iter());

@@ -124,7 +124,7 @@ function split(plan, old, newIds, caps, clones, toStart) {
     abandon(clones, toStart, plan);
     throw explain(failures, 'split: putting the new machines in rotation failed');
   }
-  log.info(`v${plan.target.version} takes ${percent}% of new connections; run \`cutover promote\` to send it all traffic (waiting up to ${human(timeout)})`);
+  log.info(`v${plan.target.version} takes ${percent}% of new connections; waiting at manual gate \`${GATE}\` for up to ${human(timeout)}: \`cutover promote ${GATE}\` sends it all traffic`);
   try {
     runtime.awaitPromotion(GATE, BigInt(timeout));
   } catch (thrown) {
