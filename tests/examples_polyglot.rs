@@ -66,7 +66,9 @@ fn hash_sources(hasher: &mut blake3::Hasher, dirs: &[PathBuf]) {
         entries.sort();
         for p in entries {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            if ["node_modules", "target", "__pycache__", "template"].contains(&name.as_str()) || name.ends_with(".wasm") {
+            if ["node_modules", "target", "__pycache__", "template"].contains(&name.as_str())
+                || name.ends_with(".wasm")
+            {
                 continue;
             }
             if p.is_dir() { walk(&p, files) } else { files.push(p) }
@@ -99,7 +101,8 @@ fn build(project: &Path, sources: &[PathBuf]) -> PathBuf {
         return cached;
     }
     let path = std::env::join_paths(
-        std::iter::once(venv_bin()).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+        std::iter::once(venv_bin())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
     )
     .unwrap();
     let started = std::time::Instant::now();
@@ -185,7 +188,8 @@ fn update_regions(evs: &[Value]) -> Vec<String> {
     let region_of = regions(evs);
     calls(evs, "machines.update")
         .map(|e| {
-            let mut rs: Vec<&String> = e["ids"].as_array().unwrap().iter().map(|id| &region_of[id.as_str().unwrap()]).collect();
+            let mut rs: Vec<&String> =
+                e["ids"].as_array().unwrap().iter().map(|id| &region_of[id.as_str().unwrap()]).collect();
             rs.dedup();
             assert_eq!(rs.len(), 1, "one update call spans regions {rs:?}: {e}");
             rs[0].clone()
@@ -216,14 +220,16 @@ fn region_by_region_deploys_one_region_after_another() {
     let seq = |e: &Value| e["seq"].as_u64().unwrap();
     let sleep = calls(&evs, "runtime.sleep").find(|e| e["ms"] == 20_000).expect("a 20s pause");
     let region_of = regions(&evs);
-    let first_iad = calls(&evs, "machines.update")
-        .find(|e| region_of[e["ids"][0].as_str().unwrap()] == "iad")
-        .unwrap();
+    let first_iad =
+        calls(&evs, "machines.update").find(|e| region_of[e["ids"][0].as_str().unwrap()] == "iad").unwrap();
     let last_ams_healthy = calls(&evs, "health.wait-healthy")
         .filter(|e| region_of[e["ids"][0].as_str().unwrap()] == "ams")
         .last()
         .unwrap();
-    assert!(seq(last_ams_healthy) < seq(sleep) && seq(sleep) < seq(first_iad), "healthy ams, pause, then iad");
+    assert!(
+        seq(last_ams_healthy) < seq(sleep) && seq(sleep) < seq(first_iad),
+        "healthy ams, pause, then iad"
+    );
 }
 
 #[test]
@@ -234,15 +240,22 @@ fn region_by_region_stops_at_the_first_bad_region_and_rolls_it_back() {
     // v2 boots but fails its checks.
     let scenario = dir.path().join("bad-v2.toml");
     let happy = std::fs::read_to_string(support::root().join("examples/app/scenarios/happy.toml")).unwrap();
-    std::fs::write(&scenario, format!("{happy}\n[faults]\nunhealthy_images = [\"registry.fly.io/hello-cutover:v2\"]\n"))
-        .unwrap();
-    let args = ["deploy", "--config", fly.to_str().unwrap(), "--scenario", scenario.to_str().unwrap(), "--json"];
+    std::fs::write(
+        &scenario,
+        format!("{happy}\n[faults]\nunhealthy_images = [\"registry.fly.io/hello-cutover:v2\"]\n"),
+    )
+    .unwrap();
+    let args =
+        ["deploy", "--config", fly.to_str().unwrap(), "--scenario", scenario.to_str().unwrap(), "--json"];
     let out = run(&dir.path().join("state"), &args);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let evs = events(&out);
     let end = evs.last().unwrap();
     assert!(end["error"].as_str().unwrap().contains("region iad"), "{end}");
-    assert!(end["error"].as_str().unwrap().contains("reported: unhealthy: region iad"), "the kind is kept: {end}");
+    assert!(
+        end["error"].as_str().unwrap().contains("reported: unhealthy: region iad"),
+        "the kind is kept: {end}"
+    );
     // iad (first by the `regions` parameter) failed; ams was never touched; iad went back to v1.
     let mut order = update_regions(&evs);
     order.dedup();
@@ -256,7 +269,12 @@ fn region_by_region_stops_at_the_first_bad_region_and_rolls_it_back() {
 // ---- manual split (JavaScript) ------------------------------------------------------------------
 
 fn weights(e: &Value) -> Vec<(u64, u64)> {
-    e["weights"].as_array().unwrap().iter().map(|w| (w["version"].as_u64().unwrap(), w["percent"].as_u64().unwrap())).collect()
+    e["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["version"].as_u64().unwrap(), w["percent"].as_u64().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -312,7 +330,11 @@ fn manual_split_holds_ten_percent_until_promoted_and_rolls_back_by_switching() {
     assert_eq!(status.code(), Some(0), "{lines:?}");
     let evs: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
     let set: Vec<Vec<(u64, u64)>> = calls(&evs, "traffic.set-weights").map(weights).collect();
-    assert_eq!(set, [vec![(2, 10), (1, 90)], vec![(2, 100)], vec![]], "10/90, then 100/0, then by machine count");
+    assert_eq!(
+        set,
+        [vec![(2, 10), (1, 90)], vec![(2, 100)], vec![]],
+        "10/90, then 100/0, then by machine count"
+    );
     let end = evs.last().unwrap();
     assert_eq!(end["outcome"], "succeeded", "{end}");
     assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 10], [2, 10]]), "old kept, stopped");
@@ -340,7 +362,8 @@ fn template_builds(lang: &str, name: &str) {
     let sdk = root.join("sdk").join(lang);
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join(name);
-    let fill = |text: String| text.replace("{{name}}", name).replace("{{name_snake}}", &name.replace('-', "_"));
+    let fill =
+        |text: String| text.replace("{{name}}", name).replace("{{name_snake}}", &name.replace('-', "_"));
     copy_tree(&sdk.join("template"), &project, &fill);
     copy_tree(&root.join("wit"), &project.join("wit"), &|t| t);
     copy_tree(&sdk, &project.join("vendor/cutover-sdk"), &|t| t);
@@ -363,7 +386,9 @@ fn copy_tree(from: &Path, to: &Path, fill: &dyn Fn(String) -> String) {
     for entry in std::fs::read_dir(from).unwrap() {
         let p = entry.unwrap().path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if ["node_modules", "target", "__pycache__", "template"].contains(&name.as_str()) || name.ends_with(".wasm") {
+        if ["node_modules", "target", "__pycache__", "template"].contains(&name.as_str())
+            || name.ends_with(".wasm")
+        {
             continue;
         }
         if p.is_dir() {
