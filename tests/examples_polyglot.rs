@@ -122,6 +122,13 @@ fn build(project: &Path, sources: &[PathBuf]) -> PathBuf {
     );
     eprintln!("built {} in {:.1}s", m.name, started.elapsed().as_secs_f64());
     std::fs::create_dir_all(&cache).unwrap();
+    // Builds of older sources of the same project are dead weight (18 MB each): drop them.
+    for stale in std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()) {
+        let file = stale.file_name().unwrap().to_string_lossy().into_owned();
+        if file.strip_prefix(&m.name).is_some_and(|rest| rest.len() == 22 && rest.starts_with('-')) {
+            let _ = std::fs::remove_file(&stale);
+        }
+    }
     let built = project.join(&m.output);
     std::fs::copy(&built, &cached).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
     let _ = std::fs::remove_file(&built);
