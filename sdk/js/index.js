@@ -1,0 +1,259 @@
+// Helpers for writing cutover deploy strategies in JavaScript (ES module, bundled into the component by
+// build.mjs). The contract's interfaces are imported as `cutover:strategy/<name>@0.1.0`; componentize-js
+// maps them as jco does: records are objects with camelCase fields, enums are kebab-case strings,
+// variants are `{ tag, val }`, u64 are BigInt, option is a value or undefined. A host call whose
+// result is an error throws; the error's `payload` is the contract's error (`{ tag: 'platform', val }`)
+// for single calls, or a list of `{ id, error }` for batch calls. `deploy` fails by throwing a contract
+// error: `throw fail('unhealthy', '...')`.
+
+import * as machines from 'cutover:strategy/machines@0.1.0';
+import * as health from 'cutover:strategy/health@0.1.0';
+import * as traffic from 'cutover:strategy/traffic@0.1.0';
+import * as runtime from 'cutover:strategy/runtime@0.1.0';
+
+export { machines, health, traffic, runtime };
+
+/** @typedef {import('./index').ContractError} ContractError */
+/** @typedef {import('./index').MachineError} MachineError */
+/** @typedef {import('./index').Machine} Machine */
+/** @typedef {import('./index').DeployPlan} DeployPlan */
+/** @typedef {import('./index').Release} Release */
+/** @typedef {import('./index').ParamSpec} ParamSpec */
+
+export const DEFAULT_RETRIES = 3;
+
+// ---- errors -------------------------------------------------------------------------------------
+
+const KINDS = {
+  'not-found': 'not found', conflict: 'conflict', timeout: 'timed out', unhealthy: 'unhealthy',
+  platform: 'platform error', denied: 'denied', invalid: 'invalid', unsupported: 'unsupported',
+};
+
+/** The contract error a thrown host error carries (its `payload`), or the value itself. */
+export function payloadOf(thrown) {
+  return thrown && typeof thrown === 'object' && 'payload' in thrown ? thrown.payload : thrown;
+}
+
+/** A contract error to throw from `deploy`: `throw fail('timeout', 'green never started')`.
+ * @param {ContractError['tag']} tag @param {string} message @returns {ContractError} */
+export function fail(tag, message) {
+  return { tag, val: message };
+}
+
+/** An error as a short sentence ("timed out: ..."). @param {ContractError} e */
+export function describeError(e) {
+  if (e && typeof e === 'object' && e.tag in KINDS) return `${KINDS[e.tag]}: ${e.val}`;
+  return String(e);
+}
+
+/** Whether retrying may help: only `platform` errors are transient. @param {ContractError} e */
+export function isTransient(e) {
+  return !!e && e.tag === 'platform';
+}
+
+/** One error for a failed batch, of the first machine's kind, naming it and counting the rest.
+ * @param {MachineError[]} failures @param {string} context @returns {ContractError} */
+export function explain(failures, context) {
+  const first = failures[0];
+  const more = failures.length > 1 ? ` (and ${failures.length - 1} more machine(s))` : '';
+  return { tag: first.error.tag, val: `${context}: machine ${first.id}: ${describeError(first.error)}${more}` };
+}
+
+/** The same kind of error with context before its message. @param {ContractError} e @param {string} context */
+export function withContext(e, context) {
+  return { tag: e.tag, val: `${context}: ${describeError(e)}` };
+}
+
+// ---- logging --------------------------------------------------------------------------------------
+
+// The sandbox has no terminal: these lines are what the user sees and the journal keeps.
+export const log = {
+  /** @param {string} m */ debug: (m) => runtime.log('debug', m),
+  /** @param {string} m */ info: (m) => runtime.log('info', m),
+  /** @param {string} m */ warn: (m) => runtime.log('warn', m),
+  /** @param {string} m */ error: (m) => runtime.log('error', m),
+};
+
+/** Mark the start of a named phase (timed by the UI and the journal). @param {string} name */
+export function phase(name) { runtime.phase(name); }
+
+/** Progress within the current phase. @param {number} done @param {number} total */
+export function progress(done, total) { runtime.progress(done, total); }
+
+/** A duration for logs: "250ms", "2.5s", "45s", "1m30s". @param {number|bigint} ms */
+export function human(ms) {
+  ms = Number(ms);
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 10000 && ms % 1000) return `${(ms / 1000).toFixed(1)}s`;
+  const s = Math.round(ms / 1000);
+  return [[Math.floor(s / 3600), 'h'], [Math.floor(s / 60) % 60, 'm'], [s % 60, 's']]
+    .filter(([n]) => n > 0).map(([n, u]) => `${n}${u}`).join('');
+}
+
+// ---- parameters -----------------------------------------------------------------------------------
+
+// The host fills in declared defaults and checks kinds before `deploy`; these defaults only matter for
+// parameters a strategy did not declare.
+function param(name, tag) {
+  const v = runtime.param(name);
+  return v && v.tag === tag ? v.val : undefined;
+}
+
+export const params = {
+  /** @param {string} name @param {boolean} d */ boolean: (name, d) => param(name, 'boolean') ?? d,
+  /** @param {string} name @param {number} d */ integer: (name, d) => Number(param(name, 'integer') ?? d),
+  /** @param {string} name @param {number} d */ float: (name, d) => param(name, 'float') ?? d,
+  /** @param {string} name @param {string} d */ text: (name, d) => param(name, 'text') ?? d,
+  /** Milliseconds. @param {string} name @param {number} d */
+  durationMs: (name, d) => Number(param(name, 'duration-ms') ?? d),
+  /** @param {string} name @param {number[]} d */
+  integers: (name, d) => (param(name, 'integers') ?? d).map(Number),
+  /** The `retries` parameter (see `specs.retries()`). */
+  retries: () => Math.max(0, Number(param('retries', 'integer') ?? DEFAULT_RETRIES)),
+};
+
+function spec(name, kind, def, summary) {
+  return { name, kind, default: def, summary };
+}
+
+/** Parameter declarations for `describe()`; a default of `undefined` makes the parameter required. */
+export const specs = {
+  /** @returns {ParamSpec} */
+  boolean: (name, d, summary) => spec(name, 'boolean', d === undefined ? undefined : { tag: 'boolean', val: d }, summary),
+  /** @returns {ParamSpec} */
+  integer: (name, d, summary) => spec(name, 'integer', d === undefined ? undefined : { tag: 'integer', val: BigInt(d) }, summary),
+  /** @returns {ParamSpec} */
+  float: (name, d, summary) => spec(name, 'float', d === undefined ? undefined : { tag: 'float', val: d }, summary),
+  /** @returns {ParamSpec} */
+  text: (name, d, summary) => spec(name, 'text', d === undefined ? undefined : { tag: 'text', val: d }, summary),
+  /** A duration ("30s" in config), default in ms. @returns {ParamSpec} */
+  duration: (name, dMs, summary) => spec(name, 'duration', dMs === undefined ? undefined : { tag: 'duration-ms', val: BigInt(dMs) }, summary),
+  /** @returns {ParamSpec} */
+  integers: (name, d, summary) => spec(name, 'integers', d === undefined ? undefined : { tag: 'integers', val: d.map(BigInt) }, summary),
+  /** The `retries` parameter the built-ins declare. @returns {ParamSpec} */
+  retries: () => spec('retries', 'integer', { tag: 'integer', val: BigInt(DEFAULT_RETRIES) },
+    'How often a machine operation is retried after a transient platform error.'),
+};
+
+// ---- retries --------------------------------------------------------------------------------------
+
+function backoff(attempt) {
+  // The host's clock: instant under the simulator.
+  runtime.sleep(BigInt(500 * attempt));
+}
+
+/** One non-batch host call, retried on `platform` errors; other errors are rethrown as thrown.
+ * @template T @param {() => T} call @param {string} what @param {number} [retries] @returns {T} */
+export function retry(call, what, retries = params.retries()) {
+  for (let attempt = 0; ; ) {
+    try {
+      return call();
+    } catch (thrown) {
+      const e = payloadOf(thrown);
+      if (!isTransient(e) || attempt >= retries) throw thrown;
+      attempt += 1;
+      log.warn(`${what} failed (${describeError(e)}), retry ${attempt}/${retries}`);
+      backoff(attempt);
+    }
+  }
+}
+
+/** Run a batch call `op(ids, ...args)`, retrying only the machines whose error was transient. Returns
+ * the lasting failures, lasting ones first (empty: every machine succeeded), so the error a deploy ends
+ * with names what stopped it rather than a 503 beside it.
+ * @param {(ids: string[], ...args: any[]) => void} op @param {string[]} ids @param {...any} args
+ * @returns {MachineError[]} */
+export function retryBatch(op, ids, ...args) {
+  const retries = params.retries();
+  let todo = [...ids];
+  const lasting = [];
+  for (let attempt = 0; todo.length > 0; ) {
+    let failures;
+    try {
+      op(todo, ...args);
+      break;
+    } catch (thrown) {
+      failures = payloadOf(thrown);
+      if (!Array.isArray(failures)) throw thrown;
+    }
+    const transient = failures.filter((f) => isTransient(f.error));
+    lasting.push(...failures.filter((f) => !isTransient(f.error)));
+    if (transient.length === 0) break;
+    if (attempt >= retries) { lasting.push(...transient); break; }
+    attempt += 1;
+    log.warn(`${transient.length} machine(s) hit a transient error, retry ${attempt}/${retries}: ${describeError(transient[0].error)}`);
+    backoff(attempt);
+    todo = transient.map((f) => f.id);
+  }
+  return lasting;
+}
+
+// ---- fleet helpers --------------------------------------------------------------------------------
+
+/** Every machine of the app, retrying transient errors. @returns {Machine[]} */
+export function listMachines() {
+  return retry(() => machines.list(), 'listing machines');
+}
+
+/** Items in batches of at most `size` (at least 1). @template T @param {T[]} items @param {number} size @returns {T[][]} */
+export function chunks(items, size) {
+  size = Math.max(1, size);
+  const out = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Items by key, keys sorted (a stable order whatever `list` returned).
+ * @template T @param {T[]} items @param {(t: T) => string} key @returns {Map<string, T[]>} */
+export function groupBy(items, key) {
+  const groups = new Map();
+  for (const item of items) {
+    const k = key(item);
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(item);
+  }
+  return new Map([...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** How many of `groupSize` machines may be out of service at once under the plan (at least 1).
+ * @param {DeployPlan} plan @param {number} groupSize */
+export function maxUnavailable(plan, groupSize) {
+  const mu = plan.maxUnavailable;
+  const n = mu.tag === 'count' ? mu.val : Math.ceil(mu.val * groupSize - 1e-9);
+  return Math.max(1, Math.min(n, Math.max(groupSize, 1)));
+}
+
+/** Whether a machine was meant to be serving (stopped/created/suspended ones were not). @param {Machine['state']} state */
+export function shouldRun(state) {
+  return !['stopped', 'suspended', 'created'].includes(state);
+}
+
+/** Wait until `ids` are started, then passing their checks. Returns the failures of the first wait
+ * that failed (empty: all serving). @param {string[]} ids @param {bigint|number} timeoutMs @returns {MachineError[]} */
+export function waitServing(ids, timeoutMs) {
+  const failed = retryBatch(machines.waitState, ids, 'started', BigInt(timeoutMs));
+  return failed.length ? failed : retryBatch(health.waitHealthy, ids, BigInt(timeoutMs));
+}
+
+/** Stop `ids` gracefully (the plan's kill signal and timeout) and wait until they are stopped.
+ * @param {string[]} ids @param {DeployPlan} plan @returns {MachineError[]} */
+export function stopMachines(ids, plan) {
+  const failed = retryBatch(machines.stop, ids, plan.killSignal, plan.killTimeoutMs);
+  return failed.length ? failed : retryBatch(machines.waitState, ids, 'stopped', plan.waitTimeoutMs);
+}
+
+/** Clone each source onto `target` (cordoned unless `routable`), re-cloning only sources whose error
+ * was transient. @param {string[]} sources @param {Release} target @param {boolean} [routable]
+ * @returns {{ cloneOf: Map<string, string>, failures: MachineError[] }} */
+export function cloneMachines(sources, target, routable = false) {
+  const cloneOf = new Map();
+  const failures = retryBatch((batch) => {
+    const failed = [];
+    machines.cloneFrom(batch, target, routable).forEach((r, i) => {
+      if (r.tag === 'ok') cloneOf.set(batch[i], r.val);
+      else failed.push({ id: batch[i], error: r.val });
+    });
+    if (failed.length) throw { payload: failed };
+  }, sources);
+  return { cloneOf, failures };
+}

@@ -1,0 +1,422 @@
+//! Strategies in Python and JavaScript, built from source with the pinned toolchains `sdk/setup`
+//! installs, and run on the simulator through the `cutover` binary: the two examples in
+//! examples/strategies/ (region-by-region, manual-split) and the project templates in sdk/*/template.
+//!
+//! A build takes about a minute (each component carries an interpreter), so built components are kept
+//! in target/polyglot-components/, named by a hash of everything they are built from (sources, SDK,
+//! contract, toolchain pins): a rerun without changes builds nothing. Missing toolchains fail the tests
+//! with the command to run; they are never skipped.
+
+mod support;
+
+use serde_json::Value;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+
+// ---- toolchains and builds ------------------------------------------------------------------------
+
+fn venv_bin() -> PathBuf {
+    support::root().join("target/sdk-tools/venv/bin")
+}
+
+/// Fail (not skip) when `sdk/setup` has not run: these tests are the only check of the SDKs.
+fn require_tools() {
+    let missing: Vec<String> = [
+        venv_bin().join("componentize-py"),
+        support::root().join("sdk/js/node_modules/@bytecodealliance/componentize-js/package.json"),
+        support::root().join("sdk/js/node_modules/esbuild/package.json"),
+    ]
+    .into_iter()
+    .filter(|p| !p.exists())
+    .map(|p| p.display().to_string())
+    .collect();
+    assert!(
+        missing.is_empty(),
+        "the Python/JavaScript strategy toolchains are not installed (missing {}): run `sdk/setup` from \
+         the repository root first (it installs the pinned componentize-py and componentize-js)",
+        missing.join(", ")
+    );
+}
+
+/// The `[build]` part of a project's cutover-strategy.toml.
+struct Manifest {
+    name: String,
+    build: Vec<String>,
+    output: String,
+}
+
+fn manifest(project: &Path) -> Manifest {
+    let path = project.join("cutover-strategy.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("{}: `{k}` must be a string", path.display()));
+    Manifest {
+        name: s("name").to_string(),
+        build: v["build"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect(),
+        output: s("output").to_string(),
+    }
+}
+
+/// Hash every file under `dirs` (skipping build outputs and installed packages), path and content.
+fn hash_sources(hasher: &mut blake3::Hasher, dirs: &[PathBuf]) {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for p in entries {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if ["node_modules", "target", "__pycache__", "template"].contains(&name.as_str())
+                || name.ends_with(".wasm")
+            {
+                continue;
+            }
+            if p.is_dir() { walk(&p, files) } else { files.push(p) }
+        }
+    }
+    for dir in dirs {
+        let mut files = Vec::new();
+        walk(dir, &mut files);
+        for f in files {
+            hasher.update(f.strip_prefix(dir).unwrap().to_string_lossy().as_bytes());
+            hasher.update(&std::fs::read(&f).unwrap());
+        }
+    }
+}
+
+/// Build the project at `project` with its manifest's command, unless a component built from the same
+/// `sources` is cached; returns the cached component's path. Builds run one at a time (two cores, and a
+/// build already uses both).
+fn build(project: &Path, sources: &[PathBuf]) -> PathBuf {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    require_tools();
+    let m = manifest(project);
+    let mut hasher = blake3::Hasher::new();
+    hash_sources(&mut hasher, sources);
+    let key = hasher.finalize().to_hex();
+    let cache = support::root().join("target/polyglot-components");
+    let cached = cache.join(format!("{}-{}.wasm", m.name, &key[..16]));
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if cached.exists() {
+        return cached;
+    }
+    let path = std::env::join_paths(
+        std::iter::once(venv_bin())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(&m.build[0])
+        .args(&m.build[1..])
+        .current_dir(project)
+        .env("PATH", path)
+        .output()
+        .unwrap_or_else(|e| panic!("run {:?} in {}: {e} (run `sdk/setup`?)", m.build, project.display()));
+    assert!(
+        out.status.success(),
+        "building {} with {:?} failed:\n{}\n{}",
+        project.display(),
+        m.build,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("built {} in {:.1}s", m.name, started.elapsed().as_secs_f64());
+    std::fs::create_dir_all(&cache).unwrap();
+    // Builds of older sources of the same project are dead weight (18 MB each): drop them.
+    for stale in std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()) {
+        let file = stale.file_name().unwrap().to_string_lossy().into_owned();
+        if file.strip_prefix(&m.name).is_some_and(|rest| rest.len() == 22 && rest.starts_with('-')) {
+            let _ = std::fs::remove_file(&stale);
+        }
+    }
+    let built = project.join(&m.output);
+    std::fs::copy(&built, &cached).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+    let _ = std::fs::remove_file(&built);
+    cached
+}
+
+fn example(name: &str, lang: &str) -> PathBuf {
+    let root = support::root();
+    let dir = root.join("examples/strategies").join(name);
+    build(&dir, &[dir.clone(), root.join("sdk").join(lang), root.join("wit")])
+}
+
+// ---- running cutover ----------------------------------------------------------------------------
+
+fn command(state: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+    cmd.args(args).env("CUTOVER_CACHE_DIR", support::cache_dir()).env("CUTOVER_STATE_DIR", state);
+    cmd
+}
+
+fn run(state: &Path, args: &[&str]) -> Output {
+    command(state, args).output().expect("run cutover")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn events(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn calls<'a>(evs: &'a [Value], call: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    evs.iter().filter(move |e| e["call"] == call)
+}
+
+/// A copy of the example app's fly.toml using `strategy`, with `params` added to [cutover.params].
+fn config(dir: &Path, strategy: &Path, params: &str) -> PathBuf {
+    let root = support::root();
+    let happy = root.join("examples/app/scenarios/happy.toml");
+    let fly = std::fs::read_to_string(root.join("examples/app/fly.toml"))
+        .unwrap()
+        .replace("strategy = \"rolling\"", &format!("strategy = {:?}", strategy.display().to_string()))
+        .replace("retries = 3", &format!("retries = 3\n    {params}"))
+        .replace("scenarios/happy.toml", &happy.display().to_string());
+    let path = dir.join("fly.toml");
+    std::fs::write(&path, fly).unwrap();
+    path
+}
+
+/// Region of every machine, from the first `machines.list` reply.
+fn regions(evs: &[Value]) -> std::collections::HashMap<String, String> {
+    let list = calls(evs, "machines.list").next().expect("a machines.list call");
+    list["reply"]["machines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["id"].as_str().unwrap().to_string(), m["region"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// The region of each `machines.update` call, in order; every call must stay within one region.
+fn update_regions(evs: &[Value]) -> Vec<String> {
+    let region_of = regions(evs);
+    calls(evs, "machines.update")
+        .map(|e| {
+            let mut rs: Vec<&String> =
+                e["ids"].as_array().unwrap().iter().map(|id| &region_of[id.as_str().unwrap()]).collect();
+            rs.dedup();
+            assert_eq!(rs.len(), 1, "one update call spans regions {rs:?}: {e}");
+            rs[0].clone()
+        })
+        .collect()
+}
+
+// ---- region-by-region (Python) ------------------------------------------------------------------
+
+#[test]
+fn region_by_region_deploys_one_region_after_another() {
+    let wasm = example("python-region-by-region", "python");
+    let dir = tempfile::tempdir().unwrap();
+    let fly = config(dir.path(), &wasm, "pause = \"20s\"");
+    let out = run(&dir.path().join("state"), &["deploy", "--config", fly.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let evs = events(&out);
+    let end = evs.last().unwrap();
+    assert_eq!(end["outcome"], "succeeded", "{end}");
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[2, 10]]));
+    assert_eq!(end["fleet"]["serving"], 10);
+
+    // Each region's updates come in one run, ams then iad: never two regions in flight.
+    let mut order = update_regions(&evs);
+    order.dedup();
+    assert_eq!(order, ["ams", "iad"], "regions in a stable order, one at a time");
+    // Between them, the pause on the host's clock, after ams is healthy and before iad starts.
+    let seq = |e: &Value| e["seq"].as_u64().unwrap();
+    let sleep = calls(&evs, "runtime.sleep").find(|e| e["ms"] == 20_000).expect("a 20s pause");
+    let region_of = regions(&evs);
+    let first_iad =
+        calls(&evs, "machines.update").find(|e| region_of[e["ids"][0].as_str().unwrap()] == "iad").unwrap();
+    let last_ams_healthy = calls(&evs, "health.wait-healthy")
+        .filter(|e| region_of[e["ids"][0].as_str().unwrap()] == "ams")
+        .last()
+        .unwrap();
+    assert!(
+        seq(last_ams_healthy) < seq(sleep) && seq(sleep) < seq(first_iad),
+        "healthy ams, pause, then iad"
+    );
+}
+
+#[test]
+fn region_by_region_stops_at_the_first_bad_region_and_rolls_it_back() {
+    let wasm = example("python-region-by-region", "python");
+    let dir = tempfile::tempdir().unwrap();
+    let fly = config(dir.path(), &wasm, "regions = \"iad, ams\"");
+    // v2 boots but fails its checks.
+    let scenario = dir.path().join("bad-v2.toml");
+    let happy = std::fs::read_to_string(support::root().join("examples/app/scenarios/happy.toml")).unwrap();
+    std::fs::write(
+        &scenario,
+        format!("{happy}\n[faults]\nunhealthy_images = [\"registry.fly.io/hello-cutover:v2\"]\n"),
+    )
+    .unwrap();
+    let args =
+        ["deploy", "--config", fly.to_str().unwrap(), "--scenario", scenario.to_str().unwrap(), "--json"];
+    let out = run(&dir.path().join("state"), &args);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let evs = events(&out);
+    let end = evs.last().unwrap();
+    assert!(end["error"].as_str().unwrap().contains("region iad"), "{end}");
+    assert!(
+        end["error"].as_str().unwrap().contains("reported: unhealthy: region iad"),
+        "the kind is kept: {end}"
+    );
+    // iad (first by the `regions` parameter) failed; ams was never touched; iad went back to v1.
+    let mut order = update_regions(&evs);
+    order.dedup();
+    assert_eq!(order, ["iad"], "nothing outside the bad region was updated");
+    let back: Vec<&Value> = calls(&evs, "machines.update").filter(|e| e["target"]["version"] == 1).collect();
+    assert!(!back.is_empty(), "the bad region was rolled back");
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 10]]));
+    assert_eq!(end["fleet"]["serving"], 10);
+}
+
+// ---- manual split (JavaScript) ------------------------------------------------------------------
+
+fn weights(e: &Value) -> Vec<(u64, u64)> {
+    e["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["version"].as_u64().unwrap(), w["percent"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn manual_split_holds_ten_percent_until_promoted_and_rolls_back_by_switching() {
+    let wasm = example("js-manual-split", "js");
+    let dir = tempfile::tempdir().unwrap();
+    let fly = config(dir.path(), &wasm, "split_percent = 10");
+    let fly = fly.to_str().unwrap();
+    let state = dir.path().join("state");
+
+    // No simulated operator in the happy scenario: the deploy waits at its gate for `cutover promote`.
+    let mut child = command(&state, &["deploy", "--config", fly, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let mut lines = Vec::new();
+    let reached = loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(300)) {
+            Ok(line) => {
+                let waiting = line.contains("waiting at manual gate `split`");
+                lines.push(line);
+                if waiting {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    if !reached {
+        let _ = child.kill();
+        panic!("the deploy never reached its gate: {lines:?}");
+    }
+    let so_far: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let set: Vec<Vec<(u64, u64)>> = calls(&so_far, "traffic.set-weights").map(weights).collect();
+    assert_eq!(set, [vec![(2, 10), (1, 90)]], "10/90 while waiting");
+    assert_eq!(calls(&so_far, "machines.clone-from").count(), 1, "the new release came up beside the old");
+    assert_eq!(calls(&so_far, "machines.stop").count(), 0, "nothing old touched before the promotion");
+
+    // Named, because the log line comes just before the strategy starts waiting (a gate may be promoted
+    // ahead of time).
+    let out = run(&state, &["promote", "split", "--config", fly]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let status = child.wait().unwrap();
+    lines.extend(rx.iter());
+    assert_eq!(status.code(), Some(0), "{lines:?}");
+    let evs: Vec<Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let set: Vec<Vec<(u64, u64)>> = calls(&evs, "traffic.set-weights").map(weights).collect();
+    assert_eq!(
+        set,
+        [vec![(2, 10), (1, 90)], vec![(2, 100)], vec![]],
+        "10/90, then 100/0, then by machine count"
+    );
+    let end = evs.last().unwrap();
+    assert_eq!(end["outcome"], "succeeded", "{end}");
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 10], [2, 10]]), "old kept, stopped");
+    assert_eq!(end["fleet"]["serving"], 10);
+    assert_eq!(calls(&evs, "machines.destroy").count(), 0, "old machines are kept, not destroyed");
+
+    // Going back is a switch to the kept machines: no clone, no split, no gate.
+    let out = run(&state, &["rollback", "--config", fly, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let evs = events(&out);
+    assert_eq!(calls(&evs, "machines.clone-from").count(), 0, "a switch, not a redeploy");
+    assert_eq!(calls(&evs, "runtime.await-promotion").count(), 0, "no gate on the way back");
+    let end = evs.last().unwrap();
+    assert_eq!(end["outcome"], "succeeded", "{end}");
+    assert_eq!(end["fleet"]["serving"], 10);
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 10], [2, 10]]));
+}
+
+// ---- templates ----------------------------------------------------------------------------------
+
+/// Scaffold sdk/<lang>/template as `cutover new` does (placeholders filled, the contract in wit/, the
+/// SDK in vendor/cutover-sdk), build it with its manifest's command and load it with `cutover inspect`.
+fn template_builds(lang: &str, name: &str) {
+    let root = support::root();
+    let sdk = root.join("sdk").join(lang);
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join(name);
+    let fill =
+        |text: String| text.replace("{{name}}", name).replace("{{name_snake}}", &name.replace('-', "_"));
+    copy_tree(&sdk.join("template"), &project, &fill);
+    copy_tree(&root.join("wit"), &project.join("wit"), &|t| t);
+    copy_tree(&sdk, &project.join("vendor/cutover-sdk"), &|t| t);
+    if lang == "js" {
+        // What `npm install` in the project would give, without the network.
+        std::os::unix::fs::symlink(sdk.join("node_modules"), project.join("node_modules")).unwrap();
+    }
+    let wasm = build(&project, &[sdk.join("template"), sdk.clone(), root.join("wit")]);
+    let out = run(dir.path(), &["inspect", wasm.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["strategy"]["name"], name);
+    assert_eq!(v["contract_version"], "0.1.0");
+}
+
+/// Copy a directory tree (without installed packages, build outputs or a nested template), passing
+/// text files through `fill`.
+fn copy_tree(from: &Path, to: &Path, fill: &dyn Fn(String) -> String) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if ["node_modules", "target", "__pycache__", "template"].contains(&name.as_str())
+            || name.ends_with(".wasm")
+        {
+            continue;
+        }
+        if p.is_dir() {
+            copy_tree(&p, &to.join(&name), fill);
+        } else {
+            match std::fs::read_to_string(&p) {
+                Ok(text) => std::fs::write(to.join(&name), fill(text)).unwrap(),
+                Err(_) => {
+                    std::fs::copy(&p, to.join(&name)).unwrap();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn python_template_builds_and_loads() {
+    template_builds("python", "my-py-strategy");
+}
+
+#[test]
+fn javascript_template_builds_and_loads() {
+    template_builds("js", "my-js-strategy");
+}
