@@ -1,6 +1,9 @@
 //! Strategies in Python and JavaScript, built from source with the pinned toolchains `sdk/setup`
 //! installs, and run on the simulator through the `cutover` binary: the two examples in
-//! examples/strategies/ (region-by-region, manual-split) and the project templates in sdk/*/template.
+//! examples/strategies/ (region-by-region, manual-split) and the project templates in sdk/*/template
+//! (scaffolded by `cutover new`). And every example, in all three languages (the Rust one built by
+//! `cutover build`): each passes `cutover verify` and deploys the example app on the local platform,
+//! under load, without a failed request.
 //!
 //! A build takes about a minute (each component carries an interpreter), so built components are kept
 //! in target/polyglot-components/, named by a hash of everything they are built from (sources, SDK,
@@ -368,47 +371,23 @@ fn template_builds(lang: &str, name: &str) {
     let root = support::root();
     let sdk = root.join("sdk").join(lang);
     let dir = tempfile::tempdir().unwrap();
+    let out =
+        command(&dir.path().join("state"), &["new", name, "--lang", lang]).current_dir(dir.path()).output();
+    let out = out.expect("run cutover new");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let project = dir.path().join(name);
-    let fill =
-        |text: String| text.replace("{{name}}", name).replace("{{name_snake}}", &name.replace('-', "_"));
-    copy_tree(&sdk.join("template"), &project, &fill);
-    copy_tree(&root.join("wit"), &project.join("wit"), &|t| t);
-    copy_tree(&sdk, &project.join("vendor/cutover-sdk"), &|t| t);
+    assert!(project.join("wit").is_dir() && project.join("vendor/cutover-sdk").is_dir(), "{}", text(&out));
+    assert!(!project.join("vendor/cutover-sdk/node_modules").exists(), "installed packages are not copied");
     if lang == "js" {
         // What `npm install` in the project would give, without the network.
         std::os::unix::fs::symlink(sdk.join("node_modules"), project.join("node_modules")).unwrap();
     }
-    let wasm = build(&project, &[sdk.join("template"), sdk.clone(), root.join("wit")]);
+    let wasm = build(&project, &[project.clone()]);
     let out = run(dir.path(), &["inspect", wasm.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["strategy"]["name"], name);
     assert_eq!(v["contract_version"], "0.1.0");
-}
-
-/// Copy a directory tree (without installed packages, build outputs or a nested template), passing
-/// text files through `fill`.
-fn copy_tree(from: &Path, to: &Path, fill: &dyn Fn(String) -> String) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if ["node_modules", "target", "__pycache__", "template"].contains(&name.as_str())
-            || name.ends_with(".wasm")
-        {
-            continue;
-        }
-        if p.is_dir() {
-            copy_tree(&p, &to.join(&name), fill);
-        } else {
-            match std::fs::read_to_string(&p) {
-                Ok(text) => std::fs::write(to.join(&name), fill(text)).unwrap(),
-                Err(_) => {
-                    std::fs::copy(&p, to.join(&name)).unwrap();
-                }
-            }
-        }
-    }
 }
 
 #[test]
@@ -419,4 +398,124 @@ fn python_template_builds_and_loads() {
 #[test]
 fn javascript_template_builds_and_loads() {
     template_builds("js", "my-js-strategy");
+}
+
+// ---- every example, in every language ---------------------------------------------------------------
+
+/// The Rust example, built by `cutover build` from its manifest (offline, into the target directory
+/// the scaffold tests share).
+fn rust_example() -> PathBuf {
+    let dir = support::root().join("examples/strategies/rust-drain-by-load");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+    cmd.arg("build")
+        .arg(&dir)
+        .env("CARGO_TARGET_DIR", support::root().join("target/strategy-projects"))
+        .env("CARGO_NET_OFFLINE", "true");
+    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().expect("run cutover build");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // "Built NAME: PATH (N bytes)"
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with("Built ")).unwrap_or_else(|| panic!("{stdout}"));
+    PathBuf::from(line.split_once(": ").unwrap().1.rsplit_once(" (").unwrap().0)
+}
+
+/// Every example strategy, built from source: (name, component).
+fn every_example() -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("rust-drain-by-load", rust_example()),
+        ("python-region-by-region", example("python-region-by-region", "python")),
+        ("js-manual-split", example("js-manual-split", "js")),
+    ]
+}
+
+#[test]
+fn every_example_passes_verify() {
+    let state = tempfile::tempdir().unwrap();
+    for (name, wasm) in every_example() {
+        let mut args = vec!["verify", wasm.to_str().unwrap()];
+        if name == "js-manual-split" {
+            // It keeps the old release stopped so that `cutover rollback` is a switch.
+            args.push("--allow-standby");
+        }
+        let out = run(state.path(), &args);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
+    }
+}
+
+/// The example app on the local platform (its fly.toml, running the app's debug build), as
+/// tests/local.rs runs it.
+fn local_app(dir: &Path) -> PathBuf {
+    let root = support::root();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "hello-cutover", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building the example app failed");
+    let fly = std::fs::read_to_string(root.join("examples/app/fly.toml"))
+        .unwrap()
+        .replace(
+            "command = \"../../target/debug/hello-cutover\"",
+            &format!("command = {:?}", root.join("target/debug/hello-cutover").display().to_string()),
+        )
+        .replace(
+            "scenarios/happy.toml",
+            &root.join("examples/app/scenarios/happy.toml").display().to_string(),
+        );
+    let path = dir.join("fly.toml");
+    std::fs::write(&path, fly).unwrap();
+    path
+}
+
+/// Each example deploys the example app on the local platform under load (`cutover demo`: real
+/// processes, real proxy, new connections and keep-alive) without a failed request. The manual split
+/// waits at its gate until `cutover promote split` (sent from here, as an operator would).
+#[test]
+fn every_example_deploys_on_the_local_platform_without_a_failed_request() {
+    for (name, wasm) in every_example() {
+        let dir = tempfile::tempdir().unwrap();
+        let fly = local_app(dir.path());
+        let fly = fly.to_str().unwrap();
+        let state = dir.path().join("state");
+        let demo = command(
+            &state,
+            &["demo", "--config", fly, "--strategy", wasm.to_str().unwrap(), "--rate", "100", "--json"],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let promoter = (name == "js-manual-split").then(|| {
+            let (done, state, fly) = (done.clone(), state.clone(), fly.to_string());
+            std::thread::spawn(move || {
+                // Until the deploy runs, `promote` has nothing to promote and says so; while the demo
+                // launches v1, the running deploy is that launch (a named gate would be kept for it).
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let out = run(&state, &["promote", "split", "--config", &fly]);
+                    if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("manual-split)")
+                    {
+                        return true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+                false
+            })
+        });
+        let out = demo.wait_with_output().unwrap();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(p) = promoter {
+            assert!(p.join().unwrap(), "{name}: the gate was never promoted: {}", text(&out));
+        }
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
+        let report: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{name}: {e}: {}", text(&out)));
+        let during = &report["during_deploy"];
+        assert!(during["requests"].as_u64().unwrap() > 10, "{name}: too little traffic: {report:#}");
+        assert_eq!(during["failed"], 0, "{name}: {report:#}");
+        assert_eq!(report["overall"]["failed"], 0, "{name}: {report:#}");
+    }
 }

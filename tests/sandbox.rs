@@ -264,3 +264,25 @@ async fn machines_outside_the_granted_groups_are_not_touched() {
     }
     assert!(run.result.expect("sandbox fine").is_err(), "rolling reports the refusal");
 }
+
+/// A log flood is bounded: every kept line is cut to 4 KiB, only the budget's worth is kept (the
+/// journal and the terminal would otherwise take 320 MB), and the count of dropped lines is logged.
+#[tokio::test(start_paused = true)]
+async fn a_log_flood_is_cut_and_rate_limited() {
+    use cutover::events::{EventKind, HostCall};
+    let run = run_hostile("chatty", RunOptions::default(), "[fleet]\nmachines = 2").await;
+    assert!(matches!(run.result, Ok(Ok(()))), "the strategy itself is fine: {:?}", run.result);
+    let logs: Vec<&String> = run
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::HostCall { call: HostCall::Log { message, .. }, .. } => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(logs.len() <= 1_001, "{} lines kept", logs.len());
+    assert!(logs.iter().all(|m| m.len() <= 4096 + 64), "every line cut to 4 KiB");
+    assert!(logs[0].ends_with("bytes cut]"), "{}", &logs[0][logs[0].len() - 40..]);
+    let note = logs.last().unwrap();
+    assert!(note.contains("19000 log line(s) of the strategy dropped"), "{note}");
+}

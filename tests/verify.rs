@@ -108,6 +108,16 @@ fn leaving_blue_behind_is_caught() {
     assert_eq!(verdict("capacity")["verdict"], "pass");
 }
 
+/// `--allow-standby` excuses machines of the replaced release kept *stopped* for rollback, not ones
+/// left running: the hoarder's blue machines still serve, so it still breaks `one-release`.
+#[test]
+fn allow_standby_does_not_excuse_running_leftovers() {
+    let out = cutover(&["verify", &guest_path("hoarder"), "--allow-standby"]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("--allow-standby") && report.contains("one-release broken"), "{report}");
+}
+
 /// A strategy that loops forever is stopped by the sandbox in every scenario and reported, not hung on.
 #[tokio::test(start_paused = true)]
 async fn a_looping_strategy_fails_the_sandbox_invariant() {

@@ -42,6 +42,7 @@ impl Setup {
             },
             drain_timeout: (self.strategy == "drain-then-destroy").then_some(Duration::from_secs(300)),
             allow_downtime: self.strategy == "immediate",
+            allow_standby: false,
         }
     }
 }

@@ -14,6 +14,11 @@ pub struct VerifyArgs {
     /// accept success for a release that cannot pass its checks.
     #[arg(long)]
     allow_downtime: bool,
+    /// The strategy keeps the release it replaces as stopped machines, so that `cutover rollback` is a
+    /// switch (like bluegreen's `retain_blue`): stopped machines of that release left at the end are
+    /// standbys, not leftovers.
+    #[arg(long)]
+    allow_standby: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -29,7 +34,11 @@ pub async fn run(runtime: &Runtime, args: VerifyArgs) -> u8 {
             return exit::BAD_INPUT;
         }
     };
-    let opts = crate::verify::Options { allow_downtime: args.allow_downtime, ..Default::default() };
+    let opts = crate::verify::Options {
+        allow_downtime: args.allow_downtime,
+        allow_standby: args.allow_standby,
+        ..Default::default()
+    };
     let report = match crate::verify::verify(runtime, &resolved.component, &resolved.info, &opts).await {
         Ok(r) => r,
         Err(e) => {

@@ -185,9 +185,17 @@ fn sandbox_policies_apply_to_the_strategy_they_name() {
     let c = Config::load(&p).unwrap();
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let (limits, grants) = c.cutover.sandbox_for(&StrategyRef::File(dir.path().join("untrusted.wasm")));
-    assert_eq!((limits.memory_bytes, limits.cpu_budget), (32 << 20, Duration::from_secs(3)), "own limits on top");
+    assert_eq!(
+        (limits.memory_bytes, limits.cpu_budget),
+        (32 << 20, Duration::from_secs(3)),
+        "own limits on top"
+    );
     let ops = grants.operations.expect("restricted");
-    assert!(!ops.contains("machines.destroy") && !ops.contains("traffic.cordon") && ops.contains("machines.update"));
+    assert!(
+        !ops.contains("machines.destroy")
+            && !ops.contains("traffic.cordon")
+            && ops.contains("machines.update")
+    );
     assert_eq!(grants.process_groups, Some(["web".to_string()].into()));
     let (_, canary) = c.cutover.sandbox_for(&StrategyRef::BuiltIn("canary".into()));
     assert_eq!((canary.operations, canary.regions), (None, Some(["ams".to_string()].into())));
@@ -201,5 +209,10 @@ fn a_sandbox_policy_naming_no_operation_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(&dir, "fly.toml", "app = \"a\"\n[[cutover.sandbox]]\nallow = [\"machines.nuke\"]\n");
     let e = Config::load(&p).unwrap_err().to_string();
-    assert!(e.contains("fly.toml") && e.contains("cutover.sandbox[0]") && e.contains("`machines.nuke` is no operation"), "{e}");
+    assert!(
+        e.contains("fly.toml")
+            && e.contains("cutover.sandbox[0]")
+            && e.contains("`machines.nuke` is no operation"),
+        "{e}"
+    );
 }

@@ -8,7 +8,7 @@
 use super::clock::HostClock;
 use super::grants::Grants;
 use crate::contract::ParamValue;
-use crate::events::{Event, EventKind, EventSink, HostCall, HostReply};
+use crate::events::{Event, EventKind, EventSink, HostCall, HostReply, LogLevel};
 use crate::platform::{ErrorKind, OpError, Platform, StopSpec};
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -19,6 +19,11 @@ use std::time::Duration;
 
 /// Longest log line kept from a strategy; longer lines are cut (a strategy must not flood the log).
 const MAX_LOG_LINE: usize = 4096;
+/// Log lines a strategy may write at once, and how many more per second of host-clock time after that.
+/// Every kept line goes to the terminal, the event stream and the journal, so a strategy logging in a
+/// loop must not fill them: lines over the budget are dropped and counted, and the count is logged.
+const LOG_BURST: f64 = 1_000.0;
+const LOG_PER_SECOND: f64 = 50.0;
 
 /// Runs host calls against a platform and records them.
 pub struct Dispatcher {
@@ -35,6 +40,16 @@ pub struct Dispatcher {
     grants: Grants,
     /// Process group and region of machines seen so far, when the grants restrict either.
     scopes: Mutex<HashMap<String, (String, String)>>,
+    logs: Mutex<LogBudget>,
+}
+
+/// A token bucket for a strategy's log lines, on the host clock.
+struct LogBudget {
+    tokens: f64,
+    /// When `tokens` was last topped up, in ms since the run started.
+    at_ms: u64,
+    /// Lines dropped since the last note of it.
+    dropped: u64,
 }
 
 /// Numbers events and hands them to the sink.
@@ -82,6 +97,7 @@ impl Dispatcher {
             promotions: None,
             grants: Grants::default(),
             scopes: Mutex::default(),
+            logs: Mutex::new(LogBudget { tokens: LOG_BURST, at_ms: 0, dropped: 0 }),
         }
     }
 
@@ -128,6 +144,9 @@ impl Dispatcher {
     #[inline]
     pub fn call_instant(&self, call: HostCall) -> HostReply {
         let at_ms = self.instant_ms();
+        if matches!(call, HostCall::Log { .. }) && !self.admit_log(at_ms) {
+            return HostReply::Done;
+        }
         let reply = match self.grants.refuse_operation(&call) {
             Some(denied) => HostReply::Failed(denied),
             None => self.answer_at(&call, at_ms).unwrap_or_else(|| {
@@ -136,6 +155,42 @@ impl Dispatcher {
         };
         self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: reply.clone(), took_ms: 0 });
         reply
+    }
+
+    /// Whether a log line at `at_ms` fits the budget. The first line kept after some were dropped is
+    /// preceded by a note of how many.
+    fn admit_log(&self, at_ms: u64) -> bool {
+        let mut b = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        let refill = at_ms.saturating_sub(b.at_ms) as f64 / 1000.0 * LOG_PER_SECOND;
+        b.tokens = (b.tokens + refill).min(LOG_BURST);
+        b.at_ms = b.at_ms.max(at_ms);
+        if b.tokens < 1.0 {
+            b.dropped += 1;
+            return false;
+        }
+        b.tokens -= 1.0;
+        let dropped = std::mem::take(&mut b.dropped);
+        drop(b);
+        if dropped > 0 {
+            self.note_dropped_logs(at_ms, dropped);
+        }
+        true
+    }
+
+    /// Say how many log lines were dropped since the last note, if any (at the end of a run).
+    pub fn flush_log_budget(&self) {
+        let dropped = std::mem::take(&mut self.logs.lock().unwrap_or_else(|e| e.into_inner()).dropped);
+        if dropped > 0 {
+            self.note_dropped_logs(self.instant_ms(), dropped);
+        }
+    }
+
+    fn note_dropped_logs(&self, at_ms: u64, dropped: u64) {
+        let message = format!(
+            "[cutover] {dropped} log line(s) of the strategy dropped: over its budget of {LOG_BURST} lines, then              {LOG_PER_SECOND} a second"
+        );
+        let call = HostCall::Log { level: LogLevel::Warn, message };
+        self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: HostReply::Done, took_ms: 0 });
     }
 
     /// The answer to a call that needs no waiting, or `None` for calls that go to the platform.

@@ -183,10 +183,9 @@ impl Runtime {
         let mut store = self.store(state);
         let bindings = instantiate(strategy, &mut store).await?;
         store.data_mut().guard.restart_budget();
-        let verdict = bindings
-            .call_deploy(&mut store, &v0_1::plan_to_wit(plan))
-            .await
-            .map_err(|e| RuntimeError::from_guest(e, store.data().output()))?;
+        let verdict = bindings.call_deploy(&mut store, &v0_1::plan_to_wit(plan)).await;
+        store.data().finish();
+        let verdict = verdict.map_err(|e| RuntimeError::from_guest(e, store.data().output()))?;
         Ok(verdict.map_err(v0_1::error_from_wit))
     }
 

@@ -62,6 +62,13 @@ impl HostState {
         Self { wasi, table: ResourceTable::new(), guard, output, dispatcher, deadline_hit }
     }
 
+    /// The run is over: note what the dispatch point still holds back (dropped log lines).
+    pub fn finish(&self) {
+        if let Some(d) = &self.dispatcher {
+            d.flush_log_budget();
+        }
+    }
+
     /// What the guest wrote to stdout/stderr (bounded), lossily decoded.
     pub fn output(&self) -> String {
         String::from_utf8_lossy(&self.output.contents()).into_owned()

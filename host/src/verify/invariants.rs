@@ -168,6 +168,19 @@ pub struct Setup {
     /// The strategy does not promise to keep the app up (like `immediate`): capacity is not checked,
     /// and it may report success for a release that cannot serve.
     pub allow_downtime: bool,
+    /// The strategy keeps the release it replaces as stopped machines for a rollback that is a switch
+    /// (like bluegreen's `retain_blue`): machines of that release that are not started at the end are
+    /// standbys, left out of `one-release`, `all-serving` and `nothing-lost`. A running leftover still
+    /// counts.
+    pub allow_standby: bool,
+}
+
+/// A machine kept stopped on the release the fleet is not on, when the strategy says it keeps them.
+fn standby(setup: &Setup, m: &Machine, verdict: &Result<(), OpError>) -> bool {
+    let other = if verdict.is_ok() { &setup.previous } else { &setup.target };
+    setup.allow_standby
+        && m.release.version == other.version
+        && matches!(m.state, MachineState::Stopped | MachineState::Suspended | MachineState::Created)
 }
 
 /// What the run did.
@@ -207,7 +220,7 @@ pub fn check(setup: &Setup, seen: &Observed) -> Vec<(Invariant, Verdict)> {
                 Invariant::Verdict => check_verdict(setup, verdict),
                 Invariant::OneRelease => one_release(setup, seen, verdict, gave_up),
                 Invariant::AllServing => all_serving(setup, seen, verdict, gave_up),
-                Invariant::NothingLost => nothing_lost(setup, seen, gave_up),
+                Invariant::NothingLost => nothing_lost(setup, seen, verdict, gave_up),
                 Invariant::Capacity => capacity(setup, seen, gave_up),
                 Invariant::ReplacementFirst => replacement_first(setup, seen),
                 Invariant::Drain => drain(setup, seen),
@@ -267,7 +280,11 @@ fn one_release(setup: &Setup, seen: &Observed, verdict: &Result<(), OpError>, ga
         return na("the strategy gave up on an injected fault; its error says which machines are where");
     }
     let expected = if verdict.is_ok() { &setup.target } else { &setup.previous };
-    let wrong: Vec<&Machine> = seen.end.iter().filter(|m| m.release.version != expected.version).collect();
+    let wrong: Vec<&Machine> = seen
+        .end
+        .iter()
+        .filter(|m| m.release.version != expected.version && !standby(setup, m, verdict))
+        .collect();
     if wrong.is_empty() {
         return Verdict::Pass;
     }
@@ -298,7 +315,7 @@ fn all_serving(setup: &Setup, seen: &Observed, verdict: &Result<(), OpError>, ga
         .end
         .iter()
         .filter(|m| !m.is_serving())
-        .filter(|m| !excused_crash(setup, seen, m, verdict))
+        .filter(|m| !excused_crash(setup, seen, m, verdict) && !standby(setup, m, verdict))
         .collect();
     if down.is_empty() {
         return Verdict::Pass;
@@ -345,9 +362,10 @@ fn shape(fleet: &[Machine]) -> BTreeMap<(&str, &str), usize> {
     by
 }
 
-fn nothing_lost(setup: &Setup, seen: &Observed, gave_up: bool) -> Verdict {
+fn nothing_lost(setup: &Setup, seen: &Observed, verdict: &Result<(), OpError>, gave_up: bool) -> Verdict {
     let before = shape(&setup.fleet);
-    let after = shape(seen.end);
+    let end: Vec<Machine> = seen.end.iter().filter(|m| !standby(setup, m, verdict)).cloned().collect();
+    let after = shape(&end);
     let keys: std::collections::BTreeSet<_> = before.keys().chain(after.keys()).collect();
     for key in keys {
         let (b, a) = (before.get(key).copied().unwrap_or(0), after.get(key).copied().unwrap_or(0));
@@ -368,8 +386,7 @@ fn nothing_lost(setup: &Setup, seen: &Observed, gave_up: bool) -> Verdict {
                     .map(|m| m.id.as_str())
                     .collect()
             } else {
-                seen.end
-                    .iter()
+                end.iter()
                     .filter(|m| {
                         (m.process_group.as_str(), m.region.as_str()) == *key
                             && !starting.contains(m.id.as_str())

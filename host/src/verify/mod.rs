@@ -162,6 +162,8 @@ pub struct Options {
     pub limits: Limits,
     /// The strategy does not promise availability (like `immediate`): see [`Invariant::Capacity`].
     pub allow_downtime: bool,
+    /// The strategy keeps the release it replaces as stopped standbys: see [`invariants::Setup`].
+    pub allow_standby: bool,
     /// Host calls one scenario may make before it is stopped (a deploy of 500 machines makes hundreds).
     pub max_host_calls: u64,
     /// Simulated time one scenario may take before it is stopped.
@@ -174,6 +176,7 @@ impl Default for Options {
             // The runtime's memory limit and CPU budget; a deadline fit for CI rather than a real deploy.
             limits: Limits { deadline: Duration::from_secs(60), ..Limits::default() },
             allow_downtime: false,
+            allow_standby: false,
             max_host_calls: 200_000,
             max_simulated: Duration::from_secs(24 * 3600),
         }
@@ -216,7 +219,12 @@ pub async fn verify(
     for spec in scenarios() {
         results.push(run_scenario(runtime, strategy, &params, spec, opts).await);
     }
-    Ok(Report { strategy: info.name.clone(), allow_downtime: opts.allow_downtime, scenarios: results })
+    Ok(Report {
+        strategy: info.name.clone(),
+        allow_downtime: opts.allow_downtime,
+        allow_standby: opts.allow_standby,
+        scenarios: results,
+    })
 }
 
 /// The one health check every scenario's machines have.
@@ -325,6 +333,7 @@ async fn run_scenario(
             _ => None,
         },
         allow_downtime: opts.allow_downtime,
+        allow_standby: opts.allow_standby,
     };
     let seen = invariants::Observed {
         result: &result,

@@ -13,6 +13,7 @@ use std::time::Duration;
 pub struct Report {
     pub strategy: String,
     pub allow_downtime: bool,
+    pub allow_standby: bool,
     pub scenarios: Vec<ScenarioResult>,
 }
 
@@ -108,10 +109,15 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "cutover verify: {} through {} scenarios on the simulator{}\n",
+            "cutover verify: {} through {} scenarios on the simulator{}{}\n",
             self.strategy,
             self.scenarios.len(),
-            if self.allow_downtime { " (--allow-downtime: capacity not checked)" } else { "" }
+            if self.allow_downtime { " (--allow-downtime: capacity not checked)" } else { "" },
+            if self.allow_standby {
+                " (--allow-standby: stopped machines of the replaced release are standbys)"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(out, "invariants:");
         for (n, inv) in Invariant::ALL.iter().enumerate() {
