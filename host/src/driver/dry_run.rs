@@ -145,24 +145,7 @@ impl Deploy<'_> {
             Some(s) if s.path().join(super::journal::FILE).exists() => Some(s.journal()?),
             _ => None,
         };
-        let target = match goal {
-            Goal::Deploy { image } => {
-                let seen = match &journal {
-                    Some(j) => j.max_version(&config.app)?,
-                    None => 0,
-                };
-                let on_fleet = machines.iter().map(|m| m.release.version).max().unwrap_or(0);
-                Release { version: seen.max(on_fleet) + 1, image }
-            }
-            Goal::Rollback { to } => {
-                let records = match &journal {
-                    Some(j) => j.releases(&config.app)?,
-                    None => vec![],
-                };
-                super::rollback::pick(&config.app, &records, current.as_ref(), to)
-                    .map_err(DeployError::BadInput)?
-            }
-        };
+        let target = super::target_release(goal, journal.as_ref(), &config.app, &machines, current.as_ref())?;
         if machines.is_empty() && notes.is_empty() {
             notes.push(match kind {
                 PlatformKind::Fly => format!(

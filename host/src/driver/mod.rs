@@ -354,6 +354,34 @@ pub struct Deploy<'a> {
     pub state: Option<StateDir>,
 }
 
+/// The release a goal deploys. A new deploy gets the next version neither the journal nor the fleet
+/// has seen (versions are never reused); a rollback, the release [`rollback::pick`] chooses.
+pub(crate) fn target_release(
+    goal: Goal,
+    journal: Option<&Journal>,
+    app: &str,
+    machines: &[Machine],
+    current: Option<&Release>,
+) -> Result<Release, DeployError> {
+    Ok(match goal {
+        Goal::Deploy { image } => {
+            let seen = match journal {
+                Some(j) => j.max_version(app)?,
+                None => 0,
+            };
+            let on_fleet = machines.iter().map(|m| m.release.version).max().unwrap_or(0);
+            Release { version: seen.max(on_fleet) + 1, image }
+        }
+        Goal::Rollback { to } => {
+            let records = match journal {
+                Some(j) => j.releases(app)?,
+                None => vec![],
+            };
+            rollback::pick(app, &records, current, to).map_err(DeployError::BadInput)?
+        }
+    })
+}
+
 /// Takes `cutover promote` for one release from the journal.
 struct JournalGate {
     journal: Journal,
@@ -428,23 +456,7 @@ impl Deploy<'_> {
             (Goal::Deploy { .. }, Some(local)) if machines.is_empty() => Some(local.clone()),
             _ => None,
         };
-        let target = match goal {
-            Goal::Deploy { image } => {
-                let seen = match &journal {
-                    Some(j) => j.max_version(&config.app)?,
-                    None => 0,
-                };
-                let on_fleet = machines.iter().map(|m| m.release.version).max().unwrap_or(0);
-                Release { version: seen.max(on_fleet) + 1, image }
-            }
-            Goal::Rollback { to } => {
-                let records = match &journal {
-                    Some(j) => j.releases(&config.app)?,
-                    None => vec![],
-                };
-                rollback::pick(&config.app, &records, previous.as_ref(), to).map_err(DeployError::BadInput)?
-            }
-        };
+        let target = target_release(goal, journal.as_ref(), &config.app, &machines, previous.as_ref())?;
         if platform.name() == "fly" && machines.is_empty() && !rollback {
             return Err(DeployError::BadInput(format!(
                 "{} has no machines on Fly.io yet: cutover replaces a running fleet; launch the app first \

@@ -9,7 +9,7 @@ pub mod lease;
 pub mod retry;
 pub mod token;
 
-use super::{Check, CheckStatus, ErrorKind, Machine, MachineState, OpError, Release};
+use super::{Check, CheckStatus, ErrorKind, Machine, MachineState, OpError, Release, StopSpec};
 pub use lease::{
     LeaseBook, LeaseData, LeaseRequest, LeaseResponse, NONCE_HEADER, OWNER_HEADER, describe_expiry,
 };
@@ -121,6 +121,12 @@ pub struct StopRequest {
     /// A Go duration string ("5s").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+}
+
+impl From<&StopSpec> for StopRequest {
+    fn from(how: &StopSpec) -> Self {
+        Self { signal: Some(how.signal.clone()), timeout: Some(go_duration(how.timeout)) }
+    }
 }
 
 /// `POST /apps/{app}/machines/{id}/metadata/{key}`.

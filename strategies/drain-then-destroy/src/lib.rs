@@ -146,36 +146,6 @@ impl Guest for DrainThenDestroy {
     }
 }
 
-/// Count the open connections of `ids` in one call, counting again (up to `retries` times) the machines
-/// whose count failed with a transient `platform` error. One result per id, in order.
-fn count_connections(retries: u32, ids: &[String]) -> Vec<(String, Result<u32, Error>)> {
-    let mut results: Vec<(String, Result<u32, Error>)> =
-        ids.iter().cloned().zip(traffic::connections(ids)).collect();
-    for attempt in 1..=retries {
-        let again: Vec<String> = results
-            .iter()
-            .filter(|(_, r)| matches!(r, Err(Error::Platform(_))))
-            .map(|(id, _)| id.clone())
-            .collect();
-        if again.is_empty() {
-            break;
-        }
-        runtime::log(
-            Level::Warn,
-            &format!("counting connections failed for {} machine(s), retry {attempt}/{retries}", again.len()),
-        );
-        runtime::sleep(500 * u64::from(attempt));
-        let recount: std::collections::HashMap<String, Result<u32, Error>> =
-            again.iter().cloned().zip(traffic::connections(&again)).collect();
-        for (id, r) in &mut results {
-            if let Some(new) = recount.get(id) {
-                *r = new.clone();
-            }
-        }
-    }
-    results
-}
-
 /// Blue's retirement after the switch: what it needs of the plan, and how far it got.
 struct Drain<'a> {
     retries: u32,
@@ -218,7 +188,7 @@ impl Drain<'_> {
             let mut cut: Vec<(String, Option<u32>)> = Vec::new();
             // One call counts every machine left; the timeout is judged once per round.
             let timed_out = runtime::now().saturating_sub(switched_at) >= drain_timeout_ms;
-            for (id, count) in count_connections(self.retries, &left) {
+            for (id, count) in cutover_sdk::fleet::count_connections(self.retries, &left) {
                 match count {
                     Ok(0) => idle.push(id),
                     // Already gone (destroyed by hand, or by the platform): nothing to drain.

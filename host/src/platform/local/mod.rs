@@ -263,11 +263,7 @@ impl Platform for LocalPlatform {
     }
 
     async fn stop(&self, id: &str, how: &StopSpec) -> Result<(), OpError> {
-        let req = StopRequest {
-            signal: Some(how.signal.clone()),
-            timeout: Some(machines_api::go_duration(how.timeout)),
-        };
-        self.client.stop(id, &req).await
+        self.client.stop(id, &StopRequest::from(how)).await
     }
 
     async fn destroy(&self, id: &str) -> Result<(), OpError> {
