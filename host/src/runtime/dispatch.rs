@@ -187,7 +187,8 @@ impl Dispatcher {
 
     fn note_dropped_logs(&self, at_ms: u64, dropped: u64) {
         let message = format!(
-            "[cutover] {dropped} log line(s) of the strategy dropped: over its budget of {LOG_BURST} lines, then              {LOG_PER_SECOND} a second"
+            "[cutover] {dropped} log line(s) of the strategy dropped: over its budget of {LOG_BURST} lines, \
+             then {LOG_PER_SECOND} a second"
         );
         let call = HostCall::Log { level: LogLevel::Warn, message };
         self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: HostReply::Done, took_ms: 0 });
