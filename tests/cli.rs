@@ -485,6 +485,19 @@ fn promote_lets_a_canary_waiting_at_a_manual_gate_go_on() {
     assert_eq!(listed.last().unwrap()["status"], "running");
     let waiting_at = listed.last().unwrap()["waiting_gate"].clone();
     assert_eq!(waiting_at, "step-10");
+    // A second deploy of the app meanwhile is refused at once, naming the one that runs; it changes
+    // nothing and leaves no record.
+    let started = std::time::Instant::now();
+    let out = cutover_in(state, &["deploy", "--config", own]);
+    assert_eq!(out.status.code(), Some(3), "{:?}", text(&out));
+    let holder = format!("in process {}", child.id());
+    assert!(
+        text(&out).1.contains("another deploy of hello-cutover is running") && text(&out).1.contains(&holder),
+        "{:?}",
+        text(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "fails fast");
+    assert_eq!(releases(state, own).len(), listed.len(), "the refused deploy is not recorded");
     let out = cutover_in(state, &["promote", "--config", own]);
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     assert!(text(&out).0.contains("promoted gate `step-10`"), "{:?}", text(&out));

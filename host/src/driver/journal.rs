@@ -77,6 +77,9 @@ pub enum JournalError {
     /// A request the journal cannot answer (e.g. promoting when nothing waits).
     #[error("{0}")]
     Refused(String),
+    /// Another process is deploying the same app (the message names it).
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// What started a release.
@@ -209,10 +212,37 @@ impl Journal {
         JournalError::Sql { path: self.path.clone(), source }
     }
 
-    /// Record a release as running, before anything is changed; returns its id.
+    /// Record a release as running, before anything is changed; returns its id. Refused (`Busy`,
+    /// naming it) while another live process runs a deploy of the same app: the check and the insert
+    /// are one write transaction, so of two deploys started at once exactly one goes ahead.
     pub fn begin(&self, r: &NewRelease<'_>) -> Result<i64, JournalError> {
-        let conn = self.lock();
-        conn.execute(
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
+        let running: Vec<(i64, i64, String, u32, i64)> = tx
+            .prepare(
+                "SELECT id, version, strategy, pid, started_at_ms FROM releases
+                 WHERE app = ?1 AND status = 'running' ORDER BY id",
+            )
+            .and_then(|mut q| {
+                q.query_map(params![r.app], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                })?
+                .collect()
+            })
+            .map_err(|e| self.sql(e))?;
+        let me = std::process::id();
+        if let Some((id, version, strategy, pid, started)) =
+            running.into_iter().find(|(.., pid, _)| *pid != me && crate::os::process_alive(*pid))
+        {
+            let ago = (now_ms() - started).max(0) / 1000;
+            return Err(JournalError::Busy(format!(
+                "another deploy of {} is running: deploy #{id} (v{version}, {strategy}) in process {pid},                  started {ago} s ago. Wait for it to finish (`cutover releases` shows it); if that process                  is stuck, stop it (`kill {pid}`) and deploy again",
+                r.app
+            )));
+        }
+        tx.execute(
             "INSERT INTO releases (app, kind, version, image, previous_version, previous_image, strategy,
                 strategy_hash, params, platform, status, started_at_ms, pid)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'running', ?11, ?12)",
@@ -228,11 +258,13 @@ impl Journal {
                 r.params.to_string(),
                 r.platform,
                 now_ms(),
-                std::process::id(),
+                me,
             ],
         )
         .map_err(|e| self.sql(e))?;
-        Ok(conn.last_insert_rowid())
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(|e| self.sql(e))?;
+        Ok(id)
     }
 
     /// Record how a release ended.
@@ -519,6 +551,36 @@ mod tests {
         // A pid that cannot exist (above Linux's pid_max).
         j.lock().execute("UPDATE releases SET pid = 99999999 WHERE id = ?1", [id]).unwrap();
         assert_eq!(j.releases("app").unwrap()[0].status, ReleaseStatus::Interrupted);
+    }
+
+    #[test]
+    fn a_second_deploy_of_the_app_is_refused_while_one_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        let id = begin(&j, 2);
+        // The running deploy belongs to another live process (this test's parent).
+        let other = std::os::unix::process::parent_id();
+        j.lock().execute("UPDATE releases SET pid = ?2 WHERE id = ?1", params![id, other]).unwrap();
+        let release = rel(3);
+        let again = NewRelease {
+            app: "app",
+            kind: ReleaseKind::Deploy,
+            target: &release,
+            previous: None,
+            strategy: "rolling",
+            strategy_hash: "00",
+            params: serde_json::Value::Null,
+            platform: "sim",
+        };
+        let e = j.begin(&again).unwrap_err();
+        assert!(matches!(e, JournalError::Busy(_)), "{e}");
+        let e = e.to_string();
+        assert!(e.contains(&format!("deploy #{id} (v2")) && e.contains(&format!("process {other}")), "{e}");
+        assert_eq!(j.releases("app").unwrap().len(), 1, "nothing recorded for the refused deploy");
+        // Another app is not held up, and once the holder's process is gone the app is free again.
+        assert!(j.begin(&NewRelease { app: "other", ..again }).is_ok());
+        j.lock().execute("UPDATE releases SET pid = 99999999 WHERE id = ?1", [id]).unwrap();
+        begin(&j, 3);
     }
 
     #[test]

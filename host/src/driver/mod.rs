@@ -513,7 +513,10 @@ impl Deploy<'_> {
             Ok(id) => id,
             Err(e) => {
                 leases.release().await;
-                return Err(e.into());
+                return Err(match e {
+                    JournalError::Busy(holder) => DeployError::Busy(holder),
+                    e => e.into(),
+                });
             }
         };
         let sink: Arc<dyn EventSink> = match (&journal, release_id) {
