@@ -286,3 +286,52 @@ async fn a_log_flood_is_cut_and_rate_limited() {
     let note = logs.last().unwrap();
     assert!(note.contains("19000 log line(s) of the strategy dropped"), "{note}");
 }
+
+/// Oversized arguments and return values are refused or cut at the boundary: an update naming 50,000
+/// machines is `invalid` (per machine, so the strategy can read it like any batch error) and touches
+/// nothing; 1 MiB of metadata is `invalid`; a 1 MiB error message comes back cut to 4 KiB.
+#[tokio::test(start_paused = true)]
+async fn oversized_arguments_and_results_are_refused_or_cut() {
+    use cutover::events::{EventKind, HostCall, HostReply};
+    let run = run_hostile("oversized", RunOptions::default(), "[fleet]\nmachines = 3").await;
+    let err = run.result.expect("the sandbox is fine").expect_err("the strategy reports its error");
+    assert_eq!(err.kind, ErrorKind::Platform);
+    assert!(
+        err.message.len() <= 4096 + 64 && err.message.ends_with("bytes cut]"),
+        "{} bytes",
+        err.message.len()
+    );
+    let update = run
+        .events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::HostCall { call: HostCall::Update { ids, .. }, reply, .. } => Some((ids.len(), reply)),
+            _ => None,
+        })
+        .expect("the update is recorded");
+    let (named, HostReply::Batch(failed)) = update else { panic!("{update:?}") };
+    assert_eq!((named, failed.len()), (50_000, 50_000));
+    assert!(
+        failed[0].1.kind == ErrorKind::Invalid && failed[0].1.message.contains("at most 10000"),
+        "{:?}",
+        failed[0]
+    );
+    let metadata = run.events.iter().find_map(|e| match &e.kind {
+        EventKind::HostCall { call: HostCall::SetMetadata { .. }, reply, .. } => Some(reply),
+        _ => None,
+    });
+    assert!(
+        matches!(metadata, Some(HostReply::Failed(e)) if e.kind == ErrorKind::Invalid && e.message.contains("at most 4096 bytes")),
+        "{metadata:?}"
+    );
+}
+
+/// A describe() of 10,000 parameters is not a strategy: refused with the count and the limit.
+#[tokio::test]
+async fn an_oversized_describe_is_refused() {
+    let runtime = runtime();
+    let component = runtime.load(&guest("bloated")).expect("it is a component");
+    let e = runtime.describe(&component).await.expect_err("refused");
+    assert!(matches!(e, RuntimeError::NotAStrategy(_)), "{e:?}");
+    assert!(e.to_string().contains("10000 parameters; at most 128"), "{e}");
+}

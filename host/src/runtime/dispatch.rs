@@ -24,6 +24,12 @@ const MAX_LOG_LINE: usize = 4096;
 /// loop must not fill them: lines over the budget are dropped and counted, and the count is logged.
 const LOG_BURST: f64 = 1_000.0;
 const LOG_PER_SECOND: f64 = 50.0;
+/// Machines one call may name: far above any fleet a deploy drives, far below what would let a
+/// strategy make the host hold millions of pending operations and replies.
+pub const MAX_IDS_PER_CALL: usize = 10_000;
+/// Longest metadata key or value, and most release weights, one call may pass.
+const MAX_METADATA: usize = 4096;
+const MAX_WEIGHTS: usize = 64;
 
 /// Runs host calls against a platform and records them.
 pub struct Dispatcher {
@@ -126,8 +132,8 @@ impl Dispatcher {
     /// Run one call that may wait, and record it.
     pub async fn call(&self, call: HostCall) -> HostReply {
         let started = self.clock.elapsed_ms();
-        let reply = match self.grants.refuse_operation(&call) {
-            Some(denied) => refused(&call, denied),
+        let reply = match oversized(&call).or_else(|| self.grants.refuse_operation(&call)) {
+            Some(refusal) => refused(&call, refusal),
             None => self.run(&call).await,
         };
         if self.grants.has_scope() {
@@ -446,6 +452,47 @@ pub fn truncate_log(mut message: String) -> String {
         message.push_str(&format!(" … [{dropped} bytes cut]"));
     }
     message
+}
+
+/// The refusal of a call whose arguments are over the host's bounds.
+fn oversized(call: &HostCall) -> Option<OpError> {
+    let ids = match call {
+        HostCall::CloneFrom { sources, .. } => sources.len(),
+        HostCall::Connections { ids }
+        | HostCall::Update { ids, .. }
+        | HostCall::Start { ids }
+        | HostCall::Stop { ids, .. }
+        | HostCall::Destroy { ids }
+        | HostCall::WaitState { ids, .. }
+        | HostCall::WaitHealthy { ids, .. }
+        | HostCall::Cordon { ids }
+        | HostCall::Uncordon { ids } => ids.len(),
+        HostCall::SetMetadata { key, value, .. } if key.len().max(value.len()) > MAX_METADATA => {
+            return Some(OpError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "metadata keys and values are at most {MAX_METADATA} bytes; this one is {}",
+                    key.len().max(value.len())
+                ),
+            ));
+        }
+        HostCall::SetWeights { weights } if weights.len() > MAX_WEIGHTS => {
+            return Some(OpError::new(
+                ErrorKind::Invalid,
+                format!("{} release weights in one call; at most {MAX_WEIGHTS}", weights.len()),
+            ));
+        }
+        _ => 0,
+    };
+    (ids > MAX_IDS_PER_CALL).then(|| {
+        OpError::new(
+            ErrorKind::Invalid,
+            format!(
+                "`{}` names {ids} machines; one call may name at most {MAX_IDS_PER_CALL} (split the list)",
+                call.operation()
+            ),
+        )
+    })
 }
 
 /// The reply to a call refused as a whole, in the shape the call answers in: a batch call's refusal

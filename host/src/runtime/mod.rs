@@ -162,7 +162,9 @@ impl Runtime {
             .call_describe(&mut store)
             .await
             .map_err(|e| RuntimeError::from_guest(e, store.data().output()))?;
-        Ok(v0_1::info_from_wit(info))
+        let info = v0_1::info_from_wit(info);
+        check_info(&info)?;
+        Ok(info)
     }
 
     /// Run one deploy. The outer error is the sandbox's (a limit, a crash); the inner one is the
@@ -196,6 +198,39 @@ impl Runtime {
         store.epoch_deadline_callback(|mut cx| cx.data_mut().guard.on_tick());
         store
     }
+}
+
+/// What `describe` may return: it is printed by `cutover strategies`, `inspect` and `--help`-like
+/// output and shapes the config, so a strategy must not be able to make it unbounded.
+const MAX_PARAMS: usize = 128;
+const MAX_NAME: usize = 64;
+const MAX_SUMMARY: usize = 2048;
+
+fn check_info(info: &StrategyInfo) -> Result<(), RuntimeError> {
+    let refuse = |what: String| Err(RuntimeError::NotAStrategy(format!("describe() returned {what}")));
+    if info.name.len() > MAX_NAME || info.name.trim().is_empty() {
+        return refuse(format!("a name of {} bytes; expected 1 to {MAX_NAME}", info.name.len()));
+    }
+    if info.summary.len() > MAX_SUMMARY {
+        return refuse(format!(
+            "a summary of {} bytes; at most {MAX_SUMMARY} are allowed",
+            info.summary.len()
+        ));
+    }
+    if info.params.len() > MAX_PARAMS {
+        return refuse(format!("{} parameters; at most {MAX_PARAMS} are allowed", info.params.len()));
+    }
+    for p in &info.params {
+        if p.name.len() > MAX_NAME || p.summary.len() > MAX_SUMMARY {
+            let name: String = p.name.chars().take(MAX_NAME).collect();
+            return refuse(format!(
+                "parameter `{name}` with a name of {} bytes and a summary of {} (at most {MAX_NAME} and {MAX_SUMMARY})",
+                p.name.len(),
+                p.summary.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Instantiate from the reused `InstancePre`; a failure (e.g. memory over the limit) is the guest's.

@@ -151,6 +151,8 @@ pub fn error_to_wit(e: OpError) -> wit::Error {
     }
 }
 
+/// A strategy's own error message is cut like a log line: it is printed and journaled, and a strategy
+/// must not be able to make either unbounded.
 pub fn error_from_wit(e: wit::Error) -> OpError {
     let (kind, m) = match e {
         wit::Error::NotFound(m) => (ErrorKind::NotFound, m),
@@ -162,7 +164,7 @@ pub fn error_from_wit(e: wit::Error) -> OpError {
         wit::Error::Invalid(m) => (ErrorKind::Invalid, m),
         wit::Error::Unsupported(m) => (ErrorKind::Unsupported, m),
     };
-    OpError::new(kind, m)
+    OpError::new(kind, crate::runtime::dispatch::truncate_log(m))
 }
 
 pub fn weight_from_wit(w: super::cutover::strategy::traffic::ReleaseWeight) -> platform::ReleaseWeight {
