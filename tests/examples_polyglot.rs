@@ -382,12 +382,34 @@ fn template_builds(lang: &str, name: &str) {
         // What `npm install` in the project would give, without the network.
         std::os::unix::fs::symlink(sdk.join("node_modules"), project.join("node_modules")).unwrap();
     }
-    let wasm = build(&project, &[project.clone()]);
+    // The project's own test: `cutover build`, then `cutover verify` (builds take about a minute).
+    let path = std::env::join_paths(
+        std::iter::once(venv_bin())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .unwrap();
+    let out = Command::new("bash")
+        .arg(project.join("test.sh"))
+        .env("PATH", path)
+        .env("CUTOVER", env!("CARGO_BIN_EXE_cutover"))
+        .env("CUTOVER_CACHE_DIR", support::cache_dir())
+        .env("CUTOVER_STATE_DIR", dir.path().join("state"))
+        .output()
+        .expect("run test.sh");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("PASS: {name} kept every invariant")),
+        "{}",
+        text(&out)
+    );
+    let wasm = project.join(format!("{name}.wasm"));
     let out = run(dir.path(), &["inspect", wasm.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["strategy"]["name"], name);
     assert_eq!(v["contract_version"], "0.1.0");
+    let language = if lang == "js" { "JavaScript" } else { "Python" };
+    assert!(v["toolchain"].to_string().contains(language), "inspect tells the toolchain: {}", v["toolchain"]);
 }
 
 #[test]

@@ -121,6 +121,30 @@ fn a_new_rust_strategy_builds_and_deploys_on_the_sim() {
     assert_eq!(end["fleet"]["serving"], 10);
 }
 
+/// The project's own test (`test.sh`: build, then `cutover verify`) passes for the template as written.
+#[test]
+fn a_new_rust_strategy_passes_its_own_test() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = cutover(tmp.path(), &["new", "tested-strat", "--lang", "rust"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut cmd = Command::new("bash");
+    cmd.arg(tmp.path().join("tested-strat/test.sh"))
+        .env("CUTOVER", env!("CARGO_BIN_EXE_cutover"))
+        .env("CUTOVER_CACHE_DIR", support::cache_dir())
+        .env("CARGO_TARGET_DIR", project_target())
+        .env("CARGO_NET_OFFLINE", "true");
+    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().expect("run test.sh");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("PASS: tested-strat kept every invariant"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn the_rust_drain_by_load_example_keeps_at_most_max_draining_cordoned() {
     let example = support::root().join("examples/strategies/rust-drain-by-load");
