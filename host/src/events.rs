@@ -115,18 +115,20 @@ impl HostCall {
         }
     }
 
-    /// The machines this call changes (a clone is judged by its sources), when it changes any.
-    pub fn changed_machines(&self) -> &[String] {
+    /// The machines a batch call names (a clone's sources), or `None` for calls that name no list.
+    pub fn machine_ids(&self) -> Option<&[String]> {
         match self {
             Self::CloneFrom { sources: ids, .. }
             | Self::Update { ids, .. }
             | Self::Start { ids }
             | Self::Stop { ids, .. }
             | Self::Destroy { ids }
+            | Self::WaitState { ids, .. }
+            | Self::WaitHealthy { ids, .. }
             | Self::Cordon { ids }
-            | Self::Uncordon { ids } => ids,
-            Self::SetMetadata { id, .. } => std::slice::from_ref(id),
-            _ => &[],
+            | Self::Uncordon { ids }
+            | Self::Connections { ids } => Some(ids),
+            _ => None,
         }
     }
 }

@@ -232,35 +232,15 @@ impl Dispatcher {
                 HostReply::Cloned(results)
             }
             HostCall::Update { ids, target } => {
-                self.batch(ids, |id| async move {
-                    self.in_scope(&id).await?;
-                    p.update(&id, target).await
-                })
-                .await
+                self.change(ids, |id| async move { p.update(&id, target).await }).await
             }
-            HostCall::Start { ids } => {
-                self.batch(ids, |id| async move {
-                    self.in_scope(&id).await?;
-                    p.start(&id).await
-                })
-                .await
-            }
+            HostCall::Start { ids } => self.change(ids, |id| async move { p.start(&id).await }).await,
             HostCall::Stop { ids, signal, timeout_ms } => {
                 let how = StopSpec { signal: signal.clone(), timeout: Duration::from_millis(*timeout_ms) };
                 let how = &how;
-                self.batch(ids, |id| async move {
-                    self.in_scope(&id).await?;
-                    p.stop(&id, how).await
-                })
-                .await
+                self.change(ids, |id| async move { p.stop(&id, how).await }).await
             }
-            HostCall::Destroy { ids } => {
-                self.batch(ids, |id| async move {
-                    self.in_scope(&id).await?;
-                    p.destroy(&id).await
-                })
-                .await
-            }
+            HostCall::Destroy { ids } => self.change(ids, |id| async move { p.destroy(&id).await }).await,
             HostCall::WaitState { ids, state, timeout_ms } => {
                 let deadline = deadline_in(*timeout_ms);
                 self.batch(ids, |id| async move { p.wait_state(&id, *state, remaining(deadline)).await })
@@ -278,20 +258,8 @@ impl Dispatcher {
                 self.batch(ids, |id| async move { p.wait_healthy(&id, remaining(deadline)).await }).await
             }
             HostCall::Checks { id } => one(p.checks(id).await, HostReply::Checks),
-            HostCall::Cordon { ids } => {
-                self.batch(ids, |id| async move {
-                    self.in_scope(&id).await?;
-                    p.cordon(&id).await
-                })
-                .await
-            }
-            HostCall::Uncordon { ids } => {
-                self.batch(ids, |id| async move {
-                    self.in_scope(&id).await?;
-                    p.uncordon(&id).await
-                })
-                .await
-            }
+            HostCall::Cordon { ids } => self.change(ids, |id| async move { p.cordon(&id).await }).await,
+            HostCall::Uncordon { ids } => self.change(ids, |id| async move { p.uncordon(&id).await }).await,
             HostCall::Connections { ids } => {
                 HostReply::Counts(self.fan_out(ids, |id| async move { p.connections(&id).await }).await)
             }
@@ -414,6 +382,21 @@ impl Dispatcher {
         results.into_iter().map(|(_, r)| r).collect()
     }
 
+    /// A batch call that changes machines: each is first held to the grants' scope (see
+    /// [`Self::in_scope`]), then changed by `op`.
+    async fn change<'a, F, Fut>(&'a self, ids: &'a [String], op: F) -> HostReply
+    where
+        F: Fn(String) -> Fut + 'a,
+        Fut: Future<Output = Result<(), OpError>> + 'a,
+    {
+        let op = &op;
+        self.batch(ids, |id| async move {
+            self.in_scope(&id).await?;
+            op(id).await
+        })
+        .await
+    }
+
     /// A batch call: the reply lists the machines that failed.
     async fn batch<'a, F, Fut>(&self, ids: &'a [String], op: F) -> HostReply
     where
@@ -457,16 +440,6 @@ pub fn truncate_log(mut message: String) -> String {
 /// The refusal of a call whose arguments are over the host's bounds.
 fn oversized(call: &HostCall) -> Option<OpError> {
     let ids = match call {
-        HostCall::CloneFrom { sources, .. } => sources.len(),
-        HostCall::Connections { ids }
-        | HostCall::Update { ids, .. }
-        | HostCall::Start { ids }
-        | HostCall::Stop { ids, .. }
-        | HostCall::Destroy { ids }
-        | HostCall::WaitState { ids, .. }
-        | HostCall::WaitHealthy { ids, .. }
-        | HostCall::Cordon { ids }
-        | HostCall::Uncordon { ids } => ids.len(),
         HostCall::SetMetadata { key, value, .. } if key.len().max(value.len()) > MAX_METADATA => {
             return Some(OpError::new(
                 ErrorKind::Invalid,
@@ -482,7 +455,7 @@ fn oversized(call: &HostCall) -> Option<OpError> {
                 format!("{} release weights in one call; at most {MAX_WEIGHTS}", weights.len()),
             ));
         }
-        _ => 0,
+        _ => call.machine_ids().map_or(0, <[String]>::len),
     };
     (ids > MAX_IDS_PER_CALL).then(|| {
         OpError::new(
@@ -498,22 +471,11 @@ fn oversized(call: &HostCall) -> Option<OpError> {
 /// The reply to a call refused as a whole, in the shape the call answers in: a batch call's refusal
 /// is every machine's.
 fn refused(call: &HostCall, denied: OpError) -> HostReply {
+    let Some(ids) = call.machine_ids() else { return HostReply::Failed(denied) };
     match call {
-        HostCall::CloneFrom { sources, .. } => {
-            HostReply::Cloned(sources.iter().map(|_| Err(denied.clone())).collect())
-        }
-        HostCall::Connections { ids } => HostReply::Counts(ids.iter().map(|_| Err(denied.clone())).collect()),
-        HostCall::Update { ids, .. }
-        | HostCall::Start { ids }
-        | HostCall::Stop { ids, .. }
-        | HostCall::Destroy { ids }
-        | HostCall::WaitState { ids, .. }
-        | HostCall::WaitHealthy { ids, .. }
-        | HostCall::Cordon { ids }
-        | HostCall::Uncordon { ids } => {
-            HostReply::Batch(ids.iter().map(|id| (id.clone(), denied.clone())).collect())
-        }
-        _ => HostReply::Failed(denied),
+        HostCall::CloneFrom { .. } => HostReply::Cloned(ids.iter().map(|_| Err(denied.clone())).collect()),
+        HostCall::Connections { .. } => HostReply::Counts(ids.iter().map(|_| Err(denied.clone())).collect()),
+        _ => HostReply::Batch(ids.iter().map(|id| (id.clone(), denied.clone())).collect()),
     }
 }
 

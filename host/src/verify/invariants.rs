@@ -566,29 +566,10 @@ fn weights(setup: &Setup, seen: &Observed) -> Verdict {
 
 /// Short description of a host call: `machines.destroy of 3 machine(s)`.
 fn summary(call: &HostCall) -> String {
-    let name = serde_json::to_value(call)
-        .ok()
-        .and_then(|v| v.get("call").and_then(|c| c.as_str()).map(str::to_string))
-        .unwrap_or_else(|| "host call".into());
-    match ids_of(call) {
+    let name = call.operation().to_string();
+    match call.machine_ids() {
         Some(ids) => format!("{name} of {} machine(s)", ids.len()),
         None => name,
-    }
-}
-
-fn ids_of(call: &HostCall) -> Option<&[String]> {
-    match call {
-        HostCall::Update { ids, .. }
-        | HostCall::Start { ids }
-        | HostCall::Stop { ids, .. }
-        | HostCall::Destroy { ids }
-        | HostCall::WaitState { ids, .. }
-        | HostCall::WaitHealthy { ids, .. }
-        | HostCall::Cordon { ids }
-        | HostCall::Uncordon { ids }
-        | HostCall::Connections { ids } => Some(ids),
-        HostCall::CloneFrom { sources, .. } => Some(sources),
-        _ => None,
     }
 }
 
@@ -605,7 +586,7 @@ fn call_naming(events: &[Event], id: &str, at_ms: u64) -> Option<(u64, String)> 
         EventKind::HostCall { call, took_ms, .. }
             if e.at_ms >= at_ms
                 && e.at_ms.saturating_sub(*took_ms) <= at_ms
-                && ids_of(call).is_some_and(|ids| ids.iter().any(|i| i == id)) =>
+                && call.machine_ids().is_some_and(|ids| ids.iter().any(|i| i == id)) =>
         {
             Some((e.seq, summary(call)))
         }
