@@ -368,7 +368,7 @@ fn rollback_after_a_retained_bluegreen_switches_back_to_the_kept_machines() {
     assert!(!evs.iter().any(|e| e["call"] == "machines.clone-from"), "a switch, not a redeploy");
     let started: Vec<Value> = evs
         .iter()
-        .filter(|e| e["call"] == "machines.start")
+        .filter(|e| e["event"] == "host_call" && e["call"] == "machines.start")
         .flat_map(|e| e["ids"].as_array().unwrap().clone())
         .collect();
     let mut started_sorted = started.clone();
@@ -381,7 +381,7 @@ fn rollback_after_a_retained_bluegreen_switches_back_to_the_kept_machines() {
     assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 10], [2, 10]]), "v2 kept in turn");
     let uncordoned: Vec<Value> = evs
         .iter()
-        .filter(|e| e["call"] == "traffic.uncordon")
+        .filter(|e| e["event"] == "host_call" && e["call"] == "traffic.uncordon")
         .flat_map(|e| e["ids"].as_array().unwrap().clone())
         .collect();
     assert_eq!(uncordoned.len(), 10);
@@ -422,7 +422,7 @@ fn a_switch_back_that_fails_leaves_the_kept_machines_stopped_not_destroyed() {
     assert_eq!(end["fleet"]["serving"], 10, "v2 still serving");
     let restopped = evs
         .iter()
-        .filter(|e| e["call"] == "machines.stop")
+        .filter(|e| e["event"] == "host_call" && e["call"] == "machines.stop")
         .flat_map(|e| e["ids"].as_array().unwrap().clone())
         .count();
     assert_eq!(restopped, 10, "the kept machines went back to stopped");

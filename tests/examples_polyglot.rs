@@ -165,7 +165,7 @@ fn events(out: &Output) -> Vec<Value> {
 }
 
 fn calls<'a>(evs: &'a [Value], call: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-    evs.iter().filter(move |e| e["call"] == call)
+    evs.iter().filter(move |e| e["event"] == "host_call" && e["call"] == call)
 }
 
 /// A copy of the example app's fly.toml using `strategy`, with `params` added to [cutover.params].

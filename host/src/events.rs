@@ -204,11 +204,27 @@ impl FleetSummary {
 pub enum EventKind {
     /// Boxed to keep every event (most are host calls) small: events are built on the hot path.
     DeployStarted(Box<DeployStart>),
+    /// A call that may change the fleet, recorded before it reaches the platform: a journal read
+    /// after a crash knows which change may have been under way (`cutover resume` reconciles it).
+    Intent {
+        #[serde(flatten)]
+        call: HostCall,
+    },
     HostCall {
         #[serde(flatten)]
         call: HostCall,
         reply: HostReply,
         took_ms: u64,
+    },
+    /// An interrupted deploy was taken up again (`cutover resume`): the strategy was replayed through
+    /// `replayed` journaled calls, and `reconciled` is the change that was under way when the previous
+    /// process died, if one was. `aborting`: taken up by `cutover rollback`, to be undone.
+    Resumed {
+        replayed: u64,
+        reconciled: Option<String>,
+        pid: u32,
+        #[serde(default)]
+        aborting: bool,
     },
     DeployFinished {
         outcome: Outcome,

@@ -206,6 +206,7 @@ pub async fn run_on_sim(runtime: &Runtime, bytes: &[u8], world: Arc<SimWorld>, o
         ),
         seed: 2,
         promotions: None,
+        replay: None,
         grants: opts.grants,
     };
     let result = runtime.deploy(&strategy, &plan, ctx).await;

@@ -43,6 +43,7 @@ pub mod exit {
         cutover deploy --scenario examples/app/scenarios/failing-release.toml\n  \
         cutover releases -c examples/app/fly.toml                 the app's deploys and their outcomes\n  \
         cutover rollback -c examples/app/fly.toml                 back to the release before this one\n  \
+        cutover resume -c examples/app/fly.toml                   take up a deploy whose process died\n  \
         cutover promote -c examples/app/fly.toml                  open the manual gate a canary waits at\n  \
         cutover strategies                                        what is built in\n  \
         cutover inspect my-strategy.wasm                          what a component is\n  \
@@ -82,6 +83,18 @@ enum Command {
     /// them; otherwise the earlier image is deployed with the configured strategy. The rollback is
     /// itself a release in `cutover releases`.
     Rollback(RollbackArgs),
+    /// Take up a deploy whose `cutover` process died (killed, crashed, CI job cancelled).
+    ///
+    /// The journal holds every call the deploy made, with its answer; every change is on record
+    /// before it reaches the platform. A fresh instance of the same strategy component (checked by
+    /// hash) is replayed through those calls without touching the fleet, the change that was under
+    /// way when the process died is compared with the fleet and finished (a clone it already made is
+    /// adopted, not made twice), and the deploy goes on live from there, on the platform it ran on.
+    ///
+    /// If it cannot be resumed (the component changed, the strategy does not repeat its calls), it
+    /// says why and what the fleet looks like now, and changes nothing; `cutover rollback` then
+    /// returns the app to the release before the interrupted one.
+    Resume(ResumeArgs),
     /// List the app's releases: version, strategy, outcome and duration, from the journal.
     Releases {
         #[command(flatten)]
@@ -218,6 +231,18 @@ struct DemoArgs {
 }
 
 #[derive(Args)]
+struct ResumeArgs {
+    #[command(flatten)]
+    app: AppArgs,
+    /// Print one JSON event per line instead of human progress.
+    #[arg(long)]
+    json: bool,
+    /// Fly.io API token (`fly tokens create deploy`) [default: $FLY_API_TOKEN]. Never printed.
+    #[arg(long, env = "FLY_API_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    access_token: Option<String>,
+}
+
+#[derive(Args)]
 struct RollbackArgs {
     #[command(flatten)]
     run: RunArgs,
@@ -267,6 +292,18 @@ pub fn main() -> ExitCode {
             run(args.run, goal, cache, state_dir.as_deref())
         }
         Command::Rollback(args) => run(args.run, Goal::Rollback { to: args.to }, cache, state_dir.as_deref()),
+        Command::Resume(args) => {
+            let run_args = RunArgs {
+                app: args.app,
+                strategy: None,
+                platform: None,
+                scenario: None,
+                json: args.json,
+                dry_run: false,
+                access_token: args.access_token,
+            };
+            run(run_args, Goal::Resume, cache, state_dir.as_deref())
+        }
         Command::Releases { app, json } => releases(&app, state_dir.as_deref(), json),
         Command::Promote { gate, app } => promote(&app, state_dir.as_deref(), gate.as_deref()),
         Command::Local(cmd) => local(cmd, state_dir.as_deref()),
@@ -332,6 +369,7 @@ where
 enum Goal {
     Deploy { image: Option<String> },
     Rollback { to: Option<u64> },
+    Resume,
 }
 
 /// `--version 3` or `--version v3`.
@@ -366,9 +404,10 @@ fn run(args: RunArgs, goal: Goal, cache: ComponentCache, state_dir: Option<&Path
         Err(code) => return code,
     };
     let state = StateDir::resolve(&config.path, state_dir);
-    let (image, goal) = match goal {
-        Goal::Deploy { image } => (image, None),
-        Goal::Rollback { to } => (None, Some(to)),
+    let (image, goal, resume) = match goal {
+        Goal::Deploy { image } => (image, None, false),
+        Goal::Rollback { to } => (None, Some(to), false),
+        Goal::Resume => (None, None, true),
     };
     let overrides = Overrides {
         strategy: args.strategy,
@@ -378,7 +417,11 @@ fn run(args: RunArgs, goal: Goal, cache: ComponentCache, state_dir: Option<&Path
         cutover_exe: std::env::current_exe().ok(),
         access_token: args.access_token.and_then(crate::platform::machines_api::Token::new),
     };
-    let simulated = overrides.platform.unwrap_or(config.cutover.platform) == PlatformKind::Sim;
+    let simulated = match resume {
+        // A resume runs on the platform the deploy ran on, which the journal knows.
+        true => resumed_platform(&config, &state) == Some(PlatformKind::Sim),
+        false => overrides.platform.unwrap_or(config.cutover.platform) == PlatformKind::Sim,
+    };
     let (json, dry_run) = (args.json, args.dry_run);
     with_runtime(cache, simulated, |runtime| async move {
         let sink: Arc<dyn EventSink> =
@@ -389,6 +432,7 @@ fn run(args: RunArgs, goal: Goal, cache: ComponentCache, state_dir: Option<&Path
             return dry_run_report(&deploy, goal, json).await;
         }
         let result = match goal {
+            _ if resume => deploy.resume().await,
             None => deploy.run().await,
             Some(to) => deploy.rollback(to).await,
         };
@@ -402,6 +446,18 @@ fn run(args: RunArgs, goal: Goal, cache: ComponentCache, state_dir: Option<&Path
             Err(e) => not_started(&e),
         }
     })
+}
+
+/// The platform of the app's latest release, for `cutover resume` (which must set up the simulator's
+/// paused clock before it reads the journal again to resume).
+fn resumed_platform(config: &Config, state: &StateDir) -> Option<PlatformKind> {
+    let records = state.journal().ok()?.releases(&config.app).ok()?;
+    match records.last()?.platform.as_str() {
+        "sim" => Some(PlatformKind::Sim),
+        "local" => Some(PlatformKind::Local),
+        "fly" => Some(PlatformKind::Fly),
+        _ => None,
+    }
 }
 
 /// `--dry-run`: print the plan (text or JSON) and return the exit code.

@@ -104,10 +104,7 @@ impl EventSink for Human {
                 }
                 (call, HostReply::Batch(failed)) if !failed.is_empty() => {
                     let (id, err) = &failed[0];
-                    let name = serde_json::to_value(call)
-                        .ok()
-                        .and_then(|v| v.get("call").and_then(|c| c.as_str()).map(str::to_string))
-                        .unwrap_or_default();
+                    let name = call.operation();
                     self.line(format!(
                         "{}     ! {name}: {} machine(s) failed, first {id}: {err}",
                         stamp(e.at_ms),
@@ -116,6 +113,18 @@ impl EventSink for Human {
                 }
                 _ => {}
             },
+            EventKind::Resumed { replayed, reconciled, aborting, .. } => {
+                let tail = match reconciled {
+                    Some(call) => format!("; reconciled `{call}`, which was under way when it stopped"),
+                    None => String::new(),
+                };
+                let then = if *aborting { "; aborting it, so the strategy undoes what it did" } else { "" };
+                self.line(format!(
+                    "==> Resumed at {}: replayed {replayed} journaled call(s) without touching the fleet{tail}{then}",
+                    stamp(e.at_ms)
+                ));
+            }
+            EventKind::Intent { .. } => {}
             EventKind::DeployFinished { .. } => self.finish_bar(),
         }
     }

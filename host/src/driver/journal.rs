@@ -6,8 +6,12 @@
 //! WAL mode lets one process write while others read, so no daemon is needed for that).
 //!
 //! A release row is written before the strategy starts and completed when it ends, so a deploy whose
-//! process died is still listed (as `interrupted`, once its process is gone).
+//! process died is still listed (as `interrupted`, once its process is gone). The row keeps the plan
+//! the strategy was given and how the strategy was named, and the events keep every call with its
+//! answer (a change is on record as an intent before it reaches the platform): that is what
+//! `cutover resume` replays.
 
+use crate::contract::DeployPlan;
 use crate::events::{Event, EventSink};
 use crate::platform::{ErrorKind, OpError, Release};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -22,8 +26,17 @@ pub const FILE: &str = "journal.db";
 /// How often a waiting manual gate looks for a promotion.
 const PROMOTION_POLL: Duration = Duration::from_millis(200);
 
-/// Bumped when the schema changes; an older journal is refused rather than misread.
-const SCHEMA_VERSION: i64 = 1;
+/// Bumped when the schema changes; a newer journal is refused rather than misread, an older one is
+/// brought up to date (see [`MIGRATIONS`]).
+const SCHEMA_VERSION: i64 = 2;
+
+/// What takes a journal of version `n` (the index plus one) to the next.
+const MIGRATIONS: &[&str] = &["ALTER TABLE releases ADD COLUMN plan TEXT;
+     ALTER TABLE releases ADD COLUMN strategy_ref TEXT;"];
+
+/// Kill this process (SIGKILL, no clean-up) just before the journal writes the event with this
+/// sequence number: how the crash tests stop a deploy at every step. A testing aid only.
+pub const KILL_AT_EVENT_ENV: &str = "CUTOVER_FAULT_KILL_AT_EVENT";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS releases (
@@ -43,7 +56,9 @@ CREATE TABLE IF NOT EXISTS releases (
     started_at_ms    INTEGER NOT NULL,
     duration_ms      INTEGER,
     pid              INTEGER NOT NULL,
-    waiting_gate     TEXT
+    waiting_gate     TEXT,
+    plan             TEXT,
+    strategy_ref     TEXT
 );
 CREATE INDEX IF NOT EXISTS releases_by_app ON releases (app, id);
 CREATE TABLE IF NOT EXISTS events (
@@ -162,6 +177,19 @@ pub struct NewRelease<'a> {
     pub strategy_hash: &'a str,
     pub params: serde_json::Value,
     pub platform: &'a str,
+    /// The plan the strategy is given, and how the config named the strategy: what a resume needs.
+    pub plan: Option<&'a DeployPlan>,
+    pub strategy_ref: Option<&'a str>,
+}
+
+/// What `cutover resume` needs of an interrupted release besides its record.
+#[derive(Debug, Clone)]
+pub struct ResumeRecord {
+    pub plan: DeployPlan,
+    /// A built-in name or the path of the component, as the deploy resolved it.
+    pub strategy_ref: String,
+    /// Every event journaled, in order.
+    pub events: Vec<Event>,
 }
 
 /// An open journal. Cheap to clone; all clones share one connection.
@@ -194,6 +222,13 @@ impl Journal {
                 conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(open_err)?;
             }
             SCHEMA_VERSION => {}
+            found if (1..SCHEMA_VERSION).contains(&found) => {
+                let steps: String = MIGRATIONS[found as usize - 1..].concat();
+                conn.execute_batch(&format!(
+                    "BEGIN IMMEDIATE; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                ))
+                .map_err(open_err)?;
+            }
             found => return Err(JournalError::Schema { path, found }),
         }
         Ok(Self { path, conn: Arc::new(Mutex::new(conn)) })
@@ -244,8 +279,8 @@ impl Journal {
         }
         tx.execute(
             "INSERT INTO releases (app, kind, version, image, previous_version, previous_image, strategy,
-                strategy_hash, params, platform, status, started_at_ms, pid)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'running', ?11, ?12)",
+                strategy_hash, params, platform, status, started_at_ms, pid, plan, strategy_ref)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'running', ?11, ?12, ?13, ?14)",
             params![
                 r.app,
                 r.kind.as_str(),
@@ -259,12 +294,80 @@ impl Journal {
                 r.platform,
                 now_ms(),
                 me,
+                r.plan.map(|p| serde_json::to_string(p).unwrap_or_default()),
+                r.strategy_ref,
             ],
         )
         .map_err(|e| self.sql(e))?;
         let id = tx.last_insert_rowid();
         tx.commit().map_err(|e| self.sql(e))?;
         Ok(id)
+    }
+
+    /// Take over an interrupted release for this process (`cutover resume`), in one write transaction
+    /// so two resumes cannot both go ahead. Refused while the process that ran it is alive.
+    pub fn adopt(&self, id: i64) -> Result<(), JournalError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
+        let row: Option<(String, u32)> = tx
+            .query_row("SELECT status, pid FROM releases WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        let me = std::process::id();
+        match row {
+            None => return Err(JournalError::Refused(format!("the journal has no release #{id}"))),
+            Some((status, _)) if status != "running" => {
+                return Err(JournalError::Refused(format!("release #{id} is not interrupted: it {status}")));
+            }
+            Some((_, pid)) if pid != me && crate::os::process_alive(pid) => {
+                return Err(JournalError::Busy(format!(
+                    "deploy #{id} is still running, in process {pid}: it is not interrupted, so there is                      nothing to resume (stop it with `kill {pid}` first if it is stuck)"
+                )));
+            }
+            Some(_) => {}
+        }
+        tx.execute("UPDATE releases SET pid = ?2, waiting_gate = NULL WHERE id = ?1", params![id, me])
+            .map_err(|e| self.sql(e))?;
+        tx.commit().map_err(|e| self.sql(e))
+    }
+
+    /// The plan, strategy reference and events of a release, for `cutover resume`; `None` when the
+    /// release was recorded without a plan (a first launch, or an older cutover).
+    pub fn resume_record(&self, id: i64) -> Result<Option<ResumeRecord>, JournalError> {
+        let row: Option<(Option<String>, Option<String>)> = self
+            .lock()
+            .query_row("SELECT plan, strategy_ref FROM releases WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        let Some((Some(plan), Some(strategy_ref))) = row else { return Ok(None) };
+        let Ok(plan) = serde_json::from_str::<DeployPlan>(&plan) else { return Ok(None) };
+        Ok(Some(ResumeRecord { plan, strategy_ref, events: self.events(id)? }))
+    }
+
+    /// Every event of a release, in order. An event this cutover cannot read is an error, not a gap.
+    pub fn events(&self, release_id: i64) -> Result<Vec<Event>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT seq, event FROM events WHERE release_id = ?1 ORDER BY seq")
+            .map_err(|e| self.sql(e))?;
+        let rows: Vec<(i64, String)> = stmt
+            .query_map([release_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.sql(e))?;
+        rows.into_iter()
+            .map(|(seq, json)| {
+                serde_json::from_str(&json).map_err(|e| {
+                    JournalError::Refused(format!(
+                        "event #{seq} of release #{release_id} in {} cannot be read: {e}",
+                        self.path.display()
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Record how a release ended.
@@ -487,11 +590,21 @@ pub struct JournalSink {
 
 impl EventSink for JournalSink {
     fn event(&self, event: &Event) {
+        if kill_at_event() == Some(event.seq) {
+            // SAFETY: kill(2) on our own pid; no memory is touched.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
         if let Err(e) = self.journal.append(self.release_id, event) {
             // The deploy goes on (stopping it half-way would be worse); the gap is reported.
             tracing::error!("event {} not journaled: {e}", event.seq);
         }
     }
+}
+
+/// The event [`KILL_AT_EVENT_ENV`] names, read once.
+fn kill_at_event() -> Option<u64> {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *AT.get_or_init(|| std::env::var(KILL_AT_EVENT_ENV).ok().and_then(|v| v.trim().parse().ok()))
 }
 
 fn now_ms() -> i64 {
@@ -516,6 +629,8 @@ mod tests {
             strategy_hash: "abc",
             params: serde_json::json!({"retries": 3}),
             platform: "sim",
+            plan: None,
+            strategy_ref: None,
         })
         .unwrap()
     }
@@ -571,6 +686,8 @@ mod tests {
             strategy_hash: "00",
             params: serde_json::Value::Null,
             platform: "sim",
+            plan: None,
+            strategy_ref: None,
         };
         let e = j.begin(&again).unwrap_err();
         assert!(matches!(e, JournalError::Busy(_)), "{e}");

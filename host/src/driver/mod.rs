@@ -10,6 +10,7 @@ pub mod dry_run;
 pub mod journal;
 mod launch;
 pub mod lease;
+mod resume;
 mod rollback;
 pub mod state;
 
@@ -54,12 +55,16 @@ pub enum DeployError {
     /// Another deploy holds a lease on a machine of the app; nothing was changed.
     #[error("{0}")]
     Busy(String),
+    /// `cutover resume` cannot take the interrupted deploy up again (the message says why and what
+    /// state the fleet is in); the resume changed nothing.
+    #[error("{0}")]
+    CannotResume(String),
 }
 
 impl DeployError {
     /// Input errors (exit code 2) as opposed to failures while deploying.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Self::Config(_) | Self::BadInput(_) | Self::Strategy(_))
+        matches!(self, Self::Config(_) | Self::BadInput(_) | Self::Strategy(_) | Self::CannotResume(_))
     }
 }
 
@@ -195,6 +200,9 @@ pub async fn open_platform(
                 }
                 None => SimWorld::new(scenario, &config.app, &image, config.checks.clone()),
             };
+            if let Some(k) = &keep {
+                world.write_through(k.path.clone(), k.fingerprint.clone());
+            }
             let concurrency = world.concurrency().unwrap_or(config.cutover.concurrency);
             Ok(OpenedPlatform {
                 platform: Arc::new(world.platform(&config.app)),
@@ -414,7 +422,13 @@ impl Deploy<'_> {
 
     /// Return the app to an earlier release with the configured strategy (which switches back to
     /// retained machines when it kept them, or deploys the earlier image).
+    /// After a crash (the latest deploy interrupted), the deploy is first undone by its own strategy.
     pub async fn rollback(&self, to: Option<u64>) -> Result<DeployReport, DeployError> {
+        if to.is_none()
+            && let Some(report) = self.roll_back_interrupted().await?
+        {
+            return Ok(report);
+        }
         self.run_goal(Goal::Rollback { to }).await
     }
 
@@ -505,6 +519,14 @@ impl Deploy<'_> {
                     strategy_hash: &hex::encode(strategy.component.hash),
                     params: serde_json::to_value(&plan.params).unwrap_or_default(),
                     platform: platform.name(),
+                    plan: first_launch.is_none().then_some(&plan),
+                    strategy_ref: Some(&match &strategy.reference {
+                        // Absolute, so `cutover resume` finds it from any folder.
+                        StrategyRef::File(p) => {
+                            std::fs::canonicalize(p).unwrap_or(p.clone()).display().to_string()
+                        }
+                        builtin => builtin.to_string(),
+                    }),
                 })
                 .map(Some),
             None => Ok(None),
@@ -553,6 +575,7 @@ impl Deploy<'_> {
             recorder: recorder.clone(),
             seed: target.version,
             promotions,
+            replay: None,
         };
         let error = match first_launch {
             Some(local) => launch::run(&local, config, &target, &recorder).await.err(),
@@ -562,6 +585,44 @@ impl Deploy<'_> {
                 Err(e) => Some(e.to_string()),
             },
         };
+        Ok(self
+            .conclude(Ending {
+                error,
+                leases,
+                platform,
+                opened_sim: opened.sim,
+                keep: opened.keep,
+                journal,
+                release_id,
+                recorder,
+                clock,
+                wall,
+                rollback,
+                target,
+                previous,
+            })
+            .await)
+    }
+
+    /// Close a deploy whose strategy has returned: give the leases back, record and journal the
+    /// outcome with the fleet as it is now, and keep the simulated fleet.
+    async fn conclude(&self, end: Ending) -> DeployReport {
+        let Ending {
+            error,
+            leases,
+            platform,
+            opened_sim,
+            keep,
+            journal,
+            release_id,
+            recorder,
+            clock,
+            wall,
+            rollback,
+            target,
+            previous,
+        } = end;
+        let config = self.config;
         let unreleased = leases.release().await;
         if unreleased > 0 {
             tracing::warn!(
@@ -579,7 +640,7 @@ impl Deploy<'_> {
             duration_ms: duration.as_millis() as u64,
             fleet: fleet.clone(),
         });
-        if let (Some(world), Some(keep)) = (&opened.sim, &opened.keep)
+        if let (Some(world), Some(keep)) = (&opened_sim, &keep)
             && let Err(e) = world.save(&keep.fingerprint).write(&keep.path)
         {
             tracing::error!("the simulated fleet was not kept for the next run: {e:#}");
@@ -589,7 +650,7 @@ impl Deploy<'_> {
         {
             tracing::error!("the outcome of release #{id} was not journaled: {e}");
         }
-        Ok(DeployReport {
+        DeployReport {
             outcome,
             rollback,
             release_id,
@@ -599,8 +660,26 @@ impl Deploy<'_> {
             fleet,
             duration,
             wall: wall.elapsed(),
-        })
+        }
     }
+}
+
+/// What [`Deploy::conclude`] needs of a deploy whose strategy has returned.
+struct Ending {
+    /// The strategy's or the sandbox's error, if it failed.
+    error: Option<String>,
+    leases: lease::DeployLeases,
+    platform: Arc<dyn Platform>,
+    opened_sim: Option<Arc<SimWorld>>,
+    keep: Option<KeptFleet>,
+    journal: Option<Journal>,
+    release_id: Option<i64>,
+    recorder: Recorder,
+    clock: HostClock,
+    wall: std::time::Instant,
+    rollback: bool,
+    target: Release,
+    previous: Option<Release>,
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! The known releases of an app are the targets of its successful deploys and the releases its deploys
 //! started from (the first deploy's previous release is how the fleet looked before cutover). Without
 //! `--to`, the rollback goes to the release the current one replaced: the `previous` of the latest
-//! successful deploy (or rollback) that put the fleet on its current release.
+//! successful deploy (or rollback) that put the fleet on its current release; after a crash (the latest
+//! deploy is interrupted), the release that deploy started from.
 
 use super::journal::{ReleaseRecord, ReleaseStatus};
 use crate::platform::Release;
@@ -29,6 +30,15 @@ pub fn pick(
                 "v{version} is not a release cutover knows of {app} (known: {}); `cutover releases` lists \
                      them",
                 if versions.is_empty() { "none".to_string() } else { dedup(versions).join(", ") }
+            )
+        });
+    }
+    // After a crash the fleet is part way between two releases: back to where the deploy started.
+    if let Some(r) = records.last().filter(|r| r.status == ReleaseStatus::Interrupted) {
+        return r.previous.clone().ok_or_else(|| {
+            format!(
+                "{app}'s deploy #{} (v{}) was interrupted, and it started from no other release; resume it                  with `cutover resume`, or name a release with `--to VERSION`",
+                r.id, r.target.version
             )
         });
     }

@@ -35,6 +35,19 @@ impl HostClock {
         Self { origin: Instant::now(), epoch_ms: SIM_EPOCH_MS, simulated: true }
     }
 
+    /// The same clock, as if it had been made `ms` earlier: a resumed deploy's clock goes on from
+    /// where the interrupted run's journal stops, so times in its events and `now` never go back.
+    pub fn continuing(mut self, ms: u64) -> Self {
+        if let Some(origin) = self.origin.checked_sub(Duration::from_millis(ms)) {
+            self.origin = origin;
+            // Real wall time stays real; the simulator's virtual wall time goes on from the journal's.
+            if !self.simulated {
+                self.epoch_ms = self.epoch_ms.saturating_sub(ms);
+            }
+        }
+        self
+    }
+
     /// Whether this is the simulator's paused clock.
     pub fn is_simulated(&self) -> bool {
         self.simulated

@@ -7,9 +7,10 @@
 
 use super::clock::HostClock;
 use super::grants::Grants;
+use super::replay::{HOST_NOTE, Replay, ReplayDiverged, Step};
 use crate::contract::ParamValue;
 use crate::events::{Event, EventKind, EventSink, HostCall, HostReply, LogLevel};
-use crate::platform::{ErrorKind, OpError, Platform, StopSpec};
+use crate::platform::{ErrorKind, Machine, OpError, Platform, StopSpec};
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -47,6 +48,10 @@ pub struct Dispatcher {
     /// Process group and region of machines seen so far, when the grants restrict either.
     scopes: Mutex<HashMap<String, (String, String)>>,
     logs: Mutex<LogBudget>,
+    /// Under `cutover resume`: the interrupted run's calls, answered from the journal until used up.
+    replay: Option<Arc<Replay>>,
+    /// Set when the replayed strategy made another call than the journal holds; the run stops.
+    diverged: Mutex<Option<ReplayDiverged>>,
 }
 
 /// A token bucket for a strategy's log lines, on the host clock.
@@ -68,7 +73,12 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(sink: Arc<dyn EventSink>, clock: HostClock) -> Self {
-        Self { seq: Arc::new(AtomicU64::new(0)), sink, clock }
+        Self::starting_at(sink, clock, 0)
+    }
+
+    /// A recorder whose first event is number `seq` (a resumed deploy's log goes on from the journal).
+    pub fn starting_at(sink: Arc<dyn EventSink>, clock: HostClock, seq: u64) -> Self {
+        Self { seq: Arc::new(AtomicU64::new(seq)), sink, clock }
     }
 
     /// Stamp and emit one event.
@@ -104,6 +114,46 @@ impl Dispatcher {
             grants: Grants::default(),
             scopes: Mutex::default(),
             logs: Mutex::new(LogBudget { tokens: LOG_BURST, at_ms: 0, dropped: 0 }),
+            replay: None,
+            diverged: Mutex::new(None),
+        }
+    }
+
+    /// Answer from `replay` until it is used up, then run live (see [`Replay`]).
+    pub fn with_replay(mut self, replay: Option<Arc<Replay>>) -> Self {
+        self.replay = replay;
+        self
+    }
+
+    /// Why the replay stopped, once the replayed strategy strayed from the journal.
+    pub fn diverged(&self) -> Option<ReplayDiverged> {
+        self.diverged.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The replay's answer to `call`, if it has one (`Err`: reconcile it). `None`: run the call live.
+    fn replayed(&self, call: &HostCall) -> Option<Result<HostReply, ()>> {
+        let replay = self.replay.as_ref()?;
+        match replay.next(call) {
+            Step::Live => None,
+            Step::Reconcile => Some(Err(())),
+            Step::Answer(reply) => {
+                if self.grants.has_scope() {
+                    self.note_scopes(call, &reply);
+                }
+                Some(Ok(reply))
+            }
+            Step::Abort(why) => {
+                let reply = refused(call, OpError::new(ErrorKind::Conflict, why));
+                let at_ms = self.clock.elapsed_ms();
+                let event = EventKind::HostCall { call: call.clone(), reply: reply.clone(), took_ms: 0 };
+                self.recorder.record_at(at_ms, event);
+                Some(Ok(reply))
+            }
+            Step::Diverged(d) => {
+                let refusal = OpError::new(ErrorKind::Invalid, d.to_string());
+                *self.diverged.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
+                Some(Ok(refused(call, refusal)))
+            }
         }
     }
 
@@ -131,10 +181,24 @@ impl Dispatcher {
 
     /// Run one call that may wait, and record it.
     pub async fn call(&self, call: HostCall) -> HostReply {
+        let mut reconcile = false;
+        match self.replayed(&call) {
+            Some(Ok(reply)) => return reply,
+            Some(Err(())) => reconcile = true,
+            None => {}
+        }
         let started = self.clock.elapsed_ms();
         let reply = match oversized(&call).or_else(|| self.grants.refuse_operation(&call)) {
             Some(refusal) => refused(&call, refusal),
-            None => self.run(&call).await,
+            // Its intent is journaled already, by the run that died.
+            None if reconcile => self.reconcile(&call).await,
+            None => {
+                if call.mutates() {
+                    // On record before the platform is asked, so a crash cannot hide a change.
+                    self.recorder.record_at(started, EventKind::Intent { call: call.clone() });
+                }
+                self.run(&call).await
+            }
         };
         if self.grants.has_scope() {
             self.note_scopes(&call, &reply);
@@ -149,6 +213,9 @@ impl Dispatcher {
     /// Run one call that never waits, and record it. This is the hot path of chatty strategies.
     #[inline]
     pub fn call_instant(&self, call: HostCall) -> HostReply {
+        if let Some(Ok(reply)) = self.replayed(&call) {
+            return reply;
+        }
         let at_ms = self.instant_ms();
         if matches!(call, HostCall::Log { .. }) && !self.admit_log(at_ms) {
             return HostReply::Done;
@@ -193,7 +260,7 @@ impl Dispatcher {
 
     fn note_dropped_logs(&self, at_ms: u64, dropped: u64) {
         let message = format!(
-            "[cutover] {dropped} log line(s) of the strategy dropped: over its budget of {LOG_BURST} lines, \
+            "{HOST_NOTE}{dropped} log line(s) of the strategy dropped: over its budget of {LOG_BURST} lines, \
              then {LOG_PER_SECOND} a second"
         );
         let call = HostCall::Log { level: LogLevel::Warn, message };
@@ -302,6 +369,103 @@ impl Dispatcher {
                 .answer_at_once(call)
                 .unwrap_or(HostReply::Failed(OpError::new(ErrorKind::Invalid, "internal"))),
         }
+    }
+
+    /// Finish the change the interrupted run had under way when its process died, from what the
+    /// platform shows now: it may have happened in full, in part, or not at all. Machines already in
+    /// the state the call asks for are left alone, and the clones it created are found (on the target
+    /// release, named nowhere in the journal) and adopted rather than created twice. Calls that are
+    /// harmless to repeat (start, stop, cordon, weights, metadata) are simply repeated.
+    async fn reconcile(&self, call: &HostCall) -> HostReply {
+        let Some(replay) = self.replay.clone() else { return self.run(call).await };
+        let fleet = match self.list_for_reconcile().await {
+            Ok(fleet) => fleet,
+            Err(e) => {
+                let e = OpError::new(
+                    e.kind,
+                    format!(
+                        "reading the fleet to finish `{}`, which the interrupted deploy had under way: {}",
+                        call.operation(),
+                        e.message
+                    ),
+                );
+                return refused(call, e);
+            }
+        };
+        let find = |id: &str| fleet.iter().find(|m| m.id == id);
+        match call {
+            HostCall::CloneFrom { sources, target, routable } => {
+                let mut created: Vec<&Machine> =
+                    fleet.iter().filter(|m| m.release == *target && !replay.knows(&m.id)).collect();
+                let mut results: Vec<Option<Result<String, OpError>>> = vec![None; sources.len()];
+                for (slot, source) in results.iter_mut().zip(sources) {
+                    let Some(src) = find(source) else { continue };
+                    if let Some(i) = created
+                        .iter()
+                        .position(|m| m.region == src.region && m.process_group == src.process_group)
+                    {
+                        let adopted = created.swap_remove(i);
+                        tracing::info!(
+                            "resume: {} is the clone of {source} the interrupted deploy made",
+                            adopted.id
+                        );
+                        *slot = Some(Ok(adopted.id.clone()));
+                    }
+                }
+                let missing: Vec<String> = sources
+                    .iter()
+                    .zip(&results)
+                    .filter(|(_, r)| r.is_none())
+                    .map(|(s, _)| s.clone())
+                    .collect();
+                let mut fresh = match self
+                    .run(&HostCall::CloneFrom {
+                        sources: missing,
+                        target: target.clone(),
+                        routable: *routable,
+                    })
+                    .await
+                {
+                    HostReply::Cloned(r) => r.into_iter(),
+                    other => return other,
+                };
+                let results = results
+                    .into_iter()
+                    .map(|r| {
+                        r.or_else(|| fresh.next()).unwrap_or_else(|| {
+                            Err(OpError::new(ErrorKind::Platform, "internal: a clone went missing"))
+                        })
+                    })
+                    .collect();
+                HostReply::Cloned(results)
+            }
+            HostCall::Update { ids, target } => {
+                let todo =
+                    ids.iter().filter(|id| find(id).is_none_or(|m| m.release != *target)).cloned().collect();
+                self.run(&HostCall::Update { ids: todo, target: target.clone() }).await
+            }
+            HostCall::Destroy { ids } => {
+                let todo = ids.iter().filter(|id| find(id).is_some()).cloned().collect();
+                self.run(&HostCall::Destroy { ids: todo }).await
+            }
+            other => self.run(other).await,
+        }
+    }
+
+    /// The fleet, read with retries: reconciling must not fail on one lost answer.
+    async fn list_for_reconcile(&self) -> Result<Vec<Machine>, OpError> {
+        let mut last = None;
+        for attempt in 0..5u32 {
+            match self.platform.list().await {
+                Ok(ms) => return Ok(ms),
+                Err(e) if matches!(e.kind, ErrorKind::Platform | ErrorKind::Timeout) => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| OpError::new(ErrorKind::Platform, "listing machines failed")))
     }
 
     /// `Err(denied)` when the grants keep the strategy from changing machine `id` (its process group

@@ -1,6 +1,7 @@
 //! The runtime's one error type: why a strategy could not be loaded or did not run to its end.
 
 use super::limits::LimitExceeded;
+use super::replay::ReplayDiverged;
 use super::sandbox::DescribeCalledHost;
 
 /// Why loading or running a strategy component failed.
@@ -25,6 +26,9 @@ pub enum RuntimeError {
         section("guest backtrace", backtrace)
     )]
     Trap { trap: String, output: String, backtrace: String },
+    /// A resumed strategy did not repeat the journaled run (nothing was changed by the resume).
+    #[error("{0}")]
+    Diverged(ReplayDiverged),
     /// `describe` tried to call the host.
     #[error("{0}")]
     DescribeCalledHost(#[from] DescribeCalledHost),
@@ -47,6 +51,9 @@ impl RuntimeError {
     pub fn from_guest(err: wasmtime::Error, output: String) -> Self {
         if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
             return Self::Limit(limit.clone());
+        }
+        if let Some(d) = err.downcast_ref::<ReplayDiverged>() {
+            return Self::Diverged(d.clone());
         }
         if err.downcast_ref::<DescribeCalledHost>().is_some() {
             return Self::DescribeCalledHost(DescribeCalledHost);

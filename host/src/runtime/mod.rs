@@ -6,6 +6,7 @@
 //! - `limits`: memory, deadline and CPU budget, and the typed error for each.
 //! - `grants`: which operations a strategy may call and which machines it may change.
 //! - `dispatch`: the one place host calls are executed and recorded.
+//! - `replay`: feeding a resumed strategy the journaled answers of the run that died.
 //! - `v0_1`: bindings and host impls for `cutover:strategy@0.1.x`.
 //! - `clock`: the host clock strategies see (virtual under the simulator).
 //! - `toolchain`: which language and tools built a component (`cutover inspect`).
@@ -17,6 +18,7 @@ pub mod dispatch;
 pub mod error;
 pub mod grants;
 pub mod limits;
+pub mod replay;
 pub mod sandbox;
 pub mod toolchain;
 pub mod v0_1;
@@ -28,6 +30,7 @@ pub use dispatch::{Dispatcher, Recorder};
 pub use error::RuntimeError;
 pub use grants::Grants;
 pub use limits::{LimitExceeded, Limits};
+pub use replay::{Replay, ReplayDiverged};
 
 use crate::contract::{DeployPlan, StrategyInfo};
 use crate::platform::{OpError, Platform};
@@ -77,6 +80,8 @@ pub struct RunContext {
     pub promotions: Option<Arc<dyn PromotionGate>>,
     /// What the strategy may call and change (everything by default).
     pub grants: Grants,
+    /// Under `cutover resume`: the journaled calls to answer before going live.
+    pub replay: Option<Arc<Replay>>,
 }
 
 /// A channel through which an operator promotes a manual gate (`cutover promote`).
@@ -180,7 +185,8 @@ impl Runtime {
         let dispatcher =
             Dispatcher::new(ctx.platform, plan.params.clone(), ctx.concurrency, ctx.clock, ctx.recorder)
                 .with_promotions(ctx.promotions)
-                .with_grants(ctx.grants);
+                .with_grants(ctx.grants)
+                .with_replay(ctx.replay);
         let state = HostState::new(ctx.clock, ctx.seed, guard, Some(dispatcher), deadline_hit);
         let mut store = self.store(state);
         let bindings = instantiate(strategy, &mut store).await?;

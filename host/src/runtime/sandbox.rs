@@ -81,6 +81,9 @@ impl HostState {
             return Err(DescribeCalledHost.into());
         };
         let reply = dispatcher.call_instant(call);
+        if let Some(diverged) = dispatcher.diverged() {
+            return Err(diverged.into());
+        }
         self.guard.host_returned();
         Ok(reply)
     }
@@ -101,7 +104,10 @@ impl HostState {
             }
         };
         let reply = tokio::select! {
-            reply = dispatcher.call(call) => reply,
+            reply = dispatcher.call(call) => match dispatcher.diverged() {
+                Some(diverged) => return Err(diverged.into()),
+                None => reply,
+            },
             () = deadline_passed => {
                 return Err(LimitExceeded::Deadline { deadline: self.guard.limits().deadline }.into());
             }

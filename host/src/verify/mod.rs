@@ -287,6 +287,7 @@ async fn run_scenario(
         recorder: Recorder::new(sink.clone(), clock),
         seed: 2,
         promotions: None,
+        replay: None,
         // Verify judges what a strategy does with every right; a policy narrows it only in a deploy.
         grants: Default::default(),
     };

@@ -190,19 +190,36 @@ impl Ready {
         runtime::phase("switch traffic");
         // Green in before blue out: at no instant is neither in rotation. Until blue is cordoned this is
         // still undone by removing green, as above.
+        let (green, clones, standbys) = (self.green.clone(), self.clones.clone(), self.started_standbys.clone());
         let switched = self.admit(retries)?;
         let n = switched.blue_ids.len();
-        if let Err(failures) = with_retries(retries, &switched.blue_ids, traffic::cordon) {
+        let Err(failures) = with_retries(retries, &switched.blue_ids, traffic::cordon) else {
+            return Ok(switched);
+        };
+        // Half switched: undo it. Blue goes back in rotation first (so something always serves), then
+        // green comes out and is removed, and the fleet is where the deploy started.
+        let failed: Vec<&str> = failures.iter().map(|f| f.id.as_str()).collect();
+        let cordoned: Vec<String> =
+            switched.blue_ids.iter().filter(|id| !failed.contains(&id.as_str())).cloned().collect();
+        if let Err(left) = with_retries(retries, &cordoned, traffic::uncordon) {
             let context = format!(
-                "switch traffic: taking blue out of rotation failed for {} of {n} machine(s); green ({n} \
-                 machine(s) on v{}) is serving, alongside the blue machines that could not be cordoned; \
-                 nothing was stopped",
+                "switch traffic: taking blue out of rotation failed for {} of {n} machine(s), and putting \
+                 {} of the others back failed too; green ({n} machine(s) on v{}) is serving, alongside \
+                 the blue machines still in rotation; nothing was stopped",
                 failures.len(),
+                left.len(),
                 plan.target.version
             );
             return Err(explain(failures, &context));
         }
-        Ok(switched)
+        let _ = with_retries(retries, &green, traffic::cordon);
+        rest_standbys(retries, &standbys);
+        let context = format!(
+            "switch traffic: taking blue out of rotation failed for {} of {n} machine(s), so the switch \
+             was undone",
+            failures.len()
+        );
+        Err(abandon(retries, &clones, n, failures, &context))
     }
 }
 

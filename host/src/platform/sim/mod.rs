@@ -36,6 +36,8 @@ pub struct SimWorld {
     checks: Vec<CheckSpec>,
     origin: Instant,
     state: Mutex<WorldState>,
+    /// Where every change is written as it happens (see [`SimWorld::write_through`]).
+    kept: Mutex<Option<(std::path::PathBuf, String)>>,
 }
 
 struct WorldState {
@@ -192,7 +194,7 @@ impl SimWorld {
             state.next_index += 1;
             state.machines.insert(m.id.clone(), m);
         }
-        Arc::new(Self { scenario, checks, origin, state: Mutex::new(state) })
+        Arc::new(Self { scenario, checks, origin, state: Mutex::new(state), kept: Mutex::default() })
     }
 
     /// A platform handle scoped to one app.
@@ -251,6 +253,23 @@ impl SimWorld {
     /// The scenario's bound on concurrent operations, if it sets one.
     pub fn concurrency(&self) -> Option<usize> {
         self.scenario.concurrency
+    }
+
+    /// Write the world to `path` (under `fingerprint`) after every change, as a real platform keeps
+    /// its state whatever happens to the client: a `cutover` killed mid-deploy leaves the fleet as far
+    /// as it got, and `cutover resume` finds it there.
+    pub fn write_through(&self, path: std::path::PathBuf, fingerprint: String) {
+        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some((path, fingerprint));
+    }
+
+    /// A change was made: keep it, when the world is written through.
+    fn changed(&self) {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((path, fingerprint)) = &*kept
+            && let Err(e) = self.save(fingerprint).write(path)
+        {
+            tracing::error!("the simulated fleet was not written: {e:#}");
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, WorldState> {
@@ -690,12 +709,14 @@ impl Platform for SimPlatform {
         let view = self.world.view(&m, now);
         st.machines.insert(m.id.clone(), m);
         self.world.sample(&mut st);
+        drop(st);
+        self.world.changed();
         Ok(view)
     }
 
     async fn update(&self, id: &str, target: &Release) -> Result<(), OpError> {
         self.api(Some(id), "update machine").await?;
-        self.with_machine(id, |w, m, now| {
+        let r = self.with_machine(id, |w, m, now| {
             m.release = target.clone();
             m.metadata.insert("fly_release_version".into(), target.version.to_string());
             m.timeline.clear();
@@ -708,12 +729,14 @@ impl Platform for SimPlatform {
                 w.settle(m, now);
             }
             Ok(())
-        })
+        });
+        self.world.changed();
+        r
     }
 
     async fn start(&self, id: &str) -> Result<(), OpError> {
         self.api(Some(id), "start machine").await?;
-        self.with_machine(id, |w, m, now| {
+        let r = self.with_machine(id, |w, m, now| {
             m.desired_running = true;
             if matches!(
                 m.state,
@@ -726,7 +749,9 @@ impl Platform for SimPlatform {
                 w.settle(m, now);
             }
             Ok(())
-        })
+        });
+        self.world.changed();
+        r
     }
 
     async fn stop(&self, id: &str, how: &StopSpec) -> Result<(), OpError> {
@@ -744,6 +769,7 @@ impl Platform for SimPlatform {
             Ok(())
         });
         self.world.lock().cuts.extend(cuts);
+        self.world.changed();
         r
     }
 
@@ -763,6 +789,8 @@ impl Platform for SimPlatform {
         st.machines.remove(id);
         st.destroyed.insert(id.to_string(), self.app.clone());
         self.world.sample(&mut st);
+        drop(st);
+        self.world.changed();
         Ok(())
     }
 
@@ -788,10 +816,12 @@ impl Platform for SimPlatform {
 
     async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), OpError> {
         self.api(Some(id), "set metadata").await?;
-        self.with_machine(id, |_, m, _| {
+        let r = self.with_machine(id, |_, m, _| {
             m.metadata.insert(key.to_string(), value.to_string());
             Ok(())
-        })
+        });
+        self.world.changed();
+        r
     }
 
     async fn wait_healthy(&self, id: &str, timeout: Duration) -> Result<(), OpError> {
@@ -828,22 +858,26 @@ impl Platform for SimPlatform {
 
     async fn cordon(&self, id: &str) -> Result<(), OpError> {
         self.api(Some(id), "cordon machine").await?;
-        self.with_machine(id, |_, m, now| {
+        let r = self.with_machine(id, |_, m, now| {
             if !m.cordoned {
                 m.cordoned_at = Some(now);
             }
             m.cordoned = true;
             Ok(())
-        })
+        });
+        self.world.changed();
+        r
     }
 
     async fn uncordon(&self, id: &str) -> Result<(), OpError> {
         self.api(Some(id), "uncordon machine").await?;
-        self.with_machine(id, |_, m, _| {
+        let r = self.with_machine(id, |_, m, _| {
             m.cordoned = false;
             m.cordoned_at = None;
             Ok(())
-        })
+        });
+        self.world.changed();
+        r
     }
 
     async fn connections(&self, id: &str) -> Result<u32, OpError> {
@@ -860,6 +894,8 @@ impl Platform for SimPlatform {
             st.weights.insert(self.app.clone(), weights.to_vec());
         }
         self.world.sample(&mut st);
+        drop(st);
+        self.world.changed();
         Ok(())
     }
 

@@ -179,7 +179,7 @@ impl SimWorld {
             weights: saved.weights,
             cuts: Vec::new(),
         };
-        Arc::new(Self { scenario, checks, origin, state: Mutex::new(state) })
+        Arc::new(Self { scenario, checks, origin, state: Mutex::new(state), kept: Mutex::default() })
     }
 }
 
