@@ -12,6 +12,7 @@ mod launch;
 pub mod lease;
 mod rollback;
 pub mod state;
+pub mod status;
 
 pub use journal::{Journal, JournalError, ReleaseRecord, ReleaseStatus};
 pub use state::StateDir;
