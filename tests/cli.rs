@@ -511,3 +511,131 @@ fn promote_lets_a_canary_waiting_at_a_manual_gate_go_on() {
     assert!(lines.iter().any(|l| l.contains("manual gate `step-10` promoted")));
     assert_eq!(releases(state, own).last().unwrap()["status"], "succeeded");
 }
+
+#[test]
+fn status_after_a_deploy_shows_the_release_and_the_fleet() {
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path();
+    let config = example();
+    let config = config.to_str().unwrap();
+    // Nothing recorded yet: a clear error, and no journal created by looking.
+    let out = cutover_in(state, &["status", "--config", config]);
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    let expected =
+        format!("no deploys of hello-cutover recorded in {} yet; run `cutover deploy`", state.display());
+    assert!(text(&out).1.contains(&expected), "{:?}", text(&out));
+    assert!(!state.join("journal.db").exists(), "status created the journal");
+
+    assert_eq!(cutover_in(state, &["deploy", "--config", config, "--json"]).status.code(), Some(0));
+    let out = cutover_in(state, &["status", "--config", config]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for line in [
+        "App:      hello-cutover",
+        "Platform: sim",
+        "Latest:   #1 v2 (registry.fly.io/hello-cutover:v2), deploy from v1 with rolling: succeeded",
+        "Fleet:    10 machine(s): 10 on v2; most run v2 (registry.fly.io/hello-cutover:v2)",
+        "          10 serving, 0 cordoned, 0 stopped",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "no line `{line}` in:\n{stdout}");
+    }
+    assert!(!stdout.contains("Next:") && !stdout.contains("Error:"), "{stdout}");
+
+    let help = text(&cutover(&["status", "--help"])).0;
+    assert!(help.contains("interrupted") && help.contains("Exit codes"), "{help}");
+    assert!(text(&cutover(&["--help"])).0.contains("status"));
+}
+
+#[test]
+fn status_json_has_the_latest_release_and_the_fleet() {
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path();
+    let config = example();
+    let config = config.to_str().unwrap();
+    assert_eq!(cutover_in(state, &["deploy", "--config", config, "--json"]).status.code(), Some(0));
+    let out = cutover_in(state, &["status", "--config", config, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    let s: Value = serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+    assert_eq!(s["app"], "hello-cutover");
+    assert_eq!(s["platform"], "sim");
+    assert_eq!(s["releases"], 1);
+    let latest = &s["latest"];
+    assert_eq!(latest["id"], 1);
+    assert_eq!(latest["kind"], "deploy");
+    assert_eq!(
+        latest["target"],
+        serde_json::json!({"version": 2, "image": "registry.fly.io/hello-cutover:v2"})
+    );
+    assert_eq!(latest["previous"]["version"], 1);
+    assert_eq!(latest["strategy"], "rolling");
+    assert_eq!(latest["status"], "succeeded");
+    assert_eq!(latest["error"], Value::Null);
+    assert_eq!(latest["waiting_gate"], Value::Null);
+    let fleet = &s["fleet"];
+    assert_eq!(fleet["machines"], 10);
+    assert_eq!(fleet["by_version"], serde_json::json!([[2, 10]]));
+    assert_eq!(
+        (&fleet["serving"], &fleet["cordoned"], &fleet["stopped"]),
+        (&10.into(), &0.into(), &0.into())
+    );
+    assert_eq!(fleet["current"]["version"], 2);
+    assert_eq!((&s["fleet_error"], &s["advice"]), (&Value::Null, &Value::Null));
+}
+
+/// A deploy whose process is killed while it waits at a manual gate is `running` (waiting) while it
+/// lives and `interrupted` once it is gone, and status then says how to go on or go back.
+#[test]
+fn status_of_an_interrupted_deploy_says_resume_or_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let fly = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("strategy = \"rolling\"", "strategy = \"canary\"")
+        .replace("retries = 3", "retries = 3\n    steps = [10, 50]\n    manual_gates = [10]")
+        .replace("scenarios/happy.toml", &scenario("happy.toml"));
+    let config = dir.path().join("fly.toml");
+    std::fs::write(&config, fly).unwrap();
+    let config = config.to_str().unwrap();
+    let state = dir.path().join("state");
+    let mut child = command(&state, &["deploy", "--config", config, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reached = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("waiting at manual gate"));
+    if !reached {
+        let _ = child.kill();
+        panic!("the deploy never reached its manual gate");
+    }
+    let out = cutover_in(&state, &["status", "--config", config]);
+    let stdout = text(&out).0;
+    assert!(stdout.contains(&format!("with canary: running (process {})", child.id())), "{stdout}");
+    assert!(
+        stdout.contains("Waiting:  at manual gate `step-10`: `cutover promote` lets it go on"),
+        "{stdout}"
+    );
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = cutover_in(&state, &["status", "--config", config]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("deploy from v1 with canary: interrupted"), "{stdout}");
+    assert!(!stdout.contains("Waiting:"), "an interrupted deploy waits at no gate: {stdout}");
+    let next = format!("Next:     deploy #1 (v2) was interrupted: its process ({}) is gone", child.id());
+    assert!(stdout.contains(&next), "{stdout}");
+    assert!(
+        stdout.contains(
+            "`cutover resume` continues it; `cutover rollback` returns the app to v1, the release it started from."
+        ),
+        "{stdout}"
+    );
+    let s: Value =
+        serde_json::from_slice(&cutover_in(&state, &["status", "--config", config, "--json"]).stdout)
+            .unwrap();
+    assert_eq!(s["latest"]["status"], "interrupted");
+    assert!(s["advice"].as_str().unwrap().contains("`cutover resume` continues it"), "{s}");
+}

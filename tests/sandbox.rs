@@ -335,3 +335,52 @@ async fn an_oversized_describe_is_refused() {
     assert!(matches!(e, RuntimeError::NotAStrategy(_)), "{e:?}");
     assert!(e.to_string().contains("10000 parameters; at most 128"), "{e}");
 }
+
+/// A strategy that waits across its deadline and then, the moment it has control again, destroys every
+/// machine is stopped with the deadline error before the destroy reaches the platform, whichever way it
+/// waited: on the host's clock (`runtime.sleep`), in WASI's `poll` (`std::thread::sleep`, which is no
+/// cutover call), or spinning on cheap host calls until 1 ms past the deadline (inside the 10 ms
+/// between two epoch ticks, where only the host call itself can notice). Real time: the deadline bounds
+/// real time, and the waits must span it.
+#[tokio::test]
+async fn calls_after_the_deadline_never_reach_the_platform() {
+    use cutover::contract::ParamValue;
+    use cutover::events::{EventKind, HostCall};
+    // API calls answer at once, so a destroy that got past the deadline would land in its first poll.
+    let scenario = "[fleet]\nmachines = 4\n[latency]\napi = [0, 0]\nboot = [0, 0]\nstop = [0, 0]";
+    let runtime = runtime();
+    let late = guest("late");
+    for (mode, wait_ms) in [("sleep", 1_500), ("wasi-sleep", 1_500), ("spin", 301)] {
+        let world = world(scenario);
+        let before = world.snapshot(APP);
+        let limits = Limits { deadline: Duration::from_millis(300), ..Limits::default() };
+        let mut opts = RunOptions { limits, ..Default::default() };
+        opts.params.insert("mode".into(), ParamValue::Text(mode.into()));
+        opts.params.insert("wait_ms".into(), ParamValue::DurationMs(wait_ms));
+        let started = std::time::Instant::now();
+        let run = run_on_sim(&runtime, &late, world.clone(), opts).await;
+        let err = run.result.expect_err(&format!("{mode}: the deadline must stop the run"));
+        assert!(matches!(err, RuntimeError::Limit(LimitExceeded::Deadline { .. })), "{mode}: {err}");
+        assert!(
+            err.to_string().contains("deadline: the strategy run passed its deadline of 300ms"),
+            "{mode}: {err}"
+        );
+        assert!(started.elapsed() < Duration::from_millis(1_000), "{mode}: the wait was not cut short");
+        assert_eq!(world.snapshot(APP), before, "{mode}: the fleet changed after the deadline");
+        for e in &run.events {
+            if let EventKind::HostCall {
+                call: call @ (HostCall::Destroy { .. } | HostCall::Log { .. }),
+                ..
+            } = &e.kind
+            {
+                panic!("{mode}: the strategy went on after the deadline: {call:?}");
+            }
+        }
+    }
+    // The host survives: the same runtime deploys with a good strategy afterwards (an app without
+    // checks, so this real-time deploy takes no time).
+    let world = world_with_checks(scenario, vec![]);
+    let ok = run_on_sim(&runtime, builtin("rolling"), world.clone(), RunOptions::default()).await;
+    assert!(matches!(ok.result, Ok(Ok(()))), "host unusable afterwards: {:?}", ok.result.err());
+    assert!(world.snapshot(APP).iter().all(|m| m.release.image == V2), "rolling deployed v2");
+}

@@ -2,6 +2,7 @@
 //! and exit codes. It talks to the library's driver and runtime only, never to platform internals.
 
 mod render;
+mod status;
 mod verify;
 
 use crate::config::{Config, PlatformKind};
@@ -42,6 +43,7 @@ pub mod exit {
         cutover deploy --config examples/app/fly.toml --json      one JSON event per line\n  \
         cutover deploy --scenario examples/app/scenarios/failing-release.toml\n  \
         cutover releases -c examples/app/fly.toml                 the app's deploys and their outcomes\n  \
+        cutover status -c examples/app/fly.toml                   the latest release and the fleet now\n  \
         cutover rollback -c examples/app/fly.toml                 back to the release before this one\n  \
         cutover resume -c examples/app/fly.toml                   take up a deploy whose process died\n  \
         cutover promote -c examples/app/fly.toml                  open the manual gate a canary waits at\n  \
@@ -103,6 +105,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Say where the app's deploys and fleet stand: the latest release and the machines now.
+    ///
+    /// From the journal, the latest release: its number, version, image, kind and strategy, and how it
+    /// stands (running, succeeded, failed, or interrupted when the process that ran it is gone), its
+    /// error and the manual gate it waits at, if any. From the platform, the machines now: how many on
+    /// each release, and how many serving, cordoned and stopped. When the latest deploy was
+    /// interrupted, it says what to do next. It only reads: nothing is changed or started.
+    ///
+    /// Pass the same --platform and --scenario as to `cutover deploy` (the simulator keeps one fleet per
+    /// scenario). Exit codes: 0 shown; 2 bad input, or no deploy of the app recorded yet; 3 the fleet
+    /// could not be read (what the journal says is still shown).
+    Status(crate::cli::status::StatusArgs),
     /// Let a deploy waiting at a manual gate go on (canary's `manual_gates`).
     ///
     /// Run it from another terminal while `cutover deploy` waits; without GATE it promotes the gate the
@@ -305,6 +319,7 @@ pub fn main() -> ExitCode {
             run(run_args, Goal::Resume, cache, state_dir.as_deref())
         }
         Command::Releases { app, json } => releases(&app, state_dir.as_deref(), json),
+        Command::Status(args) => status::run(args, state_dir.as_deref()),
         Command::Promote { gate, app } => promote(&app, state_dir.as_deref(), gate.as_deref()),
         Command::Local(cmd) => local(cmd, state_dir.as_deref()),
         Command::Demo(args) => demo(args, cache, state_dir.as_deref()),

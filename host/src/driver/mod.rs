@@ -13,6 +13,7 @@ pub mod lease;
 mod resume;
 mod rollback;
 pub mod state;
+pub mod status;
 
 pub use journal::{Journal, JournalError, ReleaseRecord, ReleaseStatus};
 pub use state::StateDir;

@@ -5,7 +5,9 @@
 //! Time is bounded by epoch interruption: a ticker thread advances the engine's epoch every
 //! [`TICK`], and each tick that lands while guest code runs asks [`Guard::on_tick`] whether the run is
 //! over its deadline or has computed too long since it last called the host. A blocked host call is not
-//! interrupted by epochs, so the runtime also races every host call against the deadline.
+//! interrupted by epochs, so the runtime also races every host call, and the whole run (a guest blocked
+//! in WASI's `poll` is in no cutover call), against the deadline; and a host call made after the
+//! deadline is refused before it is dispatched, so nothing reaches the platform once the run is over.
 
 use crate::config::duration::display;
 use serde::{Deserialize, Serialize};
@@ -88,6 +90,17 @@ impl Guard {
         self.started + self.limits.deadline
     }
 
+    /// Whether the run's deadline has passed, by the clock itself (the watchdog's flag may lag it).
+    #[inline]
+    pub fn past_deadline(&self) -> bool {
+        Instant::now() >= self.deadline_at()
+    }
+
+    /// The error that ends a run at its deadline.
+    pub fn deadline_exceeded(&self) -> LimitExceeded {
+        LimitExceeded::Deadline { deadline: self.limits.deadline }
+    }
+
     /// A host call just returned: the CPU budget starts again.
     #[inline]
     pub fn host_returned(&mut self) {
@@ -104,7 +117,7 @@ impl Guard {
     pub fn on_tick(&mut self) -> wasmtime::Result<UpdateDeadline> {
         let now = Instant::now();
         if now >= self.deadline_at() {
-            return Err(LimitExceeded::Deadline { deadline: self.limits.deadline }.into());
+            return Err(self.deadline_exceeded().into());
         }
         if self.calls != self.calls_seen {
             self.calls_seen = self.calls;

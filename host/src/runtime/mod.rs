@@ -188,13 +188,25 @@ impl Runtime {
                 .with_grants(ctx.grants)
                 .with_replay(ctx.replay);
         let state = HostState::new(ctx.clock, ctx.seed, guard, Some(dispatcher), deadline_hit);
+        let deadline_passed = state.deadline_passed();
+        let deadline = state.guard.deadline_exceeded();
         let mut store = self.store(state);
-        let bindings = instantiate(strategy, &mut store).await?;
-        store.data_mut().guard.restart_budget();
-        let verdict = bindings.call_deploy(&mut store, &v0_1::plan_to_wit(plan)).await;
+        let run = async {
+            let bindings = instantiate(strategy, &mut store).await?;
+            store.data_mut().guard.restart_budget();
+            let verdict = bindings.call_deploy(&mut store, &v0_1::plan_to_wit(plan)).await;
+            verdict.map_err(|e| RuntimeError::from_guest(e, store.data().output()))
+        };
+        // The whole run races the deadline too: a guest blocked in WASI (`std::thread::sleep` polls a
+        // WASI clock) is in no cutover call and computes nothing, so neither the race of each host call
+        // nor the epoch ticks would end it. Dropping the run unwinds the guest where it waits.
+        let verdict = tokio::select! {
+            biased;
+            verdict = run => verdict,
+            () = deadline_passed => Err(RuntimeError::Limit(deadline)),
+        };
         store.data().finish();
-        let verdict = verdict.map_err(|e| RuntimeError::from_guest(e, store.data().output()))?;
-        Ok(verdict.map_err(v0_1::error_from_wit))
+        Ok(verdict?.map_err(v0_1::error_from_wit))
     }
 
     fn store(&self, state: HostState) -> Store<HostState> {

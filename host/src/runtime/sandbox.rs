@@ -9,7 +9,7 @@
 
 use super::clock::HostClock;
 use super::dispatch::Dispatcher;
-use super::limits::{Guard, LimitExceeded};
+use super::limits::Guard;
 use crate::events::{HostCall, HostReply};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -75,6 +75,10 @@ impl HostState {
     }
 
     /// The dispatch point for calls that never wait (log, phase, progress, now, param, capabilities).
+    ///
+    /// These reach no platform, so they are not checked against the deadline here (this is the hot
+    /// path, kept free of clock reads; see BENCHMARKS.md): a guest past its deadline is stopped by the
+    /// next epoch tick, within [`super::limits::TICK`], or by its first call that could wait.
     #[inline]
     pub fn call_instant(&mut self, call: HostCall) -> wasmtime::Result<HostReply> {
         let Some(dispatcher) = &self.dispatcher else {
@@ -90,30 +94,43 @@ impl HostState {
 
     /// The dispatch point for calls that may wait on the platform or the clock.
     ///
-    /// Races the call against the run's deadline (epochs cannot interrupt a host future) and restarts
-    /// the CPU budget when the call returns.
+    /// A call made after the run's deadline is refused before it is dispatched: the guest may get
+    /// control back after the deadline (a call that ended just then, or up to one tick before an epoch
+    /// check notices), and nothing it asks for then may reach the platform. A call under way is
+    /// raced against the deadline (epochs cannot interrupt a host future); a call that finished is
+    /// kept (it is recorded, and it happened), but the strategy does not get control back if the
+    /// deadline passed meanwhile. The CPU budget restarts when the call returns.
     pub async fn call(&mut self, call: HostCall) -> wasmtime::Result<HostReply> {
         let Some(dispatcher) = &self.dispatcher else {
             return Err(DescribeCalledHost.into());
         };
+        if self.guard.past_deadline() {
+            return Err(self.guard.deadline_exceeded().into());
+        }
+        let reply = tokio::select! {
+            biased;
+            reply = dispatcher.call(call) => reply,
+            () = self.deadline_passed() => return Err(self.guard.deadline_exceeded().into()),
+        };
+        if let Some(diverged) = dispatcher.diverged() {
+            return Err(diverged.into());
+        }
+        if self.guard.past_deadline() {
+            return Err(self.guard.deadline_exceeded().into());
+        }
+        self.guard.host_returned();
+        Ok(reply)
+    }
+
+    /// Completes when the watchdog says the run's deadline has passed; never, when no deadline can fire
+    /// any more (a dropped watchdog). Owns what it needs, so it can race a call that borrows the store.
+    pub(crate) fn deadline_passed(&self) -> impl Future<Output = ()> + Send + 'static {
         let mut deadline = self.deadline_hit.clone();
-        let deadline_passed = async move {
-            // A dropped watchdog means no deadline can fire any more.
+        async move {
             if deadline.wait_for(|hit| *hit).await.is_err() {
                 std::future::pending::<()>().await;
             }
-        };
-        let reply = tokio::select! {
-            reply = dispatcher.call(call) => match dispatcher.diverged() {
-                Some(diverged) => return Err(diverged.into()),
-                None => reply,
-            },
-            () = deadline_passed => {
-                return Err(LimitExceeded::Deadline { deadline: self.guard.limits().deadline }.into());
-            }
-        };
-        self.guard.host_returned();
-        Ok(reply)
+        }
     }
 }
 
