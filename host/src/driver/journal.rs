@@ -701,6 +701,34 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_journal_is_brought_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // The schema as version 1 wrote it: no plan, no strategy reference.
+            let conn = Connection::open(dir.path().join(FILE)).unwrap();
+            let v1 = SCHEMA.replace(",\n    plan             TEXT,\n    strategy_ref     TEXT", "");
+            assert_ne!(v1, SCHEMA, "the version 1 schema is derived from this one");
+            conn.execute_batch(&v1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO releases (app, kind, version, image, strategy, strategy_hash, params, platform,
+                    status, started_at_ms, pid) VALUES ('app', 'deploy', 2, 'img:v2', 'rolling', 'abc', '{}',
+                    'sim', 'succeeded', 0, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let j = Journal::open(dir.path()).unwrap();
+        let rs = j.releases("app").unwrap();
+        assert_eq!((rs.len(), rs[0].target.version), (1, 2), "the old release is still there");
+        assert!(j.resume_record(rs[0].id).unwrap().is_none(), "it has no plan to resume from");
+        let id = begin(&j, 3);
+        assert_eq!(j.releases("app").unwrap()[1].id, id);
+        let version: i64 = j.lock().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    #[test]
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         drop(Journal::open(dir.path()).unwrap());

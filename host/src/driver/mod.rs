@@ -160,6 +160,19 @@ pub struct OpenedPlatform {
     pub local: Option<Arc<LocalPlatform>>,
 }
 
+impl OpenedPlatform {
+    /// Before a run changes anything: keep the simulated fleet on disk change by change, as a real
+    /// platform would keep it if this process died (commands that only read do not call this).
+    pub fn write_through(&self) -> Result<(), DeployError> {
+        if let (Some(world), Some(k)) = (&self.sim, &self.keep) {
+            world
+                .write_through(k.path.clone(), &k.fingerprint)
+                .map_err(|e| DeployError::Platform(format!("keeping the simulated fleet: {e:#}")))?;
+        }
+        Ok(())
+    }
+}
+
 /// Where and under which scenario fingerprint a simulated fleet is saved after a run.
 pub struct KeptFleet {
     pub path: PathBuf,
@@ -201,9 +214,6 @@ pub async fn open_platform(
                 }
                 None => SimWorld::new(scenario, &config.app, &image, config.checks.clone()),
             };
-            if let Some(k) = &keep {
-                world.write_through(k.path.clone(), k.fingerprint.clone());
-            }
             let concurrency = world.concurrency().unwrap_or(config.cutover.concurrency);
             Ok(OpenedPlatform {
                 platform: Arc::new(world.platform(&config.app)),
@@ -457,7 +467,7 @@ impl Deploy<'_> {
         opened: OpenedPlatform,
     ) -> Result<DeployReport, DeployError> {
         let config = self.config;
-        let platform = opened.platform;
+        let platform = opened.platform.clone();
         let clock = if opened.sim.is_some() { HostClock::simulated() } else { HostClock::real() };
         let wall = std::time::Instant::now();
         let journal = self.state.as_ref().map(StateDir::journal).transpose()?;
@@ -532,14 +542,18 @@ impl Deploy<'_> {
                 .map(Some),
             None => Ok(None),
         };
-        let release_id = match begun {
+        let release_id = match begun.map_err(|e| match e {
+            JournalError::Busy(holder) => DeployError::Busy(holder),
+            e => e.into(),
+        }) {
+            Ok(id) => opened.write_through().map(|()| id),
+            Err(e) => Err(e),
+        };
+        let release_id = match release_id {
             Ok(id) => id,
             Err(e) => {
                 leases.release().await;
-                return Err(match e {
-                    JournalError::Busy(holder) => DeployError::Busy(holder),
-                    e => e.into(),
-                });
+                return Err(e);
             }
         };
         let sink: Arc<dyn EventSink> = match (&journal, release_id) {

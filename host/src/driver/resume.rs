@@ -154,12 +154,13 @@ impl Deploy<'_> {
         let leases = acquire_patiently(platform.clone(), &ids, config.cutover.lease_ttl, opened.concurrency)
             .await
             .map_err(|e| DeployError::Busy(e.to_string()))?;
-        if let Err(e) = journal.adopt(release.id) {
+        let adopted = journal.adopt(release.id).map_err(|e| match e {
+            JournalError::Busy(m) => DeployError::Busy(m),
+            e => e.into(),
+        });
+        if let Err(e) = adopted.and_then(|()| opened.write_through()) {
             leases.release().await;
-            return Err(match e {
-                JournalError::Busy(m) => DeployError::Busy(m),
-                e => e.into(),
-            });
+            return Err(e);
         }
 
         let plan = record.plan;

@@ -37,7 +37,7 @@ pub struct SimWorld {
     origin: Instant,
     state: Mutex<WorldState>,
     /// Where every change is written as it happens (see [`SimWorld::write_through`]).
-    kept: Mutex<Option<(std::path::PathBuf, String)>>,
+    kept: Mutex<Option<persist::Kept>>,
 }
 
 struct WorldState {
@@ -253,23 +253,6 @@ impl SimWorld {
     /// The scenario's bound on concurrent operations, if it sets one.
     pub fn concurrency(&self) -> Option<usize> {
         self.scenario.concurrency
-    }
-
-    /// Write the world to `path` (under `fingerprint`) after every change, as a real platform keeps
-    /// its state whatever happens to the client: a `cutover` killed mid-deploy leaves the fleet as far
-    /// as it got, and `cutover resume` finds it there.
-    pub fn write_through(&self, path: std::path::PathBuf, fingerprint: String) {
-        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some((path, fingerprint));
-    }
-
-    /// A change was made: keep it, when the world is written through.
-    fn changed(&self) {
-        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((path, fingerprint)) = &*kept
-            && let Err(e) = self.save(fingerprint).write(path)
-        {
-            tracing::error!("the simulated fleet was not written: {e:#}");
-        }
     }
 
     fn lock(&self) -> MutexGuard<'_, WorldState> {
@@ -710,7 +693,7 @@ impl Platform for SimPlatform {
         st.machines.insert(m.id.clone(), m);
         self.world.sample(&mut st);
         drop(st);
-        self.world.changed();
+        self.world.changed(Some(&view.id));
         Ok(view)
     }
 
@@ -730,7 +713,7 @@ impl Platform for SimPlatform {
             }
             Ok(())
         });
-        self.world.changed();
+        self.world.changed(Some(id));
         r
     }
 
@@ -750,7 +733,7 @@ impl Platform for SimPlatform {
             }
             Ok(())
         });
-        self.world.changed();
+        self.world.changed(Some(id));
         r
     }
 
@@ -769,7 +752,7 @@ impl Platform for SimPlatform {
             Ok(())
         });
         self.world.lock().cuts.extend(cuts);
-        self.world.changed();
+        self.world.changed(Some(id));
         r
     }
 
@@ -790,7 +773,7 @@ impl Platform for SimPlatform {
         st.destroyed.insert(id.to_string(), self.app.clone());
         self.world.sample(&mut st);
         drop(st);
-        self.world.changed();
+        self.world.changed(Some(id));
         Ok(())
     }
 
@@ -820,7 +803,7 @@ impl Platform for SimPlatform {
             m.metadata.insert(key.to_string(), value.to_string());
             Ok(())
         });
-        self.world.changed();
+        self.world.changed(Some(id));
         r
     }
 
@@ -865,7 +848,7 @@ impl Platform for SimPlatform {
             m.cordoned = true;
             Ok(())
         });
-        self.world.changed();
+        self.world.changed(Some(id));
         r
     }
 
@@ -876,7 +859,7 @@ impl Platform for SimPlatform {
             m.cordoned_at = None;
             Ok(())
         });
-        self.world.changed();
+        self.world.changed(Some(id));
         r
     }
 
@@ -895,7 +878,7 @@ impl Platform for SimPlatform {
         }
         self.world.sample(&mut st);
         drop(st);
-        self.world.changed();
+        self.world.changed(None);
         Ok(())
     }
 

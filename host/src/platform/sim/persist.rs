@@ -4,7 +4,13 @@
 //!
 //! The fleet is saved as JSON at the end of every run. Machines are saved as they will end up: pending
 //! boots and stops are applied, so a restored fleet is at rest (an `immediate` deploy that returned
-//! while machines were still booting leaves them booted). A saved fleet is only restored for the
+//! while machines were still booting leaves them booted).
+//!
+//! While a run goes on, every change is also appended to a log beside the file (one JSON line per
+//! changed machine, destroyed machine or traffic split), as a real platform keeps its state whatever
+//! happens to the client: a `cutover` killed mid-deploy leaves the fleet as far as it got, and reading
+//! the file folds the log in. Appending one line per change keeps this O(1) per change at 10,000
+//! machines, where rewriting the whole file would not be. A saved fleet is only restored for the
 //! scenario fleet it grew from (same seed, app and `[fleet]` table); change those and the next run
 //! starts afresh from the scenario.
 
@@ -14,7 +20,8 @@ use crate::platform::{CheckSpec, MachineState, Release, ReleaseWeight};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
-use std::path::Path;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -32,6 +39,33 @@ pub struct SavedWorld {
     machines: Vec<SavedMachine>,
     destroyed: BTreeMap<String, String>,
     weights: BTreeMap<String, Vec<ReleaseWeight>>,
+}
+
+/// One change to a kept world, as a line of its log.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Change {
+    /// A machine as it is now (at rest); `next_index` is the world's, so a clone's index is kept.
+    Machine {
+        machine: SavedMachine,
+        next_index: u64,
+    },
+    Destroyed {
+        id: String,
+        app: String,
+    },
+    Weights(BTreeMap<String, Vec<ReleaseWeight>>),
+}
+
+/// A world written through to disk: where, under which fingerprint, and the open change log.
+pub(super) struct Kept {
+    log: std::fs::File,
+    path: PathBuf,
+}
+
+/// The change log beside a saved world.
+fn log_path(path: &Path) -> PathBuf {
+    path.with_extension("log")
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,16 +110,56 @@ impl SavedWorld {
                 return Err(e).with_context(|| format!("reading the simulated fleet {}", path.display()));
             }
         };
-        let saved: Self = serde_json::from_str(&text).with_context(|| {
+        let mut saved: Self = serde_json::from_str(&text).with_context(|| {
             format!("the simulated fleet {} is damaged; delete it to start afresh", path.display())
         })?;
-        Ok((saved.format == FORMAT).then_some(saved))
+        if saved.format != FORMAT {
+            return Ok(None);
+        }
+        saved.fold_log(&log_path(path))?;
+        Ok(Some(saved))
     }
 
-    /// Write atomically (a killed run leaves the previous file, never half of one).
+    /// Apply the changes a run logged after this snapshot. A line cut short by a killed process (only
+    /// the last can be) ends the log.
+    fn fold_log(&mut self, log: &Path) -> Result<()> {
+        let file = match std::fs::File::open(log) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", log.display())),
+        };
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.with_context(|| format!("reading {}", log.display()))?;
+            let Ok(change) = serde_json::from_str::<Change>(&line) else { break };
+            match change {
+                Change::Machine { machine, next_index } => {
+                    self.next_index = self.next_index.max(next_index);
+                    match self.machines.iter_mut().find(|m| m.id == machine.id) {
+                        Some(m) => *m = machine,
+                        None => self.machines.push(machine),
+                    }
+                }
+                Change::Destroyed { id, app } => {
+                    self.machines.retain(|m| m.id != id);
+                    self.destroyed.insert(id, app);
+                }
+                Change::Weights(weights) => self.weights = weights,
+            }
+        }
+        Ok(())
+    }
+
+    /// Write atomically (a killed run leaves the previous file, never half of one), then drop the
+    /// change log, which the file now holds.
     pub fn write(&self, path: &Path) -> Result<()> {
         crate::os::write_atomically(path, &serde_json::to_vec(self)?)
-            .with_context(|| format!("writing the simulated fleet {}", path.display()))
+            .with_context(|| format!("writing the simulated fleet {}", path.display()))?;
+        match std::fs::remove_file(log_path(path)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", log_path(path).display()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Machines saved for `app`.
@@ -94,33 +168,76 @@ impl SavedWorld {
     }
 }
 
+impl SavedMachine {
+    /// A machine at rest: its pending boot or stop applied.
+    fn of(m: &SimMachine) -> Self {
+        let state = m.timeline.back().map(|&(_, s)| s).unwrap_or(m.state);
+        SavedMachine {
+            id: m.id.clone(),
+            app: m.app.clone(),
+            name: m.name.clone(),
+            region: m.region.clone(),
+            group: m.group.clone(),
+            release: m.release.clone(),
+            state,
+            cordoned: m.cordoned,
+            volumes: m.volumes.clone(),
+            metadata: m.metadata.clone(),
+            desired_running: m.desired_running,
+            ops: m.ops.clone(),
+            boots: m.boots,
+            stops: m.stops,
+        }
+    }
+}
+
 impl SimWorld {
+    /// Keep the world at `path` (under `fingerprint`) from now on, change by change (see the module
+    /// docs): written whole now, then one log line per change.
+    pub fn write_through(&self, path: PathBuf, fingerprint: &str) -> Result<()> {
+        self.save(fingerprint).write(&path)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path(&path))
+            .with_context(|| format!("opening {}", log_path(&path).display()))?;
+        *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(Kept { log, path });
+        Ok(())
+    }
+
+    /// Log a change, when the world is written through: machine `id` (made, changed or destroyed),
+    /// or with `None`, the traffic split.
+    pub(super) fn changed(&self, id: Option<&str>) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(k) = kept.as_mut() else { return };
+        let change = {
+            let st = self.lock();
+            match id {
+                Some(id) => match (st.machines.get(id), st.destroyed.get(id)) {
+                    (Some(m), _) => {
+                        Change::Machine { machine: SavedMachine::of(m), next_index: st.next_index }
+                    }
+                    (None, Some(app)) => Change::Destroyed { id: id.to_string(), app: app.clone() },
+                    (None, None) => return,
+                },
+                None => Change::Weights(st.weights.clone()),
+            }
+        };
+        let mut line = serde_json::to_vec(&change).unwrap_or_default();
+        line.push(b'\n');
+        // One write per line, so a killed process cuts at most the last one.
+        if let Err(e) = k.log.write_all(&line) {
+            tracing::error!(
+                "the simulated fleet's change was not kept in {}: {e}",
+                log_path(&k.path).display()
+            );
+        }
+    }
+
     /// The world at rest: every pending boot, stop and crash of a release applied.
     pub fn save(&self, fingerprint: &str) -> SavedWorld {
         let st = self.lock();
-        let machines = st
-            .machines
-            .values()
-            .map(|m| {
-                let state = m.timeline.back().map(|&(_, s)| s).unwrap_or(m.state);
-                SavedMachine {
-                    id: m.id.clone(),
-                    app: m.app.clone(),
-                    name: m.name.clone(),
-                    region: m.region.clone(),
-                    group: m.group.clone(),
-                    release: m.release.clone(),
-                    state,
-                    cordoned: m.cordoned,
-                    volumes: m.volumes.clone(),
-                    metadata: m.metadata.clone(),
-                    desired_running: m.desired_running,
-                    ops: m.ops.clone(),
-                    boots: m.boots,
-                    stops: m.stops,
-                }
-            })
-            .collect();
+        let machines = st.machines.values().map(SavedMachine::of).collect();
         SavedWorld {
             format: FORMAT,
             fingerprint: fingerprint.to_string(),
@@ -216,6 +333,47 @@ mod tests {
         let clone = p2.clone_from(&ids[2], &v2, true).await.unwrap();
         assert!(!ids.contains(&clone.id));
         assert_eq!(SavedWorld::read(&dir.path().join("absent.json")).unwrap().map(|s| s.format), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_world_written_through_is_read_back_as_far_as_it_got() {
+        let scenario: Scenario = toml::from_str("[fleet]\nmachines = 3").unwrap();
+        let w = SimWorld::new(scenario.clone(), "app", "img:v1", vec![]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fleet.json");
+        w.write_through(path.clone(), "fp").unwrap();
+        let p = w.platform("app");
+        let ids: Vec<String> = p.list().await.unwrap().into_iter().map(|m| m.id).collect();
+        let v2 = Release { version: 2, image: "img:v2".into() };
+        let clone = p.clone_from(&ids[0], &v2, false).await.unwrap();
+        p.update(&ids[1], &v2).await.unwrap();
+        p.destroy(&ids[2]).await.unwrap();
+        p.set_weights(&[ReleaseWeight { version: 2, percent: 100 }]).await.unwrap();
+        // The process dies here, mid-write of one more line: no final save.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(log_path(&path))
+            .unwrap()
+            .write_all(b"{\"mach")
+            .unwrap();
+
+        let back = SavedWorld::read(&path).unwrap().unwrap();
+        let expected = w.save("fp");
+        let ids_of = |s: &SavedWorld| {
+            let mut v: Vec<(String, u64)> =
+                s.machines.iter().map(|m| (m.id.clone(), m.release.version)).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids_of(&back), ids_of(&expected));
+        assert!(back.machines.iter().any(|m| m.id == clone.id && m.cordoned), "the clone, cordoned");
+        assert_eq!(back.destroyed.get(&ids[2]).map(String::as_str), Some("app"));
+        assert_eq!(back.weights, expected.weights);
+        assert_eq!(back.next_index, expected.next_index, "a clone's id is not handed out twice");
+
+        // A whole save takes the log in and drops it.
+        expected.write(&path).unwrap();
+        assert!(!log_path(&path).exists());
     }
 
     #[test]
