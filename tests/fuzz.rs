@@ -93,7 +93,7 @@ fn document(keys: &'static [(&'static str, &'static [&'static str])]) -> impl St
         let mut seen = std::collections::BTreeSet::new();
         // Top-level keys must come before any table header.
         let mut ordered = tables;
-        ordered.sort_by_key(|(t, _)| keys[*t].0 != "");
+        ordered.sort_by_key(|(t, _)| !keys[*t].0.is_empty());
         for (t, fields) in ordered {
             let (table, names) = keys[t];
             if !seen.insert(table) {

@@ -200,6 +200,63 @@ fn a_release_that_never_passes_its_checks_leaves_the_old_one_serving() {
     assert!(app.machine_pids().is_empty(), "`local down` stops every machine");
 }
 
+/// `cutover status --platform local --json`: the app's fleet by release, and how many serve.
+fn status(app: &App) -> Value {
+    let out = app.run(&["status", "--platform", "local", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_deploy_killed_mid_way_on_real_processes_is_resumed_or_rolled_back_with_nothing_orphaned() {
+    // Short leases: the killed deploy's leases lapse (the daemon keeps them) before a resume may go on.
+    let app = App::new("", "");
+    let config = std::fs::read_to_string(app.config()).unwrap();
+    std::fs::write(app.config(), config.replace("concurrency = 8", "concurrency = 8\n  lease_ttl = \"2s\""))
+        .unwrap();
+    let deploy = |version: u64, kill_at: Option<u64>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
+        cmd.args(["deploy", "--platform", "local", "--strategy", "bluegreen", "--config", &app.config()])
+            .args(["--image", &format!("registry.fly.io/hello-cutover:v{version}")])
+            .env("CUTOVER_CACHE_DIR", support::cache_dir())
+            .env("CUTOVER_STATE_DIR", app.state());
+        if let Some(k) = kill_at {
+            cmd.env("CUTOVER_FAULT_KILL_AT_EVENT", k.to_string());
+        }
+        cmd.output().expect("run cutover")
+    };
+    assert_eq!(deploy(1, None).status.code(), Some(0), "the first launch");
+    assert_eq!(app.machine_pids().len(), 3);
+
+    // Killed once green is up, just before the answer of the clone call is journaled (event 9): the
+    // three green processes run, and the journal does not say which they are.
+    let out = deploy(2, Some(9));
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&out.status), Some(9), "{}", text(&out));
+    assert_eq!(app.machine_pids().len(), 6, "green was created before the kill");
+    let before = status(&app);
+    assert_eq!(before["latest"]["status"], "interrupted", "{before:#}");
+
+    let out = app.run(&["resume"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("reconciled `machines.clone-from"), "{}", text(&out));
+    let after = status(&app);
+    assert_eq!(after["fleet"]["by_version"], serde_json::json!([[2, 3]]), "{after:#}");
+    assert_eq!(after["fleet"]["serving"], 3, "{after:#}");
+    assert_eq!(app.machine_pids().len(), 3, "the green made before the kill was adopted, not made twice");
+
+    // The same crash, then a rollback: the strategy undoes its green, and v2 serves as before.
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&deploy(3, Some(9)).status), Some(9));
+    assert_eq!(app.machine_pids().len(), 6);
+    let out = app.run(&["rollback"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("Rolled back to v2"), "{}", text(&out));
+    let after = status(&app);
+    assert_eq!(after["fleet"]["by_version"], serde_json::json!([[2, 3]]), "{after:#}");
+    assert_eq!(after["fleet"]["serving"], 3, "{after:#}");
+    assert_eq!(app.machine_pids().len(), 3, "green was destroyed: no process left behind");
+    assert_eq!(after["latest"]["status"], "failed", "the interrupted deploy is closed: {after:#}");
+}
+
 #[test]
 fn a_command_that_does_not_exist_is_a_clear_error() {
     let app = App::new("", "");

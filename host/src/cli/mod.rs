@@ -432,11 +432,11 @@ fn run(args: RunArgs, goal: Goal, cache: ComponentCache, state_dir: Option<&Path
         cutover_exe: std::env::current_exe().ok(),
         access_token: args.access_token.and_then(crate::platform::machines_api::Token::new),
     };
-    let simulated = match resume {
-        // A resume runs on the platform the deploy ran on, which the journal knows.
-        true => resumed_platform(&config, &state) == Some(PlatformKind::Sim),
-        false => overrides.platform.unwrap_or(config.cutover.platform) == PlatformKind::Sim,
-    };
+    // A resume, and a rollback after a crash, run on the platform the interrupted deploy ran on.
+    let after_crash =
+        (resume || goal == Some(None)).then(|| driver::interrupted_platform(&state, &config.app));
+    let platform = after_crash.flatten().unwrap_or(overrides.platform.unwrap_or(config.cutover.platform));
+    let simulated = platform == PlatformKind::Sim;
     let (json, dry_run) = (args.json, args.dry_run);
     with_runtime(cache, simulated, |runtime| async move {
         let sink: Arc<dyn EventSink> =
@@ -461,18 +461,6 @@ fn run(args: RunArgs, goal: Goal, cache: ComponentCache, state_dir: Option<&Path
             Err(e) => not_started(&e),
         }
     })
-}
-
-/// The platform of the app's latest release, for `cutover resume` (which must set up the simulator's
-/// paused clock before it reads the journal again to resume).
-fn resumed_platform(config: &Config, state: &StateDir) -> Option<PlatformKind> {
-    let records = state.journal().ok()?.releases(&config.app).ok()?;
-    match records.last()?.platform.as_str() {
-        "sim" => Some(PlatformKind::Sim),
-        "local" => Some(PlatformKind::Local),
-        "fly" => Some(PlatformKind::Fly),
-        _ => None,
-    }
 }
 
 /// `--dry-run`: print the plan (text or JSON) and return the exit code.

@@ -49,6 +49,18 @@ pub enum PlatformKind {
     Fly,
 }
 
+impl PlatformKind {
+    /// The platform a journal names (`sim`, `local`, `fly`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "sim" => Some(Self::Sim),
+            "local" => Some(Self::Local),
+            "fly" => Some(Self::Fly),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for PlatformKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -16,6 +16,7 @@ pub mod state;
 pub mod status;
 
 pub use journal::{Journal, JournalError, ReleaseRecord, ReleaseStatus};
+pub use resume::interrupted_platform;
 pub use state::StateDir;
 
 use crate::config::{Config, ConfigError, PlatformKind, StrategyRef};

@@ -12,7 +12,8 @@
 
 use super::journal::{self, JournalError, ReleaseKind, ReleaseRecord, ReleaseStatus};
 use super::{
-    Deploy, DeployError, DeployReport, Ending, lease, list_with_retries, open_platform, resolve_strategy,
+    Deploy, DeployError, DeployReport, Ending, StateDir, lease, list_with_retries, open_platform,
+    resolve_strategy,
 };
 use crate::config::{PlatformKind, StrategyRef};
 use crate::events::{DeployStart, EventKind, EventSink, FleetSummary, Tee};
@@ -72,7 +73,14 @@ impl Deploy<'_> {
             }
             Err(e) => return Err(e),
         }
-        self.run_goal(super::Goal::Rollback { to: Some(previous.version) }).await.map(Some)
+        // On the platform the interrupted deploy ran on, whatever the config says now.
+        let overrides = super::Overrides {
+            platform: PlatformKind::from_name(&release.platform).or(self.overrides.platform),
+            ..self.overrides.clone()
+        };
+        let deploy =
+            Deploy { overrides: &overrides, state: self.state.clone(), sink: self.sink.clone(), ..*self };
+        deploy.run_goal(super::Goal::Rollback { to: Some(previous.version) }).await.map(Some)
     }
 
     /// Resume, or with `abort`, resume only to undo (see [`Self::roll_back_interrupted`]).
@@ -113,12 +121,7 @@ impl Deploy<'_> {
 
         // The platform the deploy ran on, whatever the config says now.
         let overrides = super::Overrides {
-            platform: match release.platform.as_str() {
-                "sim" => Some(PlatformKind::Sim),
-                "local" => Some(PlatformKind::Local),
-                "fly" => Some(PlatformKind::Fly),
-                _ => self.overrides.platform,
-            },
+            platform: PlatformKind::from_name(&release.platform).or(self.overrides.platform),
             ..self.overrides.clone()
         };
         let opened = open_platform(config, &overrides, Some(state)).await?;
@@ -252,6 +255,13 @@ impl Deploy<'_> {
             })
             .await)
     }
+}
+
+/// The platform of `app`'s latest release when it was interrupted: `cutover resume` and `cutover
+/// rollback` after a crash run there (the CLI sets up the simulator's clock for it beforehand).
+pub fn interrupted_platform(state: &StateDir, app: &str) -> Option<PlatformKind> {
+    let latest = state.journal().ok()?.releases(app).ok()?.pop()?;
+    (latest.status == ReleaseStatus::Interrupted).then(|| PlatformKind::from_name(&latest.platform))?
 }
 
 /// Lease the fleet, waiting up to one TTL (and a little) for leases the dead process held to lapse.

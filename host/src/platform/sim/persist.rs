@@ -47,7 +47,7 @@ pub struct SavedWorld {
 enum Change {
     /// A machine as it is now (at rest); `next_index` is the world's, so a clone's index is kept.
     Machine {
-        machine: SavedMachine,
+        machine: Box<SavedMachine>,
         next_index: u64,
     },
     Destroyed {
@@ -57,7 +57,7 @@ enum Change {
     Weights(BTreeMap<String, Vec<ReleaseWeight>>),
 }
 
-/// A world written through to disk: where, under which fingerprint, and the open change log.
+/// A world written through to disk: where, and the open change log.
 pub(super) struct Kept {
     log: std::fs::File,
     path: PathBuf,
@@ -128,24 +128,25 @@ impl SavedWorld {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e).with_context(|| format!("reading {}", log.display())),
         };
+        // By id, so folding a long log into a large fleet stays O(n log n).
+        let mut by_id: BTreeMap<String, SavedMachine> =
+            self.machines.drain(..).map(|m| (m.id.clone(), m)).collect();
         for line in std::io::BufReader::new(file).lines() {
             let line = line.with_context(|| format!("reading {}", log.display()))?;
             let Ok(change) = serde_json::from_str::<Change>(&line) else { break };
             match change {
                 Change::Machine { machine, next_index } => {
                     self.next_index = self.next_index.max(next_index);
-                    match self.machines.iter_mut().find(|m| m.id == machine.id) {
-                        Some(m) => *m = machine,
-                        None => self.machines.push(machine),
-                    }
+                    by_id.insert(machine.id.clone(), *machine);
                 }
                 Change::Destroyed { id, app } => {
-                    self.machines.retain(|m| m.id != id);
+                    by_id.remove(&id);
                     self.destroyed.insert(id, app);
                 }
                 Change::Weights(weights) => self.weights = weights,
             }
         }
+        self.machines = by_id.into_values().collect();
         Ok(())
     }
 
@@ -215,7 +216,7 @@ impl SimWorld {
             match id {
                 Some(id) => match (st.machines.get(id), st.destroyed.get(id)) {
                     (Some(m), _) => {
-                        Change::Machine { machine: SavedMachine::of(m), next_index: st.next_index }
+                        Change::Machine { machine: Box::new(SavedMachine::of(m)), next_index: st.next_index }
                     }
                     (None, Some(app)) => Change::Destroyed { id: id.to_string(), app: app.clone() },
                     (None, None) => return,
