@@ -84,6 +84,11 @@ enum Command {
     /// A strategy that retained the old machines (bluegreen with `retain_blue`) switches traffic back to
     /// them; otherwise the earlier image is deployed with the configured strategy. The rollback is
     /// itself a release in `cutover releases`.
+    ///
+    /// After a crash (the latest deploy interrupted), it returns to the release that deploy started
+    /// from: the deploy is taken up as `cutover resume` would and aborted, so its strategy undoes what
+    /// it did (green destroyed, canary removed, touched machines rolled back); if the fleet is not then
+    /// wholly back and serving, the strategy rolls it back as a release of its own.
     Rollback(RollbackArgs),
     /// Take up a deploy whose `cutover` process died (killed, crashed, CI job cancelled).
     ///
@@ -352,23 +357,29 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
+/// A tokio runtime: the simulator's runs on one thread with paused (virtual) time; the others talk to
+/// real servers. On failure, says so and returns the exit code.
+fn tokio_runtime(paused: bool) -> Result<tokio::runtime::Runtime, u8> {
+    let rt = if paused {
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    };
+    rt.map_err(|e| {
+        eprintln!("error: cannot start the async runtime: {e}");
+        exit::PLATFORM
+    })
+}
+
 /// Build a tokio runtime (paused time for the simulator) and the component runtime, then run `f`.
 fn with_runtime<F, Fut>(cache: ComponentCache, paused: bool, f: F) -> u8
 where
     F: FnOnce(Arc<Runtime>) -> Fut,
     Fut: std::future::Future<Output = u8>,
 {
-    let rt = if paused {
-        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
-    };
-    let rt = match rt {
+    let rt = match tokio_runtime(paused) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::PLATFORM;
-        }
+        Err(code) => return code,
     };
     let engine = match Runtime::new(cache) {
         Ok(r) => Arc::new(r),

@@ -14,7 +14,8 @@ use std::time::Duration;
 pub struct StatusArgs {
     #[command(flatten)]
     app: AppArgs,
-    /// Where the machines live, as you deploy [default: [cutover] platform, else sim].
+    /// Where the machines live [default: where the app's latest release ran, else [cutover] platform,
+    /// else sim].
     #[arg(long, value_enum)]
     platform: Option<PlatformKind>,
     /// Simulator scenario file, as you deploy with it [default: [cutover.sim] scenario]: the simulated
@@ -35,7 +36,7 @@ pub fn run(args: StatusArgs, state_dir: Option<&Path>) -> u8 {
         Err(code) => return code,
     };
     let overrides = Overrides {
-        platform: args.platform,
+        platform: args.platform.or_else(|| crate::driver::latest_platform(&state, &config.app)),
         scenario: args.scenario,
         cutover_exe: std::env::current_exe().ok(),
         access_token: args.access_token.and_then(crate::platform::machines_api::Token::new),
@@ -43,17 +44,9 @@ pub fn run(args: StatusArgs, state_dir: Option<&Path>) -> u8 {
     };
     // The simulator's clock is paused (its API latencies are virtual); the others talk to real servers.
     let simulated = overrides.platform.unwrap_or(config.cutover.platform) == PlatformKind::Sim;
-    let rt = if simulated {
-        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
-    };
-    let rt = match rt {
+    let rt = match super::tokio_runtime(simulated) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return exit::PLATFORM;
-        }
+        Err(code) => return code,
     };
     let status = match rt.block_on(status::read(&config, &overrides, &state)) {
         Ok(s) => s,

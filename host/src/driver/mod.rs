@@ -16,7 +16,7 @@ pub mod state;
 pub mod status;
 
 pub use journal::{Journal, JournalError, ReleaseRecord, ReleaseStatus};
-pub use resume::interrupted_platform;
+pub use resume::{interrupted_platform, latest_platform};
 pub use state::StateDir;
 
 use crate::config::{Config, ConfigError, PlatformKind, StrategyRef};
@@ -581,25 +581,20 @@ impl Deploy<'_> {
             }
             _ => None,
         };
-        let (limits, grants) = config.cutover.sandbox_for(&strategy.reference);
-        let ctx = RunContext {
-            platform: platform.clone(),
-            limits,
-            grants,
-            concurrency: opened.concurrency,
-            clock,
-            recorder: recorder.clone(),
-            seed: target.version,
-            promotions,
-            replay: None,
-        };
         let error = match first_launch {
             Some(local) => launch::run(&local, config, &target, &recorder).await.err(),
-            None => match self.runtime.deploy(&strategy.component, &plan, ctx).await {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(format!("strategy {} reported: {e}", strategy.info.name)),
-                Err(e) => Some(e.to_string()),
-            },
+            None => {
+                let run = StrategyRun {
+                    platform: platform.clone(),
+                    concurrency: opened.concurrency,
+                    clock,
+                    recorder: recorder.clone(),
+                    promotions,
+                    replay: None,
+                };
+                // Without a replay nothing can stray from one.
+                self.run_strategy(strategy, &plan, run).await.unwrap_or_else(|d| Some(d.to_string()))
+            }
         };
         Ok(self
             .conclude(Ending {
@@ -618,6 +613,35 @@ impl Deploy<'_> {
                 previous,
             })
             .await)
+    }
+
+    /// Run a strategy on `plan` in its sandbox, under this config's policy for it (seeded by the target
+    /// release, so a replay gets the same randomness). `Ok`: the deploy's error if it failed; `Err`: a
+    /// replayed strategy strayed from its journal, and nothing was changed.
+    async fn run_strategy(
+        &self,
+        strategy: &ResolvedStrategy,
+        plan: &DeployPlan,
+        run: StrategyRun,
+    ) -> Result<Option<String>, crate::runtime::ReplayDiverged> {
+        let (limits, grants) = self.config.cutover.sandbox_for(&strategy.reference);
+        let ctx = RunContext {
+            platform: run.platform,
+            limits,
+            grants,
+            concurrency: run.concurrency,
+            clock: run.clock,
+            recorder: run.recorder,
+            seed: plan.target.version,
+            promotions: run.promotions,
+            replay: run.replay,
+        };
+        match self.runtime.deploy(&strategy.component, plan, ctx).await {
+            Ok(Ok(())) => Ok(None),
+            Ok(Err(e)) => Ok(Some(format!("strategy {} reported: {e}", strategy.info.name))),
+            Err(RuntimeError::Diverged(d)) => Err(d),
+            Err(e) => Ok(Some(e.to_string())),
+        }
     }
 
     /// Close a deploy whose strategy has returned: give the leases back, record and journal the
@@ -678,6 +702,16 @@ impl Deploy<'_> {
             wall: wall.elapsed(),
         }
     }
+}
+
+/// Where and how [`Deploy::run_strategy`] runs a strategy.
+struct StrategyRun {
+    platform: Arc<dyn Platform>,
+    concurrency: usize,
+    clock: HostClock,
+    recorder: Recorder,
+    promotions: Option<Arc<dyn PromotionGate>>,
+    replay: Option<Arc<crate::runtime::Replay>>,
 }
 
 /// What [`Deploy::conclude`] needs of a deploy whose strategy has returned.

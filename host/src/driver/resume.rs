@@ -12,13 +12,13 @@
 
 use super::journal::{self, JournalError, ReleaseKind, ReleaseRecord, ReleaseStatus};
 use super::{
-    Deploy, DeployError, DeployReport, Ending, StateDir, lease, list_with_retries, open_platform,
-    resolve_strategy,
+    Deploy, DeployError, DeployReport, Ending, StateDir, StrategyRun, lease, list_with_retries,
+    open_platform, resolve_strategy,
 };
 use crate::config::{PlatformKind, StrategyRef};
 use crate::events::{DeployStart, EventKind, EventSink, FleetSummary, Tee};
 use crate::platform::Platform;
-use crate::runtime::{HostClock, Recorder, Replay, RunContext, RuntimeError};
+use crate::runtime::{HostClock, Recorder, Replay};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -208,25 +208,20 @@ impl Deploy<'_> {
             replay.remaining()
         );
 
-        let (limits, grants) = config.cutover.sandbox_for(&strategy.reference);
-        let ctx = RunContext {
+        let run = StrategyRun {
             platform: platform.clone(),
-            limits,
-            grants,
             concurrency: opened.concurrency,
             clock,
             recorder: recorder.clone(),
-            seed: plan.target.version,
             promotions: Some(Arc::new(super::JournalGate {
                 journal: journal.clone(),
                 release_id: release.id,
             })),
             replay: Some(replay.clone()),
         };
-        let error = match self.runtime.deploy(&strategy.component, &plan, ctx).await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(format!("strategy {} reported: {e}", strategy.info.name)),
-            Err(RuntimeError::Diverged(d)) => {
+        let error = match self.run_strategy(&strategy, &plan, run).await {
+            Ok(error) => error,
+            Err(d) => {
                 leases.release().await;
                 let fleet = list_with_retries(&*platform).await.unwrap_or(machines.clone());
                 return Err(cannot_resume(
@@ -235,7 +230,6 @@ impl Deploy<'_> {
                     &FleetSummary::of(&fleet),
                 ));
             }
-            Err(e) => Some(e.to_string()),
         };
         Ok(self
             .conclude(Ending {
@@ -260,8 +254,21 @@ impl Deploy<'_> {
 /// The platform of `app`'s latest release when it was interrupted: `cutover resume` and `cutover
 /// rollback` after a crash run there (the CLI sets up the simulator's clock for it beforehand).
 pub fn interrupted_platform(state: &StateDir, app: &str) -> Option<PlatformKind> {
-    let latest = state.journal().ok()?.releases(app).ok()?.pop()?;
+    let latest = latest_release(state, app)?;
     (latest.status == ReleaseStatus::Interrupted).then(|| PlatformKind::from_name(&latest.platform))?
+}
+
+/// The platform `app`'s latest release ran on (what `cutover status` looks at by default).
+pub fn latest_platform(state: &StateDir, app: &str) -> Option<PlatformKind> {
+    PlatformKind::from_name(&latest_release(state, app)?.platform)
+}
+
+/// The latest release in `state`'s journal, without creating a journal where there is none.
+fn latest_release(state: &StateDir, app: &str) -> Option<ReleaseRecord> {
+    if !state.path().join(journal::FILE).exists() {
+        return None;
+    }
+    state.journal().ok()?.releases(app).ok()?.pop()
 }
 
 /// Lease the fleet, waiting up to one TTL (and a little) for leases the dead process held to lapse.
