@@ -70,7 +70,7 @@ fn immediate_passes_with_allow_downtime_and_breaks_capacity_without() {
         stdout.contains("capacity broken: process group `app` had 0 of 2 machine(s) serving"),
         "{stdout}"
     );
-    assert!(stdout.contains("during host call #5 (machines.update of 3 machine(s))"), "{stdout}");
+    assert!(stdout.contains("during host call #6 (machines.update of 3 machine(s))"), "{stdout}");
 }
 
 #[test]
