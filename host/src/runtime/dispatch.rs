@@ -54,6 +54,16 @@ pub struct Dispatcher {
     diverged: Mutex<Option<ReplayDiverged>>,
 }
 
+/// What a resumed run does with one call of its strategy (see [`Step`]).
+enum Replayed {
+    /// Answered without the platform: from the journal, or refused (an abort, a divergence).
+    Answer(HostReply),
+    /// The change under way when the previous process died.
+    Reconcile,
+    /// Sent to the platform, as in any run.
+    Live,
+}
+
 /// A token bucket for a strategy's log lines, on the host clock.
 struct LogBudget {
     tokens: f64,
@@ -130,29 +140,29 @@ impl Dispatcher {
         self.diverged.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The replay's answer to `call`, if it has one (`Err`: reconcile it). `None`: run the call live.
-    fn replayed(&self, call: &HostCall) -> Option<Result<HostReply, ()>> {
-        let replay = self.replay.as_ref()?;
+    /// What the replay makes of `call`; [`Replayed::Live`] when there is no replay.
+    fn replayed(&self, call: &HostCall) -> Replayed {
+        let Some(replay) = &self.replay else { return Replayed::Live };
         match replay.next(call) {
-            Step::Live => None,
-            Step::Reconcile => Some(Err(())),
+            Step::Live => Replayed::Live,
+            Step::Reconcile => Replayed::Reconcile,
             Step::Answer(reply) => {
                 if self.grants.has_scope() {
                     self.note_scopes(call, &reply);
                 }
-                Some(Ok(reply))
+                Replayed::Answer(reply)
             }
             Step::Abort(why) => {
                 let reply = refused(call, OpError::new(ErrorKind::Conflict, why));
                 let at_ms = self.clock.elapsed_ms();
                 let event = EventKind::HostCall { call: call.clone(), reply: reply.clone(), took_ms: 0 };
                 self.recorder.record_at(at_ms, event);
-                Some(Ok(reply))
+                Replayed::Answer(reply)
             }
             Step::Diverged(d) => {
                 let refusal = OpError::new(ErrorKind::Invalid, d.to_string());
                 *self.diverged.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
-                Some(Ok(refused(call, refusal)))
+                Replayed::Answer(refused(call, refusal))
             }
         }
     }
@@ -181,12 +191,11 @@ impl Dispatcher {
 
     /// Run one call that may wait, and record it.
     pub async fn call(&self, call: HostCall) -> HostReply {
-        let mut reconcile = false;
-        match self.replayed(&call) {
-            Some(Ok(reply)) => return reply,
-            Some(Err(())) => reconcile = true,
-            None => {}
-        }
+        let reconcile = match self.replayed(&call) {
+            Replayed::Answer(reply) => return reply,
+            Replayed::Reconcile => true,
+            Replayed::Live => false,
+        };
         let started = self.clock.elapsed_ms();
         let reply = match oversized(&call).or_else(|| self.grants.refuse_operation(&call)) {
             Some(refusal) => refused(&call, refusal),
@@ -213,7 +222,8 @@ impl Dispatcher {
     /// Run one call that never waits, and record it. This is the hot path of chatty strategies.
     #[inline]
     pub fn call_instant(&self, call: HostCall) -> HostReply {
-        if let Some(Ok(reply)) = self.replayed(&call) {
+        // Only changes are ever under way, and no instant call changes anything: no reconcile here.
+        if let Replayed::Answer(reply) = self.replayed(&call) {
             return reply;
         }
         let at_ms = self.instant_ms();
