@@ -335,24 +335,17 @@ pub fn current_release(machines: &[Machine]) -> Option<Release> {
 
 /// List machines, retrying transient platform errors (the driver's own reads must not fail a deploy).
 async fn list_with_retries(platform: &dyn Platform) -> Result<Vec<Machine>, DeployError> {
-    let mut last = None;
-    for attempt in 0..5u32 {
-        match platform.list().await {
-            Ok(ms) => return Ok(ms),
-            Err(e) if matches!(e.kind, ErrorKind::Platform | ErrorKind::Timeout) => {
-                last = Some(e);
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-            }
-            Err(e) => {
-                return Err(DeployError::Platform(format!("listing machines of {}: {e}", platform.app())));
-            }
-        }
-    }
-    Err(DeployError::Platform(format!(
-        "listing machines of {} failed 5 times: {}",
-        platform.app(),
-        last.map(|e| e.to_string()).unwrap_or_default()
-    )))
+    crate::platform::list_with_retries(platform).await.map_err(|f| {
+        let app = platform.app();
+        DeployError::Platform(match f.exhausted {
+            true => format!(
+                "listing machines of {app} failed {} times: {}",
+                crate::platform::LIST_ATTEMPTS,
+                f.error
+            ),
+            false => format!("listing machines of {app}: {}", f.error),
+        })
+    })
 }
 
 /// What a run is for.

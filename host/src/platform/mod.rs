@@ -186,6 +186,35 @@ pub struct StopSpec {
 ///
 /// Operations act on one machine; the runtime fans batches out concurrently. Every method may be called
 /// concurrently from many tasks.
+/// How many times [`list_with_retries`] asks before it gives up on transient errors.
+pub const LIST_ATTEMPTS: u32 = 5;
+
+/// Why [`list_with_retries`] gave up.
+pub struct ListFailed {
+    /// The last error.
+    pub error: OpError,
+    /// Whether every attempt failed on a transient error (as opposed to a first, lasting one).
+    pub exhausted: bool,
+}
+
+/// List machines, retrying transient errors (`Platform`, `Timeout`) with backoff: for the host's own
+/// reads (a deploy's before and after, a resume's reconcile), which must not fail on one lost answer.
+pub async fn list_with_retries(platform: &dyn Platform) -> Result<Vec<Machine>, ListFailed> {
+    let mut last = None;
+    for attempt in 0..LIST_ATTEMPTS {
+        match platform.list().await {
+            Ok(ms) => return Ok(ms),
+            Err(e) if matches!(e.kind, ErrorKind::Platform | ErrorKind::Timeout) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            Err(error) => return Err(ListFailed { error, exhausted: false }),
+        }
+    }
+    let error = last.unwrap_or_else(|| OpError::new(ErrorKind::Platform, "listing machines failed"));
+    Err(ListFailed { error, exhausted: true })
+}
+
 #[async_trait]
 pub trait Platform: Send + Sync {
     /// Short name for messages ("sim", "local", "fly").

@@ -388,7 +388,7 @@ impl Dispatcher {
     /// harmless to repeat (start, stop, cordon, weights, metadata) are simply repeated.
     async fn reconcile(&self, call: &HostCall) -> HostReply {
         let Some(replay) = self.replay.clone() else { return self.run(call).await };
-        let fleet = match self.list_for_reconcile().await {
+        let fleet = match crate::platform::list_with_retries(&*self.platform).await.map_err(|f| f.error) {
             Ok(fleet) => fleet,
             Err(e) => {
                 let e = OpError::new(
@@ -460,22 +460,6 @@ impl Dispatcher {
             }
             other => self.run(other).await,
         }
-    }
-
-    /// The fleet, read with retries: reconciling must not fail on one lost answer.
-    async fn list_for_reconcile(&self) -> Result<Vec<Machine>, OpError> {
-        let mut last = None;
-        for attempt in 0..5u32 {
-            match self.platform.list().await {
-                Ok(ms) => return Ok(ms),
-                Err(e) if matches!(e.kind, ErrorKind::Platform | ErrorKind::Timeout) => {
-                    last = Some(e);
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| OpError::new(ErrorKind::Platform, "listing machines failed")))
     }
 
     /// `Err(denied)` when the grants keep the strategy from changing machine `id` (its process group
