@@ -1,7 +1,7 @@
 //! The `cutover` binary end to end: deploys on the simulator, JSON events, exit codes, and errors that
 //! say which file, which key and what was expected.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::io::BufRead;

@@ -10,7 +10,7 @@
 //! contract, toolchain pins): a rerun without changes builds nothing. Missing toolchains fail the tests
 //! with the command to run; they are never skipped.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::io::BufRead;

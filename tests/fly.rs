@@ -2,19 +2,17 @@
 //! documented shapes, leases and failure modes; and the same client against the local platform's
 //! daemon where the two overlap (leases, destroy of a missing machine, waits past the server's cap).
 
-#[path = "support/fake_fly.rs"]
-mod fake_fly;
-mod support;
+use crate::support::{self, fake_fly};
 
 use cutover::config::Config;
 use cutover::driver::lease::DeployLeases;
 use cutover::driver::{Deploy, DeployError, Overrides, StateDir};
-use cutover::events::{Collect, Outcome};
-use cutover::platform::fly::{FlyOptions, FlyPlatform};
-use cutover::platform::local::LocalPlatform;
-use cutover::platform::local::daemon::fleet::AppSpec;
-use cutover::platform::machines_api::{RetryPolicy, Token};
-use cutover::platform::{ErrorKind, MachineState, Platform, Release};
+use cutover::core::events::{Collect, Outcome};
+use cutover::fly::{FlyOptions, FlyPlatform};
+use cutover::local::LocalPlatform;
+use cutover::local::daemon::fleet::AppSpec;
+use cutover::machines_api::{RetryPolicy, Token};
+use cutover::core::{ErrorKind, MachineState, Platform, Release};
 use fake_fly::{FakeFly, FakeOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -309,7 +307,7 @@ struct Server {
     machines_url: String,
     auth: Option<String>,
     /// The first deployer's Machines API client, for the calls the Platform trait does not have.
-    client: Option<cutover::platform::machines_api::Client>,
+    client: Option<cutover::machines_api::Client>,
     /// How the server is stopped at the end.
     stop: Option<Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>>,
 }
@@ -338,7 +336,7 @@ async fn local_server(dir: &std::path::Path) -> Server {
     let daemon_dir = dir.join("local");
     let serve_dir = daemon_dir.clone();
     let served = tokio::spawn(async move {
-        cutover::platform::local::daemon::serve(&serve_dir, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        cutover::local::daemon::serve(&serve_dir, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
     });
     let info_path = daemon_dir.join("daemon.json");
@@ -480,7 +478,7 @@ async fn a_wait_longer_than_the_server_cap_is_a_loop_of_capped_waits() {
     let id2 = id.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let how = cutover::platform::StopSpec { signal: "SIGINT".into(), timeout: Duration::from_secs(1) };
+        let how = cutover::core::StopSpec { signal: "SIGINT".into(), timeout: Duration::from_secs(1) };
         stopper.stop(&id2, &how).await.unwrap();
     });
     fly.wait_state(&id, MachineState::Stopped, Duration::from_secs(3)).await.unwrap();

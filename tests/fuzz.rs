@@ -9,7 +9,7 @@
 //! values of every type) so most cases get past the TOML parser into our own validation.
 
 use cutover::config::Config;
-use cutover::platform::sim::Scenario;
+use cutover::sim::Scenario;
 use cutover::runtime::{ComponentCache, Runtime};
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -168,7 +168,7 @@ fn fuzz_runtime() -> &'static Runtime {
 
 /// A built-in strategy's bytes, as a starting point for mutations.
 fn immediate() -> &'static [u8] {
-    cutover::strategies::builtin("immediate").expect("immediate is built in")
+    cutover::builtins::builtin("immediate").expect("immediate is built in")
 }
 
 proptest! {

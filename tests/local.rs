@@ -2,7 +2,7 @@
 //! as real processes behind the real proxy, and real traffic. No timing assertions: what is checked is
 //! what users would see (failed requests, which release answered) and what is left running.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

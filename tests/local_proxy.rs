@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cutover::platform::local::proxy::{Backend, Mode, Proxy, ProxyOptions};
+use cutover::local::proxy::{Backend, Mode, Proxy, ProxyOptions};
 use futures::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;

@@ -10,13 +10,13 @@
 //! fleet through to the state directory on every change, as a real platform keeps its state whatever
 //! happens to the client.
 
-mod support;
+use crate::support;
 
 use cutover::config::Config;
 use cutover::driver::{Journal, ReleaseStatus, StateDir};
-use cutover::events::{Event, EventKind, Outcome};
-use cutover::platform::sim::{SavedWorld, Scenario, SimWorld};
-use cutover::platform::{Machine, MachineState};
+use cutover::core::events::{Event, EventKind, Outcome};
+use cutover::sim::{SavedWorld, Scenario, SimWorld};
+use cutover::core::{Machine, MachineState};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -64,7 +64,7 @@ fn cutover(config: &Path, args: &[&str], kill_at: Option<u64>) -> Output {
         .env("CUTOVER_CACHE_DIR", support::cache_dir())
         .env("CUTOVER_STATE_DIR", state_of(config));
     if let Some(k) = kill_at {
-        cmd.env(cutover::driver::journal::KILL_AT_EVENT_ENV, k.to_string());
+        cmd.env(cutover::journal::KILL_AT_EVENT_ENV, k.to_string());
     }
     cmd.output().expect("run cutover")
 }

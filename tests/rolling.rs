@@ -2,11 +2,11 @@
 //! service than `max_unavailable` allows (checked after every change to the fleet, not just at the end),
 //! and stops at the first failure leaving untouched machines on the old release.
 
-mod support;
+use crate::support;
 
-use cutover::contract::MaxUnavailable;
-use cutover::events::{EventKind, HostCall};
-use cutover::platform::{ErrorKind, MachineState};
+use cutover::core::contract::MaxUnavailable;
+use cutover::core::events::{EventKind, HostCall};
+use cutover::core::{ErrorKind, MachineState};
 use cutover::runtime::Runtime;
 use proptest::prelude::*;
 use std::sync::OnceLock;
@@ -77,7 +77,7 @@ async fn failing_roll(rollback: bool) -> SimRun {
     let w = world(&format!("[fleet]\nmachines = 10\n[faults]\nunhealthy_images = [\"{V2}\"]"));
     w.track_availability(APP);
     let mut opts = RunOptions::default();
-    opts.params.insert("rollback".into(), cutover::contract::ParamValue::Boolean(rollback));
+    opts.params.insert("rollback".into(), cutover::core::contract::ParamValue::Boolean(rollback));
     let run = run_on_sim(shared_runtime(), builtin("rolling"), w, opts).await;
     let availability = run.world.availability().unwrap();
     assert!(
@@ -273,7 +273,7 @@ async fn a_crash_is_reported_over_a_transient_error_in_the_same_batch() {
     let run = run_on_sim(shared_runtime(), builtin("rolling"), w, opts).await;
     // The scenario is only a regression test while the crash and a transient error share one call.
     let shared = run.events.iter().any(|e| match &e.kind {
-        EventKind::HostCall { reply: cutover::events::HostReply::Batch(failed), .. } => {
+        EventKind::HostCall { reply: cutover::core::events::HostReply::Batch(failed), .. } => {
             failed.iter().any(|(id, _)| *id == crashed)
                 && failed.iter().any(|(_, e)| e.kind == ErrorKind::Platform)
         }

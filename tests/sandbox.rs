@@ -1,9 +1,9 @@
 //! The sandbox: hostile strategies are stopped with their own clear error, the host survives, and the
 //! fleet is unchanged. Also: loading checks (not a component, wrong contract version) and the cache.
 
-mod support;
+use crate::support;
 
-use cutover::platform::ErrorKind;
+use cutover::core::ErrorKind;
 use cutover::runtime::{ComponentCache, LimitExceeded, Limits, Origin, Runtime, RuntimeError};
 use std::time::Duration;
 use support::*;
@@ -92,7 +92,7 @@ async fn another_apps_machine_is_not_found_and_untouched() {
     let w = world("[fleet]\nmachines = 6\nneighbours = 2");
     let victim = w.snapshot("app-neighbour")[0].id.clone();
     let mut opts = RunOptions::default();
-    opts.params.insert("victim".into(), cutover::contract::ParamValue::Text(victim.clone()));
+    opts.params.insert("victim".into(), cutover::core::contract::ParamValue::Text(victim.clone()));
     let run = run_hostile("foreign", opts, "[fleet]\nmachines = 6\nneighbours = 2").await;
     let err = run.result.expect("the sandbox itself is fine").expect_err("the strategy must be refused");
     assert_eq!(err.kind, ErrorKind::NotFound);
@@ -193,7 +193,7 @@ async fn describe_must_not_reach_the_host() {
 /// policy withholds happens: blue is stopped but never destroyed.
 #[tokio::test(start_paused = true)]
 async fn a_withheld_operation_is_denied_and_recorded() {
-    use cutover::events::{EventKind, HostCall, HostReply};
+    use cutover::core::events::{EventKind, HostCall, HostReply};
     use cutover::runtime::Grants;
     let grants = Grants::from_lists(None, &["machines.destroy".into()], None, None).unwrap();
     let world = world("[fleet]\nmachines = 3");
@@ -230,7 +230,7 @@ async fn a_withheld_operation_is_denied_and_recorded() {
 /// is refused per machine (the rest of the batch goes ahead) and recorded.
 #[tokio::test(start_paused = true)]
 async fn machines_outside_the_granted_groups_are_not_touched() {
-    use cutover::events::{EventKind, HostReply};
+    use cutover::core::events::{EventKind, HostReply};
     use cutover::runtime::Grants;
     let grants = Grants::from_lists(None, &[], Some(vec!["app".into()]), None).unwrap();
     let world = world("[fleet]\nmachines = 6\nregions = [\"ams\"]\ngroups = [\"app\", \"worker\"]");
@@ -238,7 +238,7 @@ async fn machines_outside_the_granted_groups_are_not_touched() {
     assert_eq!(workers.len(), 3);
     let opts = RunOptions {
         grants,
-        max_unavailable: cutover::contract::MaxUnavailable::Count(6),
+        max_unavailable: cutover::core::contract::MaxUnavailable::Count(6),
         ..Default::default()
     };
     let run = run_on_sim(&runtime(), builtin("rolling"), world.clone(), opts).await;
@@ -269,7 +269,7 @@ async fn machines_outside_the_granted_groups_are_not_touched() {
 /// journal and the terminal would otherwise take 320 MB), and the count of dropped lines is logged.
 #[tokio::test(start_paused = true)]
 async fn a_log_flood_is_cut_and_rate_limited() {
-    use cutover::events::{EventKind, HostCall};
+    use cutover::core::events::{EventKind, HostCall};
     let run = run_hostile("chatty", RunOptions::default(), "[fleet]\nmachines = 2").await;
     assert!(matches!(run.result, Ok(Ok(()))), "the strategy itself is fine: {:?}", run.result);
     let logs: Vec<&String> = run
@@ -292,7 +292,7 @@ async fn a_log_flood_is_cut_and_rate_limited() {
 /// nothing; 1 MiB of metadata is `invalid`; a 1 MiB error message comes back cut to 4 KiB.
 #[tokio::test(start_paused = true)]
 async fn oversized_arguments_and_results_are_refused_or_cut() {
-    use cutover::events::{EventKind, HostCall, HostReply};
+    use cutover::core::events::{EventKind, HostCall, HostReply};
     let run = run_hostile("oversized", RunOptions::default(), "[fleet]\nmachines = 3").await;
     let err = run.result.expect("the sandbox is fine").expect_err("the strategy reports its error");
     assert_eq!(err.kind, ErrorKind::Platform);
@@ -344,8 +344,8 @@ async fn an_oversized_describe_is_refused() {
 /// real time, and the waits must span it.
 #[tokio::test]
 async fn calls_after_the_deadline_never_reach_the_platform() {
-    use cutover::contract::ParamValue;
-    use cutover::events::{EventKind, HostCall};
+    use cutover::core::contract::ParamValue;
+    use cutover::core::events::{EventKind, HostCall};
     // API calls answer at once, so a destroy that got past the deadline would land in its first poll.
     let scenario = "[fleet]\nmachines = 4\n[latency]\napi = [0, 0]\nboot = [0, 0]\nstop = [0, 0]";
     let runtime = runtime();

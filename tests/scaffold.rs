@@ -2,7 +2,7 @@
 //! vendored SDK and the crates already in the local cargo cache), and the component deploys on the
 //! simulator. Also the Rust example under examples/strategies, and the errors for bad input.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::collections::BTreeSet;

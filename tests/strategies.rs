@@ -1,10 +1,10 @@
 //! The bluegreen and immediate strategies on the simulator, with their invariants checked after every
 //! change to the fleet and in the order of the host calls they made.
 
-mod support;
+use crate::support;
 
-use cutover::events::{EventKind, HostCall, HostReply};
-use cutover::platform::ErrorKind;
+use cutover::core::events::{EventKind, HostCall, HostReply};
+use cutover::core::ErrorKind;
 use cutover::runtime::Runtime;
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -130,14 +130,14 @@ async fn bluegreen_refuses_an_app_without_health_checks() {
 async fn bluegreen_can_retain_blue_for_a_switch_back() {
     let w = world("[fleet]\nmachines = 3");
     let mut opts = RunOptions::default();
-    opts.params.insert("retain_blue".into(), cutover::contract::ParamValue::Boolean(true));
+    opts.params.insert("retain_blue".into(), cutover::core::contract::ParamValue::Boolean(true));
     let run = run_on_sim(shared_runtime(), builtin("bluegreen"), w, opts).await;
     assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
     let fleet = run.world.snapshot(APP);
     let blue = blue_ids(&run);
     let kept: Vec<_> = fleet.iter().filter(|m| blue.contains(&m.id)).collect();
     assert_eq!(kept.len(), 3, "blue kept");
-    assert!(kept.iter().all(|m| m.cordoned && m.state == cutover::platform::MachineState::Stopped));
+    assert!(kept.iter().all(|m| m.cordoned && m.state == cutover::core::MachineState::Stopped));
     assert_eq!(fleet.iter().filter(|m| m.is_serving()).count(), 3, "green serves");
 }
 
@@ -358,7 +358,7 @@ async fn drain_destroys_no_machine_with_open_connections_before_the_timeout() {
         let mut opts = RunOptions::default();
         opts.params.insert(
             "drain_timeout".into(),
-            cutover::contract::ParamValue::DurationMs(
+            cutover::core::contract::ParamValue::DurationMs(
                 cutover::config::duration::parse(drain_timeout).unwrap().as_millis() as u64,
             ),
         );

@@ -1,7 +1,7 @@
 //! `cutover verify` end to end: every built-in passes; broken strategies fail with the invariant they
 //! break named; hostile and foreign components are stopped or refused with a clear error.
 
-mod support;
+use crate::support;
 
 use cutover::verify::{self, Invariant, Options, RunOutcome, Verdict};
 use serde_json::Value;

@@ -10,7 +10,7 @@
 //!   round trip and its effect happens when that round trip ends. So a call whose n round trips take
 //!   `l_1..l_n` lasts at least `max(max_i l_i, Σ_i l_i / C)` ([`Model::batch`]), and work that must
 //!   happen in turn on one machine adds up along it.
-//! - Every draw is fixed by the seed and what it is a draw of (`cutover::platform::sim::model`): the
+//! - Every draw is fixed by the seed and what it is a draw of (`cutover::sim::model`): the
 //!   first `update machine` of machine i, its first stop and boot, the phase of its checks, its
 //!   connections' lifetimes. Each operation the semantics require is priced at the time this run drew
 //!   for it: any strategy with the same semantics makes that operation and gets that draw. Calls on no
@@ -29,9 +29,9 @@
 //! shorter than the longest stop the model draws.
 
 use super::{SimRun, builtin};
-use cutover::contract::ParamValue;
-use cutover::events::{EventKind, HostCall};
-use cutover::platform::sim::SimWorld;
+use cutover::core::contract::ParamValue;
+use cutover::core::events::{EventKind, HostCall};
+use cutover::sim::SimWorld;
 use cutover::runtime::Runtime;
 use std::time::Duration;
 

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use cutover::platform::machines_api::{
+use cutover::machines_api::{
     ApiCheck, ApiMachine, CreateRequest, LeaseData, LeaseResponse, MachineConfig, MetadataValue, StopRequest,
 };
 use serde::Deserialize;

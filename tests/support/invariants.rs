@@ -2,9 +2,9 @@
 //! `cutover::verify::invariants`, the same checks `cutover verify` runs, fed from a property-test run.
 
 use super::{Faults, SimRun, V1, V2};
-use cutover::contract::MaxUnavailable;
-use cutover::events::{EventKind, HostCall};
-use cutover::platform::{Machine, Release};
+use cutover::core::contract::MaxUnavailable;
+use cutover::core::events::{EventKind, HostCall};
+use cutover::core::{Machine, Release};
 use cutover::verify::invariants::{self as shared, Observed, Verdict};
 use std::time::Duration;
 

@@ -1,8 +1,9 @@
 //! Shared helpers for the end-to-end tests and benchmarks: building the test guest components and
 //! running strategies on the simulator.
-#![allow(dead_code)] // each test binary uses a different subset
+#![allow(dead_code)] // each benchmark uses a different subset
 
 pub mod bounds;
+pub mod fake_fly;
 pub mod invariants;
 
 use std::path::{Path, PathBuf};
@@ -43,10 +44,10 @@ pub fn cache_dir() -> PathBuf {
     root().join("target").join("test-component-cache")
 }
 
-use cutover::contract::{DeployPlan, MaxUnavailable, ParamValue};
-use cutover::events::{Collect, Discard, Event, EventSink};
-use cutover::platform::sim::{Scenario, SimWorld};
-use cutover::platform::{CheckKind, CheckSpec, OpError, Release};
+use cutover::core::contract::{DeployPlan, MaxUnavailable, ParamValue};
+use cutover::core::events::{Collect, Discard, Event, EventSink};
+use cutover::sim::{Scenario, SimWorld};
+use cutover::core::{CheckKind, CheckSpec, OpError, Release};
 use cutover::runtime::{
     ComponentCache, Grants, HostClock, Limits, Recorder, RunContext, Runtime, RuntimeError,
 };
@@ -215,5 +216,5 @@ pub async fn run_on_sim(runtime: &Runtime, bytes: &[u8], world: Arc<SimWorld>, o
 
 /// The built-in strategy's bytes.
 pub fn builtin(name: &str) -> &'static [u8] {
-    cutover::strategies::builtin(name).expect("built-in strategy")
+    cutover::builtins::builtin(name).expect("built-in strategy")
 }

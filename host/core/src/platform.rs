@@ -1,0 +1,172 @@
+//! Platforms: where machines actually live.
+//!
+//! Every platform (the in-process simulator, the local process runner, Fly.io) implements [`Platform`],
+//! one machine at a time. Batching, concurrency bounds and event recording are the runtime's job
+//! (see `cutover_runtime::dispatch`), so a platform stays a thin adapter over its API and every platform gets
+//! the same concurrency behaviour for free.
+//!
+//! The implementations live in crates of their own (`cutover-sim`, `cutover-local`, `cutover-fly`);
+//! this trait is all the runtime and the driver know of them.
+
+use crate::{Check, ErrorKind, Machine, MachineState, OpError, Release, StopSpec};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// What a platform's traffic layer supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Capabilities {
+    pub cordon: bool,
+    pub connection_counts: bool,
+    pub weights: bool,
+    pub stats: bool,
+}
+
+/// Share of new connections for one release, in percent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseWeight {
+    pub version: u64,
+    pub percent: u8,
+}
+
+/// Request statistics of one release over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct TrafficStats {
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// A lease on a machine, as the Machines API describes it (the `data` of a lease answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// What every mutating call on the leased machine must carry.
+    pub nonce: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Who holds it.
+    #[serde(default)]
+    pub owner: String,
+    /// The lease's version, as the API numbers it.
+    #[serde(default)]
+    pub version: String,
+}
+
+/// How many times [`list_with_retries`] asks before it gives up on transient errors.
+pub const LIST_ATTEMPTS: u32 = 5;
+
+/// Why [`list_with_retries`] gave up.
+pub struct ListFailed {
+    /// The last error.
+    pub error: OpError,
+    /// Whether every attempt failed on a transient error (as opposed to a first, lasting one).
+    pub exhausted: bool,
+}
+
+/// List machines, retrying transient errors (`Platform`, `Timeout`) with backoff: for the host's own
+/// reads (a deploy's before and after, a resume's reconcile), which must not fail on one lost answer.
+pub async fn list_with_retries(platform: &dyn Platform) -> Result<Vec<Machine>, ListFailed> {
+    let mut last = None;
+    for attempt in 0..LIST_ATTEMPTS {
+        match platform.list().await {
+            Ok(ms) => return Ok(ms),
+            Err(e) if matches!(e.kind, ErrorKind::Platform | ErrorKind::Timeout) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            Err(error) => return Err(ListFailed { error, exhausted: false }),
+        }
+    }
+    let error = last.unwrap_or_else(|| OpError::new(ErrorKind::Platform, "listing machines failed"));
+    Err(ListFailed { error, exhausted: true })
+}
+
+/// A machines platform, scoped to one app: ids of any other app are `NotFound`.
+///
+/// Operations act on one machine; the runtime fans batches out concurrently. Every method may be called
+/// concurrently from many tasks.
+#[async_trait]
+pub trait Platform: Send + Sync {
+    /// Short name for messages ("sim", "local", "fly").
+    fn name(&self) -> &str;
+
+    /// The app this handle is scoped to.
+    fn app(&self) -> &str;
+
+    /// What the traffic layer can do.
+    fn capabilities(&self) -> Capabilities;
+
+    async fn list(&self) -> Result<Vec<Machine>, OpError>;
+    async fn get(&self, id: &str) -> Result<Machine, OpError>;
+    /// Create a machine like `source` on `target` and start it; cordoned unless `routable`.
+    async fn clone_from(&self, source: &str, target: &Release, routable: bool) -> Result<Machine, OpError>;
+    async fn update(&self, id: &str, target: &Release) -> Result<(), OpError>;
+    async fn start(&self, id: &str) -> Result<(), OpError>;
+    async fn stop(&self, id: &str, how: &StopSpec) -> Result<(), OpError>;
+    async fn destroy(&self, id: &str) -> Result<(), OpError>;
+    async fn wait_state(&self, id: &str, state: MachineState, timeout: Duration) -> Result<(), OpError>;
+    async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), OpError>;
+    async fn wait_healthy(&self, id: &str, timeout: Duration) -> Result<(), OpError>;
+    async fn checks(&self, id: &str) -> Result<Vec<Check>, OpError> {
+        Ok(self.get(id).await?.checks)
+    }
+
+    async fn cordon(&self, id: &str) -> Result<(), OpError> {
+        let _ = id;
+        Err(OpError::unsupported("cordon machines", self.name()))
+    }
+    async fn uncordon(&self, id: &str) -> Result<(), OpError> {
+        let _ = id;
+        Err(OpError::unsupported("uncordon machines", self.name()))
+    }
+    async fn connections(&self, id: &str) -> Result<u32, OpError> {
+        let _ = id;
+        Err(OpError::unsupported("count connections", self.name()))
+    }
+    async fn set_weights(&self, weights: &[ReleaseWeight]) -> Result<(), OpError> {
+        let _ = weights;
+        Err(OpError::unsupported("split traffic by weight", self.name()))
+    }
+    async fn weights(&self) -> Result<Vec<ReleaseWeight>, OpError> {
+        Err(OpError::unsupported("split traffic by weight", self.name()))
+    }
+    async fn stats(&self, version: u64, window: Duration) -> Result<TrafficStats, OpError> {
+        let _ = (version, window);
+        Err(OpError::unsupported("report traffic statistics", self.name()))
+    }
+    /// Whether machines can be leased (Fly and the local daemon; the simulator has one writer). The
+    /// deploy driver leases every machine of a deploy before its first change (`cutover_driver::lease`).
+    fn has_leases(&self) -> bool {
+        false
+    }
+    /// Lease a machine for `ttl`; from then on every mutating call on it carries the lease's nonce.
+    /// A lease held by someone else is a `Conflict` that names its owner and expiry.
+    async fn acquire_lease(&self, id: &str, ttl: Duration) -> Result<Lease, OpError> {
+        let _ = (id, ttl);
+        Err(OpError::unsupported("lease machines", self.name()))
+    }
+    /// Extend our lease on a machine by its TTL.
+    async fn refresh_lease(&self, id: &str) -> Result<Lease, OpError> {
+        let _ = id;
+        Err(OpError::unsupported("lease machines", self.name()))
+    }
+    /// Give our lease on a machine back (a machine that is gone has none).
+    async fn release_lease(&self, id: &str) -> Result<(), OpError> {
+        let _ = id;
+        Ok(())
+    }
+    /// Ids of the machines we hold leases on, including machines created while we held leases.
+    fn held_leases(&self) -> Vec<String> {
+        vec![]
+    }
+    /// Wait until an operator promotes the manual gate `gate` (`cutover promote`), or `timeout` passes.
+    async fn await_promotion(&self, gate: &str, timeout: Duration) -> Result<(), OpError> {
+        let _ = timeout;
+        Err(OpError::new(
+            ErrorKind::Unsupported,
+            format!("manual gate `{gate}`: the {} platform has no promotion channel yet", self.name()),
+        ))
+    }
+}
+

@@ -1,0 +1,158 @@
+//! `cutover status`: the wiring (arguments, the tokio runtime, exit codes) and the human rendering of
+//! [`cutover_driver::status::Status`].
+
+use super::{AppArgs, app_state, exit};
+use cutover_config::PlatformKind;
+use cutover_core::duration::display;
+use cutover_driver::status::{self, Status, StatusError};
+use cutover_driver::{Overrides, ReleaseStatus};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    app: AppArgs,
+    /// Where the machines live [default: where the app's latest release ran, else [cutover] platform,
+    /// else sim].
+    #[arg(long, value_enum)]
+    platform: Option<PlatformKind>,
+    /// Simulator scenario file, as you deploy with it [default: [cutover.sim] scenario]: the simulated
+    /// fleet kept between runs belongs to one scenario's fleet and seed.
+    #[arg(long, value_name = "PATH")]
+    scenario: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Fly.io API token (`fly tokens create deploy`) [default: $FLY_API_TOKEN]. Never printed.
+    #[arg(long, env = "FLY_API_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    access_token: Option<String>,
+}
+
+pub fn run(args: StatusArgs, state_dir: Option<&Path>) -> u8 {
+    let (config, state) = match app_state(&args.app, state_dir) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let overrides = Overrides {
+        platform: args.platform.or_else(|| cutover_driver::latest_platform(&state, &config.app)),
+        scenario: args.scenario,
+        cutover_exe: std::env::current_exe().ok(),
+        access_token: args.access_token.and_then(cutover_machines_api::Token::new),
+        ..Default::default()
+    };
+    // The simulator's clock is paused (its API latencies are virtual); the others talk to real servers.
+    let simulated = overrides.platform.unwrap_or(config.cutover.platform) == PlatformKind::Sim;
+    let rt = match super::tokio_runtime(simulated) {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let status = match rt.block_on(status::read(&config, &overrides, &state)) {
+        Ok(s) => s,
+        Err(e @ StatusError::NoReleases { .. }) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::PLATFORM;
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+    } else {
+        print!("{}", render(&status));
+    }
+    match &status.fleet_error {
+        None => exit::SUCCESS,
+        Some(e) if e.is_bad_input() => exit::BAD_INPUT,
+        Some(_) => exit::PLATFORM,
+    }
+}
+
+/// The human form: one labelled line per fact, continuation lines indented under the label.
+fn render(s: &Status) -> String {
+    let mut out = String::new();
+    let mut line = |label: &str, text: &str| {
+        for (i, l) in text.lines().enumerate() {
+            let label = if i == 0 { label } else { "" };
+            out.push_str(&format!("{label:<10}{l}\n"));
+        }
+    };
+    line("App:", &s.app);
+    line("Platform:", &s.platform);
+
+    let r = &s.latest;
+    let status = match r.status {
+        ReleaseStatus::Running => format!("running (process {})", r.pid),
+        other => other.as_str().to_string(),
+    };
+    let started = std::time::UNIX_EPOCH + Duration::from_millis(r.started_at_ms.max(0) as u64);
+    let started =
+        humantime::format_rfc3339_seconds(started).to_string().replace('T', " ").replace('Z', " UTC");
+    // Whole seconds, as `cutover releases` shows them.
+    let secs = |ms: i64| display(Duration::from_secs(ms.max(0) as u64 / 1000));
+    let took = match (r.duration_ms, r.platform.as_str()) {
+        (Some(ms), "sim") => format!(", took {} of simulated time", secs(ms)),
+        (Some(ms), _) => format!(", took {}", secs(ms)),
+        (None, _) => String::new(),
+    };
+    let from = match &r.previous {
+        Some(p) => format!(" from v{}", p.version),
+        None => String::new(),
+    };
+    line(
+        "Latest:",
+        &format!(
+            "#{} v{} ({}), {}{from} with {}: {status}\nstarted {started}{took}",
+            r.id,
+            r.target.version,
+            r.target.image,
+            r.kind.as_str(),
+            r.strategy,
+        ),
+    );
+    // A gate is waited at only while the deploy runs; an interrupted one waits for nothing.
+    if let (Some(gate), ReleaseStatus::Running) = (&r.waiting_gate, r.status) {
+        line("Waiting:", &format!("at manual gate `{gate}`: `cutover promote` lets it go on"));
+    }
+    if let Some(e) = &r.error {
+        line("Error:", e);
+    }
+
+    match (&s.fleet, &s.fleet_error) {
+        (Some(f), _) => {
+            let by_version: Vec<String> =
+                f.summary.by_version.iter().map(|(v, n)| format!("{n} on v{v}")).collect();
+            let current = match &f.current {
+                Some(c) => format!("; most run v{} ({})", c.version, c.image),
+                None => String::new(),
+            };
+            line(
+                "Fleet:",
+                &format!(
+                    "{} machine(s){}{current}\n{} serving, {} cordoned, {} stopped",
+                    f.summary.machines,
+                    if by_version.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", by_version.join(", "))
+                    },
+                    f.summary.serving,
+                    f.summary.cordoned,
+                    f.stopped
+                ),
+            );
+        }
+        (None, Some(e)) => line("Fleet:", &format!("not read: {e}")),
+        (None, None) => line("Fleet:", "not read"),
+    }
+    if let Some(note) = &s.fleet_note {
+        line("Note:", note);
+    }
+    if let Some(advice) = &s.advice {
+        line("Next:", advice);
+    }
+    out
+}

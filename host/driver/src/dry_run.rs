@@ -1,0 +1,251 @@
+//! `cutover deploy --dry-run`: what a deploy would do, worked out from the platform's answers to
+//! read-only calls alone (list machines: a GET). No lease is taken, nothing is created, the journal
+//! is only read, and on the local platform no daemon is started and the app is not registered.
+
+use super::{Deploy, DeployError, Goal, current_release, open_platform, resolve_strategy};
+use cutover_config::{PlatformKind, StrategyRef};
+use cutover_core::contract::ParamValue;
+use cutover_local::{LocalDaemon, LocalPlatform};
+use cutover_core::{Capabilities, Machine, Platform, Release};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// What a deploy would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    pub app: String,
+    pub platform: String,
+    pub strategy: String,
+    pub strategy_summary: String,
+    pub params: BTreeMap<String, ParamValue>,
+    pub max_unavailable: String,
+    pub wait_timeout: String,
+    /// The release most machines run.
+    pub current: Option<Release>,
+    pub target: Release,
+    /// Machines by process group, then region.
+    pub groups: BTreeMap<String, BTreeMap<String, MachineCount>>,
+    pub capabilities: Capabilities,
+    /// Each capability the platform lacks, and what the strategies do instead.
+    pub missing: Vec<Missing>,
+    /// How the deploy would hold the app (leases), or why it would not need to.
+    pub leases: String,
+    /// Notes that change what would happen (no machines yet, a platform that is not reachable).
+    pub notes: Vec<String>,
+}
+
+/// Machines of one group in one region.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MachineCount {
+    pub machines: usize,
+    /// By state ("started": 2, "stopped": 1).
+    pub states: BTreeMap<String, usize>,
+    /// By release version.
+    pub releases: BTreeMap<u64, usize>,
+}
+
+/// A capability the platform does not offer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Missing {
+    pub capability: &'static str,
+    pub instead: &'static str,
+}
+
+/// What each built-in strategy does without a capability (see strategies/README.md).
+pub fn missing(caps: Capabilities) -> Vec<Missing> {
+    let mut v = Vec::new();
+    if !caps.cordon {
+        v.push(Missing {
+            capability: "cordon",
+            instead: "rolling and immediate update machines in rotation; bluegreen, canary and \
+                      drain-then-destroy refuse to start (they keep new machines out of traffic by cordoning)",
+        });
+    }
+    if !caps.weights {
+        v.push(Missing {
+            capability: "weights",
+            instead: "canary: each canary gets its machine-count share of new connections (one machine \
+                      among its group's), and the steps become pauses with health gates",
+        });
+    }
+    if !caps.stats {
+        v.push(Missing {
+            capability: "stats",
+            instead: "canary: no error-rate gate; each step is gated on the canaries' checks (and on \
+                      `cutover promote` for manual gates)",
+        });
+    }
+    if !caps.connection_counts {
+        v.push(Missing {
+            capability: "connections",
+            instead: "drain-then-destroy: old machines are cordoned at the switch, then retired together \
+                      once `drain_timeout` (default 5m) has passed, connections open or not",
+        });
+    }
+    v
+}
+
+fn count(machines: &[Machine]) -> BTreeMap<String, BTreeMap<String, MachineCount>> {
+    let mut groups: BTreeMap<String, BTreeMap<String, MachineCount>> = BTreeMap::new();
+    for m in machines {
+        let c = groups.entry(m.process_group.clone()).or_default().entry(m.region.clone()).or_default();
+        c.machines += 1;
+        *c.states.entry(m.state.as_str().to_string()).or_default() += 1;
+        *c.releases.entry(m.release.version).or_default() += 1;
+    }
+    groups
+}
+
+impl Deploy<'_> {
+    /// What deploying `image` would do, without changing anything.
+    pub async fn dry_run(&self, goal: Goal) -> Result<DryRun, DeployError> {
+        let config = self.config;
+        let strategy_ref = match &self.overrides.strategy {
+            Some(s) => StrategyRef::parse(s, &std::env::current_dir().unwrap_or_default()),
+            None => config.strategy.clone(),
+        };
+        let strategy = resolve_strategy(self.runtime, &strategy_ref).await?;
+        let (params, _) = config.strategy_params(&strategy.info.params, &strategy.info.name)?;
+        let kind = self.overrides.platform.unwrap_or(config.cutover.platform);
+        let mut notes = Vec::new();
+        let platform: Arc<dyn Platform> = match kind {
+            // Starting the daemon or registering the app would be changes: read a running one only.
+            PlatformKind::Local => {
+                let daemon = match &self.state {
+                    Some(s) => LocalDaemon::of(s.path()).running().await,
+                    None => None,
+                };
+                match daemon {
+                    Some(info) => Arc::new(LocalPlatform::attach(&info.url, &config.app)),
+                    None => {
+                        notes.push(format!(
+                            "no local daemon is running: the deploy would start one and launch {} machine(s) \
+                             on the new release",
+                            config.cutover.local.machines
+                        ));
+                        Arc::new(LocalPlatform::attach("http://127.0.0.1:9", &config.app))
+                    }
+                }
+            }
+            _ => open_platform(config, self.overrides, self.state.as_ref()).await?.platform,
+        };
+        let machines = if notes.is_empty() {
+            platform
+                .list()
+                .await
+                .map_err(|e| DeployError::Platform(format!("listing machines of {}: {e}", config.app)))?
+        } else {
+            vec![]
+        };
+        let current = current_release(&machines);
+        // Read the journal only if there is one: a dry run creates nothing.
+        let journal = match &self.state {
+            Some(s) if s.path().join(cutover_journal::FILE).exists() => Some(s.journal()?),
+            _ => None,
+        };
+        let target = super::target_release(goal, journal.as_ref(), &config.app, &machines, current.as_ref())?;
+        if machines.is_empty() && notes.is_empty() {
+            notes.push(match kind {
+                PlatformKind::Fly => format!(
+                    "{} has no machines on Fly.io: the deploy would refuse; launch the app with flyctl first",
+                    config.app
+                ),
+                _ => {
+                    format!("{} has no machines: the deploy would launch them on the new release", config.app)
+                }
+            });
+        }
+        let caps = platform.capabilities();
+        let leases = if machines.is_empty() {
+            "none: there is no machine to lease".to_string()
+        } else if platform.has_leases() {
+            let ttl = config.cutover.lease_ttl;
+            format!(
+                "all {} machine(s) leased before the first change ({} TTL, refreshed every {}), released at the end",
+                machines.len(),
+                cutover_core::duration::display(ttl),
+                cutover_core::duration::display(ttl / 2)
+            )
+        } else {
+            format!("none: the {} platform has no leases", platform.name())
+        };
+        Ok(DryRun {
+            app: config.app.clone(),
+            platform: platform.name().to_string(),
+            strategy: strategy.info.name.clone(),
+            strategy_summary: strategy.info.summary.clone(),
+            params,
+            max_unavailable: config.max_unavailable.to_string(),
+            wait_timeout: cutover_core::duration::display(config.wait_timeout),
+            current,
+            target,
+            groups: count(&machines),
+            capabilities: caps,
+            missing: missing(caps),
+            leases,
+            notes,
+        })
+    }
+}
+
+impl DryRun {
+    /// The plan as text, for people.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let release = |r: &Release| format!("v{} ({})", r.version, r.image);
+        let _ = writeln!(o, "Dry run: nothing was changed (only read-only calls were made)");
+        let _ = writeln!(o, "  app         {} on {}", self.app, self.platform);
+        let _ = writeln!(
+            o,
+            "  release     {} -> {}",
+            self.current.as_ref().map(release).unwrap_or_else(|| "nothing".into()),
+            release(&self.target)
+        );
+        let _ = writeln!(o, "  strategy    {}: {}", self.strategy, self.strategy_summary);
+        let params: Vec<String> = self.params.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        let _ = writeln!(
+            o,
+            "  params      {}",
+            if params.is_empty() { "none".into() } else { params.join(", ") }
+        );
+        let _ = writeln!(
+            o,
+            "  limits      max_unavailable {}, wait_timeout {}",
+            self.max_unavailable, self.wait_timeout
+        );
+        let _ = writeln!(o, "  leases      {}", self.leases);
+        let total: usize = self.groups.values().flat_map(|g| g.values()).map(|c| c.machines).sum();
+        let _ = writeln!(o, "  machines    {total}");
+        for (group, regions) in &self.groups {
+            for (region, c) in regions {
+                let states: Vec<String> = c.states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+                let releases: Vec<String> = c.releases.iter().map(|(v, n)| format!("{n} on v{v}")).collect();
+                let _ = writeln!(
+                    o,
+                    "    {group:<12} {region:<8} {:>4}  {}; {}",
+                    c.machines,
+                    states.join(", "),
+                    releases.join(", ")
+                );
+            }
+        }
+        if self.missing.is_empty() {
+            let _ = writeln!(o, "  capabilities: all (cordon, weights, stats, connections)");
+        } else {
+            let _ = writeln!(
+                o,
+                "  capabilities the {} platform lacks, and what strategies do instead:",
+                self.platform
+            );
+            for m in &self.missing {
+                let _ = writeln!(o, "    {:<12} {}", m.capability, m.instead);
+            }
+        }
+        for n in &self.notes {
+            let _ = writeln!(o, "  note: {n}");
+        }
+        o
+    }
+}

@@ -1,0 +1,315 @@
+//! `cutover resume`: take up a deploy whose process died (killed, crashed, machine lost).
+//!
+//! The journal holds the interrupted release's plan, the strategy that ran it (by reference and by
+//! hash) and every call it made with its answer. A fresh instance of the same component is given the
+//! same plan and seed and is answered from the journal (`runtime::replay`), which brings it to where the
+//! dead process was without touching the platform; the change that was under way is reconciled with
+//! the platform's actual state; then the deploy goes on live, appending to the same release's events.
+//!
+//! Everything that could make the replay unfaithful is checked before anything changes: the release
+//! must be interrupted (its process gone), the component must hash the same, and every replayed call
+//! must match. When a deploy cannot be resumed, the error says why and what the fleet looks like now.
+
+use cutover_journal::{self as journal, JournalError, ReleaseKind, ReleaseRecord, ReleaseStatus};
+use super::{
+    Deploy, DeployError, DeployReport, Ending, StateDir, StrategyRun, lease, list_with_retries,
+    open_platform, resolve_strategy,
+};
+use cutover_config::{PlatformKind, StrategyRef};
+use cutover_core::events::{DeployStart, EventKind, EventSink, FleetSummary, Tee};
+use cutover_core::Platform;
+use cutover_runtime::{HostClock, Recorder, Replay};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Deploy<'_> {
+    /// Resume the app's interrupted deploy (the latest release, if its process is gone).
+    pub async fn resume(&self) -> Result<DeployReport, DeployError> {
+        self.resume_as(None).await
+    }
+
+    /// `cutover rollback` after a crash: `Ok(None)` when the app's latest deploy is not interrupted.
+    ///
+    /// The interrupted deploy is taken up and aborted (see `runtime::replay`), so its strategy undoes
+    /// what it did on its own failure path, knowing exactly which machines it made and touched. If
+    /// that leaves the fleet anywhere but wholly on the release the deploy started from, serving, the
+    /// strategy then rolls the app back to it as a rollback release of its own. A deploy that cannot
+    /// be resumed is rolled back directly.
+    pub(super) async fn roll_back_interrupted(&self) -> Result<Option<DeployReport>, DeployError> {
+        let Some(state) = &self.state else { return Ok(None) };
+        let journal = state.journal()?;
+        let latest = journal.releases(&self.config.app)?.pop();
+        let Some(release) = latest.filter(|r| r.status == ReleaseStatus::Interrupted) else {
+            return Ok(None);
+        };
+        let Some(previous) = release.previous.clone() else { return Ok(None) };
+        let why = format!(
+            "aborted: `cutover rollback` is returning the app to v{} after the deploy's process died; undo \
+             what this deploy did",
+            previous.version
+        );
+        match self.resume_as(Some(why)).await {
+            Ok(report) => {
+                let back = report.fleet.by_version == [(previous.version, report.fleet.machines)]
+                    && report.fleet.serving == report.fleet.machines;
+                if back {
+                    return Ok(Some(DeployReport {
+                        outcome: cutover_core::events::Outcome::Succeeded,
+                        rollback: true,
+                        error: None,
+                        target: previous,
+                        previous: Some(report.target.clone()),
+                        ..report
+                    }));
+                }
+                tracing::warn!(
+                    "undoing deploy #{} left the fleet off v{}; rolling back with the strategy",
+                    release.id,
+                    previous.version
+                );
+            }
+            Err(DeployError::CannotResume(why)) => {
+                tracing::warn!("{why}\nrolling back without undoing the interrupted deploy first");
+            }
+            Err(e) => return Err(e),
+        }
+        // On the platform the interrupted deploy ran on, whatever the config says now.
+        let overrides = super::Overrides {
+            platform: PlatformKind::from_name(&release.platform).or(self.overrides.platform),
+            ..self.overrides.clone()
+        };
+        let deploy =
+            Deploy { overrides: &overrides, state: self.state.clone(), sink: self.sink.clone(), ..*self };
+        deploy.run_goal(super::Goal::Rollback { to: Some(previous.version) }).await.map(Some)
+    }
+
+    /// Resume, or with `abort`, resume only to undo (see [`Self::roll_back_interrupted`]).
+    async fn resume_as(&self, abort: Option<String>) -> Result<DeployReport, DeployError> {
+        let config = self.config;
+        let app = &config.app;
+        let state = self.state.as_ref().ok_or_else(|| {
+            DeployError::BadInput("resuming reads the app's journal, and no state directory was given".into())
+        })?;
+        let journal = state.journal()?;
+        let records = journal.releases(app)?;
+        let Some(release) = records.last().cloned() else {
+            return Err(DeployError::BadInput(format!(
+                "no deploys of {app} are recorded in {}: there is nothing to resume",
+                journal.path().display()
+            )));
+        };
+        match release.status {
+            ReleaseStatus::Interrupted => {}
+            ReleaseStatus::Running => {
+                return Err(DeployError::Busy(format!(
+                    "deploy #{} of {app} (v{}) is still running, in process {}: it is not interrupted, so \
+                     there is nothing to resume (if that process is stuck, stop it with `kill {}` and run \
+                     `cutover resume` again)",
+                    release.id, release.target.version, release.pid, release.pid
+                )));
+            }
+            done => {
+                return Err(DeployError::BadInput(format!(
+                    "the latest deploy of {app}, #{} (v{}), {}: there is nothing to resume (`cutover \
+                     releases` lists the deploys)",
+                    release.id,
+                    release.target.version,
+                    done.as_str()
+                )));
+            }
+        }
+
+        // The platform the deploy ran on, whatever the config says now.
+        let overrides = super::Overrides {
+            platform: PlatformKind::from_name(&release.platform).or(self.overrides.platform),
+            ..self.overrides.clone()
+        };
+        let opened = open_platform(config, &overrides, Some(state)).await?;
+        let platform = opened.platform.clone();
+        let machines = list_with_retries(&*platform).await?;
+        let cannot = |why: String| cannot_resume(&release, why, &FleetSummary::of(&machines));
+        if release.kind == ReleaseKind::Launch {
+            return Err(cannot(
+                "it was the app's first launch, which runs no strategy to resume; deploy again".into(),
+            ));
+        }
+        let Some(record) = journal.resume_record(release.id)? else {
+            return Err(cannot("the journal holds no plan for it (an older cutover started it)".into()));
+        };
+        let reference =
+            StrategyRef::parse(&record.strategy_ref, &std::env::current_dir().unwrap_or_default());
+        let strategy = resolve_strategy(self.runtime, &reference)
+            .await
+            .map_err(|e| cannot(format!("its strategy cannot be loaded: {e}")))?;
+        let hash = hex::encode(strategy.component.hash);
+        if hash != release.strategy_hash {
+            return Err(cannot(format!(
+                "{} is not the component that ran it (BLAKE3 {} in the journal, {} now); replaying another \
+                 component would not reproduce what was done: put the original back",
+                strategy.label,
+                short(&release.strategy_hash),
+                short(&hash)
+            )));
+        }
+
+        // The dead process's leases (Fly, the local daemon) lapse within one TTL.
+        let ids: Vec<String> = machines.iter().map(|m| m.id.clone()).collect();
+        let leases = acquire_patiently(platform.clone(), &ids, config.cutover.lease_ttl, opened.concurrency)
+            .await
+            .map_err(|e| DeployError::Busy(e.to_string()))?;
+        let adopted = journal.adopt(release.id).map_err(|e| match e {
+            JournalError::Busy(m) => DeployError::Busy(m),
+            e => e.into(),
+        });
+        if let Err(e) = adopted.and_then(|()| opened.write_through()) {
+            leases.release().await;
+            return Err(e);
+        }
+
+        let plan = record.plan;
+        let aborting = abort.is_some();
+        let mut replay = Replay::from_events(&record.events);
+        if let Some(why) = abort {
+            replay = replay.aborting(why, plan.target.clone());
+        }
+        let replay = Arc::new(replay);
+        let next_seq = record.events.last().map_or(0, |e| e.seq + 1);
+        let last_ms = record.events.last().map_or(0, |e| e.at_ms);
+        let clock =
+            if opened.sim.is_some() { HostClock::simulated() } else { HostClock::real() }.continuing(last_ms);
+        let wall = std::time::Instant::now();
+        let sink: Arc<dyn EventSink> = Arc::new(Tee(vec![
+            self.sink.clone(),
+            Arc::new(journal::JournalSink { journal: journal.clone(), release_id: release.id }),
+        ]));
+        let recorder = Recorder::starting_at(sink, clock, next_seq);
+        let rollback = release.kind == ReleaseKind::Rollback;
+        if record.events.is_empty() {
+            // Killed before its first event: the log starts here.
+            recorder.record(EventKind::DeployStarted(Box::new(DeployStart {
+                app: app.clone(),
+                platform: platform.name().to_string(),
+                strategy: strategy.info.name.clone(),
+                target: plan.target.clone(),
+                previous: plan.previous.clone(),
+                machines: machines.len(),
+                rollback,
+            })));
+        }
+        recorder.record(EventKind::Resumed {
+            replayed: replay.remaining() as u64,
+            reconciled: replay.in_flight().as_ref().map(cutover_runtime::replay::describe),
+            pid: std::process::id(),
+            aborting,
+        });
+        tracing::info!(
+            "resuming deploy #{} of {app}: {} journaled call(s) to replay",
+            release.id,
+            replay.remaining()
+        );
+
+        let run = StrategyRun {
+            platform: platform.clone(),
+            concurrency: opened.concurrency,
+            clock,
+            recorder: recorder.clone(),
+            promotions: Some(Arc::new(super::JournalGate {
+                journal: journal.clone(),
+                release_id: release.id,
+            })),
+            replay: Some(replay.clone()),
+        };
+        let error = match self.run_strategy(&strategy, &plan, run).await {
+            Ok(error) => error,
+            Err(d) => {
+                leases.release().await;
+                let fleet = list_with_retries(&*platform).await.unwrap_or(machines.clone());
+                return Err(cannot_resume(
+                    &release,
+                    format!("{d}; the resume stopped before changing anything"),
+                    &FleetSummary::of(&fleet),
+                ));
+            }
+        };
+        Ok(self
+            .conclude(Ending {
+                error,
+                leases,
+                platform,
+                opened_sim: opened.sim,
+                keep: opened.keep,
+                journal: Some(journal),
+                release_id: Some(release.id),
+                recorder,
+                clock,
+                wall,
+                rollback,
+                target: plan.target,
+                previous: plan.previous,
+            })
+            .await)
+    }
+}
+
+/// The platform of `app`'s latest release when it was interrupted: `cutover resume` and `cutover
+/// rollback` after a crash run there (the CLI sets up the simulator's clock for it beforehand).
+pub fn interrupted_platform(state: &StateDir, app: &str) -> Option<PlatformKind> {
+    let latest = latest_release(state, app)?;
+    (latest.status == ReleaseStatus::Interrupted).then(|| PlatformKind::from_name(&latest.platform))?
+}
+
+/// The platform `app`'s latest release ran on (what `cutover status` looks at by default).
+pub fn latest_platform(state: &StateDir, app: &str) -> Option<PlatformKind> {
+    PlatformKind::from_name(&latest_release(state, app)?.platform)
+}
+
+/// The latest release in `state`'s journal, without creating a journal where there is none.
+fn latest_release(state: &StateDir, app: &str) -> Option<ReleaseRecord> {
+    if !state.path().join(journal::FILE).exists() {
+        return None;
+    }
+    state.journal().ok()?.releases(app).ok()?.pop()
+}
+
+/// Lease the fleet, waiting up to one TTL (and a little) for leases the dead process held to lapse.
+async fn acquire_patiently(
+    platform: Arc<dyn Platform>,
+    ids: &[String],
+    ttl: Duration,
+    concurrency: usize,
+) -> Result<lease::DeployLeases, cutover_core::OpError> {
+    let give_up = std::time::Instant::now() + ttl + Duration::from_secs(2);
+    loop {
+        match lease::DeployLeases::acquire(platform.clone(), ids, ttl, concurrency).await {
+            Ok(leases) => return Ok(leases),
+            Err(e) if std::time::Instant::now() < give_up => {
+                tracing::info!("waiting for the interrupted deploy's leases to lapse: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Why a release cannot be resumed, with the fleet as it is and what the user can do instead.
+fn cannot_resume(release: &ReleaseRecord, why: String, fleet: &FleetSummary) -> DeployError {
+    let on: Vec<String> = fleet.by_version.iter().rev().map(|(v, n)| format!("{n} on v{v}")).collect();
+    let previous =
+        release.previous.as_ref().map_or("the previous release".into(), |p| format!("v{}", p.version));
+    DeployError::CannotResume(format!(
+        "cannot resume deploy #{} of {} (v{}, {}): {why}\nthe fleet now: {} machine(s): {}; {} serving, {} \
+         cordoned\nto go back to {previous}, run `cutover rollback`; to go forward, `cutover deploy` again",
+        release.id,
+        release.app,
+        release.target.version,
+        release.strategy,
+        fleet.machines,
+        if on.is_empty() { "none".into() } else { on.join(", ") },
+        fleet.serving,
+        fleet.cordoned,
+    ))
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}

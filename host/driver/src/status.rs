@@ -1,0 +1,193 @@
+//! `cutover status`: where an app's deploys and fleet stand, from the journal and the platform.
+//!
+//! The journal says what cutover last did (the latest release and how it ended, or that its process is
+//! gone); the platform says what the machines run now. Reading both changes nothing: the journal is
+//! not created when there is none, and the local platform's daemon is not started.
+
+use cutover_journal::{self as journal, ReleaseRecord, ReleaseStatus};
+use super::{DeployError, Overrides, StateDir, current_release, list_with_retries, open_platform};
+use cutover_config::{Config, PlatformKind};
+use cutover_core::events::FleetSummary;
+use cutover_local::LocalDaemon;
+use cutover_sim::SavedWorld;
+use cutover_core::{MachineState, Release};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Where an app stands: its latest release and its fleet now.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub app: String,
+    /// The platform the fleet was read from (`sim`, `local`, `fly`).
+    pub platform: String,
+    /// The journal the releases were read from.
+    pub journal: PathBuf,
+    /// How many releases the journal holds for the app.
+    pub releases: usize,
+    /// The most recent release (deploy, rollback or launch), whatever its outcome.
+    pub latest: ReleaseRecord,
+    /// The machines as the platform lists them now; `None` when they could not be read.
+    pub fleet: Option<FleetNow>,
+    /// Why the fleet could not be read.
+    #[serde(serialize_with = "message")]
+    pub fleet_error: Option<DeployError>,
+    /// Something to know about where the fleet came from (the simulator's starting fleet).
+    pub fleet_note: Option<String>,
+    /// What to do next, when the latest release needs it (an interrupted deploy); may span lines.
+    pub advice: Option<String>,
+}
+
+/// The fleet now: the summary a deploy reports at its end, plus what is stopped and the release most
+/// machines run.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetNow {
+    #[serde(flatten)]
+    pub summary: FleetSummary,
+    /// Machines in the `stopped` state (a retained blue fleet, or machines a deploy left stopped).
+    pub stopped: usize,
+    /// The release most machines run (ties go to the newer one); `None` when there are no machines.
+    pub current: Option<Release>,
+}
+
+/// Why there is no status to show.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The journal holds no release of the app (or there is no journal at all).
+    #[error("no deploys of {app} recorded in {} yet; run `cutover deploy`", dir.display())]
+    NoReleases { app: String, dir: PathBuf },
+    #[error("{0}")]
+    Journal(#[from] journal::JournalError),
+}
+
+fn message<S: serde::Serializer>(e: &Option<DeployError>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => s.serialize_some(&e.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Read the app's latest release from the journal in `state` and its fleet from the platform the
+/// config (with `overrides`) names. A fleet that cannot be read is reported in the status, not as an
+/// error: what the journal says is worth showing on its own.
+pub async fn read(config: &Config, overrides: &Overrides, state: &StateDir) -> Result<Status, StatusError> {
+    let no_releases = || StatusError::NoReleases { app: config.app.clone(), dir: state.path().to_path_buf() };
+    let path = state.path().join(journal::FILE);
+    if !path.exists() {
+        return Err(no_releases());
+    }
+    let journal = state.journal()?;
+    let mut records = journal.releases(&config.app)?;
+    let releases = records.len();
+    let latest = records.pop().ok_or_else(no_releases)?;
+
+    let kind = overrides.platform.unwrap_or(config.cutover.platform);
+    let (fleet, fleet_error, fleet_note) = match read_fleet(config, overrides, state, kind).await {
+        Ok((fleet, note)) => (Some(fleet), None, note),
+        Err(e) => (None, Some(e), None),
+    };
+    Ok(Status {
+        app: config.app.clone(),
+        platform: kind.to_string(),
+        journal: journal.path().to_path_buf(),
+        releases,
+        advice: advice(&latest),
+        latest,
+        fleet,
+        fleet_error,
+        fleet_note,
+    })
+}
+
+/// The machines now, as a deploy would find them, and a note on where a simulated fleet came from.
+async fn read_fleet(
+    config: &Config,
+    overrides: &Overrides,
+    state: &StateDir,
+    kind: PlatformKind,
+) -> Result<(FleetNow, Option<String>), DeployError> {
+    // The local platform's machines live and die with its daemon: none running means none left, and
+    // starting one (as a deploy would) is not for a command that only looks.
+    if kind == PlatformKind::Local && LocalDaemon::of(state.path()).running().await.is_none() {
+        return Err(DeployError::Platform(format!(
+            "no local daemon is running for {}, so {} has no machines on the local platform (they stop \
+             with it); `cutover local up` starts the daemon, `cutover deploy --platform local` launches the app",
+            state.path().display(),
+            config.app
+        )));
+    }
+    let opened = open_platform(config, overrides, Some(state)).await?;
+    let note = opened.keep.as_ref().and_then(|k| {
+        let kept = SavedWorld::read(&k.path).ok().flatten().is_some_and(|s| s.fingerprint == k.fingerprint);
+        (!kept).then(|| {
+            format!(
+                "no simulated fleet of this scenario is kept in {}: this is the scenario's starting fleet",
+                state.path().display()
+            )
+        })
+    });
+    let machines = list_with_retries(&*opened.platform).await?;
+    let fleet = FleetNow {
+        summary: FleetSummary::of(&machines),
+        stopped: machines.iter().filter(|m| m.state == MachineState::Stopped).count(),
+        current: current_release(&machines),
+    };
+    Ok((fleet, note))
+}
+
+/// What to do about the latest release, when something is to be done.
+fn advice(latest: &ReleaseRecord) -> Option<String> {
+    if latest.status != ReleaseStatus::Interrupted {
+        return None;
+    }
+    let back = match &latest.previous {
+        Some(p) => format!("v{}, the release it started from", p.version),
+        None => "the previous release".to_string(),
+    };
+    Some(format!(
+        "{} #{} (v{}) was interrupted: its process ({}) is gone, and it may have left the fleet part-way.\n\
+         `cutover resume` continues it; `cutover rollback` returns the app to {back}.",
+        latest.kind.as_str(),
+        latest.id,
+        latest.target.version,
+        latest.pid
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutover_journal::ReleaseKind;
+
+    fn record(status: ReleaseStatus, previous: Option<u64>) -> ReleaseRecord {
+        ReleaseRecord {
+            id: 3,
+            app: "a".into(),
+            kind: ReleaseKind::Deploy,
+            target: Release { version: 3, image: "img:v3".into() },
+            previous: previous.map(|v| Release { version: v, image: format!("img:v{v}") }),
+            strategy: "rolling".into(),
+            strategy_hash: String::new(),
+            params: serde_json::Value::Null,
+            platform: "sim".into(),
+            status,
+            error: None,
+            started_at_ms: 0,
+            duration_ms: None,
+            pid: 4242,
+            waiting_gate: None,
+        }
+    }
+
+    #[test]
+    fn an_interrupted_deploy_gets_advice_and_a_finished_one_none() {
+        let a = advice(&record(ReleaseStatus::Interrupted, Some(2))).expect("advice");
+        assert!(a.contains("deploy #3 (v3) was interrupted: its process (4242) is gone"), "{a}");
+        assert!(a.contains("`cutover resume` continues it"), "{a}");
+        assert!(a.contains("`cutover rollback` returns the app to v2, the release it started from"), "{a}");
+        let a = advice(&record(ReleaseStatus::Interrupted, None)).expect("advice");
+        assert!(a.contains("returns the app to the previous release"), "{a}");
+        for s in [ReleaseStatus::Succeeded, ReleaseStatus::Failed, ReleaseStatus::Running] {
+            assert_eq!(advice(&record(s, Some(2))), None);
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The local machines daemon: one process on loopback that runs every machine of the apps registered
+//! with it as a real OS process, routes traffic to them through its proxy, and serves the Machines
+//! API's shapes so the same HTTP client drives it and Fly.
+//!
+//! `cutover local up` starts it in the background (and `cutover deploy --platform local` on demand); it
+//! writes `daemon.json` (pid, URL) into its state directory so later commands find it, and removes it
+//! when it stops. On `cutover local down`, SIGTERM or SIGINT it stops every machine with its app's
+//! signal and timeout before it exits; if it is killed outright, its machines die with it.
+
+pub mod api;
+pub mod fleet;
+mod health;
+
+use super::proxy::{Backend, Mode, Proxy, ProxyOptions};
+use cutover_core::{OpError, ReleaseWeight, TrafficStats};
+use fleet::{Fleet, Route, RouteSink};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The file, inside the daemon's directory, that tells other commands where it is.
+pub const INFO_FILE: &str = "daemon.json";
+
+/// What `daemon.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub pid: u32,
+    /// Base URL of the API, e.g. `http://127.0.0.1:4321`.
+    pub url: String,
+}
+
+/// How long a request waits for a routable machine when there is none.
+const EMPTY_TABLE_WAIT: Duration = Duration::from_secs(1);
+
+/// The daemon's shared state, handed to every API handler.
+pub struct Daemon {
+    pub fleet: Arc<Fleet>,
+    pub traffic: Arc<Traffic>,
+    pub shutdown: Notify,
+}
+
+/// Each app's proxy. Routes arrive from the fleet on every change, before the change is acknowledged.
+#[derive(Default)]
+pub struct Traffic {
+    proxies: Mutex<BTreeMap<String, Proxy>>,
+}
+
+impl Traffic {
+    fn proxy(&self, app: &str) -> Option<Proxy> {
+        self.proxies.lock().unwrap_or_else(|e| e.into_inner()).get(app).cloned()
+    }
+
+    /// Start `app`'s proxy on `port` (0: any free port), or keep the one running when it already
+    /// listens there.
+    pub async fn ensure_proxy(&self, app: &str, port: u16, tcp: bool) -> Result<SocketAddr, OpError> {
+        if let Some(p) = self.proxy(app)
+            && (port == 0 || p.local_addr().port() == port)
+        {
+            return Ok(p.local_addr());
+        }
+        let mode = if tcp { Mode::Tcp } else { Mode::Http };
+        // A correct strategy never empties the table (green is in before blue is out), so a request
+        // that finds it empty waits only briefly: long enough to ride out a restart that takes a
+        // moment, short enough that an app with every machine down shows as failed requests.
+        let opts = ProxyOptions { empty_table_wait: EMPTY_TABLE_WAIT, ..ProxyOptions::default() };
+        let proxy = Proxy::bind_with(SocketAddr::from(([127, 0, 0, 1], port)), mode, opts).await.map_err(|e| {
+            OpError::new(
+                cutover_core::ErrorKind::Invalid,
+                format!(
+                    "the proxy of {app} cannot listen on 127.0.0.1:{port}: {e}; pick another `[cutover.local] port` \
+                     (0 picks a free one)"
+                ),
+            )
+        })?;
+        let addr = proxy.local_addr();
+        let old = self.proxies.lock().unwrap_or_else(|e| e.into_inner()).insert(app.to_string(), proxy);
+        if let Some(old) = old {
+            old.shutdown().await;
+        }
+        Ok(addr)
+    }
+
+    pub fn address(&self, app: &str) -> Option<SocketAddr> {
+        self.proxy(app).map(|p| p.local_addr())
+    }
+
+    pub fn set_weights(&self, app: &str, weights: Vec<ReleaseWeight>) {
+        if let Some(p) = self.proxy(app) {
+            p.set_weights(weights.into_iter().map(|w| (w.version, w.percent)).collect());
+        }
+    }
+
+    pub fn weights(&self, app: &str) -> Vec<ReleaseWeight> {
+        self.proxy(app)
+            .map(|p| {
+                p.weights().into_iter().map(|(version, percent)| ReleaseWeight { version, percent }).collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn connections(&self, app: &str, machine: &str) -> u32 {
+        self.proxy(app).map(|p| p.connections(machine)).unwrap_or(0)
+    }
+
+    pub fn stats(&self, app: &str, version: u64, window: Duration) -> TrafficStats {
+        match self.proxy(app) {
+            Some(p) => {
+                let s = p.stats(version, window);
+                TrafficStats { requests: s.requests, errors: s.errors, p50_ms: s.p50_ms, p99_ms: s.p99_ms }
+            }
+            None => TrafficStats::default(),
+        }
+    }
+}
+
+impl RouteSink for Traffic {
+    fn set_routes(&self, app: &str, routes: Vec<Route>) {
+        if let Some(p) = self.proxy(app) {
+            p.set_backends(
+                routes
+                    .into_iter()
+                    .map(|r| Backend {
+                        machine_id: r.machine_id,
+                        version: r.version,
+                        addr: SocketAddr::from(([127, 0, 0, 1], r.port)),
+                    })
+                    .collect(),
+            );
+        }
+    }
+}
+
+/// Run the daemon in this process until it is told to stop: serve the API on `listen`, record where in
+/// `dir/daemon.json`, and stop every machine on the way out.
+pub async fn serve(dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let traffic = Arc::new(Traffic::default());
+    let fleet = Fleet::new(dir.join("logs"), traffic.clone());
+    let daemon = Arc::new(Daemon { fleet: fleet.clone(), traffic, shutdown: Notify::new() });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("the local daemon cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let info = DaemonInfo { pid: std::process::id(), url: format!("http://{addr}") };
+    let info_path = dir.join(INFO_FILE);
+    cutover_core::os::write_atomically(&info_path, &serde_json::to_vec_pretty(&info)?)
+        .with_context(|| format!("writing {}", info_path.display()))?;
+    tracing::info!("local daemon listening on {}", info.url);
+
+    let d = daemon.clone();
+    let stop = async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = d.shutdown.notified() => {}
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    };
+    let served = axum::serve(listener, api::router(daemon.clone())).with_graceful_shutdown(stop).await;
+    tracing::info!("local daemon stopping: stopping every machine");
+    fleet.stop_all().await;
+    let _ = std::fs::remove_file(&info_path);
+    served.context("serving the local daemon's API")
+}

@@ -1,0 +1,367 @@
+//! The local platform: the app's machines as real processes on this computer, behind a real proxy.
+//!
+//! The work happens in a daemon (`daemon/`) that outlives any one `cutover` command, because machines
+//! must keep serving between deploys. This module is the client side: [`LocalPlatform`] drives the
+//! daemon through the Machines API client shared with the Fly platform (`machines_api`), plus the
+//! daemon's extra endpoints for what Fly lacks (weights, connection counts, traffic stats); and
+//! [`LocalDaemon`] finds, starts and stops the daemon of a state directory.
+
+pub mod daemon;
+pub mod proxy;
+pub mod stats;
+
+use cutover_machines_api::{self as machines_api, ApiMachine, Client, CreateRequest, StopRequest};
+use cutover_core::{
+    Capabilities, Check, ErrorKind, Lease, Machine, MachineState, OpError, Platform, Release, ReleaseWeight,
+    StopSpec, TrafficStats,
+};
+use async_trait::async_trait;
+use daemon::api::{AppInfo, Status};
+use daemon::fleet::AppSpec;
+use daemon::{DaemonInfo, INFO_FILE};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The daemon that serves one state directory (its files live in `DIR/local/`).
+pub struct LocalDaemon {
+    dir: PathBuf,
+}
+
+impl LocalDaemon {
+    /// The daemon of the state directory `state`.
+    pub fn of(state: &Path) -> Self {
+        Self { dir: state.join("local") }
+    }
+
+    /// Where its files (daemon.json, daemon.log, machine logs) are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The running daemon, if there is one that answers.
+    pub async fn running(&self) -> Option<DaemonInfo> {
+        let text = std::fs::read_to_string(self.dir.join(INFO_FILE)).ok()?;
+        let info: DaemonInfo = serde_json::from_str(&text).ok()?;
+        let status = reqwest::Client::new()
+            .get(format!("{}/cutover/v1/status", info.url))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        let status: Status = status.json().await.ok()?;
+        (status.pid == info.pid).then_some(info)
+    }
+
+    /// The running daemon, or a new one started in the background from `exe` (the `cutover` binary,
+    /// as `cutover local serve`).
+    pub async fn ensure_running(&self, exe: &Path) -> Result<DaemonInfo, OpError> {
+        if let Some(info) = self.running().await {
+            return Ok(info);
+        }
+        let platform = |m: String| OpError::new(ErrorKind::Platform, m);
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| platform(format!("creating {}: {e}", self.dir.display())))?;
+        let _ = std::fs::remove_file(self.dir.join(INFO_FILE));
+        let log_path = self.dir.join("daemon.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| platform(format!("opening {}: {e}", log_path.display())))?;
+        let log2 = log.try_clone().map_err(|e| platform(e.to_string()))?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(["local", "serve", "--dir"])
+            .arg(&self.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        // Its own session: the daemon outlives the command that started it and its terminal.
+        #[cfg(unix)]
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| platform(format!("starting the local daemon ({}): {e}", exe.display())))?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(info) = self.running().await {
+                // Reap it in the background if it ever exits while we run.
+                std::thread::spawn(move || child.wait());
+                return Ok(info);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+                return Err(platform(format!(
+                    "the local daemon exited at once ({status}): {}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                )));
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                return Err(platform(format!(
+                    "the local daemon did not come up within 15 s; see {}",
+                    log_path.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stop the daemon and every machine it runs; `false` when none was running.
+    pub async fn stop(&self) -> Result<bool, OpError> {
+        let Some(info) = self.running().await else { return Ok(false) };
+        reqwest::Client::new()
+            .post(format!("{}/cutover/v1/shutdown", info.url))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| {
+                OpError::new(ErrorKind::Platform, format!("asking the local daemon to stop: {e}"))
+            })?;
+        // It stops every machine (each with its kill timeout) before it exits.
+        let deadline = std::time::Instant::now() + Duration::from_secs(330);
+        while cutover_core::os::process_alive(info.pid) {
+            if std::time::Instant::now() > deadline {
+                return Err(OpError::new(
+                    ErrorKind::Timeout,
+                    format!("the local daemon (pid {}) did not stop", info.pid),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(true)
+    }
+}
+
+/// One app on the local daemon.
+pub struct LocalPlatform {
+    client: Client,
+    app: String,
+    /// Where the app's proxy listens.
+    proxy: String,
+}
+
+impl LocalPlatform {
+    /// Register `app` (its command, checks and proxy port) with the daemon at `url` and connect to it.
+    pub async fn connect(url: &str, app: &str, spec: &AppSpec) -> Result<Self, OpError> {
+        let client = Client::new(&format!("{url}/v1"), app, "local");
+        let req = client.http().put(format!("{url}/cutover/v1/apps/{app}")).json(spec);
+        let info: AppInfo = client
+            .send(&format!("registering {app} with the local daemon"), req)
+            .await?
+            .json()
+            .await
+            .map_err(|e| {
+                OpError::new(ErrorKind::Platform, format!("registering {app}: bad response: {e}"))
+            })?;
+        Ok(Self { client, app: app.to_string(), proxy: info.proxy })
+    }
+
+    /// A read-only handle on `app` at the daemon at `url`, without registering it (a dry run must
+    /// change nothing).
+    pub fn attach(url: &str, app: &str) -> Self {
+        Self {
+            client: Client::new(&format!("{url}/v1"), app, "local"),
+            app: app.to_string(),
+            proxy: String::new(),
+        }
+    }
+
+    /// The shared Machines API client (for tests and tools).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The app's public address (the proxy), e.g. `127.0.0.1:4280`.
+    pub fn proxy_addr(&self) -> &str {
+        &self.proxy
+    }
+
+    /// `{daemon}/cutover/v1/apps/{app}{path}`.
+    fn extra(&self, path: &str) -> String {
+        let root = self.client.base().trim_end_matches("/v1");
+        format!("{root}/cutover/v1/apps/{}{path}", self.app)
+    }
+
+    /// The last `tail_bytes` of a machine's output.
+    pub async fn logs(&self, id: &str, tail_bytes: Option<u64>) -> Result<String, OpError> {
+        let mut req = self.client.http().get(self.extra(&format!("/machines/{id}/logs")));
+        if let Some(n) = tail_bytes {
+            req = req.query(&[("tail_bytes", n)]);
+        }
+        let resp = self.client.send(&format!("logs of {id}"), req).await?;
+        resp.text().await.map_err(|e| OpError::new(ErrorKind::Platform, e.to_string()))
+    }
+
+    async fn api_machine(&self, id: &str) -> Result<ApiMachine, OpError> {
+        self.client.get(id).await
+    }
+
+    /// Create a machine of `release` from nothing (an app's first launch).
+    pub async fn launch(&self, release: &Release, region: &str, group: &str) -> Result<Machine, OpError> {
+        let mut config = machines_api::MachineConfig { image: release.image.clone(), ..Default::default() };
+        config.metadata.insert(machines_api::RELEASE_VERSION_KEY.into(), release.version.to_string());
+        config.metadata.insert(machines_api::PROCESS_GROUP_KEY.into(), group.to_string());
+        let req = CreateRequest { config, region: region.to_string(), ..Default::default() };
+        Ok(self.client.create(&req).await?.to_machine())
+    }
+}
+
+use machines_api::on_release;
+
+#[async_trait]
+impl Platform for LocalPlatform {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    fn app(&self) -> &str {
+        &self.app
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { cordon: true, connection_counts: true, weights: true, stats: true }
+    }
+
+    async fn list(&self) -> Result<Vec<Machine>, OpError> {
+        Ok(self.client.list().await?.iter().map(ApiMachine::to_machine).collect())
+    }
+
+    async fn get(&self, id: &str) -> Result<Machine, OpError> {
+        Ok(self.api_machine(id).await?.to_machine())
+    }
+
+    async fn clone_from(&self, source: &str, target: &Release, routable: bool) -> Result<Machine, OpError> {
+        let src = self.api_machine(source).await?;
+        let req = CreateRequest {
+            config: on_release(src.config, target, None),
+            region: src.region,
+            skip_service_registration: !routable,
+            ..Default::default()
+        };
+        Ok(self.client.create(&req).await?.to_machine())
+    }
+
+    async fn update(&self, id: &str, target: &Release) -> Result<(), OpError> {
+        let m = self.api_machine(id).await?;
+        let req = CreateRequest {
+            config: on_release(m.config, target, None),
+            region: m.region,
+            ..Default::default()
+        };
+        self.client.update(id, &req).await.map(drop)
+    }
+
+    async fn start(&self, id: &str) -> Result<(), OpError> {
+        self.client.start(id).await
+    }
+
+    async fn stop(&self, id: &str, how: &StopSpec) -> Result<(), OpError> {
+        self.client.stop(id, &StopRequest::from(how)).await
+    }
+
+    async fn destroy(&self, id: &str) -> Result<(), OpError> {
+        self.client.destroy(id).await
+    }
+
+    async fn wait_state(&self, id: &str, state: MachineState, timeout: Duration) -> Result<(), OpError> {
+        self.client.wait(id, state.as_str(), timeout).await
+    }
+
+    async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), OpError> {
+        self.client.set_metadata(id, key, value).await
+    }
+
+    async fn wait_healthy(&self, id: &str, timeout: Duration) -> Result<(), OpError> {
+        let req = self
+            .client
+            .http()
+            .get(self.extra(&format!("/machines/{id}/wait-healthy")))
+            .query(&[("timeout_ms", timeout.as_millis() as u64)])
+            .timeout(timeout + Duration::from_secs(10));
+        self.client.send(&format!("wait for {id} to be healthy"), req).await.map(drop)
+    }
+
+    async fn checks(&self, id: &str) -> Result<Vec<Check>, OpError> {
+        Ok(self.get(id).await?.checks)
+    }
+
+    fn has_leases(&self) -> bool {
+        true
+    }
+
+    async fn acquire_lease(&self, id: &str, ttl: Duration) -> Result<Lease, OpError> {
+        self.client.acquire_lease(id, ttl).await
+    }
+
+    async fn refresh_lease(&self, id: &str) -> Result<Lease, OpError> {
+        self.client.refresh_lease(id).await
+    }
+
+    async fn release_lease(&self, id: &str) -> Result<(), OpError> {
+        self.client.release_lease(id).await
+    }
+
+    fn held_leases(&self) -> Vec<String> {
+        self.client.leases().held()
+    }
+
+    async fn cordon(&self, id: &str) -> Result<(), OpError> {
+        self.client.cordon(id).await
+    }
+
+    async fn uncordon(&self, id: &str) -> Result<(), OpError> {
+        self.client.uncordon(id).await
+    }
+
+    async fn connections(&self, id: &str) -> Result<u32, OpError> {
+        #[derive(serde::Deserialize)]
+        struct Count {
+            connections: u32,
+        }
+        let req = self.client.http().get(self.extra(&format!("/machines/{id}/connections")));
+        let c: Count = self
+            .client
+            .send(&format!("connections of {id}"), req)
+            .await?
+            .json()
+            .await
+            .map_err(|e| OpError::new(ErrorKind::Platform, e.to_string()))?;
+        Ok(c.connections)
+    }
+
+    async fn set_weights(&self, weights: &[ReleaseWeight]) -> Result<(), OpError> {
+        let req = self.client.http().put(self.extra("/weights")).json(weights);
+        self.client.send("set traffic weights", req).await.map(drop)
+    }
+
+    async fn weights(&self) -> Result<Vec<ReleaseWeight>, OpError> {
+        let req = self.client.http().get(self.extra("/weights"));
+        self.client
+            .send("read traffic weights", req)
+            .await?
+            .json()
+            .await
+            .map_err(|e| OpError::new(ErrorKind::Platform, e.to_string()))
+    }
+
+    async fn stats(&self, version: u64, window: Duration) -> Result<TrafficStats, OpError> {
+        let req = self
+            .client
+            .http()
+            .get(self.extra("/stats"))
+            .query(&[("version", version), ("window_ms", window.as_millis() as u64)]);
+        self.client
+            .send(&format!("traffic stats of v{version}"), req)
+            .await?
+            .json()
+            .await
+            .map_err(|e| OpError::new(ErrorKind::Platform, e.to_string()))
+    }
+}

@@ -1,0 +1,645 @@
+//! The one dispatch point: every host call a strategy makes arrives here as a [`HostCall`], is run
+//! against the platform, and is recorded with its [`HostReply`] and the host-clock time.
+//!
+//! Keeping every call in one enum is what makes the event log complete by construction: a new WIT
+//! function cannot reach the platform without passing through [`Dispatcher::call`]. Batch calls fan
+//! out here, bounded by `concurrency`, so every platform gets the same concurrency behaviour.
+
+use super::clock::HostClock;
+use cutover_core::Grants;
+use super::replay::{HOST_NOTE, Replay, ReplayDiverged, Step};
+use cutover_core::contract::ParamValue;
+use cutover_core::events::{Event, EventKind, EventSink, HostCall, HostReply, LogLevel};
+use cutover_core::{ErrorKind, Machine, OpError, Platform, StopSpec};
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Longest log line kept from a strategy; longer lines are cut (a strategy must not flood the log).
+const MAX_LOG_LINE: usize = 4096;
+/// Log lines a strategy may write at once, and how many more per second of host-clock time after that.
+/// Every kept line goes to the terminal, the event stream and the journal, so a strategy logging in a
+/// loop must not fill them: lines over the budget are dropped and counted, and the count is logged.
+const LOG_BURST: f64 = 1_000.0;
+const LOG_PER_SECOND: f64 = 50.0;
+/// Machines one call may name: far above any fleet a deploy drives, far below what would let a
+/// strategy make the host hold millions of pending operations and replies.
+pub const MAX_IDS_PER_CALL: usize = 10_000;
+/// Longest metadata key or value, and most release weights, one call may pass.
+const MAX_METADATA: usize = 4096;
+const MAX_WEIGHTS: usize = 64;
+
+/// Runs host calls against a platform and records them.
+pub struct Dispatcher {
+    platform: Arc<dyn Platform>,
+    params: BTreeMap<String, ParamValue>,
+    concurrency: usize,
+    clock: HostClock,
+    recorder: Recorder,
+    /// Under the simulator: the clock as read when the strategy last waited. Virtual time cannot move
+    /// while the strategy computes, so calls that never wait reuse it instead of reading the clock
+    /// (which takes a lock) on the hot path.
+    resumed_at_ms: AtomicU64,
+    promotions: Option<Arc<dyn super::PromotionGate>>,
+    grants: Grants,
+    /// Process group and region of machines seen so far, when the grants restrict either.
+    scopes: Mutex<HashMap<String, (String, String)>>,
+    logs: Mutex<LogBudget>,
+    /// Under `cutover resume`: the interrupted run's calls, answered from the journal until used up.
+    replay: Option<Arc<Replay>>,
+    /// Set when the replayed strategy made another call than the journal holds; the run stops.
+    diverged: Mutex<Option<ReplayDiverged>>,
+}
+
+/// What a resumed run does with one call of its strategy (see [`Step`]).
+enum Replayed {
+    /// Answered without the platform: from the journal, or refused (an abort, a divergence).
+    Answer(HostReply),
+    /// The change under way when the previous process died.
+    Reconcile,
+    /// Sent to the platform, as in any run.
+    Live,
+}
+
+/// A token bucket for a strategy's log lines, on the host clock.
+struct LogBudget {
+    tokens: f64,
+    /// When `tokens` was last topped up, in ms since the run started.
+    at_ms: u64,
+    /// Lines dropped since the last note of it.
+    dropped: u64,
+}
+
+/// Numbers events and hands them to the sink.
+#[derive(Clone)]
+pub struct Recorder {
+    seq: Arc<AtomicU64>,
+    sink: Arc<dyn EventSink>,
+    clock: HostClock,
+}
+
+impl Recorder {
+    pub fn new(sink: Arc<dyn EventSink>, clock: HostClock) -> Self {
+        Self::starting_at(sink, clock, 0)
+    }
+
+    /// A recorder whose first event is number `seq` (a resumed deploy's log goes on from the journal).
+    pub fn starting_at(sink: Arc<dyn EventSink>, clock: HostClock, seq: u64) -> Self {
+        Self { seq: Arc::new(AtomicU64::new(seq)), sink, clock }
+    }
+
+    /// Stamp and emit one event.
+    pub fn record(&self, kind: EventKind) {
+        self.record_at(self.clock.elapsed_ms(), kind);
+    }
+
+    /// Emit one event stamped `at_ms` (when the caller has just read the clock anyway).
+    #[inline]
+    fn record_at(&self, at_ms: u64, kind: EventKind) {
+        let event = Event { seq: self.seq.fetch_add(1, Ordering::Relaxed), at_ms, kind };
+        self.sink.event(&event);
+    }
+}
+
+impl Dispatcher {
+    pub fn new(
+        platform: Arc<dyn Platform>,
+        params: BTreeMap<String, ParamValue>,
+        concurrency: usize,
+        clock: HostClock,
+        recorder: Recorder,
+    ) -> Self {
+        let resumed_at_ms = AtomicU64::new(clock.elapsed_ms());
+        Self {
+            platform,
+            params,
+            concurrency: concurrency.max(1),
+            clock,
+            recorder,
+            resumed_at_ms,
+            promotions: None,
+            grants: Grants::default(),
+            scopes: Mutex::default(),
+            logs: Mutex::new(LogBudget { tokens: LOG_BURST, at_ms: 0, dropped: 0 }),
+            replay: None,
+            diverged: Mutex::new(None),
+        }
+    }
+
+    /// Answer from `replay` until it is used up, then run live (see [`Replay`]).
+    pub fn with_replay(mut self, replay: Option<Arc<Replay>>) -> Self {
+        self.replay = replay;
+        self
+    }
+
+    /// Why the replay stopped, once the replayed strategy strayed from the journal.
+    pub fn diverged(&self) -> Option<ReplayDiverged> {
+        self.diverged.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// What the replay makes of `call`; [`Replayed::Live`] when there is no replay.
+    fn replayed(&self, call: &HostCall) -> Replayed {
+        let Some(replay) = &self.replay else { return Replayed::Live };
+        match replay.next(call) {
+            Step::Live => Replayed::Live,
+            Step::Reconcile => Replayed::Reconcile,
+            Step::Answer(reply) => {
+                if self.grants.has_scope() {
+                    self.note_scopes(call, &reply);
+                }
+                Replayed::Answer(reply)
+            }
+            Step::Abort(why) => {
+                let reply = refused(call, OpError::new(ErrorKind::Conflict, why));
+                let at_ms = self.clock.elapsed_ms();
+                let event = EventKind::HostCall { call: call.clone(), reply: reply.clone(), took_ms: 0 };
+                self.recorder.record_at(at_ms, event);
+                Replayed::Answer(reply)
+            }
+            Step::Diverged(d) => {
+                let refusal = OpError::new(ErrorKind::Invalid, d.to_string());
+                *self.diverged.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
+                Replayed::Answer(refused(call, refusal))
+            }
+        }
+    }
+
+    /// Refuse what `grants` does not allow (see [`Grants`]).
+    pub fn with_grants(mut self, grants: Grants) -> Self {
+        self.grants = grants;
+        self
+    }
+
+    /// Take promotions from `gate` when the platform has no promotion model of its own.
+    pub fn with_promotions(mut self, gate: Option<Arc<dyn super::PromotionGate>>) -> Self {
+        self.promotions = gate;
+        self
+    }
+
+    /// Milliseconds since the run started, for a call that does not wait.
+    #[inline]
+    fn instant_ms(&self) -> u64 {
+        if self.clock.is_simulated() {
+            self.resumed_at_ms.load(Ordering::Relaxed)
+        } else {
+            self.clock.elapsed_ms()
+        }
+    }
+
+    /// Run one call that may wait, and record it.
+    pub async fn call(&self, call: HostCall) -> HostReply {
+        let reconcile = match self.replayed(&call) {
+            Replayed::Answer(reply) => return reply,
+            Replayed::Reconcile => true,
+            Replayed::Live => false,
+        };
+        let started = self.clock.elapsed_ms();
+        let reply = match oversized(&call).or_else(|| self.grants.refuse_operation(&call)) {
+            Some(refusal) => refused(&call, refusal),
+            // Its intent is journaled already, by the run that died.
+            None if reconcile => self.reconcile(&call).await,
+            None => {
+                if call.mutates() {
+                    // On record before the platform is asked, so a crash cannot hide a change.
+                    self.recorder.record_at(started, EventKind::Intent { call: call.clone() });
+                }
+                self.run(&call).await
+            }
+        };
+        if self.grants.has_scope() {
+            self.note_scopes(&call, &reply);
+        }
+        let ended = self.clock.elapsed_ms();
+        self.resumed_at_ms.store(ended, Ordering::Relaxed);
+        self.recorder
+            .record_at(ended, EventKind::HostCall { call, reply: reply.clone(), took_ms: ended - started });
+        reply
+    }
+
+    /// Run one call that never waits, and record it. This is the hot path of chatty strategies.
+    #[inline]
+    pub fn call_instant(&self, call: HostCall) -> HostReply {
+        // Only changes are ever under way, and no instant call changes anything: no reconcile here.
+        if let Replayed::Answer(reply) = self.replayed(&call) {
+            return reply;
+        }
+        let at_ms = self.instant_ms();
+        if matches!(call, HostCall::Log { .. }) && !self.admit_log(at_ms) {
+            return HostReply::Done;
+        }
+        let reply = match self.grants.refuse_operation(&call) {
+            Some(denied) => HostReply::Failed(denied),
+            None => self.answer_at(&call, at_ms).unwrap_or_else(|| {
+                HostReply::Failed(OpError::new(ErrorKind::Invalid, format!("internal: {call:?} may wait")))
+            }),
+        };
+        self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: reply.clone(), took_ms: 0 });
+        reply
+    }
+
+    /// Whether a log line at `at_ms` fits the budget. The first line kept after some were dropped is
+    /// preceded by a note of how many.
+    fn admit_log(&self, at_ms: u64) -> bool {
+        let mut b = self.logs.lock().unwrap_or_else(|e| e.into_inner());
+        let refill = at_ms.saturating_sub(b.at_ms) as f64 / 1000.0 * LOG_PER_SECOND;
+        b.tokens = (b.tokens + refill).min(LOG_BURST);
+        b.at_ms = b.at_ms.max(at_ms);
+        if b.tokens < 1.0 {
+            b.dropped += 1;
+            return false;
+        }
+        b.tokens -= 1.0;
+        let dropped = std::mem::take(&mut b.dropped);
+        drop(b);
+        if dropped > 0 {
+            self.note_dropped_logs(at_ms, dropped);
+        }
+        true
+    }
+
+    /// Say how many log lines were dropped since the last note, if any (at the end of a run).
+    pub fn flush_log_budget(&self) {
+        let dropped = std::mem::take(&mut self.logs.lock().unwrap_or_else(|e| e.into_inner()).dropped);
+        if dropped > 0 {
+            self.note_dropped_logs(self.instant_ms(), dropped);
+        }
+    }
+
+    fn note_dropped_logs(&self, at_ms: u64, dropped: u64) {
+        let message = format!(
+            "{HOST_NOTE}{dropped} log line(s) of the strategy dropped: over its budget of {LOG_BURST} lines, \
+             then {LOG_PER_SECOND} a second"
+        );
+        let call = HostCall::Log { level: LogLevel::Warn, message };
+        self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: HostReply::Done, took_ms: 0 });
+    }
+
+    /// The answer to a call that needs no waiting, or `None` for calls that go to the platform.
+    fn answer_at_once(&self, call: &HostCall) -> Option<HostReply> {
+        self.answer_at(call, self.instant_ms())
+    }
+
+    /// [`Self::answer_at_once`] with the clock already read (`at_ms` since the run started).
+    #[inline]
+    fn answer_at(&self, call: &HostCall, at_ms: u64) -> Option<HostReply> {
+        Some(match call {
+            HostCall::Capabilities => HostReply::Capabilities(self.platform.capabilities()),
+            HostCall::Log { .. } | HostCall::Phase { .. } | HostCall::Progress { .. } => HostReply::Done,
+            HostCall::Now => HostReply::Time(self.clock.epoch_ms() + at_ms),
+            HostCall::Param { name } => HostReply::Param(self.params.get(name).cloned()),
+            _ => return None,
+        })
+    }
+
+    async fn run(&self, call: &HostCall) -> HostReply {
+        let p = &*self.platform;
+        match call {
+            HostCall::List => one(p.list().await, HostReply::Machines),
+            HostCall::Get { id } => one(p.get(id).await, |m| HostReply::Machine(Box::new(m))),
+            HostCall::CloneFrom { sources, target, routable } => {
+                let results = self
+                    .fan_out(sources, |id| async move {
+                        self.in_scope(&id).await?;
+                        p.clone_from(&id, target, *routable).await.map(|m| m.id)
+                    })
+                    .await;
+                HostReply::Cloned(results)
+            }
+            HostCall::Update { ids, target } => {
+                self.change(ids, |id| async move { p.update(&id, target).await }).await
+            }
+            HostCall::Start { ids } => self.change(ids, |id| async move { p.start(&id).await }).await,
+            HostCall::Stop { ids, signal, timeout_ms } => {
+                let how = StopSpec { signal: signal.clone(), timeout: Duration::from_millis(*timeout_ms) };
+                let how = &how;
+                self.change(ids, |id| async move { p.stop(&id, how).await }).await
+            }
+            HostCall::Destroy { ids } => self.change(ids, |id| async move { p.destroy(&id).await }).await,
+            HostCall::WaitState { ids, state, timeout_ms } => {
+                let deadline = deadline_in(*timeout_ms);
+                self.batch(ids, |id| async move { p.wait_state(&id, *state, remaining(deadline)).await })
+                    .await
+            }
+            HostCall::SetMetadata { id, key, value } => {
+                let result = match self.in_scope(id).await {
+                    Ok(()) => p.set_metadata(id, key, value).await,
+                    Err(denied) => Err(denied),
+                };
+                one(result, |()| HostReply::Done)
+            }
+            HostCall::WaitHealthy { ids, timeout_ms } => {
+                let deadline = deadline_in(*timeout_ms);
+                self.batch(ids, |id| async move { p.wait_healthy(&id, remaining(deadline)).await }).await
+            }
+            HostCall::Checks { id } => one(p.checks(id).await, HostReply::Checks),
+            HostCall::Cordon { ids } => self.change(ids, |id| async move { p.cordon(&id).await }).await,
+            HostCall::Uncordon { ids } => self.change(ids, |id| async move { p.uncordon(&id).await }).await,
+            HostCall::Connections { ids } => {
+                HostReply::Counts(self.fan_out(ids, |id| async move { p.connections(&id).await }).await)
+            }
+            HostCall::SetWeights { weights } => {
+                let total: u32 = weights.iter().map(|w| u32::from(w.percent)).sum();
+                // An empty list goes back to splitting by machine count.
+                if !weights.is_empty() && total != 100 {
+                    return HostReply::Failed(OpError::new(
+                        ErrorKind::Invalid,
+                        format!("weights add up to {total}%, expected 100%"),
+                    ));
+                }
+                one(p.set_weights(weights).await, |()| HostReply::Done)
+            }
+            HostCall::Weights => one(p.weights().await, HostReply::Weights),
+            HostCall::Stats { version, window_ms } => {
+                one(p.stats(*version, Duration::from_millis(*window_ms)).await, HostReply::Stats)
+            }
+            HostCall::Sleep { ms } => {
+                tokio::time::sleep(Duration::from_millis(*ms)).await;
+                HostReply::Done
+            }
+            HostCall::AwaitPromotion { gate, timeout_ms } => {
+                let timeout = Duration::from_millis(*timeout_ms);
+                let answer = match p.await_promotion(gate, timeout).await {
+                    Err(e) if e.kind == ErrorKind::Unsupported => match &self.promotions {
+                        Some(channel) => channel.wait(gate, timeout).await,
+                        None => Err(e),
+                    },
+                    other => other,
+                };
+                one(answer, |()| HostReply::Done)
+            }
+            HostCall::Capabilities
+            | HostCall::Log { .. }
+            | HostCall::Phase { .. }
+            | HostCall::Progress { .. }
+            | HostCall::Now
+            | HostCall::Param { .. } => self
+                .answer_at_once(call)
+                .unwrap_or(HostReply::Failed(OpError::new(ErrorKind::Invalid, "internal"))),
+        }
+    }
+
+    /// Finish the change the interrupted run had under way when its process died, from what the
+    /// platform shows now: it may have happened in full, in part, or not at all. Machines already in
+    /// the state the call asks for are left alone, and the clones it created are found (on the target
+    /// release, named nowhere in the journal) and adopted rather than created twice. Calls that are
+    /// harmless to repeat (start, stop, cordon, weights, metadata) are simply repeated.
+    async fn reconcile(&self, call: &HostCall) -> HostReply {
+        let Some(replay) = self.replay.clone() else { return self.run(call).await };
+        let fleet = match cutover_core::list_with_retries(&*self.platform).await.map_err(|f| f.error) {
+            Ok(fleet) => fleet,
+            Err(e) => {
+                let e = OpError::new(
+                    e.kind,
+                    format!(
+                        "reading the fleet to finish `{}`, which the interrupted deploy had under way: {}",
+                        call.operation(),
+                        e.message
+                    ),
+                );
+                return refused(call, e);
+            }
+        };
+        let find = |id: &str| fleet.iter().find(|m| m.id == id);
+        match call {
+            HostCall::CloneFrom { sources, target, routable } => {
+                let mut created: Vec<&Machine> =
+                    fleet.iter().filter(|m| m.release == *target && !replay.knows(&m.id)).collect();
+                let mut results: Vec<Option<Result<String, OpError>>> = vec![None; sources.len()];
+                for (slot, source) in results.iter_mut().zip(sources) {
+                    let Some(src) = find(source) else { continue };
+                    if let Some(i) = created
+                        .iter()
+                        .position(|m| m.region == src.region && m.process_group == src.process_group)
+                    {
+                        let adopted = created.swap_remove(i);
+                        tracing::info!(
+                            "resume: {} is the clone of {source} the interrupted deploy made",
+                            adopted.id
+                        );
+                        *slot = Some(Ok(adopted.id.clone()));
+                    }
+                }
+                let missing: Vec<String> = sources
+                    .iter()
+                    .zip(&results)
+                    .filter(|(_, r)| r.is_none())
+                    .map(|(s, _)| s.clone())
+                    .collect();
+                let mut fresh = match self
+                    .run(&HostCall::CloneFrom {
+                        sources: missing,
+                        target: target.clone(),
+                        routable: *routable,
+                    })
+                    .await
+                {
+                    HostReply::Cloned(r) => r.into_iter(),
+                    other => return other,
+                };
+                let results = results
+                    .into_iter()
+                    .map(|r| {
+                        r.or_else(|| fresh.next()).unwrap_or_else(|| {
+                            Err(OpError::new(ErrorKind::Platform, "internal: a clone went missing"))
+                        })
+                    })
+                    .collect();
+                HostReply::Cloned(results)
+            }
+            HostCall::Update { ids, target } => {
+                let todo =
+                    ids.iter().filter(|id| find(id).is_none_or(|m| m.release != *target)).cloned().collect();
+                self.run(&HostCall::Update { ids: todo, target: target.clone() }).await
+            }
+            HostCall::Destroy { ids } => {
+                let todo = ids.iter().filter(|id| find(id).is_some()).cloned().collect();
+                self.run(&HostCall::Destroy { ids: todo }).await
+            }
+            other => self.run(other).await,
+        }
+    }
+
+    /// `Err(denied)` when the grants keep the strategy from changing machine `id` (its process group
+    /// or region is outside them). Looks the machine up once if no reply has shown it yet.
+    async fn in_scope(&self, id: &str) -> Result<(), OpError> {
+        if !self.grants.has_scope() {
+            return Ok(());
+        }
+        let known = self.scopes.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+        let (group, region) = match known {
+            Some(scope) => scope,
+            None => {
+                let m = self.platform.get(id).await?;
+                let scope = (m.process_group, m.region);
+                self.scopes.lock().unwrap_or_else(|e| e.into_inner()).insert(id.to_string(), scope.clone());
+                scope
+            }
+        };
+        match self.grants.refuse_machine(id, &group, &region) {
+            Some(denied) => Err(denied),
+            None => Ok(()),
+        }
+    }
+
+    /// Remember the scope of the machines a reply shows (clones take their source's).
+    fn note_scopes(&self, call: &HostCall, reply: &HostReply) {
+        let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+        match (call, reply) {
+            (_, HostReply::Machines(list)) => {
+                for m in list {
+                    scopes.insert(m.id.clone(), (m.process_group.clone(), m.region.clone()));
+                }
+            }
+            (_, HostReply::Machine(m)) => {
+                scopes.insert(m.id.clone(), (m.process_group.clone(), m.region.clone()));
+            }
+            (HostCall::CloneFrom { sources, .. }, HostReply::Cloned(results)) => {
+                for (source, result) in sources.iter().zip(results) {
+                    if let (Ok(id), Some(scope)) = (result, scopes.get(source).cloned()) {
+                        scopes.insert(id.clone(), scope);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Run `op` for every id, at most `concurrency` at once; one result per id, in order.
+    async fn fan_out<'a, T, F, Fut>(&self, ids: &'a [String], op: F) -> Vec<Result<T, OpError>>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, OpError>> + 'a,
+    {
+        let mut seen = HashSet::with_capacity(ids.len());
+        // Owned items: closures over borrowed ones trip the higher-ranked lifetime check for Send futures.
+        let items: Vec<(usize, String, bool)> =
+            ids.iter().enumerate().map(|(i, id)| (i, id.clone(), !seen.insert(id.as_str()))).collect();
+        let mut results: Vec<(usize, Result<T, OpError>)> = futures::stream::iter(items)
+            .map(|(i, id, duplicate)| {
+                let fut = (!duplicate).then(|| op(id.clone()));
+                async move {
+                    match fut {
+                        Some(f) => (i, f.await),
+                        None => (
+                            i,
+                            Err(OpError::new(
+                                ErrorKind::Invalid,
+                                format!("machine {id} is listed twice in one call"),
+                            )),
+                        ),
+                    }
+                }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// A batch call that changes machines: each is first held to the grants' scope (see
+    /// [`Self::in_scope`]), then changed by `op`.
+    async fn change<'a, F, Fut>(&'a self, ids: &'a [String], op: F) -> HostReply
+    where
+        F: Fn(String) -> Fut + 'a,
+        Fut: Future<Output = Result<(), OpError>> + 'a,
+    {
+        let op = &op;
+        self.batch(ids, |id| async move {
+            self.in_scope(&id).await?;
+            op(id).await
+        })
+        .await
+    }
+
+    /// A batch call: the reply lists the machines that failed.
+    async fn batch<'a, F, Fut>(&self, ids: &'a [String], op: F) -> HostReply
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<(), OpError>> + 'a,
+    {
+        let results = self.fan_out(ids, op).await;
+        HostReply::Batch(
+            ids.iter().zip(results).filter_map(|(id, r)| r.err().map(|e| (id.clone(), e))).collect(),
+        )
+    }
+}
+
+/// The instant a wait of `timeout_ms` started now must end. A batch wait has one deadline for the
+/// whole call: machines waited on in a later concurrency wave get what is left, not a fresh timeout.
+fn deadline_in(timeout_ms: u64) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    // A guest may ask for any u64; past what an Instant holds, a century is forever enough.
+    now.checked_add(Duration::from_millis(timeout_ms))
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+fn remaining(deadline: tokio::time::Instant) -> Duration {
+    deadline.saturating_duration_since(tokio::time::Instant::now())
+}
+
+/// Cut an over-long strategy log line, saying how much was dropped.
+pub fn truncate_log(mut message: String) -> String {
+    if message.len() > MAX_LOG_LINE {
+        let mut cut = MAX_LOG_LINE;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let dropped = message.len() - cut;
+        message.truncate(cut);
+        message.push_str(&format!(" … [{dropped} bytes cut]"));
+    }
+    message
+}
+
+/// The refusal of a call whose arguments are over the host's bounds.
+fn oversized(call: &HostCall) -> Option<OpError> {
+    let ids = match call {
+        HostCall::SetMetadata { key, value, .. } if key.len().max(value.len()) > MAX_METADATA => {
+            return Some(OpError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "metadata keys and values are at most {MAX_METADATA} bytes; this one is {}",
+                    key.len().max(value.len())
+                ),
+            ));
+        }
+        HostCall::SetWeights { weights } if weights.len() > MAX_WEIGHTS => {
+            return Some(OpError::new(
+                ErrorKind::Invalid,
+                format!("{} release weights in one call; at most {MAX_WEIGHTS}", weights.len()),
+            ));
+        }
+        _ => call.machine_ids().map_or(0, <[String]>::len),
+    };
+    (ids > MAX_IDS_PER_CALL).then(|| {
+        OpError::new(
+            ErrorKind::Invalid,
+            format!(
+                "`{}` names {ids} machines; one call may name at most {MAX_IDS_PER_CALL} (split the list)",
+                call.operation()
+            ),
+        )
+    })
+}
+
+/// The reply to a call refused as a whole, in the shape the call answers in: a batch call's refusal
+/// is every machine's.
+fn refused(call: &HostCall, denied: OpError) -> HostReply {
+    let Some(ids) = call.machine_ids() else { return HostReply::Failed(denied) };
+    match call {
+        HostCall::CloneFrom { .. } => HostReply::Cloned(ids.iter().map(|_| Err(denied.clone())).collect()),
+        HostCall::Connections { .. } => HostReply::Counts(ids.iter().map(|_| Err(denied.clone())).collect()),
+        _ => HostReply::Batch(ids.iter().map(|id| (id.clone(), denied.clone())).collect()),
+    }
+}
+
+fn one<T>(r: Result<T, OpError>, ok: impl FnOnce(T) -> HostReply) -> HostReply {
+    match r {
+        Ok(v) => ok(v),
+        Err(e) => HostReply::Failed(e),
+    }
+}

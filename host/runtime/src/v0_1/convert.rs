@@ -1,0 +1,176 @@
+//! Conversions between the 0.1 WIT types and the host's own types.
+
+use super::cutover::strategy::types as wit;
+use cutover_core::contract::{DeployPlan, MaxUnavailable, ParamKind, ParamSpec, ParamValue, StrategyInfo};
+use cutover_core::{self, Check, CheckStatus, ErrorKind, Machine, MachineState, OpError, Release};
+
+pub fn plan_to_wit(plan: &DeployPlan) -> wit::DeployPlan {
+    wit::DeployPlan {
+        app: plan.app.clone(),
+        target: release_to_wit(&plan.target),
+        previous: plan.previous.as_ref().map(release_to_wit),
+        process_groups: plan.process_groups.clone(),
+        max_unavailable: match plan.max_unavailable {
+            MaxUnavailable::Count(n) => wit::MaxUnavailable::Count(n),
+            MaxUnavailable::Fraction(f) => wit::MaxUnavailable::Fraction(f),
+        },
+        wait_timeout_ms: plan.wait_timeout_ms,
+        kill_signal: plan.kill_signal.clone(),
+        kill_timeout_ms: plan.kill_timeout_ms,
+        params: plan.params.iter().map(|(k, v)| (k.clone(), value_to_wit(v))).collect(),
+    }
+}
+
+pub fn info_from_wit(info: wit::StrategyInfo) -> StrategyInfo {
+    StrategyInfo {
+        name: info.name,
+        summary: info.summary,
+        params: info
+            .params
+            .into_iter()
+            .map(|p| ParamSpec {
+                name: p.name,
+                kind: kind_from_wit(p.kind),
+                default: p.default.map(value_from_wit),
+                summary: p.summary,
+            })
+            .collect(),
+    }
+}
+
+fn kind_from_wit(k: wit::ParamKind) -> ParamKind {
+    match k {
+        wit::ParamKind::Boolean => ParamKind::Boolean,
+        wit::ParamKind::Integer => ParamKind::Integer,
+        wit::ParamKind::Float => ParamKind::Float,
+        wit::ParamKind::Text => ParamKind::Text,
+        wit::ParamKind::Duration => ParamKind::Duration,
+        wit::ParamKind::Integers => ParamKind::Integers,
+        wit::ParamKind::CountOrFraction => ParamKind::CountOrFraction,
+    }
+}
+
+pub fn value_to_wit(v: &ParamValue) -> wit::ParamValue {
+    match v {
+        ParamValue::Boolean(b) => wit::ParamValue::Boolean(*b),
+        ParamValue::Integer(i) => wit::ParamValue::Integer(*i),
+        ParamValue::Float(f) => wit::ParamValue::Float(*f),
+        ParamValue::Text(s) => wit::ParamValue::Text(s.clone()),
+        ParamValue::DurationMs(ms) => wit::ParamValue::DurationMs(*ms),
+        ParamValue::Integers(v) => wit::ParamValue::Integers(v.clone()),
+    }
+}
+
+fn value_from_wit(v: wit::ParamValue) -> ParamValue {
+    match v {
+        wit::ParamValue::Boolean(b) => ParamValue::Boolean(b),
+        wit::ParamValue::Integer(i) => ParamValue::Integer(i),
+        wit::ParamValue::Float(f) => ParamValue::Float(f),
+        wit::ParamValue::Text(s) => ParamValue::Text(s),
+        wit::ParamValue::DurationMs(ms) => ParamValue::DurationMs(ms),
+        wit::ParamValue::Integers(v) => ParamValue::Integers(v),
+    }
+}
+
+pub fn release_to_wit(r: &Release) -> wit::Release {
+    wit::Release { version: r.version, image: r.image.clone() }
+}
+
+pub fn release_from_wit(r: wit::Release) -> Release {
+    Release { version: r.version, image: r.image }
+}
+
+pub fn state_to_wit(s: MachineState) -> wit::MachineState {
+    match s {
+        MachineState::Created => wit::MachineState::Created,
+        MachineState::Starting => wit::MachineState::Starting,
+        MachineState::Started => wit::MachineState::Started,
+        MachineState::Stopping => wit::MachineState::Stopping,
+        MachineState::Stopped => wit::MachineState::Stopped,
+        MachineState::Suspended => wit::MachineState::Suspended,
+        MachineState::Failed => wit::MachineState::Failed,
+        MachineState::Replacing => wit::MachineState::Replacing,
+        MachineState::Destroying => wit::MachineState::Destroying,
+        MachineState::Destroyed => wit::MachineState::Destroyed,
+    }
+}
+
+pub fn state_from_wit(s: wit::MachineState) -> MachineState {
+    match s {
+        wit::MachineState::Created => MachineState::Created,
+        wit::MachineState::Starting => MachineState::Starting,
+        wit::MachineState::Started => MachineState::Started,
+        wit::MachineState::Stopping => MachineState::Stopping,
+        wit::MachineState::Stopped => MachineState::Stopped,
+        wit::MachineState::Suspended => MachineState::Suspended,
+        wit::MachineState::Failed => MachineState::Failed,
+        wit::MachineState::Replacing => MachineState::Replacing,
+        wit::MachineState::Destroying => MachineState::Destroying,
+        wit::MachineState::Destroyed => MachineState::Destroyed,
+    }
+}
+
+pub fn check_to_wit(c: Check) -> wit::Check {
+    wit::Check {
+        name: c.name,
+        status: match c.status {
+            CheckStatus::Passing => wit::CheckStatus::Passing,
+            CheckStatus::Warning => wit::CheckStatus::Warning,
+            CheckStatus::Critical => wit::CheckStatus::Critical,
+        },
+        output: c.output,
+    }
+}
+
+pub fn machine_to_wit(m: Machine) -> wit::Machine {
+    wit::Machine {
+        id: m.id,
+        name: m.name,
+        region: m.region,
+        process_group: m.process_group,
+        state: state_to_wit(m.state),
+        release: release_to_wit(&m.release),
+        cordoned: m.cordoned,
+        checks: m.checks.into_iter().map(check_to_wit).collect(),
+        volumes: m.volumes,
+        metadata: m.metadata,
+    }
+}
+
+pub fn error_to_wit(e: OpError) -> wit::Error {
+    let m = e.message;
+    match e.kind {
+        ErrorKind::NotFound => wit::Error::NotFound(m),
+        ErrorKind::Conflict => wit::Error::Conflict(m),
+        ErrorKind::Timeout => wit::Error::Timeout(m),
+        ErrorKind::Unhealthy => wit::Error::Unhealthy(m),
+        ErrorKind::Platform => wit::Error::Platform(m),
+        ErrorKind::Denied => wit::Error::Denied(m),
+        ErrorKind::Invalid => wit::Error::Invalid(m),
+        ErrorKind::Unsupported => wit::Error::Unsupported(m),
+    }
+}
+
+/// A strategy's own error message is cut like a log line: it is printed and journaled, and a strategy
+/// must not be able to make either unbounded.
+pub fn error_from_wit(e: wit::Error) -> OpError {
+    let (kind, m) = match e {
+        wit::Error::NotFound(m) => (ErrorKind::NotFound, m),
+        wit::Error::Conflict(m) => (ErrorKind::Conflict, m),
+        wit::Error::Timeout(m) => (ErrorKind::Timeout, m),
+        wit::Error::Unhealthy(m) => (ErrorKind::Unhealthy, m),
+        wit::Error::Platform(m) => (ErrorKind::Platform, m),
+        wit::Error::Denied(m) => (ErrorKind::Denied, m),
+        wit::Error::Invalid(m) => (ErrorKind::Invalid, m),
+        wit::Error::Unsupported(m) => (ErrorKind::Unsupported, m),
+    };
+    OpError::new(kind, crate::dispatch::truncate_log(m))
+}
+
+pub fn weight_from_wit(w: super::cutover::strategy::traffic::ReleaseWeight) -> cutover_core::ReleaseWeight {
+    cutover_core::ReleaseWeight { version: w.version, percent: w.percent }
+}
+
+pub fn weight_to_wit(w: cutover_core::ReleaseWeight) -> super::cutover::strategy::traffic::ReleaseWeight {
+    super::cutover::strategy::traffic::ReleaseWeight { version: w.version, percent: w.percent }
+}

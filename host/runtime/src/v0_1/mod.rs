@@ -1,0 +1,28 @@
+//! `cutover:strategy@0.1.x`: the generated bindings and the host side of that contract version.
+//!
+//! One module per contract version (as Zed's extension host does): when 0.2 arrives it gets its own
+//! module, and both can be linked side by side while strategies migrate. This module only translates
+//! between WIT types and the host's own (`platform`, `contract`, `events`); all behaviour lives in the
+//! dispatcher.
+
+mod convert;
+mod host;
+
+wasmtime::component::bindgen!({
+    path: "../../wit",
+    world: "strategy",
+    // Calls that never wait are plain host functions: no future, no fiber switch, so a strategy can
+    // log, read the clock or a parameter for about the price of a bare wasmtime call.
+    imports: {
+        "cutover:strategy/runtime.log": trappable,
+        "cutover:strategy/runtime.phase": trappable,
+        "cutover:strategy/runtime.progress": trappable,
+        "cutover:strategy/runtime.now": trappable,
+        "cutover:strategy/runtime.param": trappable,
+        "cutover:strategy/traffic.capabilities": trappable,
+        default: async | trappable,
+    },
+    exports: { default: async },
+});
+
+pub use convert::{error_from_wit, info_from_wit, plan_to_wit};

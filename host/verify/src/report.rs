@@ -1,0 +1,218 @@
+//! What `cutover verify` found, and how it reads: a scenario × invariant table, then each violation
+//! with the invariant, the moment, the host call and the machines. `--json` prints [`Report`] as is.
+
+use super::invariants::{Invariant, Verdict};
+use super::{Fault, ScenarioSpec};
+use cutover_core::duration::display;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Every scenario's outcome and verdicts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub strategy: String,
+    pub allow_downtime: bool,
+    pub allow_standby: bool,
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+/// How one scenario went.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub fault: Fault,
+    pub machines: usize,
+    pub outcome: RunOutcome,
+    /// Simulated time the deploy took.
+    pub simulated_ms: u64,
+    /// Real time the scenario took, deploy and checks.
+    pub wall_ms: u64,
+    pub host_calls: u64,
+    pub checks: Vec<(Invariant, Verdict)>,
+}
+
+/// How the deploy itself ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", content = "error", rename_all = "snake_case")]
+pub enum RunOutcome {
+    Succeeded,
+    /// The strategy returned an error.
+    Failed(String),
+    /// The sandbox (or verify's own bounds) stopped it.
+    Stopped(String),
+}
+
+impl RunOutcome {
+    /// The outcome of a run as the runtime returned it.
+    pub fn of(result: &Result<Result<(), cutover_core::OpError>, String>) -> Self {
+        match result {
+            Ok(Ok(())) => Self::Succeeded,
+            Ok(Err(e)) => Self::Failed(e.to_string()),
+            Err(e) => Self::Stopped(e.clone()),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed(_) => "failed",
+            Self::Stopped(_) => "STOPPED",
+        }
+    }
+}
+
+impl ScenarioResult {
+    /// A scenario verify itself could not set up (a bug in verify, reported rather than panicking).
+    pub(super) fn broken(spec: ScenarioSpec, why: String) -> Self {
+        Self {
+            name: spec.name(),
+            fault: spec.fault,
+            machines: spec.machines,
+            outcome: RunOutcome::Stopped(why.clone()),
+            simulated_ms: 0,
+            wall_ms: 0,
+            host_calls: 0,
+            checks: vec![(
+                Invariant::Sandbox,
+                Verdict::Fail(super::Violation { message: why, at_ms: None, call: None, machines: vec![] }),
+            )],
+        }
+    }
+
+    /// Whether no invariant failed.
+    pub fn passed(&self) -> bool {
+        !self.checks.iter().any(|(_, v)| matches!(v, Verdict::Fail(_)))
+    }
+}
+
+impl Report {
+    /// Whether every scenario kept every invariant.
+    pub fn passed(&self) -> bool {
+        self.scenarios.iter().all(ScenarioResult::passed)
+    }
+
+    /// The invariants broken in any scenario, each once.
+    pub fn broken(&self) -> Vec<Invariant> {
+        let mut v: Vec<Invariant> = self
+            .scenarios
+            .iter()
+            .flat_map(|s| s.checks.iter().filter(|(_, v)| matches!(v, Verdict::Fail(_))).map(|(i, _)| *i))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The human report.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "cutover verify: {} through {} scenarios on the simulator{}{}\n",
+            self.strategy,
+            self.scenarios.len(),
+            if self.allow_downtime { " (--allow-downtime: capacity not checked)" } else { "" },
+            if self.allow_standby {
+                " (--allow-standby: stopped machines of the replaced release are standbys)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(out, "invariants:");
+        for (n, inv) in Invariant::ALL.iter().enumerate() {
+            let _ = writeln!(out, "  {:>2}  {:<18} {}", n + 1, inv.name(), inv.promise());
+        }
+        let width = self.scenarios.iter().map(|s| s.name.len()).max().unwrap_or(8).max(8);
+        let _ = write!(out, "\n{:<width$}  {:<9} {:>9}  ", "scenario", "outcome", "simulated");
+        for n in 1..=Invariant::ALL.len() {
+            let _ = write!(out, "{n:>4} ");
+        }
+        out.push('\n');
+        for s in &self.scenarios {
+            let _ = write!(
+                out,
+                "{:<width$}  {:<9} {:>9}  ",
+                s.name,
+                s.outcome.label(),
+                display(Duration::from_secs(s.simulated_ms.div_ceil(1000)))
+            );
+            for inv in Invariant::ALL {
+                let mark = match s.checks.iter().find(|(i, _)| *i == inv).map(|(_, v)| v) {
+                    Some(Verdict::Pass) => "ok",
+                    Some(Verdict::Fail(_)) => "FAIL",
+                    Some(Verdict::NotApplicable { .. }) | None => "-",
+                };
+                let _ = write!(out, "{mark:>4} ");
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(out, "(ok: kept; FAIL: broken; -: not applicable to this run)");
+
+        let failing: Vec<&ScenarioResult> = self.scenarios.iter().filter(|s| !s.passed()).collect();
+        if !failing.is_empty() {
+            let _ = writeln!(out, "\nviolations:");
+            for s in &failing {
+                let _ = writeln!(out, "  {}: the deploy {}", s.name, outcome_sentence(&s.outcome));
+                for (inv, v) in &s.checks {
+                    let Verdict::Fail(v) = v else { continue };
+                    let _ = writeln!(out, "    {} broken: {}", inv.name(), v.message);
+                    let mut whence = Vec::new();
+                    if let Some(at) = v.at_ms {
+                        whence.push(format!("at {} (simulated)", display_ms(at)));
+                    }
+                    if let Some((seq, call)) = &v.call {
+                        whence.push(format!("during host call #{seq} ({call})"));
+                    }
+                    if !v.machines.is_empty() {
+                        whence.push(format!("machines: {}", v.machines.join(", ")));
+                    }
+                    if !whence.is_empty() {
+                        let _ = writeln!(out, "      {}", whence.join("; "));
+                    }
+                }
+            }
+        }
+        let broken = self.broken();
+        if broken.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nPASS: {} kept every invariant in all {} scenarios",
+                self.strategy,
+                self.scenarios.len()
+            );
+        } else {
+            let names: Vec<&str> = broken.iter().map(|i| i.name()).collect();
+            let _ = writeln!(
+                out,
+                "\nFAIL: {} broke {} in {} of {} scenarios",
+                self.strategy,
+                names.join(", "),
+                failing.len(),
+                self.scenarios.len()
+            );
+        }
+        out
+    }
+}
+
+fn outcome_sentence(o: &RunOutcome) -> String {
+    match o {
+        RunOutcome::Succeeded => "succeeded".into(),
+        RunOutcome::Failed(e) => format!("failed: {}", first_line(e)),
+        RunOutcome::Stopped(e) => format!("was stopped: {}", first_line(e)),
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// Milliseconds as `1m 12.3s`-style text, keeping tenths of a second.
+fn display_ms(ms: u64) -> String {
+    if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{} {:.1}s", display(Duration::from_secs(ms / 60_000 * 60)), (ms % 60_000) as f64 / 1000.0)
+    }
+}

@@ -1,0 +1,21 @@
+//! cutover's end-to-end tests, as one test binary: each file of tests/ is a module of it (as wasmtime's
+//! `tests/all` and ripgrep's `tests/tests.rs` are), so the engine is linked once rather than once per
+//! file. `tests/README.md` says what each module covers; `support/` is what they share.
+//!
+//! Run one module with `cargo test -p cutover --test e2e MODULE::`, e.g. `cargo test -p cutover --test
+//! e2e resume::`.
+
+mod support;
+
+mod cli;
+mod examples_polyglot;
+mod fly;
+mod fuzz;
+mod local;
+mod local_proxy;
+mod resume;
+mod rolling;
+mod sandbox;
+mod scaffold;
+mod strategies;
+mod verify;
