@@ -6,7 +6,7 @@ use crate::support::{self, fake_fly};
 
 use cutover::config::Config;
 use cutover::driver::lease::DeployLeases;
-use cutover::driver::{Deploy, DeployError, Overrides, StateDir};
+use cutover::driver::{Deploy, DeployError, PlatformFlags, Purpose, StateDir, Target};
 use cutover::core::events::{Collect, Outcome};
 use cutover::fly::{FlyOptions, FlyPlatform};
 use cutover::local::LocalPlatform;
@@ -85,16 +85,12 @@ async fn deploy(
     dir: &tempfile::TempDir,
 ) -> (Result<cutover::driver::DeployReport, DeployError>, Arc<Collect>) {
     let config = Config::load(&dir.path().join("fly.toml")).unwrap();
-    let overrides = Overrides { access_token: Token::new(TOKEN), ..Default::default() };
+    let flags = PlatformFlags { access_token: Token::new(TOKEN), ..Default::default() };
+    let state = StateDir::at(dir.path().join("state"));
+    let target = Target::resolve(&config, flags, Some(state), Purpose::Deploy);
     let runtime = support::runtime();
     let sink = Arc::new(Collect::default());
-    let d = Deploy {
-        config: &config,
-        overrides: &overrides,
-        runtime: &runtime,
-        sink: sink.clone(),
-        state: Some(StateDir::at(dir.path().join("state"))),
-    };
+    let d = Deploy { config: &config, target: &target, runtime: &runtime, sink: sink.clone() };
     (d.run().await, sink)
 }
 
@@ -364,7 +360,7 @@ async fn local_server(dir: &std::path::Path) -> Server {
     let first = Arc::new(LocalPlatform::connect(&url, APP, &spec).await.unwrap());
     let client = Some(first.client().clone());
     let second = Arc::new(LocalPlatform::connect(&url, APP, &spec).await.unwrap());
-    let m = first.launch(&Release { version: 1, image: V1.into() }, "ams", "app").await.unwrap();
+    let m = first.create_machine(&Release { version: 1, image: V1.into() }, "ams", "app").await.unwrap();
     first.wait_state(&m.id, MachineState::Started, Duration::from_secs(5)).await.unwrap();
     let shutdown = format!("{url}/cutover/v1/shutdown");
     Server {

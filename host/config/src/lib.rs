@@ -449,6 +449,18 @@ fn parse_collecting<T: for<'de> Deserialize<'de>>(
 }
 
 impl Config {
+    /// Apply the command line's `--strategy` (a built-in name, or a `.wasm` path relative to `cwd`)
+    /// and `--image` over what the files say: from here on the config is what the deploy uses.
+    pub fn with_overrides(mut self, strategy: Option<&str>, image: Option<String>, cwd: &Path) -> Self {
+        if let Some(s) = strategy {
+            self.strategy = StrategyRef::parse(s, cwd);
+        }
+        if image.is_some() {
+            self.image = image;
+        }
+        self
+    }
+
     /// Read `fly.toml` (and `cutover.toml` beside it, if present).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)

@@ -21,5 +21,6 @@ pub use grants::Grants;
 pub use limits::Limits;
 pub use machine::{Check, CheckKind, CheckSpec, CheckStatus, Machine, MachineState, Release, StopSpec};
 pub use platform::{
-    Capabilities, LIST_ATTEMPTS, Lease, ListFailed, Platform, ReleaseWeight, TrafficStats, list_with_retries,
+    Capabilities, EmptyApp, LIST_ATTEMPTS, LaunchLog, LaunchPlan, Lease, ListFailed, Platform, ReleaseWeight,
+    TrafficStats, list_with_retries,
 };

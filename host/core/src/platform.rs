@@ -168,5 +168,85 @@ pub trait Platform: Send + Sync {
             format!("manual gate `{gate}`: the {} platform has no promotion channel yet", self.name()),
         ))
     }
+
+    /// What a deploy does when the app has no machines yet: a strategy replaces machines, so it has
+    /// nothing to work on (see [`EmptyApp`]).
+    fn empty_app(&self) -> EmptyApp {
+        EmptyApp::RunStrategy
+    }
+    /// Create an app's first machines (when [`Platform::empty_app`] says [`EmptyApp::Launch`]), wait
+    /// until each is started and passing its checks, and on any failure destroy what was made, so a
+    /// failed launch leaves the app as empty as it found it. The error says what failed and what is left.
+    async fn launch(&self, plan: &LaunchPlan, log: &dyn LaunchLog) -> Result<(), OpError> {
+        let _ = (plan, log);
+        Err(OpError::unsupported("launch an app's first machines", self.name()))
+    }
+    /// A run is about to change the fleet. A platform whose fleet lives in this process (the
+    /// simulator) keeps it on disk from here on, change by change, as a real platform keeps its state
+    /// whatever happens to its client; commands that only read never call this.
+    fn begin_changes(&self) -> Result<(), OpError> {
+        Ok(())
+    }
+    /// The run is over: keep what the next run starts from (the simulator's fleet).
+    fn end_run(&self) -> Result<(), OpError> {
+        Ok(())
+    }
+    /// Something a reader of this platform's fleet should know about where it came from (the
+    /// simulator's fleet may be its scenario's starting one rather than one a deploy left).
+    fn fleet_note(&self) -> Option<String> {
+        None
+    }
+}
+
+/// What a deploy does for an app with no machines yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmptyApp {
+    /// Run the strategy on the empty fleet (the simulator, whose scenarios may start empty).
+    RunStrategy,
+    /// Create the first machines with [`Platform::launch`], as `fly launch` would; no strategy runs.
+    Launch,
+    /// Refuse to deploy; the message says what to do instead (Fly: launch the app with flyctl).
+    Refuse(String),
+}
+
+/// An app's first machines: `per_group` machines in each process group, spread over `regions`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchPlan {
+    /// The app being launched.
+    pub app: String,
+    /// What the machines run.
+    pub release: Release,
+    /// The app's process groups.
+    pub groups: Vec<String>,
+    /// Machines to create in each group.
+    pub per_group: usize,
+    /// Region labels, used in turn.
+    pub regions: Vec<String>,
+    /// How long each machine may take to start and pass its checks.
+    pub wait_timeout: Duration,
+}
+
+impl LaunchPlan {
+    /// The machines to create, as (region, process group), regions taken in turn within each group.
+    pub fn machines(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for group in &self.groups {
+            for i in 0..self.per_group {
+                let region = self.regions.get(i % self.regions.len().max(1)).cloned().unwrap_or_default();
+                out.push((region, group.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// What a launch tells the deploy's log as it goes (the driver records it as the launch's events).
+pub trait LaunchLog: Send + Sync {
+    /// A phase of the launch begins.
+    fn phase(&self, name: &str);
+    /// A line for the deploy's log.
+    fn info(&self, message: String);
+    /// `done` of `total` machines are up.
+    fn progress(&self, done: u32, total: u32);
 }
 

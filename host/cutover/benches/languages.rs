@@ -13,7 +13,7 @@
 //!
 //! Run: `cargo bench -p cutover --bench languages`.
 
-#[path = "../../tests/support/mod.rs"]
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use cutover::runtime::{ComponentCache, Origin, Runtime};

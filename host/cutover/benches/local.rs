@@ -21,7 +21,7 @@
 //! repetitions, 30), `CUTOVER_BENCH_ROUNDS` (proxy rounds per side, 7). Results go in BENCHMARKS.md
 //! ("Local platform").
 
-#[path = "../../tests/support/mod.rs"]
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use bytes::Bytes;
@@ -389,7 +389,7 @@ async fn on_daemon(hello: &Path) {
     let proxy: SocketAddr = local.proxy_addr().parse().unwrap();
     let v1 = Release { version: 1, image: "registry.fly.io/hello-cutover:v1".into() };
     let v2 = Release { version: 2, image: "registry.fly.io/hello-cutover:v2".into() };
-    let blue = local.launch(&v1, "local", "app").await.expect("launch blue").id;
+    let blue = local.create_machine(&v1, "local", "app").await.expect("launch blue").id;
     ready(&local, &blue).await;
     // Green: a clone on v2, out of rotation (as bluegreen creates it), passing its checks.
     let green = local.clone_from(&blue, &v2, false).await.expect("clone green").id;

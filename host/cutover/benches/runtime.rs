@@ -11,7 +11,7 @@
 //!
 //! Run: `cargo bench -p cutover --bench runtime`. Results go in BENCHMARKS.md.
 
-#[path = "../../tests/support/mod.rs"]
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use criterion::{Criterion, criterion_group};
@@ -24,7 +24,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod bare {
     wasmtime::component::bindgen!({
-        path: "../tests/guests/bare/wit",
+        path: "../../tests/guests/bare/wit",
         world: "bare",
         imports: { default: async },
         exports: { default: async },

@@ -37,7 +37,7 @@
 //!
 //! Run: `cargo bench -p cutover --bench strategies`.
 
-#[path = "../../tests/support/mod.rs"]
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,11 @@
-//! The `cutover` binary: everything lives in the library; see `cutover::cli`.
+//! The `cutover` binary: the command line lives in the library (`cutover::cli`); this is only where
+//! its outcome becomes the process's exit code.
 
-fn main() -> std::process::ExitCode {
-    cutover::cli::main()
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cutover::cli::try_main() {
+        Ok(exit) => exit.into(),
+        Err(error) => cutover::cli::exit::report(&error),
+    }
 }

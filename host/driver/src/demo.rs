@@ -5,12 +5,12 @@
 //! the next release with the chosen strategy, and reports the requests and failed requests during the
 //! deploy, latency percentiles, and how long each phase of the strategy took.
 
-use super::{Deploy, DeployError, DeployReport, Overrides, StateDir, open_local};
+use crate::{Deploy, DeployError, DeployReport, Target};
 use cutover_config::{Config, PlatformKind};
 use cutover_core::events::{Collect, Event, EventKind, EventSink, HostCall, Tee};
+use cutover_core::{ErrorKind, MachineState, Platform};
 use cutover_loadgen::{Load, LoadSpec, LoadSummary};
 use cutover_local::LocalDaemon;
-use cutover_core::{MachineState, Platform};
 use cutover_runtime::Runtime;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,32 +43,29 @@ pub struct DemoReport {
     pub stopped: bool,
 }
 
-/// Run the main job on the local platform.
+/// Run the main job on the local platform (`target` must be it: see `Purpose::Local`).
 pub async fn run(
     config: &Config,
-    overrides: &Overrides,
+    target: &Target,
     runtime: &Runtime,
     sink: Arc<dyn EventSink>,
-    state: StateDir,
     opts: &DemoOptions,
 ) -> Result<DemoReport, DeployError> {
-    let overrides = Overrides { platform: Some(PlatformKind::Local), ..overrides.clone() };
+    let state = match (target.kind(), target.state()) {
+        (PlatformKind::Local, Some(state)) => state,
+        _ => return Err(DeployError::Setup("the demo runs on the local platform, in a state directory".into())),
+    };
     let daemon = LocalDaemon::of(state.path());
     let was_running = daemon.running().await.is_some();
-    let local = open_local(config, &overrides, Some(&state)).await?;
-    let proxy: std::net::SocketAddr = local
-        .proxy_addr()
-        .parse()
-        .map_err(|e| DeployError::Platform(format!("the proxy address {}: {e}", local.proxy_addr())))?;
-    let deploy = |sink: Arc<dyn EventSink>| Deploy {
-        config,
-        overrides: &overrides,
-        runtime,
-        sink,
-        state: Some(state.clone()),
-    };
+    let local = target.open_local(config).await?;
+    let proxy: std::net::SocketAddr = local.proxy_addr().parse().map_err(|e| DeployError::Platform {
+        kind: ErrorKind::Platform,
+        message: format!("the proxy address {}: {e}", local.proxy_addr()),
+    })?;
+    let deploy = |sink: Arc<dyn EventSink>| Deploy { config, target, runtime, sink };
 
-    let machines = local.list().await.map_err(|e| DeployError::Platform(e.to_string()))?;
+    let machines =
+        local.list().await.map_err(|e| DeployError::Platform { kind: e.kind, message: e.to_string() })?;
     let launch = if machines.is_empty() {
         let report = deploy(sink.clone()).run().await?;
         if report.error.is_some() {

@@ -2,15 +2,13 @@
 //! read-only calls alone (list machines: a GET). No lease is taken, nothing is created, the journal
 //! is only read, and on the local platform no daemon is started and the app is not registered.
 
-use super::{Deploy, DeployError, Goal, current_release, open_platform, resolve_strategy};
-use cutover_config::{PlatformKind, StrategyRef};
+use crate::deploy::target_release;
+use crate::{Deploy, DeployError, Goal, current_release, resolve_strategy};
 use cutover_core::contract::ParamValue;
-use cutover_local::{LocalDaemon, LocalPlatform};
-use cutover_core::{Capabilities, Machine, Platform, Release};
+use cutover_core::{Capabilities, EmptyApp, Machine, Release};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Arc;
 
 /// What a deploy would do.
 #[derive(Debug, Clone, Serialize)]
@@ -102,65 +100,48 @@ impl Deploy<'_> {
     /// What deploying `image` would do, without changing anything.
     pub async fn dry_run(&self, goal: Goal) -> Result<DryRun, DeployError> {
         let config = self.config;
-        let strategy_ref = match &self.overrides.strategy {
-            Some(s) => StrategyRef::parse(s, &std::env::current_dir().unwrap_or_default()),
-            None => config.strategy.clone(),
-        };
-        let strategy = resolve_strategy(self.runtime, &strategy_ref).await?;
+        let strategy = resolve_strategy(self.runtime, &config.strategy).await?;
         let (params, _) = config.strategy_params(&strategy.info.params, &strategy.info.name)?;
-        let kind = self.overrides.platform.unwrap_or(config.cutover.platform);
         let mut notes = Vec::new();
-        let platform: Arc<dyn Platform> = match kind {
-            // Starting the daemon or registering the app would be changes: read a running one only.
-            PlatformKind::Local => {
-                let daemon = match &self.state {
-                    Some(s) => LocalDaemon::of(s.path()).running().await,
-                    None => None,
-                };
-                match daemon {
-                    Some(info) => Arc::new(LocalPlatform::attach(&info.url, &config.app)),
-                    None => {
-                        notes.push(format!(
-                            "no local daemon is running: the deploy would start one and launch {} machine(s) \
-                             on the new release",
-                            config.cutover.local.machines
-                        ));
-                        Arc::new(LocalPlatform::attach("http://127.0.0.1:9", &config.app))
-                    }
-                }
+        let (platform, caps, has_leases, machines, empty_app) = match self.target.open_to_read(config).await? {
+            Some(opened) => {
+                let p = opened.platform;
+                let machines = p
+                    .list()
+                    .await
+                    .map_err(|e| DeployError::platform_in(format_args!("listing machines of {}", config.app), &e))?;
+                (p.name().to_string(), p.capabilities(), p.has_leases(), machines, Some(p.empty_app()))
             }
-            _ => open_platform(config, self.overrides, self.state.as_ref()).await?.platform,
-        };
-        let machines = if notes.is_empty() {
-            platform
-                .list()
-                .await
-                .map_err(|e| DeployError::Platform(format!("listing machines of {}: {e}", config.app)))?
-        } else {
-            vec![]
+            None => {
+                notes.push(format!(
+                    "no local daemon is running: the deploy would start one and launch {} machine(s) on the \
+                     new release",
+                    config.cutover.local.machines
+                ));
+                (self.target.kind().to_string(), cutover_local::CAPABILITIES, true, vec![], None)
+            }
         };
         let current = current_release(&machines);
         // Read the journal only if there is one: a dry run creates nothing.
-        let journal = match &self.state {
+        let journal = match self.target.state() {
             Some(s) if s.path().join(cutover_journal::FILE).exists() => Some(s.journal()?),
             _ => None,
         };
-        let target = super::target_release(goal, journal.as_ref(), &config.app, &machines, current.as_ref())?;
-        if machines.is_empty() && notes.is_empty() {
-            notes.push(match kind {
-                PlatformKind::Fly => format!(
-                    "{} has no machines on Fly.io: the deploy would refuse; launch the app with flyctl first",
-                    config.app
-                ),
-                _ => {
+        let target = target_release(goal, journal.as_ref(), &config.app, &machines, current.as_ref())?;
+        if machines.is_empty() {
+            notes.extend(empty_app.map(|empty| match empty {
+                EmptyApp::Refuse(why) => format!("the deploy would refuse: {why}"),
+                EmptyApp::Launch => {
                     format!("{} has no machines: the deploy would launch them on the new release", config.app)
                 }
-            });
+                EmptyApp::RunStrategy => {
+                    format!("{} has no machines: the strategy would run on an empty fleet", config.app)
+                }
+            }));
         }
-        let caps = platform.capabilities();
         let leases = if machines.is_empty() {
             "none: there is no machine to lease".to_string()
-        } else if platform.has_leases() {
+        } else if has_leases {
             let ttl = config.cutover.lease_ttl;
             format!(
                 "all {} machine(s) leased before the first change ({} TTL, refreshed every {}), released at the end",
@@ -169,11 +150,11 @@ impl Deploy<'_> {
                 cutover_core::duration::display(ttl / 2)
             )
         } else {
-            format!("none: the {} platform has no leases", platform.name())
+            format!("none: the {platform} platform has no leases")
         };
         Ok(DryRun {
             app: config.app.clone(),
-            platform: platform.name().to_string(),
+            platform,
             strategy: strategy.info.name.clone(),
             strategy_summary: strategy.info.summary.clone(),
             params,

@@ -10,15 +10,13 @@
 //! must be interrupted (its process gone), the component must hash the same, and every replayed call
 //! must match. When a deploy cannot be resumed, the error says why and what the fleet looks like now.
 
-use cutover_journal::{self as journal, JournalError, ReleaseKind, ReleaseRecord, ReleaseStatus};
-use super::{
-    Deploy, DeployError, DeployReport, Ending, StateDir, StrategyRun, lease, list_with_retries,
-    open_platform, resolve_strategy,
-};
-use cutover_config::{PlatformKind, StrategyRef};
-use cutover_core::events::{DeployStart, EventKind, EventSink, FleetSummary, Tee};
+use crate::deploy::{Ending, Goal, JournalGate, StrategyRun, list_with_retries};
+use crate::{Deploy, DeployError, DeployReport, lease, resolve_strategy};
+use cutover_config::StrategyRef;
 use cutover_core::Platform;
-use cutover_runtime::{HostClock, Recorder, Replay};
+use cutover_core::events::{DeployStart, EventKind, EventSink, FleetSummary, Tee};
+use cutover_journal::{self as journal, ReleaseKind, ReleaseRecord, ReleaseStatus};
+use cutover_runtime::{Recorder, Replay};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +33,8 @@ impl Deploy<'_> {
     /// that leaves the fleet anywhere but wholly on the release the deploy started from, serving, the
     /// strategy then rolls the app back to it as a rollback release of its own. A deploy that cannot
     /// be resumed is rolled back directly.
-    pub(super) async fn roll_back_interrupted(&self) -> Result<Option<DeployReport>, DeployError> {
-        let Some(state) = &self.state else { return Ok(None) };
+    pub(crate) async fn roll_back_interrupted(&self) -> Result<Option<DeployReport>, DeployError> {
+        let Some(state) = self.target.state() else { return Ok(None) };
         let journal = state.journal()?;
         let latest = journal.releases(&self.config.app)?.pop();
         let Some(release) = latest.filter(|r| r.status == ReleaseStatus::Interrupted) else {
@@ -73,27 +71,21 @@ impl Deploy<'_> {
             }
             Err(e) => return Err(e),
         }
-        // On the platform the interrupted deploy ran on, whatever the config says now.
-        let overrides = super::Overrides {
-            platform: PlatformKind::from_name(&release.platform).or(self.overrides.platform),
-            ..self.overrides.clone()
-        };
-        let deploy =
-            Deploy { overrides: &overrides, state: self.state.clone(), sink: self.sink.clone(), ..*self };
-        deploy.run_goal(super::Goal::Rollback { to: Some(previous.version) }).await.map(Some)
+        // On the platform the interrupted deploy ran on: the target was resolved to it.
+        self.run_goal(Goal::Rollback { to: Some(previous.version) }).await.map(Some)
     }
 
     /// Resume, or with `abort`, resume only to undo (see [`Self::roll_back_interrupted`]).
     async fn resume_as(&self, abort: Option<String>) -> Result<DeployReport, DeployError> {
         let config = self.config;
         let app = &config.app;
-        let state = self.state.as_ref().ok_or_else(|| {
-            DeployError::BadInput("resuming reads the app's journal, and no state directory was given".into())
+        let state = self.target.state().ok_or_else(|| {
+            DeployError::NothingToResume("resuming reads the app's journal, and no state directory was given".into())
         })?;
         let journal = state.journal()?;
         let records = journal.releases(app)?;
         let Some(release) = records.last().cloned() else {
-            return Err(DeployError::BadInput(format!(
+            return Err(DeployError::NothingToResume(format!(
                 "no deploys of {app} are recorded in {}: there is nothing to resume",
                 journal.path().display()
             )));
@@ -109,7 +101,7 @@ impl Deploy<'_> {
                 )));
             }
             done => {
-                return Err(DeployError::BadInput(format!(
+                return Err(DeployError::NothingToResume(format!(
                     "the latest deploy of {app}, #{} (v{}), {}: there is nothing to resume (`cutover \
                      releases` lists the deploys)",
                     release.id,
@@ -119,12 +111,8 @@ impl Deploy<'_> {
             }
         }
 
-        // The platform the deploy ran on, whatever the config says now.
-        let overrides = super::Overrides {
-            platform: PlatformKind::from_name(&release.platform).or(self.overrides.platform),
-            ..self.overrides.clone()
-        };
-        let opened = open_platform(config, &overrides, Some(state)).await?;
+        // The platform the deploy ran on: the target was resolved to it.
+        let opened = self.target.open(config).await?;
         let platform = opened.platform.clone();
         let machines = list_with_retries(&*platform).await?;
         let cannot = |why: String| cannot_resume(&release, why, &FleetSummary::of(&machines));
@@ -157,11 +145,8 @@ impl Deploy<'_> {
         let leases = acquire_patiently(platform.clone(), &ids, config.cutover.lease_ttl, opened.concurrency)
             .await
             .map_err(|e| DeployError::Busy(e.to_string()))?;
-        let adopted = journal.adopt(release.id).map_err(|e| match e {
-            JournalError::Busy(m) => DeployError::Busy(m),
-            e => e.into(),
-        });
-        if let Err(e) = adopted.and_then(|()| opened.write_through()) {
+        let adopted = journal.adopt(release.id).map_err(DeployError::from);
+        if let Err(e) = adopted.and_then(|()| platform.begin_changes().map_err(DeployError::platform)) {
             leases.release().await;
             return Err(e);
         }
@@ -175,8 +160,7 @@ impl Deploy<'_> {
         let replay = Arc::new(replay);
         let next_seq = record.events.last().map_or(0, |e| e.seq + 1);
         let last_ms = record.events.last().map_or(0, |e| e.at_ms);
-        let clock =
-            if opened.sim.is_some() { HostClock::simulated() } else { HostClock::real() }.continuing(last_ms);
+        let clock = self.target.host_clock().continuing(last_ms);
         let wall = std::time::Instant::now();
         let sink: Arc<dyn EventSink> = Arc::new(Tee(vec![
             self.sink.clone(),
@@ -213,7 +197,7 @@ impl Deploy<'_> {
             concurrency: opened.concurrency,
             clock,
             recorder: recorder.clone(),
-            promotions: Some(Arc::new(super::JournalGate {
+            promotions: Some(Arc::new(JournalGate {
                 journal: journal.clone(),
                 release_id: release.id,
             })),
@@ -236,8 +220,6 @@ impl Deploy<'_> {
                 error,
                 leases,
                 platform,
-                opened_sim: opened.sim,
-                keep: opened.keep,
                 journal: Some(journal),
                 release_id: Some(release.id),
                 recorder,
@@ -249,26 +231,6 @@ impl Deploy<'_> {
             })
             .await)
     }
-}
-
-/// The platform of `app`'s latest release when it was interrupted: `cutover resume` and `cutover
-/// rollback` after a crash run there (the CLI sets up the simulator's clock for it beforehand).
-pub fn interrupted_platform(state: &StateDir, app: &str) -> Option<PlatformKind> {
-    let latest = latest_release(state, app)?;
-    (latest.status == ReleaseStatus::Interrupted).then(|| PlatformKind::from_name(&latest.platform))?
-}
-
-/// The platform `app`'s latest release ran on (what `cutover status` looks at by default).
-pub fn latest_platform(state: &StateDir, app: &str) -> Option<PlatformKind> {
-    PlatformKind::from_name(&latest_release(state, app)?.platform)
-}
-
-/// The latest release in `state`'s journal, without creating a journal where there is none.
-fn latest_release(state: &StateDir, app: &str) -> Option<ReleaseRecord> {
-    if !state.path().join(journal::FILE).exists() {
-        return None;
-    }
-    state.journal().ok()?.releases(app).ok()?.pop()
 }
 
 /// Lease the fleet, waiting up to one TTL (and a little) for leases the dead process held to lapse.

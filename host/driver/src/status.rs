@@ -4,13 +4,12 @@
 //! gone); the platform says what the machines run now. Reading both changes nothing: the journal is
 //! not created when there is none, and the local platform's daemon is not started.
 
-use cutover_journal::{self as journal, ReleaseRecord, ReleaseStatus};
-use super::{DeployError, Overrides, StateDir, current_release, list_with_retries, open_platform};
-use cutover_config::{Config, PlatformKind};
+use crate::deploy::list_with_retries;
+use crate::{DeployError, Target, current_release};
+use cutover_config::Config;
 use cutover_core::events::FleetSummary;
-use cutover_local::LocalDaemon;
-use cutover_sim::SavedWorld;
-use cutover_core::{MachineState, Release};
+use cutover_core::{ErrorKind, MachineState, Release};
+use cutover_journal::{self as journal, ReleaseRecord, ReleaseStatus};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -55,6 +54,9 @@ pub enum StatusError {
     /// The journal holds no release of the app (or there is no journal at all).
     #[error("no deploys of {app} recorded in {} yet; run `cutover deploy`", dir.display())]
     NoReleases { app: String, dir: PathBuf },
+    /// There is no state directory to read a journal from.
+    #[error("no state directory was given, so no deploys of {app} are recorded")]
+    NoState { app: String },
     #[error("{0}")]
     Journal(#[from] journal::JournalError),
 }
@@ -66,10 +68,11 @@ fn message<S: serde::Serializer>(e: &Option<DeployError>, s: S) -> Result<S::Ok,
     }
 }
 
-/// Read the app's latest release from the journal in `state` and its fleet from the platform the
-/// config (with `overrides`) names. A fleet that cannot be read is reported in the status, not as an
-/// error: what the journal says is worth showing on its own.
-pub async fn read(config: &Config, overrides: &Overrides, state: &StateDir) -> Result<Status, StatusError> {
+/// Read the app's latest release from the journal in the target's state directory and its fleet from
+/// the target's platform. A fleet that cannot be read is reported in the status, not as an error: what
+/// the journal says is worth showing on its own.
+pub async fn read(config: &Config, target: &Target) -> Result<Status, StatusError> {
+    let state = target.state().ok_or_else(|| StatusError::NoState { app: config.app.clone() })?;
     let no_releases = || StatusError::NoReleases { app: config.app.clone(), dir: state.path().to_path_buf() };
     let path = state.path().join(journal::FILE);
     if !path.exists() {
@@ -80,14 +83,13 @@ pub async fn read(config: &Config, overrides: &Overrides, state: &StateDir) -> R
     let releases = records.len();
     let latest = records.pop().ok_or_else(no_releases)?;
 
-    let kind = overrides.platform.unwrap_or(config.cutover.platform);
-    let (fleet, fleet_error, fleet_note) = match read_fleet(config, overrides, state, kind).await {
+    let (fleet, fleet_error, fleet_note) = match read_fleet(config, target).await {
         Ok((fleet, note)) => (Some(fleet), None, note),
         Err(e) => (None, Some(e), None),
     };
     Ok(Status {
         app: config.app.clone(),
-        platform: kind.to_string(),
+        platform: target.kind().to_string(),
         journal: journal.path().to_path_buf(),
         releases,
         advice: advice(&latest),
@@ -99,32 +101,21 @@ pub async fn read(config: &Config, overrides: &Overrides, state: &StateDir) -> R
 }
 
 /// The machines now, as a deploy would find them, and a note on where a simulated fleet came from.
-async fn read_fleet(
-    config: &Config,
-    overrides: &Overrides,
-    state: &StateDir,
-    kind: PlatformKind,
-) -> Result<(FleetNow, Option<String>), DeployError> {
+async fn read_fleet(config: &Config, target: &Target) -> Result<(FleetNow, Option<String>), DeployError> {
     // The local platform's machines live and die with its daemon: none running means none left, and
     // starting one (as a deploy would) is not for a command that only looks.
-    if kind == PlatformKind::Local && LocalDaemon::of(state.path()).running().await.is_none() {
-        return Err(DeployError::Platform(format!(
-            "no local daemon is running for {}, so {} has no machines on the local platform (they stop \
-             with it); `cutover local up` starts the daemon, `cutover deploy --platform local` launches the app",
-            state.path().display(),
-            config.app
-        )));
-    }
-    let opened = open_platform(config, overrides, Some(state)).await?;
-    let note = opened.keep.as_ref().and_then(|k| {
-        let kept = SavedWorld::read(&k.path).ok().flatten().is_some_and(|s| s.fingerprint == k.fingerprint);
-        (!kept).then(|| {
-            format!(
-                "no simulated fleet of this scenario is kept in {}: this is the scenario's starting fleet",
-                state.path().display()
-            )
-        })
-    });
+    let Some(opened) = target.open_to_read(config).await? else {
+        return Err(DeployError::Platform {
+            kind: ErrorKind::Platform,
+            message: format!(
+                "no local daemon is running for {}, so {} has no machines on the local platform (they stop \
+                 with it); `cutover local up` starts the daemon, `cutover deploy --platform local` launches the app",
+                target.state().map(|s| s.path().display().to_string()).unwrap_or_default(),
+                config.app
+            ),
+        });
+    };
+    let note = opened.platform.fleet_note();
     let machines = list_with_retries(&*opened.platform).await?;
     let fleet = FleetNow {
         summary: FleetSummary::of(&machines),

@@ -9,7 +9,7 @@
 
 use cutover_machines_api::{self as machines_api, ApiMachine, Client, CreateRequest, RetryPolicy, StopRequest, Token};
 use cutover_core::{
-    Capabilities, CheckStatus, ErrorKind, Lease, Machine, MachineState, OpError, Platform, Release, StopSpec,
+    Capabilities, CheckStatus, EmptyApp, ErrorKind, Lease, Machine, MachineState, OpError, Platform, Release, StopSpec,
 };
 use async_trait::async_trait;
 use std::time::Duration;
@@ -102,6 +102,14 @@ fn not_passing(m: &Machine) -> String {
 impl Platform for FlyPlatform {
     fn name(&self) -> &str {
         "fly"
+    }
+
+    fn empty_app(&self) -> EmptyApp {
+        EmptyApp::Refuse(format!(
+            "{} has no machines on Fly.io yet: cutover replaces a running fleet; launch the app first \
+             (`fly launch` or `fly deploy`), then deploy its next releases with cutover",
+            self.app
+        ))
     }
 
     fn app(&self) -> &str {

@@ -7,12 +7,13 @@
 //! [`LocalDaemon`] finds, starts and stops the daemon of a state directory.
 
 pub mod daemon;
+mod launch;
 pub mod proxy;
 pub mod stats;
 
 use cutover_machines_api::{self as machines_api, ApiMachine, Client, CreateRequest, StopRequest};
 use cutover_core::{
-    Capabilities, Check, ErrorKind, Lease, Machine, MachineState, OpError, Platform, Release, ReleaseWeight,
+    Capabilities, Check, EmptyApp, ErrorKind, LaunchLog, LaunchPlan, Lease, Machine, MachineState, OpError, Platform, Release, ReleaseWeight,
     StopSpec, TrafficStats,
 };
 use async_trait::async_trait;
@@ -139,6 +140,10 @@ impl LocalDaemon {
     }
 }
 
+/// What the local platform's proxy can do: everything the contract's traffic calls ask for.
+pub const CAPABILITIES: Capabilities =
+    Capabilities { cordon: true, connection_counts: true, weights: true, stats: true };
+
 /// One app on the local daemon.
 pub struct LocalPlatform {
     client: Client,
@@ -203,8 +208,9 @@ impl LocalPlatform {
         self.client.get(id).await
     }
 
-    /// Create a machine of `release` from nothing (an app's first launch).
-    pub async fn launch(&self, release: &Release, region: &str, group: &str) -> Result<Machine, OpError> {
+    /// Create a machine of `release` from nothing, in `region` and process `group` (an app's first
+    /// machines; see [`Platform::launch`]).
+    pub async fn create_machine(&self, release: &Release, region: &str, group: &str) -> Result<Machine, OpError> {
         let mut config = machines_api::MachineConfig { image: release.image.clone(), ..Default::default() };
         config.metadata.insert(machines_api::RELEASE_VERSION_KEY.into(), release.version.to_string());
         config.metadata.insert(machines_api::PROCESS_GROUP_KEY.into(), group.to_string());
@@ -221,12 +227,20 @@ impl Platform for LocalPlatform {
         "local"
     }
 
+    fn empty_app(&self) -> EmptyApp {
+        EmptyApp::Launch
+    }
+
+    async fn launch(&self, plan: &LaunchPlan, log: &dyn LaunchLog) -> Result<(), OpError> {
+        launch::run(self, plan, log).await
+    }
+
     fn app(&self) -> &str {
         &self.app
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { cordon: true, connection_counts: true, weights: true, stats: true }
+        CAPABILITIES
     }
 
     async fn list(&self) -> Result<Vec<Machine>, OpError> {

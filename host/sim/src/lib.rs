@@ -12,10 +12,12 @@
 //! concurrency does not change the outcome. That is also what lets a lower bound price the operations
 //! a strategy's semantics require at the times this run drew for them ([`model`]).
 
+pub mod kept;
 pub mod model;
 mod persist;
 pub mod scenario;
 
+pub use kept::KeptFleet;
 pub use persist::SavedWorld;
 pub use scenario::Scenario;
 
@@ -199,7 +201,7 @@ impl SimWorld {
 
     /// A platform handle scoped to one app.
     pub fn platform(self: &Arc<Self>, app: &str) -> SimPlatform {
-        SimPlatform { app: app.to_string(), world: self.clone() }
+        SimPlatform { app: app.to_string(), world: self.clone(), keep: None }
     }
 
     /// Start recording serving capacity of `app` after every change.
@@ -504,6 +506,8 @@ fn split(weights: Option<&Vec<ReleaseWeight>>, serving: &BTreeMap<u64, usize>) -
 pub struct SimPlatform {
     app: String,
     world: Arc<SimWorld>,
+    /// Where the fleet is kept between runs, when it is (see [`kept`]).
+    keep: Option<kept::Keep>,
 }
 
 impl SimPlatform {
@@ -642,6 +646,18 @@ impl SimPlatform {
 impl Platform for SimPlatform {
     fn name(&self) -> &str {
         "sim"
+    }
+
+    fn begin_changes(&self) -> Result<(), OpError> {
+        self.keep.as_ref().map_or(Ok(()), |k| k.write_through(&self.world))
+    }
+
+    fn end_run(&self) -> Result<(), OpError> {
+        self.keep.as_ref().map_or(Ok(()), |k| k.save(&self.world))
+    }
+
+    fn fleet_note(&self) -> Option<String> {
+        self.keep.as_ref().and_then(kept::Keep::note)
     }
 
     fn app(&self) -> &str {

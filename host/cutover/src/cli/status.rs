@@ -1,74 +1,32 @@
 //! `cutover status`: the wiring (arguments, the tokio runtime, exit codes) and the human rendering of
 //! [`cutover_driver::status::Status`].
 
-use super::{AppArgs, app_state, exit};
-use cutover_config::PlatformKind;
+use super::args::StatusArgs;
+use super::exit::{Error, Exit};
+use super::run::{Context, token, tokio_runtime};
 use cutover_core::duration::display;
-use cutover_driver::status::{self, Status, StatusError};
-use cutover_driver::{Overrides, ReleaseStatus};
-use clap::Args;
-use std::path::{Path, PathBuf};
+use cutover_driver::status::{self, Status};
+use cutover_driver::{PlatformFlags, Purpose, ReleaseStatus};
 use std::time::Duration;
 
-#[derive(Args)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    app: AppArgs,
-    /// Where the machines live [default: where the app's latest release ran, else [cutover] platform,
-    /// else sim].
-    #[arg(long, value_enum)]
-    platform: Option<PlatformKind>,
-    /// Simulator scenario file, as you deploy with it [default: [cutover.sim] scenario]: the simulated
-    /// fleet kept between runs belongs to one scenario's fleet and seed.
-    #[arg(long, value_name = "PATH")]
-    scenario: Option<PathBuf>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
-    /// Fly.io API token (`fly tokens create deploy`) [default: $FLY_API_TOKEN]. Never printed.
-    #[arg(long, env = "FLY_API_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-    access_token: Option<String>,
-}
-
-pub fn run(args: StatusArgs, state_dir: Option<&Path>) -> u8 {
-    let (config, state) = match app_state(&args.app, state_dir) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    let overrides = Overrides {
-        platform: args.platform.or_else(|| cutover_driver::latest_platform(&state, &config.app)),
-        scenario: args.scenario,
-        cutover_exe: std::env::current_exe().ok(),
-        access_token: args.access_token.and_then(cutover_machines_api::Token::new),
-        ..Default::default()
-    };
+pub(crate) fn status(ctx: &Context, args: StatusArgs) -> Result<Exit, Error> {
+    let config = ctx.config(&args.app)?;
+    let flags =
+        PlatformFlags { platform: args.platform, scenario: args.scenario, access_token: token(args.access_token), ..Default::default() };
+    let target = ctx.target(&config, flags, Purpose::Status);
     // The simulator's clock is paused (its API latencies are virtual); the others talk to real servers.
-    let simulated = overrides.platform.unwrap_or(config.cutover.platform) == PlatformKind::Sim;
-    let rt = match super::tokio_runtime(simulated) {
-        Ok(rt) => rt,
-        Err(code) => return code,
-    };
-    let status = match rt.block_on(status::read(&config, &overrides, &state)) {
-        Ok(s) => s,
-        Err(e @ StatusError::NoReleases { .. }) => {
-            eprintln!("error: {e}");
-            return exit::BAD_INPUT;
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::PLATFORM;
-        }
-    };
+    let status = tokio_runtime(target.virtual_time())?.block_on(status::read(&config, &target))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
     } else {
         print!("{}", render(&status));
     }
-    match &status.fleet_error {
-        None => exit::SUCCESS,
-        Some(e) if e.is_bad_input() => exit::BAD_INPUT,
-        Some(_) => exit::PLATFORM,
-    }
+    // What the journal says was shown whatever the fleet did; the code says whether the fleet was read.
+    Ok(match &status.fleet_error {
+        None => Exit::Success,
+        Some(e) if e.is_bad_input() => Exit::BadInput,
+        Some(_) => Exit::Platform,
+    })
 }
 
 /// The human form: one labelled line per fact, continuation lines indented under the label.

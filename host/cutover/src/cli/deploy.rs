@@ -1,0 +1,103 @@
+//! `cutover deploy`, `rollback`, `resume` and `demo`: the commands that change the fleet, and
+//! `deploy --dry-run`, which says what a deploy would do.
+
+use super::args::{DemoArgs, DeployArgs, ResumeArgs, RollbackArgs, RunArgs};
+use super::exit::{Error, Exit};
+use super::render;
+use super::run::{Context, cwd, token};
+use cutover_core::events::{Discard, EventSink, Outcome};
+use cutover_driver::demo::DemoOptions;
+use cutover_driver::{Deploy, Goal, PlatformFlags, Purpose};
+use std::sync::Arc;
+
+/// What a run is asked for (the image of a deploy may come from the config).
+enum Ask {
+    Deploy,
+    Rollback(Option<u64>),
+    Resume,
+}
+
+pub(crate) fn deploy(ctx: &Context, args: DeployArgs) -> Result<Exit, Error> {
+    run(ctx, args.run, args.image, Ask::Deploy)
+}
+
+pub(crate) fn rollback(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
+    run(ctx, args.run, None, Ask::Rollback(args.to))
+}
+
+pub(crate) fn resume(ctx: &Context, args: ResumeArgs) -> Result<Exit, Error> {
+    let run_args = RunArgs {
+        app: args.app,
+        strategy: None,
+        platform: None,
+        scenario: None,
+        json: args.json,
+        dry_run: false,
+        access_token: args.access_token,
+    };
+    run(ctx, run_args, None, Ask::Resume)
+}
+
+fn run(ctx: &Context, args: RunArgs, image: Option<String>, ask: Ask) -> Result<Exit, Error> {
+    let config = ctx.config(&args.app)?.with_overrides(args.strategy.as_deref(), image, &cwd());
+    let purpose = match ask {
+        Ask::Deploy => Purpose::Deploy,
+        Ask::Rollback(None) => Purpose::Rollback,
+        Ask::Rollback(Some(_)) => Purpose::RollbackTo,
+        Ask::Resume => Purpose::Resume,
+    };
+    let flags = PlatformFlags {
+        platform: args.platform,
+        scenario: args.scenario,
+        access_token: token(args.access_token),
+        ..Default::default()
+    };
+    let target = ctx.target(&config, flags, purpose);
+    let (json, dry_run) = (args.json, args.dry_run);
+    ctx.with_runtime(target.virtual_time(), |runtime| async move {
+        let sink: Arc<dyn EventSink> = if json { Arc::new(render::Json) } else { Arc::new(render::Human::new()) };
+        let deploy = Deploy { config: &config, target: &target, runtime: &runtime, sink };
+        if dry_run {
+            let goal = match ask {
+                Ask::Rollback(to) => Goal::Rollback { to },
+                _ => Goal::Deploy { image: deploy.image()? },
+            };
+            let plan = deploy.dry_run(goal).await?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default()),
+                false => print!("{}", plan.render()),
+            }
+            return Ok(Exit::Success);
+        }
+        let report = match ask {
+            Ask::Resume => deploy.resume().await?,
+            Ask::Deploy => deploy.run().await?,
+            Ask::Rollback(to) => deploy.rollback(to).await?,
+        };
+        if !json {
+            render::summary(&report, target.virtual_time());
+        }
+        Ok(outcome(report.outcome))
+    })
+}
+
+/// The exit code of a deploy that ran.
+fn outcome(outcome: Outcome) -> Exit {
+    match outcome {
+        Outcome::Succeeded => Exit::Success,
+        Outcome::Failed => Exit::Failed,
+    }
+}
+
+pub(crate) fn demo(ctx: &Context, args: DemoArgs) -> Result<Exit, Error> {
+    let config = ctx.config(&args.app)?.with_overrides(args.strategy.as_deref(), None, &cwd());
+    let target = ctx.target(&config, PlatformFlags::default(), Purpose::Local);
+    let opts = DemoOptions { rate: args.rate, settle: std::time::Duration::from_secs(1), keep: args.keep };
+    let json = args.json;
+    ctx.with_runtime(target.virtual_time(), |runtime| async move {
+        let sink: Arc<dyn EventSink> = if json { Arc::new(Discard) } else { Arc::new(render::Human::new()) };
+        let report = cutover_driver::demo::run(&config, &target, &runtime, sink, &opts).await?;
+        render::demo(&report, json);
+        Ok(outcome(report.deploy.outcome))
+    })
+}

@@ -1,0 +1,78 @@
+//! What every command sets up the same way: its config, where it runs, and the runtimes it needs.
+
+use super::args::AppArgs;
+use super::exit::Error;
+use cutover_config::Config;
+use cutover_driver::{PlatformFlags, Purpose, StateDir, Target};
+use cutover_runtime::{ComponentCache, Runtime};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The global flags every command shares.
+pub(crate) struct Context {
+    /// `--cache-dir`: compiled components.
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// `--state-dir`: the app's journal, simulated fleet and local daemon.
+    pub(crate) state_dir: Option<PathBuf>,
+}
+
+impl Context {
+    /// Load the app's config, printing its warnings.
+    pub(crate) fn config(&self, app: &AppArgs) -> Result<Config, Error> {
+        let config = Config::load(&app.config)?;
+        for w in &config.warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok(config)
+    }
+
+    /// The app's state directory: `--state-dir`, else `.cutover/` beside its config.
+    pub(crate) fn state(&self, config: &Config) -> StateDir {
+        StateDir::resolve(&config.path, self.state_dir.as_deref())
+    }
+
+    /// Where a command for `purpose` runs, decided once from the flags, the config and the journal.
+    pub(crate) fn target(&self, config: &Config, mut flags: PlatformFlags, purpose: Purpose) -> Target {
+        flags.cutover_exe = std::env::current_exe().ok();
+        Target::resolve(config, flags, Some(self.state(config)), purpose)
+    }
+
+    /// Run `f` on a tokio runtime for `target` (the simulator's is single-threaded with time paused,
+    /// so its virtual clock jumps to the next timer) with the component runtime.
+    pub(crate) fn with_runtime<F, Fut>(&self, virtual_time: bool, f: F) -> Result<super::exit::Exit, Error>
+    where
+        F: FnOnce(Arc<Runtime>) -> Fut,
+        Fut: Future<Output = Result<super::exit::Exit, Error>>,
+    {
+        let rt = tokio_runtime(virtual_time)?;
+        let cache = match &self.cache_dir {
+            Some(dir) => ComponentCache::at(dir),
+            None => ComponentCache::default_location(),
+        };
+        let engine = Runtime::new(cache)
+            .map_err(|e| Error::Startup(format!("cannot start the component runtime: {e}")))?;
+        rt.block_on(f(Arc::new(engine)))
+    }
+}
+
+/// The one tokio runtime builder of the CLI: virtual time (the simulator) on one thread with time
+/// paused; everything else, which talks to real servers, multi-threaded.
+pub(crate) fn tokio_runtime(virtual_time: bool) -> Result<tokio::runtime::Runtime, Error> {
+    let rt = if virtual_time {
+        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    };
+    rt.map_err(|e| Error::Startup(format!("cannot start the async runtime: {e}")))
+}
+
+/// The current directory, against which `--strategy PATH` is read.
+pub(crate) fn cwd() -> PathBuf {
+    std::env::current_dir().unwrap_or_default()
+}
+
+/// The token `--access-token` (or `FLY_API_TOKEN`, through clap) gives, if any.
+pub(crate) fn token(value: Option<String>) -> Option<cutover_machines_api::Token> {
+    value.and_then(cutover_machines_api::Token::new)
+}
