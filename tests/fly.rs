@@ -5,14 +5,14 @@
 use crate::support::{self, fake_fly};
 
 use cutover::config::Config;
+use cutover::core::events::{Collect, Outcome};
+use cutover::core::{ErrorKind, MachineState, Platform, Release};
 use cutover::driver::lease::DeployLeases;
 use cutover::driver::{Deploy, DeployError, PlatformFlags, Purpose, StateDir, Target};
-use cutover::core::events::{Collect, Outcome};
 use cutover::fly::{FlyOptions, FlyPlatform};
 use cutover::local::LocalPlatform;
 use cutover::local::daemon::fleet::AppSpec;
 use cutover::machines_api::{RetryPolicy, Token};
-use cutover::core::{ErrorKind, MachineState, Platform, Release};
 use fake_fly::{FakeFly, FakeOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -332,8 +332,7 @@ async fn local_server(dir: &std::path::Path) -> Server {
     let daemon_dir = dir.join("local");
     let serve_dir = daemon_dir.clone();
     let served = tokio::spawn(async move {
-        cutover::local::daemon::serve(&serve_dir, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
+        cutover::local::daemon::serve(&serve_dir, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
     });
     let info_path = daemon_dir.join("daemon.json");
     let mut url = None;

@@ -9,8 +9,8 @@
 //! values of every type) so most cases get past the TOML parser into our own validation.
 
 use cutover::config::Config;
-use cutover::sim::Scenario;
 use cutover::runtime::{ComponentCache, Runtime};
+use cutover::sim::Scenario;
 use proptest::prelude::*;
 use std::sync::OnceLock;
 

@@ -13,10 +13,10 @@
 use crate::support;
 
 use cutover::config::Config;
-use cutover::driver::{Journal, ReleaseStatus, StateDir};
 use cutover::core::events::{Event, EventKind, Outcome};
-use cutover::sim::{SavedWorld, Scenario, SimWorld};
 use cutover::core::{Machine, MachineState};
+use cutover::driver::{Journal, ReleaseStatus, StateDir};
+use cutover::sim::{SavedWorld, Scenario, SimWorld};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -3,8 +3,8 @@
 
 use crate::support;
 
-use cutover::core::events::{EventKind, HostCall, HostReply};
 use cutover::core::ErrorKind;
+use cutover::core::events::{EventKind, HostCall, HostReply};
 use cutover::runtime::Runtime;
 use std::collections::HashSet;
 use std::sync::OnceLock;

@@ -12,7 +12,11 @@ use std::process::Command;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir.ancestors().nth(2).expect("host/builtins lives two levels below the workspace root").to_path_buf();
+    let root = manifest_dir
+        .ancestors()
+        .nth(2)
+        .expect("host/builtins lives two levels below the workspace root")
+        .to_path_buf();
     let strategies = root.join("strategies");
     let target_dir = root.join("target").join("wasm-guests");
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());

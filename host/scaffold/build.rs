@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest_dir.ancestors().nth(2).expect("host/scaffold lives two levels below the workspace root");
+    let root =
+        manifest_dir.ancestors().nth(2).expect("host/scaffold lives two levels below the workspace root");
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
     // Cargo scans a directory recursively, so a new language's folder counts too.
     println!("cargo:rerun-if-changed={}", root.join("sdk").display());
@@ -93,4 +94,3 @@ fn files_under(dir: &Path, skip: &[&str]) -> Vec<(String, PathBuf)> {
     found.sort();
     found
 }
-

@@ -31,8 +31,8 @@
 use super::{SimRun, builtin};
 use cutover::core::contract::ParamValue;
 use cutover::core::events::{EventKind, HostCall};
-use cutover::sim::SimWorld;
 use cutover::runtime::Runtime;
+use cutover::sim::SimWorld;
 use std::time::Duration;
 
 /// The app the bounds' machines belong to.

@@ -47,11 +47,11 @@ pub fn cache_dir() -> PathBuf {
 
 use cutover::core::contract::{DeployPlan, MaxUnavailable, ParamValue};
 use cutover::core::events::{Collect, Discard, Event, EventSink};
-use cutover::sim::{Scenario, SimWorld};
 use cutover::core::{CheckKind, CheckSpec, OpError, Release};
 use cutover::runtime::{
     ComponentCache, Grants, HostClock, Limits, Recorder, RunContext, Runtime, RuntimeError,
 };
+use cutover::sim::{Scenario, SimWorld};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -48,4 +48,3 @@ impl OpError {
         Self::new(ErrorKind::Unsupported, format!("the {platform} platform cannot {what}"))
     }
 }
-

@@ -5,9 +5,7 @@
 //! journal and replay of later issues are built on the same records.
 
 use crate::contract::ParamValue;
-use crate::{
-    Capabilities, Check, Machine, MachineState, OpError, Release, ReleaseWeight, TrafficStats,
-};
+use crate::{Capabilities, Check, Machine, MachineState, OpError, Release, ReleaseWeight, TrafficStats};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 

@@ -249,4 +249,3 @@ pub trait LaunchLog: Send + Sync {
     /// `done` of `total` machines are up.
     fn progress(&self, done: u32, total: u32);
 }
-

@@ -25,9 +25,9 @@
 mod support;
 
 use bytes::Bytes;
+use cutover::core::{CheckKind, CheckSpec, MachineState, Platform, Release};
 use cutover::local::daemon::fleet::AppSpec;
 use cutover::local::{LocalDaemon, LocalPlatform};
-use cutover::core::{CheckKind, CheckSpec, MachineState, Platform, Release};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;

@@ -53,7 +53,11 @@ pub async fn run(
 ) -> Result<DemoReport, DeployError> {
     let state = match (target.kind(), target.state()) {
         (PlatformKind::Local, Some(state)) => state,
-        _ => return Err(DeployError::Setup("the demo runs on the local platform, in a state directory".into())),
+        _ => {
+            return Err(DeployError::Setup(
+                "the demo runs on the local platform, in a state directory".into(),
+            ));
+        }
     };
     let daemon = LocalDaemon::of(state.path());
     let was_running = daemon.running().await.is_some();

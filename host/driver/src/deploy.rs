@@ -9,7 +9,9 @@ use cutover_core::events::{
 };
 use cutover_core::{EmptyApp, LaunchLog, LaunchPlan, Machine, OpError, Platform, Release};
 use cutover_journal::{self as journal, Journal};
-use cutover_runtime::{HostClock, PromotionGate, Recorder, Replay, ReplayDiverged, RunContext, Runtime, RuntimeError};
+use cutover_runtime::{
+    HostClock, PromotionGate, Recorder, Replay, ReplayDiverged, RunContext, Runtime, RuntimeError,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -220,9 +222,14 @@ impl Deploy<'_> {
             lease::DeployLeases::none(platform.clone())
         } else {
             let ids: Vec<String> = prepared.machines.iter().map(|m| m.id.clone()).collect();
-            lease::DeployLeases::acquire(platform.clone(), &ids, self.config.cutover.lease_ttl, opened.concurrency)
-                .await
-                .map_err(|e| DeployError::Busy(e.to_string()))?
+            lease::DeployLeases::acquire(
+                platform.clone(),
+                &ids,
+                self.config.cutover.lease_ttl,
+                opened.concurrency,
+            )
+            .await
+            .map_err(|e| DeployError::Busy(e.to_string()))?
         };
         // The release is on record, and the platform keeps what it changes, before anything changes.
         let recorded = self.begin_record(journal.as_ref(), strategy, &*platform, &prepared).and_then(|id| {
@@ -258,12 +265,12 @@ impl Deploy<'_> {
             let plan = self.launch_plan(&prepared.target);
             platform.launch(&plan, &LaunchNotes(&recorder)).await.err().map(|e| e.message)
         } else {
-            let promotions = match (&journal, release_id) {
-                (Some(j), Some(id)) => {
-                    Some(Arc::new(JournalGate { journal: j.clone(), release_id: id }) as Arc<dyn PromotionGate>)
-                }
-                _ => None,
-            };
+            let promotions =
+                match (&journal, release_id) {
+                    (Some(j), Some(id)) => Some(Arc::new(JournalGate { journal: j.clone(), release_id: id })
+                        as Arc<dyn PromotionGate>),
+                    _ => None,
+                };
             let run = StrategyRun {
                 platform: platform.clone(),
                 concurrency: opened.concurrency,
@@ -354,7 +361,9 @@ impl Deploy<'_> {
             plan: (!p.launch).then_some(&p.plan),
             strategy_ref: Some(&match &strategy.reference {
                 // Absolute, so `cutover resume` finds it from any folder.
-                StrategyRef::File(path) => std::fs::canonicalize(path).unwrap_or(path.clone()).display().to_string(),
+                StrategyRef::File(path) => {
+                    std::fs::canonicalize(path).unwrap_or(path.clone()).display().to_string()
+                }
                 builtin => builtin.to_string(),
             }),
         })?;
@@ -406,8 +415,19 @@ impl Deploy<'_> {
     /// Close a deploy whose strategy has returned: give the leases back, record and journal the
     /// outcome with the fleet as it is now, and let the platform keep its state for the next run.
     pub(crate) async fn conclude(&self, end: Ending) -> DeployReport {
-        let Ending { error, leases, platform, journal, release_id, recorder, clock, wall, rollback, target, previous } =
-            end;
+        let Ending {
+            error,
+            leases,
+            platform,
+            journal,
+            release_id,
+            recorder,
+            clock,
+            wall,
+            rollback,
+            target,
+            previous,
+        } = end;
         let unreleased = leases.release().await;
         if unreleased > 0 {
             tracing::warn!(
@@ -433,7 +453,17 @@ impl Deploy<'_> {
         {
             tracing::error!("the outcome of release #{id} was not journaled: {e}");
         }
-        DeployReport { outcome, rollback, release_id, error, target, previous, fleet, duration, wall: wall.elapsed() }
+        DeployReport {
+            outcome,
+            rollback,
+            release_id,
+            error,
+            target,
+            previous,
+            fleet,
+            duration,
+            wall: wall.elapsed(),
+        }
     }
 }
 

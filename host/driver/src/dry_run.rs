@@ -103,13 +103,13 @@ impl Deploy<'_> {
         let strategy = resolve_strategy(self.runtime, &config.strategy).await?;
         let (params, _) = config.strategy_params(&strategy.info.params, &strategy.info.name)?;
         let mut notes = Vec::new();
-        let (platform, caps, has_leases, machines, empty_app) = match self.target.open_to_read(config).await? {
+        let (platform, caps, has_leases, machines, empty_app) = match self.target.open_to_read(config).await?
+        {
             Some(opened) => {
                 let p = opened.platform;
-                let machines = p
-                    .list()
-                    .await
-                    .map_err(|e| DeployError::platform_in(format_args!("listing machines of {}", config.app), &e))?;
+                let machines = p.list().await.map_err(|e| {
+                    DeployError::platform_in(format_args!("listing machines of {}", config.app), &e)
+                })?;
                 (p.name().to_string(), p.capabilities(), p.has_leases(), machines, Some(p.empty_app()))
             }
             None => {

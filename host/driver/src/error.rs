@@ -111,7 +111,9 @@ impl DeployError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             Self::Platform { kind, .. } => *kind == ErrorKind::Invalid,
-            Self::Setup(_) | Self::NoDaemon { .. } | Self::Daemon(_) | Self::Journal(_) | Self::Busy(_) => false,
+            Self::Setup(_) | Self::NoDaemon { .. } | Self::Daemon(_) | Self::Journal(_) | Self::Busy(_) => {
+                false
+            }
             _ => true,
         }
     }

@@ -24,7 +24,9 @@ pub async fn stop_daemon(target: &Target) -> Result<bool, DeployError> {
 
 /// Run a daemon in the foreground in `dir` (STATE_DIR/local), on a free port of 127.0.0.1.
 pub async fn serve_daemon(dir: &Path) -> Result<(), DeployError> {
-    cutover_local::daemon::serve(dir, SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(DeployError::Daemon)
+    cutover_local::daemon::serve(dir, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(DeployError::Daemon)
 }
 
 /// One machine's output, or why it could not be read.
@@ -49,7 +51,10 @@ pub async fn logs(
     let platform = target.open_local(config).await?;
     let ids: Vec<String> = match machine {
         Some(id) => vec![id.to_string()],
-        None => platform.list().await.map_err(|e| DeployError::Platform { kind: e.kind, message: e.to_string() })?
+        None => platform
+            .list()
+            .await
+            .map_err(|e| DeployError::Platform { kind: e.kind, message: e.to_string() })?
             .into_iter()
             .map(|m| m.id)
             .collect(),

@@ -80,7 +80,9 @@ impl Deploy<'_> {
         let config = self.config;
         let app = &config.app;
         let state = self.target.state().ok_or_else(|| {
-            DeployError::NothingToResume("resuming reads the app's journal, and no state directory was given".into())
+            DeployError::NothingToResume(
+                "resuming reads the app's journal, and no state directory was given".into(),
+            )
         })?;
         let journal = state.journal()?;
         let records = journal.releases(app)?;
@@ -197,10 +199,7 @@ impl Deploy<'_> {
             concurrency: opened.concurrency,
             clock,
             recorder: recorder.clone(),
-            promotions: Some(Arc::new(JournalGate {
-                journal: journal.clone(),
-                release_id: release.id,
-            })),
+            promotions: Some(Arc::new(JournalGate { journal: journal.clone(), release_id: release.id })),
             replay: Some(replay.clone()),
         };
         let error = match self.run_strategy(&strategy, &plan, run).await {

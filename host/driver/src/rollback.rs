@@ -6,8 +6,8 @@
 //! successful deploy (or rollback) that put the fleet on its current release; after a crash (the latest
 //! deploy is interrupted), the release that deploy started from.
 
-use cutover_journal::{ReleaseRecord, ReleaseStatus};
 use cutover_core::Release;
+use cutover_journal::{ReleaseRecord, ReleaseStatus};
 
 /// The release to roll back to, or an error that says why there is none and what to do.
 pub fn pick(

@@ -20,7 +20,10 @@ pub struct ResolvedStrategy {
 }
 
 /// Load a strategy by built-in name or `.wasm` path, and ask it to describe itself.
-pub async fn resolve_strategy(runtime: &Runtime, strategy: &StrategyRef) -> Result<ResolvedStrategy, DeployError> {
+pub async fn resolve_strategy(
+    runtime: &Runtime,
+    strategy: &StrategyRef,
+) -> Result<ResolvedStrategy, DeployError> {
     let (label, bytes): (String, std::borrow::Cow<'static, [u8]>) = match strategy {
         StrategyRef::BuiltIn(name) => match cutover_builtins::builtin(name) {
             Some(bytes) => (name.clone(), bytes.into()),

@@ -83,7 +83,9 @@ impl Target {
             Purpose::Local => Some(PlatformKind::Local),
             Purpose::Deploy | Purpose::RollbackTo => flags.platform,
             Purpose::Rollback | Purpose::Resume => interrupted().or(flags.platform),
-            Purpose::Status => flags.platform.or_else(|| latest().and_then(|r| PlatformKind::from_name(&r.platform))),
+            Purpose::Status => {
+                flags.platform.or_else(|| latest().and_then(|r| PlatformKind::from_name(&r.platform)))
+            }
         }
         .unwrap_or(config.cutover.platform);
         let scenario = flags.scenario.or_else(|| config.cutover.scenario.clone());
@@ -114,7 +116,9 @@ impl Target {
     /// The state directory, which the local platform's daemon lives in.
     pub(crate) fn state_dir(&self) -> Result<&StateDir, DeployError> {
         self.state.as_ref().ok_or_else(|| {
-            DeployError::Setup("the local platform keeps its daemon in a state directory, and none was given".into())
+            DeployError::Setup(
+                "the local platform keeps its daemon in a state directory, and none was given".into(),
+            )
         })
     }
 
@@ -157,7 +161,9 @@ impl Target {
             PlatformKind::Local => {
                 Ok(OpenedPlatform { platform: self.open_local(config).await?, concurrency })
             }
-            PlatformKind::Fly => Ok(OpenedPlatform { platform: Arc::new(self.open_fly(config)?), concurrency }),
+            PlatformKind::Fly => {
+                Ok(OpenedPlatform { platform: Arc::new(self.open_fly(config)?), concurrency })
+            }
         }
     }
 
@@ -213,10 +219,11 @@ impl Target {
         if local.command.is_empty() {
             return Err(DeployError::Config(ConfigError::Other {
                 path: config.cutover_source.clone(),
-                message: "the local platform runs your app's command, and none is set: add\n\n[cutover.local]\n  \
+                message:
+                    "the local platform runs your app's command, and none is set: add\n\n[cutover.local]\n  \
                           command = \"./path/to/your-app\"\n\n(it gets PORT and Fly's FLY_* variables in its \
                           environment)"
-                    .into(),
+                        .into(),
             }));
         }
         let daemon = LocalDaemon::of(self.state_dir()?.path());
@@ -235,7 +242,10 @@ impl Target {
             if e.kind == ErrorKind::Invalid {
                 DeployError::platform(e)
             } else {
-                DeployError::platform(OpError::new(e.kind, format!("the local daemon at {}: {}", info.url, e.message)))
+                DeployError::platform(OpError::new(
+                    e.kind,
+                    format!("the local daemon at {}: {}", info.url, e.message),
+                ))
             }
         })?;
         Ok(Arc::new(platform))

@@ -7,11 +7,14 @@
 //! read from the machine's `checks`, and the capabilities Fly's proxy lacks (weights, connection
 //! counts, per-release stats), which strategies fall back from.
 
-use cutover_machines_api::{self as machines_api, ApiMachine, Client, CreateRequest, RetryPolicy, StopRequest, Token};
-use cutover_core::{
-    Capabilities, CheckStatus, EmptyApp, ErrorKind, Lease, Machine, MachineState, OpError, Platform, Release, StopSpec,
-};
 use async_trait::async_trait;
+use cutover_core::{
+    Capabilities, CheckStatus, EmptyApp, ErrorKind, Lease, Machine, MachineState, OpError, Platform, Release,
+    StopSpec,
+};
+use cutover_machines_api::{
+    self as machines_api, ApiMachine, Client, CreateRequest, RetryPolicy, StopRequest, Token,
+};
 use std::time::Duration;
 
 /// The Machines API of Fly.io.

@@ -10,7 +10,11 @@ use crate::LocalPlatform;
 use cutover_core::{ErrorKind, LaunchLog, LaunchPlan, MachineState, OpError, Platform};
 
 /// Launch the app's first machines; the error says what failed and that nothing is left.
-pub(crate) async fn run(local: &LocalPlatform, plan: &LaunchPlan, log: &dyn LaunchLog) -> Result<(), OpError> {
+pub(crate) async fn run(
+    local: &LocalPlatform,
+    plan: &LaunchPlan,
+    log: &dyn LaunchLog,
+) -> Result<(), OpError> {
     let machines = plan.machines();
     let n = machines.len();
     let target = &plan.release;

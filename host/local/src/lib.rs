@@ -11,12 +11,12 @@ mod launch;
 pub mod proxy;
 pub mod stats;
 
-use cutover_machines_api::{self as machines_api, ApiMachine, Client, CreateRequest, StopRequest};
-use cutover_core::{
-    Capabilities, Check, EmptyApp, ErrorKind, LaunchLog, LaunchPlan, Lease, Machine, MachineState, OpError, Platform, Release, ReleaseWeight,
-    StopSpec, TrafficStats,
-};
 use async_trait::async_trait;
+use cutover_core::{
+    Capabilities, Check, EmptyApp, ErrorKind, LaunchLog, LaunchPlan, Lease, Machine, MachineState, OpError,
+    Platform, Release, ReleaseWeight, StopSpec, TrafficStats,
+};
+use cutover_machines_api::{self as machines_api, ApiMachine, Client, CreateRequest, StopRequest};
 use daemon::api::{AppInfo, Status};
 use daemon::fleet::AppSpec;
 use daemon::{DaemonInfo, INFO_FILE};
@@ -210,7 +210,12 @@ impl LocalPlatform {
 
     /// Create a machine of `release` from nothing, in `region` and process `group` (an app's first
     /// machines; see [`Platform::launch`]).
-    pub async fn create_machine(&self, release: &Release, region: &str, group: &str) -> Result<Machine, OpError> {
+    pub async fn create_machine(
+        &self,
+        release: &Release,
+        region: &str,
+        group: &str,
+    ) -> Result<Machine, OpError> {
         let mut config = machines_api::MachineConfig { image: release.image.clone(), ..Default::default() };
         config.metadata.insert(machines_api::RELEASE_VERSION_KEY.into(), release.version.to_string());
         config.metadata.insert(machines_api::PROCESS_GROUP_KEY.into(), group.to_string());

@@ -6,8 +6,8 @@
 //! out here, bounded by `concurrency`, so every platform gets the same concurrency behaviour.
 
 use super::clock::HostClock;
-use cutover_core::Grants;
 use super::replay::{HOST_NOTE, Replay, ReplayDiverged, Step};
+use cutover_core::Grants;
 use cutover_core::contract::ParamValue;
 use cutover_core::events::{Event, EventKind, EventSink, HostCall, HostReply, LogLevel};
 use cutover_core::{ErrorKind, Machine, OpError, Platform, StopSpec};

@@ -28,9 +28,9 @@ pub mod v0_1;
 pub use cache::{ComponentCache, Origin};
 pub use clock::HostClock;
 pub use compat::WorldInfo;
+pub use cutover_core::Grants;
 pub use dispatch::{Dispatcher, Recorder};
 pub use error::RuntimeError;
-pub use cutover_core::Grants;
 pub use limits::{LimitExceeded, Limits};
 pub use replay::{Replay, ReplayDiverged};
 

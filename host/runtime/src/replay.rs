@@ -17,8 +17,8 @@
 //! path undoes what the deploy did (destroy green, take the canary out, roll touched machines back),
 //! exactly as it would had the platform failed at that point. Calls that undo are let through.
 
-use cutover_core::events::{Event, EventKind, HostCall, HostReply, LogLevel};
 use cutover_core::Release;
+use cutover_core::events::{Event, EventKind, HostCall, HostReply, LogLevel};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 

@@ -7,7 +7,7 @@
 //! had it; at the end of the run it is saved whole. Commands that only read (status, dry runs) open it
 //! the same way and write nothing.
 
-use crate::{Scenario, SavedWorld, SimPlatform, SimWorld};
+use crate::{SavedWorld, Scenario, SimPlatform, SimWorld};
 use cutover_core::{CheckSpec, ErrorKind, OpError};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,15 +62,18 @@ impl SimPlatform {
 impl Keep {
     /// Write the world through from now on.
     pub(crate) fn write_through(&self, world: &Arc<SimWorld>) -> Result<(), OpError> {
-        world.write_through(self.path.clone(), &self.fingerprint).map_err(|e| {
-            OpError::new(ErrorKind::Platform, format!("keeping the simulated fleet: {e:#}"))
-        })
+        world
+            .write_through(self.path.clone(), &self.fingerprint)
+            .map_err(|e| OpError::new(ErrorKind::Platform, format!("keeping the simulated fleet: {e:#}")))
     }
 
     /// Save the world whole, for the next run.
     pub(crate) fn save(&self, world: &Arc<SimWorld>) -> Result<(), OpError> {
         world.save(&self.fingerprint).write(&self.path).map_err(|e| {
-            OpError::new(ErrorKind::Platform, format!("the simulated fleet was not kept for the next run: {e:#}"))
+            OpError::new(
+                ErrorKind::Platform,
+                format!("the simulated fleet was not kept for the next run: {e:#}"),
+            )
         })
     }
 

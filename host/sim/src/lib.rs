@@ -21,12 +21,12 @@ pub use kept::KeptFleet;
 pub use persist::SavedWorld;
 pub use scenario::Scenario;
 
+use async_trait::async_trait;
+use cutover_core::ErrorKind;
 use cutover_core::{
     Capabilities, Check, CheckSpec, CheckStatus, Machine, MachineState, OpError, Platform, Release,
     ReleaseWeight, StopSpec, TrafficStats,
 };
-use cutover_core::ErrorKind;
-use async_trait::async_trait;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

@@ -16,8 +16,8 @@
 
 use super::{SimMachine, SimWorld, WorldState};
 use crate::Scenario;
-use cutover_core::{CheckSpec, MachineState, Release, ReleaseWeight};
 use anyhow::{Context, Result};
+use cutover_core::{CheckSpec, MachineState, Release, ReleaseWeight};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, Write};

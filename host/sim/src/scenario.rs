@@ -15,8 +15,8 @@
 //! at = "20s"         # virtual time since the deploy started
 //! ```
 
-use cutover_core::duration::Dur;
 use anyhow::{Context, Result, bail};
+use cutover_core::duration::Dur;
 use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;

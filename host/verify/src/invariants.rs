@@ -9,8 +9,8 @@
 
 use cutover_core::contract::MaxUnavailable;
 use cutover_core::events::{Event, EventKind, HostCall};
-use cutover_sim::{Availability, Cut};
 use cutover_core::{ErrorKind, Machine, MachineState, OpError, Release};
+use cutover_sim::{Availability, Cut};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;

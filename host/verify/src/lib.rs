@@ -52,9 +52,9 @@ pub use report::{Report, RunOutcome, ScenarioResult};
 
 use cutover_core::contract::{DeployPlan, MaxUnavailable, ParamValue, StrategyInfo};
 use cutover_core::events::{Event, EventKind, EventSink, HostCall};
-use cutover_sim::{Scenario, SimWorld};
 use cutover_core::{CheckKind, CheckSpec, Release};
 use cutover_runtime::{HostClock, Limits, Recorder, RunContext, Runtime, StrategyComponent};
+use cutover_sim::{Scenario, SimWorld};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

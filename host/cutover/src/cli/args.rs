@@ -1,7 +1,7 @@
 //! The command line's shape: every command, argument and help text, and nothing that runs them.
 
-use cutover_config::PlatformKind;
 use clap::{Args, Parser, Subcommand};
+use cutover_config::PlatformKind;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -318,4 +318,3 @@ pub(crate) fn parse_version(s: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a release version; expected a number such as 3 or v3"))
 }
-

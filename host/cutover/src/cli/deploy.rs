@@ -55,7 +55,8 @@ fn run(ctx: &Context, args: RunArgs, image: Option<String>, ask: Ask) -> Result<
     let target = ctx.target(&config, flags, purpose);
     let (json, dry_run) = (args.json, args.dry_run);
     ctx.with_runtime(target.virtual_time(), |runtime| async move {
-        let sink: Arc<dyn EventSink> = if json { Arc::new(render::Json) } else { Arc::new(render::Human::new()) };
+        let sink: Arc<dyn EventSink> =
+            if json { Arc::new(render::Json) } else { Arc::new(render::Human::new()) };
         let deploy = Deploy { config: &config, target: &target, runtime: &runtime, sink };
         if dry_run {
             let goal = match ask {

@@ -14,7 +14,10 @@ pub(crate) fn local(ctx: &Context, cmd: LocalCommand) -> Result<Exit, Error> {
             let config = ctx.config(&app)?;
             let target = ctx.target(&config, PlatformFlags::default(), Purpose::Local);
             let info = rt.block_on(local::start_daemon(&target)).map_err(Error::Local)?;
-            println!("local daemon running at {} (pid {}); `cutover local down` stops it", info.url, info.pid);
+            println!(
+                "local daemon running at {} (pid {}); `cutover local down` stops it",
+                info.url, info.pid
+            );
         }
         LocalCommand::Down { app } => {
             let config = ctx.config(&app)?;
@@ -28,10 +31,16 @@ pub(crate) fn local(ctx: &Context, cmd: LocalCommand) -> Result<Exit, Error> {
     Ok(Exit::Success)
 }
 
-pub(crate) fn logs(ctx: &Context, app: &AppArgs, machine: Option<&str>, tail: Option<u64>) -> Result<Exit, Error> {
+pub(crate) fn logs(
+    ctx: &Context,
+    app: &AppArgs,
+    machine: Option<&str>,
+    tail: Option<u64>,
+) -> Result<Exit, Error> {
     let config = ctx.config(app)?;
     let target = ctx.target(&config, PlatformFlags::default(), Purpose::Local);
-    let logs = tokio_runtime(false)?.block_on(local::logs(&config, &target, machine, tail)).map_err(Error::Local)?;
+    let logs =
+        tokio_runtime(false)?.block_on(local::logs(&config, &target, machine, tail)).map_err(Error::Local)?;
     let mut unread = Vec::new();
     for log in logs {
         match log.text {

@@ -42,7 +42,9 @@ pub fn try_main() -> Result<Exit, Error> {
         Command::Strategies { json } => strategy::strategies(&ctx, json),
         Command::Verify(args) => strategy::verify(&ctx, args),
         Command::Inspect { file, json } => strategy::inspect(&ctx, &file, json),
-        Command::New { name, lang, dir } => strategy::new_project(cutover_scaffold::NewProject { name, lang, dir }),
+        Command::New { name, lang, dir } => {
+            strategy::new_project(cutover_scaffold::NewProject { name, lang, dir })
+        }
         Command::Build { dir } => strategy::build_project(&dir),
     }
 }

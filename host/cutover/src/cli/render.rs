@@ -1,9 +1,11 @@
 //! Output: human progress (phases, per-batch bars, strategy logs) or one JSON event per line.
 
-use cutover_core::duration::display;
 use cutover_core::contract::StrategyInfo;
+use cutover_core::duration::display;
+use cutover_core::events::{
+    DeployStart, Event, EventKind, EventSink, HostCall, HostReply, LogLevel, Outcome,
+};
 use cutover_driver::{DeployReport, ResolvedStrategy};
-use cutover_core::events::{DeployStart, Event, EventKind, EventSink, HostCall, HostReply, LogLevel, Outcome};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Mutex;

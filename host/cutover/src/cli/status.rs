@@ -11,8 +11,12 @@ use std::time::Duration;
 
 pub(crate) fn status(ctx: &Context, args: StatusArgs) -> Result<Exit, Error> {
     let config = ctx.config(&args.app)?;
-    let flags =
-        PlatformFlags { platform: args.platform, scenario: args.scenario, access_token: token(args.access_token), ..Default::default() };
+    let flags = PlatformFlags {
+        platform: args.platform,
+        scenario: args.scenario,
+        access_token: token(args.access_token),
+        ..Default::default()
+    };
     let target = ctx.target(&config, flags, Purpose::Status);
     // The simulator's clock is paused (its API latencies are virtual); the others talk to real servers.
     let status = tokio_runtime(target.virtual_time())?.block_on(status::read(&config, &target))?;

@@ -31,7 +31,9 @@ pub(crate) fn strategies(ctx: &Context, json: bool) -> Result<Exit, Error> {
 
 pub(crate) fn inspect(ctx: &Context, file: &Path, json: bool) -> Result<Exit, Error> {
     ctx.with_runtime(false, |runtime| async move {
-        let s = resolve_strategy(&runtime, &StrategyRef::File(file.to_path_buf())).await.map_err(Error::Strategy)?;
+        let s = resolve_strategy(&runtime, &StrategyRef::File(file.to_path_buf()))
+            .await
+            .map_err(Error::Strategy)?;
         // Resolving read the file already; reading it again keeps the toolchain scan off `load`.
         let toolchain = cutover_runtime::toolchain::detect(&std::fs::read(file).unwrap_or_default());
         if json {

@@ -4,14 +4,14 @@
 
 use super::Daemon;
 use super::fleet::AppSpec;
-use cutover_machines_api::{CreateRequest, ErrorBody, MetadataValue, StopRequest};
-use cutover_core::{ErrorKind, OpError};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use cutover_core::{ErrorKind, OpError};
+use cutover_machines_api::{CreateRequest, ErrorBody, MetadataValue, StopRequest};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;

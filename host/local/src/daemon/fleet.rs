@@ -8,10 +8,8 @@
 //! the proxy's routing table follow.
 
 use super::health;
-use cutover_machines_api::{
-    ApiCheck, ApiMachine, CreateRequest, PROCESS_GROUP_KEY, RELEASE_VERSION_KEY,
-};
 use cutover_core::{CheckSpec, CheckStatus, ErrorKind, OpError};
+use cutover_machines_api::{ApiCheck, ApiMachine, CreateRequest, PROCESS_GROUP_KEY, RELEASE_VERSION_KEY};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,9 +3,9 @@
 
 use super::convert::*;
 use super::cutover::strategy::{health, machines, runtime, traffic, types};
-use cutover_core::events::{HostCall, HostReply, LogLevel};
 use crate::dispatch::truncate_log;
 use crate::sandbox::HostState;
+use cutover_core::events::{HostCall, HostReply, LogLevel};
 use wasmtime::Result;
 
 type BatchResult = std::result::Result<(), Vec<types::MachineError>>;
