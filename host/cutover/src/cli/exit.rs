@@ -42,20 +42,20 @@ pub enum Error {
     Config(#[from] ConfigError),
     /// A deploy, rollback, resume, dry run or demo did not start (or could not be taken up).
     #[error("{0}")]
-    Deploy(#[from] DeployError),
+    Deploy(Box<DeployError>),
     /// The local platform's daemon could not be started, stopped or read.
     #[error("{0}")]
-    Local(DeployError),
+    Local(Box<DeployError>),
     /// A strategy named on the command line cannot be used (inspect, verify).
     #[error("{0}")]
-    Strategy(DeployError),
+    Strategy(Box<DeployError>),
     /// A built-in strategy does not load: this build of cutover is broken.
     #[error("built-in strategy {name}: {error}")]
     BrokenBuiltin {
         /// The strategy.
         name: String,
         /// Why it does not load.
-        error: DeployError,
+        error: Box<DeployError>,
     },
     /// `cutover verify` could not run its scenarios.
     #[error("{0}")]
@@ -77,7 +77,23 @@ pub enum Error {
     Startup(String),
 }
 
+impl From<DeployError> for Error {
+    fn from(e: DeployError) -> Self {
+        Self::Deploy(Box::new(e))
+    }
+}
+
 impl Error {
+    /// A strategy named on the command line that cannot be used.
+    pub fn strategy(e: DeployError) -> Self {
+        Self::Strategy(Box::new(e))
+    }
+
+    /// The local platform's daemon failing.
+    pub fn local(e: DeployError) -> Self {
+        Self::Local(Box::new(e))
+    }
+
     /// The exit code this error ends the process with.
     pub fn exit(&self) -> Exit {
         match self {

@@ -9,11 +9,11 @@ use cutover_driver::{PlatformFlags, Purpose, local};
 pub(crate) fn local(ctx: &Context, cmd: LocalCommand) -> Result<Exit, Error> {
     let rt = tokio_runtime(false)?;
     match cmd {
-        LocalCommand::Serve { dir } => rt.block_on(local::serve_daemon(&dir)).map_err(Error::Local)?,
+        LocalCommand::Serve { dir } => rt.block_on(local::serve_daemon(&dir)).map_err(Error::local)?,
         LocalCommand::Up { app } => {
             let config = ctx.config(&app)?;
             let target = ctx.target(&config, PlatformFlags::default(), Purpose::Local);
-            let info = rt.block_on(local::start_daemon(&target)).map_err(Error::Local)?;
+            let info = rt.block_on(local::start_daemon(&target)).map_err(Error::local)?;
             println!(
                 "local daemon running at {} (pid {}); `cutover local down` stops it",
                 info.url, info.pid
@@ -22,7 +22,7 @@ pub(crate) fn local(ctx: &Context, cmd: LocalCommand) -> Result<Exit, Error> {
         LocalCommand::Down { app } => {
             let config = ctx.config(&app)?;
             let target = ctx.target(&config, PlatformFlags::default(), Purpose::Local);
-            match rt.block_on(local::stop_daemon(&target)).map_err(Error::Local)? {
+            match rt.block_on(local::stop_daemon(&target)).map_err(Error::local)? {
                 true => println!("local daemon stopped, and every machine with it"),
                 false => println!("no local daemon was running for {}", ctx.state(&config).path().display()),
             }
@@ -40,7 +40,7 @@ pub(crate) fn logs(
     let config = ctx.config(app)?;
     let target = ctx.target(&config, PlatformFlags::default(), Purpose::Local);
     let logs =
-        tokio_runtime(false)?.block_on(local::logs(&config, &target, machine, tail)).map_err(Error::Local)?;
+        tokio_runtime(false)?.block_on(local::logs(&config, &target, machine, tail)).map_err(Error::local)?;
     let mut unread = Vec::new();
     for log in logs {
         match log.text {

@@ -15,7 +15,7 @@ pub(crate) fn strategies(ctx: &Context, json: bool) -> Result<Exit, Error> {
         for name in cutover_builtins::names() {
             let s = resolve_strategy(&runtime, &StrategyRef::BuiltIn(name.to_string()))
                 .await
-                .map_err(|error| Error::BrokenBuiltin { name: name.to_string(), error })?;
+                .map_err(|error| Error::BrokenBuiltin { name: name.to_string(), error: Box::new(error) })?;
             infos.push(s.info);
         }
         if json {
@@ -33,7 +33,7 @@ pub(crate) fn inspect(ctx: &Context, file: &Path, json: bool) -> Result<Exit, Er
     ctx.with_runtime(false, |runtime| async move {
         let s = resolve_strategy(&runtime, &StrategyRef::File(file.to_path_buf()))
             .await
-            .map_err(Error::Strategy)?;
+            .map_err(Error::strategy)?;
         // Resolving read the file already; reading it again keeps the toolchain scan off `load`.
         let toolchain = cutover_runtime::toolchain::detect(&std::fs::read(file).unwrap_or_default());
         if json {
@@ -59,7 +59,7 @@ pub(crate) fn inspect(ctx: &Context, file: &Path, json: bool) -> Result<Exit, Er
 pub(crate) fn verify(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
     ctx.with_runtime(true, |runtime| async move {
         let strategy = StrategyRef::parse(&args.strategy, &cwd());
-        let resolved = resolve_strategy(&runtime, &strategy).await.map_err(Error::Strategy)?;
+        let resolved = resolve_strategy(&runtime, &strategy).await.map_err(Error::strategy)?;
         let opts = cutover_verify::Options {
             allow_downtime: args.allow_downtime,
             allow_standby: args.allow_standby,
