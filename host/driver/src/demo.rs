@@ -29,9 +29,11 @@ pub struct DemoOptions {
 /// What the main job measured.
 #[derive(Debug, Clone)]
 pub struct DemoReport {
+    /// The app's public address: its proxy on 127.0.0.1.
     pub proxy: String,
     /// The first launch, when the app had no machines.
     pub launch: Option<DeployReport>,
+    /// The deploy made under load.
     pub deploy: DeployReport,
     /// Requests sent from the deploy's start until every machine served again.
     pub during: LoadSummary,

@@ -13,18 +13,27 @@ use std::fmt::Write;
 /// What a deploy would do.
 #[derive(Debug, Clone, Serialize)]
 pub struct DryRun {
+    /// The app.
     pub app: String,
+    /// The platform it would run on (`sim`, `local`, `fly`).
     pub platform: String,
+    /// The strategy's name, as it describes itself.
     pub strategy: String,
+    /// The strategy's one-line summary.
     pub strategy_summary: String,
+    /// The strategy's parameters, defaults filled in.
     pub params: BTreeMap<String, ParamValue>,
+    /// `[deploy] max_unavailable`, as written.
     pub max_unavailable: String,
+    /// `[deploy] wait_timeout`, as fly.toml would write it.
     pub wait_timeout: String,
     /// The release most machines run.
     pub current: Option<Release>,
+    /// The release the deploy would make.
     pub target: Release,
     /// Machines by process group, then region.
     pub groups: BTreeMap<String, BTreeMap<String, MachineCount>>,
+    /// What the platform's traffic layer can do.
     pub capabilities: Capabilities,
     /// Each capability the platform lacks, and what the strategies do instead.
     pub missing: Vec<Missing>,
@@ -37,6 +46,7 @@ pub struct DryRun {
 /// Machines of one group in one region.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MachineCount {
+    /// How many.
     pub machines: usize,
     /// By state ("started": 2, "stopped": 1).
     pub states: BTreeMap<String, usize>,
@@ -47,7 +57,9 @@ pub struct MachineCount {
 /// A capability the platform does not offer.
 #[derive(Debug, Clone, Serialize)]
 pub struct Missing {
+    /// The capability, as `cutover deploy --dry-run` names it.
     pub capability: &'static str,
+    /// What the built-in strategies do without it.
     pub instead: &'static str,
 }
 

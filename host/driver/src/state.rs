@@ -31,6 +31,7 @@ impl StateDir {
         Self { path: path.into() }
     }
 
+    /// The directory.
     pub fn path(&self) -> &Path {
         &self.path
     }

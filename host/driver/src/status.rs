@@ -16,6 +16,7 @@ use std::path::PathBuf;
 /// Where an app stands: its latest release and its fleet now.
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// The app.
     pub app: String,
     /// The platform the fleet was read from (`sim`, `local`, `fly`).
     pub platform: String,
@@ -40,6 +41,7 @@ pub struct Status {
 /// machines run.
 #[derive(Debug, Clone, Serialize)]
 pub struct FleetNow {
+    /// Machines by release, serving and cordoned, as a deploy's end reports them.
     #[serde(flatten)]
     pub summary: FleetSummary,
     /// Machines in the `stopped` state (a retained blue fleet, or machines a deploy left stopped).
@@ -53,10 +55,19 @@ pub struct FleetNow {
 pub enum StatusError {
     /// The journal holds no release of the app (or there is no journal at all).
     #[error("no deploys of {app} recorded in {} yet; run `cutover deploy`", dir.display())]
-    NoReleases { app: String, dir: PathBuf },
+    NoReleases {
+        /// The app.
+        app: String,
+        /// The state directory the journal was looked for in.
+        dir: PathBuf,
+    },
     /// There is no state directory to read a journal from.
     #[error("no state directory was given, so no deploys of {app} are recorded")]
-    NoState { app: String },
+    NoState {
+        /// The app.
+        app: String,
+    },
+    /// The journal cannot be read.
     #[error("{0}")]
     Journal(#[from] journal::JournalError),
 }

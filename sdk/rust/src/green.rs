@@ -190,7 +190,8 @@ impl Ready {
         runtime::phase("switch traffic");
         // Green in before blue out: at no instant is neither in rotation. Until blue is cordoned this is
         // still undone by removing green, as above.
-        let (green, clones, standbys) = (self.green.clone(), self.clones.clone(), self.started_standbys.clone());
+        let (green, clones, standbys) =
+            (self.green.clone(), self.clones.clone(), self.started_standbys.clone());
         let switched = self.admit(retries)?;
         let n = switched.blue_ids.len();
         let Err(failures) = with_retries(retries, &switched.blue_ids, traffic::cordon) else {

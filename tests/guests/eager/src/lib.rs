@@ -13,7 +13,11 @@ fn first(mut errors: Vec<MachineError>) -> Error {
 
 impl Guest for Eager {
     fn describe() -> StrategyInfo {
-        StrategyInfo { name: "eager".into(), summary: "test guest: blue goes before green".into(), params: vec![] }
+        StrategyInfo {
+            name: "eager".into(),
+            summary: "test guest: blue goes before green".into(),
+            params: vec![],
+        }
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
@@ -22,7 +26,8 @@ impl Guest for Eager {
             .filter(|m| m.release.version != plan.target.version)
             .map(|m| m.id)
             .collect();
-        let green = machines::clone_from(&blue, &plan.target, false).into_iter().collect::<Result<Vec<_>, _>>()?;
+        let green =
+            machines::clone_from(&blue, &plan.target, false).into_iter().collect::<Result<Vec<_>, _>>()?;
         // The bug: nothing has checked green yet.
         machines::destroy(&blue).map_err(first)?;
         health::wait_healthy(&green, plan.wait_timeout_ms).map_err(first)?;

@@ -14,7 +14,11 @@ fn first(mut errors: Vec<MachineError>) -> Error {
 
 impl Guest for Hoarder {
     fn describe() -> StrategyInfo {
-        StrategyInfo { name: "hoarder".into(), summary: "test guest: blue is never retired".into(), params: vec![] }
+        StrategyInfo {
+            name: "hoarder".into(),
+            summary: "test guest: blue is never retired".into(),
+            params: vec![],
+        }
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
@@ -23,7 +27,8 @@ impl Guest for Hoarder {
             .filter(|m| m.release.version != plan.target.version)
             .map(|m| m.id)
             .collect();
-        let green = machines::clone_from(&blue, &plan.target, false).into_iter().collect::<Result<Vec<_>, _>>()?;
+        let green =
+            machines::clone_from(&blue, &plan.target, false).into_iter().collect::<Result<Vec<_>, _>>()?;
         health::wait_healthy(&green, plan.wait_timeout_ms).map_err(first)?;
         traffic::uncordon(&green).map_err(first)?;
         Ok(())

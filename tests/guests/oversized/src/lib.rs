@@ -15,12 +15,17 @@ impl Guest for Oversized {
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
         let ids: Vec<String> = (0..50_000).map(|i| format!("m{i:013}")).collect();
         match machines::update(&ids, &plan.target) {
-            Err(errors) => runtime::log(Level::Info, &format!("update refused for {} machines", errors.len())),
+            Err(errors) => {
+                runtime::log(Level::Info, &format!("update refused for {} machines", errors.len()))
+            }
             Ok(()) => return Err(Error::Invalid("an update of 50,000 machines went through".into())),
         }
         let first = machines::list()?.remove(0).id;
         if let Err(e) = machines::set_metadata(&first, "bloat", &"m".repeat(1 << 20)) {
-            runtime::log(Level::Info, &format!("metadata refused: {e:?}").chars().take(200).collect::<String>());
+            runtime::log(
+                Level::Info,
+                &format!("metadata refused: {e:?}").chars().take(200).collect::<String>(),
+            );
         }
         Err(Error::Platform("e".repeat(1 << 20)))
     }
