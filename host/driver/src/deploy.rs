@@ -204,7 +204,7 @@ impl Deploy<'_> {
     }
 
     /// Run a resolved strategy on an opened platform.
-    pub async fn run_on(
+    pub(crate) async fn run_on(
         &self,
         strategy: &ResolvedStrategy,
         params: BTreeMap<String, ParamValue>,
@@ -311,7 +311,7 @@ impl Deploy<'_> {
         let machines = list_with_retries(platform).await?;
         let previous = current_release(&machines);
         let rollback = matches!(goal, Goal::Rollback { .. });
-        let target = crate::deploy::target_release(goal, journal, &config.app, &machines, previous.as_ref())?;
+        let target = target_release(goal, journal, &config.app, &machines, previous.as_ref())?;
         // An app with no machines yet: a strategy has nothing to replace, so the platform decides.
         let launch = match (machines.is_empty() && !rollback).then(|| platform.empty_app()) {
             Some(EmptyApp::Launch) => true,

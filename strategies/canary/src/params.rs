@@ -1,0 +1,91 @@
+//! The canary's parameters: their defaults, and reading and checking them before anything changes.
+
+use cutover_sdk::Error;
+use cutover_sdk::runtime;
+use cutover_sdk::types::ParamValue;
+
+/// Canary machines per process group, by default.
+pub(crate) const DEFAULT_CANARY_COUNT: i64 = 1;
+
+/// Percent of new connections sent to the canaries at each step, by default.
+pub(crate) const DEFAULT_STEPS: [i64; 3] = [10, 25, 50];
+
+/// How long each step lasts before its gate, by default (one minute).
+pub(crate) const DEFAULT_STEP_PAUSE_MS: u64 = 60_000;
+
+/// How much higher (absolute, 0.05 = five percentage points) the canary's error rate may be, by default.
+pub(crate) const DEFAULT_MAX_ERROR_RATE_INCREASE: f64 = 0.05;
+
+/// Whether a failed promotion moves the machines it already moved back, by default.
+pub(crate) const DEFAULT_ROLLBACK: bool = true;
+
+/// The parameters of one deploy, read and checked before anything changes.
+pub(crate) struct Params {
+    pub(crate) retries: u32,
+    pub(crate) canary_count: usize,
+    pub(crate) steps: Vec<u8>,
+    pub(crate) step_pause_ms: u64,
+    pub(crate) max_error_rate_increase: f64,
+    pub(crate) manual_gates: Vec<u8>,
+    pub(crate) rollback: bool,
+}
+
+/// Read the parameters and check them, so that a mistake fails the deploy before anything changes.
+pub(crate) fn read_params() -> Result<Params, Error> {
+    let retries = cutover_sdk::retries();
+    let canary_count = match runtime::param("canary_count") {
+        Some(ParamValue::Integer(n)) => n,
+        _ => DEFAULT_CANARY_COUNT,
+    };
+    let steps = match runtime::param("steps") {
+        Some(ParamValue::Integers(v)) => v,
+        _ => DEFAULT_STEPS.to_vec(),
+    };
+    let step_pause_ms = cutover_sdk::params::get_duration_ms("step_pause", DEFAULT_STEP_PAUSE_MS);
+    let max_error_rate_increase = match runtime::param("max_error_rate_increase") {
+        Some(ParamValue::Float(f)) => f,
+        _ => DEFAULT_MAX_ERROR_RATE_INCREASE,
+    };
+    let manual_gates = match runtime::param("manual_gates") {
+        Some(ParamValue::Integers(v)) => v,
+        _ => vec![],
+    };
+    let rollback = cutover_sdk::params::get_bool("rollback", DEFAULT_ROLLBACK);
+
+    let invalid = |what: String| Err(Error::Invalid(format!("canary: {what}; nothing was changed")));
+    if canary_count < 1 {
+        return invalid(format!("`canary_count` = {canary_count}: expected at least 1"));
+    }
+    if steps.is_empty() {
+        return invalid(
+            "`steps` is empty: a canary needs at least one step (use strategy = \"rolling\" to move the \
+             fleet without one)"
+                .into(),
+        );
+    }
+    if let Some(bad) = steps.iter().find(|p| !(1..=100).contains(*p)) {
+        return invalid(format!("`steps` = {steps:?}: {bad} is not a percent between 1 and 100"));
+    }
+    if !max_error_rate_increase.is_finite() || max_error_rate_increase < 0.0 {
+        return invalid(format!(
+            "`max_error_rate_increase` = {max_error_rate_increase}: expected a share of requests, 0 or \
+             more (0.05 = five percentage points)"
+        ));
+    }
+    if let Some(bad) = manual_gates.iter().find(|g| !steps.contains(g)) {
+        return invalid(format!(
+            "`manual_gates` = {manual_gates:?}: {bad} is not one of the steps {steps:?}, so that gate would \
+             never open"
+        ));
+    }
+    Ok(Params {
+        retries,
+        canary_count: usize::try_from(canary_count).unwrap_or(usize::MAX),
+        // Checked above: every step and gate is in 1..=100.
+        steps: steps.iter().map(|&p| p as u8).collect(),
+        step_pause_ms,
+        max_error_rate_increase,
+        manual_gates: manual_gates.iter().map(|&p| p as u8).collect(),
+        rollback,
+    })
+}
