@@ -2,7 +2,7 @@
 //! holds. They mirror `wit/strategy.wit` but belong to no WIT version, so the config loader, the driver
 //! and the CLI never depend on generated bindings; `runtime::v0_1` converts at the boundary.
 
-use crate::Release;
+use crate::machine::Release;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;

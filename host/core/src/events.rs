@@ -5,7 +5,9 @@
 //! journal keeps the same records, and replay answers a resumed strategy from them.
 
 use crate::contract::ParamValue;
-use crate::{Capabilities, Check, Machine, MachineState, OpError, Release, ReleaseWeight, TrafficStats};
+use crate::error::OpError;
+use crate::machine::{Check, Machine, MachineState, Release};
+use crate::platform::{Capabilities, ReleaseWeight, TrafficStats};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 

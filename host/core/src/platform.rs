@@ -8,7 +8,8 @@
 //! The implementations live in crates of their own (`cutover-sim`, `cutover-local`, `cutover-fly`);
 //! this trait is all the runtime and the driver know of them.
 
-use crate::{Check, ErrorKind, Machine, MachineState, OpError, Release, StopSpec};
+use crate::error::{ErrorKind, OpError};
+use crate::machine::{Check, Machine, MachineState, Release, StopSpec};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
