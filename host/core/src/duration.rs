@@ -6,9 +6,13 @@ use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 use std::time::Duration;
 
-/// A duration read from config.
+/// A duration read from config: accepts either fly.toml form, and writes itself back the way a user
+/// would (`"5m"`, not `300000`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Dur(pub Duration);
+pub struct Dur(
+    /// The duration read.
+    pub Duration,
+);
 
 /// Parse "10s", "5m", "1m30s", "1h", "250ms" or a bare number of milliseconds.
 pub fn parse(text: &str) -> Result<Duration, String> {

@@ -6,13 +6,21 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
+    /// The machine (or release) does not exist in this app.
     NotFound,
+    /// The operation conflicts with the machine's current state or a lease.
     Conflict,
+    /// A wait ran out of time.
     Timeout,
+    /// The machine's checks are failing (the message includes the failing checks' output).
     Unhealthy,
+    /// The platform failed (API error, network); often transient, worth a retry.
     Platform,
+    /// The host's policy forbids this call (see [`Grants`](crate::Grants)).
     Denied,
+    /// The arguments are invalid (e.g. a weight above 100).
     Invalid,
+    /// This platform cannot do this (see [`Capabilities`](crate::Capabilities)).
     Unsupported,
 }
 
@@ -20,7 +28,9 @@ pub enum ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{}: {message}", kind_label(*kind))]
 pub struct OpError {
+    /// What a strategy (or the host) branches on.
     pub kind: ErrorKind,
+    /// What a user reads; it names the machine or operation, since the kind alone does not.
     pub message: String,
 }
 
@@ -38,12 +48,16 @@ fn kind_label(kind: ErrorKind) -> &'static str {
 }
 
 impl OpError {
+    /// An error of `kind` saying `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self { kind, message: message.into() }
     }
+    /// A [`ErrorKind::NotFound`] error: the commonest one a platform builds.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
     }
+    /// The [`ErrorKind::Unsupported`] error of `platform` (its short name) for an operation it lacks,
+    /// worded the same on every platform: "the fly platform cannot split traffic by weight".
     pub fn unsupported(what: &str, platform: &str) -> Self {
         Self::new(ErrorKind::Unsupported, format!("the {platform} platform cannot {what}"))
     }

@@ -2,67 +2,196 @@
 //!
 //! The runtime's dispatch point appends one [`Event`] per call, stamped with the host clock (virtual
 //! under the simulator). Renderers (human progress, `--json`) subscribe through [`EventSink`]; the
-//! journal and replay of later issues are built on the same records.
+//! journal keeps the same records, and replay answers a resumed strategy from them.
 
 use crate::contract::ParamValue;
-use crate::{Capabilities, Check, Machine, MachineState, OpError, Release, ReleaseWeight, TrafficStats};
+use crate::error::OpError;
+use crate::machine::{Check, Machine, MachineState, Release};
+use crate::platform::{Capabilities, ReleaseWeight, TrafficStats};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
-/// One call a strategy made to the host, with its arguments.
+/// One call a strategy made to the host, with its arguments: the unit of the event log, of the
+/// journal, of replay and of the sandbox policy.
+///
+/// Each variant mirrors one import of `wit/strategy.wit`, and its serde tag is the contract's name
+/// for it (`machines.clone-from`), so the event log reads in the contract's vocabulary whatever WIT
+/// version the strategy was built for. Times are milliseconds throughout, as in the contract.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "call", rename_all = "kebab-case")]
 pub enum HostCall {
+    /// `machines.list`: every machine of the app (every process group, every region, every state but
+    /// destroyed).
     #[serde(rename = "machines.list")]
     List,
+    /// `machines.get`: one machine.
     #[serde(rename = "machines.get")]
-    Get { id: String },
+    Get {
+        /// The machine's platform id.
+        id: String,
+    },
+    /// `machines.clone-from`: one new machine per source, like the source but running `target`, and
+    /// started.
     #[serde(rename = "machines.clone-from")]
-    CloneFrom { sources: Vec<String>, target: Release, routable: bool },
+    CloneFrom {
+        /// The machines to copy (region, process group, size, services), one new machine each.
+        sources: Vec<String>,
+        /// The release the new machines run.
+        target: Release,
+        /// `false`: the new machines are created cordoned (the "green" of a blue/green deploy) and
+        /// take no traffic until `traffic.uncordon`.
+        routable: bool,
+    },
+    /// `machines.update`: move machines to `target` in place (a started machine is stopped, replaced
+    /// and started again; a stopped one is updated and stays stopped).
     #[serde(rename = "machines.update")]
-    Update { ids: Vec<String>, target: Release },
+    Update {
+        /// The machines to update.
+        ids: Vec<String>,
+        /// The release they move to.
+        target: Release,
+    },
+    /// `machines.start`: start stopped machines.
     #[serde(rename = "machines.start")]
-    Start { ids: Vec<String> },
+    Start {
+        /// The machines to start.
+        ids: Vec<String>,
+    },
+    /// `machines.stop`: send `signal`, wait up to `timeout_ms`, then kill.
     #[serde(rename = "machines.stop")]
-    Stop { ids: Vec<String>, signal: String, timeout_ms: u64 },
+    Stop {
+        /// The machines to stop.
+        ids: Vec<String>,
+        /// The signal sent first, by name (e.g. "SIGINT", fly.toml's `kill_signal`).
+        signal: String,
+        /// Milliseconds each machine has to exit after the signal before it is killed.
+        timeout_ms: u64,
+    },
+    /// `machines.destroy`: destroy machines, killing them if they still run; an already destroyed
+    /// machine is not an error.
     #[serde(rename = "machines.destroy")]
-    Destroy { ids: Vec<String> },
+    Destroy {
+        /// The machines to destroy.
+        ids: Vec<String>,
+    },
+    /// `machines.wait-state`: wait until every machine is in `state`, or `timeout_ms` passes.
     #[serde(rename = "machines.wait-state")]
-    WaitState { ids: Vec<String>, state: MachineState, timeout_ms: u64 },
+    WaitState {
+        /// The machines to wait for.
+        ids: Vec<String>,
+        /// The state each must reach.
+        state: MachineState,
+        /// Milliseconds for the whole call, however many machines it names.
+        timeout_ms: u64,
+    },
+    /// `machines.set-metadata`: set one metadata key on a machine (e.g. a deployment tag).
     #[serde(rename = "machines.set-metadata")]
-    SetMetadata { id: String, key: String, value: String },
+    SetMetadata {
+        /// The machine.
+        id: String,
+        /// The key to set.
+        key: String,
+        /// Its new value.
+        value: String,
+    },
+    /// `health.wait-healthy`: wait until every check of every machine is passing.
     #[serde(rename = "health.wait-healthy")]
-    WaitHealthy { ids: Vec<String>, timeout_ms: u64 },
+    WaitHealthy {
+        /// The machines to wait for.
+        ids: Vec<String>,
+        /// Milliseconds for the whole call, however many machines it names.
+        timeout_ms: u64,
+    },
+    /// `health.checks`: the current checks of one machine.
     #[serde(rename = "health.checks")]
-    Checks { id: String },
+    Checks {
+        /// The machine.
+        id: String,
+    },
+    /// `traffic.capabilities`: what the platform's traffic layer can do.
     #[serde(rename = "traffic.capabilities")]
     Capabilities,
+    /// `traffic.cordon`: take machines out of rotation (no new connections; existing ones continue).
     #[serde(rename = "traffic.cordon")]
-    Cordon { ids: Vec<String> },
+    Cordon {
+        /// The machines to cordon.
+        ids: Vec<String>,
+    },
+    /// `traffic.uncordon`: put machines (back) into rotation.
     #[serde(rename = "traffic.uncordon")]
-    Uncordon { ids: Vec<String> },
+    Uncordon {
+        /// The machines to uncordon.
+        ids: Vec<String>,
+    },
+    /// `traffic.connections`: open connections to each machine right now.
     #[serde(rename = "traffic.connections")]
-    Connections { ids: Vec<String> },
+    Connections {
+        /// The machines to count, in the order the reply answers.
+        ids: Vec<String>,
+    },
+    /// `traffic.set-weights`: split new connections between releases.
     #[serde(rename = "traffic.set-weights")]
-    SetWeights { weights: Vec<ReleaseWeight> },
+    SetWeights {
+        /// The split; percentages add up to 100, and an empty list goes back to splitting by machine
+        /// count.
+        weights: Vec<ReleaseWeight>,
+    },
+    /// `traffic.weights`: the current split (empty: by machine count).
     #[serde(rename = "traffic.weights")]
     Weights,
+    /// `traffic.stats`: requests, errors and latency of one release over a recent window.
     #[serde(rename = "traffic.stats")]
-    Stats { version: u64, window_ms: u64 },
+    Stats {
+        /// The release's version.
+        version: u64,
+        /// How far back to look, in milliseconds.
+        window_ms: u64,
+    },
+    /// `runtime.log`: a line for the deploy log, shown to the user and kept in the event log.
     #[serde(rename = "runtime.log")]
-    Log { level: LogLevel, message: String },
+    Log {
+        /// How much the line matters.
+        level: LogLevel,
+        /// The line (the host cuts an over-long one).
+        message: String,
+    },
+    /// `runtime.phase`: a named phase of the deploy begins (e.g. "batch 2/5", "switch traffic").
     #[serde(rename = "runtime.phase")]
-    Phase { name: String },
+    Phase {
+        /// The phase's name, as the user sees it.
+        name: String,
+    },
+    /// `runtime.progress`: progress within the current phase.
     #[serde(rename = "runtime.progress")]
-    Progress { done: u32, total: u32 },
+    Progress {
+        /// Steps done so far.
+        done: u32,
+        /// Steps the phase has in all.
+        total: u32,
+    },
+    /// `runtime.now`: the host's clock (virtual under the simulator).
     #[serde(rename = "runtime.now")]
     Now,
+    /// `runtime.sleep`: sleep on the host's clock (instant in real time under the simulator).
     #[serde(rename = "runtime.sleep")]
-    Sleep { ms: u64 },
+    Sleep {
+        /// How long, in milliseconds.
+        ms: u64,
+    },
+    /// `runtime.param`: one parameter of this deploy (config value or `describe()` default).
     #[serde(rename = "runtime.param")]
-    Param { name: String },
+    Param {
+        /// The parameter's name.
+        name: String,
+    },
+    /// `runtime.await-promotion`: wait at a manual gate until someone runs `cutover promote`.
     #[serde(rename = "runtime.await-promotion")]
-    AwaitPromotion { gate: String, timeout_ms: u64 },
+    AwaitPromotion {
+        /// The gate's name, as `cutover promote` names it.
+        gate: String,
+        /// Milliseconds to wait before the call fails with `timeout`.
+        timeout_ms: u64,
+    },
 }
 
 impl HostCall {
@@ -131,35 +260,55 @@ impl HostCall {
     }
 }
 
-/// A strategy's log level.
+/// A strategy's log level (the contract's `runtime.level`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogLevel {
+    /// Detail for whoever debugs the strategy.
     Debug,
+    /// What the deploy is doing.
     Info,
+    /// Something the user should look at; the deploy goes on.
     Warn,
+    /// Something went wrong.
     Error,
 }
 
-/// What the host answered.
+/// What the host answered, in a form independent of any WIT version: the event log keeps it, and
+/// replay hands it back to a resumed strategy instead of asking the platform again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HostReply {
+    /// The call succeeded and returns nothing (a log line, a phase, a sleep, metadata, weights, a
+    /// promotion).
     Done,
+    /// The app's machines (`machines.list`).
     Machines(Vec<Machine>),
+    /// One machine (`machines.get`).
     /// Boxed: a machine is large, and every reply is moved and cloned on the hot path.
     Machine(Box<Machine>),
+    /// One result per source of `machines.clone-from`, in order: the new machine's id, or why it
+    /// could not be made.
     Cloned(Vec<Result<String, OpError>>),
     /// A batch operation: the machines that failed (empty: all succeeded).
     Batch(Vec<(String, OpError)>),
+    /// One machine's checks (`health.checks`).
     Checks(Vec<Check>),
+    /// What the traffic layer can do (`traffic.capabilities`).
     Capabilities(Capabilities),
     /// Open connections per machine, in the order asked.
     Counts(Vec<Result<u32, OpError>>),
+    /// The current split of new connections (`traffic.weights`; empty: by machine count).
     Weights(Vec<ReleaseWeight>),
+    /// One release's request statistics (`traffic.stats`).
     Stats(TrafficStats),
+    /// Milliseconds since the Unix epoch on the host's clock (`runtime.now`; virtual under the
+    /// simulator).
     Time(u64),
+    /// A parameter's value (`runtime.param`); `None` if the strategy has no such parameter.
     Param(Option<ParamValue>),
+    /// The call failed as a whole: a one-machine call's error, or a refusal of a call that names no
+    /// machines.
     Failed(OpError),
 }
 
@@ -167,21 +316,28 @@ pub enum HostReply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// The strategy (or the launch) returned `ok`: the app is on the target release.
     Succeeded,
+    /// The deploy stopped on an error; [`EventKind::DeployFinished`] carries it.
     Failed,
 }
 
-/// Release counts of the fleet at the end of a deploy.
+/// Release counts of the fleet at the end of a deploy: enough for a report to say where the app was
+/// left without keeping every machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct FleetSummary {
+    /// Machines in the app.
     pub machines: usize,
     /// (release version, machines on it), ascending by version.
     pub by_version: Vec<(u64, usize)>,
+    /// Machines serving: started, not cordoned, every check passing ([`Machine::is_serving`]).
     pub serving: usize,
+    /// Machines cordoned, whatever their state.
     pub cordoned: usize,
 }
 
 impl FleetSummary {
+    /// The summary of `machines`, as a platform listed them.
     pub fn of(machines: &[Machine]) -> Self {
         let mut by: std::collections::BTreeMap<u64, usize> = Default::default();
         for m in machines {
@@ -196,50 +352,74 @@ impl FleetSummary {
     }
 }
 
-/// What happened.
+/// What happened: one kind of record in the deploy's event log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
     /// Boxed to keep every event (most are host calls) small: events are built on the hot path.
+    /// The deploy began (the log's first record, or the first after a resume of a deploy that died
+    /// before its first event).
     DeployStarted(Box<DeployStart>),
     /// A call that may change the fleet, recorded before it reaches the platform: a journal read
     /// after a crash knows which change may have been under way (`cutover resume` reconciles it).
     Intent {
+        /// The call about to be made.
         #[serde(flatten)]
         call: HostCall,
     },
+    /// A call the strategy made and what the host answered.
     HostCall {
+        /// The call, with its arguments.
         #[serde(flatten)]
         call: HostCall,
+        /// The host's answer.
         reply: HostReply,
+        /// Host-clock milliseconds the call took (0 for calls that never wait).
         took_ms: u64,
     },
     /// An interrupted deploy was taken up again (`cutover resume`): the strategy was replayed through
     /// `replayed` journaled calls, and `reconciled` is the change that was under way when the previous
     /// process died, if one was. `aborting`: taken up by `cutover rollback`, to be undone.
     Resumed {
+        /// Journaled calls the strategy is replayed through before it reaches the platform again.
         replayed: u64,
+        /// The call that was under way when the previous process died, as the operation and the
+        /// machines it names (`machines.update [m1, m2]`); `None` if none was.
         reconciled: Option<String>,
+        /// The id of the process that took the deploy up, so a reader can match the log to it.
         pid: u32,
+        /// Taken up by `cutover rollback`, to be undone rather than finished.
         #[serde(default)]
         aborting: bool,
     },
+    /// The deploy is over: the last record of every deploy that ran to its end (a killed process
+    /// writes none, and `cutover resume` takes its deploy up).
     DeployFinished {
+        /// Whether it reached its target.
         outcome: Outcome,
+        /// What stopped it, for a user to read; `None` when it succeeded.
         error: Option<String>,
+        /// Host-clock milliseconds from start to end (virtual under the simulator).
         duration_ms: u64,
+        /// The fleet as the platform listed it after the deploy.
         fleet: FleetSummary,
     },
 }
 
-/// How a deploy began.
+/// How a deploy began: what a reader of the log needs before the first call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeployStart {
+    /// The app deployed.
     pub app: String,
+    /// The platform's short name ("sim", "local", "fly"; see [`Platform::name`](crate::Platform::name)).
     pub platform: String,
+    /// The strategy's name as it describes itself, or "launch" for an app's first machines.
     pub strategy: String,
+    /// The release the deploy moves to.
     pub target: Release,
+    /// The release most machines ran before; `None` for an app's first deploy.
     pub previous: Option<Release>,
+    /// Machines in the app when the deploy began.
     pub machines: usize,
     /// Whether this returns the app to an earlier release (`cutover rollback`).
     #[serde(default)]
@@ -253,12 +433,16 @@ pub struct Event {
     pub seq: u64,
     /// Host-clock milliseconds since the deploy started.
     pub at_ms: u64,
+    /// What happened; flattened, so a record reads as one JSON object (`"event": "host_call"`).
     #[serde(flatten)]
     pub kind: EventKind,
 }
 
-/// Receives events as they happen.
+/// Receives events as they happen: the progress display, `--json` output and the journal are each
+/// a sink, so the runtime records one stream and never knows who reads it.
 pub trait EventSink: Send + Sync {
+    /// Take one event. Called synchronously as each event is recorded, in `seq` order, so it should be
+    /// quick.
     fn event(&self, event: &Event);
 }
 
@@ -271,9 +455,13 @@ impl EventSink for Discard {
 
 /// A sink that keeps every event in memory (tests, reports).
 #[derive(Default)]
-pub struct Collect(pub Mutex<Vec<Event>>);
+pub struct Collect(
+    /// The events so far; [`Collect::events`] copies them out.
+    pub Mutex<Vec<Event>>,
+);
 
 impl Collect {
+    /// A copy of every event kept so far, in the order they came.
     pub fn events(&self) -> Vec<Event> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -286,7 +474,10 @@ impl EventSink for Collect {
 }
 
 /// Fan one event out to several sinks.
-pub struct Tee(pub Vec<Arc<dyn EventSink>>);
+pub struct Tee(
+    /// The sinks, each given every event in this order.
+    pub Vec<Arc<dyn EventSink>>,
+);
 
 impl EventSink for Tee {
     fn event(&self, event: &Event) {

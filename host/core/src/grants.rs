@@ -10,8 +10,8 @@
 //! phase, clock, parameters, sleep, promotion gates) touch nothing and are always granted. Scopes
 //! (process groups, regions) apply to the calls that change a machine; a clone is judged by its source.
 
+use crate::error::{ErrorKind, OpError};
 use crate::events::HostCall;
-use crate::{ErrorKind, OpError};
 use std::collections::BTreeSet;
 
 /// Every operation a grant can name: the contract's calls that reach the platform.
@@ -150,7 +150,7 @@ fn matching(pattern: &str) -> Result<Vec<&'static str>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Release;
+    use crate::machine::Release;
 
     #[test]
     fn allow_less_deny_with_families() {

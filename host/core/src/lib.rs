@@ -5,6 +5,22 @@
 //!
 //! It depends on neither wasmtime nor the config, so the simulator, the local platform and the journal
 //! build and test without a WebAssembly engine, and no lower layer can reach up into a higher one.
+//!
+//! Modules, from the bottom up (each imports only those above it in this list):
+//!
+//! - [`error`]: [`OpError`] and [`ErrorKind`], the one failure of a platform operation, which is also
+//!   what a strategy receives.
+//! - [`machine`]: [`Machine`], [`Release`], [`MachineState`], health checks and how to stop a machine.
+//! - [`duration`]: durations as fly.toml writes them ("10s", "1m30s" or milliseconds), parsed and shown.
+//! - [`limits`]: [`Limits`], a strategy run's memory, deadline and CPU budget.
+//! - [`os`]: whether a process is alive, and writing a file atomically.
+//! - [`contract`]: the host's own types for the strategy contract (parameters, the deploy plan), free of
+//!   any WIT version.
+//! - [`platform`]: the [`Platform`] trait every platform implements, its traffic types, leases, launches,
+//!   and [`list_with_retries`].
+//! - [`events`]: the deploy's event record: every [`HostCall`](events::HostCall), its reply, and the
+//!   sinks that receive them.
+//! - [`grants`]: [`Grants`], which contract calls and which machines a strategy may change.
 
 pub mod contract;
 pub mod duration;

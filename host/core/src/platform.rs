@@ -8,33 +8,45 @@
 //! The implementations live in crates of their own (`cutover-sim`, `cutover-local`, `cutover-fly`);
 //! this trait is all the runtime and the driver know of them.
 
-use crate::{Check, ErrorKind, Machine, MachineState, OpError, Release, StopSpec};
+use crate::error::{ErrorKind, OpError};
+use crate::machine::{Check, Machine, MachineState, Release, StopSpec};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// What a platform's traffic layer supports.
+/// What a platform's traffic layer supports (the contract's `traffic-capabilities`). A strategy asks
+/// before it relies on one; the calls a platform cannot do return `Unsupported`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Capabilities {
+    /// `traffic.cordon` and `traffic.uncordon` work.
     pub cordon: bool,
+    /// `traffic.connections` works.
     pub connection_counts: bool,
+    /// `traffic.set-weights` and `traffic.weights` work.
     pub weights: bool,
+    /// `traffic.stats` works.
     pub stats: bool,
 }
 
 /// Share of new connections for one release, in percent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseWeight {
+    /// The release's version.
     pub version: u64,
+    /// Its share of new connections, 0 to 100.
     pub percent: u8,
 }
 
 /// Request statistics of one release over a window.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub struct TrafficStats {
+    /// Requests in the window.
     pub requests: u64,
+    /// 5xx responses and failed connections.
     pub errors: u64,
+    /// Median latency, in milliseconds.
     pub p50_ms: f64,
+    /// 99th-percentile latency, in milliseconds.
     pub p99_ms: f64,
 }
 
@@ -97,40 +109,72 @@ pub trait Platform: Send + Sync {
     /// What the traffic layer can do.
     fn capabilities(&self) -> Capabilities;
 
+    /// All machines of the app (every process group, every region, every state but destroyed)
+    /// (`machines.list`).
     async fn list(&self) -> Result<Vec<Machine>, OpError>;
+    /// One machine (`machines.get`).
     async fn get(&self, id: &str) -> Result<Machine, OpError>;
     /// Create a machine like `source` on `target` and start it; cordoned unless `routable`.
     async fn clone_from(&self, source: &str, target: &Release, routable: bool) -> Result<Machine, OpError>;
+    /// Move a machine to `target` in place (`machines.update`): a started machine is stopped, replaced
+    /// and started again; a stopped one is updated and stays stopped (as flyctl does). Returns once the
+    /// platform has accepted the update, not once the machine is up again.
     async fn update(&self, id: &str, target: &Release) -> Result<(), OpError>;
+    /// Start a stopped machine (`machines.start`).
     async fn start(&self, id: &str) -> Result<(), OpError>;
+    /// Stop a machine (`machines.stop`): send `how.signal`, wait up to `how.timeout`, then kill.
     async fn stop(&self, id: &str, how: &StopSpec) -> Result<(), OpError>;
+    /// Destroy a machine, killing it if it still runs (`machines.destroy`). A machine already
+    /// destroyed is not an error.
     async fn destroy(&self, id: &str) -> Result<(), OpError>;
+    /// Wait until a machine is in `state`, or `timeout` passes (`Timeout`) (`machines.wait-state`). A
+    /// machine that enters `failed` while waited on for `started` ends the wait at once with
+    /// `Unhealthy`. The runtime passes what is left of the whole call's deadline.
     async fn wait_state(&self, id: &str, state: MachineState, timeout: Duration) -> Result<(), OpError>;
+    /// Set one metadata key on a machine (`machines.set-metadata`).
     async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), OpError>;
+    /// Wait until every check of a machine is passing (`health.wait-healthy`): `Unhealthy` once its
+    /// checks have been failing past their grace period, `Timeout` after `timeout`. A machine without
+    /// checks passes as soon as it is started.
     async fn wait_healthy(&self, id: &str, timeout: Duration) -> Result<(), OpError>;
+    /// A machine's current checks (`health.checks`). By default read from [`Platform::get`]; a
+    /// platform with a cheaper way may override it.
     async fn checks(&self, id: &str) -> Result<Vec<Check>, OpError> {
         Ok(self.get(id).await?.checks)
     }
 
+    /// Take a machine out of rotation: no new connections, existing ones continue (`traffic.cordon`).
+    /// By default `Unsupported`; a platform that overrides it says so in [`Capabilities::cordon`].
     async fn cordon(&self, id: &str) -> Result<(), OpError> {
         let _ = id;
         Err(OpError::unsupported("cordon machines", self.name()))
     }
+    /// Put a machine (back) into rotation (`traffic.uncordon`). By default `Unsupported`, like
+    /// [`Platform::cordon`].
     async fn uncordon(&self, id: &str) -> Result<(), OpError> {
         let _ = id;
         Err(OpError::unsupported("uncordon machines", self.name()))
     }
+    /// Open connections to a machine right now (`traffic.connections`). By default `Unsupported`
+    /// ([`Capabilities::connection_counts`]).
     async fn connections(&self, id: &str) -> Result<u32, OpError> {
         let _ = id;
         Err(OpError::unsupported("count connections", self.name()))
     }
+    /// Split new connections between releases (`traffic.set-weights`). The runtime has checked the
+    /// percentages add up to 100; an empty list goes back to splitting by machine count. By default
+    /// `Unsupported` ([`Capabilities::weights`]).
     async fn set_weights(&self, weights: &[ReleaseWeight]) -> Result<(), OpError> {
         let _ = weights;
         Err(OpError::unsupported("split traffic by weight", self.name()))
     }
+    /// The current split; empty means by machine count (`traffic.weights`). By default `Unsupported`
+    /// ([`Capabilities::weights`]).
     async fn weights(&self) -> Result<Vec<ReleaseWeight>, OpError> {
         Err(OpError::unsupported("split traffic by weight", self.name()))
     }
+    /// Requests, errors and latency of release `version` over the last `window` (`traffic.stats`).
+    /// By default `Unsupported` ([`Capabilities::stats`]).
     async fn stats(&self, version: u64, window: Duration) -> Result<TrafficStats, OpError> {
         let _ = (version, window);
         Err(OpError::unsupported("report traffic statistics", self.name()))
