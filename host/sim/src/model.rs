@@ -1,4 +1,4 @@
-//! The simulator's latency model, read back for lower bounds (`host/benches/strategies.rs`).
+//! The simulator's latency model, read back for lower bounds (`host/cutover/benches/strategies.rs`).
 //!
 //! Every draw of a simulated deploy is fixed by the seed and what it is the draw *of*, never by the
 //! order a strategy happens to do things in:

@@ -120,7 +120,7 @@ impl ScenarioSpec {
         )
     }
 
-    /// The simulator scenario (see `platform::sim::scenario` for the keys).
+    /// The simulator scenario (see `cutover_sim::scenario` for the keys).
     fn toml(&self) -> String {
         let mut s = format!(
             "seed = 7\npromote_after = \"30s\"\n[fleet]\nmachines = {}\nregions = [\"ams\", \"iad\"]\n\
