@@ -1,7 +1,7 @@
 //! A machine's process: spawned with Fly's environment on its own loopback port, its output appended
 //! to a log file, watched until it exits, stopped with a signal and then killed after a timeout.
 //! Starting a process also starts its health checks (`health`), which report back through
-//! [`CheckOf`](super::checks::CheckOf).
+//! [`CheckOf`].
 
 use super::checks::CheckOf;
 use super::{Fleet, err, find, find_mut, machine_app, now_rfc3339};
