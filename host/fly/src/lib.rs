@@ -28,7 +28,9 @@ const RESERVED_GROUPS: &[&str] = &["fly_app_release_command", "fly_app_console"]
 pub struct FlyOptions {
     /// The API's base, ending in `/v1`.
     pub api_url: String,
+    /// The API token (`FLY_API_TOKEN` or `--access-token`); it never prints.
     pub token: Token,
+    /// How transient API failures (429, 5xx, timeouts) are retried.
     pub retry: RetryPolicy,
     /// How often a health wait reads the machine's checks (flyctl polls every 1–2 s).
     pub health_poll: Duration,

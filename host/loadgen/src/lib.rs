@@ -24,17 +24,20 @@ use tokio::sync::watch;
 /// What load to generate.
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
+    /// Where to send it (the app's proxy).
     pub target: SocketAddr,
     /// Requests per second, over all workers.
     pub rate: u32,
     /// Independent request schedules (half keep-alive, half new connection per request).
     pub workers: usize,
+    /// The path every request asks for.
     pub path: String,
     /// Per-request timeout.
     pub timeout: Duration,
 }
 
 impl LoadSpec {
+    /// `rate` requests per second (at least 1) to `/` of `target`, over 8 workers, 10 s timeout.
     pub fn new(target: SocketAddr, rate: u32) -> Self {
         Self { target, rate: rate.max(1), workers: 8, path: "/".into(), timeout: Duration::from_secs(10) }
     }
@@ -45,17 +48,20 @@ impl LoadSpec {
 pub struct Sample {
     /// When it was sent, since the load started.
     pub at: Duration,
+    /// From the scheduled send time to the whole answer (or the failure).
     pub latency: Duration,
     /// HTTP status, or `None` on a transport error.
     pub status: Option<u16>,
     /// The release that answered (`x-release-version`), when it says.
     pub version: Option<u64>,
+    /// Whether it went out on a kept-alive connection (or a new one, closed after).
     pub keep_alive: bool,
     /// What went wrong, for failed requests.
     pub error: Option<String>,
 }
 
 impl Sample {
+    /// Whether the user got what they asked for: a 2xx answer.
     pub fn ok(&self) -> bool {
         self.status.is_some_and(|s| (200..300).contains(&s))
     }
@@ -218,17 +224,24 @@ fn take_idle(idle: &Pool) -> Option<SendRequest<Empty<Bytes>>> {
 /// Every request of a run.
 #[derive(Debug, Clone, Default)]
 pub struct LoadReport {
+    /// By send time.
     pub samples: Vec<Sample>,
 }
 
 /// Requests in a window, summarised.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct LoadSummary {
+    /// Requests sent in the window.
     pub requests: usize,
+    /// Of those, the ones that did not get a 2xx answer.
     pub failed: usize,
+    /// Median latency, in milliseconds (0 for an empty window).
     pub p50_ms: f64,
+    /// 90th percentile latency, in milliseconds.
     pub p90_ms: f64,
+    /// 99th percentile latency, in milliseconds.
     pub p99_ms: f64,
+    /// The slowest request, in milliseconds.
     pub max_ms: f64,
     /// (release version, requests it answered).
     pub by_version: Vec<(u64, usize)>,

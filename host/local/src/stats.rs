@@ -48,6 +48,7 @@ impl Default for Stats {
 }
 
 impl Stats {
+    /// No release yet; every recorder counts seconds from now.
     pub fn new() -> Self {
         Stats { epoch: Instant::now(), releases: Mutex::new(HashMap::new()) }
     }
@@ -66,6 +67,7 @@ impl Stats {
         self.release_at(version, window, Instant::now())
     }
 
+    /// [`Stats::release`] as of `now` rather than the present (tests bring their own clock).
     pub fn release_at(&self, version: u64, window: Duration, now: Instant) -> ReleaseStats {
         let rec = lock(&self.releases).get(&version).cloned();
         rec.map(|r| r.summary(window, now)).unwrap_or_default()
@@ -110,6 +112,7 @@ impl Recorder {
         Recorder { version, epoch, ring: Mutex::new(Ring { slots, last_sec: u64::MAX }) }
     }
 
+    /// The release it records.
     pub fn version(&self) -> u64 {
         self.version
     }

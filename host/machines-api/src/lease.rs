@@ -22,12 +22,16 @@ pub use cutover_core::Lease as LeaseData;
 /// The envelope of every lease answer: `{status, data: {nonce, expires_at, owner, version}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseResponse {
+    /// `success` when the lease was taken (or read).
     #[serde(default)]
     pub status: String,
+    /// The lease, when the answer holds one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<LeaseData>,
+    /// Why a lease was refused, when it was.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// A machine-readable reason, when the server gives one.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub code: String,
 }
@@ -36,6 +40,7 @@ pub struct LeaseResponse {
 /// both, and servers read either).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseRequest {
+    /// How long the lease lasts, in whole seconds.
     pub ttl: u64,
 }
 
@@ -56,11 +61,13 @@ impl LeaseBook {
         self.nonces().get(id).cloned()
     }
 
+    /// Record our lease on `id`; every lease is taken with the same `ttl`, the last one kept.
     pub fn insert(&self, id: &str, nonce: String, ttl: Duration) {
         self.nonces().insert(id.to_string(), nonce);
         *self.ttl.lock().unwrap_or_else(|e| e.into_inner()) = Some(ttl);
     }
 
+    /// Forget our lease on `id` (released, or the machine is gone); its nonce, if we held one.
     pub fn remove(&self, id: &str) -> Option<String> {
         self.nonces().remove(id)
     }

@@ -14,6 +14,7 @@ pub struct RetryPolicy {
     pub attempts: u32,
     /// Backoff before the first retry; doubled each time, up to `max_delay`.
     pub base_delay: Duration,
+    /// The longest pause between tries, a server's `Retry-After` included.
     pub max_delay: Duration,
 }
 

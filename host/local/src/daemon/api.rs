@@ -300,6 +300,7 @@ async fn release_lease(
 /// What `GET /cutover/v1/status` answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Status {
+    /// The daemon's process id: a client checks it against `daemon.json`'s.
     pub pid: u32,
     /// Each registered app and its proxy's address.
     pub apps: BTreeMap<String, String>,
@@ -323,7 +324,9 @@ async fn shutdown(State(d): S) -> impl IntoResponse {
 /// What registering an app answers: where its proxy listens.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AppInfo {
+    /// The proxy's address, e.g. `127.0.0.1:4280` (empty while the app has none).
     pub proxy: String,
+    /// How the app runs, as registered.
     pub spec: AppSpec,
 }
 

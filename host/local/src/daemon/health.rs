@@ -4,30 +4,34 @@
 //! (the app is still booting), so only failures after it count. Before the first pass the check is
 //! probed every quarter second instead of every `interval`, so a machine is known ready a moment after
 //! it is, not up to an interval later; after that, every `interval`, as Fly does.
+//!
+//! This module depends on nothing else of the daemon: results go to a [`Report`], which the fleet
+//! implements.
 
-use super::fleet::Fleet;
 use cutover_core::{CheckKind, CheckSpec, CheckStatus};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// How often a check is probed before it first passes.
 const EAGER: Duration = Duration::from_millis(250);
 
-/// Run one check of one machine's run until that run ends.
-pub async fn run(
-    fleet: Arc<Fleet>,
-    app: String,
-    id: String,
-    run: u64,
-    index: usize,
-    check: CheckSpec,
-    port: u16,
-) {
+/// Where one check's results go. The prober knows nothing of machines or of the fleet: the fleet
+/// hands it one of these per check of a machine's run when it starts the process.
+pub trait Report: Send + Sync + 'static {
+    /// Whether results are still wanted: `false` once the run being checked has ended, which ends
+    /// the probing.
+    fn wanted(&self) -> bool;
+    /// One result, the grace period already applied.
+    fn result(&self, status: CheckStatus, output: String);
+}
+
+/// Probe `check` against `port` until `report` wants no more results.
+pub async fn run(check: CheckSpec, port: u16, report: impl Report) {
     let started = Instant::now();
     let mut passed_once = false;
     loop {
-        if !fleet.is_current(&app, &id, run) {
+        if !report.wanted() {
             return;
         }
         let (mut status, output) = probe(&check, port).await;
@@ -35,7 +39,7 @@ pub async fn run(
             status = CheckStatus::Warning;
         }
         passed_once |= status == CheckStatus::Passing;
-        fleet.check_result(&app, &id, run, index, status, output);
+        report.result(status, output);
         let pause = if passed_once { check.interval } else { check.interval.min(EAGER) };
         tokio::time::sleep(pause.max(Duration::from_millis(50))).await;
     }

@@ -6,6 +6,13 @@
 //! writes `daemon.json` (pid, URL) into its state directory so later commands find it, and removes it
 //! when it stops. On `cutover local down`, SIGTERM or SIGINT it stops every machine with its app's
 //! signal and timeout before it exits; if it is killed outright, its machines die with it.
+//!
+//! - `api`: the HTTP API (axum), a thin layer over the fleet and the proxies.
+//! - `fleet`: every machine of every app, and its process.
+//! - `health`: the health check prober, which reports to the fleet.
+//!
+//! This module ties them together: [`Traffic`] holds each app's [`Proxy`] and takes the fleet's
+//! routes, and [`serve`] runs it all until it is told to stop.
 
 pub mod api;
 pub mod fleet;
@@ -28,6 +35,7 @@ pub const INFO_FILE: &str = "daemon.json";
 /// What `daemon.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DaemonInfo {
+    /// The daemon's process: a `daemon.json` whose URL answers with another pid is stale.
     pub pid: u32,
     /// Base URL of the API, e.g. `http://127.0.0.1:4321`.
     pub url: String,
@@ -38,8 +46,11 @@ const EMPTY_TABLE_WAIT: Duration = Duration::from_secs(1);
 
 /// The daemon's shared state, handed to every API handler.
 pub struct Daemon {
+    /// Every machine of every app.
     pub fleet: Arc<Fleet>,
+    /// Every app's proxy.
     pub traffic: Arc<Traffic>,
+    /// Notified by `POST /cutover/v1/shutdown`: the daemon stops every machine and exits.
     pub shutdown: Notify,
 }
 
@@ -84,16 +95,20 @@ impl Traffic {
         Ok(addr)
     }
 
+    /// Where `app`'s proxy listens, once it has one.
     pub fn address(&self, app: &str) -> Option<SocketAddr> {
         self.proxy(app).map(|p| p.local_addr())
     }
 
+    /// Split `app`'s new traffic between releases (see [`Proxy::set_weights`]); nothing happens
+    /// while it has no proxy.
     pub fn set_weights(&self, app: &str, weights: Vec<ReleaseWeight>) {
         if let Some(p) = self.proxy(app) {
             p.set_weights(weights.into_iter().map(|w| (w.version, w.percent)).collect());
         }
     }
 
+    /// `app`'s weights as last set (empty: by machine count).
     pub fn weights(&self, app: &str) -> Vec<ReleaseWeight> {
         self.proxy(app)
             .map(|p| {
@@ -102,10 +117,12 @@ impl Traffic {
             .unwrap_or_default()
     }
 
+    /// A machine's active connections (see [`Proxy::connections`]); 0 while its app has no proxy.
     pub fn connections(&self, app: &str, machine: &str) -> u32 {
         self.proxy(app).map(|p| p.connections(machine)).unwrap_or(0)
     }
 
+    /// A release's traffic over the last `window`, as its app's proxy saw it (zeros without one).
     pub fn stats(&self, app: &str, version: u64, window: Duration) -> TrafficStats {
         match self.proxy(app) {
             Some(p) => {

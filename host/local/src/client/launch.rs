@@ -6,7 +6,7 @@
 //! does not come up, every machine it created is destroyed again: a failed launch leaves the app as
 //! empty as it found it.
 
-use crate::LocalPlatform;
+use super::LocalPlatform;
 use cutover_core::{ErrorKind, LaunchLog, LaunchPlan, MachineState, OpError, Platform};
 
 /// Launch the app's first machines; the error says what failed and that nothing is left.

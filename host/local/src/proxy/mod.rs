@@ -1,0 +1,282 @@
+//! The local platform's proxy: one public loopback port in front of the machines (OS processes of the
+//! user's app, each on its own loopback port).
+//!
+//! - HTTP mode terminates the client's HTTP/1.1 connection (keep-alive included) and picks a backend
+//!   **per request**, forwarding over a pool of keep-alive connections per machine, so a client's
+//!   keep-alive connection outlives the machine that served its previous request. `Upgrade` requests
+//!   (WebSocket) are forwarded on a dedicated backend connection and, on `101`, the two upgraded
+//!   streams are spliced; such a connection stays pinned to its machine until either side closes.
+//! - TCP mode picks a backend per accepted connection and copies bytes both ways.
+//!
+//! Routing only ever considers the *routable* set ([`Proxy::set_backends`]: the daemon passes the
+//! started, uncordoned, passing machines), split between releases by [`Proxy::set_weights`], then the
+//! least busy machine of the chosen release (ties taken round-robin). Changing the set takes effect
+//! before `set_backends` returns: every request routed to a machine from then on sees the new set,
+//! and every request already routed to a removed machine is already counted in
+//! [`Proxy::connections`] (so "cordoned and 0 connections" means drained). Requests in flight on a
+//! removed machine complete.
+//!
+//! Zero failed requests across a deploy: a request whose backend refuses the connection (or whose
+//! pooled connection turns out closed before the request went out) is retried on another routable
+//! machine; an idempotent request with a replayable body is also retried when the backend drops the
+//! connection before answering. With no routable machine at all the request waits (up to
+//! [`ProxyOptions::empty_table_wait`]) for one to appear before it is answered `503`.
+//!
+//! The proxy's parts, each in its own module, depend on each other one way:
+//!
+//! - `counters`: the active connections on each machine, and the proxy's open tasks.
+//! - `headers`: hop-by-hop headers stripped, `X-Forwarded-*` added.
+//! - `pool`: each machine's idle keep-alive connections.
+//! - `body`: request bodies kept for retries, response bodies that hold their machine's count.
+//! - `table`: the routing table and the pick of a machine (uses `pool`, `body`, `counters`).
+//! - `splice`: upgraded (WebSocket) streams copied both ways.
+//! - `tcp`: TCP mode, one machine per connection (uses `table`).
+//! - `http`: HTTP mode, one machine per request, with its retries (uses all of the above).
+//!
+//! This module holds the public handle, the state the parts share (`Inner`, to which `table`,
+//! `http` and `tcp` each add their methods) and the accept loop.
+
+mod body;
+mod counters;
+mod headers;
+mod http;
+mod pool;
+mod splice;
+mod table;
+mod tcp;
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+pub use crate::stats::ReleaseStats;
+use crate::stats::Stats;
+use counters::{TaskGuard, Tasks};
+use table::{Config, Table};
+
+/// One routable machine.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Backend {
+    /// The machine's id: what its connection count is kept and asked for under.
+    pub machine_id: String,
+    /// The release the machine runs.
+    pub version: u64,
+    /// Where the machine's process listens (loopback).
+    pub addr: SocketAddr,
+}
+
+/// What the proxy speaks on its public port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// HTTP/1.1 (keep-alive, upgrades), routed per request.
+    Http,
+    /// Plain TCP, routed per connection.
+    Tcp,
+}
+
+/// Tunables; [`Default`] is what [`Proxy::bind`] uses.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// How long a request (or TCP connection) waits for a routable machine when there is none
+    /// before it is answered 503 (closed, in TCP mode).
+    pub empty_table_wait: Duration,
+    /// Attempts per request (or TCP connection), the first included.
+    pub max_attempts: u32,
+    /// Connecting to a backend takes at most this long.
+    pub connect_timeout: Duration,
+    /// A backend connection idle for this long is not reused (it is closed); keep it below the app's
+    /// own keep-alive timeout so the app never closes a connection the proxy is about to reuse.
+    pub pool_idle_timeout: Duration,
+    /// Request bodies up to this size (known `Content-Length`) are buffered so that the request can
+    /// be replayed on another machine; larger or chunked bodies are streamed and retried only when
+    /// the failed attempt never touched them.
+    pub replay_buffer: usize,
+    /// [`Proxy::shutdown`] waits at most this long for open connections to finish.
+    pub shutdown_grace: Duration,
+    /// A client connection must send a request's head within this long; it is also how long an
+    /// idle keep-alive client connection is kept (hyper times the wait for the next request too).
+    /// `None`: no limit.
+    pub client_header_timeout: Option<Duration>,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            empty_table_wait: Duration::from_secs(3),
+            max_attempts: 3,
+            connect_timeout: Duration::from_secs(2),
+            pool_idle_timeout: Duration::from_secs(4),
+            replay_buffer: 64 * 1024,
+            shutdown_grace: Duration::from_secs(5),
+            client_header_timeout: Some(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// A handle on a running proxy; cheap to clone.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("local_addr", &self.inner.local_addr)
+            .field("mode", &self.inner.mode)
+            .finish()
+    }
+}
+
+impl Proxy {
+    /// Binds `listen` and spawns the accept loop on the current tokio runtime. The routable set
+    /// starts empty.
+    pub async fn bind(listen: SocketAddr, mode: Mode) -> io::Result<Proxy> {
+        Self::bind_with(listen, mode, ProxyOptions::default()).await
+    }
+
+    /// [`Proxy::bind`] with other tunables (the local daemon waits less for an empty table).
+    pub async fn bind_with(listen: SocketAddr, mode: Mode, opts: ProxyOptions) -> io::Result<Proxy> {
+        let listener = TcpListener::bind(listen).await?;
+        let local_addr = listener.local_addr()?;
+        let inner = Arc::new(Inner {
+            mode,
+            local_addr,
+            opts,
+            table: RwLock::new(Arc::new(Table::default())),
+            config: Mutex::new(Config::default()),
+            changed: Notify::new(),
+            stats: Stats::new(),
+            shutdown: watch::channel(false).0,
+            tasks: Arc::new(Tasks::default()),
+        });
+        let task = inner.tasks.enter();
+        tokio::spawn(accept_loop(inner.clone(), listener, task));
+        Ok(Proxy { inner })
+    }
+
+    /// Where the proxy listens: `listen` with the port the OS picked when it was 0.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// What the proxy speaks on its public port.
+    pub fn mode(&self) -> Mode {
+        self.inner.mode
+    }
+
+    /// Replaces the routable set (started, uncordoned, passing machines). When this returns, no new
+    /// request or connection goes to a machine outside `routable`, and every one already routed to
+    /// such a machine is counted in [`Proxy::connections`]. A machine listed twice counts once.
+    pub fn set_backends(&self, routable: Vec<Backend>) {
+        let mut cfg = lock(&self.inner.config);
+        cfg.routable = routable;
+        self.inner.rebuild(&mut cfg);
+    }
+
+    /// The routable set last given to [`Proxy::set_backends`].
+    pub fn backends(&self) -> Vec<Backend> {
+        lock(&self.inner.config).routable.clone()
+    }
+
+    /// Splits new traffic between releases: `(version, percent)`. Empty: by machine count. A listed
+    /// release with no routable machine gives its share to the other listed ones (the shares are
+    /// normalised over the releases present); a routable release not listed gets no new traffic
+    /// unless no listed release with a non-zero share has a routable machine, in which case the
+    /// unlisted releases share it by machine count. Something routable always gets the traffic: when
+    /// only 0% releases are routable, they share it by machine count.
+    pub fn set_weights(&self, weights: Vec<(u64, u8)>) {
+        let mut cfg = lock(&self.inner.config);
+        cfg.weights = weights;
+        self.inner.rebuild(&mut cfg);
+    }
+
+    /// The weights last given to [`Proxy::set_weights`] (empty: by machine count).
+    pub fn weights(&self) -> Vec<(u64, u8)> {
+        lock(&self.inner.config).weights.clone()
+    }
+
+    /// Active connections on a machine: requests in flight (until their response body is done),
+    /// plus open upgraded (WebSocket) or TCP streams. Routable or not.
+    pub fn connections(&self, machine_id: &str) -> u32 {
+        lock(&self.inner.config).machines.get(machine_id).map_or(0, |m| m.active.load(Ordering::Acquire))
+    }
+
+    /// A release's requests, errors (5xx and connection failures) and latency percentiles over the
+    /// last `window` (whole seconds, at most 10 minutes). See [`ReleaseStats`].
+    pub fn stats(&self, version: u64, window: Duration) -> ReleaseStats {
+        self.inner.stats.release(version, window)
+    }
+
+    /// Stops accepting, lets in-flight HTTP requests finish (idle keep-alive connections close),
+    /// closes upgraded and TCP streams, and waits up to [`ProxyOptions::shutdown_grace`] for all of it.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        let _ = tokio::time::timeout(self.inner.opts.shutdown_grace, self.inner.tasks.idle()).await;
+    }
+}
+
+/// What the proxy's tasks share: the routing table and what it is built from, the statistics, and
+/// the shutdown signal with the tasks it waits for.
+struct Inner {
+    mode: Mode,
+    local_addr: SocketAddr,
+    opts: ProxyOptions,
+    /// The routing snapshot the request path reads.
+    table: RwLock<Arc<Table>>,
+    /// What the snapshot is built from; writers only.
+    config: Mutex<Config>,
+    /// Signalled whenever the table changes (wakes requests waiting for a routable machine).
+    changed: Notify,
+    stats: Stats,
+    /// `true` once [`Proxy::shutdown`] was called.
+    shutdown: watch::Sender<bool>,
+    tasks: Arc<Tasks>,
+}
+
+impl Inner {
+    /// Resolves once the proxy is shutting down; owned, so a spawned task can hold it.
+    fn shutdown_signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}
+
+/// Accepts client connections until shutdown and serves each in a task of its own, per the mode.
+async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, _task: TaskGuard) {
+    let mut stop = pin!(inner.shutdown_signal());
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "proxy: accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let task = inner.tasks.enter();
+        match inner.mode {
+            Mode::Http => tokio::spawn(http::serve_http_conn(inner.clone(), stream, peer, task)),
+            Mode::Tcp => tokio::spawn(inner.clone().serve_tcp(stream, task)),
+        };
+    }
+}
+
+/// Locks, ignoring poisoning: every lock in the proxy guards data that stays consistent at each step
+/// (no lock is held across an await).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

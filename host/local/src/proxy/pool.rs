@@ -1,0 +1,75 @@
+//! Each machine's idle keep-alive connections.
+//!
+//! HTTP mode picks a machine per request, so a client's keep-alive connection is not tied to one
+//! backend connection; instead each machine keeps the connections its finished requests left idle,
+//! and the next request routed there takes one rather than paying a new connection. A connection
+//! idle too long is dropped instead of reused, before the app's own keep-alive timeout could close
+//! it under a request. The pool does not know what bodies its connections carry.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::client::conn::http1::SendRequest;
+
+use super::lock;
+
+/// Idle HTTP/1.1 connections to one machine, the most recently used last. A connection goes back in
+/// when its response body has been read to the end, and is handed out again only while it has been
+/// idle for less than [`ProxyOptions::pool_idle_timeout`](super::ProxyOptions::pool_idle_timeout).
+pub(super) struct Pool<B> {
+    idle: Mutex<Vec<(SendRequest<B>, Instant)>>,
+}
+
+impl<B> Default for Pool<B> {
+    fn default() -> Self {
+        Pool { idle: Mutex::new(Vec::new()) }
+    }
+}
+
+/// Idle connections kept per machine at most.
+const MAX_IDLE_PER_MACHINE: usize = 256;
+
+impl<B> Pool<B> {
+    pub(super) fn checkout(&self, idle_timeout: Duration) -> Option<SendRequest<B>> {
+        let now = Instant::now();
+        let mut idle = lock(&self.idle);
+        while let Some((sender, since)) = idle.pop() {
+            if !sender.is_closed() && now.duration_since(since) < idle_timeout {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    pub(super) fn checkin(&self, sender: SendRequest<B>, idle_timeout: Duration) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = lock(&self.idle);
+        // Oldest first: drop the ones that have been idle too long, so they are closed.
+        let stale = idle.iter().take_while(|(_, since)| now.duration_since(*since) >= idle_timeout).count();
+        idle.drain(..stale);
+        if idle.len() < MAX_IDLE_PER_MACHINE {
+            idle.push((sender, now));
+        }
+    }
+
+    /// Closes every idle connection (the machine left the rotation: no request will take them).
+    pub(super) fn clear(&self) {
+        lock(&self.idle).clear();
+    }
+}
+
+/// A pooled connection to give back once its response is read.
+pub(super) struct Checkin<B> {
+    pub(super) sender: SendRequest<B>,
+    pub(super) pool: Arc<Pool<B>>,
+    pub(super) idle_timeout: Duration,
+}
+
+impl<B> Checkin<B> {
+    pub(super) fn done(self) {
+        self.pool.checkin(self.sender, self.idle_timeout);
+    }
+}

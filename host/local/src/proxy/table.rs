@@ -1,0 +1,224 @@
+//! The routing table: which machine a new request (or TCP connection) goes to.
+//!
+//! Writers ([`Proxy::set_backends`](super::Proxy::set_backends),
+//! [`Proxy::set_weights`](super::Proxy::set_weights)) rebuild an immutable snapshot from the
+//! routable set and the weights; the request path only reads the current snapshot, picks a release by
+//! weight, then the least busy machine of it, and counts the request on that machine before the
+//! snapshot's lock is released — which is what makes "cordoned and 0 connections" mean drained. The
+//! per-machine records (connection counter, idle connections) outlive a machine's removal from the
+//! table, so requests still in flight on it are counted until they finish.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use hyper::http::uri::Authority;
+
+use super::body::ReqBody;
+use super::counters::ActiveGuard;
+use super::pool::Pool;
+use super::{Backend, Inner};
+use crate::stats::Recorder;
+
+/// What the table is built from: the last routable set and weights given, and every machine's
+/// record.
+#[derive(Default)]
+pub(super) struct Config {
+    pub(super) routable: Vec<Backend>,
+    pub(super) weights: Vec<(u64, u8)>,
+    pub(super) machines: HashMap<String, Machine>,
+}
+
+/// A machine's connection counter (and its idle connections) outlive its presence in the table
+/// (removed machines drain).
+pub(super) struct Machine {
+    pub(super) active: Arc<AtomicU32>,
+    last_routable: Instant,
+    addr: SocketAddr,
+    pool: Arc<Pool<ReqBody>>,
+}
+
+/// How long a machine's counter is kept once it is idle and out of the routable set.
+const FORGET_MACHINE_AFTER: Duration = Duration::from_secs(60);
+
+/// A snapshot of the routing table: the releases that get new traffic, each with its weight.
+#[derive(Default)]
+pub(super) struct Table {
+    groups: Vec<Group>,
+    total_weight: u64,
+    seq: AtomicU64,
+}
+
+/// One release's routable machines and its weight.
+struct Group {
+    weight: u64,
+    backends: Vec<Arc<Entry>>,
+    rr: AtomicUsize,
+}
+
+/// One routable machine in a snapshot, with everything the request path needs of it.
+pub(super) struct Entry {
+    pub(super) machine_id: String,
+    pub(super) addr: SocketAddr,
+    /// `addr` as a `Host` header, for requests that came without one.
+    pub(super) authority: Authority,
+    active: Arc<AtomicU32>,
+    /// Its release's traffic statistics.
+    pub(super) recorder: Arc<Recorder>,
+    pub(super) pool: Arc<Pool<ReqBody>>,
+}
+
+impl Inner {
+    /// Rebuilds the snapshot from `cfg` and wakes the requests waiting for a routable machine.
+    pub(super) fn rebuild(&self, cfg: &mut Config) {
+        let now = Instant::now();
+        let Config { routable, weights, machines } = cfg;
+        let mut groups: Vec<(u64, Vec<Arc<Entry>>)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for b in routable.iter() {
+            if !seen.insert(b.machine_id.as_str()) {
+                continue;
+            }
+            let machine = machines.entry(b.machine_id.clone()).or_insert_with(|| Machine {
+                active: Arc::new(AtomicU32::new(0)),
+                last_routable: now,
+                addr: b.addr,
+                pool: Arc::default(),
+            });
+            machine.last_routable = now;
+            if machine.addr != b.addr {
+                machine.addr = b.addr;
+                machine.pool = Arc::default();
+            }
+            let entry = Arc::new(Entry {
+                machine_id: b.machine_id.clone(),
+                addr: b.addr,
+                authority: Authority::try_from(b.addr.to_string()).expect("a socket address is an authority"),
+                active: machine.active.clone(),
+                recorder: self.stats.recorder(b.version),
+                pool: machine.pool.clone(),
+            });
+            match groups.iter_mut().find(|(v, _)| *v == b.version) {
+                Some((_, list)) => list.push(entry),
+                None => groups.push((b.version, vec![entry])),
+            }
+        }
+        machines.retain(|_, m| {
+            m.active.load(Ordering::Acquire) > 0 || now.duration_since(m.last_routable) < FORGET_MACHINE_AFTER
+        });
+        // A machine out of rotation gets no new requests: close its idle connections.
+        for (id, m) in machines.iter() {
+            if !seen.contains(id.as_str()) {
+                m.pool.clear();
+            }
+        }
+
+        // Listed releases share by their percentages. When none of them has a routable machine (or
+        // all of theirs are 0%), the unlisted routable releases share by machine count; and when
+        // only 0% releases are routable they do too, rather than refuse the traffic.
+        let listed = |version: u64| weights.iter().find(|(v, _)| *v == version).map(|&(_, w)| u64::from(w));
+        let any_positive = groups.iter().any(|(v, _)| listed(*v).is_some_and(|w| w > 0));
+        let any_unlisted = groups.iter().any(|(v, _)| listed(*v).is_none());
+        let groups: Vec<Group> = groups
+            .into_iter()
+            .map(|(v, backends)| {
+                let count = backends.len() as u64;
+                let weight = match listed(v) {
+                    _ if weights.is_empty() => count,
+                    Some(w) if any_positive => w,
+                    None if any_positive => 0,
+                    Some(_) if any_unlisted => 0,
+                    _ => count,
+                };
+                Group { weight, backends, rr: AtomicUsize::new(0) }
+            })
+            .filter(|g| g.weight > 0)
+            .collect();
+        let total_weight = groups.iter().map(|g| g.weight).sum();
+        let table = Arc::new(Table { groups, total_weight, seq: AtomicU64::new(0) });
+        *self.table.write().unwrap_or_else(|e| e.into_inner()) = table;
+        self.changed.notify_waiters();
+
+        let keep: Vec<u64> = routable.iter().map(|b| b.version).chain(weights.iter().map(|w| w.0)).collect();
+        self.stats.prune(|v| keep.contains(&v));
+    }
+
+    /// Picks a machine for a new request/connection, avoiding `tried` ones when it can, and counts
+    /// it as active on that machine before the table lock is released. `None`: nothing routable.
+    fn try_pick(&self, tried: &[Arc<Entry>]) -> Option<(Arc<Entry>, ActiveGuard)> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        let group = table.choose()?;
+        let entry = group
+            .least_busy(tried)
+            .or_else(|| table.groups.iter().find_map(|g| g.least_busy(tried)))
+            .or_else(|| group.least_busy(&[]))?;
+        let guard = ActiveGuard::new(&entry.active);
+        drop(table);
+        Some((entry, guard))
+    }
+
+    /// [`Inner::try_pick`], waiting up to `empty_table_wait` for the table to hold a machine.
+    pub(super) async fn pick(&self, tried: &[Arc<Entry>]) -> Option<(Arc<Entry>, ActiveGuard)> {
+        // The usual case, without registering for table changes.
+        if let Some(picked) = self.try_pick(tried) {
+            return Some(picked);
+        }
+        let deadline = tokio::time::Instant::now() + self.opts.empty_table_wait;
+        loop {
+            let mut changed = pin!(self.changed.notified());
+            changed.as_mut().enable();
+            if let Some(picked) = self.try_pick(tried) {
+                return Some(picked);
+            }
+            if *self.shutdown.borrow() || tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+impl Table {
+    /// The release a new request goes to: a low-discrepancy (golden ratio) sequence over the
+    /// cumulative weights, so shares are exact over short runs and canary requests are spread out.
+    fn choose(&self) -> Option<&Group> {
+        match self.groups.len() {
+            0 => None,
+            1 => self.groups.first(),
+            _ => {
+                let n = self.seq.fetch_add(1, Ordering::Relaxed);
+                let frac = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+                let mut point = (frac * self.total_weight) >> 32;
+                for g in &self.groups {
+                    if point < g.weight {
+                        return Some(g);
+                    }
+                    point -= g.weight;
+                }
+                self.groups.last()
+            }
+        }
+    }
+}
+
+impl Group {
+    /// The machine with the fewest active connections outside `exclude`; ties go round-robin.
+    fn least_busy(&self, exclude: &[Arc<Entry>]) -> Option<Arc<Entry>> {
+        let n = self.backends.len();
+        let start = if n > 1 { self.rr.fetch_add(1, Ordering::Relaxed) } else { 0 };
+        let mut best: Option<(&Arc<Entry>, u32)> = None;
+        for i in 0..n {
+            let e = &self.backends[(start + i) % n];
+            if exclude.iter().any(|x| x.machine_id == e.machine_id) {
+                continue;
+            }
+            let active = e.active.load(Ordering::Relaxed);
+            if best.is_none_or(|(_, b)| active < b) {
+                best = Some((e, active));
+            }
+        }
+        best.map(|(e, _)| e.clone())
+    }
+}
