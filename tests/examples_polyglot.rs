@@ -10,12 +10,12 @@
 //! contract, toolchain pins): a rerun without changes builds nothing. Missing toolchains fail the tests
 //! with the command to run; they are never skipped.
 
-use crate::support;
+use crate::support::{self, OutputExt, Toml};
 
 use serde_json::Value;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 // ---- toolchains and builds ------------------------------------------------------------------------
@@ -117,11 +117,10 @@ fn build(project: &Path, sources: &[PathBuf]) -> PathBuf {
         .unwrap_or_else(|e| panic!("run {:?} in {}: {e} (run `sdk/setup`?)", m.build, project.display()));
     assert!(
         out.status.success(),
-        "building {} with {:?} failed:\n{}\n{}",
+        "building {} with {:?} failed:\n{}",
         project.display(),
         m.build,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        out.text()
     );
     eprintln!("built {} in {:.1}s", m.name, started.elapsed().as_secs_f64());
     std::fs::create_dir_all(&cache).unwrap();
@@ -146,40 +145,13 @@ fn example(name: &str, lang: &str) -> PathBuf {
 
 // ---- running cutover ----------------------------------------------------------------------------
 
-fn command(state: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-    cmd.args(args).env("CUTOVER_CACHE_DIR", support::cache_dir()).env("CUTOVER_STATE_DIR", state);
-    cmd
-}
-
-fn run(state: &Path, args: &[&str]) -> Output {
-    command(state, args).output().expect("run cutover")
-}
-
-fn text(out: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn events(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
 fn calls<'a>(evs: &'a [Value], call: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
     evs.iter().filter(move |e| e["event"] == "host_call" && e["call"] == call)
 }
 
-/// A copy of the example app's fly.toml using `strategy`, with `params` added to [cutover.params].
-fn config(dir: &Path, strategy: &Path, params: &str) -> PathBuf {
-    let root = support::root();
-    let happy = root.join("examples/app/scenarios/happy.toml");
-    let fly = std::fs::read_to_string(root.join("examples/app/fly.toml"))
-        .unwrap()
-        .replace("strategy = \"rolling\"", &format!("strategy = {:?}", strategy.display().to_string()))
-        .replace("retries = 3", &format!("retries = 3\n    {params}"))
-        .replace("scenarios/happy.toml", &happy.display().to_string());
-    let path = dir.join("fly.toml");
-    std::fs::write(&path, fly).unwrap();
-    path
+/// The example app's fly.toml using `strategy` (a test sets its parameters, then writes it).
+fn config(strategy: &Path) -> Toml {
+    Toml::example_app().set("deploy.strategy", strategy)
 }
 
 /// Region of every machine, from the first `machines.list` reply.
@@ -213,10 +185,12 @@ fn update_regions(evs: &[Value]) -> Vec<String> {
 fn region_by_region_deploys_one_region_after_another() {
     let wasm = example("python-region-by-region", "python");
     let dir = tempfile::tempdir().unwrap();
-    let fly = config(dir.path(), &wasm, "pause = \"20s\"");
-    let out = run(&dir.path().join("state"), &["deploy", "--config", fly.to_str().unwrap(), "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let evs = events(&out);
+    let fly = config(&wasm).set("cutover.params.pause", "20s").write(dir.path().join("fly.toml"));
+    let out = support::cutover(["deploy", "--config", fly.to_str().unwrap(), "--json"])
+        .state(dir.path().join("state"))
+        .run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let evs = out.json_lines();
     let end = evs.last().unwrap();
     assert_eq!(end["outcome"], "succeeded", "{end}");
     assert_eq!(end["fleet"]["by_version"], serde_json::json!([[2, 10]]));
@@ -246,20 +220,16 @@ fn region_by_region_deploys_one_region_after_another() {
 fn region_by_region_stops_at_the_first_bad_region_and_rolls_it_back() {
     let wasm = example("python-region-by-region", "python");
     let dir = tempfile::tempdir().unwrap();
-    let fly = config(dir.path(), &wasm, "regions = \"iad, ams\"");
+    let fly = config(&wasm).set("cutover.params.regions", "iad, ams").write(dir.path().join("fly.toml"));
     // v2 boots but fails its checks.
-    let scenario = dir.path().join("bad-v2.toml");
-    let happy = std::fs::read_to_string(support::root().join("examples/app/scenarios/happy.toml")).unwrap();
-    std::fs::write(
-        &scenario,
-        format!("{happy}\n[faults]\nunhealthy_images = [\"registry.fly.io/hello-cutover:v2\"]\n"),
-    )
-    .unwrap();
+    let scenario = Toml::read(support::root().join("examples/app/scenarios/happy.toml"))
+        .set("faults.unhealthy_images", ["registry.fly.io/hello-cutover:v2"])
+        .write(dir.path().join("bad-v2.toml"));
     let args =
         ["deploy", "--config", fly.to_str().unwrap(), "--scenario", scenario.to_str().unwrap(), "--json"];
-    let out = run(&dir.path().join("state"), &args);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let evs = events(&out);
+    let out = support::cutover(args).state(dir.path().join("state")).run();
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    let evs = out.json_lines();
     let end = evs.last().unwrap();
     assert!(end["error"].as_str().unwrap().contains("region iad"), "{end}");
     assert!(
@@ -291,16 +261,14 @@ fn weights(e: &Value) -> Vec<(u64, u64)> {
 fn manual_split_holds_ten_percent_until_promoted_and_rolls_back_by_switching() {
     let wasm = example("js-manual-split", "js");
     let dir = tempfile::tempdir().unwrap();
-    let fly = config(dir.path(), &wasm, "split_percent = 10");
+    let fly = config(&wasm).set("cutover.params.split_percent", 10).write(dir.path().join("fly.toml"));
     let fly = fly.to_str().unwrap();
     let state = dir.path().join("state");
 
     // No simulated operator in the happy scenario: the deploy waits at its gate for `cutover promote`.
-    let mut child = command(&state, &["deploy", "--config", fly, "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = support::cutover(["deploy", "--config", fly, "--json"])
+        .state(&state)
+        .spawn(Stdio::piped(), Stdio::piped());
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -333,8 +301,8 @@ fn manual_split_holds_ten_percent_until_promoted_and_rolls_back_by_switching() {
 
     // Named, because the log line comes just before the strategy starts waiting (a gate may be promoted
     // ahead of time).
-    let out = run(&state, &["promote", "split", "--config", fly]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = support::cutover(["promote", "split", "--config", fly]).state(&state).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
     let status = child.wait().unwrap();
     lines.extend(rx.iter());
     assert_eq!(status.code(), Some(0), "{lines:?}");
@@ -352,9 +320,9 @@ fn manual_split_holds_ten_percent_until_promoted_and_rolls_back_by_switching() {
     assert_eq!(calls(&evs, "machines.destroy").count(), 0, "old machines are kept, not destroyed");
 
     // Going back is a switch to the kept machines: no clone, no split, no gate.
-    let out = run(&state, &["rollback", "--config", fly, "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let evs = events(&out);
+    let out = support::cutover(["rollback", "--config", fly, "--json"]).state(&state).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let evs = out.json_lines();
     assert_eq!(calls(&evs, "machines.clone-from").count(), 0, "a switch, not a redeploy");
     assert_eq!(calls(&evs, "runtime.await-promotion").count(), 0, "no gate on the way back");
     let end = evs.last().unwrap();
@@ -372,11 +340,10 @@ fn template_builds(lang: &str, name: &str) {
     let sdk = root.join("sdk").join(lang);
     let dir = tempfile::tempdir().unwrap();
     let out =
-        command(&dir.path().join("state"), &["new", name, "--lang", lang]).current_dir(dir.path()).output();
-    let out = out.expect("run cutover new");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        support::cutover(["new", name, "--lang", lang]).state(dir.path().join("state")).cwd(dir.path()).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
     let project = dir.path().join(name);
-    assert!(project.join("wit").is_dir() && project.join("vendor/cutover-sdk").is_dir(), "{}", text(&out));
+    assert!(project.join("wit").is_dir() && project.join("vendor/cutover-sdk").is_dir(), "{}", out.text());
     assert!(!project.join("vendor/cutover-sdk/node_modules").exists(), "installed packages are not copied");
     if lang == "js" {
         // What `npm install` in the project would give, without the network.
@@ -388,24 +355,14 @@ fn template_builds(lang: &str, name: &str) {
             .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
     )
     .unwrap();
-    let out = Command::new("bash")
-        .arg(project.join("test.sh"))
-        .env("PATH", path)
-        .env("CUTOVER", env!("CARGO_BIN_EXE_cutover"))
-        .env("CUTOVER_CACHE_DIR", support::cache_dir())
-        .env("CUTOVER_STATE_DIR", dir.path().join("state"))
-        .output()
-        .expect("run test.sh");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&format!("PASS: {name} kept every invariant")),
-        "{}",
-        text(&out)
-    );
+    let out =
+        support::script(project.join("test.sh")).env("PATH", path).state(dir.path().join("state")).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.stdout_text().contains(&format!("PASS: {name} kept every invariant")), "{}", out.text());
     let wasm = project.join(format!("{name}.wasm"));
-    let out = run(dir.path(), &["inspect", wasm.to_str().unwrap(), "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = support::cutover(["inspect", wasm.to_str().unwrap(), "--json"]).state(dir.path()).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let v: Value = out.json();
     assert_eq!(v["strategy"]["name"], name);
     assert_eq!(v["contract_version"], "0.1.0");
     let language = if lang == "js" { "JavaScript" } else { "Python" };
@@ -428,18 +385,10 @@ fn javascript_template_builds_and_loads() {
 /// the scaffold tests share).
 fn rust_example() -> PathBuf {
     let dir = support::root().join("examples/strategies/rust-drain-by-load");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-    cmd.arg("build")
-        .arg(&dir)
-        .env("CARGO_TARGET_DIR", support::root().join("target/strategy-projects"))
-        .env("CARGO_NET_OFFLINE", "true");
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
-        cmd.env_remove(var);
-    }
-    let out = cmd.output().expect("run cutover build");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = support::cutover(["build"]).arg(&dir).offline_strategy_builds().run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
     // "Built NAME: PATH (N bytes)"
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = out.stdout_text();
     let line = stdout.lines().find(|l| l.starts_with("Built ")).unwrap_or_else(|| panic!("{stdout}"));
     PathBuf::from(line.split_once(": ").unwrap().1.rsplit_once(" (").unwrap().0)
 }
@@ -462,34 +411,17 @@ fn every_example_passes_verify() {
             // It keeps the old release stopped so that `cutover rollback` is a switch.
             args.push("--allow-standby");
         }
-        let out = run(state.path(), &args);
-        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
+        let out = support::cutover(&args).state(state.path()).run();
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", out.text());
     }
 }
 
 /// The example app on the local platform (its fly.toml, running the app's debug build), as
 /// tests/local.rs runs it.
 fn local_app(dir: &Path) -> PathBuf {
-    let root = support::root();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "hello-cutover", "--manifest-path"])
-        .arg(root.join("Cargo.toml"))
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building the example app failed");
-    let fly = std::fs::read_to_string(root.join("examples/app/fly.toml"))
-        .unwrap()
-        .replace(
-            "command = \"../../target/debug/hello-cutover\"",
-            &format!("command = {:?}", root.join("target/debug/hello-cutover").display().to_string()),
-        )
-        .replace(
-            "scenarios/happy.toml",
-            &root.join("examples/app/scenarios/happy.toml").display().to_string(),
-        );
-    let path = dir.join("fly.toml");
-    std::fs::write(&path, fly).unwrap();
-    path
+    Toml::example_app()
+        .set("cutover.local.command", support::example_app_binary())
+        .write(dir.join("fly.toml"))
 }
 
 /// Each example deploys the example app on the local platform under load (`cutover demo`: real
@@ -502,14 +434,18 @@ fn every_example_deploys_on_the_local_platform_without_a_failed_request() {
         let fly = local_app(dir.path());
         let fly = fly.to_str().unwrap();
         let state = dir.path().join("state");
-        let demo = command(
-            &state,
-            &["demo", "--config", fly, "--strategy", wasm.to_str().unwrap(), "--rate", "100", "--json"],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        let demo = support::cutover([
+            "demo",
+            "--config",
+            fly,
+            "--strategy",
+            wasm.to_str().unwrap(),
+            "--rate",
+            "100",
+            "--json",
+        ])
+        .state(&state)
+        .spawn(Stdio::piped(), Stdio::piped());
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let promoter = (name == "js-manual-split").then(|| {
             let (done, state, fly) = (done.clone(), state.clone(), fly.to_string());
@@ -517,9 +453,8 @@ fn every_example_deploys_on_the_local_platform_without_a_failed_request() {
                 // Until the deploy runs, `promote` has nothing to promote and says so; while the demo
                 // launches v1, the running deploy is that launch (a named gate would be kept for it).
                 while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    let out = run(&state, &["promote", "split", "--config", &fly]);
-                    if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("manual-split)")
-                    {
+                    let out = support::cutover(["promote", "split", "--config", &fly]).state(&state).run();
+                    if out.status.success() && out.stdout_text().contains("manual-split)") {
                         return true;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -530,11 +465,11 @@ fn every_example_deploys_on_the_local_platform_without_a_failed_request() {
         let out = demo.wait_with_output().unwrap();
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(p) = promoter {
-            assert!(p.join().unwrap(), "{name}: the gate was never promoted: {}", text(&out));
+            assert!(p.join().unwrap(), "{name}: the gate was never promoted: {}", out.text());
         }
-        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", out.text());
         let report: Value =
-            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{name}: {e}: {}", text(&out)));
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{name}: {e}: {}", out.text()));
         let during = &report["during_deploy"];
         assert!(during["requests"].as_u64().unwrap() > 10, "{name}: too little traffic: {report:#}");
         assert_eq!(during["failed"], 0, "{name}: {report:#}");

@@ -2,28 +2,15 @@
 //! as real processes behind the real proxy, and real traffic. No timing assertions: what is checked is
 //! what users would see (failed requests, which release answered) and what is left running.
 
-use crate::support;
+use crate::support::{self, Cutover, OutputExt, Toml};
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Output;
 
-/// The example app's binary, built once if `cargo test --workspace` has not built it already.
-fn hello_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = option_env!("CARGO").unwrap_or("cargo");
-            let status = Command::new(cargo)
-                .args(["build", "-q", "-p", "hello-cutover", "--manifest-path"])
-                .arg(support::root().join("Cargo.toml"))
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "building the example app failed");
-            support::root().join("target/debug/hello-cutover")
-        })
-        .clone()
+/// The example fly.toml, running the example app on the local platform.
+fn example_app() -> Toml {
+    Toml::example_app().set("cutover.local.command", support::example_app_binary())
 }
 
 /// An app directory with its own fly.toml and state; the daemon is stopped when it goes away.
@@ -32,23 +19,10 @@ struct App {
 }
 
 impl App {
-    /// The example fly.toml, running the example app, with `extra` appended to `[cutover.params]`
-    /// and `local_extra` to `[cutover.local]`.
-    fn new(params: &str, local_extra: &str) -> Self {
+    /// An app directory holding `fly`.
+    fn new(fly: Toml) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let fly = std::fs::read_to_string(support::root().join("examples/app/fly.toml")).unwrap();
-        let fly = fly
-            .replace("retries = 3", &format!("retries = 3\n{params}"))
-            .replace(
-                "command = \"../../target/debug/hello-cutover\"",
-                &format!("command = {:?}", hello_binary().display().to_string()),
-            )
-            .replace("machines = 3", &format!("machines = 3\n{local_extra}"))
-            .replace(
-                "scenarios/happy.toml",
-                &support::root().join("examples/app/scenarios/happy.toml").display().to_string(),
-            );
-        std::fs::write(dir.path().join("fly.toml"), fly).unwrap();
+        fly.write(dir.path().join("fly.toml"));
         Self { dir }
     }
 
@@ -60,31 +34,29 @@ impl App {
         self.dir.path().join("state")
     }
 
+    /// `cutover ARGS --config` this app's fly.toml, with its state.
+    fn cutover(&self, args: &[&str]) -> Cutover {
+        support::cutover(args).config(self.config()).state(self.state())
+    }
+
+    /// [`cutover`](Self::cutover), run to the end.
     fn run(&self, args: &[&str]) -> Output {
-        let mut all: Vec<&str> = args.to_vec();
-        let config = self.config();
-        all.extend(["--config", &config]);
-        Command::new(env!("CARGO_BIN_EXE_cutover"))
-            .args(&all)
-            .env("CUTOVER_CACHE_DIR", support::cache_dir())
-            .env("CUTOVER_STATE_DIR", self.state())
-            .output()
-            .expect("run cutover")
+        self.cutover(args).run()
     }
 
     /// `cutover demo --json` with a strategy: the report.
     fn demo(&self, strategy: &str) -> (Option<i32>, Value, String) {
         let out = self.run(&["demo", "--strategy", strategy, "--rate", "150", "--json"]);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let stderr = out.stderr_text();
         let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("{strategy}: not a JSON report ({e}): {}\n{stderr}", String::from_utf8_lossy(&out.stdout))
+            panic!("{strategy}: not a JSON report ({e}): {}\n{stderr}", out.stdout_text())
         });
         (out.status.code(), report, stderr)
     }
 
     /// Pids of processes running the example app that this app's daemon started.
     fn machine_pids(&self) -> Vec<u32> {
-        processes_with(&hello_binary(), &self.state())
+        processes_with(&support::example_app_binary(), &self.state())
     }
 }
 
@@ -120,14 +92,11 @@ fn processes_with(exe: &Path, state: &Path) -> Vec<u32> {
     out
 }
 
-fn text(out: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 #[test]
 fn strategies_that_wait_for_health_deploy_under_load_without_a_failed_request() {
     // Canary with short steps, so the test takes seconds rather than minutes.
-    let app = App::new("    steps = [20, 50]\n    step_pause = \"1s\"", "");
+    let app =
+        App::new(example_app().set("cutover.params.steps", [20, 50]).set("cutover.params.step_pause", "1s"));
     for strategy in ["rolling", "bluegreen", "canary", "drain-then-destroy"] {
         let (code, report, stderr) = app.demo(strategy);
         assert_eq!(code, Some(0), "{strategy}: {report:#}\n{stderr}");
@@ -149,7 +118,7 @@ fn strategies_that_wait_for_health_deploy_under_load_without_a_failed_request() 
 fn immediate_is_seen_dropping_requests() {
     // The measurement must be able to see a failure: immediate restarts every machine at once, and
     // the app takes 1.5 s to start.
-    let app = App::new("", "");
+    let app = App::new(example_app());
     let (code, report, stderr) = app.demo("immediate");
     assert_eq!(code, Some(0), "{report:#}\n{stderr}");
     assert!(report["during_deploy"]["failed"].as_u64().unwrap() > 0, "{report:#}");
@@ -159,9 +128,9 @@ fn immediate_is_seen_dropping_requests() {
 
 #[test]
 fn a_release_that_never_passes_its_checks_leaves_the_old_one_serving() {
-    let app = App::new("", "");
+    let app = App::new(example_app());
     let out = app.run(&["deploy", "--platform", "local", "--image", "registry.fly.io/hello-cutover:v1"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
     let out = app.run(&[
         "deploy",
         "--platform",
@@ -170,9 +139,8 @@ fn a_release_that_never_passes_its_checks_leaves_the_old_one_serving() {
         "registry.fly.io/hello-cutover:unhealthy",
         "--json",
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let last: Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    let last: Value = serde_json::from_str(out.stdout_text().lines().last().unwrap()).unwrap();
     assert!(last["error"].as_str().unwrap().contains("checks"), "{last:#}");
     assert_eq!(last["fleet"]["by_version"], serde_json::json!([[1, 3]]), "rolled back: {last:#}");
     assert_eq!(last["fleet"]["serving"], 3, "{last:#}");
@@ -188,42 +156,42 @@ fn a_release_that_never_passes_its_checks_leaves_the_old_one_serving() {
         "bluegreen",
         "--json",
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let last: Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    let last: Value = serde_json::from_str(out.stdout_text().lines().last().unwrap()).unwrap();
     assert_eq!(last["fleet"]["by_version"], serde_json::json!([[1, 3]]), "{last:#}");
     assert_eq!(last["fleet"]["serving"], 3, "{last:#}");
     assert_eq!(app.machine_pids().len(), 3, "green was removed, blue kept");
 
     let out = app.run(&["local", "down"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
     assert!(app.machine_pids().is_empty(), "`local down` stops every machine");
 }
 
 /// `cutover status --platform local --json`: the app's fleet by release, and how many serve.
 fn status(app: &App) -> Value {
     let out = app.run(&["status", "--platform", "local", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    out.json()
 }
 
 #[test]
 fn a_deploy_killed_mid_way_on_real_processes_is_resumed_or_rolled_back_with_nothing_orphaned() {
     // Short leases: the killed deploy's leases lapse (the daemon keeps them) before a resume may go on.
-    let app = App::new("", "");
-    let config = std::fs::read_to_string(app.config()).unwrap();
-    std::fs::write(app.config(), config.replace("concurrency = 8", "concurrency = 8\n  lease_ttl = \"2s\""))
-        .unwrap();
+    let app = App::new(example_app().set("cutover.lease_ttl", "2s"));
     let deploy = |version: u64, kill_at: Option<u64>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-        cmd.args(["deploy", "--platform", "local", "--strategy", "bluegreen", "--config", &app.config()])
-            .args(["--image", &format!("registry.fly.io/hello-cutover:v{version}")])
-            .env("CUTOVER_CACHE_DIR", support::cache_dir())
-            .env("CUTOVER_STATE_DIR", app.state());
-        if let Some(k) = kill_at {
-            cmd.env("CUTOVER_FAULT_KILL_AT_EVENT", k.to_string());
-        }
-        cmd.output().expect("run cutover")
+        support::cutover([
+            "deploy",
+            "--platform",
+            "local",
+            "--strategy",
+            "bluegreen",
+            "--config",
+            &app.config(),
+        ])
+        .args(["--image", &format!("registry.fly.io/hello-cutover:v{version}")])
+        .state(app.state())
+        .kill_at_event(kill_at)
+        .run()
     };
     assert_eq!(deploy(1, None).status.code(), Some(0), "the first launch");
     assert_eq!(app.machine_pids().len(), 3);
@@ -231,14 +199,14 @@ fn a_deploy_killed_mid_way_on_real_processes_is_resumed_or_rolled_back_with_noth
     // Killed once green is up, just before the answer of the clone call is journaled (event 9): the
     // three green processes run, and the journal does not say which they are.
     let out = deploy(2, Some(9));
-    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&out.status), Some(9), "{}", text(&out));
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&out.status), Some(9), "{}", out.text());
     assert_eq!(app.machine_pids().len(), 6, "green was created before the kill");
     let before = status(&app);
     assert_eq!(before["latest"]["status"], "interrupted", "{before:#}");
 
     let out = app.run(&["resume"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("reconciled `machines.clone-from"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.text().contains("reconciled `machines.clone-from"), "{}", out.text());
     let after = status(&app);
     assert_eq!(after["fleet"]["by_version"], serde_json::json!([[2, 3]]), "{after:#}");
     assert_eq!(after["fleet"]["serving"], 3, "{after:#}");
@@ -248,8 +216,8 @@ fn a_deploy_killed_mid_way_on_real_processes_is_resumed_or_rolled_back_with_noth
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&deploy(3, Some(9)).status), Some(9));
     assert_eq!(app.machine_pids().len(), 6);
     let out = app.run(&["rollback"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("Rolled back to v2"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.text().contains("Rolled back to v2"), "{}", out.text());
     let after = status(&app);
     assert_eq!(after["fleet"]["by_version"], serde_json::json!([[2, 3]]), "{after:#}");
     assert_eq!(after["fleet"]["serving"], 3, "{after:#}");
@@ -259,16 +227,10 @@ fn a_deploy_killed_mid_way_on_real_processes_is_resumed_or_rolled_back_with_noth
 
 #[test]
 fn a_command_that_does_not_exist_is_a_clear_error() {
-    let app = App::new("", "");
-    let fly = std::fs::read_to_string(app.config()).unwrap();
-    let fly = fly.replace(
-        &format!("command = {:?}", hello_binary().display().to_string()),
-        "command = \"./no-such-app --flag\"",
-    );
-    std::fs::write(app.config(), fly).unwrap();
+    let app = App::new(example_app().set("cutover.local.command", "./no-such-app --flag"));
     let out = app.run(&["deploy", "--platform", "local"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    let t = out.text();
     assert!(t.contains("no-such-app") && t.contains("[cutover.local] command"), "{t}");
     assert!(t.contains("the app is empty again"), "{t}");
 }
@@ -277,10 +239,10 @@ fn a_command_that_does_not_exist_is_a_clear_error() {
 fn a_proxy_port_in_use_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let app = App::new("", &format!("    port = {port}"));
+    let app = App::new(example_app().set("cutover.local.port", port));
     let out = app.run(&["deploy", "--platform", "local"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", out.text());
+    let t = out.text();
     assert!(t.contains(&format!("127.0.0.1:{port}")) && t.contains("port"), "{t}");
     assert!(app.machine_pids().is_empty());
 }
@@ -323,9 +285,11 @@ async fn connections(app: &App, name: &str, id: &str) -> u64 {
 async fn drain_keeps_a_websocket_open_until_it_closes_then_destroys_its_machine() {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let app = App::new("    drain_timeout = \"2m\"\n    poll_interval = \"200ms\"", "");
+    let app = App::new(
+        example_app().set("cutover.params.drain_timeout", "2m").set("cutover.params.poll_interval", "200ms"),
+    );
     let out = app.run(&["deploy", "--platform", "local"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
     let (proxy, blue) = fleet(&app, "hello-cutover").await;
     assert_eq!(blue.len(), 3);
 
@@ -342,25 +306,10 @@ async fn drain_keeps_a_websocket_open_until_it_closes_then_destroys_its_machine(
     assert_eq!(pinned.len(), 1, "the WebSocket is one connection on one machine");
     let pinned = pinned[0].clone();
 
-    let config = app.config();
-    let state = app.state();
-    let deploy = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_cutover"))
-            .args([
-                "deploy",
-                "--platform",
-                "local",
-                "--strategy",
-                "drain-then-destroy",
-                "--json",
-                "--config",
-                &config,
-            ])
-            .env("CUTOVER_CACHE_DIR", support::cache_dir())
-            .env("CUTOVER_STATE_DIR", state)
-            .output()
-            .unwrap()
-    });
+    let deploy = tokio::spawn(
+        app.cutover(&["deploy", "--platform", "local", "--strategy", "drain-then-destroy", "--json"])
+            .run_async(),
+    );
 
     // Blue machines without connections go; the pinned one stays, and its WebSocket still works.
     let mut waited = 0;
@@ -389,8 +338,8 @@ async fn drain_keeps_a_websocket_open_until_it_closes_then_destroys_its_machine(
     // The client closes; the deploy then destroys its machine and ends, having cut nothing.
     ws.close(None).await.unwrap();
     let out = deploy.await.unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let stdout = out.stdout_text();
     assert!(stdout.contains("0 connections cut"), "{stdout}");
     let (_, machines) = fleet(&app, "hello-cutover").await;
     assert_eq!(machines.len(), 3);
@@ -399,12 +348,12 @@ async fn drain_keeps_a_websocket_open_until_it_closes_then_destroys_its_machine(
 
 #[test]
 fn a_killed_daemon_leaves_no_machine_running_and_logs_are_kept() {
-    let app = App::new("", "");
+    let app = App::new(example_app());
     let out = app.run(&["deploy", "--platform", "local"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
     let out = app.run(&["logs"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let logs = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let logs = out.stdout_text();
     assert_eq!(logs.matches("==> machine").count(), 3, "{logs}");
     assert!(logs.contains("listening on"), "the app's own output is kept: {logs}");
 
@@ -430,13 +379,13 @@ fn is_zombie(pid: u32) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_daemon_speaks_the_machines_api_including_leases() {
-    let app = App::new("", "");
+    let app = App::new(example_app());
     let out = app.run(&["local", "up"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
     let url = daemon_url(&app);
     let http = reqwest::Client::new();
     let spec = serde_json::json!({
-        "command": [hello_binary()], "cwd": app.dir.path(), "kill_signal": "SIGINT", "kill_timeout_ms": 5000,
+        "command": [support::example_app_binary()], "cwd": app.dir.path(), "kill_signal": "SIGINT", "kill_timeout_ms": 5000,
         "checks": [], "port": 0
     });
     let r = http.put(format!("{url}/cutover/v1/apps/api-test")).json(&spec).send().await.unwrap();

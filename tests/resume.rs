@@ -10,7 +10,7 @@
 //! fleet through to the state directory on every change, as a real platform keeps its state whatever
 //! happens to the client.
 
-use crate::support;
+use crate::support::{self, Cutover, OutputExt, Toml};
 
 use cutover::config::Config;
 use cutover::core::events::{Event, EventKind, Outcome};
@@ -19,23 +19,14 @@ use cutover::driver::{Journal, ReleaseStatus, StateDir};
 use cutover::sim::{SavedWorld, Scenario, SimWorld};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 const APP: &str = "crashy";
 const MACHINES: usize = 3;
 const STRATEGIES: [&str; 5] = ["immediate", "rolling", "bluegreen", "canary", "drain-then-destroy"];
 
-/// An app on the simulator: three machines in two regions, every built-in's defaults. Connections are
-/// short-lived so drain-then-destroy's polling does not multiply the steps without adding any kind.
-fn app(dir: &Path, strategy: &str) -> PathBuf {
-    std::fs::write(
-        dir.join("fly.toml"),
-        format!(
-            r#"app = "{APP}"
-[build]
-  image = "registry.fly.io/{APP}:v2"
+/// The app's fly.toml but for its name, image and strategy.
+const FLY: &str = r#"[build]
 [deploy]
-  strategy = "{strategy}"
 [[http_service.checks]]
   path = "/health"
   interval = "10s"
@@ -44,37 +35,30 @@ fn app(dir: &Path, strategy: &str) -> PathBuf {
   platform = "sim"
 [cutover.sim]
   scenario = "scenario.toml"
-"#
-        ),
-    )
-    .unwrap();
+"#;
+
+/// An app on the simulator: three machines in two regions, every built-in's defaults. Connections are
+/// short-lived so drain-then-destroy's polling does not multiply the steps without adding any kind.
+fn app(dir: &Path, strategy: &str) -> PathBuf {
     std::fs::write(
         dir.join("scenario.toml"),
         format!("seed = 7\n[fleet]\nmachines = {MACHINES}\n[traffic]\nconnection_lifetime = [200, 1500]\n"),
     )
     .unwrap();
-    dir.join("fly.toml")
+    Toml::parse(FLY)
+        .set("app", APP)
+        .set("build.image", format!("registry.fly.io/{APP}:v2"))
+        .set("deploy.strategy", strategy)
+        .write(dir.join("fly.toml"))
 }
 
-fn cutover(config: &Path, args: &[&str], kill_at: Option<u64>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(config)
-        .env("CUTOVER_CACHE_DIR", support::cache_dir())
-        .env("CUTOVER_STATE_DIR", state_of(config));
-    if let Some(k) = kill_at {
-        cmd.env(cutover::journal::KILL_AT_EVENT_ENV, k.to_string());
-    }
-    cmd.output().expect("run cutover")
+/// `cutover ARGS --config CONFIG`, with the app's state beside its config.
+fn in_app(config: &Path, args: &[&str]) -> Cutover {
+    support::cutover(args).config(config).state(state_of(config))
 }
 
 fn state_of(config: &Path) -> PathBuf {
     config.parent().unwrap().join("state")
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// The fleet as the simulator keeps it in the state directory (at rest: boots and stops finished).
@@ -127,10 +111,10 @@ fn at_every_step(strategy: &str, after: &dyn Fn(&Path, u64)) -> u64 {
     loop {
         let dir = tempfile::tempdir().unwrap();
         let config = app(dir.path(), strategy);
-        let out = cutover(&config, &["deploy"], Some(k));
+        let out = in_app(&config, &["deploy"]).kill_at_event(Some(k)).run();
         if out.status.signal() != Some(libc::SIGKILL) {
             // Killed at no step: k is past the end, and the deploy ran to its end.
-            assert_eq!(out.status.code(), Some(0), "{strategy}: {}", text(&out));
+            assert_eq!(out.status.code(), Some(0), "{strategy}: {}", out.text());
             let journal = Journal::open(&state_of(&config)).unwrap();
             assert_eq!(journal.event_count(1).unwrap(), k, "{strategy}: every event was a kill point");
             return k;
@@ -151,10 +135,10 @@ fn a_deploy_killed_at_any_step_resumes_to_one_release() {
                 s.spawn(move || {
                     let steps = at_every_step(strategy, &|config, k| {
                         let context = format!("{strategy} killed at event {k}");
-                        let out = cutover(config, &["resume"], None);
-                        assert_eq!(out.status.code(), Some(0), "{context}: {}", text(&out));
-                        assert!(text(&out).contains("==> Resumed at"), "{context}: {}", text(&out));
-                        assert!(text(&out).contains("==> Deployed v2"), "{context}: {}", text(&out));
+                        let out = in_app(config, &["resume"]).run();
+                        assert_eq!(out.status.code(), Some(0), "{context}: {}", out.text());
+                        assert!(out.text().contains("==> Resumed at"), "{context}: {}", out.text());
+                        assert!(out.text().contains("==> Deployed v2"), "{context}: {}", out.text());
                         assert_whole(config, 2, &context);
                         let journal = Journal::open(&state_of(config)).unwrap();
                         let releases = journal.releases(APP).unwrap();
@@ -182,9 +166,9 @@ fn a_deploy_killed_at_any_step_rolls_back_to_the_previous_release() {
                 s.spawn(move || {
                     at_every_step(strategy, &|config, k| {
                         let context = format!("{strategy} killed at event {k}, rolled back");
-                        let out = cutover(config, &["rollback"], None);
-                        assert_eq!(out.status.code(), Some(0), "{context}: {}", text(&out));
-                        assert!(text(&out).contains("==> Rolled back to v1"), "{context}: {}", text(&out));
+                        let out = in_app(config, &["rollback"]).run();
+                        assert_eq!(out.status.code(), Some(0), "{context}: {}", out.text());
+                        assert!(out.text().contains("==> Rolled back to v1"), "{context}: {}", out.text());
                         assert_whole(config, 1, &context);
                         // The interrupted deploy is closed: undone by its strategy (failed, aborted),
                         // or, when it was past its last change, finished and then rolled back by a
@@ -224,22 +208,22 @@ fn a_deploy_that_cannot_be_resumed_says_why_and_what_the_fleet_is() {
     let dir = tempfile::tempdir().unwrap();
     let config = app(dir.path(), "bluegreen");
 
-    let out = cutover(&config, &["resume"], None);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("no deploys of crashy are recorded"), "{}", text(&out));
+    let out = in_app(&config, &["resume"]).run();
+    assert_eq!(out.status.code(), Some(2), "{}", out.text());
+    assert!(out.text().contains("no deploys of crashy are recorded"), "{}", out.text());
 
     // A strategy from a file, killed once green exists (event 9: the clones made, not yet answered).
     let wasm = dir.path().join("strategy.wasm");
     std::fs::write(&wasm, support::builtin("bluegreen")).unwrap();
     let strategy = wasm.to_str().unwrap();
-    let out = cutover(&config, &["deploy", "--strategy", strategy], Some(9));
-    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{}", text(&out));
+    let out = in_app(&config, &["deploy", "--strategy", strategy]).kill_at_event(Some(9)).run();
+    assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{}", out.text());
 
     // Another component at that path cannot replay what this one did.
     std::fs::write(&wasm, support::builtin("rolling")).unwrap();
-    let out = cutover(&config, &["resume"], None);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let msg = text(&out);
+    let out = in_app(&config, &["resume"]).run();
+    assert_eq!(out.status.code(), Some(2), "{}", out.text());
+    let msg = out.text();
     assert!(msg.contains("cannot resume deploy #1 of crashy (v2, bluegreen)"), "{msg}");
     assert!(msg.contains("is not the component that ran it"), "{msg}");
     assert!(msg.contains("the fleet now: 6 machine(s): 3 on v2, 3 on v1; 3 serving, 3 cordoned"), "{msg}");
@@ -247,11 +231,11 @@ fn a_deploy_that_cannot_be_resumed_says_why_and_what_the_fleet_is() {
 
     // With the original back, it resumes; then there is nothing left to resume.
     std::fs::write(&wasm, support::builtin("bluegreen")).unwrap();
-    let out = cutover(&config, &["resume"], None);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("reconciled `machines.clone-from"), "{}", text(&out));
+    let out = in_app(&config, &["resume"]).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.text().contains("reconciled `machines.clone-from"), "{}", out.text());
     assert_whole(&config, 2, "resumed with the original component");
-    let out = cutover(&config, &["resume"], None);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("#1 (v2), succeeded: there is nothing to resume"), "{}", text(&out));
+    let out = in_app(&config, &["resume"]).run();
+    assert_eq!(out.status.code(), Some(2), "{}", out.text());
+    assert!(out.text().contains("#1 (v2), succeeded: there is nothing to resume"), "{}", out.text());
 }

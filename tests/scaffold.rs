@@ -2,54 +2,22 @@
 //! vendored SDK and the crates already in the local cargo cache), and the component deploys on the
 //! simulator. Also the Rust example under examples/strategies, and the errors for bad input.
 
-use crate::support;
+use crate::support::{self, Cutover, OutputExt};
 
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-/// One target directory for every project these tests build, so wit-bindgen compiles once and reruns
-/// are quick (the projects themselves live in temporary directories).
-fn project_target() -> PathBuf {
-    support::root().join("target").join("strategy-projects")
-}
-
-/// `cutover ARGS` run in `cwd`, with a state directory of its own and the build settings above.
-fn cutover(cwd: &Path, args: &[&str]) -> Output {
-    let state = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cutover"));
-    cmd.args(args)
-        .current_dir(cwd)
-        .env("CUTOVER_CACHE_DIR", support::cache_dir())
-        .env("CUTOVER_STATE_DIR", state.path())
-        .env("CARGO_TARGET_DIR", project_target())
-        // The dependencies are in the local cache; the test must not need the network.
-        .env("CARGO_NET_OFFLINE", "true");
-    // Flags meant for the test build must not reach a wasm32 build.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
-        cmd.env_remove(var);
-    }
-    cmd.output().expect("run cutover")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// `cutover ARGS` run in `cwd`, building strategy projects offline into the shared target directory.
+fn in_dir(cwd: &Path, args: &[&str]) -> Cutover {
+    support::cutover(args).cwd(cwd).offline_strategy_builds()
 }
 
 /// Build the project in `dir` with `cutover build` and return the component's path (from its output).
 fn build(dir: &Path) -> PathBuf {
-    let out = cutover(dir, &["build"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = in_dir(dir, &["build"]).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let stdout = out.stdout_text();
     let line = stdout.lines().find(|l| l.starts_with("Built ")).unwrap_or_else(|| panic!("{stdout}"));
     // "Built NAME: PATH (N bytes)"
     let path = line.split_once(": ").unwrap().1.rsplit_once(" (").unwrap().0;
@@ -72,12 +40,9 @@ fn deploy(strategy: &Path, extra: &[&str]) -> Vec<Value> {
         "--json",
     ];
     args.extend_from_slice(extra);
-    let out = cutover(&support::root(), &args);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON event: {l}: {e}")))
-        .collect()
+    let out = in_dir(&support::root(), &args).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    out.json_lines()
 }
 
 fn finished(events: &[Value]) -> &Value {
@@ -89,8 +54,8 @@ fn finished(events: &[Value]) -> &Value {
 #[test]
 fn a_new_rust_strategy_builds_and_deploys_on_the_sim() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = cutover(tmp.path(), &["new", "demo-strat", "--lang", "rust"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = in_dir(tmp.path(), &["new", "demo-strat", "--lang", "rust"]).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
     let project = tmp.path().join("demo-strat");
     for file in [
         "cutover-strategy.toml",
@@ -125,24 +90,11 @@ fn a_new_rust_strategy_builds_and_deploys_on_the_sim() {
 #[test]
 fn a_new_rust_strategy_passes_its_own_test() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = cutover(tmp.path(), &["new", "tested-strat", "--lang", "rust"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let mut cmd = Command::new("bash");
-    cmd.arg(tmp.path().join("tested-strat/test.sh"))
-        .env("CUTOVER", env!("CARGO_BIN_EXE_cutover"))
-        .env("CUTOVER_CACHE_DIR", support::cache_dir())
-        .env("CARGO_TARGET_DIR", project_target())
-        .env("CARGO_NET_OFFLINE", "true");
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
-        cmd.env_remove(var);
-    }
-    let out = cmd.output().expect("run test.sh");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("PASS: tested-strat kept every invariant"),
-        "{}",
-        text(&out)
-    );
+    let out = in_dir(tmp.path(), &["new", "tested-strat", "--lang", "rust"]).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let out = support::script(tmp.path().join("tested-strat/test.sh")).offline_strategy_builds().run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.stdout_text().contains("PASS: tested-strat kept every invariant"), "{}", out.text());
 }
 
 #[test]
@@ -199,10 +151,10 @@ fn the_rust_drain_by_load_example_keeps_at_most_max_draining_cordoned() {
 #[test]
 fn a_bad_name_is_refused_with_what_is_allowed() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = cutover(tmp.path(), &["new", "Demo_Strat", "--lang", "rust"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(stderr(&out).contains("`Demo_Strat` is not a valid strategy name"), "{}", text(&out));
-    assert!(stderr(&out).contains("lower-case letters, digits and dashes"), "{}", text(&out));
+    let out = in_dir(tmp.path(), &["new", "Demo_Strat", "--lang", "rust"]).run();
+    assert_eq!(out.status.code(), Some(2), "{}", out.text());
+    assert!(out.stderr_text().contains("`Demo_Strat` is not a valid strategy name"), "{}", out.text());
+    assert!(out.stderr_text().contains("lower-case letters, digits and dashes"), "{}", out.text());
     assert!(!tmp.path().join("Demo_Strat").exists(), "nothing is written");
 }
 
@@ -212,25 +164,25 @@ fn an_existing_directory_is_not_overwritten() {
     let dir = tmp.path().join("mine");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("notes.txt"), "keep me").unwrap();
-    let out = cutover(tmp.path(), &["new", "demo-strat", "--lang", "rust", "--dir", "mine"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(stderr(&out).contains("already exists and is not empty"), "{}", text(&out));
+    let out = in_dir(tmp.path(), &["new", "demo-strat", "--lang", "rust", "--dir", "mine"]).run();
+    assert_eq!(out.status.code(), Some(2), "{}", out.text());
+    assert!(out.stderr_text().contains("already exists and is not empty"), "{}", out.text());
     assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "keep me");
     assert!(!dir.join("Cargo.toml").exists());
 
     // An empty directory is fine.
     std::fs::create_dir(tmp.path().join("empty")).unwrap();
-    let out = cutover(tmp.path(), &["new", "demo-strat", "--lang", "rust", "--dir", "empty"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = in_dir(tmp.path(), &["new", "demo-strat", "--lang", "rust", "--dir", "empty"]).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
     assert!(tmp.path().join("empty/cutover-strategy.toml").is_file());
 }
 
 #[test]
 fn an_unknown_language_lists_the_available_ones() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = cutover(tmp.path(), &["new", "demo-strat", "--lang", "cobol"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let err = stderr(&out);
+    let out = in_dir(tmp.path(), &["new", "demo-strat", "--lang", "cobol"]).run();
+    assert_eq!(out.status.code(), Some(2), "{}", out.text());
+    let err = out.stderr_text();
     assert!(err.contains("no template for language `cobol`") && err.contains("rust"), "{err}");
     assert!(!tmp.path().join("demo-strat").exists());
 }
@@ -238,9 +190,9 @@ fn an_unknown_language_lists_the_available_ones() {
 #[test]
 fn building_without_a_manifest_says_what_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = cutover(tmp.path(), &["build"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let err = stderr(&out);
+    let out = in_dir(tmp.path(), &["build"]).run();
+    assert_eq!(out.status.code(), Some(2), "{}", out.text());
+    let err = out.stderr_text();
     assert!(err.contains("cutover-strategy.toml not found") && err.contains("cutover new"), "{err}");
 }
 
@@ -253,8 +205,8 @@ fn a_missing_build_tool_says_how_to_install_it() {
          output = \"x.wasm\"\ninstall = \"install it with `pip install componentize-py`\"\n",
     )
     .unwrap();
-    let out = cutover(tmp.path(), &["build"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let err = stderr(&out);
+    let out = in_dir(tmp.path(), &["build"]).run();
+    assert_eq!(out.status.code(), Some(2), "{}", out.text());
+    let err = out.stderr_text();
     assert!(err.contains("was not found on PATH") && err.contains("pip install componentize-py"), "{err}");
 }

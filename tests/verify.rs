@@ -1,24 +1,11 @@
 //! `cutover verify` end to end: every built-in passes; broken strategies fail with the invariant they
 //! break named; hostile and foreign components are stopped or refused with a clear error.
 
-use crate::support;
+use crate::support::{self, OutputExt};
 
 use cutover::verify::{self, Invariant, Options, RunOutcome, Verdict};
 use serde_json::Value;
-use std::process::{Command, Output};
 use std::time::Duration;
-
-fn cutover(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cutover"))
-        .args(args)
-        .env("CUTOVER_CACHE_DIR", support::cache_dir())
-        .output()
-        .expect("run cutover")
-}
-
-fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
 
 /// A test guest's .wasm, built on first use.
 fn guest_path(name: &str) -> String {
@@ -29,8 +16,8 @@ fn guest_path(name: &str) -> String {
 fn passes(strategy: &str, extra: &[&str]) {
     let mut args = vec!["verify", strategy];
     args.extend(extra);
-    let out = cutover(&args);
-    let (stdout, stderr) = text(&out);
+    let out = support::cutover(&args).run();
+    let (stdout, stderr) = (out.stdout_text(), out.stderr_text());
     assert_eq!(out.status.code(), Some(0), "{strategy}:\n{stdout}\n{stderr}");
     assert!(
         stdout.contains(&format!("PASS: {strategy} kept every invariant in all 11 scenarios")),
@@ -63,8 +50,8 @@ fn drain_then_destroy_passes() {
 #[test]
 fn immediate_passes_with_allow_downtime_and_breaks_capacity_without() {
     passes("immediate", &["--allow-downtime"]);
-    let out = cutover(&["verify", "immediate"]);
-    let (stdout, _) = text(&out);
+    let out = support::cutover(["verify", "immediate"]).run();
+    let stdout = out.stdout_text();
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
         stdout.contains("capacity broken: process group `app` had 0 of 2 machine(s) serving"),
@@ -75,8 +62,8 @@ fn immediate_passes_with_allow_downtime_and_breaks_capacity_without() {
 
 #[test]
 fn destroying_blue_before_green_passed_is_caught() {
-    let out = cutover(&["verify", &guest_path("eager")]);
-    let (stdout, stderr) = text(&out);
+    let out = support::cutover(["verify", &guest_path("eager")]).run();
+    let (stdout, stderr) = (out.stdout_text(), out.stderr_text());
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("replacement-first broken:"), "{stdout}");
     assert!(
@@ -90,8 +77,8 @@ fn destroying_blue_before_green_passed_is_caught() {
 
 #[test]
 fn leaving_blue_behind_is_caught() {
-    let out = cutover(&["verify", &guest_path("hoarder"), "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let out = support::cutover(["verify", &guest_path("hoarder"), "--json"]).run();
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
     let report: Value = serde_json::from_slice(&out.stdout).expect("--json prints one JSON report");
     let happy = &report["scenarios"][1];
     assert_eq!(happy["name"], "happy path, 3 machines");
@@ -112,8 +99,8 @@ fn leaving_blue_behind_is_caught() {
 /// left running: the hoarder's blue machines still serve, so it still breaks `one-release`.
 #[test]
 fn allow_standby_does_not_excuse_running_leftovers() {
-    let out = cutover(&["verify", &guest_path("hoarder"), "--allow-standby"]);
-    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let out = support::cutover(["verify", &guest_path("hoarder"), "--allow-standby"]).run();
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("--allow-standby") && report.contains("one-release broken"), "{report}");
 }
@@ -153,8 +140,8 @@ async fn a_looping_strategy_fails_the_sandbox_invariant() {
 fn another_contract_version_is_refused_with_both_versions() {
     let wasm = guest_path("future");
     for cmd in ["verify", "inspect"] {
-        let out = cutover(&[cmd, &wasm]);
-        let (_, stderr) = text(&out);
+        let out = support::cutover([cmd, &wasm]).run();
+        let stderr = out.stderr_text();
         assert_eq!(out.status.code(), Some(2), "{cmd}: {stderr}");
         assert!(
             stderr.contains("this strategy targets cutover:strategy@0.2.0; this host implements 0.1.x"),
@@ -166,16 +153,16 @@ fn another_contract_version_is_refused_with_both_versions() {
 
 #[test]
 fn a_required_parameter_without_default_is_bad_input() {
-    let out = cutover(&["verify", &guest_path("foreign")]);
-    let (_, stderr) = text(&out);
+    let out = support::cutover(["verify", &guest_path("foreign")]).run();
+    let stderr = out.stderr_text();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("requires parameter `victim`, which has no default"), "{stderr}");
 }
 
 #[test]
 fn help_documents_the_exit_codes() {
-    let out = cutover(&["verify", "--help"]);
-    let (stdout, _) = text(&out);
+    let out = support::cutover(["verify", "--help"]).run();
+    let stdout = out.stdout_text();
     assert!(stdout.contains("Exit codes: 0 every invariant kept; 1 an invariant broken"), "{stdout}");
     assert!(stdout.contains("--allow-downtime") && stdout.contains("--json"), "{stdout}");
 }
@@ -186,20 +173,21 @@ fn inspect_names_the_toolchain_and_parameters() {
         support::guest_target().join("wasm32-wasip2/release/rolling.wasm").display().to_string(),
         guest_path("eager"),
     ] {
-        let out = cutover(&["inspect", &wasm, "--json"]);
-        assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let out = support::cutover(["inspect", &wasm, "--json"]).run();
+        assert_eq!(out.status.code(), Some(0), "{}", out.text());
+        let v: Value = out.json();
         assert_eq!(v["toolchain"]["language"], "Rust", "{wasm}: {v}");
         let tools = v["toolchain"]["tools"].as_array().unwrap();
         assert!(tools.iter().any(|t| t[0] == "rustc"), "{wasm}: {tools:?}");
         assert!(tools.iter().any(|t| t[0] == "wit-component"), "{wasm}: {tools:?}");
         assert!(v["size_bytes"].as_u64().unwrap() > 0);
     }
-    let out = cutover(&[
+    let out = support::cutover([
         "inspect",
         &support::guest_target().join("wasm32-wasip2/release/rolling.wasm").display().to_string(),
-    ]);
-    let (stdout, _) = text(&out);
+    ])
+    .run();
+    let stdout = out.stdout_text();
     assert!(stdout.contains("built by:  Rust (rustc "), "{stdout}");
     assert!(stdout.contains("contract:  cutover:strategy@0.1.0"), "{stdout}");
     assert!(stdout.contains("max_unavailable"), "parameters are listed: {stdout}");

@@ -1,10 +1,19 @@
 //! Shared helpers for the end-to-end tests and benchmarks: building the test guest components and
-//! running strategies on the simulator.
+//! the example app, running the `cutover` binary (`run.rs`), editing configs as TOML (`toml_doc.rs`),
+//! and running strategies on the simulator.
 #![allow(dead_code)] // each benchmark uses a different subset
 
 pub mod bounds;
 pub mod fake_fly;
 pub mod invariants;
+mod run;
+mod toml_doc;
+
+// The benchmarks include this module too, and use neither.
+#[allow(unused_imports)]
+pub use run::{Cutover, OutputExt, cutover, script, without_host_build_flags};
+#[allow(unused_imports)]
+pub use toml_doc::Toml;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,9 +39,7 @@ pub fn guest(name: &str) -> Vec<u8> {
         cmd.args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
             .arg(root().join("tests/guests/Cargo.toml"))
             .env("CARGO_TARGET_DIR", guest_target());
-        for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
-            cmd.env_remove(var);
-        }
+        without_host_build_flags(&mut cmd);
         let status = cmd.status().expect("run cargo to build tests/guests");
         assert!(status.success(), "building the test guests in tests/guests failed");
     });
@@ -43,6 +50,24 @@ pub fn guest(name: &str) -> Vec<u8> {
 /// A component cache directory shared by the tests of one checkout.
 pub fn cache_dir() -> PathBuf {
     root().join("target").join("test-component-cache")
+}
+
+/// The example app's binary (examples/app/server, a debug build), built once if `cargo test
+/// --workspace` has not built it already: what the local platform runs as machines.
+pub fn example_app_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = option_env!("CARGO").unwrap_or("cargo");
+            let status = Command::new(cargo)
+                .args(["build", "-q", "-p", "hello-cutover", "--manifest-path"])
+                .arg(root().join("Cargo.toml"))
+                .status()
+                .expect("run cargo");
+            assert!(status.success(), "building the example app failed");
+            root().join("target/debug/hello-cutover")
+        })
+        .clone()
 }
 
 use cutover::core::contract::{DeployPlan, MaxUnavailable, ParamValue};

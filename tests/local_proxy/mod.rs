@@ -1,8 +1,14 @@
 //! The local proxy against real backends on loopback: real sockets, real HTTP, no timing asserts.
+//! The backends it routes to are in `backends`, the clients that measure it in `clients`.
+
+mod backends;
+mod clients;
+
+use backends::{App, dead_addr, start_tcp_echo, start_ws_echo};
+use clients::{client, eventually, get, http_proxy, keepalive_conn, send_on};
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,205 +17,14 @@ use bytes::Bytes;
 use cutover::local::proxy::{Backend, Mode, Proxy, ProxyOptions};
 use futures::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
-
-// ---- backends ----
-
-/// A tiny hyper app: answers its id (with `status`), `/slow?ms=N` after a sleep, `/headers` with the
-/// forwarding headers it saw, `/echo` with the request body. Stops gracefully.
-struct App {
-    addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl App {
-    async fn start(id: &'static str, status: u16) -> App {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut conns = JoinSet::new();
-            let mut stopped = stop_rx.clone();
-            loop {
-                let stream = tokio::select! {
-                    r = listener.accept() => r.unwrap().0,
-                    _ = async { let _ = stopped.wait_for(|s| *s).await; } => break,
-                };
-                let mut conn_stop = stop_rx.clone();
-                conns.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(id, status, req));
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service);
-                    let mut conn = std::pin::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = async { let _ = conn_stop.wait_for(|s| *s).await; } => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
-                });
-            }
-            drop(listener);
-            while conns.join_next().await.is_some() {}
-        });
-        App { addr, stop, task }
-    }
-
-    fn backend(&self, machine_id: &str, version: u64) -> Backend {
-        Backend { machine_id: machine_id.into(), version, addr: self.addr }
-    }
-
-    /// Graceful: stop accepting, let in-flight requests finish, close idle keep-alive connections.
-    async fn stop(self) {
-        self.stop.send_replace(true);
-        self.task.await.unwrap();
-    }
-}
-
-async fn handle(
-    id: &'static str,
-    status: u16,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().unwrap_or("").to_owned();
-    let body = match path.as_str() {
-        "/slow" => {
-            let ms = query.strip_prefix("ms=").and_then(|v| v.parse().ok()).unwrap_or(200);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            id.to_string()
-        }
-        "/headers" => {
-            let h = req.headers();
-            let get = |n: &str| h.get(n).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-            format!(
-                "xff={};proto={};x-hop={};keep-alive={};host={}",
-                get("x-forwarded-for"),
-                get("x-forwarded-proto"),
-                get("x-hop"),
-                get("keep-alive"),
-                get("host")
-            )
-        }
-        "/echo" => {
-            let bytes = req.into_body().collect().await.unwrap().to_bytes();
-            return Ok(Response::new(Full::new(bytes)));
-        }
-        _ => id.to_string(),
-    };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = StatusCode::from_u16(status).unwrap();
-    Ok(resp)
-}
-
-/// A WebSocket echo server (tokio-tungstenite does the HTTP handshake itself).
-async fn start_ws_echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
-                while let Some(Ok(msg)) = ws.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        if ws.send(msg).await.is_err() {
-                            break;
-                        }
-                    } else if msg.is_close() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// A TCP echo server.
-async fn start_tcp_echo() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let (mut r, mut w) = stream.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
-}
-
-/// An address nothing listens on (connection refused).
-async fn dead_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
-}
-
-// ---- clients ----
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-async fn get(client: &HttpClient, proxy: &Proxy, path: &str) -> (StatusCode, String) {
-    let uri = format!("http://{}{}", proxy.local_addr(), path);
-    let resp = client.get(uri.parse().unwrap()).await.unwrap();
-    let status = resp.status();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
-}
-
-/// One HTTP/1.1 connection, reused for every request (fails if the proxy ever closes it).
-async fn keepalive_conn(proxy: &Proxy) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
-    let stream = TcpStream::connect(proxy.local_addr()).await.unwrap();
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn);
-    sender
-}
-
-async fn send_on(
-    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    path: &str,
-) -> Result<(StatusCode, String), String> {
-    sender.ready().await.map_err(|e| format!("connection lost: {e}"))?;
-    let req = Request::get(path).header("host", "app.test").body(Full::new(Bytes::new())).unwrap();
-    let resp = sender.send_request(req).await.map_err(|e| format!("request failed: {e}"))?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await.map_err(|e| format!("body failed: {e}"))?.to_bytes();
-    Ok((status, String::from_utf8(body.to_vec()).unwrap()))
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-async fn http_proxy() -> Proxy {
-    Proxy::bind("127.0.0.1:0".parse().unwrap(), Mode::Http).await.unwrap()
-}
-
-// ---- tests ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_follow_release_weights() {

@@ -1,0 +1,136 @@
+//! Deploys on the simulator through the binary: JSON events and the human output, a failing release,
+//! fleets of 1,000 and 10,000 machines, a strategy from a file and one that crashes.
+
+use super::{example, finished, scenario};
+use crate::support::{self, OutputExt};
+
+use serde_json::Value;
+
+#[test]
+fn rolling_deploy_of_ten_machines_succeeds() {
+    let out = support::cutover(["deploy", "--config", example().to_str().unwrap(), "--json"]).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let evs = out.json_lines();
+    assert_eq!(evs[0]["event"], "deploy_started");
+    assert_eq!(evs[0]["strategy"], "rolling");
+    assert_eq!(evs[0]["machines"], 10);
+    let end = finished(&evs);
+    assert_eq!(end["outcome"], "succeeded");
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[2, 10]]));
+    assert_eq!(end["fleet"]["serving"], 10);
+    assert!(evs.iter().any(|e| e["call"] == "machines.update"), "host calls are in the stream");
+}
+
+#[test]
+fn human_output_shows_phases_and_a_summary() {
+    let out = support::cutover(["deploy", "--config", example().to_str().unwrap()]).run();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = out.stdout_text();
+    assert!(stdout.contains("==> Deploying hello-cutover v1 -> v2"), "{stdout}");
+    assert!(stdout.contains("--> app: batch 1/3"), "{stdout}");
+    assert!(stdout.contains("==> Deployed v2"), "{stdout}");
+    assert!(stdout.contains("10 on v2; 10/10 serving"), "{stdout}");
+}
+
+#[test]
+fn failing_release_exits_1_and_rolls_back_to_v1() {
+    let out = support::cutover([
+        "deploy",
+        "--config",
+        example().to_str().unwrap(),
+        "--scenario",
+        &scenario("failing-release.toml"),
+        "--json",
+    ])
+    .run();
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    let evs = out.json_lines();
+    let end = finished(&evs);
+    assert_eq!(end["outcome"], "failed");
+    let error = end["error"].as_str().unwrap();
+    assert!(error.contains("unhealthy") && error.contains("500"), "{error}");
+    assert!(error.contains("rolled 4 machine(s) back to v1"), "{error}");
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 10]]));
+    assert_eq!(end["fleet"]["serving"], 10);
+}
+
+#[test]
+fn ten_thousand_machines_deploy() {
+    let out = support::cutover([
+        "deploy",
+        "--config",
+        example().to_str().unwrap(),
+        "--scenario",
+        &scenario("large.toml"),
+    ])
+    .run();
+    let (stdout, stderr) = (out.stdout_text(), out.stderr_text());
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("10000 on v2; 10000/10000 serving"), "{stdout}");
+}
+
+#[test]
+fn strategy_from_a_wasm_path_is_used() {
+    let wasm = support::guest_target().join("wasm32-wasip2/release/rolling.wasm");
+    let out = support::cutover([
+        "deploy",
+        "--config",
+        example().to_str().unwrap(),
+        "--strategy",
+        wasm.to_str().unwrap(),
+        "--json",
+    ])
+    .run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert_eq!(finished(&out.json_lines())["outcome"], "succeeded");
+}
+
+#[test]
+fn a_crashing_strategy_exits_1_with_its_panic() {
+    support::guest("trap");
+    let wasm = support::guest_target().join("wasm32-wasip2/release/trap.wasm");
+    let out = support::cutover([
+        "deploy",
+        "--config",
+        example().to_str().unwrap(),
+        "--strategy",
+        wasm.to_str().unwrap(),
+    ])
+    .run();
+    let stdout = out.stdout_text();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("the strategy crashed") && stdout.contains("deliberate bug"), "{stdout}");
+    assert!(stdout.contains("10 on v1; 10/10 serving"), "the fleet is untouched: {stdout}");
+}
+
+#[test]
+fn every_built_in_deploys_a_thousand_machines() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("thousand.toml");
+    std::fs::write(
+        &scenario,
+        "seed = 5\nconcurrency = 64\n[fleet]\nmachines = 1000\nregions = [\"ams\", \"iad\", \"sin\"]\n",
+    )
+    .unwrap();
+    let out = support::cutover(["strategies", "--json"]).run();
+    let names: Vec<String> =
+        out.json::<Vec<Value>>().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
+    assert!(names.len() >= 3, "{names:?}");
+    for name in &names {
+        let out = support::cutover([
+            "deploy",
+            "--config",
+            example().to_str().unwrap(),
+            "--scenario",
+            scenario.to_str().unwrap(),
+            "--strategy",
+            name,
+            "--json",
+        ])
+        .run();
+        assert_eq!(out.status.code(), Some(0), "{name}: {:?}", out.stderr_text());
+        let evs = out.json_lines();
+        let end = finished(&evs);
+        assert_eq!(end["fleet"]["by_version"], serde_json::json!([[2, 1000]]), "{name}");
+    }
+}
