@@ -1,5 +1,9 @@
 use super::*;
+use cutover_core::CheckKind;
+use cutover_core::contract::{MaxUnavailable, ParamKind, ParamSpec, ParamValue};
 use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     let p = dir.path().join(name);

@@ -9,7 +9,7 @@
 //!
 //! - [`embedded`]: the files the binary carries.
 //! - [`name`]: project names and the placeholders they fill.
-//! - [`create`]: writing a new project.
+//! - [`create`](mod@create): writing a new project.
 //! - [`manifest`]: the project manifest, `cutover-strategy.toml`.
 //! - [`builder`]: running the build and checking its output.
 

@@ -105,7 +105,9 @@ impl Fault {
 /// One conformance scenario: a fault on a fleet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ScenarioSpec {
+    /// What goes wrong.
     pub fault: Fault,
+    /// How many machines the fleet starts with, over both regions and process groups.
     pub machines: usize,
 }
 
@@ -120,7 +122,7 @@ impl ScenarioSpec {
         )
     }
 
-    /// The simulator scenario (see `cutover_sim::scenario` for the keys).
+    /// The simulator scenario (see `cutover_sim::Scenario` for the keys).
     fn toml(&self) -> String {
         let mut s = format!(
             "seed = 7\npromote_after = \"30s\"\n[fleet]\nmachines = {}\nregions = [\"ams\", \"iad\"]\n\
@@ -191,7 +193,12 @@ pub enum VerifyError {
         "strategy {strategy} requires parameter `{param}`, which has no default; verify runs every \
          strategy with its defaults, so give `{param}` a default in describe()"
     )]
-    RequiredParam { strategy: String, param: String },
+    RequiredParam {
+        /// The strategy's name, as `describe()` gives it.
+        strategy: String,
+        /// The parameter without a default.
+        param: String,
+    },
 }
 
 /// Run `strategy` through every scenario (on a paused tokio clock: the simulator's virtual time).

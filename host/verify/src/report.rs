@@ -11,24 +11,34 @@ use std::time::Duration;
 /// Every scenario's outcome and verdicts.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The strategy's name, as `describe()` gives it.
     pub strategy: String,
+    /// `--allow-downtime` was given: `capacity` was not judged.
     pub allow_downtime: bool,
+    /// `--allow-standby` was given: stopped machines of the replaced release were standbys.
     pub allow_standby: bool,
+    /// Every scenario, in [`scenarios`](crate::scenarios) order.
     pub scenarios: Vec<ScenarioResult>,
 }
 
 /// How one scenario went.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioResult {
+    /// The scenario's name, e.g. `crash mid-deploy, 500 machines`.
     pub name: String,
+    /// What the scenario injected.
     pub fault: Fault,
+    /// The size of the starting fleet.
     pub machines: usize,
+    /// How the deploy itself ended.
     pub outcome: RunOutcome,
     /// Simulated time the deploy took.
     pub simulated_ms: u64,
     /// Real time the scenario took, deploy and checks.
     pub wall_ms: u64,
+    /// Host calls the strategy made (counted even past the limit that stops a looping one).
     pub host_calls: u64,
+    /// Each invariant's verdict, in [`Invariant::ALL`] order.
     pub checks: Vec<(Invariant, Verdict)>,
 }
 
@@ -36,6 +46,7 @@ pub struct ScenarioResult {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", content = "error", rename_all = "snake_case")]
 pub enum RunOutcome {
+    /// The strategy returned success.
     Succeeded,
     /// The strategy returned an error.
     Failed(String),

@@ -1,0 +1,209 @@
+//! The `[cutover]` table (or `cutover.toml`): the options cutover adds to fly.toml, resolved —
+//! defaults filled in, ranges checked, paths made absolute — so the driver and the platforms never
+//! see a raw value.
+
+use crate::defaults::DEFAULT_CONCURRENCY;
+use crate::error::ConfigError;
+use crate::platform::PlatformKind;
+use crate::raw::RawCutover;
+use crate::sandbox::{self, SandboxPolicy};
+use crate::strategy::StrategyRef;
+use cutover_core::duration;
+use cutover_core::{Grants, Limits};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The `[cutover]` table.
+#[derive(Debug, Clone)]
+pub struct CutoverOptions {
+    /// `platform`: where a deploy runs unless `--platform` says otherwise (the simulator by default,
+    /// so trying cutover touches nothing real).
+    pub platform: PlatformKind,
+    /// `concurrency`: how many machines one batch call (an update, a lease) works on at once, as
+    /// flyctl bounds it.
+    pub concurrency: usize,
+    /// `[cutover.limits]`: the sandbox's memory, CPU budget and deadline for a strategy no
+    /// `[[cutover.sandbox]]` entry names.
+    pub limits: Limits,
+    /// `[[cutover.sandbox]]`: limits and grants for particular strategies (the first that matches).
+    pub sandbox: Vec<SandboxPolicy>,
+    /// Strategy parameters, checked against the strategy's `describe()` before the deploy.
+    pub params: BTreeMap<String, toml::Value>,
+    /// `[cutover.sim] scenario`, resolved against the config's folder.
+    pub scenario: Option<PathBuf>,
+    /// `[cutover.local]`: how the local platform runs the app.
+    pub local: LocalOptions,
+    /// `[cutover.fly]`: where the Fly Machines API is.
+    pub fly: FlyConfig,
+    /// `lease_ttl`: how long each machine lease of a deploy lasts between refreshes (flyctl's 13 s).
+    pub lease_ttl: Duration,
+}
+
+/// `[cutover.fly]`. The token is deliberately not a key: it comes from `FLY_API_TOKEN` or
+/// `--access-token`, never from a file that may be committed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlyConfig {
+    /// The Machines API's base URL (`FLY_FLAPS_BASE_URL` overrides it; default
+    /// `https://api.machines.dev/v1`).
+    pub api_url: Option<String>,
+}
+
+impl CutoverOptions {
+    /// The limits and grants a run of `strategy` gets: those of the first `[[cutover.sandbox]]` entry
+    /// naming it (or naming none), else `[cutover.limits]` and every grant.
+    pub fn sandbox_for(&self, strategy: &StrategyRef) -> (Limits, Grants) {
+        sandbox::policy_for(&self.sandbox, self.limits, strategy)
+    }
+}
+
+/// `[cutover.local]`: the app's command and how many machines a first deploy launches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalOptions {
+    /// The command and its arguments (`{image}` is replaced by the release's image); relative program
+    /// paths are resolved against the config's folder.
+    pub command: Vec<String>,
+    /// Working directory of the app's processes (the config's folder by default).
+    pub cwd: PathBuf,
+    /// Extra environment for every machine.
+    pub env: BTreeMap<String, String>,
+    /// The proxy's public port on 127.0.0.1 (0: any free port).
+    pub port: u16,
+    /// Plain TCP service instead of HTTP.
+    pub tcp: bool,
+    /// Machines a first deploy launches when the app has none.
+    pub machines: usize,
+    /// Regions those machines are spread over (labels only: every machine runs here).
+    pub regions: Vec<String>,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self {
+            command: vec![],
+            cwd: PathBuf::from("."),
+            env: BTreeMap::new(),
+            port: 0,
+            tcp: false,
+            machines: 3,
+            regions: vec!["local".into()],
+        }
+    }
+}
+
+impl Default for CutoverOptions {
+    fn default() -> Self {
+        Self {
+            platform: PlatformKind::Sim,
+            concurrency: DEFAULT_CONCURRENCY,
+            limits: Limits::default(),
+            sandbox: Vec::new(),
+            params: BTreeMap::new(),
+            scenario: None,
+            local: LocalOptions::default(),
+            fly: FlyConfig::default(),
+            lease_ttl: Duration::from_secs(13),
+        }
+    }
+}
+
+/// Resolve the `[cutover]` options read from `src`; relative paths are taken from `base`, the
+/// config's folder.
+pub(crate) fn cutover_options(
+    raw: RawCutover,
+    src: &Path,
+    base: &Path,
+) -> Result<CutoverOptions, ConfigError> {
+    let mut o = CutoverOptions::default();
+    if let Some(p) = raw.platform {
+        o.platform = p;
+    }
+    if let Some(c) = raw.concurrency {
+        if c == 0 {
+            return Err(ConfigError::Invalid {
+                path: src.into(),
+                key: "cutover.concurrency".into(),
+                value: "0".into(),
+                expected: "at least 1".into(),
+            });
+        }
+        o.concurrency = c;
+    }
+    if let Some(l) = raw.limits {
+        o.limits = sandbox::apply_limits(o.limits, l, "cutover.limits", src)?;
+    }
+    o.sandbox = sandbox::policies(raw.sandbox.unwrap_or_default(), o.limits, src, base)?;
+    o.params = raw.params.unwrap_or_default();
+    if let Some(fly) = raw.fly {
+        if let Some(url) = &fly.api_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid {
+                path: src.into(),
+                key: "cutover.fly.api_url".into(),
+                value: format!("{url:?}"),
+                expected: "an http(s) URL such as \"https://api.machines.dev/v1\"".into(),
+            });
+        }
+        o.fly.api_url = fly.api_url;
+    }
+    if let Some(ttl) = raw.lease_ttl {
+        if ttl.0 < Duration::from_secs(2) || ttl.0 > Duration::from_secs(3600) {
+            return Err(ConfigError::Invalid {
+                path: src.into(),
+                key: "cutover.lease_ttl".into(),
+                value: format!("{:?}", duration::display(ttl.0)),
+                expected: "between 2s and 1h (leases are whole seconds, refreshed at half their TTL)".into(),
+            });
+        }
+        o.lease_ttl = ttl.0;
+    }
+    o.scenario = raw.sim.and_then(|s| s.scenario).map(|p| if p.is_absolute() { p } else { base.join(p) });
+    // Absolute: the daemon that runs the app may have been started from another folder.
+    let base = std::path::absolute(if base.as_os_str().is_empty() { Path::new(".") } else { base })
+        .unwrap_or_else(|_| base.to_path_buf());
+    let base = base.as_path();
+    o.local.cwd = base.to_path_buf();
+    if let Some(l) = raw.local {
+        let invalid = |key: &str, value: String, expected: &str| ConfigError::Invalid {
+            path: src.into(),
+            key: format!("cutover.local.{key}"),
+            value,
+            expected: expected.into(),
+        };
+        if let Some(c) = l.command {
+            let words: Option<Vec<String>> = match &c {
+                toml::Value::String(s) => Some(s.split_whitespace().map(str::to_string).collect()),
+                toml::Value::Array(a) => a.iter().map(|v| v.as_str().map(str::to_string)).collect(),
+                _ => None,
+            };
+            let mut words = words.filter(|w| !w.is_empty()).ok_or_else(|| {
+                invalid("command", c.to_string(), "a command: a string or an array of strings")
+            })?;
+            // A program given as a relative path is the app's own: resolve it against the config.
+            if words[0].contains('/') && !Path::new(&words[0]).is_absolute() {
+                words[0] = base.join(&words[0]).display().to_string();
+            }
+            o.local.command = words;
+        }
+        if let Some(cwd) = l.cwd {
+            o.local.cwd = if cwd.is_absolute() { cwd } else { base.join(cwd) };
+        }
+        o.local.env = l.env.unwrap_or_default();
+        o.local.port = l.port.unwrap_or(0);
+        o.local.tcp = l.tcp.unwrap_or(false);
+        if let Some(n) = l.machines {
+            if n == 0 || n > 64 {
+                return Err(invalid("machines", n.to_string(), "between 1 and 64"));
+            }
+            o.local.machines = n;
+        }
+        if let Some(r) = l.regions {
+            if r.is_empty() {
+                return Err(invalid("regions", "[]".into(), "at least one region label"));
+            }
+            o.local.regions = r;
+        }
+    }
+    Ok(o)
+}

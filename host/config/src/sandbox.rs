@@ -1,0 +1,94 @@
+//! `[[cutover.sandbox]]`: limits and grants for particular strategies. A team may run a strategy it
+//! did not write; a policy names that strategy and narrows what it may call and use, while the
+//! strategies it trusts keep `[cutover.limits]` and every right.
+
+use crate::error::ConfigError;
+use crate::raw::{RawLimits, RawSandbox};
+use crate::strategy::StrategyRef;
+use cutover_core::{Grants, Limits};
+use std::path::Path;
+
+/// One `[[cutover.sandbox]]` entry: how a strategy is confined.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxPolicy {
+    /// The strategy it applies to (as `[deploy] strategy` names it); `None`: every strategy.
+    pub strategy: Option<StrategyRef>,
+    /// `[cutover.limits]` with this entry's own limits on top.
+    pub limits: Limits,
+    /// What the strategy may call, and on which process groups and regions (`allow`, `deny`,
+    /// `process_groups`, `regions`).
+    pub grants: Grants,
+}
+
+/// The limits and grants of the first policy naming `strategy` (or naming none), else `limits` and
+/// every grant. A file path matches the same file by another path, so `./s.wasm` names `s.wasm`.
+pub(crate) fn policy_for(
+    policies: &[SandboxPolicy],
+    limits: Limits,
+    strategy: &StrategyRef,
+) -> (Limits, Grants) {
+    let same = |a: &StrategyRef| match (a, strategy) {
+        (StrategyRef::File(x), StrategyRef::File(y)) => {
+            x == y || matches!((x.canonicalize(), y.canonicalize()), (Ok(x), Ok(y)) if x == y)
+        }
+        (a, b) => a == b,
+    };
+    policies
+        .iter()
+        .find(|p| p.strategy.as_ref().is_none_or(same))
+        .map(|p| (p.limits, p.grants.clone()))
+        .unwrap_or((limits, Grants::default()))
+}
+
+/// The policies of `entries` (read from `src`; strategy paths resolved against `base`), each with
+/// `limits` under its own.
+pub(crate) fn policies(
+    entries: Vec<RawSandbox>,
+    limits: Limits,
+    src: &Path,
+    base: &Path,
+) -> Result<Vec<SandboxPolicy>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, entry) in entries.into_iter().enumerate() {
+        let key = format!("cutover.sandbox[{i}]");
+        let grants =
+            Grants::from_lists(entry.allow.as_deref(), &entry.deny, entry.process_groups, entry.regions)
+                .map_err(|message| ConfigError::Other {
+                    path: src.into(),
+                    message: format!("`{key}`: {message}"),
+                })?;
+        out.push(SandboxPolicy {
+            strategy: entry.strategy.map(|s| StrategyRef::parse(&s, base)),
+            limits: apply_limits(limits, entry.limits, &key, src)?,
+            grants,
+        });
+    }
+    Ok(out)
+}
+
+/// `limits` with the ones a `[cutover.limits]`-shaped table (at `key`) sets.
+pub(crate) fn apply_limits(
+    mut limits: Limits,
+    l: RawLimits,
+    key: &str,
+    src: &Path,
+) -> Result<Limits, ConfigError> {
+    if let Some(mb) = l.memory_mb {
+        if mb == 0 || mb > 4096 {
+            return Err(ConfigError::Invalid {
+                path: src.into(),
+                key: format!("{key}.memory_mb"),
+                value: mb.to_string(),
+                expected: "between 1 and 4096 (MiB)".into(),
+            });
+        }
+        limits.memory_bytes = mb << 20;
+    }
+    if let Some(d) = l.cpu_budget {
+        limits.cpu_budget = d.0;
+    }
+    if let Some(d) = l.deadline {
+        limits.deadline = d.0;
+    }
+    Ok(limits)
+}
