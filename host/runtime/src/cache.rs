@@ -49,6 +49,7 @@ impl ComponentCache {
         }
     }
 
+    /// Where compiled components are kept; `None` when the cache is disabled.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
     }

@@ -21,6 +21,7 @@ pub struct WorldInfo {
     pub contract_version: Option<String>,
     /// Every import name, in order (e.g. `cutover:strategy/machines@0.1.0`, `wasi:io/streams@0.2.6`).
     pub imports: Vec<String>,
+    /// Every export name, in order (a strategy exports at least [`EXPORTS`]).
     pub exports: Vec<String>,
 }
 

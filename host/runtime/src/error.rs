@@ -25,7 +25,14 @@ pub enum RuntimeError {
         section("its last output", output),
         section("guest backtrace", backtrace)
     )]
-    Trap { trap: String, output: String, backtrace: String },
+    Trap {
+        /// What wasmtime reported.
+        trap: String,
+        /// The tail of the guest's stdout and stderr (where a Rust panic message lands).
+        output: String,
+        /// The guest's frames, when the component kept its names.
+        backtrace: String,
+    },
     /// A resumed strategy did not repeat the journaled run (nothing was changed by the resume).
     #[error("{0}")]
     Diverged(ReplayDiverged),

@@ -8,7 +8,8 @@
 //! - `compat`: does a component implement a contract version this host supports?
 //! - `sandbox`: the store's data (an empty WASI context, limits, the dispatch point).
 //! - `limits`: memory, deadline and CPU budget, and the typed error for each.
-//! - `dispatch`: the one place host calls are executed and recorded.
+//! - `dispatch`: the one place host calls are executed and recorded (with the bounds on one call's
+//!   size, the log budget and the event [`Recorder`] in submodules of their own).
 //! - `replay`: feeding a resumed strategy the journaled answers of the run that died.
 //! - `v0_1`: bindings and host impls for `cutover:strategy@0.1.x`.
 //! - `clock`: the host clock strategies see (virtual under the simulator).
@@ -29,7 +30,7 @@ pub use cache::{ComponentCache, Origin};
 pub use clock::HostClock;
 pub use compat::WorldInfo;
 pub use cutover_core::Grants;
-pub use dispatch::{Dispatcher, Recorder};
+pub use dispatch::{Dispatcher, PromotionGate, Recorder};
 pub use error::RuntimeError;
 pub use limits::{LimitExceeded, Limits};
 pub use replay::{Replay, ReplayDiverged};
@@ -69,11 +70,15 @@ pub struct StrategyComponent {
 
 /// Everything a deploy run needs besides the component.
 pub struct RunContext {
+    /// The platform the strategy's calls reach, through the dispatcher.
     pub platform: Arc<dyn Platform>,
+    /// Memory, deadline and CPU budget of the run.
     pub limits: Limits,
     /// Bound on concurrent platform operations within one batch call.
     pub concurrency: usize,
+    /// The clock the strategy sees (virtual under the simulator).
     pub clock: HostClock,
+    /// Where the run's events go, numbered.
     pub recorder: Recorder,
     /// Seed for the guest's WASI randomness.
     pub seed: u64,
@@ -84,13 +89,6 @@ pub struct RunContext {
     pub grants: Grants,
     /// Under `cutover resume`: the journaled calls to answer before going live.
     pub replay: Option<Arc<Replay>>,
-}
-
-/// A channel through which an operator promotes a manual gate (`cutover promote`).
-#[async_trait::async_trait]
-pub trait PromotionGate: Send + Sync {
-    /// Wait until `gate` is promoted, or fail with a timeout once `timeout` passes.
-    async fn wait(&self, gate: &str, timeout: std::time::Duration) -> Result<(), OpError>;
 }
 
 impl Runtime {
@@ -122,6 +120,8 @@ impl Runtime {
         Ok(Self { engine, linker, cache, loaded: Mutex::new(HashMap::new()), ticker_stop })
     }
 
+    /// The engine strategies run on (the benchmarks run a bare component on the same one, to measure
+    /// what the dispatch point costs over a plain wasmtime call).
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

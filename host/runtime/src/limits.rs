@@ -20,23 +20,37 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// Which limit stopped a strategy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitExceeded {
+    /// The guest grew its linear memory past `[cutover.limits] memory`.
     #[error(
         "memory limit: the strategy asked for {wanted_mib} MiB of linear memory, over its limit of \
          {limit_mib} MiB (raise `[cutover.limits] memory` if it really needs more)"
     )]
-    Memory { limit_mib: u64, wanted_mib: u64 },
+    Memory {
+        /// The limit, in MiB.
+        limit_mib: u64,
+        /// What the growth asked for in all, in MiB.
+        wanted_mib: u64,
+    },
+    /// The guest computed for longer than `[cutover.limits] cpu_budget` without calling the host.
     #[error(
         "CPU budget: the strategy computed for {} without calling the host, so it was stopped (it is \
          probably stuck in a loop; raise `[cutover.limits] cpu_budget` if it needs longer)",
         display(*budget)
     )]
-    CpuBudget { budget: Duration },
+    CpuBudget {
+        /// The budget it ran over.
+        budget: Duration,
+    },
+    /// The whole run outlasted `[cutover.limits] deadline` (real time, even under the simulator).
     #[error(
         "deadline: the strategy run passed its deadline of {} (raise `[cutover.limits] deadline` for \
          longer deploys)",
         display(*deadline)
     )]
-    Deadline { deadline: Duration },
+    Deadline {
+        /// The deadline it passed.
+        deadline: Duration,
+    },
 }
 
 /// Per-run limit state, kept in the store.
@@ -55,11 +69,13 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// Start the clock on a run under `limits`.
     pub fn new(limits: Limits) -> Self {
         let now = Instant::now();
         Self { limits, started: now, calls: 0, calls_seen: 0, quiet_since: now }
     }
 
+    /// The limits this run is held to.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

@@ -100,8 +100,11 @@ pub enum Step {
      and the strategy now calls `{called}` (is it deterministic, and is its configuration unchanged?)"
 )]
 pub struct ReplayDiverged {
+    /// The journaled event the strategy strayed at.
     pub seq: u64,
+    /// The call the journal holds there.
     pub journaled: String,
+    /// The call the strategy made instead.
     pub called: String,
 }
 

@@ -39,6 +39,8 @@ pub struct HostState {
 pub struct DescribeCalledHost;
 
 impl HostState {
+    /// The store's data for one run: `dispatcher` is `None` while `describe` runs (no fleet to
+    /// reach), and `deadline_hit` flips when the run's real-time deadline passes.
     pub fn new(
         clock: HostClock,
         seed: u64,

@@ -6,9 +6,11 @@
 //! a snapshot, then one log line per change), so a killed `cutover` leaves the fleet where the platform
 //! had it; at the end of the run it is saved whole. Commands that only read (status, dry runs) open it
 //! the same way and write nothing.
+//!
+//! [`SimPlatform::open_kept`](crate::SimPlatform::open_kept) opens a platform on a kept fleet.
 
-use crate::{SavedWorld, Scenario, SimPlatform, SimWorld};
-use cutover_core::{CheckSpec, ErrorKind, OpError};
+use crate::world::SimWorld;
+use cutover_core::{ErrorKind, OpError};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,41 +24,9 @@ pub struct KeptFleet {
 /// A handle's keeping: where, under which fingerprint, and whether this run found a fleet there.
 #[derive(Debug, Clone)]
 pub(crate) struct Keep {
-    path: PathBuf,
-    fingerprint: String,
-    restored: bool,
-}
-
-impl SimPlatform {
-    /// A platform for `app` on `scenario`'s world, continuing from the fleet kept at `keep` when an
-    /// earlier run of the same scenario fleet left one there, else from the scenario's starting fleet
-    /// (every machine on `v{fleet.version}` of `registry.fly.io/APP`). A kept fleet that cannot be
-    /// read is an error naming the file.
-    pub fn open_kept(
-        scenario: Scenario,
-        app: &str,
-        checks: Vec<CheckSpec>,
-        keep: KeptFleet,
-    ) -> anyhow::Result<Self> {
-        let image = format!("registry.fly.io/{app}:v{}", scenario.fleet.version);
-        let fingerprint = scenario.fingerprint(app, &image);
-        let saved = SavedWorld::read(&keep.path)?.filter(|saved| saved.fingerprint == fingerprint);
-        let restored = saved.is_some();
-        let world = match saved {
-            Some(saved) => {
-                tracing::info!(
-                    "continuing the simulated fleet of {app} ({} machine(s)) from {}",
-                    saved.machines_of(app),
-                    keep.path.display()
-                );
-                SimWorld::restore(scenario, saved, app, checks)
-            }
-            None => SimWorld::new(scenario, app, &image, checks),
-        };
-        let mut platform = world.platform(app);
-        platform.keep = Some(Keep { path: keep.path, fingerprint, restored });
-        Ok(platform)
-    }
+    pub(crate) path: PathBuf,
+    pub(crate) fingerprint: String,
+    pub(crate) restored: bool,
 }
 
 impl Keep {

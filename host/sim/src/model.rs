@@ -19,7 +19,9 @@
 //! simulator's own formulas, not copies: the tests below hold them to what a machine does on the
 //! platform.
 
-use super::{Scenario, SimWorld, api_key, machine_id, unit};
+use crate::draw::{api_key, machine_id, unit};
+use crate::scenario::Scenario;
+use crate::world::SimWorld;
 use std::time::Duration;
 
 impl SimWorld {
@@ -82,7 +84,7 @@ impl SimWorld {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Scenario, SimWorld};
+    use crate::{Scenario, SimWorld};
     use cutover_core::{CheckKind, CheckSpec, MachineState, Platform, Release};
     use std::collections::BTreeSet;
     use std::sync::Arc;

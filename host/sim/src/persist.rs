@@ -14,8 +14,8 @@
 //! scenario fleet it grew from (same seed, app and `[fleet]` table); change those and the next run
 //! starts afresh from the scenario.
 
-use super::{SimMachine, SimWorld, WorldState};
-use crate::Scenario;
+use crate::scenario::Scenario;
+use crate::world::{Kept, SimMachine, SimWorld, WorldState};
 use anyhow::{Context, Result};
 use cutover_core::{CheckSpec, MachineState, Release, ReleaseWeight};
 use serde::{Deserialize, Serialize};
@@ -55,12 +55,6 @@ enum Change {
         app: String,
     },
     Weights(BTreeMap<String, Vec<ReleaseWeight>>),
-}
-
-/// A world written through to disk: where, and the open change log.
-pub(super) struct Kept {
-    log: std::fs::File,
-    path: PathBuf,
 }
 
 /// The change log beside a saved world.

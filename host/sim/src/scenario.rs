@@ -27,9 +27,13 @@ use std::time::Duration;
 pub struct Scenario {
     /// Seed of every random draw (latencies, faults): the same seed gives the same run.
     pub seed: u64,
+    /// The fleet before the deploy: what the world starts with (and what a kept fleet grew from).
     pub fleet: FleetSpec,
+    /// How long API calls, boots and stops take.
     pub latency: LatencySpec,
+    /// What goes wrong, and when.
     pub faults: FaultSpec,
+    /// The client traffic the platform's stats and connection counts report.
     pub traffic: TrafficSpec,
     /// Bound on concurrent operations per batch call (overrides `[cutover] concurrency`).
     pub concurrency: Option<usize>,
@@ -56,12 +60,15 @@ impl Default for Scenario {
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FleetSpec {
+    /// Machines of the app being deployed.
     pub machines: usize,
     /// Machines are spread round-robin over regions, then over process groups.
     pub regions: Vec<String>,
+    /// Process groups (`[processes]`); each machine's `fly_process_group` metadata names its own.
     pub groups: Vec<String>,
     /// The release the fleet runs. `image` defaults to the config's `[build] image` with `:previous`.
     pub image: Option<String>,
+    /// The release version the fleet runs; the deploy's release is the next one.
     pub version: u64,
     /// How many of the machines start out stopped.
     pub stopped: usize,
@@ -112,6 +119,7 @@ pub struct FaultSpec {
     pub api_error_rate: f64,
     /// Share of API calls that hang until `api_timeout`, then fail with `timeout`.
     pub api_timeout_rate: f64,
+    /// How long a hanging API call hangs before it fails.
     pub api_timeout: Dur,
     /// Releases on these images boot but fail their health checks.
     pub unhealthy_images: Vec<String>,

@@ -4,6 +4,7 @@ use super::cutover::strategy::types as wit;
 use cutover_core::contract::{DeployPlan, MaxUnavailable, ParamKind, ParamSpec, ParamValue, StrategyInfo};
 use cutover_core::{self, Check, CheckStatus, ErrorKind, Machine, MachineState, OpError, Release};
 
+/// The plan `deploy` is given, as the 0.1 contract spells it.
 pub fn plan_to_wit(plan: &DeployPlan) -> wit::DeployPlan {
     wit::DeployPlan {
         app: plan.app.clone(),
@@ -21,6 +22,7 @@ pub fn plan_to_wit(plan: &DeployPlan) -> wit::DeployPlan {
     }
 }
 
+/// What a strategy's `describe` returned, in the host's terms (checked by the runtime afterwards).
 pub fn info_from_wit(info: wit::StrategyInfo) -> StrategyInfo {
     StrategyInfo {
         name: info.name,

@@ -8,21 +8,29 @@
 mod convert;
 mod host;
 
-wasmtime::component::bindgen!({
-    path: "../../wit",
-    world: "strategy",
-    // Calls that never wait are plain host functions: no future, no fiber switch, so a strategy can
-    // log, read the clock or a parameter for about the price of a bare wasmtime call.
-    imports: {
-        "cutover:strategy/runtime.log": trappable,
-        "cutover:strategy/runtime.phase": trappable,
-        "cutover:strategy/runtime.progress": trappable,
-        "cutover:strategy/runtime.now": trappable,
-        "cutover:strategy/runtime.param": trappable,
-        "cutover:strategy/traffic.capabilities": trappable,
-        default: async | trappable,
-    },
-    exports: { default: async },
-});
+/// The bindings wasmtime generates from `wit/strategy.wit`. Their documentation is the WIT's own (it
+/// is copied into them where the WIT has any); the rest is generated glue, so it is exempt from the
+/// rule that every public item is documented.
+#[allow(missing_docs)]
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "strategy",
+        // Calls that never wait are plain host functions: no future, no fiber switch, so a strategy can
+        // log, read the clock or a parameter for about the price of a bare wasmtime call.
+        imports: {
+            "cutover:strategy/runtime.log": trappable,
+            "cutover:strategy/runtime.phase": trappable,
+            "cutover:strategy/runtime.progress": trappable,
+            "cutover:strategy/runtime.now": trappable,
+            "cutover:strategy/runtime.param": trappable,
+            "cutover:strategy/traffic.capabilities": trappable,
+            default: async | trappable,
+        },
+        exports: { default: async },
+    });
+}
+
+pub use bindings::*;
 
 pub use convert::{error_from_wit, info_from_wit, plan_to_wit};

@@ -4,33 +4,42 @@
 //! Keeping every call in one enum is what makes the event log complete by construction: a new WIT
 //! function cannot reach the platform without passing through [`Dispatcher::call`]. Batch calls fan
 //! out here, bounded by `concurrency`, so every platform gets the same concurrency behaviour.
+//!
+//! What the dispatcher holds every call to, and how it records, sit in submodules of their own, which
+//! know nothing of the dispatcher:
+//!
+//! - `bounds`: how large one call may be (machines named, metadata, weights, a log line);
+//! - `log_budget`: how many log lines a strategy may write, on the host clock;
+//! - `recorder`: numbering events and handing them to the run's sink ([`Recorder`]).
 
-use super::clock::HostClock;
-use super::replay::{HOST_NOTE, Replay, ReplayDiverged, Step};
+mod bounds;
+mod log_budget;
+mod recorder;
+
+pub use bounds::{MAX_IDS_PER_CALL, truncate_log};
+pub use recorder::Recorder;
+
+use crate::clock::HostClock;
+use crate::replay::{Replay, ReplayDiverged, Step};
+use bounds::oversized;
 use cutover_core::Grants;
 use cutover_core::contract::ParamValue;
-use cutover_core::events::{Event, EventKind, EventSink, HostCall, HostReply, LogLevel};
+use cutover_core::events::{EventKind, HostCall, HostReply};
 use cutover_core::{ErrorKind, Machine, OpError, Platform, StopSpec};
 use futures::StreamExt;
+use log_budget::LogBudget;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Longest log line kept from a strategy; longer lines are cut (a strategy must not flood the log).
-const MAX_LOG_LINE: usize = 4096;
-/// Log lines a strategy may write at once, and how many more per second of host-clock time after that.
-/// Every kept line goes to the terminal, the event stream and the journal, so a strategy logging in a
-/// loop must not fill them: lines over the budget are dropped and counted, and the count is logged.
-const LOG_BURST: f64 = 1_000.0;
-const LOG_PER_SECOND: f64 = 50.0;
-/// Machines one call may name: far above any fleet a deploy drives, far below what would let a
-/// strategy make the host hold millions of pending operations and replies.
-pub const MAX_IDS_PER_CALL: usize = 10_000;
-/// Longest metadata key or value, and most release weights, one call may pass.
-const MAX_METADATA: usize = 4096;
-const MAX_WEIGHTS: usize = 64;
+/// A channel through which an operator promotes a manual gate (`cutover promote`).
+#[async_trait::async_trait]
+pub trait PromotionGate: Send + Sync {
+    /// Wait until `gate` is promoted, or fail with a timeout once `timeout` passes.
+    async fn wait(&self, gate: &str, timeout: std::time::Duration) -> Result<(), OpError>;
+}
 
 /// Runs host calls against a platform and records them.
 pub struct Dispatcher {
@@ -43,7 +52,7 @@ pub struct Dispatcher {
     /// while the strategy computes, so calls that never wait reuse it instead of reading the clock
     /// (which takes a lock) on the hot path.
     resumed_at_ms: AtomicU64,
-    promotions: Option<Arc<dyn super::PromotionGate>>,
+    promotions: Option<Arc<dyn PromotionGate>>,
     grants: Grants,
     /// Process group and region of machines seen so far, when the grants restrict either.
     scopes: Mutex<HashMap<String, (String, String)>>,
@@ -64,47 +73,10 @@ enum Replayed {
     Live,
 }
 
-/// A token bucket for a strategy's log lines, on the host clock.
-struct LogBudget {
-    tokens: f64,
-    /// When `tokens` was last topped up, in ms since the run started.
-    at_ms: u64,
-    /// Lines dropped since the last note of it.
-    dropped: u64,
-}
-
-/// Numbers events and hands them to the sink.
-#[derive(Clone)]
-pub struct Recorder {
-    seq: Arc<AtomicU64>,
-    sink: Arc<dyn EventSink>,
-    clock: HostClock,
-}
-
-impl Recorder {
-    pub fn new(sink: Arc<dyn EventSink>, clock: HostClock) -> Self {
-        Self::starting_at(sink, clock, 0)
-    }
-
-    /// A recorder whose first event is number `seq` (a resumed deploy's log goes on from the journal).
-    pub fn starting_at(sink: Arc<dyn EventSink>, clock: HostClock, seq: u64) -> Self {
-        Self { seq: Arc::new(AtomicU64::new(seq)), sink, clock }
-    }
-
-    /// Stamp and emit one event.
-    pub fn record(&self, kind: EventKind) {
-        self.record_at(self.clock.elapsed_ms(), kind);
-    }
-
-    /// Emit one event stamped `at_ms` (when the caller has just read the clock anyway).
-    #[inline]
-    fn record_at(&self, at_ms: u64, kind: EventKind) {
-        let event = Event { seq: self.seq.fetch_add(1, Ordering::Relaxed), at_ms, kind };
-        self.sink.event(&event);
-    }
-}
-
 impl Dispatcher {
+    /// A dispatcher for one run: calls go to `platform`, at most `concurrency` at once within a batch
+    /// call, and are recorded by `recorder` on `clock`. Replay, grants and promotions are added with
+    /// the `with_` methods.
     pub fn new(
         platform: Arc<dyn Platform>,
         params: BTreeMap<String, ParamValue>,
@@ -123,7 +95,7 @@ impl Dispatcher {
             promotions: None,
             grants: Grants::default(),
             scopes: Mutex::default(),
-            logs: Mutex::new(LogBudget { tokens: LOG_BURST, at_ms: 0, dropped: 0 }),
+            logs: Mutex::new(LogBudget::new()),
             replay: None,
             diverged: Mutex::new(None),
         }
@@ -174,7 +146,7 @@ impl Dispatcher {
     }
 
     /// Take promotions from `gate` when the platform has no promotion model of its own.
-    pub fn with_promotions(mut self, gate: Option<Arc<dyn super::PromotionGate>>) -> Self {
+    pub fn with_promotions(mut self, gate: Option<Arc<dyn PromotionGate>>) -> Self {
         self.promotions = gate;
         self
     }
@@ -240,20 +212,11 @@ impl Dispatcher {
         reply
     }
 
-    /// Whether a log line at `at_ms` fits the budget. The first line kept after some were dropped is
-    /// preceded by a note of how many.
+    /// Whether a log line at `at_ms` fits the budget (see [`LogBudget`]). The first line kept after
+    /// some were dropped is preceded by a note of how many.
     fn admit_log(&self, at_ms: u64) -> bool {
-        let mut b = self.logs.lock().unwrap_or_else(|e| e.into_inner());
-        let refill = at_ms.saturating_sub(b.at_ms) as f64 / 1000.0 * LOG_PER_SECOND;
-        b.tokens = (b.tokens + refill).min(LOG_BURST);
-        b.at_ms = b.at_ms.max(at_ms);
-        if b.tokens < 1.0 {
-            b.dropped += 1;
-            return false;
-        }
-        b.tokens -= 1.0;
-        let dropped = std::mem::take(&mut b.dropped);
-        drop(b);
+        let admitted = self.logs.lock().unwrap_or_else(|e| e.into_inner()).admit(at_ms);
+        let Some(dropped) = admitted else { return false };
         if dropped > 0 {
             self.note_dropped_logs(at_ms, dropped);
         }
@@ -262,18 +225,15 @@ impl Dispatcher {
 
     /// Say how many log lines were dropped since the last note, if any (at the end of a run).
     pub fn flush_log_budget(&self) {
-        let dropped = std::mem::take(&mut self.logs.lock().unwrap_or_else(|e| e.into_inner()).dropped);
+        let dropped = self.logs.lock().unwrap_or_else(|e| e.into_inner()).take_dropped();
         if dropped > 0 {
             self.note_dropped_logs(self.instant_ms(), dropped);
         }
     }
 
+    /// Record the host's note that `dropped` log lines were dropped.
     fn note_dropped_logs(&self, at_ms: u64, dropped: u64) {
-        let message = format!(
-            "{HOST_NOTE}{dropped} log line(s) of the strategy dropped: over its budget of {LOG_BURST} lines, \
-             then {LOG_PER_SECOND} a second"
-        );
-        let call = HostCall::Log { level: LogLevel::Warn, message };
+        let call = log_budget::dropped_note(dropped);
         self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: HostReply::Done, took_ms: 0 });
     }
 
@@ -579,51 +539,6 @@ fn deadline_in(timeout_ms: u64) -> tokio::time::Instant {
 
 fn remaining(deadline: tokio::time::Instant) -> Duration {
     deadline.saturating_duration_since(tokio::time::Instant::now())
-}
-
-/// Cut an over-long strategy log line, saying how much was dropped.
-pub fn truncate_log(mut message: String) -> String {
-    if message.len() > MAX_LOG_LINE {
-        let mut cut = MAX_LOG_LINE;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        let dropped = message.len() - cut;
-        message.truncate(cut);
-        message.push_str(&format!(" … [{dropped} bytes cut]"));
-    }
-    message
-}
-
-/// The refusal of a call whose arguments are over the host's bounds.
-fn oversized(call: &HostCall) -> Option<OpError> {
-    let ids = match call {
-        HostCall::SetMetadata { key, value, .. } if key.len().max(value.len()) > MAX_METADATA => {
-            return Some(OpError::new(
-                ErrorKind::Invalid,
-                format!(
-                    "metadata keys and values are at most {MAX_METADATA} bytes; this one is {}",
-                    key.len().max(value.len())
-                ),
-            ));
-        }
-        HostCall::SetWeights { weights } if weights.len() > MAX_WEIGHTS => {
-            return Some(OpError::new(
-                ErrorKind::Invalid,
-                format!("{} release weights in one call; at most {MAX_WEIGHTS}", weights.len()),
-            ));
-        }
-        _ => call.machine_ids().map_or(0, <[String]>::len),
-    };
-    (ids > MAX_IDS_PER_CALL).then(|| {
-        OpError::new(
-            ErrorKind::Invalid,
-            format!(
-                "`{}` names {ids} machines; one call may name at most {MAX_IDS_PER_CALL} (split the list)",
-                call.operation()
-            ),
-        )
-    })
 }
 
 /// The reply to a call refused as a whole, in the shape the call answers in: a batch call's refusal

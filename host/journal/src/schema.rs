@@ -1,0 +1,55 @@
+//! The journal's schema, and how an older journal is brought up to it.
+//!
+//! The schema's version is SQLite's `user_version`. A new journal gets the whole schema; one of an
+//! older version gets the migrations from its version on, in one transaction; a newer one is refused
+//! rather than misread (a journal outlives the cutover that wrote it: it sits beside the app, and
+//! whoever deploys next may run another version). A migration only ever adds: a column a newer
+//! cutover writes is one an older row simply lacks (e.g. the plan `cutover resume` needs).
+
+/// Bumped when the schema changes; a newer journal is refused rather than misread, an older one is
+/// brought up to date (see [`MIGRATIONS`]).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+/// What takes a journal of version `n` (the index plus one) to the next.
+pub(crate) const MIGRATIONS: &[&str] = &["ALTER TABLE releases ADD COLUMN plan TEXT;
+     ALTER TABLE releases ADD COLUMN strategy_ref TEXT;"];
+
+/// The whole schema, as a new journal gets it.
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS releases (
+    id               INTEGER PRIMARY KEY,
+    app              TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    version          INTEGER NOT NULL,
+    image            TEXT NOT NULL,
+    previous_version INTEGER,
+    previous_image   TEXT,
+    strategy         TEXT NOT NULL,
+    strategy_hash    TEXT NOT NULL,
+    params           TEXT NOT NULL,
+    platform         TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    error            TEXT,
+    started_at_ms    INTEGER NOT NULL,
+    duration_ms      INTEGER,
+    pid              INTEGER NOT NULL,
+    waiting_gate     TEXT,
+    plan             TEXT,
+    strategy_ref     TEXT
+);
+CREATE INDEX IF NOT EXISTS releases_by_app ON releases (app, id);
+CREATE TABLE IF NOT EXISTS events (
+    release_id INTEGER NOT NULL REFERENCES releases (id),
+    seq        INTEGER NOT NULL,
+    at_ms      INTEGER NOT NULL,
+    event      TEXT NOT NULL,
+    PRIMARY KEY (release_id, seq)
+);
+CREATE TABLE IF NOT EXISTS promotions (
+    id           INTEGER PRIMARY KEY,
+    release_id   INTEGER NOT NULL REFERENCES releases (id),
+    gate         TEXT NOT NULL,
+    at_ms        INTEGER NOT NULL,
+    taken        INTEGER NOT NULL DEFAULT 0
+);
+";

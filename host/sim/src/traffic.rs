@@ -1,0 +1,70 @@
+//! The traffic model: how new requests split between releases, and the long-lived connections each
+//! machine holds.
+//!
+//! Requests split by traffic weights when a strategy set some, else by serving machine count (what a
+//! proxy spreading connections evenly gives). Every started, routable machine holds the scenario's
+//! number of long-lived connections; once cordoned, each ends after its own seeded lifetime, so a
+//! drain can be measured and a stop that came too early shows as connections cut.
+
+use crate::world::{SimMachine, SimWorld, WorldState};
+use cutover_core::{MachineState, ReleaseWeight};
+use std::collections::BTreeMap;
+use tokio::time::Instant;
+
+impl SimWorld {
+    /// Share of new requests each release of `app` gets right now, in percent (see [`split`]).
+    pub(crate) fn shares(&self, st: &mut WorldState, app: &str, now: Instant) -> Vec<(u64, f64)> {
+        let census = self.census(st, app, now);
+        split(st.weights.get(app), &census.versions)
+    }
+
+    /// Open long-lived connections of a machine at `now`.
+    pub(crate) fn connections_of(&self, m: &SimMachine, now: Instant) -> u32 {
+        if m.state != MachineState::Started {
+            return 0;
+        }
+        let n = self.scenario.traffic.connections;
+        match (m.cordoned, m.cordoned_at) {
+            (false, _) => n,
+            // Created cordoned (a green machine): it never took a connection.
+            (true, None) => 0,
+            (true, Some(since)) => (0..u64::from(n))
+                .filter(|k| {
+                    let life = self.latency(
+                        self.scenario.traffic.connection_lifetime,
+                        &m.id,
+                        2_000_000 + m.boots * 64 + k,
+                    );
+                    since + life > now
+                })
+                .count() as u32,
+        }
+    }
+}
+
+/// Share of new requests each release gets, in percent, given the machines serving per release. With
+/// weights set, a release gets its weight if it has a serving machine (weights of releases with none
+/// are spread over the others); without, releases share by serving machine count.
+pub(crate) fn split(weights: Option<&Vec<ReleaseWeight>>, serving: &BTreeMap<u64, usize>) -> Vec<(u64, f64)> {
+    let total: usize = serving.values().sum();
+    if total == 0 {
+        return vec![];
+    }
+    let by_count = || serving.iter().map(|(v, n)| (*v, *n as f64 * 100.0 / total as f64)).collect();
+    match weights {
+        Some(weights) => {
+            let live: Vec<(u64, f64)> = weights
+                .iter()
+                .filter(|w| serving.contains_key(&w.version))
+                .map(|w| (w.version, f64::from(w.percent)))
+                .collect();
+            let sum: f64 = live.iter().map(|(_, p)| p).sum();
+            if sum == 0.0 {
+                // Every weighted release lost its machines: fall back to machine count.
+                return by_count();
+            }
+            live.into_iter().map(|(v, p)| (v, p * 100.0 / sum)).collect()
+        }
+        None => by_count(),
+    }
+}
