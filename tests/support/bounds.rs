@@ -1,6 +1,6 @@
 //! Lower bounds on a deploy's virtual time under the simulator's latency model: the shortest time any
-//! strategy with the same semantics and parameters could take on this run's draws. `host/benches/
-//! strategies.rs` prints them beside the built-ins' times; `tests/strategies.rs` checks that no run
+//! strategy with the same semantics and parameters could take on this run's draws. `host/cutover/
+//! benches/strategies.rs` prints them beside the built-ins' times; `tests/strategies.rs` checks that no run
 //! ever beats one. BENCHMARKS.md explains each bound in prose; this is the arithmetic.
 //!
 //! Every bound rests on three facts of the host and the simulator:

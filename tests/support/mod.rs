@@ -25,7 +25,7 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
 }
 
-/// Where guest components are built (shared with host/build.rs).
+/// Where guest components are built (shared with host/builtins/build.rs).
 pub fn guest_target() -> PathBuf {
     root().join("target").join("wasm-guests")
 }

@@ -37,7 +37,8 @@ pub fn pick(
     if let Some(r) = records.last().filter(|r| r.status == ReleaseStatus::Interrupted) {
         return r.previous.clone().ok_or_else(|| {
             format!(
-                "{app}'s deploy #{} (v{}) was interrupted, and it started from no other release; resume it                  with `cutover resume`, or name a release with `--to VERSION`",
+                "{app}'s deploy #{} (v{}) was interrupted, and it started from no other release; resume it \
+                 with `cutover resume`, or name a release with `--to VERSION`",
                 r.id, r.target.version
             )
         });

@@ -38,7 +38,9 @@ impl Journal {
         {
             let ago = (now_ms() - started).max(0) / 1000;
             return Err(JournalError::Busy(format!(
-                "another deploy of {} is running: deploy #{id} (v{version}, {strategy}) in process {pid},                  started {ago} s ago. Wait for it to finish (`cutover releases` shows it); if that process                  is stuck, stop it (`kill {pid}`) and deploy again",
+                "another deploy of {} is running: deploy #{id} (v{version}, {strategy}) in process {pid}, \
+                 started {ago} s ago. Wait for it to finish (`cutover releases` shows it); if that process \
+                 is stuck, stop it (`kill {pid}`) and deploy again",
                 r.app
             )));
         }
@@ -88,7 +90,8 @@ impl Journal {
             }
             Some((_, pid)) if pid != me && cutover_core::os::process_alive(pid) => {
                 return Err(JournalError::Busy(format!(
-                    "deploy #{id} is still running, in process {pid}: it is not interrupted, so there is                      nothing to resume (stop it with `kill {pid}` first if it is stuck)"
+                    "deploy #{id} is still running, in process {pid}: it is not interrupted, so there is \
+                     nothing to resume (stop it with `kill {pid}` first if it is stuck)"
                 )));
             }
             Some(_) => {}
