@@ -53,8 +53,8 @@ pub enum DeployError {
         app: String,
     },
     /// The simulator's scenario, or the fleet it kept between runs, cannot be read.
-    #[error("{0:#}")]
-    Simulator(anyhow::Error),
+    #[error("{0}")]
+    Simulator(#[from] cutover_sim::SimError),
     /// There is no release to roll back to; the message says why and what to do.
     #[error("{0}")]
     NoRollbackTarget(String),
@@ -79,8 +79,8 @@ pub enum DeployError {
         state: PathBuf,
     },
     /// The local platform's daemon failed (`cutover local serve`).
-    #[error("{0:#}")]
-    Daemon(anyhow::Error),
+    #[error("{0}")]
+    Daemon(#[from] cutover_local::daemon::DaemonError),
     /// The journal could not be read or written, so nothing was started.
     #[error("{0}")]
     Journal(JournalError),

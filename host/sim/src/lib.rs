@@ -14,7 +14,8 @@
 //!
 //! Modules, from the bottom up:
 //!
-//! - [`scenario`]: the scenario file (fleet, latencies, faults, traffic);
+//! - [`scenario`]: the scenario file (fleet, latencies, faults, traffic); [`SimError`]: what is wrong
+//!   with a scenario or a kept fleet;
 //! - `draw`: the seeded draws every latency, fault and machine id comes from;
 //! - `availability`: the records a verifier reads ([`Availability`], [`Removal`], [`Cut`]);
 //! - `world`: the world's state ([`SimWorld`]), each machine's timeline and checks;
@@ -27,6 +28,7 @@
 
 mod availability;
 mod draw;
+mod error;
 pub mod kept;
 pub mod model;
 mod persist;
@@ -40,6 +42,7 @@ mod world;
 mod tests;
 
 pub use availability::{Availability, Cut, Removal};
+pub use error::SimError;
 pub use kept::KeptFleet;
 pub use persist::SavedWorld;
 pub use platform::SimPlatform;

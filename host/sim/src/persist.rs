@@ -14,9 +14,9 @@
 //! scenario fleet it grew from (same seed, app and `[fleet]` table); change those and the next run
 //! starts afresh from the scenario.
 
+use crate::SimError;
 use crate::scenario::Scenario;
 use crate::world::{Kept, SimMachine, SimWorld, WorldState};
-use anyhow::{Context, Result};
 use cutover_core::{CheckSpec, MachineState, Release, ReleaseWeight};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -96,17 +96,14 @@ impl Scenario {
 
 impl SavedWorld {
     /// Read a saved world; `None` when there is none, or it is of another format.
-    pub fn read(path: &Path) -> Result<Option<Self>> {
+    pub fn read(path: &Path) -> Result<Option<Self>, SimError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(e).with_context(|| format!("reading the simulated fleet {}", path.display()));
-            }
+            Err(e) => return Err(SimError::io("reading the simulated fleet", path)(e)),
         };
-        let mut saved: Self = serde_json::from_str(&text).with_context(|| {
-            format!("the simulated fleet {} is damaged; delete it to start afresh", path.display())
-        })?;
+        let mut saved: Self =
+            serde_json::from_str(&text).map_err(|source| SimError::Damaged { path: path.into(), source })?;
         if saved.format != FORMAT {
             return Ok(None);
         }
@@ -116,17 +113,17 @@ impl SavedWorld {
 
     /// Apply the changes a run logged after this snapshot. A line cut short by a killed process (only
     /// the last can be) ends the log.
-    fn fold_log(&mut self, log: &Path) -> Result<()> {
+    fn fold_log(&mut self, log: &Path) -> Result<(), SimError> {
         let file = match std::fs::File::open(log) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", log.display())),
+            Err(e) => return Err(SimError::io("reading", log)(e)),
         };
         // By id, so folding a long log into a large fleet stays O(n log n).
         let mut by_id: BTreeMap<String, SavedMachine> =
             self.machines.drain(..).map(|m| (m.id.clone(), m)).collect();
         for line in std::io::BufReader::new(file).lines() {
-            let line = line.with_context(|| format!("reading {}", log.display()))?;
+            let line = line.map_err(SimError::io("reading", log))?;
             let Ok(change) = serde_json::from_str::<Change>(&line) else { break };
             match change {
                 Change::Machine { machine, next_index } => {
@@ -146,12 +143,14 @@ impl SavedWorld {
 
     /// Write atomically (a killed run leaves the previous file, never half of one), then drop the
     /// change log, which the file now holds.
-    pub fn write(&self, path: &Path) -> Result<()> {
-        cutover_core::os::write_atomically(path, &serde_json::to_vec(self)?)
-            .with_context(|| format!("writing the simulated fleet {}", path.display()))?;
+    pub fn write(&self, path: &Path) -> Result<(), SimError> {
+        // A saved world is plain data: serializing it cannot fail.
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        cutover_core::os::write_atomically(path, &bytes)
+            .map_err(SimError::io("writing the simulated fleet", path))?;
         match std::fs::remove_file(log_path(path)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("removing {}", log_path(path).display()))
+                Err(SimError::io("removing", log_path(path))(e))
             }
             _ => Ok(()),
         }
@@ -189,13 +188,13 @@ impl SavedMachine {
 impl SimWorld {
     /// Keep the world at `path` (under `fingerprint`) from now on, change by change (see the module
     /// docs): written whole now, then one log line per change.
-    pub fn write_through(&self, path: PathBuf, fingerprint: &str) -> Result<()> {
+    pub fn write_through(&self, path: PathBuf, fingerprint: &str) -> Result<(), SimError> {
         self.save(fingerprint).write(&path)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log_path(&path))
-            .with_context(|| format!("opening {}", log_path(&path).display()))?;
+            .map_err(SimError::io("opening", log_path(&path)))?;
         *self.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(Kept { log, path });
         Ok(())
     }

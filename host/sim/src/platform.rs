@@ -6,6 +6,7 @@
 //! sample and a line in the kept fleet's log. Waits poll the machine on the virtual clock, sleeping
 //! until the next instant anything about it can change.
 
+use crate::SimError;
 use crate::draw::{api_key, machine_id, unit};
 use crate::kept::{Keep, KeptFleet};
 use crate::persist::SavedWorld;
@@ -46,7 +47,7 @@ impl SimPlatform {
         app: &str,
         checks: Vec<CheckSpec>,
         keep: KeptFleet,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, SimError> {
         let image = format!("registry.fly.io/{app}:v{}", scenario.fleet.version);
         let fingerprint = scenario.fingerprint(app, &image);
         let saved = SavedWorld::read(&keep.path)?.filter(|saved| saved.fingerprint == fingerprint);

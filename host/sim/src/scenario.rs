@@ -15,7 +15,7 @@
 //! at = "20s"         # virtual time since the deploy started
 //! ```
 
-use anyhow::{Context, Result, bail};
+use crate::SimError;
 use cutover_core::duration::Dur;
 use serde::Deserialize;
 use std::path::Path;
@@ -188,26 +188,26 @@ pub struct CrashSpec {
 
 impl Scenario {
     /// Read a scenario file; errors name the file and the offending key.
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read scenario file {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("in scenario file {}", path.display()))
+    pub fn load(path: &Path) -> Result<Self, SimError> {
+        let text = std::fs::read_to_string(path).map_err(SimError::io("cannot read scenario file", path))?;
+        Self::parse(&text).map_err(|e| SimError::InScenario { path: path.into(), source: Box::new(e) })
     }
 
     /// Parse and validate scenario text.
-    pub fn parse(text: &str) -> Result<Self> {
-        let scenario: Scenario = toml::from_str(text)?;
-        scenario.validate()?;
+    pub fn parse(text: &str) -> Result<Self, SimError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| SimError::Scenario(e.to_string()))?;
+        scenario.validate().map_err(SimError::Scenario)?;
         Ok(scenario)
     }
 
-    fn validate(&self) -> Result<()> {
+    /// The first value out of range, as a message naming its key.
+    fn validate(&self) -> Result<(), String> {
         for (key, rate) in [
             ("faults.api_error_rate", self.faults.api_error_rate),
             ("faults.api_timeout_rate", self.faults.api_timeout_rate),
         ] {
             if !(0.0..=1.0).contains(&rate) {
-                bail!("`{key}` = {rate}: expected a share between 0.0 and 1.0");
+                return Err(format!("`{key}` = {rate}: expected a share between 0.0 and 1.0"));
             }
         }
         for (key, [lo, hi]) in [
@@ -216,42 +216,46 @@ impl Scenario {
             ("latency.stop", self.latency.stop),
         ] {
             if lo > hi {
-                bail!("`{key}` = [{lo}, {hi}]: expected [min, max] with min <= max");
+                return Err(format!("`{key}` = [{lo}, {hi}]: expected [min, max] with min <= max"));
             }
         }
         if self.fleet.regions.is_empty() || self.fleet.groups.is_empty() {
-            bail!("`fleet.regions` and `fleet.groups` need at least one entry each");
+            return Err("`fleet.regions` and `fleet.groups` need at least one entry each".into());
         }
         if self.fleet.stopped > self.fleet.machines {
-            bail!(
+            return Err(format!(
                 "`fleet.stopped` = {} exceeds `fleet.machines` = {}",
-                self.fleet.stopped,
-                self.fleet.machines
-            );
+                self.fleet.stopped, self.fleet.machines
+            ));
         }
         for c in &self.faults.crash {
             if c.machine >= self.fleet.machines {
-                bail!(
+                return Err(format!(
                     "`faults.crash` names machine {} but the fleet has {} (indices start at 0)",
-                    c.machine,
-                    self.fleet.machines
-                );
+                    c.machine, self.fleet.machines
+                ));
             }
         }
         for (image, rate) in &self.faults.error_images {
             if !(0.0..=1.0).contains(rate) {
-                bail!("`faults.error_images.\"{image}\"` = {rate}: expected a share between 0.0 and 1.0");
+                return Err(format!(
+                    "`faults.error_images.\"{image}\"` = {rate}: expected a share between 0.0 and 1.0"
+                ));
             }
         }
         let [lo, hi] = self.traffic.connection_lifetime;
         if lo > hi {
-            bail!("`traffic.connection_lifetime` = [{lo}, {hi}]: expected [min, max] with min <= max");
+            return Err(format!(
+                "`traffic.connection_lifetime` = [{lo}, {hi}]: expected [min, max] with min <= max"
+            ));
         }
         if self.traffic.rps < 0.0 || !(0.0..=1.0).contains(&self.traffic.error_rate) {
-            bail!("`traffic.rps` must be >= 0 and `traffic.error_rate` a share between 0.0 and 1.0");
+            return Err(
+                "`traffic.rps` must be >= 0 and `traffic.error_rate` a share between 0.0 and 1.0".into()
+            );
         }
         if self.concurrency == Some(0) {
-            bail!("`concurrency` = 0: expected at least 1");
+            return Err("`concurrency` = 0: expected at least 1".into());
         }
         Ok(())
     }

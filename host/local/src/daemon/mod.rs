@@ -151,22 +151,52 @@ impl RouteSink for Traffic {
     }
 }
 
+/// Why the daemon could not run (`cutover local serve`).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A file of the daemon's directory cannot be written; `what` says which.
+    #[error("{what} {}: {source}", path.display())]
+    File {
+        /// "creating" the directory, or "writing" the address file.
+        what: &'static str,
+        /// The directory or file.
+        path: std::path::PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The API's address cannot be bound.
+    #[error("the local daemon cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Serving the API failed.
+    #[error("serving the local daemon's API: {0}")]
+    Serve(std::io::Error),
+}
+
 /// Run the daemon in this process until it is told to stop: serve the API on `listen`, record where in
 /// `dir/daemon.json`, and stop every machine on the way out.
-pub async fn serve(dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
-    use anyhow::Context;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+pub async fn serve(dir: &Path, listen: SocketAddr) -> Result<(), DaemonError> {
+    let file = |what: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DaemonError::File { what, path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(file("creating", dir))?;
     let traffic = Arc::new(Traffic::default());
     let fleet = Fleet::new(dir.join("logs"), traffic.clone());
     let daemon = Arc::new(Daemon { fleet: fleet.clone(), traffic, shutdown: Notify::new() });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("the local daemon cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
+        .map_err(|source| DaemonError::Listen { addr: listen, source })?;
+    let addr = listener.local_addr().map_err(|source| DaemonError::Listen { addr: listen, source })?;
     let info = DaemonInfo { pid: std::process::id(), url: format!("http://{addr}") };
     let info_path = dir.join(INFO_FILE);
-    cutover_core::os::write_atomically(&info_path, &serde_json::to_vec_pretty(&info)?)
-        .with_context(|| format!("writing {}", info_path.display()))?;
+    // Two plain fields: serializing them cannot fail.
+    let json = serde_json::to_vec_pretty(&info).unwrap_or_default();
+    cutover_core::os::write_atomically(&info_path, &json).map_err(file("writing", &info_path))?;
     tracing::info!("local daemon listening on {}", info.url);
 
     let d = daemon.clone();
@@ -182,5 +212,5 @@ pub async fn serve(dir: &Path, listen: SocketAddr) -> anyhow::Result<()> {
     tracing::info!("local daemon stopping: stopping every machine");
     fleet.stop_all().await;
     let _ = std::fs::remove_file(&info_path);
-    served.context("serving the local daemon's API")
+    served.map_err(DaemonError::Serve)
 }
