@@ -11,11 +11,11 @@
 //! must match. When a deploy cannot be resumed, the error says why and what the fleet looks like now.
 
 use crate::deploy::{Ending, Goal, JournalGate, StrategyRun, list_with_retries};
-use crate::{Deploy, DeployError, DeployReport, lease, resolve_strategy};
+use crate::{Deploy, DeployError, DeployReport, ResolvedStrategy, lease, resolve_strategy};
 use cutover_config::StrategyRef;
-use cutover_core::Platform;
 use cutover_core::events::{DeployStart, EventKind, EventSink, FleetSummary, Tee};
-use cutover_journal::{self as journal, ReleaseKind, ReleaseRecord, ReleaseStatus};
+use cutover_core::{Machine, Platform};
+use cutover_journal::{self as journal, Journal, ReleaseKind, ReleaseRecord, ReleaseStatus, ResumeRecord};
 use cutover_runtime::{Recorder, Replay};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,46 +78,141 @@ impl Deploy<'_> {
     /// Resume, or with `abort`, resume only to undo (see [`Self::roll_back_interrupted`]).
     async fn resume_as(&self, abort: Option<String>) -> Result<DeployReport, DeployError> {
         let config = self.config;
-        let app = &config.app;
+        let (journal, release) = self.interrupted()?;
+        // The platform the deploy ran on: the target was resolved to it.
+        let opened = self.target.open(config).await?;
+        let platform = opened.platform.clone();
+        let machines = list_with_retries(&*platform).await?;
+        let (record, strategy) = self.replayable(&journal, &release, &machines).await?;
+
+        // The dead process's leases (Fly, the local daemon) lapse within one TTL.
+        let ids: Vec<String> = machines.iter().map(|m| m.id.clone()).collect();
+        let leases = acquire_patiently(platform.clone(), &ids, config.cutover.lease_ttl, opened.concurrency)
+            .await
+            .map_err(|e| DeployError::Busy(e.to_string()))?;
+        let adopted = journal.adopt(release.id).map_err(DeployError::from);
+        if let Err(e) = adopted.and_then(|()| platform.begin_changes().map_err(DeployError::platform)) {
+            leases.release().await;
+            return Err(e);
+        }
+
+        let aborting = abort.is_some();
+        let mut replay = Replay::from_events(&record.events);
+        if let Some(why) = abort {
+            replay = replay.aborting(why, record.plan.target.clone());
+        }
+        let replay = Arc::new(replay);
+        let last_ms = record.events.last().map_or(0, |e| e.at_ms);
+        let clock = self.target.host_clock().continuing(last_ms);
+        let wall = std::time::Instant::now();
+        let recorder = self.resumed_recorder(&journal, &release, &record, clock);
+        let rollback = release.kind == ReleaseKind::Rollback;
+        if record.events.is_empty() {
+            // Killed before its first event: the log starts here.
+            recorder.record(EventKind::DeployStarted(Box::new(DeployStart {
+                app: config.app.clone(),
+                platform: platform.name().to_string(),
+                strategy: strategy.info.name.clone(),
+                target: record.plan.target.clone(),
+                previous: record.plan.previous.clone(),
+                machines: machines.len(),
+                rollback,
+            })));
+        }
+        recorder.record(EventKind::Resumed {
+            replayed: replay.remaining() as u64,
+            reconciled: replay.in_flight().as_ref().map(cutover_runtime::replay::describe),
+            pid: std::process::id(),
+            aborting,
+        });
+        tracing::info!(
+            "resuming deploy #{} of {}: {} journaled call(s) to replay",
+            release.id,
+            config.app,
+            replay.remaining()
+        );
+
+        let run = StrategyRun {
+            platform: platform.clone(),
+            concurrency: opened.concurrency,
+            clock,
+            recorder: recorder.clone(),
+            promotions: Some(Arc::new(JournalGate { journal: journal.clone(), release_id: release.id })),
+            replay: Some(replay),
+        };
+        let error = match self.run_strategy(&strategy, &record.plan, run).await {
+            Ok(error) => error,
+            Err(d) => {
+                leases.release().await;
+                let fleet = list_with_retries(&*platform).await.unwrap_or(machines);
+                return Err(cannot_resume(
+                    &release,
+                    format!("{d}; the resume stopped before changing anything"),
+                    &FleetSummary::of(&fleet),
+                ));
+            }
+        };
+        let ResumeRecord { plan, .. } = record;
+        Ok(self
+            .conclude(Ending {
+                error,
+                leases,
+                platform,
+                journal: Some(journal),
+                release_id: Some(release.id),
+                recorder,
+                clock,
+                wall,
+                rollback,
+                target: plan.target,
+                previous: plan.previous,
+            })
+            .await)
+    }
+
+    /// The app's latest release, if it is an interrupted deploy (its process gone); otherwise why
+    /// there is nothing to resume.
+    fn interrupted(&self) -> Result<(Journal, ReleaseRecord), DeployError> {
+        let app = &self.config.app;
         let state = self.target.state().ok_or_else(|| {
             DeployError::NothingToResume(
                 "resuming reads the app's journal, and no state directory was given".into(),
             )
         })?;
         let journal = state.journal()?;
-        let records = journal.releases(app)?;
-        let Some(release) = records.last().cloned() else {
+        let Some(release) = journal.releases(app)?.pop() else {
             return Err(DeployError::NothingToResume(format!(
                 "no deploys of {app} are recorded in {}: there is nothing to resume",
                 journal.path().display()
             )));
         };
         match release.status {
-            ReleaseStatus::Interrupted => {}
-            ReleaseStatus::Running => {
-                return Err(DeployError::Busy(format!(
-                    "deploy #{} of {app} (v{}) is still running, in process {}: it is not interrupted, so \
-                     there is nothing to resume (if that process is stuck, stop it with `kill {}` and run \
-                     `cutover resume` again)",
-                    release.id, release.target.version, release.pid, release.pid
-                )));
-            }
-            done => {
-                return Err(DeployError::NothingToResume(format!(
-                    "the latest deploy of {app}, #{} (v{}), {}: there is nothing to resume (`cutover \
-                     releases` lists the deploys)",
-                    release.id,
-                    release.target.version,
-                    done.as_str()
-                )));
-            }
+            ReleaseStatus::Interrupted => Ok((journal, release)),
+            ReleaseStatus::Running => Err(DeployError::Busy(format!(
+                "deploy #{} of {app} (v{}) is still running, in process {}: it is not interrupted, so \
+                 there is nothing to resume (if that process is stuck, stop it with `kill {}` and run \
+                 `cutover resume` again)",
+                release.id, release.target.version, release.pid, release.pid
+            ))),
+            done => Err(DeployError::NothingToResume(format!(
+                "the latest deploy of {app}, #{} (v{}), {}: there is nothing to resume (`cutover \
+                 releases` lists the deploys)",
+                release.id,
+                release.target.version,
+                done.as_str()
+            ))),
         }
+    }
 
-        // The platform the deploy ran on: the target was resolved to it.
-        let opened = self.target.open(config).await?;
-        let platform = opened.platform.clone();
-        let machines = list_with_retries(&*platform).await?;
-        let cannot = |why: String| cannot_resume(&release, why, &FleetSummary::of(&machines));
+    /// What a replay needs, checked: the plan and events the journal holds for `release`, and the very
+    /// component that ran it (same BLAKE3). `machines` is the fleet now, for the error.
+    async fn replayable(
+        &self,
+        journal: &Journal,
+        release: &ReleaseRecord,
+        machines: &[Machine],
+    ) -> Result<(ResumeRecord, ResolvedStrategy), DeployError> {
+        let cannot = |why: String| cannot_resume(release, why, &FleetSummary::of(machines));
         if release.kind == ReleaseKind::Launch {
             return Err(cannot(
                 "it was the app's first launch, which runs no strategy to resume; deploy again".into(),
@@ -141,94 +236,24 @@ impl Deploy<'_> {
                 short(&hash)
             )));
         }
+        Ok((record, strategy))
+    }
 
-        // The dead process's leases (Fly, the local daemon) lapse within one TTL.
-        let ids: Vec<String> = machines.iter().map(|m| m.id.clone()).collect();
-        let leases = acquire_patiently(platform.clone(), &ids, config.cutover.lease_ttl, opened.concurrency)
-            .await
-            .map_err(|e| DeployError::Busy(e.to_string()))?;
-        let adopted = journal.adopt(release.id).map_err(DeployError::from);
-        if let Err(e) = adopted.and_then(|()| platform.begin_changes().map_err(DeployError::platform)) {
-            leases.release().await;
-            return Err(e);
-        }
-
-        let plan = record.plan;
-        let aborting = abort.is_some();
-        let mut replay = Replay::from_events(&record.events);
-        if let Some(why) = abort {
-            replay = replay.aborting(why, plan.target.clone());
-        }
-        let replay = Arc::new(replay);
+    /// A recorder that goes on numbering the release's events where the journal stops, into the
+    /// journal and this command's sink.
+    fn resumed_recorder(
+        &self,
+        journal: &Journal,
+        release: &ReleaseRecord,
+        record: &ResumeRecord,
+        clock: cutover_runtime::HostClock,
+    ) -> Recorder {
         let next_seq = record.events.last().map_or(0, |e| e.seq + 1);
-        let last_ms = record.events.last().map_or(0, |e| e.at_ms);
-        let clock = self.target.host_clock().continuing(last_ms);
-        let wall = std::time::Instant::now();
         let sink: Arc<dyn EventSink> = Arc::new(Tee(vec![
             self.sink.clone(),
             Arc::new(journal::JournalSink { journal: journal.clone(), release_id: release.id }),
         ]));
-        let recorder = Recorder::starting_at(sink, clock, next_seq);
-        let rollback = release.kind == ReleaseKind::Rollback;
-        if record.events.is_empty() {
-            // Killed before its first event: the log starts here.
-            recorder.record(EventKind::DeployStarted(Box::new(DeployStart {
-                app: app.clone(),
-                platform: platform.name().to_string(),
-                strategy: strategy.info.name.clone(),
-                target: plan.target.clone(),
-                previous: plan.previous.clone(),
-                machines: machines.len(),
-                rollback,
-            })));
-        }
-        recorder.record(EventKind::Resumed {
-            replayed: replay.remaining() as u64,
-            reconciled: replay.in_flight().as_ref().map(cutover_runtime::replay::describe),
-            pid: std::process::id(),
-            aborting,
-        });
-        tracing::info!(
-            "resuming deploy #{} of {app}: {} journaled call(s) to replay",
-            release.id,
-            replay.remaining()
-        );
-
-        let run = StrategyRun {
-            platform: platform.clone(),
-            concurrency: opened.concurrency,
-            clock,
-            recorder: recorder.clone(),
-            promotions: Some(Arc::new(JournalGate { journal: journal.clone(), release_id: release.id })),
-            replay: Some(replay.clone()),
-        };
-        let error = match self.run_strategy(&strategy, &plan, run).await {
-            Ok(error) => error,
-            Err(d) => {
-                leases.release().await;
-                let fleet = list_with_retries(&*platform).await.unwrap_or(machines.clone());
-                return Err(cannot_resume(
-                    &release,
-                    format!("{d}; the resume stopped before changing anything"),
-                    &FleetSummary::of(&fleet),
-                ));
-            }
-        };
-        Ok(self
-            .conclude(Ending {
-                error,
-                leases,
-                platform,
-                journal: Some(journal),
-                release_id: Some(release.id),
-                recorder,
-                clock,
-                wall,
-                rollback,
-                target: plan.target,
-                previous: plan.previous,
-            })
-            .await)
+        Recorder::starting_at(sink, clock, next_seq)
     }
 }
 
