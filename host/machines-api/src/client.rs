@@ -146,9 +146,11 @@ impl Client {
         let err = match serde_json::from_str::<ErrorBody>(&body) {
             Ok(ErrorBody { error, kind: Some(kind) }) => OpError::new(kind, format!("{what}: {error}")),
             Ok(ErrorBody { error, kind: None }) => {
-                OpError::new(error_kind(status), format!("{what}: {status}: {error}"))
+                // flaps adds a machine-readable `status` (`insufficient_capacity`, `name_taken`, …).
+                let code = flaps_status(&body).map(|c| format!(" ({c})")).unwrap_or_default();
+                OpError::new(error_kind(status), format!("{what}: {status}: {error}{code}"))
             }
-            Err(_) => OpError::new(error_kind(status), format!("{what}: {status}: {}", body.trim())),
+            Err(_) => OpError::new(error_kind(status), format!("{what}: {status}: {}", excerpt(&body))),
         };
         let err = if err.kind == ErrorKind::Denied {
             OpError::new(
@@ -293,28 +295,62 @@ impl Client {
     }
 
     /// One server-side wait of at most the server's cap; `Timeout` when the state was not reached.
+    /// Any instance of the machine may answer it: see [`Client::wait_once_for`].
     pub async fn wait_once(&self, id: &str, state: &str, timeout: Duration) -> Result<(), OpError> {
+        self.wait_once_for(id, state, None, timeout).await
+    }
+
+    /// One server-side wait for `state` of the machine's instance `version` (as an update or create
+    /// returned it, [`ApiMachine::wait_version`]), so that an older instance still reported in that
+    /// state cannot answer it. The version goes as `version` (fly-go's name now) and as
+    /// `instance_id` (the older flaps name, which the API still reads).
+    pub async fn wait_once_for(
+        &self,
+        id: &str,
+        state: &str,
+        version: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(), OpError> {
         let secs = timeout.min(SERVER_WAIT_CAP).as_secs().max(1);
+        let mut query: Vec<(&str, String)> = vec![("state", state.into()), ("timeout", secs.to_string())];
+        if let Some(v) = version.filter(|v| !v.is_empty()) {
+            query.push(("version", v.into()));
+            query.push(("instance_id", v.into()));
+        }
         let req = self
             .http
             .get(self.url(&format!("/{id}/wait")))
-            .query(&[("state", state), ("timeout", &secs.to_string())])
+            .query(&query)
             .timeout(Duration::from_secs(secs + 10));
         self.send(&format!("wait for {id} to be {state}"), req).await.map(drop)
     }
 
-    /// Wait for a state until `timeout`, however long: the server answers each wait within its cap
-    /// (60 s on Fly), so this asks again until the caller's own deadline. A machine that failed while
-    /// being waited on to start is `Unhealthy` at once rather than at the deadline.
+    /// Wait for a state until `timeout`, however long, whichever instance reaches it: see
+    /// [`Client::wait_for`].
     pub async fn wait(&self, id: &str, state: &str, timeout: Duration) -> Result<(), OpError> {
+        self.wait_for(id, state, None, timeout).await
+    }
+
+    /// Wait for a state of the machine's instance `version` (any instance when `None`) until
+    /// `timeout`, however long: the server answers each wait within its cap (60 s on Fly), so this asks
+    /// again until the caller's own deadline. A machine that failed while being waited on to start is
+    /// `Unhealthy` at once rather than at the deadline.
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        state: &str,
+        version: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(), OpError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.wait_once(id, state, left.max(Duration::from_secs(1))).await {
+            match self.wait_once_for(id, state, version, left.max(Duration::from_secs(1))).await {
                 Err(e) if e.kind == ErrorKind::Timeout && tokio::time::Instant::now() < deadline => {
                     if state == "started"
                         && let Ok(m) = self.get(id).await
                         && m.state == "failed"
+                        && version.is_none_or(|v| v.is_empty() || m.wait_version() == v)
                     {
                         return Err(OpError::new(
                             ErrorKind::Unhealthy,
@@ -323,10 +359,11 @@ impl Client {
                     }
                 }
                 Err(e) if e.kind == ErrorKind::Timeout => {
+                    let which = version.map(|v| format!(" (instance {v})")).unwrap_or_default();
                     return Err(OpError::new(
                         ErrorKind::Timeout,
                         format!(
-                            "machine {id} was not {state} within {}",
+                            "machine {id}{which} was not {state} within {}",
                             cutover_core::duration::display(timeout)
                         ),
                     ));
@@ -452,6 +489,24 @@ fn default_owner() -> String {
     format!("cutover@{host} (pid {})", std::process::id())
 }
 
+/// The `status` code of a flaps error body (`{"error": "...", "status": "insufficient_capacity"}`),
+/// when it has a meaningful one.
+fn flaps_status(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let code = v.get("status")?.as_str()?;
+    (!code.is_empty() && code != "unknown").then(|| code.to_string())
+}
+
+/// At most 300 characters of a body that is not an error body (an HTML page from a proxy, …), on
+/// one line.
+fn excerpt(body: &str) -> String {
+    let one_line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    }
+}
+
 /// HTTP status → the error kind a strategy acts on.
 pub fn error_kind(status: reqwest::StatusCode) -> ErrorKind {
     match status.as_u16() {
@@ -479,5 +534,14 @@ mod tests {
         assert_eq!(error_kind(S::SERVICE_UNAVAILABLE), ErrorKind::Platform);
         assert_eq!(go_duration(Duration::from_millis(1500)), "1500ms");
         assert_eq!(go_duration(Duration::from_secs(5)), "5s");
+    }
+
+    #[test]
+    fn flaps_error_bodies_keep_their_status_code() {
+        let body = include_str!("../../../tests/fly/fixtures/error_insufficient_capacity.json");
+        assert_eq!(flaps_status(body).as_deref(), Some("insufficient_capacity"));
+        assert_eq!(flaps_status(r#"{"error": "x", "status": "unknown"}"#), None);
+        assert_eq!(flaps_status(r#"{"error": "x"}"#), None);
+        assert_eq!(excerpt(&"a\n ".repeat(400)).chars().count(), 301);
     }
 }

@@ -21,40 +21,203 @@ pub const STRATEGY_KEY: &str = "cutover_strategy";
 /// Metadata key holding a create's idempotency id: a retried create finds the machine by it.
 pub const LAUNCH_ID_KEY: &str = "cutover_launch_id";
 
-/// A machine as the API returns it.
+/// Metadata key cutover adds to a machine's *view* (never written to Fly) when the API says its host
+/// is not `ok`: the value is the host status (`unreachable`, `unknown`). Strategies and the driver
+/// see it in [`Machine::metadata`](cutover_core::Machine::metadata).
+pub const HOST_STATUS_KEY: &str = "cutover_host_status";
+
+/// A machine as the API returns it (fly-go's `Machine`).
+///
+/// Every field tolerates being absent or `null`: Fly omits empty fields, and a machine on a host that
+/// cannot be reached comes with `config: null` and a partial `incomplete_config` instead.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ApiMachine {
     /// The machine's id: what every call on it names.
     pub id: String,
     /// Its human-readable name (unique within the app).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub name: String,
     /// Its state as the API spells it (`started`, `stopped`, …; see [`parse_state`]).
+    #[serde(default, deserialize_with = "null_default")]
     pub state: String,
     /// The region it runs in (`ams`; `local` on the local daemon).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub region: String,
-    /// The version of the machine: a new one on every update.
-    #[serde(default)]
+    /// The version of the machine: a new one on every update. What a wait after an update names
+    /// (see [`ApiMachine::wait_version`]).
+    #[serde(default, deserialize_with = "null_default")]
     pub instance_id: String,
+    /// The machine's version as newer API versions name it (fly-go prefers it to `instance_id`).
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+    pub version: String,
     /// Its address on the app's private network (loopback on the local daemon).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub private_ip: String,
-    /// What it runs.
-    #[serde(default)]
+    /// What it runs. Empty (and `null` on the wire) when the host is not `ok`: see
+    /// [`ApiMachine::incomplete_config`] and [`ApiMachine::config_known`].
+    #[serde(default, deserialize_with = "null_default")]
     pub config: MachineConfig,
+    /// A partial config, rebuilt by the API when the host cannot be reached: enough to know the image
+    /// and metadata, not to clone or recreate the machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete_config: Option<MachineConfig>,
+    /// `ok`, `unknown` or `unreachable`; empty when the API did not say (the local daemon).
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+    pub host_status: String,
+    /// The image it runs, as the registry resolved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_ref: Option<ImageRef>,
+    /// Its latest events, newest first (`launch`, `start`, `exit`, `update`, …).
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<MachineEvent>,
+    /// The nonce of the lease on it, when the caller holds one.
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+    pub nonce: String,
     /// Its health checks' latest results.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub checks: Vec<ApiCheck>,
     /// Whether the proxy keeps traffic away from it.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub cordoned: bool,
     /// When it was created (RFC 3339).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub created_at: String,
     /// When it last changed (RFC 3339).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub updated_at: String,
+}
+
+/// `null` reads as the type's default (Go omits, or nulls, what it has not set).
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A resolved image reference (fly-go's `MachineImageRef`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// `registry.fly.io`, `docker.io`, …
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+    pub registry: String,
+    /// The repository within the registry.
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+    pub repository: String,
+    /// The tag, if the image was named by one.
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+    pub tag: String,
+    /// The content digest (`sha256:…`).
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+    pub digest: String,
+    /// The image's labels.
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ImageRef {
+    /// `registry/repository[:tag][@digest]`, as fly-go's `FullImageRef`; `None` without a repository.
+    pub fn full(&self) -> Option<String> {
+        if self.repository.is_empty() {
+            return None;
+        }
+        let mut s = if self.registry.is_empty() {
+            self.repository.clone()
+        } else {
+            format!("{}/{}", self.registry, self.repository)
+        };
+        if !self.tag.is_empty() {
+            s = format!("{s}:{}", self.tag);
+        }
+        if !self.digest.is_empty() {
+            s = format!("{s}@{}", self.digest);
+        }
+        Some(s)
+    }
+}
+
+/// One event of a machine (fly-go's `MachineEvent`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineEvent {
+    /// `launch`, `start`, `exit`, `update`, `stop`, `destroy`, …
+    #[serde(rename = "type", default, deserialize_with = "null_default")]
+    pub kind: String,
+    /// The state it led to (`started`, `stopped`, …).
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    /// Who caused it (`user`, `flyd`).
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// When, in Unix milliseconds.
+    #[serde(default, deserialize_with = "null_default")]
+    pub timestamp: i64,
+    /// The event's details: for an `exit`, how the process ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<EventRequest>,
+}
+
+/// The details of a machine event (fly-go's `MachineRequest`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventRequest {
+    /// How the process exited (an `exit` event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_event: Option<ExitEvent>,
+    /// The monitor's view of the exit, which fly-go prefers when present (its key is capitalised
+    /// on the wire).
+    #[serde(rename = "MonitorEvent", default, skip_serializing_if = "Option::is_none")]
+    pub monitor_event: Option<MonitorEvent>,
+    /// How many times the machine has been restarted.
+    #[serde(default, deserialize_with = "null_default")]
+    pub restart_count: i64,
+}
+
+/// The monitor's part of an event (fly-go's `MachineMonitorEvent`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MonitorEvent {
+    /// How the process exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_event: Option<ExitEvent>,
+}
+
+/// How a machine's process ended (fly-go's `MachineExitEvent`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExitEvent {
+    /// The process's exit code.
+    #[serde(default, deserialize_with = "null_default")]
+    pub exit_code: i64,
+    /// The guest's own exit code.
+    #[serde(default, deserialize_with = "null_default")]
+    pub guest_exit_code: i64,
+    /// The signal that ended the guest, if any.
+    #[serde(default, deserialize_with = "null_default")]
+    pub guest_signal: i64,
+    /// Killed for running out of memory.
+    #[serde(default, deserialize_with = "null_default")]
+    pub oom_killed: bool,
+    /// Stopped because someone asked.
+    #[serde(default, deserialize_with = "null_default")]
+    pub requested_stop: bool,
+    /// About to be restarted by its restart policy.
+    #[serde(default, deserialize_with = "null_default")]
+    pub restarting: bool,
+    /// The signal that ended the process, if any.
+    #[serde(default, deserialize_with = "null_default")]
+    pub signal: i64,
+    /// When (RFC 3339).
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+    pub exited_at: String,
+}
+
+impl EventRequest {
+    /// The exit code: the monitor's if it has one, else the exit event's (fly-go's `GetExitCode`).
+    pub fn exit_code(&self) -> Option<i64> {
+        self.monitor_event
+            .as_ref()
+            .and_then(|m| m.exit_event.as_ref())
+            .or(self.exit_event.as_ref())
+            .map(|e| e.exit_code)
+    }
 }
 
 /// The part of a machine's config a deploy reads and writes.
@@ -96,14 +259,16 @@ pub struct Mount {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiCheck {
     /// The check's name in the machine's config (fly.toml's).
+    #[serde(default, deserialize_with = "null_default")]
     pub name: String,
-    /// `passing`, `warning` or `critical`; anything else reads as critical.
+    /// `passing`, `warning` or `critical`; anything else (or nothing) reads as critical.
+    #[serde(default, deserialize_with = "null_default")]
     pub status: String,
     /// What the last probe said, for messages.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub output: String,
     /// When the status was last reported (RFC 3339).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub updated_at: String,
 }
 
@@ -166,9 +331,63 @@ pub struct ErrorBody {
 }
 
 impl ApiMachine {
-    /// The platform layer's view of this machine.
+    /// Whether the API could reach the machine's host (`host_status` `ok`, or not given, as the
+    /// local daemon does). When not, `config` is absent and the machine can be neither read in full
+    /// nor changed.
+    pub fn is_reachable(&self) -> bool {
+        self.host_status.is_empty() || self.host_status == "ok"
+    }
+
+    /// The config to read it by: the full one, or the API's partial rebuild of it when the host
+    /// cannot be reached (fly-go's `GetConfig`). Never to clone or update from.
+    pub fn known_config(&self) -> &MachineConfig {
+        match (&self.incomplete_config, self.is_reachable()) {
+            (Some(partial), false) => partial,
+            _ => &self.config,
+        }
+    }
+
+    /// The version a wait after a change of this machine names, so that only the instance the
+    /// change made can answer it: `version` when the API gives one, else `instance_id` (as fly-go
+    /// chose before it made the version an option). Empty when the API gave neither.
+    pub fn wait_version(&self) -> &str {
+        if self.version.is_empty() { &self.instance_id } else { &self.version }
+    }
+
+    /// The exit code of the latest `exit` event after the latest `start` (what flyctl reads of its
+    /// release command machine, fly-go's `GetLatestEventOfTypeAfterType("exit", "start")`): `None`
+    /// when the machine has not exited since it last started. Events are read newest first, as the
+    /// API sends them; when they carry timestamps they are ordered by them first (stable, so events
+    /// of the same millisecond keep the API's order).
+    pub fn latest_exit_code(&self) -> Option<i64> {
+        let mut events: Vec<&MachineEvent> = self.events.iter().collect();
+        if events.iter().all(|e| e.timestamp > 0) {
+            events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+        }
+        let start = events.iter().position(|e| e.kind == "start")?;
+        events[..start].iter().find(|e| e.kind == "exit")?.request.as_ref()?.exit_code()
+    }
+
+    /// The image it runs: its config's, else (host unreachable) the partial config's, else the
+    /// resolved `image_ref`'s.
+    pub fn image(&self) -> String {
+        let image = &self.known_config().image;
+        if !image.is_empty() {
+            return image.clone();
+        }
+        self.image_ref.as_ref().and_then(ImageRef::full).unwrap_or_default()
+    }
+
+    /// The platform layer's view of this machine. A machine whose host cannot be reached is read
+    /// from the API's partial config, and carries [`HOST_STATUS_KEY`] in its metadata, so it is never
+    /// mistaken for a machine without an image or release.
     pub fn to_machine(&self) -> Machine {
-        let meta = &self.config.metadata;
+        let config = self.known_config();
+        let meta = &config.metadata;
+        let mut metadata: Vec<(String, String)> = meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if !self.is_reachable() {
+            metadata.push((HOST_STATUS_KEY.into(), self.host_status.clone()));
+        }
         Machine {
             id: self.id.clone(),
             name: self.name.clone(),
@@ -177,12 +396,14 @@ impl ApiMachine {
             state: parse_state(&self.state),
             release: Release {
                 version: meta.get(RELEASE_VERSION_KEY).and_then(|v| v.parse().ok()).unwrap_or(0),
-                image: self.config.image.clone(),
+                image: self.image(),
             },
             cordoned: self.cordoned,
             checks: self
                 .checks
                 .iter()
+                // Compatibility fakes flaps inserts for old flyctl's bluegreen (fly-go drops them).
+                .filter(|c| !c.name.starts_with("bg_deployments_compat"))
                 .map(|c| Check {
                     name: c.name.clone(),
                     status: match c.status.as_str() {
@@ -193,15 +414,20 @@ impl ApiMachine {
                     output: c.output.clone(),
                 })
                 .collect(),
-            volumes: self
-                .config
+            volumes: config
                 .mounts
                 .iter()
                 .map(|m| if m.name.is_empty() { m.volume.clone() } else { m.name.clone() })
                 .collect(),
-            metadata: meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            metadata,
         }
     }
+}
+
+/// The host status a platform machine was read with, when its host was not `ok` (see
+/// [`HOST_STATUS_KEY`]).
+pub fn host_status_of(m: &Machine) -> Option<&str> {
+    m.metadata.iter().find(|(k, _)| k == HOST_STATUS_KEY).map(|(_, v)| v.as_str())
 }
 
 /// `config` moved onto `target`: its image, and the release metadata that lets a deploy be read back
@@ -264,5 +490,77 @@ mod tests {
         assert!(!pm.is_serving());
         let back = serde_json::to_value(&m).unwrap();
         assert_eq!(back["config"]["guest"]["cpus"], 1);
+    }
+
+    /// Conformance fixtures written from superfly/fly-go's `machine_types.go` (shared with the
+    /// end-to-end tests in `tests/fly/`).
+    fn fixture(name: &str) -> ApiMachine {
+        let text = match name {
+            "ok" => include_str!("../../../tests/fly/fixtures/machine_ok.json"),
+            "unreachable" => include_str!("../../../tests/fly/fixtures/machine_unreachable.json"),
+            "exit3" => include_str!("../../../tests/fly/fixtures/release_command_exit_3.json"),
+            "monitor" => include_str!("../../../tests/fly/fixtures/restarted_monitor_exit.json"),
+            "running" => include_str!("../../../tests/fly/fixtures/started_not_exited.json"),
+            _ => unreachable!("no fixture {name}"),
+        };
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+    }
+
+    #[test]
+    fn an_unreachable_machine_reads_from_its_partial_config_and_says_so() {
+        let m = fixture("unreachable");
+        assert!(!m.is_reachable());
+        assert_eq!(m.config, MachineConfig::default(), "config: null reads as empty");
+        let pm = m.to_machine();
+        assert_eq!(pm.release, Release { version: 1, image: "registry.fly.io/hello:deployment-01J2".into() });
+        assert_eq!(host_status_of(&pm), Some("unreachable"));
+        assert!(pm.checks.is_empty(), "checks: null reads as none");
+        let ok = fixture("ok");
+        assert!(ok.is_reachable());
+        assert_eq!(host_status_of(&ok.to_machine()), None);
+        assert_eq!(ok.to_machine().checks.len(), 1, "bg_deployments_compat checks are dropped");
+        assert_eq!(ok.wait_version(), "01J2Y8ZQ4C7H1B5D3F9K2M6N8R");
+        let list: Vec<ApiMachine> = serde_json::from_str(&format!(
+            "[{}, {}]",
+            include_str!("../../../tests/fly/fixtures/machine_ok.json"),
+            include_str!("../../../tests/fly/fixtures/machine_unreachable.json")
+        ))
+        .unwrap();
+        assert_eq!(list.len(), 2);
+    }
+
+    #[test]
+    fn the_exit_code_is_the_latest_exit_after_the_latest_start() {
+        assert_eq!(fixture("exit3").latest_exit_code(), Some(3));
+        assert_eq!(
+            fixture("monitor").latest_exit_code(),
+            Some(0),
+            "the monitor's exit code wins, as in fly-go"
+        );
+        assert_eq!(fixture("running").latest_exit_code(), None, "an exit before the latest start is stale");
+        assert_eq!(fixture("ok").latest_exit_code(), None);
+        let mut shuffled = fixture("exit3");
+        shuffled.events.reverse();
+        assert_eq!(shuffled.latest_exit_code(), Some(3), "ordered by timestamp, not by position");
+        let mut never_started = fixture("exit3");
+        never_started.events.retain(|e| e.kind != "start");
+        assert_eq!(never_started.latest_exit_code(), None);
+    }
+
+    #[test]
+    fn an_image_ref_spells_as_fly_go_does() {
+        let r = ImageRef {
+            registry: "r.io".into(),
+            repository: "app".into(),
+            tag: "v1".into(),
+            ..Default::default()
+        };
+        assert_eq!(r.full().as_deref(), Some("r.io/app:v1"));
+        let r = ImageRef { digest: "sha256:ab".into(), ..r };
+        assert_eq!(r.full().as_deref(), Some("r.io/app:v1@sha256:ab"));
+        assert_eq!(ImageRef::default().full(), None);
+        let mut m = fixture("unreachable");
+        m.incomplete_config = None;
+        assert!(m.image().starts_with("registry.fly.io/hello:deployment-01J2@sha256:"), "{}", m.image());
     }
 }

@@ -41,6 +41,7 @@ impl Fleet {
                 cordoned: req.skip_service_registration,
                 created_at: now.clone(),
                 updated_at: now,
+                ..Default::default()
             };
             st.machines.insert(
                 id.clone(),
