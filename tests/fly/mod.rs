@@ -7,6 +7,8 @@
 //!   release, a second deployer, leases refreshed and released.
 //! - `client`: the Machines API client on its own — retries, idempotent creates, tokens, health, and
 //!   waits longer than the server's cap.
+//! - `lag`: an API whose reads lag updates (the old instance still `started` and passing): waits name
+//!   the new instance, and no strategy puts a machine in rotation before its new instance passed.
 //! - `contract`: the same lease / wait / destroy contract against the fake and the local daemon.
 //! - `binary`: the `cutover` binary on the fake — `--dry-run` only reads, and the token appears in no
 //!   output, log, error, event or journal.
@@ -15,6 +17,7 @@ mod binary;
 mod client;
 mod contract;
 mod deploy;
+mod lag;
 
 use crate::support::{self, Toml, fake_fly};
 

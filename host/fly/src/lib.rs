@@ -9,13 +9,15 @@
 
 use async_trait::async_trait;
 use cutover_core::{
-    Capabilities, CheckStatus, EmptyApp, ErrorKind, Lease, Machine, MachineState, OpError, Platform, Release,
-    StopSpec,
+    Capabilities, Check, CheckStatus, EmptyApp, ErrorKind, Lease, Machine, MachineState, OpError, Platform,
+    Release, StopSpec,
 };
 use cutover_machines_api::{
     self as machines_api, ApiMachine, Client, CreateRequest, RetryPolicy, StopRequest, Token,
 };
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 /// The Machines API of Fly.io.
 pub const DEFAULT_API_URL: &str = "https://api.machines.dev/v1";
@@ -65,6 +67,19 @@ pub struct FlyPlatform {
     app: String,
     health_poll: Duration,
     strategy: Option<String>,
+    /// The instance each machine this deploy created or updated must be on, by machine id.
+    instances: Mutex<HashMap<String, Instance>>,
+}
+
+/// The instance of a machine a create or update made: waits name it, and reads of the machine count
+/// only once the API reports it (see [`FlyPlatform::view`]).
+#[derive(Debug, Clone)]
+struct Instance {
+    /// What the change returned as the machine's version ([`ApiMachine::wait_version`]).
+    version: String,
+    /// When the API says it made that instance (the returned `updated_at`): checks reported before
+    /// it are the old instance's.
+    since: Option<SystemTime>,
 }
 
 impl FlyPlatform {
@@ -73,7 +88,13 @@ impl FlyPlatform {
         let client = Client::new(&normalize_api_url(&opts.api_url), app, "fly")
             .with_token(opts.token)
             .with_retry(opts.retry);
-        Self { client, app: app.to_string(), health_poll: opts.health_poll, strategy: opts.strategy }
+        Self {
+            client,
+            app: app.to_string(),
+            health_poll: opts.health_poll,
+            strategy: opts.strategy,
+            instances: Mutex::default(),
+        }
     }
 
     /// The shared Machines API client (for tests and tools).
@@ -84,12 +105,104 @@ impl FlyPlatform {
     fn stamped(&self, config: machines_api::MachineConfig, target: &Release) -> machines_api::MachineConfig {
         machines_api::on_release(config, target, self.strategy.as_deref())
     }
+
+    fn instances(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instance>> {
+        self.instances.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Remember the instance a create or update returned.
+    fn expect(&self, m: &ApiMachine) {
+        let version = m.wait_version();
+        if !version.is_empty() {
+            let since = humantime::parse_rfc3339_weak(&m.updated_at).ok();
+            self.instances().insert(m.id.clone(), Instance { version: version.to_string(), since });
+        }
+    }
+
+    /// The instance this deploy expects `id` on, if it changed it.
+    fn expected(&self, id: &str) -> Option<Instance> {
+        self.instances().get(id).cloned()
+    }
+
+    /// A machine as the platform layer sees it. After an update the API may for a while still report
+    /// the old instance, started and passing (its reads lag the change); so until the API reports the
+    /// instance the update returned, the machine reads as `replacing` with no check results, and of
+    /// the new instance only checks reported since it was made count. A machine this deploy has not
+    /// changed reads as the API reports it.
+    fn view(&self, api: &ApiMachine) -> Machine {
+        let mut m = api.to_machine();
+        let Some(expected) = self.expected(&api.id) else { return m };
+        if api.wait_version() != expected.version {
+            m.state = MachineState::Replacing;
+            m.checks.clear();
+            return m;
+        }
+        // A new instance has no check results until its first probe: its configured checks are not
+        // passing yet (flyctl counts them from the config for the same reason).
+        let (named, services) = configured_checks(&api.config);
+        let reported_services = m.checks.iter().filter(|c| c.name.starts_with("servicecheck-")).count();
+        let missing: Vec<String> = named
+            .into_iter()
+            .filter(|name| !m.checks.iter().any(|c| &c.name == name))
+            .chain((reported_services..services).map(|i| format!("servicecheck-{i}")))
+            .collect();
+        for name in missing {
+            m.checks.push(Check {
+                name,
+                status: CheckStatus::Critical,
+                output: "no result from the new instance yet".into(),
+            });
+        }
+        if let Some(since) = expected.since {
+            let stale: Vec<String> = api
+                .checks
+                .iter()
+                .filter(|c| humantime::parse_rfc3339_weak(&c.updated_at).is_ok_and(|at| at < since))
+                .map(|c| c.name.clone())
+                .collect();
+            for c in m.checks.iter_mut().filter(|c| stale.contains(&c.name)) {
+                c.status = CheckStatus::Critical;
+                c.output = "no result from the new instance yet".into();
+            }
+        }
+        m
+    }
 }
 
 /// A machine that is part of the app's deploys: not destroyed, not one of flyctl's own.
 fn deployable(m: &ApiMachine) -> bool {
     let group = m.config.metadata.get(machines_api::PROCESS_GROUP_KEY).map(String::as_str).unwrap_or("app");
     !matches!(m.state.as_str(), "destroyed" | "destroying") && !RESERVED_GROUPS.contains(&group)
+}
+
+/// The checks a machine's config defines: the names of its top-level `checks` (a map by name, which
+/// Fly reports under those names), and how many its services define (which Fly reports as
+/// `servicecheck-…`).
+fn configured_checks(config: &machines_api::MachineConfig) -> (Vec<String>, usize) {
+    let named: Vec<String> = match config.rest.get("checks") {
+        Some(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+        _ => vec![],
+    };
+    let services = match config.rest.get("services") {
+        Some(serde_json::Value::Array(services)) => {
+            services.iter().map(|svc| svc.get("checks").and_then(|c| c.as_array()).map_or(0, Vec::len)).sum()
+        }
+        _ => 0,
+    };
+    (named, services)
+}
+
+/// A change refused because the machine's host cannot be reached: the API has only a partial config
+/// for it, which must not be written back as the machine's whole config.
+fn unreachable_host(m: &ApiMachine) -> OpError {
+    OpError::new(
+        ErrorKind::Platform,
+        format!(
+            "machine {} is on a host Fly cannot reach (host_status {}): it cannot be updated; wait for \
+             the host to come back, or destroy the machine (`fly machine destroy --force {}`) and deploy again",
+            m.id, m.host_status, m.id
+        ),
+    )
 }
 
 /// "name: status (output)" of every check that is not passing, joined.
@@ -127,30 +240,38 @@ impl Platform for FlyPlatform {
     }
 
     async fn list(&self) -> Result<Vec<Machine>, OpError> {
-        Ok(self.client.list().await?.iter().filter(|m| deployable(m)).map(ApiMachine::to_machine).collect())
+        Ok(self.client.list().await?.iter().filter(|m| deployable(m)).map(|m| self.view(m)).collect())
     }
 
     async fn get(&self, id: &str) -> Result<Machine, OpError> {
-        Ok(self.client.get(id).await?.to_machine())
+        Ok(self.view(&self.client.get(id).await?))
     }
 
     /// Green machines are created with `skip_service_registration` (Fly's proxy sends them nothing
     /// until uncordoned), in the source's region, with the source's config on the target release.
     async fn clone_from(&self, source: &str, target: &Release, routable: bool) -> Result<Machine, OpError> {
         let src = self.client.get(source).await?;
+        if !src.is_reachable() {
+            return Err(unreachable_host(&src));
+        }
         let req = CreateRequest {
             config: self.stamped(src.config, target),
             region: src.region,
             skip_service_registration: !routable,
             ..Default::default()
         };
-        Ok(self.client.create(&req).await?.to_machine())
+        let created = self.client.create(&req).await?;
+        self.expect(&created);
+        Ok(self.view(&created))
     }
 
     /// A machine that is not running is updated with `skip_launch`, so it stays stopped (as flyctl
     /// does); a running one is replaced and restarts on the new image.
     async fn update(&self, id: &str, target: &Release) -> Result<(), OpError> {
         let m = self.client.get(id).await?;
+        if !m.is_reachable() {
+            return Err(unreachable_host(&m));
+        }
         let running = matches!(m.state.as_str(), "started" | "starting" | "replacing" | "updating");
         let req = CreateRequest {
             config: self.stamped(m.config, target),
@@ -158,7 +279,9 @@ impl Platform for FlyPlatform {
             skip_launch: !running,
             ..Default::default()
         };
-        self.client.update(id, &req).await.map(drop)
+        let updated = self.client.update(id, &req).await?;
+        self.expect(&updated);
+        Ok(())
     }
 
     async fn start(&self, id: &str) -> Result<(), OpError> {
@@ -170,11 +293,20 @@ impl Platform for FlyPlatform {
     }
 
     async fn destroy(&self, id: &str) -> Result<(), OpError> {
-        self.client.destroy(id).await
+        self.client.destroy(id).await?;
+        self.instances().remove(id);
+        Ok(())
     }
 
+    /// A wait on a machine this deploy created or updated names the instance the change returned,
+    /// as flyctl does, so the old instance, still reported `started` for a moment after an update,
+    /// cannot answer it. A wait for `destroyed` is for whichever instance.
     async fn wait_state(&self, id: &str, state: MachineState, timeout: Duration) -> Result<(), OpError> {
-        self.client.wait(id, state.as_str(), timeout).await
+        let version = match state {
+            MachineState::Destroyed => None,
+            _ => self.expected(id).map(|i| i.version),
+        };
+        self.client.wait_for(id, state.as_str(), version.as_deref(), timeout).await
     }
 
     async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), OpError> {

@@ -9,6 +9,13 @@
 //! minutes. Faults: bursts of 5xx (with `Retry-After`), every n-th request failing, creates performed
 //! but answered 502 (to test idempotent creates), and images that boot but fail their checks.
 //!
+//! Like the real API it can lag (`FakeOptions::lag`): for that long after an update, reads and waits
+//! that do not name an instance still see the old one, `started` with passing checks; a wait that
+//! names the new instance (`version` or `instance_id`) waits for it. Machines on a host that cannot be
+//! reached (`Fake::make_unreachable`) are served as Fly serves them: `config: null`,
+//! `incomplete_config`, `host_status: "unreachable"`. What happened to each instance (updated,
+//! started and passing, put in rotation) is kept in `Fake::history`, for tests to check the order.
+//!
 //! This module is the fake's state and what tests arrange and inspect; `routes` is the HTTP API over it.
 
 mod routes;
@@ -37,6 +44,8 @@ pub struct FakeOptions {
     pub wait_cap: Duration,
     pub boot: Duration,
     pub stop: Duration,
+    /// How long after an update reads and unversioned waits still see the old instance.
+    pub lag: Duration,
 }
 
 impl Default for FakeOptions {
@@ -47,6 +56,7 @@ impl Default for FakeOptions {
             wait_cap: Duration::from_millis(300),
             boot: Duration::from_millis(40),
             stop: Duration::from_millis(20),
+            lag: Duration::ZERO,
         }
     }
 }
@@ -74,6 +84,52 @@ pub struct FakeMachine {
     pub lease: Option<FakeLease>,
     /// Bumped on every change of state, so a delayed transition of an older one stands down.
     generation: u64,
+    /// What reads still report, until when, after an update (the API's lag).
+    stale: Option<(ApiMachine, std::time::Instant)>,
+    /// Served as on an unreachable host.
+    pub unreachable: bool,
+}
+
+impl FakeMachine {
+    fn new(app: &str, api: ApiMachine) -> Self {
+        Self { app: app.into(), api, lease: None, generation: 0, stale: None, unreachable: false }
+    }
+
+    /// The machine as reads and unversioned waits see it: the old instance while the API lags.
+    pub fn view(&self) -> &ApiMachine {
+        match &self.stale {
+            Some((old, until)) if std::time::Instant::now() < *until => old,
+            _ => &self.api,
+        }
+    }
+
+    /// Its JSON as the API serves it.
+    pub fn wire(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self.view()).unwrap();
+        if self.unreachable {
+            let config = v["config"].take();
+            v["incomplete_config"] = config;
+            v["config"] = serde_json::Value::Null;
+            v["host_status"] = "unreachable".into();
+            v["checks"] = serde_json::Value::Null;
+        } else {
+            v["host_status"] = "ok".into();
+        }
+        v
+    }
+}
+
+/// What happened to a machine's instance, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Happened {
+    /// An update made `instance`.
+    Updated { id: String, instance: String },
+    /// `instance` was started with every check passing.
+    Passed { id: String, instance: String },
+    /// The machine was put in rotation while on `instance`.
+    Uncordoned { id: String, instance: String },
+    /// A machine was created on `instance`, in rotation at once when `routable`.
+    Created { id: String, instance: String, routable: bool },
 }
 
 /// One request as the fake saw it.
@@ -108,6 +164,7 @@ struct Inner {
     machines: BTreeMap<String, FakeMachine>,
     destroyed: BTreeSet<String>,
     seen: Vec<Seen>,
+    history: Vec<Happened>,
     requests: u64,
     next: u64,
     refreshes: u64,
@@ -187,8 +244,18 @@ impl Fake {
             checks: vec![check("passing")],
             ..Default::default()
         };
-        inner.machines.insert(id.clone(), FakeMachine { app: app.into(), api, lease: None, generation: 0 });
+        inner.machines.insert(id.clone(), FakeMachine::new(app, api));
         id
+    }
+
+    /// Serve a machine as on a host Fly cannot reach.
+    pub fn make_unreachable(&self, id: &str) {
+        self.lock().machines.get_mut(id).expect("machine").unreachable = true;
+    }
+
+    /// What happened to instances so far, in order.
+    pub fn history(&self) -> Vec<Happened> {
+        self.lock().history.clone()
     }
 
     /// Every machine of every app.
@@ -247,6 +314,10 @@ impl Fake {
                     "started" => vec![check("passing")],
                     _ => vec![check("critical")],
                 };
+                if to == "started" && m.api.checks.iter().all(|c| c.status == "passing") {
+                    let h = Happened::Passed { id: id.clone(), instance: m.api.instance_id.clone() };
+                    inner.history.push(h);
+                }
                 drop(inner);
                 fake.changed();
             }

@@ -3,7 +3,7 @@
 // Handlers answer errors as ready responses; their size does not matter in a test server.
 #![allow(clippy::result_large_err)]
 
-use super::{Fake, FakeLease, FakeMachine, Inner, NONCE, Seen, error, now_ms};
+use super::{Fake, FakeLease, FakeMachine, Happened, Inner, NONCE, Seen, error, now_ms};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -103,15 +103,27 @@ fn nonce_ok(m: &FakeMachine, headers: &HeaderMap) -> Result<(), Response> {
 
 async fn list(State(f): S, Path(app): Path<String>) -> Response {
     let inner = f.lock();
-    let v: Vec<&ApiMachine> = inner.machines.values().filter(|m| m.app == app).map(|m| &m.api).collect();
+    let v: Vec<serde_json::Value> =
+        inner.machines.values().filter(|m| m.app == app).map(FakeMachine::wire).collect();
     Json(v).into_response()
 }
 
 async fn get_machine(State(f): S, Path((app, id)): Path<(String, String)>) -> Response {
     let mut inner = f.lock();
     match find(&mut inner, &app, &id) {
-        Ok(m) => Json(m.api.clone()).into_response(),
+        Ok(m) => Json(m.wire()).into_response(),
         Err(r) => r,
+    }
+}
+
+/// A change of a machine on an unreachable host fails, as on Fly (flaps cannot reach its flyd).
+fn reachable(m: &FakeMachine) -> Result<(), Response> {
+    match m.unreachable {
+        true => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("failed to reach the host of machine {}: host unreachable", m.api.id),
+        )),
+        false => Ok(()),
     }
 }
 
@@ -141,11 +153,16 @@ async fn create(State(f): S, Path(app): Path<String>, Json(req): Json<CreateRequ
             cordoned: req.skip_service_registration,
             ..Default::default()
         };
-        let mut m = FakeMachine { app: app.clone(), api, lease: None, generation: 0 };
+        let mut m = FakeMachine::new(&app, api);
         if !req.skip_launch {
             f.set_state(&mut m, "starting", Some(("started", f.opts.boot)));
         }
         let api = m.api.clone();
+        inner.history.push(Happened::Created {
+            id: api.id.clone(),
+            instance: api.instance_id.clone(),
+            routable: !req.skip_service_registration,
+        });
         inner.machines.insert(id, m);
         api
     };
@@ -167,8 +184,20 @@ async fn update(
         Ok(m) => m,
         Err(r) => return r,
     };
-    if let Err(r) = nonce_ok(m, &headers) {
+    if let Err(r) = nonce_ok(m, &headers).and_then(|()| reachable(m)) {
         return r;
+    }
+    let lag = f.opts.lag;
+    if !lag.is_zero() && m.api.state == "started" {
+        // Reads keep reporting the old instance, started and passing, for a while.
+        let mut old = m.view().clone();
+        old.checks.iter_mut().for_each(|c| c.status = "passing".into());
+        m.stale = Some((old, std::time::Instant::now() + lag));
+        let fake = f.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(lag).await;
+            fake.changed();
+        });
     }
     m.api.config = req.config;
     m.api.instance_id = format!("{}u", m.api.instance_id);
@@ -177,6 +206,7 @@ async fn update(
         f.set_state(m, "replacing", Some(("started", f.opts.boot)));
     }
     let api = m.api.clone();
+    inner.history.push(Happened::Updated { id: id.clone(), instance: api.instance_id.clone() });
     drop(inner);
     f.changed();
     Json(api).into_response()
@@ -188,7 +218,7 @@ async fn start(State(f): S, Path((app, id)): Path<(String, String)>, headers: He
         Ok(m) => m,
         Err(r) => return r,
     };
-    if let Err(r) = nonce_ok(m, &headers) {
+    if let Err(r) = nonce_ok(m, &headers).and_then(|()| reachable(m)) {
         return r;
     }
     let previous = m.api.state.clone();
@@ -211,7 +241,7 @@ async fn stop(
         Ok(m) => m,
         Err(r) => return r,
     };
-    if let Err(r) = nonce_ok(m, &headers) {
+    if let Err(r) = nonce_ok(m, &headers).and_then(|()| reachable(m)) {
         return r;
     }
     if let Some(Json(StopRequest { timeout: Some(t), .. })) = &body
@@ -260,6 +290,11 @@ struct WaitQuery {
     state: String,
     #[serde(default)]
     timeout: Option<u64>,
+    /// The instance to wait for (fly-go's `version`; older flaps' `instance_id`).
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    instance_id: Option<String>,
 }
 
 /// Wait for a state; after `min(timeout, cap)` a 408 as Fly answers.
@@ -273,8 +308,16 @@ async fn wait(State(f): S, Path((app, id)): Path<(String, String)>, Query(q): Qu
             if q.state == "destroyed" && inner.destroyed.contains(&id) {
                 return Json(json!({"ok": true})).into_response();
             }
+            let version = q.version.as_deref().or(q.instance_id.as_deref()).filter(|v| !v.is_empty());
             match find(&mut inner, &app, &id) {
-                Ok(m) if m.api.state == q.state => return Json(json!({"ok": true})).into_response(),
+                // Named: only that instance answers. Unnamed: whatever reads report (the old
+                // instance while the API lags).
+                Ok(m) if version.is_some_and(|v| m.api.instance_id == v && m.api.state == q.state) => {
+                    return Json(json!({"ok": true})).into_response();
+                }
+                Ok(m) if version.is_none() && m.view().state == q.state => {
+                    return Json(json!({"ok": true})).into_response();
+                }
                 Ok(_) => {}
                 Err(r) => return r,
             }
@@ -295,6 +338,13 @@ async fn set_cordoned(f: Arc<Fake>, app: &str, id: &str, headers: &HeaderMap, co
         return r;
     }
     m.api.cordoned = cordoned;
+    if let Some((old, _)) = &mut m.stale {
+        old.cordoned = cordoned;
+    }
+    if !cordoned {
+        let h = Happened::Uncordoned { id: id.to_string(), instance: m.api.instance_id.clone() };
+        inner.history.push(h);
+    }
     drop(inner);
     f.changed();
     Json(json!({"ok": true})).into_response()
