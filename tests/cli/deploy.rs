@@ -134,3 +134,51 @@ fn every_built_in_deploys_a_thousand_machines() {
         assert_eq!(end["fleet"]["by_version"], serde_json::json!([[2, 1000]]), "{name}");
     }
 }
+
+/// Trust, then verify: `immediate` returns as soon as every update is accepted. The driver's own
+/// read of the fleet then waits for the release to serve (a healthy one: exit 0, all serving), or
+/// fails the deploy naming the machines that never came up (an unhealthy one: exit 1).
+#[test]
+fn a_strategy_success_is_verified_on_the_fleet_before_it_is_reported() {
+    let ok = support::cutover([
+        "deploy",
+        "--config",
+        example().to_str().unwrap(),
+        "--strategy",
+        "immediate",
+        "--json",
+    ])
+    .run();
+    assert_eq!(ok.status.code(), Some(0), "{}", ok.text());
+    let evs = ok.json_lines();
+    assert_eq!(finished(&evs)["fleet"]["serving"], 10, "the report's fleet is the verified one");
+
+    let out = support::cutover([
+        "deploy",
+        "--config",
+        example().to_str().unwrap(),
+        "--strategy",
+        "immediate",
+        "--scenario",
+        &scenario("failing-release.toml"),
+        "--json",
+    ])
+    .run();
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    let evs = out.json_lines();
+    let end = finished(&evs);
+    assert_eq!(end["outcome"], "failed");
+    let error = end["error"].as_str().unwrap();
+    assert!(
+        error.contains("the strategy reported success, but 10 machine(s) of v2 that should run are not started and passing"),
+        "{error}"
+    );
+    let first = evs
+        .iter()
+        .find_map(|e| e["machines"].as_array().and_then(|ms| ms.first()).and_then(|m| m["id"].as_str()))
+        .map(str::to_string);
+    if let Some(id) = first {
+        assert!(error.contains(&id), "the error names the machines ({id}): {error}");
+    }
+    assert!(error.contains("critical"), "and why they are not passing: {error}");
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// `cutover ARGS` for the app in `dir` (its fly.toml, its state) with `token` as the Fly token, and
 /// no Machines API URL from the environment.
-fn with_token(dir: &Path, args: &[&str], token: &str) -> Cutover {
+pub(super) fn with_token(dir: &Path, args: &[&str], token: &str) -> Cutover {
     support::cutover(args)
         .config(dir.join("fly.toml"))
         .state(dir.join("state"))

@@ -76,9 +76,7 @@ async fn the_fake_lags_and_only_a_wait_naming_the_new_instance_waits_for_it() {
     assert!(!view.is_serving());
     client.wait_for(&id, "started", Some(&new), Duration::from_secs(5)).await.unwrap();
     assert!(
-        fake.state
-            .history()
-            .contains(&Happened::Passed { id: id.clone(), instance: new.clone() }),
+        fake.state.history().contains(&Happened::Passed { id: id.clone(), instance: new.clone() }),
         "the named wait returned once the new instance had started"
     );
     platform.wait_healthy(&id, Duration::from_secs(5)).await.unwrap();
@@ -105,4 +103,31 @@ async fn on_a_lagging_api_no_strategy_puts_a_machine_in_rotation_before_its_new_
         }
         assert_eq!(report.fleet.serving, 4, "{strategy}: the report's own fleet read shows 4 serving");
     }
+}
+
+/// Trust, then verify: `immediate` returns as soon as Fly accepted its updates. On a lagging API the
+/// deploy is reported only once the driver's own read shows the new release serving; a release that
+/// never passes fails, naming its machines, though the strategy said it succeeded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_success_is_reported_only_once_the_drivers_own_read_shows_the_release_serving() {
+    let fake = lagging_fleet(4, Duration::from_millis(200)).await;
+    let dir = app_dir(app(&fake.url, "immediate"));
+    let (report, _) = deploy(&dir).await;
+    let report = report.unwrap();
+    assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
+    assert_eq!(report.fleet.by_version, [(2, 4)]);
+    assert_eq!(report.fleet.serving, 4, "not 'Deployed v2: 4 on v2; 0/4 serving'");
+
+    let fake = lagging_fleet(2, Duration::from_millis(200)).await;
+    fake.state.faults.lock().unwrap().unhealthy_images.insert(V2.into());
+    let dir = app_dir(app(&fake.url, "immediate").set("deploy.wait_timeout", "1s"));
+    let (report, _) = deploy(&dir).await;
+    let report = report.unwrap();
+    assert_eq!(report.outcome, Outcome::Failed);
+    let error = report.error.unwrap();
+    assert!(error.contains("the strategy reported success, but 2 machine(s) of v2"), "{error}");
+    for m in machines_of(&fake, APP) {
+        assert!(error.contains(&m.api.id), "names {}: {error}", m.api.id);
+    }
+    assert!(fake.state.live_leases().is_empty(), "leases are released after a failed verification");
 }

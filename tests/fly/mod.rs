@@ -9,12 +9,15 @@
 //!   waits longer than the server's cap.
 //! - `lag`: an API whose reads lag updates (the old instance still `started` and passing): waits name
 //!   the new instance, and no strategy puts a machine in rotation before its new instance passed.
+//! - `conformance`: Fly's own shapes (fly-go's `machine_types.go`): a machine on an unreachable host
+//!   (`config: null`) is listed, named in the plan, and stops the deploy before any change.
 //! - `contract`: the same lease / wait / destroy contract against the fake and the local daemon.
 //! - `binary`: the `cutover` binary on the fake — `--dry-run` only reads, and the token appears in no
 //!   output, log, error, event or journal.
 
 mod binary;
 mod client;
+mod conformance;
 mod contract;
 mod deploy;
 mod lag;

@@ -12,7 +12,7 @@ use cutover_journal::{self as journal, Journal};
 use cutover_runtime::{
     HostClock, PromotionGate, Recorder, Replay, ReplayDiverged, RunContext, Runtime, RuntimeError,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,38 @@ pub fn current_release(machines: &[Machine]) -> Option<Release> {
         .into_iter()
         .max_by_key(|((version, _), n)| (*n, *version))
         .map(|((version, image), _)| Release { version, image: image.to_string() })
+}
+
+/// The ids of the machines that are up or on their way up (not stopped, suspended, never started or
+/// destroyed): a deploy that ends with one of them down on the target release has not succeeded.
+pub(crate) fn running(machines: &[Machine]) -> BTreeSet<String> {
+    use cutover_core::MachineState as S;
+    machines
+        .iter()
+        .filter(|m| !matches!(m.state, S::Stopped | S::Suspended | S::Created | S::Destroyed | S::Destroying))
+        .map(|m| m.id.clone())
+        .collect()
+}
+
+/// The machines the platform could not reach the host of (Fly's `host_status` other than `ok`), as
+/// "id (status)". The platform has only a partial view of them and cannot change them.
+pub fn unreachable_hosts(machines: &[Machine]) -> Vec<String> {
+    machines
+        .iter()
+        .filter_map(|m| cutover_machines_api::host_status_of(m).map(|status| format!("{} ({status})", m.id)))
+        .collect()
+}
+
+/// Why a deploy refuses to start while some machines are on hosts the platform cannot reach.
+pub(crate) fn unreachable_refusal(app: &str, unreachable: &[String]) -> String {
+    format!(
+        "{} machine(s) of {app} are on hosts Fly cannot reach: {}. Their config cannot be read in full and \
+         they cannot be updated or stopped, so cutover changes nothing rather than leave them behind on the \
+         old release. Wait for the hosts to come back (`fly machine status ID` shows them), or destroy \
+         those machines (`fly machine destroy --force ID`) and deploy again",
+        unreachable.len(),
+        unreachable.join(", ")
+    )
 }
 
 /// List machines, retrying transient platform errors (the driver's own reads must not fail a deploy).
@@ -293,6 +325,7 @@ impl Deploy<'_> {
                 clock,
                 wall,
                 rollback: prepared.rollback,
+                running_before: running(&prepared.machines),
                 target: prepared.target,
                 previous: prepared.previous,
             })
@@ -309,6 +342,13 @@ impl Deploy<'_> {
     ) -> Result<Prepared, DeployError> {
         let config = self.config;
         let machines = list_with_retries(platform).await?;
+        let unreachable = unreachable_hosts(&machines);
+        if !unreachable.is_empty() {
+            return Err(DeployError::Platform {
+                kind: cutover_core::ErrorKind::Platform,
+                message: unreachable_refusal(&config.app, &unreachable),
+            });
+        }
         let previous = current_release(&machines);
         let rollback = matches!(goal, Goal::Rollback { .. });
         let target = target_release(goal, journal, &config.app, &machines, previous.as_ref())?;
@@ -412,11 +452,12 @@ impl Deploy<'_> {
         }
     }
 
-    /// Close a deploy whose strategy has returned: give the leases back, record and journal the
-    /// outcome with the fleet as it is now, and let the platform keep its state for the next run.
+    /// Close a deploy whose strategy has returned: verify a success on the fleet itself
+    /// ([`crate::verify`]), give the leases back, record and journal the outcome with the fleet as it
+    /// is now, and let the platform keep its state for the next run.
     pub(crate) async fn conclude(&self, end: Ending) -> DeployReport {
         let Ending {
-            error,
+            mut error,
             leases,
             platform,
             journal,
@@ -425,9 +466,16 @@ impl Deploy<'_> {
             clock,
             wall,
             rollback,
+            running_before,
             target,
             previous,
         } = end;
+        if error.is_none()
+            && let Err(why) =
+                crate::verify::verify(&*platform, &target, &running_before, self.config.wait_timeout).await
+        {
+            error = Some(why);
+        }
         let unreleased = leases.release().await;
         if unreleased > 0 {
             tracing::warn!(
@@ -489,6 +537,9 @@ pub(crate) struct Ending {
     pub(crate) clock: HostClock,
     pub(crate) wall: Instant,
     pub(crate) rollback: bool,
+    /// The machines that were up before the deploy ([`running`]): on the target release at its end,
+    /// they must be up again.
+    pub(crate) running_before: BTreeSet<String>,
     pub(crate) target: Release,
     pub(crate) previous: Option<Release>,
 }

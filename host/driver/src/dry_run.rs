@@ -2,7 +2,7 @@
 //! read-only calls alone (list machines: a GET). No lease is taken, nothing is created, the journal
 //! is only read, and on the local platform no daemon is started and the app is not registered.
 
-use crate::deploy::target_release;
+use crate::deploy::{target_release, unreachable_hosts, unreachable_refusal};
 use crate::{Deploy, DeployError, Goal, current_release, resolve_strategy};
 use cutover_core::contract::ParamValue;
 use cutover_core::{Capabilities, EmptyApp, Machine, Release};
@@ -39,6 +39,8 @@ pub struct DryRun {
     pub missing: Vec<Missing>,
     /// How the deploy would hold the app (leases), or why it would not need to.
     pub leases: String,
+    /// Machines on hosts the platform cannot reach, as "id (host status)": the deploy would refuse.
+    pub unreachable: Vec<String>,
     /// Notes that change what would happen (no machines yet, a platform that is not reachable).
     pub notes: Vec<String>,
 }
@@ -140,6 +142,11 @@ impl Deploy<'_> {
             _ => None,
         };
         let target = target_release(goal, journal.as_ref(), &config.app, &machines, current.as_ref())?;
+        let unreachable = unreachable_hosts(&machines);
+        if !unreachable.is_empty() {
+            notes
+                .push(format!("the deploy would refuse: {}", unreachable_refusal(&config.app, &unreachable)));
+        }
         if machines.is_empty() {
             notes.extend(empty_app.map(|empty| match empty {
                 EmptyApp::Refuse(why) => format!("the deploy would refuse: {why}"),
@@ -178,6 +185,7 @@ impl Deploy<'_> {
             capabilities: caps,
             missing: missing(caps),
             leases,
+            unreachable,
             notes,
         })
     }
@@ -223,6 +231,9 @@ impl DryRun {
                     releases.join(", ")
                 );
             }
+        }
+        if !self.unreachable.is_empty() {
+            let _ = writeln!(o, "  unreachable {}", self.unreachable.join(", "));
         }
         if self.missing.is_empty() {
             let _ = writeln!(o, "  capabilities: all (cordon, weights, stats, connections)");

@@ -25,6 +25,7 @@ pub mod state;
 pub mod status;
 mod strategy;
 pub mod target;
+pub mod verify;
 
 pub use cutover_journal::{Journal, JournalError, ReleaseRecord, ReleaseStatus};
 pub use deploy::{Deploy, DeployReport, Goal, current_release};

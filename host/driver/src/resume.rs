@@ -153,6 +153,7 @@ impl Deploy<'_> {
             }
         };
         let ResumeRecord { plan, .. } = record;
+        let running_before = crate::deploy::running(&machines);
         Ok(self
             .conclude(Ending {
                 error,
@@ -164,6 +165,7 @@ impl Deploy<'_> {
                 clock,
                 wall,
                 rollback,
+                running_before,
                 target: plan.target,
                 previous: plan.previous,
             })

@@ -80,6 +80,8 @@ struct Instance {
     /// When the API says it made that instance (the returned `updated_at`): checks reported before
     /// it are the old instance's.
     since: Option<SystemTime>,
+    /// The release the change put it on (what a read lagging behind the change does not show yet).
+    release: Release,
 }
 
 impl FlyPlatform {
@@ -110,12 +112,13 @@ impl FlyPlatform {
         self.instances.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Remember the instance a create or update returned.
-    fn expect(&self, m: &ApiMachine) {
+    /// Remember the instance a create or update onto `release` returned.
+    fn expect(&self, m: &ApiMachine, release: &Release) {
         let version = m.wait_version();
         if !version.is_empty() {
             let since = humantime::parse_rfc3339_weak(&m.updated_at).ok();
-            self.instances().insert(m.id.clone(), Instance { version: version.to_string(), since });
+            let instance = Instance { version: version.to_string(), since, release: release.clone() };
+            self.instances().insert(m.id.clone(), instance);
         }
     }
 
@@ -126,7 +129,8 @@ impl FlyPlatform {
 
     /// A machine as the platform layer sees it. After an update the API may for a while still report
     /// the old instance, started and passing (its reads lag the change); so until the API reports the
-    /// instance the update returned, the machine reads as `replacing` with no check results, and of
+    /// instance the update returned, the machine reads as `replacing` onto the release the update
+    /// named, with no check results, and of
     /// the new instance only checks reported since it was made count. A machine this deploy has not
     /// changed reads as the API reports it.
     fn view(&self, api: &ApiMachine) -> Machine {
@@ -134,6 +138,7 @@ impl FlyPlatform {
         let Some(expected) = self.expected(&api.id) else { return m };
         if api.wait_version() != expected.version {
             m.state = MachineState::Replacing;
+            m.release = expected.release;
             m.checks.clear();
             return m;
         }
@@ -261,7 +266,7 @@ impl Platform for FlyPlatform {
             ..Default::default()
         };
         let created = self.client.create(&req).await?;
-        self.expect(&created);
+        self.expect(&created, target);
         Ok(self.view(&created))
     }
 
@@ -280,7 +285,7 @@ impl Platform for FlyPlatform {
             ..Default::default()
         };
         let updated = self.client.update(id, &req).await?;
-        self.expect(&updated);
+        self.expect(&updated, target);
         Ok(())
     }
 

@@ -379,8 +379,9 @@ impl ApiMachine {
     }
 
     /// The platform layer's view of this machine. A machine whose host cannot be reached is read
-    /// from the API's partial config, and carries [`HOST_STATUS_KEY`] in its metadata, so it is never
-    /// mistaken for a machine without an image or release.
+    /// from the API's partial config, carries [`HOST_STATUS_KEY`] in its metadata (so it is never
+    /// mistaken for a machine without an image or release) and a critical `host` check (so it never
+    /// counts as serving).
     pub fn to_machine(&self) -> Machine {
         let config = self.known_config();
         let meta = &config.metadata;
@@ -413,6 +414,12 @@ impl ApiMachine {
                     },
                     output: c.output.clone(),
                 })
+                // Nothing about a machine on a lost host is known to pass.
+                .chain((!self.is_reachable()).then(|| Check {
+                    name: "host".into(),
+                    status: CheckStatus::Critical,
+                    output: format!("the host is {}", self.host_status),
+                }))
                 .collect(),
             volumes: config
                 .mounts
@@ -514,7 +521,9 @@ mod tests {
         let pm = m.to_machine();
         assert_eq!(pm.release, Release { version: 1, image: "registry.fly.io/hello:deployment-01J2".into() });
         assert_eq!(host_status_of(&pm), Some("unreachable"));
-        assert!(pm.checks.is_empty(), "checks: null reads as none");
+        assert_eq!(pm.checks.len(), 1, "checks: null reads as none, and the lost host is a failing check");
+        assert_eq!((pm.checks[0].name.as_str(), pm.checks[0].status), ("host", CheckStatus::Critical));
+        assert!(!pm.is_serving());
         let ok = fixture("ok");
         assert!(ok.is_reachable());
         assert_eq!(host_status_of(&ok.to_machine()), None);
