@@ -396,4 +396,58 @@ mod tests {
         assert!(!printed.contains("fo1_distinctive"), "{printed}");
         assert!(printed.contains("redacted"));
     }
+
+    fn api(instance: &str, checks: &[(&str, &str, &str)]) -> ApiMachine {
+        let mut config = machines_api::MachineConfig { image: "img:1".into(), ..Default::default() };
+        config.metadata.insert(machines_api::RELEASE_VERSION_KEY.into(), "1".into());
+        config
+            .rest
+            .insert("checks".into(), serde_json::json!({"http": {"type": "http"}, "tcp": {"type": "tcp"}}));
+        ApiMachine {
+            id: "m1".into(),
+            state: "started".into(),
+            instance_id: instance.into(),
+            config,
+            checks: checks
+                .iter()
+                .map(|(name, status, at)| machines_api::ApiCheck {
+                    name: (*name).into(),
+                    status: (*status).into(),
+                    output: String::new(),
+                    updated_at: (*at).into(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_changed_machine_reads_as_its_new_instance_or_as_replacing() {
+        let p = FlyPlatform::new("app", FlyOptions::new(Token::new("t").unwrap()));
+        let v2 = Release { version: 2, image: "img:2".into() };
+        let passing =
+            [("http", "passing", "2026-12-01T10:00:00Z"), ("tcp", "passing", "2026-12-01T10:00:00Z")];
+        // Not changed by this deploy: as the API says.
+        assert!(p.view(&api("old", &passing)).is_serving());
+        let mut returned = api("new", &[]);
+        returned.updated_at = "2026-12-01T10:00:05Z".into();
+        p.expect(&returned, &v2);
+        // The API still reports the old instance: replacing onto v2, no checks.
+        let m = p.view(&api("old", &passing));
+        assert_eq!((m.state, m.release.version, m.checks.len()), (MachineState::Replacing, 2, 0));
+        // The new instance, before any result, and with one result older than the update.
+        let m = p.view(&api("new", &[]));
+        assert_eq!(m.state, MachineState::Started);
+        assert!(m.checks.len() == 2 && m.checks.iter().all(|c| c.status == CheckStatus::Critical), "{m:?}");
+        let m = p.view(&api("new", &[("http", "passing", "2026-12-01T10:00:09Z"), passing[1]]));
+        let tcp = m.checks.iter().find(|c| c.name == "tcp").unwrap();
+        assert_eq!(
+            tcp.status,
+            CheckStatus::Critical,
+            "a result from before the update is the old instance's"
+        );
+        assert!(!m.is_serving());
+        let fresh = [("http", "passing", "2026-12-01T10:00:09Z"), ("tcp", "passing", "2026-12-01T10:00:08Z")];
+        assert!(p.view(&api("new", &fresh)).is_serving());
+    }
 }
