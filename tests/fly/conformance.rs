@@ -82,3 +82,30 @@ async fn the_platform_refuses_to_change_a_machine_on_an_unreachable_host() {
     assert!(e.message.contains("cannot reach"), "{}", e.message);
     assert!(fake.state.seen().iter().all(|s| s.method == "GET"), "no partial config was written back");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_fake_serves_events_and_image_refs_as_fly_does() {
+    let fake = fake_with_fleet(1).await;
+    let id = machines_of(&fake, APP)[0].api.id.clone();
+    let platform = fly_platform(&fake.url, TOKEN);
+    let client = platform.client();
+    let m = client.get(&id).await.unwrap();
+    assert_eq!(m.host_status, "ok");
+    let r = m.image_ref.clone().expect("image_ref");
+    assert_eq!(
+        (r.registry.as_str(), r.repository.as_str(), r.tag.as_str()),
+        ("registry.fly.io", "flyapp", "deployment-1")
+    );
+    let kinds: Vec<&str> = m.events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["start", "launch"], "newest first");
+    assert_eq!(m.latest_exit_code(), None, "running: no exit since the latest start");
+    let how = cutover::core::StopSpec { signal: "SIGINT".into(), timeout: std::time::Duration::from_secs(1) };
+    platform.stop(&id, &how).await.unwrap();
+    platform
+        .wait_state(&id, cutover::core::MachineState::Stopped, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    let m = client.get(&id).await.unwrap();
+    assert_eq!(m.events[0].kind, "exit");
+    assert_eq!(m.latest_exit_code(), Some(0), "the exit after the latest start");
+}

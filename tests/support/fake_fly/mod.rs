@@ -23,7 +23,9 @@ mod routes;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use cutover::machines_api::{ApiCheck, ApiMachine, MachineConfig};
+use cutover::machines_api::{
+    ApiCheck, ApiMachine, EventRequest, ExitEvent, ImageRef, MachineConfig, MachineEvent,
+};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -105,7 +107,9 @@ impl FakeMachine {
 
     /// Its JSON as the API serves it.
     pub fn wire(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self.view()).unwrap();
+        let mut api = self.view().clone();
+        api.image_ref = Some(image_ref(&api.config.image));
+        let mut v = serde_json::to_value(&api).unwrap();
         if self.unreachable {
             let config = v["config"].take();
             v["incomplete_config"] = config;
@@ -244,7 +248,10 @@ impl Fake {
             checks: vec![check("passing")],
             ..Default::default()
         };
-        inner.machines.insert(id.clone(), FakeMachine::new(app, api));
+        let mut m = FakeMachine::new(app, api);
+        event(&mut m.api, "created");
+        event(&mut m.api, "started");
+        inner.machines.insert(id.clone(), m);
         id
     }
 
@@ -308,6 +315,7 @@ impl Fake {
                 && m.generation == generation
             {
                 m.api.state = to.into();
+                event(&mut m.api, to);
                 m.api.checks = match to {
                     "started" if unhealthy.contains(&m.api.config.image) => vec![check("critical")],
                     "started" if warning.contains(&m.api.config.image) => vec![check("warning")],
@@ -328,12 +336,56 @@ impl Fake {
     fn set_state(self: &Arc<Self>, m: &mut FakeMachine, now: &str, then: Option<(&'static str, Duration)>) {
         m.generation += 1;
         m.api.state = now.into();
+        event(&mut m.api, now);
         if now != "started" {
             m.api.checks = vec![check("critical")];
         }
         if let Some((to, delay)) = then {
             self.transition(&m.api.id, m.generation, delay, to);
         }
+    }
+}
+
+/// The event Fly records when a machine enters `state`, newest first as the API lists them: `launch`
+/// on create, `update` on replace, `start`, and `exit` (code 0, asked for) on stop.
+fn event(api: &mut ApiMachine, state: &str) {
+    let (kind, status) = match state {
+        "created" => ("launch", "created"),
+        "replacing" => ("update", "replacing"),
+        "starting" => return,
+        "started" => ("start", "started"),
+        "stopped" => ("exit", "stopped"),
+        _ => return,
+    };
+    let request = (kind == "exit").then(|| EventRequest {
+        exit_event: Some(ExitEvent { exit_code: 0, requested_stop: true, ..Default::default() }),
+        ..Default::default()
+    });
+    let e = MachineEvent {
+        kind: kind.into(),
+        status: status.into(),
+        source: if kind == "launch" || kind == "update" { "user" } else { "flyd" }.into(),
+        timestamp: now_ms(),
+        request,
+    };
+    api.events.insert(0, e);
+}
+
+/// `registry/repository:tag` as the API resolves it into `image_ref`.
+fn image_ref(image: &str) -> ImageRef {
+    let (name, tag) = match image.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, t),
+        _ => (image, ""),
+    };
+    let (registry, repository) = match name.split_once('/') {
+        Some((r, rest)) if r.contains('.') || r.contains(':') => (r, rest),
+        _ => ("docker.io", name),
+    };
+    ImageRef {
+        registry: registry.into(),
+        repository: repository.into(),
+        tag: tag.into(),
+        ..Default::default()
     }
 }
 

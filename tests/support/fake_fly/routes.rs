@@ -154,6 +154,7 @@ async fn create(State(f): S, Path(app): Path<String>, Json(req): Json<CreateRequ
             ..Default::default()
         };
         let mut m = FakeMachine::new(&app, api);
+        super::event(&mut m.api, "created");
         if !req.skip_launch {
             f.set_state(&mut m, "starting", Some(("started", f.opts.boot)));
         }
