@@ -54,7 +54,7 @@ pub struct ApiMachine {
     #[serde(default, deserialize_with = "null_default")]
     pub private_ip: String,
     /// What it runs. Empty (and `null` on the wire) when the host is not `ok`: see
-    /// [`ApiMachine::incomplete_config`] and [`ApiMachine::config_known`].
+    /// [`ApiMachine::incomplete_config`] and [`ApiMachine::known_config`].
     #[serde(default, deserialize_with = "null_default")]
     pub config: MachineConfig,
     /// A partial config, rebuilt by the API when the host cannot be reached: enough to know the image
