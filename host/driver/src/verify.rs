@@ -90,7 +90,11 @@ pub async fn verify(
                 down.len(),
                 target.version,
                 if down.len() == 1 { "is" } else { "are" },
-                if failed { "" } else { " after waiting wait_timeout" },
+                if failed {
+                    String::new()
+                } else {
+                    format!(" within wait_timeout ({})", cutover_core::duration::display(timeout))
+                },
                 names.join("; ")
             ));
         }
