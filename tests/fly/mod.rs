@@ -8,6 +8,7 @@
 //! - `client`: the Machines API client on its own — retries, idempotent creates, tokens, health, and
 //!   waits longer than the server's cap.
 //! - `contract`: the same lease / wait / destroy contract against the fake and the local daemon.
+//! - `release_command`: `[deploy] release_command` on a temporary machine, as flyctl runs it.
 //! - `binary`: the `cutover` binary on the fake — `--dry-run` only reads, and the token appears in no
 //!   output, log, error, event or journal.
 
@@ -15,6 +16,7 @@ mod binary;
 mod client;
 mod contract;
 mod deploy;
+mod release_command;
 
 use crate::support::{self, Toml, fake_fly};
 

@@ -39,6 +39,9 @@ pub struct DryRun {
     pub missing: Vec<Missing>,
     /// How the deploy would hold the app (leases), or why it would not need to.
     pub leases: String,
+    /// What `[deploy] release_command` would do before the first change: run (what, on which release,
+    /// with which timeout), be skipped, or `None` when there is none.
+    pub release_command: Option<String>,
     /// Notes that change what would happen (no machines yet, a platform that is not reachable).
     pub notes: Vec<String>,
 }
@@ -139,6 +142,10 @@ impl Deploy<'_> {
             Some(s) if s.path().join(cutover_journal::FILE).exists() => Some(s.journal()?),
             _ => None,
         };
+        let goal_kind = match goal {
+            Goal::Deploy { .. } => GoalKind::Deploy,
+            Goal::Rollback { .. } => GoalKind::Rollback,
+        };
         let target = target_release(goal, journal.as_ref(), &config.app, &machines, current.as_ref())?;
         if machines.is_empty() {
             notes.extend(empty_app.map(|empty| match empty {
@@ -164,6 +171,7 @@ impl Deploy<'_> {
         } else {
             format!("none: the {platform} platform has no leases")
         };
+        let release_command = self.release_command_plan(&target, matches!(goal_kind, GoalKind::Rollback));
         Ok(DryRun {
             app: config.app.clone(),
             platform,
@@ -178,9 +186,35 @@ impl Deploy<'_> {
             capabilities: caps,
             missing: missing(caps),
             leases,
+            release_command,
             notes,
         })
     }
+
+    /// What the release command would do for `target`, in words.
+    fn release_command_plan(&self, target: &Release, rollback: bool) -> Option<String> {
+        let config = self.config;
+        let command = config.release_command.as_ref()?;
+        Some(if rollback {
+            format!("`{command}` would not run: a rollback returns to code whose release command already ran")
+        } else if config.skip_release_command {
+            format!("`{command}` would not run (--skip-release-command)")
+        } else {
+            format!(
+                "`{command}` would run once on v{} ({}) with RELEASE_COMMAND=1 before the first machine \
+                 change, for at most {}; a non-zero exit aborts the deploy with nothing changed",
+                target.version,
+                target.image,
+                cutover_core::duration::display(config.release_command_timeout)
+            )
+        })
+    }
+}
+
+/// Whether a dry run is of a rollback (which runs no release command).
+enum GoalKind {
+    Deploy,
+    Rollback,
 }
 
 impl DryRun {
@@ -209,6 +243,9 @@ impl DryRun {
             self.max_unavailable, self.wait_timeout
         );
         let _ = writeln!(o, "  leases      {}", self.leases);
+        if let Some(r) = &self.release_command {
+            let _ = writeln!(o, "  release command  {r}");
+        }
         let total: usize = self.groups.values().flat_map(|g| g.values()).map(|c| c.machines).sum();
         let _ = writeln!(o, "  machines    {total}");
         for (group, regions) in &self.groups {

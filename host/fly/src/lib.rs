@@ -10,12 +10,14 @@
 use async_trait::async_trait;
 use cutover_core::{
     Capabilities, CheckStatus, EmptyApp, ErrorKind, Lease, Machine, MachineState, OpError, Platform, Release,
-    StopSpec,
+    ReleaseCommand, ReleaseCommandError, ReleaseLog, StopSpec,
 };
 use cutover_machines_api::{
     self as machines_api, ApiMachine, Client, CreateRequest, RetryPolicy, StopRequest, Token,
 };
 use std::time::Duration;
+
+mod release_command;
 
 /// The Machines API of Fly.io.
 pub const DEFAULT_API_URL: &str = "https://api.machines.dev/v1";
@@ -226,6 +228,14 @@ impl Platform for FlyPlatform {
 
     fn has_leases(&self) -> bool {
         true
+    }
+
+    async fn run_release_command(
+        &self,
+        cmd: &ReleaseCommand,
+        log: &dyn ReleaseLog,
+    ) -> Result<(), ReleaseCommandError> {
+        self.release_command(cmd, log).await
     }
 
     async fn acquire_lease(&self, id: &str, ttl: Duration) -> Result<Lease, OpError> {

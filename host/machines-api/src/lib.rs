@@ -26,7 +26,7 @@ pub use lease::{
 pub use retry::RetryPolicy;
 pub use token::Token;
 pub use types::{
-    ApiCheck, ApiMachine, CreateRequest, ErrorBody, LAUNCH_ID_KEY, MachineConfig, MetadataValue, Mount,
-    PROCESS_GROUP_KEY, RELEASE_IMAGE_KEY, RELEASE_VERSION_KEY, STRATEGY_KEY, StopRequest, go_duration,
-    on_release, parse_state,
+    ApiCheck, ApiMachine, CreateRequest, ErrorBody, EventRequest, ExitEvent, LAUNCH_ID_KEY, MachineConfig,
+    MachineEvent, MetadataValue, MonitorEvent, Mount, PROCESS_GROUP_KEY, RELEASE_IMAGE_KEY,
+    RELEASE_VERSION_KEY, STRATEGY_KEY, StopRequest, go_duration, on_release, parse_state,
 };

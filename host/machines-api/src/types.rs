@@ -55,6 +55,81 @@ pub struct ApiMachine {
     /// When it last changed (RFC 3339).
     #[serde(default)]
     pub updated_at: String,
+    /// What happened to it (start, exit, …), newest first, as fly-go's `MachineEvent`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<MachineEvent>,
+}
+
+/// One event of a machine's life (fly-go's `MachineEvent`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MachineEvent {
+    /// `launch`, `start`, `exit`, `stop`, `destroy`, `update`, …
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// The state it led to (`started`, `stopped`, …).
+    #[serde(default)]
+    pub status: String,
+    /// Who caused it (`user`, `flyd`).
+    #[serde(default)]
+    pub source: String,
+    /// Unix milliseconds.
+    #[serde(default)]
+    pub timestamp: i64,
+    /// Details; an `exit` event carries the exit code here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<EventRequest>,
+}
+
+/// The details of a machine event (fly-go's `MachineRequest`); only what an exit needs is read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventRequest {
+    /// How the machine's process ended (an `exit` event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_event: Option<ExitEvent>,
+    /// Older flaps put the exit under the monitor's event.
+    #[serde(rename = "MonitorEvent", default, skip_serializing_if = "Option::is_none")]
+    pub monitor_event: Option<MonitorEvent>,
+    /// Everything else, kept as it came.
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
+}
+
+/// fly-go's `MachineMonitorEvent`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MonitorEvent {
+    /// How the process ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_event: Option<ExitEvent>,
+}
+
+/// fly-go's `MachineExitEvent`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExitEvent {
+    /// The process's exit code.
+    #[serde(default)]
+    pub exit_code: i32,
+    /// The exit code the guest reported.
+    #[serde(default)]
+    pub guest_exit_code: i32,
+    /// Killed for running out of memory.
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// The stop was asked for.
+    #[serde(default)]
+    pub requested_stop: bool,
+    /// The signal that ended it, if one did.
+    #[serde(default)]
+    pub signal: i32,
+}
+
+impl EventRequest {
+    /// The exit code, from `exit_event` or the monitor's (as fly-go's `GetExitCode`).
+    pub fn exit_code(&self) -> Option<i32> {
+        self.exit_event
+            .as_ref()
+            .or(self.monitor_event.as_ref().and_then(|m| m.exit_event.as_ref()))
+            .map(|e| e.exit_code)
+    }
 }
 
 /// The part of a machine's config a deploy reads and writes.
@@ -166,6 +241,21 @@ pub struct ErrorBody {
 }
 
 impl ApiMachine {
+    /// The exit code of the latest `exit` event that came after the latest `start` (as flyctl reads a
+    /// release command's): `None` while it has not exited since it last started.
+    pub fn latest_exit_code(&self) -> Option<i32> {
+        let mut events: Vec<&MachineEvent> = self.events.iter().collect();
+        events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+        for e in events {
+            match e.kind.as_str() {
+                "exit" => return e.request.as_ref().and_then(EventRequest::exit_code),
+                "start" => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// The platform layer's view of this machine.
     pub fn to_machine(&self) -> Machine {
         let meta = &self.config.metadata;
@@ -264,5 +354,32 @@ mod tests {
         assert!(!pm.is_serving());
         let back = serde_json::to_value(&m).unwrap();
         assert_eq!(back["config"]["guest"]["cpus"], 1);
+    }
+
+    #[test]
+    fn the_exit_code_is_the_latest_exit_after_the_latest_start() {
+        // As fly-go writes them: newest first, the code in `request.exit_event` (or under
+        // `MonitorEvent` from older flaps).
+        let json = r#"{"id": "e1", "state": "destroyed", "events": [
+            {"type": "destroy", "status": "destroyed", "source": "flyd", "timestamp": 1700000004000},
+            {"type": "exit", "status": "stopped", "source": "flyd", "timestamp": 1700000003000,
+             "request": {"exit_event": {"exit_code": 3, "guest_exit_code": 3, "oom_killed": false,
+                         "requested_stop": false, "signal": -1, "exited_at": "2023-11-14T22:13:23Z"},
+                         "restart_count": 0}},
+            {"type": "start", "status": "started", "source": "flyd", "timestamp": 1700000002000},
+            {"type": "exit", "status": "stopped", "source": "flyd", "timestamp": 1700000001500,
+             "request": {"exit_event": {"exit_code": 0}}},
+            {"type": "launch", "status": "created", "source": "user", "timestamp": 1700000001000}
+        ]}"#;
+        let m: ApiMachine = serde_json::from_str(json).unwrap();
+        assert_eq!(m.latest_exit_code(), Some(3));
+        let monitor = r#"{"id": "e2", "state": "stopped", "events": [
+            {"type": "exit", "timestamp": 2, "request": {"MonitorEvent": {"exit_event": {"exit_code": 137}}}},
+            {"type": "start", "timestamp": 1}]}"#;
+        assert_eq!(serde_json::from_str::<ApiMachine>(monitor).unwrap().latest_exit_code(), Some(137));
+        let running = r#"{"id": "e3", "state": "started", "events": [
+            {"type": "start", "timestamp": 2}, {"type": "exit", "timestamp": 1,
+             "request": {"exit_event": {"exit_code": 1}}}]}"#;
+        assert_eq!(serde_json::from_str::<ApiMachine>(running).unwrap().latest_exit_code(), None);
     }
 }

@@ -111,7 +111,10 @@ async fn get_machine(State(f): S, Path((app, id)): Path<(String, String)>) -> Re
     let mut inner = f.lock();
     match find(&mut inner, &app, &id) {
         Ok(m) => Json(m.api.clone()).into_response(),
-        Err(r) => r,
+        Err(r) => match f.gone(&id) {
+            Some(api) => Json(api).into_response(),
+            None => r,
+        },
     }
 }
 
@@ -142,7 +145,9 @@ async fn create(State(f): S, Path(app): Path<String>, Json(req): Json<CreateRequ
             ..Default::default()
         };
         let mut m = FakeMachine { app: app.clone(), api, lease: None, generation: 0 };
-        if !req.skip_launch {
+        if super::release::is_release(&req) && !req.skip_launch {
+            f.run_release(&req, &mut m);
+        } else if !req.skip_launch {
             f.set_state(&mut m, "starting", Some(("started", f.opts.boot)));
         }
         let api = m.api.clone();

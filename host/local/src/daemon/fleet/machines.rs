@@ -41,6 +41,7 @@ impl Fleet {
                 cordoned: req.skip_service_registration,
                 created_at: now.clone(),
                 updated_at: now,
+                events: vec![],
             };
             st.machines.insert(
                 id.clone(),
