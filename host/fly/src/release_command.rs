@@ -110,8 +110,13 @@ impl FlyPlatform {
                 let _ = self.client.destroy(&id).await;
                 return Err(ReleaseCommandError::TimedOut(cmd.timeout));
             }
-            Err(e) => return Err(platform(e)),
+            Err(e) => {
+                let _ = self.client.destroy(&id).await;
+                return Err(platform(e));
+            }
         }
+        // The deploy's lease on it went with it: no refresh of a machine that is gone.
+        self.client.leases().remove(&id);
         // A destroyed machine is still readable for a while, with its events.
         let done = self.client.get(&id).await.map_err(|e| {
             platform(OpError::new(

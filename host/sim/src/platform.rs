@@ -506,8 +506,10 @@ impl Platform for SimPlatform {
             })
             .collect();
         log.note(format!("simulated release command `{}` on v{}", cmd.command, cmd.release.version));
-        let step = spec.duration.0 / (lines.len() as u32 + 1);
-        let deadline = Instant::now() + cmd.timeout;
+        // Durations from files may be absurd ("99999999999d"): a century is as good as forever here.
+        let century = Duration::from_secs(100 * 365 * 24 * 3600);
+        let step = spec.duration.0.min(century) / (lines.len().min(u32::MAX as usize - 1) as u32 + 1);
+        let deadline = Instant::now() + cmd.timeout.min(century);
         for line in &lines {
             if Instant::now() + step > deadline {
                 tokio::time::sleep_until(deadline).await;

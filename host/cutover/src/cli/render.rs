@@ -148,7 +148,8 @@ impl EventSink for Human {
                 *took_ms as f64 / 1000.0
             )),
             EventKind::ReleaseCommandFinished { error: Some(error), .. } => {
-                let first = error.lines().next().unwrap_or_default();
+                // The headline only: the summary prints the whole error with the output's tail.
+                let first = error.lines().next().unwrap_or_default().split(';').next().unwrap_or_default();
                 self.line(format!("{} error: {first}", stamp(e.at_ms)));
             }
             EventKind::ReleaseCommandSkipped { command, why } => {
