@@ -4,7 +4,7 @@
 //! from its events; a failure or a timeout aborts with the fleet untouched; a killed `cutover` during
 //! it is taken up by `cutover resume`, which runs it again.
 
-use super::{APP, TOKEN, V1, V2, app, app_dir, deploy, fake_with_fleet, machines_of};
+use super::{APP, TOKEN, V1, V2, app, app_dir, deploy, fake_fly, fake_with_fleet, machines_of};
 use crate::support::{self, OutputExt};
 
 use cutover::core::events::{EventKind, Outcome};
@@ -65,6 +65,8 @@ async fn a_temporary_machine_runs_it_as_flyctl_does_before_any_change() {
         .map(|s| s.path.clone())
         .collect();
     assert!(!waits.is_empty(), "the machine was waited on");
+    let leased = fake.state.seen().iter().any(|s| s.path.ends_with(&format!("{id}/lease")));
+    assert!(!leased, "not leased, as flyctl makes it: it may be gone before a lease could be taken");
     let first_update = fake.state.seen().iter().position(|s| {
         s.method == "POST" && s.path.ends_with(&format!("machines/{}", machines_of(&fake, APP)[0].api.id))
     });
@@ -161,4 +163,27 @@ async fn a_cutover_killed_during_it_is_resumed_by_running_it_again() {
     assert!(machines_of(&fake, APP).iter().all(|m| m.api.config.image == V2));
     let release = journal.releases(APP).unwrap().pop().unwrap();
     assert_eq!(release.status, ReleaseStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_gone_before_the_wait_is_read_from_its_events() {
+    // It ran and was destroyed before the wait for `started`: that wait's 404 is not an error, and
+    // the exit code still comes from the destroyed machine's events.
+    for (code, outcome) in [(0, Outcome::Succeeded), (3, Outcome::Failed)] {
+        let fake = fake_with_fleet(1).await;
+        *fake.state.release.lock().unwrap() =
+            fake_fly::ReleaseBehaviour { instant: true, exit_code: code, ..Default::default() };
+        let dir = app_dir(with_release_command(&fake.url));
+        let (report, _) = deploy(&dir).await;
+        let report = report.unwrap();
+        assert_eq!(report.outcome, outcome, "exit {code}: {:?}", report.error);
+        if code != 0 {
+            let error = report.error.unwrap();
+            assert!(error.contains("release command exited with code 3"), "{error}");
+            assert!(machines_of(&fake, APP).iter().all(|m| m.api.config.image == V1));
+        }
+        let id = &fake.state.release_machines_gone()[0].id;
+        let waited = fake.state.seen().iter().any(|s| s.path.ends_with(&format!("{id}/wait")));
+        assert!(waited, "the 404 came from a wait");
+    }
 }

@@ -125,7 +125,8 @@ impl Deploy<'_> {
 /// `error`, then the last lines of output, indented.
 fn with_tail(error: &str, tail: &[String]) -> String {
     if tail.is_empty() {
-        return format!("{error} (it printed nothing)");
+        // On Fly the output is not streamed: the notes before it say where it is.
+        return format!("{error} (no output was captured)");
     }
     let shown = &tail[tail.len().saturating_sub(ERROR_TAIL)..];
     let mut out = format!("{error}; its last {} line(s) of output:", shown.len());

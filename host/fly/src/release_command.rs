@@ -85,7 +85,8 @@ impl FlyPlatform {
         let machines: Vec<ApiMachine> =
             self.client.list().await.map_err(platform)?.into_iter().filter(crate::deployable).collect();
         let req = request(machines.first(), &machines, cmd);
-        let m = self.client.create(&req).await.map_err(platform)?;
+        // Not leased, as flyctl makes it: it destroys itself, perhaps before a lease could be taken.
+        let m = self.client.create_unleased(&req).await.map_err(platform)?;
         let id = m.id.clone();
         log.note(format!(
             "release command `{}` on machine {id} (process group {RELEASE_COMMAND_GROUP}); its output: `fly logs -i {id}`",
@@ -115,8 +116,6 @@ impl FlyPlatform {
                 return Err(platform(e));
             }
         }
-        // The deploy's lease on it went with it: no refresh of a machine that is gone.
-        self.client.leases().remove(&id);
         // A destroyed machine is still readable for a while, with its events.
         let done = self.client.get(&id).await.map_err(|e| {
             platform(OpError::new(

@@ -17,11 +17,14 @@ pub struct ReleaseBehaviour {
     pub run: Duration,
     /// Its exit code.
     pub exit_code: i32,
+    /// It has run and been destroyed before the create is answered (a wait for `started` then gets
+    /// a 404, as on Fly when the command is quick).
+    pub instant: bool,
 }
 
 impl Default for ReleaseBehaviour {
     fn default() -> Self {
-        Self { run: Duration::from_millis(100), exit_code: 0 }
+        Self { run: Duration::from_millis(100), exit_code: 0, instant: false }
     }
 }
 
@@ -76,10 +79,25 @@ impl Fake {
         self.release_record.lock().unwrap().gone.get(id).cloned()
     }
 
-    /// Record the create and run the machine: boot, run, exit, auto-destroy.
-    pub(super) fn run_release(self: &Arc<Self>, req: &CreateRequest, m: &mut FakeMachine) {
+    /// Record the create and run the machine: boot, run, exit, auto-destroy. `false`: it is already
+    /// gone (an `instant` run), and the caller must not keep it.
+    pub(super) fn run_release(self: &Arc<Self>, req: &CreateRequest, m: &mut FakeMachine) -> bool {
         self.release_record.lock().unwrap().requests.push(req.clone());
         let behaviour = self.release.lock().unwrap().clone();
+        if behaviour.instant {
+            m.api.state = "destroyed".into();
+            m.api.events = vec![
+                event("destroy", "destroyed", None),
+                event("exit", "stopped", Some(behaviour.exit_code)),
+                event("start", "started", None),
+                event("launch", "created", None),
+            ];
+            for (i, e) in m.api.events.iter_mut().enumerate() {
+                e.timestamp -= i as i64;
+            }
+            self.release_record.lock().unwrap().gone.insert(m.api.id.clone(), m.api.clone());
+            return false;
+        }
         m.generation += 1;
         m.api.state = "starting".into();
         m.api.events = vec![event("launch", "created", None)];
@@ -113,6 +131,7 @@ impl Fake {
                 fake.changed();
             }
         });
+        true
     }
 
     /// Change a machine still on `generation` (not destroyed or changed meanwhile); whether it was.

@@ -145,13 +145,18 @@ async fn create(State(f): S, Path(app): Path<String>, Json(req): Json<CreateRequ
             ..Default::default()
         };
         let mut m = FakeMachine { app: app.clone(), api, lease: None, generation: 0 };
+        let mut keep = true;
         if super::release::is_release(&req) && !req.skip_launch {
-            f.run_release(&req, &mut m);
+            keep = f.run_release(&req, &mut m);
         } else if !req.skip_launch {
             f.set_state(&mut m, "starting", Some(("started", f.opts.boot)));
         }
         let api = m.api.clone();
-        inner.machines.insert(id, m);
+        if keep {
+            inner.machines.insert(id, m);
+        } else {
+            inner.destroyed.insert(id);
+        }
         api
     };
     f.changed();
