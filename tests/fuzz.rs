@@ -22,6 +22,7 @@ const KEYS: &[(&str, &[&str])] = &[
         "deploy",
         &["strategy", "max_unavailable", "wait_timeout", "release_command", "release_command_timeout"],
     ),
+    ("deploy.release_command_vm", &["size", "memory", "cpus", "cpu_kind", "memory_mb"]),
     ("http_service", &["internal_port", "force_https", "auto_stop_machines", "min_machines_running"]),
     ("checks.web", &["type", "port", "grace_period", "interval", "timeout", "method", "path", "protocol"]),
     ("cutover", &["platform", "concurrency"]),
@@ -38,6 +39,7 @@ const SCENARIO_KEYS: &[(&str, &[&str])] = &[
     ("latency", &["api", "boot", "stop"]),
     ("faults", &["api_error_rate", "api_timeout_rate", "api_timeout", "unhealthy_images", "crashing_images"]),
     ("traffic", &["connections", "connection_lifetime", "latency_ms"]),
+    ("release_command", &["duration", "exit_code", "crash", "output"]),
 ];
 
 /// A TOML value of any type, with the edge cases loaders trip on (negative and huge numbers, empty

@@ -14,6 +14,7 @@ mod fly;
 mod fuzz;
 mod local;
 mod local_proxy;
+mod release_command;
 mod resume;
 mod rolling;
 mod sandbox;

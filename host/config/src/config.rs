@@ -4,8 +4,8 @@
 
 use crate::options::CutoverOptions;
 use crate::strategy::StrategyRef;
-use cutover_core::CheckSpec;
 use cutover_core::contract::MaxUnavailable;
+use cutover_core::{CheckSpec, Release, ReleaseCommand, ReleaseVm};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,8 +26,15 @@ pub struct Config {
     pub wait_timeout: Duration,
     /// `[deploy] release_command`: run once, on the new release, before any machine is updated.
     pub release_command: Option<String>,
-    /// `[deploy] release_command_timeout`: how long the release command may run.
+    /// The release command split into arguments as a shell would (empty when there is none).
+    pub release_command_args: Vec<String>,
+    /// `[deploy] release_command_timeout`: how long the release command may run (5m by default, as
+    /// flyctl).
     pub release_command_timeout: Duration,
+    /// `[deploy.release_command_vm]`: the size of the release command's machine, when set.
+    pub release_command_vm: Option<ReleaseVm>,
+    /// The command line's `--skip-release-command`: deploy without running the release command.
+    pub skip_release_command: bool,
     /// `kill_signal`: what a machine's process gets when the machine is stopped.
     pub kill_signal: String,
     /// `kill_timeout`: how long a stopping machine has before it is killed (at most 5m, as on Fly).
@@ -47,6 +54,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// The release command to run before `release` reaches any machine, if fly.toml has one.
+    pub fn release_command_for(&self, release: &Release) -> Option<ReleaseCommand> {
+        let command = self.release_command.clone()?;
+        Some(ReleaseCommand {
+            command,
+            args: self.release_command_args.clone(),
+            release: release.clone(),
+            env: Default::default(),
+            timeout: self.release_command_timeout,
+            vm: self.release_command_vm.clone(),
+        })
+    }
+
     /// Apply the command line's `--strategy` (a built-in name, or a `.wasm` path relative to `cwd`)
     /// and `--image` over what the files say: from here on the config is what the deploy uses.
     pub fn with_overrides(mut self, strategy: Option<&str>, image: Option<String>, cwd: &Path) -> Self {

@@ -43,7 +43,13 @@ const FLY_KEYS_UNUSED: &[&str] = &[
     "build.ignorefile",
     "build.image_label",
     "deploy.seccomp",
-    "deploy.release_command_vm",
+    "deploy.release_command_vm.gpus",
+    "deploy.release_command_vm.gpu_kind",
+    "deploy.release_command_vm.kernel_args",
+    "deploy.release_command_vm.host_dedication_id",
+    "deploy.release_command_vm.persist_rootfs",
+    "deploy.release_command_vm.processes",
+    "deploy.seed_command",
     "deploy.max_concurrent",
 ];
 

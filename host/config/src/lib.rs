@@ -31,18 +31,20 @@ mod options;
 mod params;
 mod platform;
 mod raw;
+mod release;
 mod sandbox;
 mod strategy;
 
 pub use config::Config;
 pub use defaults::{
     DEFAULT_CONCURRENCY, DEFAULT_KILL_SIGNAL, DEFAULT_KILL_TIMEOUT, DEFAULT_MAX_UNAVAILABLE,
-    DEFAULT_WAIT_TIMEOUT,
+    DEFAULT_RELEASE_COMMAND_TIMEOUT, DEFAULT_WAIT_TIMEOUT,
 };
 pub use error::ConfigError;
 pub use options::{CutoverOptions, FlyConfig, LocalOptions};
 pub use params::parse_max_unavailable;
 pub use platform::PlatformKind;
+pub use release::preset as machine_preset;
 pub use sandbox::SandboxPolicy;
 pub use strategy::StrategyRef;
 

@@ -5,13 +5,15 @@
 use crate::checks;
 use crate::config::Config;
 use crate::defaults::{
-    DEFAULT_KILL_SIGNAL, DEFAULT_KILL_TIMEOUT, DEFAULT_MAX_UNAVAILABLE, DEFAULT_WAIT_TIMEOUT,
+    DEFAULT_KILL_SIGNAL, DEFAULT_KILL_TIMEOUT, DEFAULT_MAX_UNAVAILABLE, DEFAULT_RELEASE_COMMAND_TIMEOUT,
+    DEFAULT_WAIT_TIMEOUT,
 };
 use crate::error::ConfigError;
 use crate::keys::{known_unused, parse_collecting};
 use crate::options::cutover_options;
 use crate::params::parse_max_unavailable;
 use crate::raw::{RawCutover, RawFly};
+use crate::release;
 use crate::strategy::StrategyRef;
 use cutover_core::contract::{MaxUnavailable, ParamKind};
 use cutover_core::duration;
@@ -80,6 +82,21 @@ impl Config {
         }
 
         let checks = checks::collect(&raw, path)?;
+        let release_command_args = match &deploy.release_command {
+            Some(c) => release::split(path, c)?,
+            None => vec![],
+        };
+        let release_command_timeout =
+            deploy.release_command_timeout.map(|d| d.0).unwrap_or(DEFAULT_RELEASE_COMMAND_TIMEOUT);
+        if release_command_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                key: "deploy.release_command_timeout".into(),
+                value: "\"0s\"".into(),
+                expected: "a duration above zero, e.g. \"5m\" (the default)".into(),
+            });
+        }
+        let release_command_vm = deploy.release_command_vm.map(|v| release::vm(path, v)).transpose()?;
 
         let mut process_groups: Vec<String> =
             raw.processes.map(|p| p.into_keys().collect()).unwrap_or_default();
@@ -98,10 +115,10 @@ impl Config {
             max_unavailable,
             wait_timeout: deploy.wait_timeout.map(|d| d.0).unwrap_or(DEFAULT_WAIT_TIMEOUT),
             release_command: deploy.release_command,
-            release_command_timeout: deploy
-                .release_command_timeout
-                .map(|d| d.0)
-                .unwrap_or(DEFAULT_WAIT_TIMEOUT),
+            release_command_args,
+            release_command_timeout,
+            release_command_vm,
+            skip_release_command: false,
             kill_signal: raw.kill_signal.unwrap_or_else(|| DEFAULT_KILL_SIGNAL.into()),
             kill_timeout,
             checks,

@@ -41,6 +41,18 @@ pub(crate) struct RawDeploy {
     pub(crate) wait_timeout: Option<Dur>,
     pub(crate) release_command: Option<String>,
     pub(crate) release_command_timeout: Option<Dur>,
+    pub(crate) release_command_vm: Option<RawVm>,
+}
+
+/// `[deploy.release_command_vm]`: flyctl's `Compute` (a preset `size`, `memory` as "512mb" / "1gb",
+/// and the machine guest's `cpu_kind`, `cpus`, `memory_mb`).
+#[derive(Deserialize, Default)]
+pub(crate) struct RawVm {
+    pub(crate) size: Option<String>,
+    pub(crate) memory: Option<toml::Value>,
+    pub(crate) cpu_kind: Option<String>,
+    pub(crate) cpus: Option<u32>,
+    pub(crate) memory_mb: Option<u32>,
 }
 
 /// `[http_service]`: the port its checks probe, and the checks.

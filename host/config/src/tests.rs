@@ -76,6 +76,42 @@ fn defaults_follow_flyctl() {
     assert_eq!(c.kill_timeout, Duration::from_secs(5));
     assert_eq!(c.strategy, StrategyRef::BuiltIn("rolling".into()));
     assert_eq!(c.cutover.concurrency, 8);
+    assert_eq!((c.release_command.as_deref(), c.release_command_timeout), (None, Duration::from_secs(300)));
+    assert_eq!(c.release_command_vm, None);
+}
+
+#[test]
+fn release_command_is_split_and_its_vm_read_as_flyctl_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "app = \"a\"\n[deploy]\nrelease_command = \"bin/migrate --to 'v 2'\"\n\
+                release_command_timeout = \"90s\"\n[deploy.release_command_vm]\nsize = \"performance-2x\"\n\
+                memory = \"8g\"\ngpus = 0\n";
+    let c = Config::load(&write(&dir, "fly.toml", text)).unwrap();
+    assert_eq!(c.release_command_args, ["bin/migrate", "--to", "v 2"]);
+    assert_eq!(c.release_command_timeout, Duration::from_secs(90));
+    let vm = c.release_command_vm.clone().unwrap();
+    assert_eq!((vm.size.as_deref(), vm.memory_mb), (Some("performance-2x"), Some(8192)));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let cmd = c.release_command_for(&cutover_core::Release { version: 4, image: "img".into() }).unwrap();
+    assert_eq!((cmd.args.len(), cmd.timeout, cmd.release.version), (3, Duration::from_secs(90), 4));
+}
+
+#[test]
+fn bad_release_command_keys_say_which_key_and_what_is_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, key, expected) in [
+        ("release_command = \"bin/migrate 'open\"", "deploy.release_command", "balanced quotes"),
+        ("release_command = \"  \"", "deploy.release_command", "a command to run"),
+        ("release_command_timeout = \"0s\"", "deploy.release_command_timeout", "above zero"),
+        ("[deploy.release_command_vm]\nsize = \"huge\"", "release_command_vm.size", "shared-cpu-2x"),
+        ("[deploy.release_command_vm]\ncpu_kind = \"gpu\"", "release_command_vm.cpu_kind", "performance"),
+        ("[deploy.release_command_vm]\nmemory = \"lots\"", "release_command_vm.memory", "512mb"),
+        ("[deploy.release_command_vm]\ncpus = 0", "release_command_vm.cpus", "at least 1"),
+    ] {
+        let p = write(&dir, "fly.toml", &format!("app = \"a\"\n[deploy]\n{text}\n"));
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("fly.toml") && e.contains(key) && e.contains(expected), "{text}: {e}");
+    }
 }
 
 #[test]

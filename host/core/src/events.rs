@@ -392,6 +392,50 @@ pub enum EventKind {
         #[serde(default)]
         aborting: bool,
     },
+    /// `[deploy] release_command` began, before any machine changes. A journal with this record and no
+    /// [`EventKind::ReleaseCommandFinished`] after it was killed while the command ran.
+    ReleaseCommandStarted {
+        /// The command, as fly.toml writes it.
+        command: String,
+        /// The release it runs on.
+        release: Release,
+        /// Milliseconds it may run.
+        timeout_ms: u64,
+        /// Run again by `cutover resume` because the previous process died before its end was recorded.
+        #[serde(default)]
+        rerun: bool,
+    },
+    /// What the platform did for the release command (its machine was created, its process started).
+    /// Not a host call: a resumed strategy's replay never sees it.
+    ReleaseCommandNote {
+        /// The note, for the deploy's log.
+        message: String,
+    },
+    /// One line of the release command's output, as it came.
+    ReleaseCommandOutput {
+        /// The line, without its newline (cut at 4 KiB).
+        line: String,
+    },
+    /// The release command ended: exit code 0 (`error` is `None`), or why not. The deploy goes on only
+    /// after a success.
+    ReleaseCommandFinished {
+        /// Its exit code, when it exited on its own.
+        exit_code: Option<i32>,
+        /// Why it failed (a non-zero exit, a crash, a timeout); `None` when it succeeded.
+        error: Option<String>,
+        /// Its last lines of output (at most 100), so the journal keeps them whatever else is pruned.
+        tail: Vec<String>,
+        /// Host-clock milliseconds it ran.
+        took_ms: u64,
+    },
+    /// The release command was not run: `--skip-release-command`, or a resume found it had already
+    /// succeeded for this release.
+    ReleaseCommandSkipped {
+        /// The command, as fly.toml writes it.
+        command: String,
+        /// Why it was not run.
+        why: String,
+    },
     /// The deploy is over: the last record of every deploy that ran to its end (a killed process
     /// writes none, and `cutover resume` takes its deploy up).
     DeployFinished {

@@ -16,6 +16,8 @@
 //! - [`os`]: whether a process is alive, and writing a file atomically.
 //! - [`contract`]: the host's own types for the strategy contract (parameters, the deploy plan), free of
 //!   any WIT version.
+//! - [`release_command`]: `[deploy] release_command` as every platform runs it: what to run, how it
+//!   may end, where its output goes.
 //! - [`platform`]: the [`Platform`] trait every platform implements, its traffic types, leases, launches,
 //!   and [`list_with_retries`].
 //! - [`events`]: the deploy's event record: every [`HostCall`](events::HostCall), its reply, and the
@@ -31,6 +33,7 @@ pub mod limits;
 pub mod machine;
 pub mod os;
 pub mod platform;
+pub mod release_command;
 
 pub use error::{ErrorKind, OpError};
 pub use grants::Grants;
@@ -40,3 +43,4 @@ pub use platform::{
     Capabilities, EmptyApp, LIST_ATTEMPTS, LaunchLog, LaunchPlan, Lease, ListFailed, Platform, ReleaseWeight,
     TrafficStats, list_with_retries,
 };
+pub use release_command::{ReleaseCommand, ReleaseCommandError, ReleaseLog, ReleaseVm};

@@ -10,6 +10,7 @@
 
 use crate::error::{ErrorKind, OpError};
 use crate::machine::{Check, Machine, MachineState, Release, StopSpec};
+use crate::release_command::{ReleaseCommand, ReleaseCommandError, ReleaseLog};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -211,6 +212,18 @@ pub trait Platform: Send + Sync {
             ErrorKind::Unsupported,
             format!("manual gate `{gate}`: the {} platform has no promotion channel yet", self.name()),
         ))
+    }
+
+    /// Run the release command on `cmd.release` (its image, its environment and `RELEASE_COMMAND=1`),
+    /// once, streaming its output to `log`, and stop it after `cmd.timeout`. `Ok` only for exit code 0.
+    /// Changes no machine of the app. By default the platform cannot (`Platform`).
+    async fn run_release_command(
+        &self,
+        cmd: &ReleaseCommand,
+        log: &dyn ReleaseLog,
+    ) -> Result<(), ReleaseCommandError> {
+        let _ = (cmd, log);
+        Err(ReleaseCommandError::Platform(OpError::unsupported("run a release command", self.name())))
     }
 
     /// What a deploy does when the app has no machines yet: a strategy replaces machines, so it has

@@ -293,7 +293,15 @@ impl Deploy<'_> {
             rollback: prepared.rollback,
         })));
 
-        let error = if prepared.launch {
+        // The release command runs on the new release before anything changes; a rollback returns to
+        // code whose migrations already ran, so it runs none.
+        let released = match prepared.rollback {
+            true => None,
+            false => self.release_command(&*platform, &recorder, clock, &prepared.target, false).await,
+        };
+        let error = if let Some(e) = released {
+            Some(e)
+        } else if prepared.launch {
             let plan = self.launch_plan(&prepared.target);
             platform.launch(&plan, &LaunchNotes(&recorder)).await.err().map(|e| e.message)
         } else {

@@ -41,6 +41,9 @@ pub struct DryRun {
     pub leases: String,
     /// Machines on hosts the platform cannot reach, as "id (host status)": the deploy would refuse.
     pub unreachable: Vec<String>,
+    /// What `[deploy] release_command` would do before the first change: run (what, on which release,
+    /// with which timeout), be skipped, or `None` when there is none.
+    pub release_command: Option<String>,
     /// Notes that change what would happen (no machines yet, a platform that is not reachable).
     pub notes: Vec<String>,
 }
@@ -141,6 +144,10 @@ impl Deploy<'_> {
             Some(s) if s.path().join(cutover_journal::FILE).exists() => Some(s.journal()?),
             _ => None,
         };
+        let goal_kind = match goal {
+            Goal::Deploy { .. } => GoalKind::Deploy,
+            Goal::Rollback { .. } => GoalKind::Rollback,
+        };
         let target = target_release(goal, journal.as_ref(), &config.app, &machines, current.as_ref())?;
         let unreachable = unreachable_hosts(&machines);
         if !unreachable.is_empty() {
@@ -171,6 +178,7 @@ impl Deploy<'_> {
         } else {
             format!("none: the {platform} platform has no leases")
         };
+        let release_command = self.release_command_plan(&target, matches!(goal_kind, GoalKind::Rollback));
         Ok(DryRun {
             app: config.app.clone(),
             platform,
@@ -186,9 +194,35 @@ impl Deploy<'_> {
             missing: missing(caps),
             leases,
             unreachable,
+            release_command,
             notes,
         })
     }
+
+    /// What the release command would do for `target`, in words.
+    fn release_command_plan(&self, target: &Release, rollback: bool) -> Option<String> {
+        let config = self.config;
+        let command = config.release_command.as_ref()?;
+        Some(if rollback {
+            format!("`{command}` would not run: a rollback returns to code whose release command already ran")
+        } else if config.skip_release_command {
+            format!("`{command}` would not run (--skip-release-command)")
+        } else {
+            format!(
+                "`{command}` would run once on v{} ({}) with RELEASE_COMMAND=1 before the first machine \
+                 change, for at most {}; a non-zero exit aborts the deploy with nothing changed",
+                target.version,
+                target.image,
+                cutover_core::duration::display(config.release_command_timeout)
+            )
+        })
+    }
+}
+
+/// Whether a dry run is of a rollback (which runs no release command).
+enum GoalKind {
+    Deploy,
+    Rollback,
 }
 
 impl DryRun {
@@ -217,6 +251,9 @@ impl DryRun {
             self.max_unavailable, self.wait_timeout
         );
         let _ = writeln!(o, "  leases      {}", self.leases);
+        if let Some(r) = &self.release_command {
+            let _ = writeln!(o, "  release command  {r}");
+        }
         let total: usize = self.groups.values().flat_map(|g| g.values()).map(|c| c.machines).sum();
         let _ = writeln!(o, "  machines    {total}");
         for (group, regions) in &self.groups {

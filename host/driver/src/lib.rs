@@ -9,6 +9,8 @@
 //!
 //! - [`target`]: which platform a command runs on, decided once, and opening it.
 //! - [`deploy`]: one deploy or rollback, step by step. [`resume`]: taking an interrupted one up.
+//! - `release_command`: `[deploy] release_command`, run before the first change, and what a resume
+//!   does about it.
 //! - [`lease`]: every machine of a deploy leased, refreshed and released.
 //! - [`rollback`]: which release `cutover rollback` returns to.
 //! - [`dry_run`], [`status`], [`demo`], [`local`]: the commands built on the rest.
@@ -19,6 +21,7 @@ pub mod dry_run;
 mod error;
 pub mod lease;
 pub mod local;
+mod release_command;
 pub mod resume;
 pub mod rollback;
 pub mod state;

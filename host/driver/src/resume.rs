@@ -11,6 +11,7 @@
 //! must match. When a deploy cannot be resumed, the error says why and what the fleet looks like now.
 
 use crate::deploy::{Ending, Goal, JournalGate, StrategyRun, list_with_retries};
+use crate::release_command::Resolution;
 use crate::{Deploy, DeployError, DeployReport, ResolvedStrategy, lease, resolve_strategy};
 use cutover_config::StrategyRef;
 use cutover_core::events::{DeployStart, EventKind, EventSink, FleetSummary, Tee};
@@ -132,6 +133,30 @@ impl Deploy<'_> {
             replay.remaining()
         );
 
+        // The release command: run again only when the dead process recorded no end of it (migration
+        // tools record what they applied, so a second run is safe); never after it succeeded.
+        let released = match (aborting, rollback, crate::release_command::resolve(&record.events)) {
+            (true, ..) | (_, true, _) | (.., Resolution::Done) => None,
+            (.., Resolution::Failed(e)) => Some(e),
+            (.., how) => {
+                let rerun = how == Resolution::Rerun;
+                if rerun && self.config.release_command.is_some() {
+                    tracing::info!(
+                        "the release command of deploy #{} was running when its process died and no end was \
+                         recorded: running it again",
+                        release.id
+                    );
+                }
+                self.release_command(&*platform, &recorder, clock, &record.plan.target, rerun).await
+            }
+        };
+        if released.is_none()
+            && !aborting
+            && let Some((command, why)) = skipped_because(&record.events)
+        {
+            recorder.record(EventKind::ReleaseCommandSkipped { command, why });
+        }
+
         let run = StrategyRun {
             platform: platform.clone(),
             concurrency: opened.concurrency,
@@ -140,7 +165,11 @@ impl Deploy<'_> {
             promotions: Some(Arc::new(JournalGate { journal: journal.clone(), release_id: release.id })),
             replay: Some(replay),
         };
-        let error = match self.run_strategy(&strategy, &record.plan, run).await {
+        let outcome = match released {
+            Some(e) => Ok(Some(e)),
+            None => self.run_strategy(&strategy, &record.plan, run).await,
+        };
+        let error = match outcome {
             Ok(error) => error,
             Err(d) => {
                 leases.release().await;
@@ -296,6 +325,22 @@ fn cannot_resume(release: &ReleaseRecord, why: String, fleet: &FleetSummary) -> 
         fleet.serving,
         fleet.cordoned,
     ))
+}
+
+/// The release command and why a resume does not run it again, when the journal shows it ended with 0.
+fn skipped_because(events: &[cutover_core::events::Event]) -> Option<(String, String)> {
+    let mut command = None;
+    for e in events {
+        match &e.kind {
+            EventKind::ReleaseCommandStarted { command: c, .. } => command = Some(c.clone()),
+            EventKind::ReleaseCommandFinished { error: None, .. } => {
+                let why = "it already ran for this release and exited with 0 before the process died".into();
+                return command.map(|c| (c, why));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn short(hash: &str) -> &str {

@@ -10,7 +10,7 @@
 use async_trait::async_trait;
 use cutover_core::{
     Capabilities, Check, CheckStatus, EmptyApp, ErrorKind, Lease, Machine, MachineState, OpError, Platform,
-    Release, StopSpec,
+    Release, ReleaseCommand, ReleaseCommandError, ReleaseLog, StopSpec,
 };
 use cutover_machines_api::{
     self as machines_api, ApiMachine, Client, CreateRequest, RetryPolicy, StopRequest, Token,
@@ -18,6 +18,8 @@ use cutover_machines_api::{
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
+
+mod release_command;
 
 /// The Machines API of Fly.io.
 pub const DEFAULT_API_URL: &str = "https://api.machines.dev/v1";
@@ -363,6 +365,14 @@ impl Platform for FlyPlatform {
 
     fn has_leases(&self) -> bool {
         true
+    }
+
+    async fn run_release_command(
+        &self,
+        cmd: &ReleaseCommand,
+        log: &dyn ReleaseLog,
+    ) -> Result<(), ReleaseCommandError> {
+        self.release_command(cmd, log).await
     }
 
     async fn acquire_lease(&self, id: &str, ttl: Duration) -> Result<Lease, OpError> {

@@ -227,6 +227,17 @@ impl Client {
     /// it, since the failed attempt may have created one whose answer was lost. While this client
     /// holds leases, the new machine is leased too before it is returned.
     pub async fn create(&self, req: &CreateRequest) -> Result<ApiMachine, OpError> {
+        self.create_with(req, true).await
+    }
+
+    /// [`Client::create`] without leasing the new machine: for a short-lived machine that destroys
+    /// itself (a release command's), which may be gone before a lease could be asked for, as flyctl
+    /// creates it.
+    pub async fn create_unleased(&self, req: &CreateRequest) -> Result<ApiMachine, OpError> {
+        self.create_with(req, false).await
+    }
+
+    async fn create_with(&self, req: &CreateRequest, lease: bool) -> Result<ApiMachine, OpError> {
         let mut req = req.clone();
         // Always a fresh id: a config cloned from another machine carries that machine's.
         let launch_id = format!("{:016x}", rand::random::<u64>());
@@ -257,7 +268,7 @@ impl Client {
                 Attempt::Transient(e, _) | Attempt::Failed(e) => return Err(e),
             }
         };
-        if let Some(ttl) = self.leases.ttl() {
+        if let Some(ttl) = self.leases.ttl().filter(|_| lease) {
             self.acquire_lease(&machine.id, ttl).await?;
         }
         Ok(machine)

@@ -46,5 +46,5 @@ pub use error::SimError;
 pub use kept::KeptFleet;
 pub use persist::SavedWorld;
 pub use platform::SimPlatform;
-pub use scenario::Scenario;
+pub use scenario::{ReleaseCommandSim, Scenario};
 pub use world::SimWorld;

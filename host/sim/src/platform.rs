@@ -15,7 +15,7 @@ use crate::world::{SimMachine, SimWorld};
 use async_trait::async_trait;
 use cutover_core::{
     Capabilities, CheckSpec, CheckStatus, ErrorKind, Machine, MachineState, OpError, Platform, Release,
-    ReleaseWeight, StopSpec, TrafficStats,
+    ReleaseCommand, ReleaseCommandError, ReleaseLog, ReleaseWeight, StopSpec, TrafficStats,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -486,6 +486,49 @@ impl Platform for SimPlatform {
             p50_ms: traffic.latency_ms[0] * slow,
             p99_ms: traffic.latency_ms[1] * slow,
         })
+    }
+
+    /// The scenario's `[release_command]`: its lines spread over its duration on the virtual clock,
+    /// then its exit code; stopped at the command's timeout. No machine of the app changes.
+    async fn run_release_command(
+        &self,
+        cmd: &ReleaseCommand,
+        log: &dyn ReleaseLog,
+    ) -> Result<(), ReleaseCommandError> {
+        let spec = &self.world.scenario.release_command;
+        let lines: Vec<String> = spec
+            .output
+            .iter()
+            .map(|l| {
+                l.replace("{version}", &cmd.release.version.to_string())
+                    .replace("{image}", &cmd.release.image)
+                    .replace("{command}", &cmd.command)
+            })
+            .collect();
+        log.note(format!("simulated release command `{}` on v{}", cmd.command, cmd.release.version));
+        // Durations from files may be absurd ("99999999999d"): a century is as good as forever here.
+        let century = Duration::from_secs(100 * 365 * 24 * 3600);
+        let step = spec.duration.0.min(century) / (lines.len().min(u32::MAX as usize - 1) as u32 + 1);
+        let deadline = Instant::now() + cmd.timeout.min(century);
+        for line in &lines {
+            if Instant::now() + step > deadline {
+                tokio::time::sleep_until(deadline).await;
+                return Err(ReleaseCommandError::TimedOut(cmd.timeout));
+            }
+            tokio::time::sleep(step).await;
+            log.line(line);
+        }
+        let end = Instant::now() + step;
+        if end > deadline {
+            tokio::time::sleep_until(deadline).await;
+            return Err(ReleaseCommandError::TimedOut(cmd.timeout));
+        }
+        tokio::time::sleep_until(end).await;
+        match (spec.crash, spec.exit_code) {
+            (true, _) => Err(ReleaseCommandError::Crashed("its simulated machine failed".into())),
+            (false, 0) => Ok(()),
+            (false, code) => Err(ReleaseCommandError::Exited(code)),
+        }
     }
 
     async fn await_promotion(&self, gate: &str, timeout: Duration) -> Result<(), OpError> {

@@ -40,6 +40,34 @@ pub struct Scenario {
     /// The simulated operator runs `cutover promote` for every manual gate this long after the gate
     /// opens. Without it, manual gates time out (virtual time does not wait for a person).
     pub promote_after: Option<Dur>,
+    /// How `[deploy] release_command` runs here (only when the app's config has one).
+    pub release_command: ReleaseCommandSim,
+}
+
+/// `[release_command]`: how the simulated release command behaves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReleaseCommandSim {
+    /// How long it runs, in virtual time (past `release_command_timeout`, it is stopped).
+    pub duration: Dur,
+    /// Its exit code (0: success; anything else aborts the deploy).
+    pub exit_code: i32,
+    /// It dies without an exit code (its machine fails) at the end of `duration`.
+    pub crash: bool,
+    /// The lines it prints, spread evenly over `duration`; `{version}`, `{image}` and `{command}` are
+    /// replaced by the release's and the command's.
+    pub output: Vec<String>,
+}
+
+impl Default for ReleaseCommandSim {
+    fn default() -> Self {
+        Self {
+            duration: Dur(Duration::from_secs(2)),
+            exit_code: 0,
+            crash: false,
+            output: vec!["running `{command}` on v{version} ({image})".into(), "done".into()],
+        }
+    }
 }
 
 impl Default for Scenario {
@@ -52,6 +80,7 @@ impl Default for Scenario {
             traffic: TrafficSpec::default(),
             concurrency: None,
             promote_after: None,
+            release_command: ReleaseCommandSim::default(),
         }
     }
 }
@@ -253,6 +282,12 @@ impl Scenario {
             return Err(
                 "`traffic.rps` must be >= 0 and `traffic.error_rate` a share between 0.0 and 1.0".into()
             );
+        }
+        if !(0..=255).contains(&self.release_command.exit_code) {
+            return Err(format!(
+                "`release_command.exit_code` = {}: expected an exit code from 0 to 255",
+                self.release_command.exit_code
+            ));
         }
         if self.concurrency == Some(0) {
             return Err("`concurrency` = 0: expected at least 1".into());

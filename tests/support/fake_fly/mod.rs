@@ -18,7 +18,10 @@
 //!
 //! This module is the fake's state and what tests arrange and inspect; `routes` is the HTTP API over it.
 
+mod release;
 mod routes;
+
+pub use release::{ReleaseBehaviour, ReleaseRecord};
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -180,6 +183,9 @@ pub struct Fake {
     inner: Mutex<Inner>,
     pub faults: Mutex<Faults>,
     changes: watch::Sender<u64>,
+    /// How release command machines behave (see `release`).
+    pub release: Mutex<ReleaseBehaviour>,
+    release_record: Mutex<ReleaseRecord>,
 }
 
 /// A running fake.
@@ -206,6 +212,8 @@ impl FakeFly {
             inner: Mutex::new(Inner::default()),
             faults: Mutex::new(Faults::default()),
             changes,
+            release: Mutex::new(ReleaseBehaviour::default()),
+            release_record: Mutex::new(ReleaseRecord::default()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

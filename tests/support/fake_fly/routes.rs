@@ -112,7 +112,10 @@ async fn get_machine(State(f): S, Path((app, id)): Path<(String, String)>) -> Re
     let mut inner = f.lock();
     match find(&mut inner, &app, &id) {
         Ok(m) => Json(m.wire()).into_response(),
-        Err(r) => r,
+        Err(r) => match f.gone(&id) {
+            Some(api) => Json(api).into_response(),
+            None => r,
+        },
     }
 }
 
@@ -154,17 +157,26 @@ async fn create(State(f): S, Path(app): Path<String>, Json(req): Json<CreateRequ
             ..Default::default()
         };
         let mut m = FakeMachine::new(&app, api);
-        super::event(&mut m.api, "created");
-        if !req.skip_launch {
-            f.set_state(&mut m, "starting", Some(("started", f.opts.boot)));
+        let mut keep = true;
+        if super::release::is_release(&req) && !req.skip_launch {
+            keep = f.run_release(&req, &mut m);
+        } else {
+            super::event(&mut m.api, "created");
+            if !req.skip_launch {
+                f.set_state(&mut m, "starting", Some(("started", f.opts.boot)));
+            }
         }
         let api = m.api.clone();
-        inner.history.push(Happened::Created {
-            id: api.id.clone(),
-            instance: api.instance_id.clone(),
-            routable: !req.skip_service_registration,
-        });
-        inner.machines.insert(id, m);
+        if keep {
+            inner.history.push(Happened::Created {
+                id: api.id.clone(),
+                instance: api.instance_id.clone(),
+                routable: !req.skip_service_registration,
+            });
+            inner.machines.insert(id, m);
+        } else {
+            inner.destroyed.insert(id);
+        }
         api
     };
     f.changed();

@@ -17,6 +17,12 @@
 //! clients close them (the platform kills it after `kill_timeout` anyway), then exits 0. A second
 //! signal exits at once with 1.
 //!
+//! `hello-cutover migrate [ARGS…]` is the app's release command (fly.toml's `[deploy] release_command =
+//! "migrate"`): it prints what it migrates to (the release in `FLY_RELEASE_VERSION` and
+//! `FLY_IMAGE_REF`), appends one line to the file `HELLO_MIGRATE_MARKER` names (release, image,
+//! `RELEASE_COMMAND`, arguments) so a test can see it ran and with which environment, sleeps
+//! `HELLO_MIGRATE_SLEEP_MS` first if set, and with `HELLO_MIGRATE_FAIL` set fails with exit code 3.
+//!
 //! A bad release needs no other binary: the image tag (after the last `:` of `FLY_IMAGE_REF`) switches
 //! on misbehaviour — `unhealthy` (`/health` answers 500), `crash` (exit 1 at start), `slow-start`
 //! (sleep `HELLO_SLOW_START_MS` before listening) and `errors` (`/` answers 500 for a
@@ -269,8 +275,47 @@ async fn watch_signals(
     }
 }
 
+/// `hello-cutover migrate`: the release command; see the crate's comment.
+fn migrate(args: &[String]) -> ExitCode {
+    let id = Identity::from_env();
+    let flag = env::var("RELEASE_COMMAND").unwrap_or_default();
+    println!("hello-cutover migrate: migrating to v{} ({}), RELEASE_COMMAND={flag:?}", id.version, id.image);
+    if let Some(ms) = env::var("HELLO_MIGRATE_SLEEP_MS").ok().and_then(|v| v.parse::<u64>().ok()) {
+        println!("hello-cutover migrate: taking {ms}ms");
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    if let Ok(path) = env::var("HELLO_MIGRATE_MARKER") {
+        let line = format!("v{} {} RELEASE_COMMAND={flag} args={}\n", id.version, id.image, args.join(","));
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+        if let Err(e) = written {
+            eprintln!("hello-cutover migrate: cannot write the marker {path}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    if env::var_os("HELLO_MIGRATE_FAIL").is_some() {
+        println!("hello-cutover migrate: applying 0002_add_orders");
+        eprintln!("hello-cutover migrate: ERROR: relation \"orders\" already exists");
+        return ExitCode::from(3);
+    }
+    println!("hello-cutover migrate: done");
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    // Other arguments are ignored, as they always were: the server is configured by its environment.
+    match args.first().map(String::as_str) {
+        Some("migrate") => migrate(&args[1..]),
+        _ => serve(),
+    }
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn serve() -> ExitCode {
     let port = match port_from_env() {
         Ok(port) => port,
         Err(msg) => {

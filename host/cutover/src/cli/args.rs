@@ -207,6 +207,9 @@ pub(crate) struct DeployArgs {
     /// Image to deploy [default: [build] image of the config].
     #[arg(long, value_name = "IMAGE")]
     pub(crate) image: Option<String>,
+    /// Do not run `[deploy] release_command` before the deploy (the journal records that it was skipped).
+    #[arg(long)]
+    pub(crate) skip_release_command: bool,
 }
 
 #[derive(Args)]

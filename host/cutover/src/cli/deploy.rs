@@ -12,13 +12,14 @@ use std::sync::Arc;
 
 /// What a run is asked for (the image of a deploy may come from the config).
 enum Ask {
-    Deploy,
+    /// With `--skip-release-command`, or not.
+    Deploy(bool),
     Rollback(Option<u64>),
     Resume,
 }
 
 pub(crate) fn deploy(ctx: &Context, args: DeployArgs) -> Result<Exit, Error> {
-    run(ctx, args.run, args.image, Ask::Deploy)
+    run(ctx, args.run, args.image, Ask::Deploy(args.skip_release_command))
 }
 
 pub(crate) fn rollback(ctx: &Context, args: RollbackArgs) -> Result<Exit, Error> {
@@ -39,9 +40,10 @@ pub(crate) fn resume(ctx: &Context, args: ResumeArgs) -> Result<Exit, Error> {
 }
 
 fn run(ctx: &Context, args: RunArgs, image: Option<String>, ask: Ask) -> Result<Exit, Error> {
-    let config = ctx.config(&args.app)?.with_overrides(args.strategy.as_deref(), image, &cwd());
+    let mut config = ctx.config(&args.app)?.with_overrides(args.strategy.as_deref(), image, &cwd());
+    config.skip_release_command = matches!(ask, Ask::Deploy(true));
     let purpose = match ask {
-        Ask::Deploy => Purpose::Deploy,
+        Ask::Deploy(_) => Purpose::Deploy,
         Ask::Rollback(None) => Purpose::Rollback,
         Ask::Rollback(Some(_)) => Purpose::RollbackTo,
         Ask::Resume => Purpose::Resume,
@@ -72,7 +74,7 @@ fn run(ctx: &Context, args: RunArgs, image: Option<String>, ask: Ask) -> Result<
         }
         let report = match ask {
             Ask::Resume => deploy.resume().await?,
-            Ask::Deploy => deploy.run().await?,
+            Ask::Deploy(_) => deploy.run().await?,
             Ask::Rollback(to) => deploy.rollback(to).await?,
         };
         if !json {

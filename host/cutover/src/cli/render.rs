@@ -126,6 +126,35 @@ impl EventSink for Human {
                     stamp(e.at_ms)
                 ));
             }
+            EventKind::ReleaseCommandStarted { command, release, timeout_ms, rerun } => {
+                let again = match rerun {
+                    true => " again: the previous process died while it ran, before its end was recorded",
+                    false => "",
+                };
+                self.line(format!(
+                    "{} --> release command `{command}` on v{} (timeout {}){again}",
+                    stamp(e.at_ms),
+                    release.version,
+                    display(Duration::from_millis(*timeout_ms))
+                ));
+            }
+            EventKind::ReleaseCommandNote { message } => {
+                self.line(format!("{}  info: {message}", stamp(e.at_ms)));
+            }
+            EventKind::ReleaseCommandOutput { line } => self.line(format!("{}     | {line}", stamp(e.at_ms))),
+            EventKind::ReleaseCommandFinished { error: None, took_ms, .. } => self.line(format!(
+                "{}  info: release command exited with code 0 after {:.1}s",
+                stamp(e.at_ms),
+                *took_ms as f64 / 1000.0
+            )),
+            EventKind::ReleaseCommandFinished { error: Some(error), .. } => {
+                // The headline only: the summary prints the whole error with the output's tail.
+                let first = error.lines().next().unwrap_or_default().split(';').next().unwrap_or_default();
+                self.line(format!("{} error: {first}", stamp(e.at_ms)));
+            }
+            EventKind::ReleaseCommandSkipped { command, why } => {
+                self.line(format!("{}  info: release command `{command}` not run: {why}", stamp(e.at_ms)));
+            }
             EventKind::Intent { .. } => {}
             EventKind::DeployFinished { .. } => self.finish_bar(),
         }

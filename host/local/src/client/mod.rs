@@ -7,13 +7,15 @@
 //! under `/cutover/v1`. An app's first launch, which Fly leaves to `fly launch`, is in `launch`.
 
 mod launch;
+mod release_command;
 
 use crate::daemon::api::AppInfo;
 use crate::daemon::fleet::AppSpec;
 use async_trait::async_trait;
 use cutover_core::{
     Capabilities, Check, EmptyApp, ErrorKind, LaunchLog, LaunchPlan, Lease, Machine, MachineState, OpError,
-    Platform, Release, ReleaseWeight, StopSpec, TrafficStats,
+    Platform, Release, ReleaseCommand, ReleaseCommandError, ReleaseLog, ReleaseWeight, StopSpec,
+    TrafficStats,
 };
 use cutover_machines_api::{
     self as machines_api, ApiMachine, Client, CreateRequest, StopRequest, on_release,
@@ -30,6 +32,8 @@ pub struct LocalPlatform {
     app: String,
     /// Where the app's proxy listens.
     proxy: String,
+    /// What the app runs, when this handle registered it (a read-only handle runs nothing).
+    spec: Option<AppSpec>,
 }
 
 impl LocalPlatform {
@@ -45,7 +49,7 @@ impl LocalPlatform {
             .map_err(|e| {
                 OpError::new(ErrorKind::Platform, format!("registering {app}: bad response: {e}"))
             })?;
-        Ok(Self { client, app: app.to_string(), proxy: info.proxy })
+        Ok(Self { client, app: app.to_string(), proxy: info.proxy, spec: Some(spec.clone()) })
     }
 
     /// A read-only handle on `app` at the daemon at `url`, without registering it (a dry run must
@@ -55,6 +59,7 @@ impl LocalPlatform {
             client: Client::new(&format!("{url}/v1"), app, "local"),
             app: app.to_string(),
             proxy: String::new(),
+            spec: None,
         }
     }
 
@@ -116,6 +121,20 @@ impl Platform for LocalPlatform {
 
     async fn launch(&self, plan: &LaunchPlan, log: &dyn LaunchLog) -> Result<(), OpError> {
         launch::run(self, plan, log).await
+    }
+
+    async fn run_release_command(
+        &self,
+        cmd: &ReleaseCommand,
+        log: &dyn ReleaseLog,
+    ) -> Result<(), ReleaseCommandError> {
+        let Some(spec) = &self.spec else {
+            return Err(ReleaseCommandError::Platform(OpError::new(
+                ErrorKind::Invalid,
+                format!("a read-only handle on {} cannot run the release command", self.app),
+            )));
+        };
+        release_command::run(spec, &self.app, cmd, log).await
     }
 
     fn app(&self) -> &str {
