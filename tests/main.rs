@@ -18,5 +18,6 @@ mod resume;
 mod rolling;
 mod sandbox;
 mod scaffold;
+mod security;
 mod strategies;
 mod verify;
