@@ -282,8 +282,11 @@ async fn fleet(app: &App, name: &str) -> (String, Vec<Value>) {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let machines =
-        get_json(&http, &format!("{url}/v1/apps/{name}/machines")).await.as_array().cloned().unwrap_or_default();
+    let machines = get_json(&http, &format!("{url}/v1/apps/{name}/machines"))
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     (proxy, machines)
 }
 

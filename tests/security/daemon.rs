@@ -15,7 +15,9 @@ struct App {
 impl App {
     fn deployed() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        Toml::example_app().set("cutover.local.command", support::example_app_binary()).write(dir.path().join("fly.toml"));
+        Toml::example_app()
+            .set("cutover.local.command", support::example_app_binary())
+            .write(dir.path().join("fly.toml"));
         let app = Self { dir };
         let out = app.run(&["deploy", "--platform", "local"]);
         assert_eq!(out.status.code(), Some(0), "{}", out.text());
@@ -35,7 +37,8 @@ impl App {
 
     fn url(&self) -> String {
         let info: Value =
-            serde_json::from_str(&std::fs::read_to_string(self.daemon_dir().join("daemon.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(self.daemon_dir().join("daemon.json")).unwrap())
+                .unwrap();
         info["url"].as_str().unwrap().to_string()
     }
 
@@ -198,7 +201,10 @@ async fn another_unix_user_cannot_reach_the_daemon() {
     let app = App::deployed();
     let url = app.url();
     let name = format!("cutover-t{}", std::process::id() % 100_000);
-    let made = Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/bin/sh", &name]).output().unwrap();
+    let made = Command::new("useradd")
+        .args(["--system", "--no-create-home", "--shell", "/bin/sh", &name])
+        .output()
+        .unwrap();
     assert!(made.status.success(), "useradd {name}: {}", String::from_utf8_lossy(&made.stderr));
     let user = OtherUser(name);
     let as_user = |args: &[&str]| {
@@ -216,10 +222,27 @@ async fn another_unix_user_cannot_reach_the_daemon() {
         ("POST", "/cutover/v1/shutdown"),
     ] {
         let out = as_user(&[
-            "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method, "-H", "content-type: application/json",
-            "-d", "{\"command\":[\"/bin/sh\",\"-c\",\"id\"],\"cwd\":\"/\"}", &format!("{url}{path}"),
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            method,
+            "-H",
+            "content-type: application/json",
+            "-d",
+            "{\"command\":[\"/bin/sh\",\"-c\",\"id\"],\"cwd\":\"/\"}",
+            &format!("{url}{path}"),
         ]);
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "{method} {path} as {}: {}", user.0, out.text());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "401",
+            "{method} {path} as {}: {}",
+            user.0,
+            out.text()
+        );
     }
     assert_eq!(app.machines().await.len(), 3);
     assert!(app.serves().await);

@@ -141,7 +141,8 @@ struct LaunchNotes<'a>(&'a Recorder);
 
 impl LaunchNotes<'_> {
     fn note(&self, call: HostCall) {
-        self.0.record(EventKind::HostCall { call, reply: HostReply::Done, took_ms: 0 });
+        // Notes only: the launch itself is not a journaled change.
+        let _ = self.0.record(EventKind::HostCall { call, reply: HostReply::Done, took_ms: 0 });
     }
 }
 
@@ -246,12 +247,17 @@ impl Deploy<'_> {
         let sink: Arc<dyn EventSink> = match (&journal, release_id) {
             (Some(j), Some(id)) => Arc::new(Tee(vec![
                 self.sink.clone(),
-                Arc::new(journal::JournalSink { journal: j.clone(), release_id: id }),
+                Arc::new(journal::JournalSink::new(
+                    j.clone(),
+                    id,
+                    self.config.cutover.sandbox_for(&strategy.reference).0.journal_bytes,
+                )),
             ])),
             _ => self.sink.clone(),
         };
         let recorder = Recorder::new(sink, clock);
-        recorder.record(EventKind::DeployStarted(Box::new(DeployStart {
+        // A failure is kept by the recorder: nothing is changed after it (below, and in the dispatcher).
+        let _ = recorder.record(EventKind::DeployStarted(Box::new(DeployStart {
             app: self.config.app.clone(),
             platform: platform.name().to_string(),
             strategy: if prepared.launch { LAUNCH.into() } else { strategy.info.name.clone() },
@@ -261,7 +267,9 @@ impl Deploy<'_> {
             rollback: prepared.rollback,
         })));
 
-        let error = if prepared.launch {
+        let error = if let Some(failure) = recorder.failure() {
+            Some(format!("nothing was changed: {failure}"))
+        } else if prepared.launch {
             let plan = self.launch_plan(&prepared.target);
             platform.launch(&plan, &LaunchNotes(&recorder)).await.err().map(|e| e.message)
         } else {
@@ -439,7 +447,7 @@ impl Deploy<'_> {
         let after = list_with_retries(&*platform).await.unwrap_or_default();
         let fleet = FleetSummary::of(&after);
         let duration = clock.elapsed();
-        recorder.record(EventKind::DeployFinished {
+        let _ = recorder.record(EventKind::DeployFinished {
             outcome,
             error: error.clone(),
             duration_ms: duration.as_millis() as u64,

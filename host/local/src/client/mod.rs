@@ -62,11 +62,7 @@ impl LocalPlatform {
     /// A read-only handle on `app` at `daemon`, without registering it (a dry run must change
     /// nothing).
     pub fn attach(daemon: &DaemonInfo, app: &str) -> Self {
-        Self {
-            client: Self::api_client(daemon, app),
-            app: app.to_string(),
-            proxy: String::new(),
-        }
+        Self { client: Self::api_client(daemon, app), app: app.to_string(), proxy: String::new() }
     }
 
     /// The shared Machines API client (for tests and tools).

@@ -87,12 +87,10 @@ fn refusal(headers: &HeaderMap, method: &Method, token: &str) -> Option<Response
             ),
         ));
     }
-    let content_type = headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).to_string());
+    let content_type =
+        headers.get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).to_string());
     let has_body = headers.contains_key(header::TRANSFER_ENCODING)
-        || headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|n| n.trim() != "0");
+        || headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|n| n.trim() != "0");
     let json = content_type.as_deref().is_some_and(|t| {
         t.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/json")
     });
