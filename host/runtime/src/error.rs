@@ -8,6 +8,21 @@ use cutover_core::events::SinkError;
 /// Why loading or running a strategy component failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// The component is larger than any strategy needs to be; refused before it is compiled.
+    #[error(
+        "{subject} is {} MiB, over the {} MiB a strategy component may be (the largest real ones, built \
+         with componentize-py, are about 18 MB); it was not compiled",
+        bytes.div_ceil(1 << 20),
+        limit >> 20
+    )]
+    TooLarge {
+        /// The component file, or "the component".
+        subject: String,
+        /// Its size.
+        bytes: u64,
+        /// The bound ([`crate::MAX_COMPONENT_BYTES`]).
+        limit: u64,
+    },
     /// The bytes are not a WebAssembly component (a core module, or not wasm at all).
     #[error("not a WebAssembly component: {0}")]
     NotAComponent(String),
