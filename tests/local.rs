@@ -255,8 +255,20 @@ fn daemon_url(app: &App) -> String {
     info["url"].as_str().unwrap().to_string()
 }
 
-async fn get_json(url: &str) -> Value {
-    match reqwest::get(url).await {
+/// The daemon's token, as its owner reads it.
+fn daemon_token(app: &App) -> String {
+    std::fs::read_to_string(app.state().join("local/daemon.token")).unwrap().trim().to_string()
+}
+
+/// An HTTP client presenting the daemon's token, as its owner's tools would.
+fn daemon_http(app: &App) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {}", daemon_token(app)).parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    match http.get(url).send().await {
         Ok(r) => r.json().await.unwrap_or(Value::Null),
         Err(_) => Value::Null,
     }
@@ -265,18 +277,22 @@ async fn get_json(url: &str) -> Value {
 /// (proxy address, machines as the daemon lists them).
 async fn fleet(app: &App, name: &str) -> (String, Vec<Value>) {
     let url = daemon_url(app);
-    let proxy = get_json(&format!("{url}/cutover/v1/status")).await["apps"][name]
+    let http = daemon_http(app);
+    let proxy = get_json(&http, &format!("{url}/cutover/v1/status")).await["apps"][name]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let machines =
-        get_json(&format!("{url}/v1/apps/{name}/machines")).await.as_array().cloned().unwrap_or_default();
+    let machines = get_json(&http, &format!("{url}/v1/apps/{name}/machines"))
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     (proxy, machines)
 }
 
 async fn connections(app: &App, name: &str, id: &str) -> u64 {
     let url = daemon_url(app);
-    get_json(&format!("{url}/cutover/v1/apps/{name}/machines/{id}/connections")).await["connections"]
+    get_json(&daemon_http(app), &format!("{url}/cutover/v1/apps/{name}/machines/{id}/connections")).await["connections"]
         .as_u64()
         .unwrap_or(0)
 }
@@ -383,7 +399,7 @@ async fn the_daemon_speaks_the_machines_api_including_leases() {
     let out = app.run(&["local", "up"]);
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
     let url = daemon_url(&app);
-    let http = reqwest::Client::new();
+    let http = daemon_http(&app);
     let spec = serde_json::json!({
         "command": [support::example_app_binary()], "cwd": app.dir.path(), "kill_signal": "SIGINT", "kill_timeout_ms": 5000,
         "checks": [], "port": 0

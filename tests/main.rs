@@ -19,5 +19,6 @@ mod resume;
 mod rolling;
 mod sandbox;
 mod scaffold;
+mod security;
 mod strategies;
 mod verify;

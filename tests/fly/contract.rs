@@ -51,18 +51,17 @@ async fn local_server(dir: &std::path::Path) -> Server {
     let served = tokio::spawn(async move {
         cutover::local::daemon::serve(&serve_dir, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await
     });
-    let info_path = daemon_dir.join("daemon.json");
-    let mut url = None;
+    let mut info = None;
     for _ in 0..200 {
-        if let Ok(text) = std::fs::read_to_string(&info_path)
-            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&text)
-        {
-            url = v["url"].as_str().map(str::to_string);
+        if let Some(i) = cutover::local::daemon::DaemonInfo::read(&daemon_dir) {
+            info = Some(i);
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    let url = url.expect("the daemon came up");
+    let info = info.expect("the daemon came up");
+    let url = info.url.clone();
+    let token = info.token.clone().expect("the daemon wrote its token");
     let spec = AppSpec {
         command: vec!["sleep".into(), "600".into()],
         cwd: dir.to_path_buf(),
@@ -73,9 +72,9 @@ async fn local_server(dir: &std::path::Path) -> Server {
         kill_signal: "SIGTERM".into(),
         kill_timeout_ms: 1000,
     };
-    let first = Arc::new(LocalPlatform::connect(&url, APP, &spec).await.unwrap());
+    let first = Arc::new(LocalPlatform::connect(&info, APP, &spec).await.unwrap());
     let client = Some(first.client().clone());
-    let second = Arc::new(LocalPlatform::connect(&url, APP, &spec).await.unwrap());
+    let second = Arc::new(LocalPlatform::connect(&info, APP, &spec).await.unwrap());
     let m = first.create_machine(&Release { version: 1, image: V1.into() }, "ams", "app").await.unwrap();
     first.wait_state(&m.id, MachineState::Started, Duration::from_secs(5)).await.unwrap();
     let shutdown = format!("{url}/cutover/v1/shutdown");
@@ -85,11 +84,15 @@ async fn local_server(dir: &std::path::Path) -> Server {
         second,
         machine: m.id,
         machines_url: format!("{url}/v1/apps/{APP}/machines"),
-        auth: None,
+        auth: Some(token.header_value().to_str().unwrap().to_string()),
         client,
         stop: Some(Box::new(move || {
             Box::pin(async move {
-                let _ = reqwest::Client::new().post(shutdown).send().await;
+                let _ = reqwest::Client::new()
+                    .post(shutdown)
+                    .header("authorization", token.header_value())
+                    .send()
+                    .await;
                 let _ = served.await;
             })
         })),

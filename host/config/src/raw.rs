@@ -131,6 +131,8 @@ pub(crate) struct RawLimits {
     pub(crate) memory_mb: Option<u64>,
     pub(crate) cpu_budget: Option<Dur>,
     pub(crate) deadline: Option<Dur>,
+    pub(crate) host_calls: Option<u64>,
+    pub(crate) journal_mb: Option<u64>,
 }
 
 /// One `[[cutover.sandbox]]` entry.

@@ -90,5 +90,27 @@ pub(crate) fn apply_limits(
     if let Some(d) = l.deadline {
         limits.deadline = d.0;
     }
+    if let Some(n) = l.host_calls {
+        if n == 0 {
+            return Err(ConfigError::Invalid {
+                path: src.into(),
+                key: format!("{key}.host_calls"),
+                value: n.to_string(),
+                expected: "at least 1 (host calls per deploy)".into(),
+            });
+        }
+        limits.host_calls = n;
+    }
+    if let Some(mb) = l.journal_mb {
+        if mb == 0 || mb > 1 << 20 {
+            return Err(ConfigError::Invalid {
+                path: src.into(),
+                key: format!("{key}.journal_mb"),
+                value: mb.to_string(),
+                expected: "between 1 and 1048576 (MiB journaled per deploy)".into(),
+            });
+        }
+        limits.journal_bytes = mb << 20;
+    }
     Ok(limits)
 }

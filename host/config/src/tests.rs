@@ -256,3 +256,24 @@ fn a_sandbox_policy_naming_no_operation_is_an_error() {
         "{e}"
     );
 }
+
+#[test]
+fn host_calls_and_journal_bounds_are_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "fly.toml",
+        "app = \"a\"\n[cutover.limits]\nhost_calls = 5000\njournal_mb = 8\n\
+         [[cutover.sandbox]]\nstrategy = \"./untrusted.wasm\"\nhost_calls = 100\n",
+    );
+    let c = Config::load(&p).unwrap();
+    assert_eq!((c.cutover.limits.host_calls, c.cutover.limits.journal_bytes), (5000, 8 << 20));
+    let (limits, _) = c.cutover.sandbox_for(&crate::StrategyRef::parse("./untrusted.wasm", dir.path()));
+    assert_eq!((limits.host_calls, limits.journal_bytes), (100, 8 << 20));
+    for bad in ["host_calls = 0", "journal_mb = 0"] {
+        let p = write(&dir, "fly.toml", &format!("app = \"a\"\n[cutover.limits]\n{bad}\n"));
+        let e = Config::load(&p).unwrap_err().to_string();
+        let key = bad.split(' ').next().unwrap();
+        assert!(e.contains(&format!("cutover.limits.{key}")), "{e}");
+    }
+}

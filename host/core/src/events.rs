@@ -486,15 +486,42 @@ pub struct Event {
 /// a sink, so the runtime records one stream and never knows who reads it.
 pub trait EventSink: Send + Sync {
     /// Take one event. Called synchronously as each event is recorded, in `seq` order, so it should be
-    /// quick.
-    fn event(&self, event: &Event);
+    /// quick. An error means the event is not on record: the run must not send the change it
+    /// announces (an intent) to the platform, and stops.
+    fn event(&self, event: &Event) -> Result<(), SinkError>;
+}
+
+/// Why a sink could not take an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// Writing failed: the journal (or another record) cannot be written.
+    #[error(
+        "the journal failed: event {seq} could not be written to {place}: {message}; nothing that is not on \
+         record was sent to the platform"
+    )]
+    Failed {
+        /// Where the record is (the journal's file).
+        place: String,
+        /// The event that could not be written.
+        seq: u64,
+        /// Why, as the storage said.
+        message: String,
+    },
+    /// The deploy has journaled as many bytes as `[cutover.limits] journal_bytes` allows.
+    #[error("the deploy's journal reached its bound of {limit_bytes} bytes")]
+    Full {
+        /// The bound, in bytes.
+        limit_bytes: u64,
+    },
 }
 
 /// A sink that keeps nothing.
 pub struct Discard;
 
 impl EventSink for Discard {
-    fn event(&self, _: &Event) {}
+    fn event(&self, _: &Event) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// A sink that keeps every event in memory (tests, reports).
@@ -512,8 +539,9 @@ impl Collect {
 }
 
 impl EventSink for Collect {
-    fn event(&self, event: &Event) {
+    fn event(&self, event: &Event) -> Result<(), SinkError> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event.clone());
+        Ok(())
     }
 }
 
@@ -524,9 +552,17 @@ pub struct Tee(
 );
 
 impl EventSink for Tee {
-    fn event(&self, event: &Event) {
+    /// Every sink gets the event, even after one failed (the display goes on); the first error is
+    /// the answer.
+    fn event(&self, event: &Event) -> Result<(), SinkError> {
+        let mut first = Ok(());
         for s in &self.0 {
-            s.event(event);
+            if let Err(e) = s.event(event)
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
         }
+        first
     }
 }

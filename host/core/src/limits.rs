@@ -13,6 +13,27 @@ pub struct Limits {
     pub deadline: Duration,
     /// Real time the guest may compute between two host calls.
     pub cpu_budget: Duration,
+    /// Host calls the whole run may make (every call counts: a read, a log line, `now`).
+    #[serde(default = "default_host_calls")]
+    pub host_calls: u64,
+    /// Bytes of events the run may put in the journal (the host's own opening and closing events
+    /// aside).
+    #[serde(default = "default_journal_bytes")]
+    pub journal_bytes: u64,
+}
+
+/// The default of [`Limits::host_calls`].
+pub const DEFAULT_HOST_CALLS: u64 = 1_000_000;
+
+/// The default of [`Limits::journal_bytes`]: 1 GiB.
+pub const DEFAULT_JOURNAL_BYTES: u64 = 1 << 30;
+
+fn default_host_calls() -> u64 {
+    DEFAULT_HOST_CALLS
+}
+
+fn default_journal_bytes() -> u64 {
+    DEFAULT_JOURNAL_BYTES
 }
 
 impl Default for Limits {
@@ -21,6 +42,8 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             deadline: Duration::from_secs(3600),
             cpu_budget: Duration::from_secs(2),
+            host_calls: DEFAULT_HOST_CALLS,
+            journal_bytes: DEFAULT_JOURNAL_BYTES,
         }
     }
 }

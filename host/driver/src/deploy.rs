@@ -173,7 +173,8 @@ struct LaunchNotes<'a>(&'a Recorder);
 
 impl LaunchNotes<'_> {
     fn note(&self, call: HostCall) {
-        self.0.record(EventKind::HostCall { call, reply: HostReply::Done, took_ms: 0 });
+        // Notes only: the launch itself is not a journaled change.
+        let _ = self.0.record(EventKind::HostCall { call, reply: HostReply::Done, took_ms: 0 });
     }
 }
 
@@ -278,12 +279,17 @@ impl Deploy<'_> {
         let sink: Arc<dyn EventSink> = match (&journal, release_id) {
             (Some(j), Some(id)) => Arc::new(Tee(vec![
                 self.sink.clone(),
-                Arc::new(journal::JournalSink { journal: j.clone(), release_id: id }),
+                Arc::new(journal::JournalSink::new(
+                    j.clone(),
+                    id,
+                    self.config.cutover.sandbox_for(&strategy.reference).0.journal_bytes,
+                )),
             ])),
             _ => self.sink.clone(),
         };
         let recorder = Recorder::new(sink, clock);
-        recorder.record(EventKind::DeployStarted(Box::new(DeployStart {
+        // A failure is kept by the recorder: nothing is changed after it (below, and in the dispatcher).
+        let _ = recorder.record(EventKind::DeployStarted(Box::new(DeployStart {
             app: self.config.app.clone(),
             platform: platform.name().to_string(),
             strategy: if prepared.launch { LAUNCH.into() } else { strategy.info.name.clone() },
@@ -293,11 +299,15 @@ impl Deploy<'_> {
             rollback: prepared.rollback,
         })));
 
-        // The release command runs on the new release before anything changes; a rollback returns to
-        // code whose migrations already ran, so it runs none.
-        let released = match prepared.rollback {
-            true => None,
-            false => self.release_command(&*platform, &recorder, clock, &prepared.target, false).await,
+        // Nothing runs past a journal that already refused an event. The release command runs on the
+        // new release before anything changes; a rollback returns to code whose migrations already
+        // ran, so it runs none.
+        let released = match (recorder.failure(), prepared.rollback) {
+            (Some(failure), _) => Some(format!("nothing was changed: {failure}")),
+            (None, true) => None,
+            (None, false) => {
+                self.release_command(&*platform, &recorder, clock, &prepared.target, false).await
+            }
         };
         let error = if let Some(e) = released {
             Some(e)
@@ -495,7 +505,7 @@ impl Deploy<'_> {
         let after = list_with_retries(&*platform).await.unwrap_or_default();
         let fleet = FleetSummary::of(&after);
         let duration = clock.elapsed();
-        recorder.record(EventKind::DeployFinished {
+        let _ = recorder.record(EventKind::DeployFinished {
             outcome,
             error: error.clone(),
             duration_ms: duration.as_millis() as u64,

@@ -30,12 +30,14 @@ impl ReleaseLog for Notes<'_> {
             }
             tail.push_back(line.clone());
         }
-        self.recorder.record(EventKind::ReleaseCommandOutput { line });
+        // A line the journal refuses is lost from the record, not from the run: the recorder keeps
+        // the refusal, and the deploy stops before its first change.
+        let _ = self.recorder.record(EventKind::ReleaseCommandOutput { line });
     }
 
     fn note(&self, message: String) {
         // Not a host call: a resume replays host calls to the strategy, and this is none of its.
-        self.recorder.record(EventKind::ReleaseCommandNote { message });
+        let _ = self.recorder.record(EventKind::ReleaseCommandNote { message });
     }
 }
 
@@ -90,19 +92,23 @@ impl Deploy<'_> {
     ) -> Option<String> {
         let cmd = self.config.release_command_for(release)?;
         if self.config.skip_release_command {
-            recorder.record(EventKind::ReleaseCommandSkipped {
+            let skipped = recorder.record(EventKind::ReleaseCommandSkipped {
                 command: cmd.command,
                 why: "--skip-release-command".into(),
             });
-            return None;
+            return skipped.err().map(|e| format!("nothing was changed: {e}"));
         }
         let started = clock.elapsed_ms();
-        recorder.record(EventKind::ReleaseCommandStarted {
+        // Fail closed: a command whose start is not on record does not run (a resume could not
+        // tell that it had).
+        if let Err(e) = recorder.record(EventKind::ReleaseCommandStarted {
             command: cmd.command.clone(),
             release: release.clone(),
             timeout_ms: cmd.timeout.as_millis() as u64,
             rerun,
-        });
+        }) {
+            return Some(format!("nothing was changed: {e}"));
+        }
         let notes = Notes { recorder, tail: Mutex::new(VecDeque::new()) };
         let result = platform.run_release_command(&cmd, &notes).await;
         let tail: Vec<String> = notes.tail.into_inner().unwrap_or_else(|e| e.into_inner()).into();
@@ -112,11 +118,15 @@ impl Deploy<'_> {
             Err(_) => None,
         };
         let error = result.err().map(|e| with_tail(&e.to_string(), &tail));
-        recorder.record(EventKind::ReleaseCommandFinished {
+        let finished = recorder.record(EventKind::ReleaseCommandFinished {
             exit_code,
             error: error.clone(),
             tail,
             took_ms: clock.elapsed_ms().saturating_sub(started),
+        });
+        // Its end must be on record before anything changes, or a resume would run it again.
+        let error = error.or_else(|| {
+            finished.err().map(|e| e.to_string()).or_else(|| recorder.failure().map(|e| e.to_string()))
         });
         error.map(|e| format!("{e}\nnothing was changed: the deploy stopped before its first machine change"))
     }

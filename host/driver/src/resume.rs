@@ -106,11 +106,13 @@ impl Deploy<'_> {
         let last_ms = record.events.last().map_or(0, |e| e.at_ms);
         let clock = self.target.host_clock().continuing(last_ms);
         let wall = std::time::Instant::now();
-        let recorder = self.resumed_recorder(&journal, &release, &record, clock);
+        let limit_bytes = self.config.cutover.sandbox_for(&strategy.reference).0.journal_bytes;
+        let recorder = self.resumed_recorder(&journal, &release, &record, clock, limit_bytes);
         let rollback = release.kind == ReleaseKind::Rollback;
         if record.events.is_empty() {
-            // Killed before its first event: the log starts here.
-            recorder.record(EventKind::DeployStarted(Box::new(DeployStart {
+            // Killed before its first event: the log starts here. A failure to record is kept by the
+            // recorder: the strategy's first call then stops the run before it sends anything.
+            let _ = recorder.record(EventKind::DeployStarted(Box::new(DeployStart {
                 app: config.app.clone(),
                 platform: platform.name().to_string(),
                 strategy: strategy.info.name.clone(),
@@ -120,7 +122,7 @@ impl Deploy<'_> {
                 rollback,
             })));
         }
-        recorder.record(EventKind::Resumed {
+        let _ = recorder.record(EventKind::Resumed {
             replayed: replay.remaining() as u64,
             reconciled: replay.in_flight().as_ref().map(cutover_runtime::replay::describe),
             pid: std::process::id(),
@@ -154,7 +156,8 @@ impl Deploy<'_> {
             && !aborting
             && let Some((command, why)) = skipped_because(&record.events)
         {
-            recorder.record(EventKind::ReleaseCommandSkipped { command, why });
+            // A refusal is kept by the recorder: the strategy's first change is then never sent.
+            let _ = recorder.record(EventKind::ReleaseCommandSkipped { command, why });
         }
 
         let run = StrategyRun {
@@ -278,11 +281,23 @@ impl Deploy<'_> {
         release: &ReleaseRecord,
         record: &ResumeRecord,
         clock: cutover_runtime::HostClock,
+        limit_bytes: u64,
     ) -> Recorder {
         let next_seq = record.events.last().map_or(0, |e| e.seq + 1);
+        // The bound is the deploy's, so what the interrupted run journaled counts against it.
+        let journaled: u64 = record
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::HostCall { .. } | EventKind::Intent { .. }))
+            .map(|e| serde_json::to_string(e).map_or(0, |j| j.len() as u64))
+            .sum();
         let sink: Arc<dyn EventSink> = Arc::new(Tee(vec![
             self.sink.clone(),
-            Arc::new(journal::JournalSink { journal: journal.clone(), release_id: release.id }),
+            Arc::new(journal::JournalSink::new(
+                journal.clone(),
+                release.id,
+                limit_bytes.saturating_sub(journaled),
+            )),
         ]));
         Recorder::starting_at(sink, clock, next_seq)
     }

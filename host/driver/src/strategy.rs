@@ -35,6 +35,17 @@ pub async fn resolve_strategy(
             }
         },
         StrategyRef::File(path) => {
+            // Measured before it is read: an oversized file is neither loaded nor compiled.
+            let size = std::fs::metadata(path)
+                .map_err(|source| DeployError::StrategyFile { path: path.clone(), source })?
+                .len();
+            if size > cutover_runtime::MAX_COMPONENT_BYTES {
+                return Err(DeployError::Strategy(RuntimeError::TooLarge {
+                    subject: path.display().to_string(),
+                    bytes: size,
+                    limit: cutover_runtime::MAX_COMPONENT_BYTES,
+                }));
+            }
             let bytes = std::fs::read(path)
                 .map_err(|source| DeployError::StrategyFile { path: path.clone(), source })?;
             (path.display().to_string(), bytes.into())

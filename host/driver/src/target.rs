@@ -180,7 +180,7 @@ impl Target {
             None => None,
         };
         Ok(daemon.map(|info| OpenedPlatform {
-            platform: Arc::new(LocalPlatform::attach(&info.url, &config.app)),
+            platform: Arc::new(LocalPlatform::attach(&info, &config.app)),
             concurrency: config.cutover.concurrency,
         }))
     }
@@ -238,7 +238,7 @@ impl Target {
             kill_signal: config.kill_signal.clone(),
             kill_timeout_ms: config.kill_timeout.as_millis() as u64,
         };
-        let platform = LocalPlatform::connect(&info.url, &config.app, &spec).await.map_err(|e| {
+        let platform = LocalPlatform::connect(&info, &config.app, &spec).await.map_err(|e| {
             if e.kind == ErrorKind::Invalid {
                 DeployError::platform(e)
             } else {

@@ -165,3 +165,62 @@ async fn promotion_reaches_a_waiting_gate() {
     assert_eq!(e.kind, ErrorKind::Timeout);
     assert!(e.message.contains("cutover promote step-25"), "{e}");
 }
+
+#[test]
+fn the_sink_stops_at_its_byte_bound_but_still_closes_the_deploy() {
+    use crate::JournalSink;
+    use cutover_core::events::{
+        Event, EventKind, EventSink, FleetSummary, HostCall, HostReply, Outcome, SinkError,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    let id = begin(&j, 2);
+    let sink = JournalSink::new(j.clone(), id, 4096);
+    let call = |seq| Event {
+        seq,
+        at_ms: 0,
+        kind: EventKind::HostCall { call: HostCall::Now, reply: HostReply::Time(1), took_ms: 0 },
+    };
+    let mut seq = 0;
+    let full = loop {
+        match sink.event(&call(seq)) {
+            Ok(()) => seq += 1,
+            Err(e) => break e,
+        }
+        assert!(seq < 1000, "the bound never held");
+    };
+    assert_eq!(full, SinkError::Full { limit_bytes: 4096 });
+    assert!(seq > 5, "{seq} events fit in 4 KiB");
+    assert_eq!(j.event_count(id).unwrap(), seq, "the event over the bound was not written");
+    let end = Event {
+        seq: seq + 1,
+        at_ms: 0,
+        kind: EventKind::DeployFinished {
+            outcome: Outcome::Failed,
+            error: Some("stopped".into()),
+            duration_ms: 0,
+            fleet: FleetSummary::default(),
+        },
+    };
+    sink.event(&end).unwrap();
+    assert_eq!(j.event_count(id).unwrap(), seq + 1);
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_is_an_error_naming_it() {
+    use crate::JournalSink;
+    use cutover_core::events::{Event, EventKind, EventSink, HostCall, SinkError};
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(dir.path()).unwrap();
+    let id = begin(&j, 2);
+    // Gone from under the sink: the table the events go to.
+    j.lock().execute_batch("DROP TABLE events").unwrap();
+    let sink = JournalSink::new(j.clone(), id, 1 << 20);
+    let intent = Event { seq: 7, at_ms: 0, kind: EventKind::Intent { call: HostCall::List } };
+    match sink.event(&intent) {
+        Err(SinkError::Failed { place, seq, .. }) => {
+            assert_eq!((place, seq), (dir.path().join(FILE).display().to_string(), 7));
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}

@@ -126,7 +126,11 @@ impl Journal {
 
     /// Append one event of a release.
     pub fn append(&self, release_id: i64, event: &Event) -> Result<(), JournalError> {
-        let json = serde_json::to_string(event).unwrap_or_default();
+        self.append_json(release_id, event, &serde_json::to_string(event).unwrap_or_default())
+    }
+
+    /// [`Self::append`] with the event already encoded (the sink measures it first).
+    pub(crate) fn append_json(&self, release_id: i64, event: &Event, json: &str) -> Result<(), JournalError> {
         self.lock()
             .execute(
                 "INSERT OR REPLACE INTO events (release_id, seq, at_ms, event) VALUES (?1, ?2, ?3, ?4)",

@@ -2,7 +2,9 @@
 //!
 //! The daemon outlives the command that starts it, so commands find it through the `daemon.json` it
 //! writes, and trust that file only when the URL in it answers with the pid it names: a daemon killed
-//! outright leaves its file behind, and its port may be another process's by then.
+//! outright leaves its file behind, and its port may be another process's by then. Every request
+//! carries the token the daemon wrote beside it (see [`crate::daemon::auth`]): only its owner can
+//! read it.
 
 use crate::daemon::api::Status;
 use crate::daemon::{DaemonInfo, INFO_FILE};
@@ -28,10 +30,11 @@ impl LocalDaemon {
 
     /// The running daemon, if there is one that answers.
     pub async fn running(&self) -> Option<DaemonInfo> {
-        let text = std::fs::read_to_string(self.dir.join(INFO_FILE)).ok()?;
-        let info: DaemonInfo = serde_json::from_str(&text).ok()?;
+        let info = DaemonInfo::read(&self.dir)?;
+        let token = info.token.as_ref()?;
         let status = reqwest::Client::new()
             .get(format!("{}/cutover/v1/status", info.url))
+            .header(reqwest::header::AUTHORIZATION, token.header_value())
             .timeout(Duration::from_secs(2))
             .send()
             .await
@@ -104,11 +107,14 @@ impl LocalDaemon {
     /// Stop the daemon and every machine it runs; `false` when none was running.
     pub async fn stop(&self) -> Result<bool, OpError> {
         let Some(info) = self.running().await else { return Ok(false) };
-        reqwest::Client::new()
-            .post(format!("{}/cutover/v1/shutdown", info.url))
-            .timeout(Duration::from_secs(5))
+        let mut req = reqwest::Client::new().post(format!("{}/cutover/v1/shutdown", info.url));
+        if let Some(token) = &info.token {
+            req = req.header(reqwest::header::AUTHORIZATION, token.header_value());
+        }
+        req.timeout(Duration::from_secs(5))
             .send()
             .await
+            .and_then(reqwest::Response::error_for_status)
             .map_err(|e| {
                 OpError::new(ErrorKind::Platform, format!("asking the local daemon to stop: {e}"))
             })?;

@@ -3,10 +3,26 @@
 use super::limits::LimitExceeded;
 use super::replay::ReplayDiverged;
 use super::sandbox::DescribeCalledHost;
+use cutover_core::events::SinkError;
 
 /// Why loading or running a strategy component failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// The component is larger than any strategy needs to be; refused before it is compiled.
+    #[error(
+        "{subject} is {} MiB, over the {} MiB a strategy component may be (the largest real ones, built \
+         with componentize-py, are about 18 MB); it was not compiled",
+        bytes.div_ceil(1 << 20),
+        limit >> 20
+    )]
+    TooLarge {
+        /// The component file, or "the component".
+        subject: String,
+        /// Its size.
+        bytes: u64,
+        /// The bound ([`crate::MAX_COMPONENT_BYTES`]).
+        limit: u64,
+    },
     /// The bytes are not a WebAssembly component (a core module, or not wasm at all).
     #[error("not a WebAssembly component: {0}")]
     NotAComponent(String),
@@ -36,6 +52,10 @@ pub enum RuntimeError {
     /// A resumed strategy did not repeat the journaled run (nothing was changed by the resume).
     #[error("{0}")]
     Diverged(ReplayDiverged),
+    /// The run's record (the journal) could not take an event: the run stopped, and the change it
+    /// announced was not sent.
+    #[error("strategy stopped: {0}")]
+    Journal(SinkError),
     /// `describe` tried to call the host.
     #[error("{0}")]
     DescribeCalledHost(#[from] DescribeCalledHost),
@@ -61,6 +81,14 @@ impl RuntimeError {
         }
         if let Some(d) = err.downcast_ref::<ReplayDiverged>() {
             return Self::Diverged(d.clone());
+        }
+        if let Some(e) = err.downcast_ref::<SinkError>() {
+            return match e {
+                SinkError::Full { limit_bytes } => {
+                    Self::Limit(LimitExceeded::JournalBytes { limit_bytes: *limit_bytes })
+                }
+                failed => Self::Journal(failed.clone()),
+            };
         }
         if err.downcast_ref::<DescribeCalledHost>().is_some() {
             return Self::DescribeCalledHost(DescribeCalledHost);

@@ -35,6 +35,10 @@ pub use error::RuntimeError;
 pub use limits::{LimitExceeded, Limits};
 pub use replay::{Replay, ReplayDiverged};
 
+/// The largest component file `deploy`, `verify` and `inspect` compile: well above the largest real
+/// strategies (Python components, about 18 MB), well below what would hold a shared CI runner.
+pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
+
 use cutover_core::contract::{DeployPlan, StrategyInfo};
 use cutover_core::{OpError, Platform};
 use limits::Guard;
@@ -130,6 +134,13 @@ impl Runtime {
     /// world against this host, and pre-link it. Loading the same bytes twice in one process returns
     /// the same pre-linked component.
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<StrategyComponent>, RuntimeError> {
+        if bytes.len() as u64 > MAX_COMPONENT_BYTES {
+            return Err(RuntimeError::TooLarge {
+                subject: "the component".into(),
+                bytes: bytes.len() as u64,
+                limit: MAX_COMPONENT_BYTES,
+            });
+        }
         let hash = ComponentCache::content_hash(bytes);
         if let Some(c) = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).get(&hash) {
             return Ok(c.clone());

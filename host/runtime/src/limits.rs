@@ -51,6 +51,25 @@ pub enum LimitExceeded {
         /// The deadline it passed.
         deadline: Duration,
     },
+    /// The run made as many host calls as `[cutover.limits] host_calls` allows.
+    #[error(
+        "host-call limit: the strategy made {limit} host calls, its limit for one deploy (it is probably \
+         calling the host in a loop; raise `[cutover.limits] host_calls` if it really needs more)"
+    )]
+    HostCalls {
+        /// The limit.
+        limit: u64,
+    },
+    /// The run put as many bytes in the journal as `[cutover.limits] journal_mb` allows.
+    #[error(
+        "journal limit: the deploy journaled {} MiB of events, its limit (the call that would cross it was \
+         not made; raise `[cutover.limits] journal_mb` if it really needs more)",
+        limit_bytes >> 20
+    )]
+    JournalBytes {
+        /// The limit, in bytes.
+        limit_bytes: u64,
+    },
 }
 
 /// Per-run limit state, kept in the store.
@@ -100,6 +119,16 @@ impl Guard {
     #[inline]
     pub fn host_returned(&mut self) {
         self.calls += 1;
+    }
+
+    /// Refuse a host call once the run has made as many as it may (checked before the call is
+    /// dispatched, so the one over the limit reaches neither the platform nor the journal).
+    #[inline]
+    pub fn admit_call(&self) -> Result<(), LimitExceeded> {
+        if self.calls >= self.limits.host_calls {
+            return Err(LimitExceeded::HostCalls { limit: self.limits.host_calls });
+        }
+        Ok(())
     }
 
     /// Restart the CPU budget now (the guest is about to run after host work such as instantiation).

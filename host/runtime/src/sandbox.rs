@@ -86,9 +86,13 @@ impl HostState {
         let Some(dispatcher) = &self.dispatcher else {
             return Err(DescribeCalledHost.into());
         };
+        self.guard.admit_call()?;
         let reply = dispatcher.call_instant(call);
         if let Some(diverged) = dispatcher.diverged() {
             return Err(diverged.into());
+        }
+        if let Some(failure) = dispatcher.record_failure() {
+            return Err(failure.into());
         }
         self.guard.host_returned();
         Ok(reply)
@@ -109,6 +113,7 @@ impl HostState {
         if self.guard.past_deadline() {
             return Err(self.guard.deadline_exceeded().into());
         }
+        self.guard.admit_call()?;
         let reply = tokio::select! {
             biased;
             reply = dispatcher.call(call) => reply,
@@ -116,6 +121,9 @@ impl HostState {
         };
         if let Some(diverged) = dispatcher.diverged() {
             return Err(diverged.into());
+        }
+        if let Some(failure) = dispatcher.record_failure() {
+            return Err(failure.into());
         }
         if self.guard.past_deadline() {
             return Err(self.guard.deadline_exceeded().into());

@@ -51,7 +51,7 @@ pub use invariants::{Invariant, Verdict, Violation};
 pub use report::{Report, RunOutcome, ScenarioResult};
 
 use cutover_core::contract::{DeployPlan, MaxUnavailable, ParamValue, StrategyInfo};
-use cutover_core::events::{Event, EventKind, EventSink, HostCall};
+use cutover_core::events::{Event, EventKind, EventSink, HostCall, SinkError};
 use cutover_core::{CheckKind, CheckSpec, Release};
 use cutover_runtime::{HostClock, Limits, Recorder, RunContext, Runtime, StrategyComponent};
 use cutover_sim::{Scenario, SimWorld};
@@ -288,7 +288,9 @@ async fn run_scenario(
     let clock = HostClock::simulated();
     let ctx = RunContext {
         platform: Arc::new(world.platform(APP)),
-        limits: opts.limits,
+        // The sandbox's own host-call limit, no looser than verify's: a flood is reported as the
+        // limit a deploy would hit.
+        limits: Limits { host_calls: opts.limits.host_calls.min(opts.max_host_calls), ..opts.limits },
         concurrency: 16,
         clock,
         recorder: Recorder::new(sink.clone(), clock),
@@ -383,18 +385,19 @@ impl Keep {
 }
 
 impl EventSink for Keep {
-    fn event(&self, event: &Event) {
+    fn event(&self, event: &Event) -> Result<(), SinkError> {
         let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
         if n == self.limit + 1 {
             self.exceeded.notify_one();
         }
         if n > self.limit {
-            return;
+            return Ok(());
         }
         if let EventKind::HostCall { call, .. } = &event.kind
             && (call.mutates() || matches!(call, HostCall::Phase { .. }))
         {
             self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event.clone());
         }
+        Ok(())
     }
 }

@@ -46,7 +46,7 @@ pub(crate) async fn on_daemon(hello: &Path) {
         kill_signal: "SIGINT".into(),
         kill_timeout_ms: 5000,
     };
-    let local = LocalPlatform::connect(&info.url, "bench", &spec).await.expect("register the app");
+    let local = LocalPlatform::connect(&info, "bench", &spec).await.expect("register the app");
     let proxy: SocketAddr = local.proxy_addr().parse().unwrap();
     let v1 = Release { version: 1, image: "registry.fly.io/hello-cutover:v1".into() };
     let v2 = Release { version: 2, image: "registry.fly.io/hello-cutover:v2".into() };

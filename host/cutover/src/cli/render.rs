@@ -3,7 +3,7 @@
 use cutover_core::contract::StrategyInfo;
 use cutover_core::duration::display;
 use cutover_core::events::{
-    DeployStart, Event, EventKind, EventSink, HostCall, HostReply, LogLevel, Outcome,
+    DeployStart, Event, EventKind, EventSink, HostCall, HostReply, LogLevel, Outcome, SinkError,
 };
 use cutover_driver::{DeployReport, ResolvedStrategy};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -15,11 +15,12 @@ use std::time::Duration;
 pub struct Json;
 
 impl EventSink for Json {
-    fn event(&self, event: &Event) {
+    fn event(&self, event: &Event) -> Result<(), SinkError> {
         match serde_json::to_string(event) {
             Ok(line) => println!("{line}"),
             Err(e) => eprintln!("warning: could not encode event {}: {e}", event.seq),
         }
+        Ok(())
     }
 }
 
@@ -59,7 +60,15 @@ fn stamp(ms: u64) -> String {
 }
 
 impl EventSink for Human {
-    fn event(&self, e: &Event) {
+    /// The display never stops a deploy.
+    fn event(&self, e: &Event) -> Result<(), SinkError> {
+        self.show(e);
+        Ok(())
+    }
+}
+
+impl Human {
+    fn show(&self, e: &Event) {
         match &e.kind {
             EventKind::DeployStarted(start) => {
                 let DeployStart { app, platform, strategy, target, previous, machines, rollback } = &**start;

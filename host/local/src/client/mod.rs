@@ -9,6 +9,7 @@
 mod launch;
 mod release_command;
 
+use crate::daemon::DaemonInfo;
 use crate::daemon::api::AppInfo;
 use crate::daemon::fleet::AppSpec;
 use async_trait::async_trait;
@@ -37,9 +38,19 @@ pub struct LocalPlatform {
 }
 
 impl LocalPlatform {
-    /// Register `app` (its command, checks and proxy port) with the daemon at `url` and connect to it.
-    pub async fn connect(url: &str, app: &str, spec: &AppSpec) -> Result<Self, OpError> {
-        let client = Client::new(&format!("{url}/v1"), app, "local");
+    /// A Machines API client of `app` at `daemon`, with its token.
+    fn api_client(daemon: &DaemonInfo, app: &str) -> Client {
+        let client = Client::new(&format!("{}/v1", daemon.url), app, "local");
+        match &daemon.token {
+            Some(t) => client.with_token(t.clone()),
+            None => client,
+        }
+    }
+
+    /// Register `app` (its command, checks and proxy port) with `daemon` and connect to it.
+    pub async fn connect(daemon: &DaemonInfo, app: &str, spec: &AppSpec) -> Result<Self, OpError> {
+        let url = &daemon.url;
+        let client = Self::api_client(daemon, app);
         let req = client.http().put(format!("{url}/cutover/v1/apps/{app}")).json(spec);
         let info: AppInfo = client
             .send(&format!("registering {app} with the local daemon"), req)
@@ -52,15 +63,10 @@ impl LocalPlatform {
         Ok(Self { client, app: app.to_string(), proxy: info.proxy, spec: Some(spec.clone()) })
     }
 
-    /// A read-only handle on `app` at the daemon at `url`, without registering it (a dry run must
-    /// change nothing).
-    pub fn attach(url: &str, app: &str) -> Self {
-        Self {
-            client: Client::new(&format!("{url}/v1"), app, "local"),
-            app: app.to_string(),
-            proxy: String::new(),
-            spec: None,
-        }
+    /// A read-only handle on `app` at `daemon`, without registering it (a dry run must change
+    /// nothing).
+    pub fn attach(daemon: &DaemonInfo, app: &str) -> Self {
+        Self { client: Self::api_client(daemon, app), app: app.to_string(), proxy: String::new(), spec: None }
     }
 
     /// The shared Machines API client (for tests and tools).

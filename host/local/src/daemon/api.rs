@@ -71,6 +71,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/cutover/v1/apps/{app}/machines/{id}/connections", get(connections))
         .route("/cutover/v1/apps/{app}/machines/{id}/wait-healthy", get(wait_healthy))
         .route("/cutover/v1/apps/{app}/machines/{id}/logs", get(logs))
+        .layer(axum::middleware::from_fn_with_state(daemon.clone(), super::auth::guard))
         .with_state(daemon)
 }
 

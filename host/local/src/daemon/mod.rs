@@ -15,6 +15,7 @@
 //! routes, and [`serve`] runs it all until it is told to stop.
 
 pub mod api;
+pub mod auth;
 pub mod fleet;
 mod health;
 
@@ -32,13 +33,25 @@ use tokio::sync::Notify;
 /// The file, inside the daemon's directory, that tells other commands where it is.
 pub const INFO_FILE: &str = "daemon.json";
 
-/// What `daemon.json` holds.
+/// What `daemon.json` holds, and the token read from beside it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DaemonInfo {
     /// The daemon's process: a `daemon.json` whose URL answers with another pid is stale.
     pub pid: u32,
     /// Base URL of the API, e.g. `http://127.0.0.1:4321`.
     pub url: String,
+    /// The token every request must carry (from [`auth::TOKEN_FILE`], never from `daemon.json`).
+    #[serde(skip)]
+    pub token: Option<cutover_machines_api::Token>,
+}
+
+impl DaemonInfo {
+    /// The daemon of the directory `dir` as its files say (not checked to answer), with its token.
+    pub fn read(dir: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(dir.join(INFO_FILE)).ok()?;
+        let info: DaemonInfo = serde_json::from_str(&text).ok()?;
+        Some(Self { token: auth::read_token(dir), ..info })
+    }
 }
 
 /// How long a request waits for a routable machine when there is none.
@@ -52,6 +65,8 @@ pub struct Daemon {
     pub traffic: Arc<Traffic>,
     /// Notified by `POST /cutover/v1/shutdown`: the daemon stops every machine and exits.
     pub shutdown: Notify,
+    /// The secret every request must present (see [`auth`]).
+    pub token: String,
 }
 
 /// Each app's proxy. Routes arrive from the fleet on every change, before the change is acknowledged.
@@ -185,14 +200,18 @@ pub async fn serve(dir: &Path, listen: SocketAddr) -> Result<(), DaemonError> {
         move |source| DaemonError::File { what, path, source }
     };
     std::fs::create_dir_all(dir).map_err(file("creating", dir))?;
+    // A new token each run: one read by someone while an old daemon ran is worth nothing now.
+    let token = auth::new_token();
+    let token_path = dir.join(auth::TOKEN_FILE);
+    auth::write_token(dir, &token).map_err(file("writing", &token_path))?;
     let traffic = Arc::new(Traffic::default());
     let fleet = Fleet::new(dir.join("logs"), traffic.clone());
-    let daemon = Arc::new(Daemon { fleet: fleet.clone(), traffic, shutdown: Notify::new() });
+    let daemon = Arc::new(Daemon { fleet: fleet.clone(), traffic, shutdown: Notify::new(), token });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| DaemonError::Listen { addr: listen, source })?;
     let addr = listener.local_addr().map_err(|source| DaemonError::Listen { addr: listen, source })?;
-    let info = DaemonInfo { pid: std::process::id(), url: format!("http://{addr}") };
+    let info = DaemonInfo { pid: std::process::id(), url: format!("http://{addr}"), token: None };
     let info_path = dir.join(INFO_FILE);
     // Two plain fields: serializing them cannot fail.
     let json = serde_json::to_vec_pretty(&info).unwrap_or_default();
@@ -212,5 +231,6 @@ pub async fn serve(dir: &Path, listen: SocketAddr) -> Result<(), DaemonError> {
     tracing::info!("local daemon stopping: stopping every machine");
     fleet.stop_all().await;
     let _ = std::fs::remove_file(&info_path);
+    let _ = std::fs::remove_file(&token_path);
     served.map_err(DaemonError::Serve)
 }

@@ -128,7 +128,8 @@ impl Dispatcher {
                 let reply = refused(call, OpError::new(ErrorKind::Conflict, why));
                 let at_ms = self.clock.elapsed_ms();
                 let event = EventKind::HostCall { call: call.clone(), reply: reply.clone(), took_ms: 0 };
-                self.recorder.record_at(at_ms, event);
+                // A failure is kept by the recorder and stops the run at the sandbox.
+                let _ = self.recorder.record_at(at_ms, event);
                 Replayed::Answer(reply)
             }
             Step::Diverged(d) => {
@@ -168,15 +169,23 @@ impl Dispatcher {
             Replayed::Reconcile => true,
             Replayed::Live => false,
         };
+        // Once the record failed, nothing more reaches the platform: the run is stopping.
+        if let Some(failure) = self.recorder.failure() {
+            return refused(&call, unrecorded(&failure));
+        }
         let started = self.clock.elapsed_ms();
         let reply = match oversized(&call).or_else(|| self.grants.refuse_operation(&call)) {
             Some(refusal) => refused(&call, refusal),
             // Its intent is journaled already, by the run that died.
             None if reconcile => self.reconcile(&call).await,
             None => {
-                if call.mutates() {
-                    // On record before the platform is asked, so a crash cannot hide a change.
-                    self.recorder.record_at(started, EventKind::Intent { call: call.clone() });
+                // On record before the platform is asked, so a crash cannot hide a change; a change
+                // that cannot be put on record is not made.
+                if call.mutates()
+                    && let Err(failure) =
+                        self.recorder.record_at(started, EventKind::Intent { call: call.clone() })
+                {
+                    return refused(&call, unrecorded(&failure));
                 }
                 self.run(&call).await
             }
@@ -186,9 +195,16 @@ impl Dispatcher {
         }
         let ended = self.clock.elapsed_ms();
         self.resumed_at_ms.store(ended, Ordering::Relaxed);
-        self.recorder
+        // A failure is kept by the recorder and stops the run at the sandbox.
+        let _ = self
+            .recorder
             .record_at(ended, EventKind::HostCall { call, reply: reply.clone(), took_ms: ended - started });
         reply
+    }
+
+    /// Why the run must stop, once its record failed (see [`Recorder::failure`]).
+    pub fn record_failure(&self) -> Option<cutover_core::events::SinkError> {
+        self.recorder.failure()
     }
 
     /// Run one call that never waits, and record it. This is the hot path of chatty strategies.
@@ -208,7 +224,8 @@ impl Dispatcher {
                 HostReply::Failed(OpError::new(ErrorKind::Invalid, format!("internal: {call:?} may wait")))
             }),
         };
-        self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: reply.clone(), took_ms: 0 });
+        let _ =
+            self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: reply.clone(), took_ms: 0 });
         reply
     }
 
@@ -234,7 +251,8 @@ impl Dispatcher {
     /// Record the host's note that `dropped` log lines were dropped.
     fn note_dropped_logs(&self, at_ms: u64, dropped: u64) {
         let call = log_budget::dropped_note(dropped);
-        self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: HostReply::Done, took_ms: 0 });
+        let _ =
+            self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: HostReply::Done, took_ms: 0 });
     }
 
     /// The answer to a call that needs no waiting, or `None` for calls that go to the platform.
@@ -539,6 +557,12 @@ fn deadline_in(timeout_ms: u64) -> tokio::time::Instant {
 
 fn remaining(deadline: tokio::time::Instant) -> Duration {
     deadline.saturating_duration_since(tokio::time::Instant::now())
+}
+
+/// The answer to a call that was not sent because the record failed (the strategy never sees it: the
+/// sandbox stops the run as the call returns).
+fn unrecorded(failure: &cutover_core::events::SinkError) -> OpError {
+    OpError::new(ErrorKind::Platform, format!("not sent: {failure}"))
 }
 
 /// The reply to a call refused as a whole, in the shape the call answers in: a batch call's refusal

@@ -5,16 +5,19 @@
 //! goes on from the journal's last number), through the same numbering.
 
 use crate::clock::HostClock;
-use cutover_core::events::{Event, EventKind, EventSink};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use cutover_core::events::{Event, EventKind, EventSink, SinkError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-/// Numbers events and hands them to the sink.
+/// Numbers events and hands them to the sink, and remembers the first event the sink could not take:
+/// from then on the run is stopping, and the dispatcher sends nothing more to the platform.
 #[derive(Clone)]
 pub struct Recorder {
     seq: Arc<AtomicU64>,
     sink: Arc<dyn EventSink>,
     clock: HostClock,
+    failed: Arc<AtomicBool>,
+    failure: Arc<Mutex<Option<SinkError>>>,
 }
 
 impl Recorder {
@@ -25,18 +28,40 @@ impl Recorder {
 
     /// A recorder whose first event is number `seq` (a resumed deploy's log goes on from the journal).
     pub fn starting_at(sink: Arc<dyn EventSink>, clock: HostClock, seq: u64) -> Self {
-        Self { seq: Arc::new(AtomicU64::new(seq)), sink, clock }
+        Self {
+            seq: Arc::new(AtomicU64::new(seq)),
+            sink,
+            clock,
+            failed: Arc::default(),
+            failure: Arc::default(),
+        }
     }
 
-    /// Stamp and emit one event.
-    pub fn record(&self, kind: EventKind) {
-        self.record_at(self.clock.elapsed_ms(), kind);
+    /// Stamp and emit one event; an error says it is not on record (and is kept, see
+    /// [`Self::failure`]).
+    pub fn record(&self, kind: EventKind) -> Result<(), SinkError> {
+        self.record_at(self.clock.elapsed_ms(), kind)
     }
 
     /// Emit one event stamped `at_ms` (when the caller has just read the clock anyway).
     #[inline]
-    pub(super) fn record_at(&self, at_ms: u64, kind: EventKind) {
+    pub(super) fn record_at(&self, at_ms: u64, kind: EventKind) -> Result<(), SinkError> {
         let event = Event { seq: self.seq.fetch_add(1, Ordering::Relaxed), at_ms, kind };
-        self.sink.event(&event);
+        self.sink.event(&event).inspect_err(|e| {
+            let mut first = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+            if first.is_none() {
+                *first = Some(e.clone());
+            }
+            self.failed.store(true, Ordering::Release);
+        })
+    }
+
+    /// The first event the sink could not take, if one was refused: the run must stop.
+    #[inline]
+    pub fn failure(&self) -> Option<SinkError> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
