@@ -26,18 +26,26 @@
 mod error;
 mod journal;
 mod kill;
+mod migrate;
+mod pg;
 mod promote;
 mod read;
 mod record;
 mod schema;
 mod sink;
+mod sqlite;
+mod store;
+pub mod testing;
 mod write;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::JournalError;
-pub use journal::{FILE, Journal};
+pub use journal::{JOURNAL_URL_ENV, Journal};
 pub use kill::KILL_AT_EVENT_ENV;
-pub use record::{NewRelease, ReleaseKind, ReleaseRecord, ReleaseStatus, ResumeRecord};
+pub use migrate::Migrated;
+pub use pg::redact as redact_url;
+pub use record::{NewRelease, ReleaseKind, ReleaseRecord, ReleaseStatus, ResumeRecord, Runner};
 pub use sink::JournalSink;
+pub use sqlite::FILE;

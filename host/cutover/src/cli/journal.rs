@@ -12,7 +12,7 @@ pub(crate) fn releases(ctx: &Context, app: &AppArgs, json: bool) -> Result<Exit,
     if json {
         println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
     } else {
-        render::releases(&config.app, &records, journal.path());
+        render::releases(&config.app, &records, journal.location());
     }
     Ok(Exit::Success)
 }
