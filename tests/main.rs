@@ -18,5 +18,6 @@ mod resume;
 mod rolling;
 mod sandbox;
 mod scaffold;
+mod shared_journal;
 mod strategies;
 mod verify;

@@ -36,6 +36,9 @@ pub enum JournalError {
     /// A journal URL that cannot be used (the message says why; it never holds the password).
     #[error("{0}")]
     Url(String),
+    /// The connection to the PostgreSQL journal ended or could not be set up (the message says why).
+    #[error("{0}")]
+    Connection(String),
     /// The PostgreSQL journal could not be reached, set up, read or written.
     #[error("journal {location}: {source}")]
     Postgres {

@@ -71,13 +71,15 @@ impl PgStore {
                 }
             })
             .map_err(|e| {
-                JournalError::Url(format!("journal {location}: cannot start its connection: {e}"))
+                JournalError::Connection(format!("journal {location}: cannot start its connection: {e}"))
             })?;
         let store = Self { location: location.clone(), jobs: Mutex::new(jobs) };
         match connected.recv() {
             Ok(Ok(())) => {}
             Ok(Err(source)) => return Err(JournalError::Postgres { location, source }),
-            Err(_) => return Err(JournalError::Url(format!("journal {location}: its connection ended"))),
+            Err(_) => {
+                return Err(JournalError::Connection(format!("journal {location}: its connection ended")));
+            }
         }
         match store.run(migrate)? {
             Ok(()) => Ok(store),
@@ -94,7 +96,7 @@ impl PgStore {
         let job: Job = Box::new(move |client| {
             let _ = answer.send(f(client));
         });
-        let gone = || JournalError::Url(format!("journal {}: its connection ended", self.location));
+        let gone = || JournalError::Connection(format!("journal {}: its connection ended", self.location));
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).send(job).map_err(|_| gone())?;
         answered
             .recv()
@@ -312,7 +314,7 @@ impl Store for PgStore {
             })();
             let _ = answer.send(result);
         });
-        let gone = || JournalError::Url(format!("journal {}: its connection ended", self.location));
+        let gone = || JournalError::Connection(format!("journal {}: its connection ended", self.location));
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).send(job).map_err(|_| gone())?;
         if let Ok(candidates) = asked.recv() {
             let _ = tell.send(candidates.into_iter().find(|r| alive(r)));
@@ -369,7 +371,7 @@ impl Store for PgStore {
             })();
             let _ = answer.send(result);
         });
-        let gone = || JournalError::Url(format!("journal {}: its connection ended", self.location));
+        let gone = || JournalError::Connection(format!("journal {}: its connection ended", self.location));
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).send(job).map_err(|_| gone())?;
         if let Ok(holder) = asked.recv() {
             let _ = tell.send(alive(&holder));
