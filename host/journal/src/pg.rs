@@ -65,6 +65,14 @@ impl PgStore {
                         return;
                     }
                 };
+                // As SQLite's `synchronous = NORMAL`: an event is on the server once its write returns, so a
+                // killed cutover loses nothing; only a crash of the server itself may lose the last
+                // events. Waiting for the disk on every event made a 1,000-machine deploy 2–3× slower
+                // (BENCHMARKS.md); claiming and taking over a deploy still wait (see `begin`, `adopt`).
+                if let Err(e) = client.batch_execute("SET synchronous_commit = off") {
+                    let _ = ready.send(Err(e));
+                    return;
+                }
                 let _ = ready.send(Ok(()));
                 for job in inbox {
                     job(&mut client);
@@ -269,6 +277,8 @@ impl Store for PgStore {
         let job: Job = Box::new(move |c| {
             let result = (|| -> Result<Result<i64, Running>, postgres::Error> {
                 let mut tx = c.transaction()?;
+                // The claim is durable before the deploy goes ahead.
+                tx.batch_execute("SET LOCAL synchronous_commit = on")?;
                 tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&LOCK_SPACE, &new.app])?;
                 let rows = tx.query(
                     &format!(
@@ -334,6 +344,7 @@ impl Store for PgStore {
         let job: Job = Box::new(move |c| {
             let result = (|| -> Result<Adopt, postgres::Error> {
                 let mut tx = c.transaction()?;
+                tx.batch_execute("SET LOCAL synchronous_commit = on")?;
                 let Some(app) = tx.query_opt("SELECT app FROM releases WHERE id = $1", &[&id])? else {
                     return Ok(Adopt::Missing);
                 };
