@@ -20,5 +20,6 @@ mod rolling;
 mod sandbox;
 mod scaffold;
 mod security;
+mod shared_journal;
 mod strategies;
 mod verify;

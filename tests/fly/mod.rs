@@ -35,11 +35,11 @@ use fake_fly::{FakeFly, FakeOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
-const APP: &str = "flyapp";
-const V1: &str = "registry.fly.io/flyapp:deployment-1";
-const V2: &str = "registry.fly.io/flyapp:deployment-2";
+pub(crate) const APP: &str = "flyapp";
+pub(crate) const V1: &str = "registry.fly.io/flyapp:deployment-1";
+pub(crate) const V2: &str = "registry.fly.io/flyapp:deployment-2";
 /// A token distinctive enough to find anywhere it leaks.
-const TOKEN: &str = "fo1_ZZtokenNEVERprintedZZ";
+pub(crate) const TOKEN: &str = "fo1_ZZtokenNEVERprintedZZ";
 
 /// Fast retries for tests: the policy's shape, not its pauses, is what is under test.
 fn quick_retry() -> RetryPolicy {
@@ -56,7 +56,7 @@ fn fly_platform(url: &str, token: &str) -> FlyPlatform {
 }
 
 /// A fake with `n` machines of APP on v1, spread over two regions.
-async fn fake_with_fleet(n: usize) -> FakeFly {
+pub(crate) async fn fake_with_fleet(n: usize) -> FakeFly {
     let fake = FakeFly::start(FakeOptions { token: TOKEN.into(), ..FakeOptions::default() }).await;
     for i in 0..n {
         fake.state.seed(APP, V1, 1, if i % 2 == 0 { "ams" } else { "iad" }, "app");
@@ -87,7 +87,7 @@ poll_interval = "100ms"
 "#;
 
 /// APP's fly.toml deploying `strategy` on the fake at `url`.
-fn app(url: &str, strategy: &str) -> Toml {
+pub(crate) fn app(url: &str, strategy: &str) -> Toml {
     Toml::parse(FLY)
         .set("app", APP)
         .set("build.image", V2)
@@ -116,6 +116,6 @@ async fn deploy(
     (d.run().await, sink)
 }
 
-fn machines_of(fake: &FakeFly, app: &str) -> Vec<fake_fly::FakeMachine> {
+pub(crate) fn machines_of(fake: &FakeFly, app: &str) -> Vec<fake_fly::FakeMachine> {
     fake.state.machines().into_iter().filter(|m| m.app == app).collect()
 }

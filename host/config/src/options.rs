@@ -38,6 +38,38 @@ pub struct CutoverOptions {
     pub fly: FlyConfig,
     /// `lease_ttl`: how long each machine lease of a deploy lasts between refreshes (flyctl's 13 s).
     pub lease_ttl: Duration,
+    /// `journal`: a PostgreSQL journal the team shares (`postgres://…`) instead of the SQLite file in
+    /// the state directory; `CUTOVER_JOURNAL_URL` overrides it.
+    pub journal: Option<JournalUrl>,
+}
+
+/// A journal URL. It may hold a password, so `Debug` never shows it; messages name the journal by
+/// the journal crate's redacted form.
+#[derive(Clone, PartialEq)]
+pub struct JournalUrl(String);
+
+impl JournalUrl {
+    /// Check that `url` names a PostgreSQL database. The error never repeats the URL (it may hold a
+    /// password), only its scheme.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self(url.to_string()));
+        }
+        let scheme = url.split_once("://").map_or("no scheme", |(s, _)| s);
+        Err(format!("a URL with {scheme:?}"))
+    }
+
+    /// The URL itself, password and all: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for JournalUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JournalUrl(<hidden>)")
+    }
 }
 
 /// `[cutover.fly]`. The token is deliberately not a key: it comes from `FLY_API_TOKEN` or
@@ -103,6 +135,7 @@ impl Default for CutoverOptions {
             local: LocalOptions::default(),
             fly: FlyConfig::default(),
             lease_ttl: Duration::from_secs(13),
+            journal: None,
         }
     }
 }
@@ -157,6 +190,19 @@ pub(crate) fn cutover_options(
             });
         }
         o.lease_ttl = ttl.0;
+    }
+    if let Some(url) = raw.journal {
+        o.journal = Some(JournalUrl::parse(&url).map_err(|found| {
+            ConfigError::Invalid {
+                path: src.into(),
+                key: "cutover.journal".into(),
+                value: found,
+                expected:
+                    "a PostgreSQL URL, postgres://user@host:port/database (better: leave the password out \
+                       of the file and set CUTOVER_JOURNAL_URL in the environment)"
+                        .into(),
+            }
+        })?);
     }
     o.scenario = raw.sim.and_then(|s| s.scenario).map(|p| if p.is_absolute() { p } else { base.join(p) });
     // Absolute: the daemon that runs the app may have been started from another folder.

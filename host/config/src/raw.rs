@@ -105,6 +105,7 @@ pub(crate) struct RawCutover {
     pub(crate) local: Option<RawLocal>,
     pub(crate) fly: Option<RawFlyOptions>,
     pub(crate) lease_ttl: Option<Dur>,
+    pub(crate) journal: Option<String>,
 }
 
 /// `[cutover.fly]`.

@@ -141,7 +141,7 @@ impl Deploy<'_> {
         let current = current_release(&machines);
         // Read the journal only if there is one: a dry run creates nothing.
         let journal = match self.target.state() {
-            Some(s) if s.path().join(cutover_journal::FILE).exists() => Some(s.journal()?),
+            Some(s) if s.has_journal() => Some(s.journal()?),
             _ => None,
         };
         let goal_kind = match goal {

@@ -30,7 +30,7 @@ mod strategy;
 pub mod target;
 pub mod verify;
 
-pub use cutover_journal::{Journal, JournalError, ReleaseRecord, ReleaseStatus};
+pub use cutover_journal::{JOURNAL_URL_ENV, Journal, JournalError, ReleaseRecord, ReleaseStatus};
 pub use deploy::{Deploy, DeployReport, Goal, current_release};
 pub use error::DeployError;
 pub use state::StateDir;

@@ -217,7 +217,7 @@ impl Deploy<'_> {
         let Some(release) = journal.releases(app)?.pop() else {
             return Err(DeployError::NothingToResume(format!(
                 "no deploys of {app} are recorded in {}: there is nothing to resume",
-                journal.path().display()
+                journal.location()
             )));
         };
         match release.status {

@@ -109,6 +109,9 @@ mod tests {
             duration_ms: None,
             pid: 0,
             waiting_gate: None,
+            host: None,
+            ci_job: None,
+            heartbeat_at_ms: None,
         }
     }
 

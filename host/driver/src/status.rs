@@ -21,7 +21,7 @@ pub struct Status {
     /// The platform the fleet was read from (`sim`, `local`, `fly`).
     pub platform: String,
     /// The journal the releases were read from.
-    pub journal: PathBuf,
+    pub journal: String,
     /// How many releases the journal holds for the app.
     pub releases: usize,
     /// The most recent release (deploy, rollback or launch), whatever its outcome.
@@ -85,8 +85,7 @@ fn message<S: serde::Serializer>(e: &Option<DeployError>, s: S) -> Result<S::Ok,
 pub async fn read(config: &Config, target: &Target) -> Result<Status, StatusError> {
     let state = target.state().ok_or_else(|| StatusError::NoState { app: config.app.clone() })?;
     let no_releases = || StatusError::NoReleases { app: config.app.clone(), dir: state.path().to_path_buf() };
-    let path = state.path().join(journal::FILE);
-    if !path.exists() {
+    if !state.has_journal() {
         return Err(no_releases());
     }
     let journal = state.journal()?;
@@ -101,7 +100,7 @@ pub async fn read(config: &Config, target: &Target) -> Result<Status, StatusErro
     Ok(Status {
         app: config.app.clone(),
         platform: target.kind().to_string(),
-        journal: journal.path().to_path_buf(),
+        journal: journal.location().to_string(),
         releases,
         advice: advice(&latest),
         latest,
@@ -177,6 +176,9 @@ mod tests {
             duration_ms: None,
             pid: 4242,
             waiting_gate: None,
+            host: None,
+            ci_job: None,
+            heartbeat_at_ms: None,
         }
     }
 

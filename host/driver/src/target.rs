@@ -254,7 +254,7 @@ impl Target {
 
 /// The latest release in `state`'s journal, without creating a journal where there is none.
 pub(crate) fn latest_release(state: &StateDir, app: &str) -> Option<ReleaseRecord> {
-    if !state.path().join(cutover_journal::FILE).exists() {
+    if !state.has_journal() {
         return None;
     }
     state.journal().ok()?.releases(app).ok()?.pop()

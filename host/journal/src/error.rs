@@ -16,12 +16,12 @@ pub enum JournalError {
     },
     /// The journal was written by a newer cutover: read with this one's schema it would be misread.
     #[error(
-        "the journal {path} has schema version {found}, this cutover reads version {SCHEMA_VERSION}: \
-         use the cutover that wrote it, or move the file away to start a new journal"
+        "the journal {location} has schema version {found}, this cutover reads version {SCHEMA_VERSION}: \
+         use the cutover that wrote it, or point cutover at a new journal"
     )]
     Schema {
-        /// The journal file.
-        path: PathBuf,
+        /// The journal file, or the database's URL with its password hidden.
+        location: String,
         /// Its schema version.
         found: i64,
     },
@@ -32,6 +32,20 @@ pub enum JournalError {
         path: PathBuf,
         /// What SQLite said.
         source: rusqlite::Error,
+    },
+    /// A journal URL that cannot be used (the message says why; it never holds the password).
+    #[error("{0}")]
+    Url(String),
+    /// The connection to the PostgreSQL journal ended or could not be set up (the message says why).
+    #[error("{0}")]
+    Connection(String),
+    /// The PostgreSQL journal could not be reached, set up, read or written.
+    #[error("journal {location}: {source}")]
+    Postgres {
+        /// The database's URL with its password hidden.
+        location: String,
+        /// What PostgreSQL (or the connection) said.
+        source: postgres::Error,
     },
     /// A request the journal cannot answer (e.g. promoting when nothing waits).
     #[error("{0}")]

@@ -1,5 +1,6 @@
-//! The journal: an SQLite database (WAL) in the app's state directory that records every release and
-//! every event of every deploy.
+//! The journal: every release and every event of every deploy, in an SQLite database (WAL) in the
+//! app's state directory, or in a PostgreSQL database the team shares (`[cutover] journal`,
+//! `CUTOVER_JOURNAL_URL`) — two backends behind one trait, `store::Store`.
 //!
 //! It is what `cutover releases` lists, what `cutover rollback` picks its target from, and how
 //! `cutover promote`, run from another terminal, reaches a deploy waiting at a manual gate (SQLite in
@@ -13,8 +14,11 @@
 //!
 //! Modules:
 //!
-//! - `schema`: the tables, the schema version, and the migrations from older versions;
-//! - `journal`: an open [`Journal`] (the file, its connection, opening and migrating it);
+//! - `schema`: the tables of both backends, the schema version, and the migrations from older versions;
+//! - `store`: the trait both backends implement; `sqlite` and `pg`: the backends;
+//! - `journal`: an open [`Journal`] (one backend; when a running release is alive; the heartbeat);
+//! - `migrate`: copying a journal into PostgreSQL, keeping release numbers ([`Migrated`]);
+//! - [`testing`]: the PostgreSQL server the tests share;
 //! - `record`: what a release is to the journal ([`ReleaseRecord`], [`NewRelease`], [`ResumeRecord`]);
 //! - `write`: recording a release (begin, adopt, finish) and its events;
 //! - `read`: the releases of an app, the events of one, what a resume needs;
@@ -26,18 +30,26 @@
 mod error;
 mod journal;
 mod kill;
+mod migrate;
+mod pg;
 mod promote;
 mod read;
 mod record;
 mod schema;
 mod sink;
+mod sqlite;
+mod store;
+pub mod testing;
 mod write;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::JournalError;
-pub use journal::{FILE, Journal};
+pub use journal::{JOURNAL_URL_ENV, Journal};
 pub use kill::KILL_AT_EVENT_ENV;
-pub use record::{NewRelease, ReleaseKind, ReleaseRecord, ReleaseStatus, ResumeRecord};
+pub use migrate::Migrated;
+pub use pg::redact as redact_url;
+pub use record::{NewRelease, ReleaseKind, ReleaseRecord, ReleaseStatus, ResumeRecord, Runner};
 pub use sink::JournalSink;
+pub use sqlite::FILE;

@@ -2,13 +2,13 @@
 //! another terminal (another process), records a promotion the waiting deploy takes.
 //!
 //! The journal is the channel because it is already shared by every process that deploys the app:
-//! SQLite in WAL mode lets the waiting deploy poll while `cutover promote` writes, with no daemon.
+//! SQLite in WAL mode (or the shared PostgreSQL journal) lets the waiting deploy poll while
+//! `cutover promote` writes, with no daemon.
 
 use crate::error::JournalError;
-use crate::journal::{Journal, now_ms};
+use crate::journal::Journal;
 use crate::record::{ReleaseRecord, ReleaseStatus};
 use cutover_core::{ErrorKind, OpError};
-use rusqlite::params;
 use std::time::Duration;
 
 /// How often a waiting manual gate looks for a promotion.
@@ -37,35 +37,18 @@ impl Journal {
                 )));
             }
         };
-        self.lock()
-            .execute(
-                "INSERT INTO promotions (release_id, gate, at_ms) VALUES (?1, ?2, ?3)",
-                params![release.id, gate, now_ms()],
-            )
-            .map_err(|e| self.sql(e))?;
+        self.store.add_promotion(release.id, &gate)?;
         Ok((release, gate))
     }
 
     /// Mark the gate a release waits at (`None`: not waiting).
     fn set_waiting(&self, release_id: i64, gate: Option<&str>) -> Result<(), JournalError> {
-        self.lock()
-            .execute("UPDATE releases SET waiting_gate = ?2 WHERE id = ?1", params![release_id, gate])
-            .map_err(|e| self.sql(e))?;
-        Ok(())
+        self.store.set_waiting(release_id, gate)
     }
 
     /// Take (consume) a promotion of `gate` for a release, if one was made.
     fn take_promotion(&self, release_id: i64, gate: &str) -> Result<bool, JournalError> {
-        let n = self
-            .lock()
-            .execute(
-                "UPDATE promotions SET taken = 1
-                 WHERE id = (SELECT id FROM promotions WHERE release_id = ?1 AND gate = ?2 AND taken = 0
-                             ORDER BY id LIMIT 1)",
-                params![release_id, gate],
-            )
-            .map_err(|e| self.sql(e))?;
-        Ok(n > 0)
+        self.store.take_promotion(release_id, gate)
     }
 
     /// Wait, in real time, until `cutover promote` promotes `gate` of a release, or `timeout` passes.

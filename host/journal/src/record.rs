@@ -27,6 +27,15 @@ impl ReleaseKind {
             Self::Launch => "launch",
         }
     }
+
+    /// The kind a journal row names (an unknown word reads as a deploy).
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "rollback" => Self::Rollback,
+            "launch" => Self::Launch,
+            _ => Self::Deploy,
+        }
+    }
 }
 
 /// Where a release stands.
@@ -51,6 +60,16 @@ impl ReleaseStatus {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Interrupted => "interrupted",
+        }
+    }
+
+    /// The status a journal row holds: `running` until the deploy ends (whether its runner is alive
+    /// is judged by the journal, not stored).
+    pub(crate) fn parse(s: &str) -> Self {
+        match s {
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            _ => Self::Running,
         }
     }
 }
@@ -86,6 +105,13 @@ pub struct ReleaseRecord {
     pub duration_ms: Option<i64>,
     /// The process that runs (or ran) it: a running release whose process is gone is interrupted.
     pub pid: u32,
+    /// The machine that runs (or ran) it; recorded by a shared (PostgreSQL) journal only.
+    pub host: Option<String>,
+    /// The CI job that runs (or ran) it (`GITHUB_RUN_ID`, `CI_JOB_ID`, `BUILDKITE_JOB_ID`), if any.
+    pub ci_job: Option<String>,
+    /// When the running deploy last renewed its heartbeat (shared journal only): a running release
+    /// whose heartbeat stopped is interrupted, wherever it ran.
+    pub heartbeat_at_ms: Option<i64>,
     /// The manual gate the deploy is waiting at, if any.
     pub waiting_gate: Option<String>,
 }
@@ -123,4 +149,74 @@ pub struct ResumeRecord {
     pub strategy_ref: String,
     /// Every event journaled, in order.
     pub events: Vec<Event>,
+}
+
+/// Who runs a deploy: this process, on this machine, in this CI job. A shared journal records it so a
+/// second deploy from another runner is told where the running one is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runner {
+    /// The process.
+    pub pid: u32,
+    /// The machine's host name.
+    pub host: String,
+    /// The CI job, from the environment CI services set.
+    pub ci_job: Option<String>,
+}
+
+/// Environment variables naming a CI job, in the order they are looked at.
+const CI_JOB_VARS: [&str; 3] = ["GITHUB_RUN_ID", "CI_JOB_ID", "BUILDKITE_JOB_ID"];
+
+impl Runner {
+    /// This process.
+    pub fn this() -> Self {
+        let ci_job = CI_JOB_VARS.iter().find_map(|var| {
+            std::env::var(var).ok().filter(|v| !v.trim().is_empty()).map(|v| format!("{var}={}", v.trim()))
+        });
+        Self { pid: std::process::id(), host: host_name(), ci_job }
+    }
+
+    /// "process 123 on build-7 (CI job GITHUB_RUN_ID=42)", as messages name a runner.
+    pub fn describe(pid: u32, host: Option<&str>, ci_job: Option<&str>) -> String {
+        let mut s = format!("process {pid}");
+        if let Some(h) = host {
+            s.push_str(&format!(" on {h}"));
+        }
+        if let Some(j) = ci_job {
+            s.push_str(&format!(" (CI job {j})"));
+        }
+        s
+    }
+}
+
+/// This machine's host name (empty when the system will not say).
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer it is given.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// A running release as the one-deploy-per-app check sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Running {
+    /// The release.
+    pub id: i64,
+    /// Its version.
+    pub version: i64,
+    /// Its strategy.
+    pub strategy: String,
+    /// The process that runs it.
+    pub pid: u32,
+    /// The machine, when the journal records it.
+    pub host: Option<String>,
+    /// The CI job, when the journal records it.
+    pub ci_job: Option<String>,
+    /// When it started.
+    pub started_at_ms: i64,
+    /// Its last heartbeat, when the journal records one.
+    pub heartbeat_at_ms: Option<i64>,
 }

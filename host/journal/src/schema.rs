@@ -1,6 +1,10 @@
 //! The journal's schema, and how an older journal is brought up to it.
 //!
-//! The schema's version is SQLite's `user_version`. A new journal gets the whole schema; one of an
+//! Both backends hold the same tables (releases, events, promotions) at the same version numbers;
+//! PostgreSQL's releases also say where a deploy runs (`host`, `ci_job`) and when it last showed life
+//! (`heartbeat_at_ms`), since its runners are on many machines.
+//!
+//! SQLite's schema version is its `user_version`; PostgreSQL's is the `cutover_schema` table. A new journal gets the whole schema; one of an
 //! older version gets the migrations from its version on, in one transaction; a newer one is refused
 //! rather than misread (a journal outlives the cutover that wrote it: it sits beside the app, and
 //! whoever deploys next may run another version). A migration only ever adds: a column a newer
@@ -51,5 +55,54 @@ CREATE TABLE IF NOT EXISTS promotions (
     gate         TEXT NOT NULL,
     at_ms        INTEGER NOT NULL,
     taken        INTEGER NOT NULL DEFAULT 0
+);
+";
+
+/// What takes a PostgreSQL journal of version `n` (the index plus one) to the next.
+pub(crate) const PG_MIGRATIONS: &[&str] = &["ALTER TABLE releases ADD COLUMN plan TEXT,
+     ADD COLUMN strategy_ref TEXT, ADD COLUMN host TEXT, ADD COLUMN ci_job TEXT,
+     ADD COLUMN heartbeat_at_ms BIGINT;"];
+
+/// The whole PostgreSQL schema, as a new journal gets it (ids are sequences, so `cutover journal
+/// migrate` can keep a copied journal's numbers and set them past the last).
+pub(crate) const PG_SCHEMA: &str = "
+CREATE TABLE releases (
+    id               BIGSERIAL PRIMARY KEY,
+    app              TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    version          BIGINT NOT NULL,
+    image            TEXT NOT NULL,
+    previous_version BIGINT,
+    previous_image   TEXT,
+    strategy         TEXT NOT NULL,
+    strategy_hash    TEXT NOT NULL,
+    params           TEXT NOT NULL,
+    platform         TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    error            TEXT,
+    started_at_ms    BIGINT NOT NULL,
+    duration_ms      BIGINT,
+    pid              BIGINT NOT NULL,
+    waiting_gate     TEXT,
+    plan             TEXT,
+    strategy_ref     TEXT,
+    host             TEXT,
+    ci_job           TEXT,
+    heartbeat_at_ms  BIGINT
+);
+CREATE INDEX releases_by_app ON releases (app, id);
+CREATE TABLE events (
+    release_id BIGINT NOT NULL REFERENCES releases (id),
+    seq        BIGINT NOT NULL,
+    at_ms      BIGINT NOT NULL,
+    event      TEXT NOT NULL,
+    PRIMARY KEY (release_id, seq)
+);
+CREATE TABLE promotions (
+    id         BIGSERIAL PRIMARY KEY,
+    release_id BIGINT NOT NULL REFERENCES releases (id),
+    gate       TEXT NOT NULL,
+    at_ms      BIGINT NOT NULL,
+    taken      BOOLEAN NOT NULL DEFAULT FALSE
 );
 ";

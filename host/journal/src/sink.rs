@@ -57,7 +57,7 @@ impl EventSink for JournalSink {
                 other => other.to_string(),
             };
             tracing::error!("event {} not journaled: {message}", event.seq);
-            SinkError::Failed { place: self.journal.path().display().to_string(), seq: event.seq, message }
+            SinkError::Failed { place: self.journal.location().to_string(), seq: event.seq, message }
         })
     }
 }

@@ -1,104 +1,65 @@
 //! Writing a release: recording it before anything changes ([`Journal::begin`]), taking over an
 //! interrupted one ([`Journal::adopt`]), appending its events, and recording how it ended.
 //!
-//! `begin` and `adopt` are each one write transaction (`BEGIN IMMEDIATE`) that checks and claims
-//! together: of two deploys (or two resumes) of one app started at once, exactly one goes ahead.
+//! `begin` and `adopt` each check and claim in one transaction (SQLite's `BEGIN IMMEDIATE`,
+//! PostgreSQL's per-app advisory lock): of two deploys (or two resumes) of one app started at once,
+//! from one machine or two, exactly one goes ahead.
 
 use crate::error::JournalError;
 use crate::journal::{Journal, now_ms};
-use crate::record::NewRelease;
+use crate::record::{NewRelease, Runner, Running};
+use crate::store::Adopt;
 use cutover_core::events::Event;
-use rusqlite::{OptionalExtension, params};
 use std::time::Duration;
 
 impl Journal {
     /// Record a release as running, before anything is changed; returns its id. Refused (`Busy`,
-    /// naming it) while another live process runs a deploy of the same app: the check and the insert
-    /// are one write transaction, so of two deploys started at once exactly one goes ahead.
+    /// naming it and where it runs) while another live runner deploys the same app: the check and the
+    /// insert are one transaction, so of two deploys started at once exactly one goes ahead.
     pub fn begin(&self, r: &NewRelease<'_>) -> Result<i64, JournalError> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| self.sql(e))?;
-        let running: Vec<(i64, i64, String, u32, i64)> = tx
-            .prepare(
-                "SELECT id, version, strategy, pid, started_at_ms FROM releases
-                 WHERE app = ?1 AND status = 'running' ORDER BY id",
-            )
-            .and_then(|mut q| {
-                q.query_map(params![r.app], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
-                })?
-                .collect()
-            })
-            .map_err(|e| self.sql(e))?;
-        let me = std::process::id();
-        if let Some((id, version, strategy, pid, started)) =
-            running.into_iter().find(|(.., pid, _)| *pid != me && cutover_core::os::process_alive(*pid))
-        {
-            let ago = (now_ms() - started).max(0) / 1000;
-            return Err(JournalError::Busy(format!(
-                "another deploy of {} is running: deploy #{id} (v{version}, {strategy}) in process {pid}, \
-                 started {ago} s ago. Wait for it to finish (`cutover releases` shows it); if that process \
-                 is stuck, stop it (`kill {pid}`) and deploy again",
-                r.app
-            )));
+        let alive = |run: &Running| !self.mine(run) && self.alive(run);
+        match self.store.begin(r, &self.me, &alive)? {
+            Ok(id) => {
+                self.start_heartbeat(id);
+                Ok(id)
+            }
+            Err(holder) => {
+                let ago = (now_ms() - holder.started_at_ms).max(0) / 1000;
+                let runner = Runner::describe(holder.pid, holder.host.as_deref(), holder.ci_job.as_deref());
+                let stop = match &holder.host {
+                    Some(h) if *h != self.me.host => format!("if that runner is stuck, stop it on {h}"),
+                    _ => format!("if that process is stuck, stop it (`kill {}`)", holder.pid),
+                };
+                Err(JournalError::Busy(format!(
+                    "another deploy of {} is running: deploy #{} (v{}, {}) in {runner}, started {ago} s ago. \
+                     Wait for it to finish (`cutover releases` shows it); {stop} and deploy again",
+                    r.app, holder.id, holder.version, holder.strategy
+                )))
+            }
         }
-        tx.execute(
-            "INSERT INTO releases (app, kind, version, image, previous_version, previous_image, strategy,
-                strategy_hash, params, platform, status, started_at_ms, pid, plan, strategy_ref)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'running', ?11, ?12, ?13, ?14)",
-            params![
-                r.app,
-                r.kind.as_str(),
-                r.target.version as i64,
-                r.target.image,
-                r.previous.map(|p| p.version as i64),
-                r.previous.map(|p| p.image.as_str()),
-                r.strategy,
-                r.strategy_hash,
-                r.params.to_string(),
-                r.platform,
-                now_ms(),
-                me,
-                r.plan.map(|p| serde_json::to_string(p).unwrap_or_default()),
-                r.strategy_ref,
-            ],
-        )
-        .map_err(|e| self.sql(e))?;
-        let id = tx.last_insert_rowid();
-        tx.commit().map_err(|e| self.sql(e))?;
-        Ok(id)
     }
 
-    /// Take over an interrupted release for this process (`cutover resume`), in one write transaction
-    /// so two resumes cannot both go ahead. Refused while the process that ran it is alive.
+    /// Take over an interrupted release for this process (`cutover resume`), in one transaction so
+    /// two resumes cannot both go ahead. Refused while the runner that ran it is alive.
     pub fn adopt(&self, id: i64) -> Result<(), JournalError> {
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(|e| self.sql(e))?;
-        let row: Option<(String, u32)> = tx
-            .query_row("SELECT status, pid FROM releases WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()
-            .map_err(|e| self.sql(e))?;
-        let me = std::process::id();
-        match row {
-            None => return Err(JournalError::Refused(format!("the journal has no release #{id}"))),
-            Some((status, _)) if status != "running" => {
-                return Err(JournalError::Refused(format!("release #{id} is not interrupted: it {status}")));
+        let alive = |run: &Running| !self.mine(run) && self.alive(run);
+        match self.store.adopt(id, &self.me, &alive)? {
+            Adopt::Adopted => {
+                self.start_heartbeat(id);
+                Ok(())
             }
-            Some((_, pid)) if pid != me && cutover_core::os::process_alive(pid) => {
-                return Err(JournalError::Busy(format!(
-                    "deploy #{id} is still running, in process {pid}: it is not interrupted, so there is \
-                     nothing to resume (stop it with `kill {pid}` first if it is stuck)"
-                )));
+            Adopt::Missing => Err(JournalError::Refused(format!("the journal has no release #{id}"))),
+            Adopt::Ended(status) => {
+                Err(JournalError::Refused(format!("release #{id} is not interrupted: it {status}")))
             }
-            Some(_) => {}
+            Adopt::Alive(holder) => {
+                let runner = Runner::describe(holder.pid, holder.host.as_deref(), holder.ci_job.as_deref());
+                Err(JournalError::Busy(format!(
+                    "deploy #{id} is still running, in {runner}: it is not interrupted, so there is \
+                     nothing to resume (stop it first if it is stuck)"
+                )))
+            }
         }
-        tx.execute("UPDATE releases SET pid = ?2, waiting_gate = NULL WHERE id = ?1", params![id, me])
-            .map_err(|e| self.sql(e))?;
-        tx.commit().map_err(|e| self.sql(e))
     }
 
     /// Record how a release ended.
@@ -109,34 +70,18 @@ impl Journal {
         error: Option<&str>,
         duration: Duration,
     ) -> Result<(), JournalError> {
-        self.lock()
-            .execute(
-                "UPDATE releases SET status = ?2, error = ?3, duration_ms = ?4, waiting_gate = NULL
-                 WHERE id = ?1",
-                params![
-                    id,
-                    if succeeded { "succeeded" } else { "failed" },
-                    error,
-                    duration.as_millis() as i64
-                ],
-            )
-            .map_err(|e| self.sql(e))?;
-        Ok(())
+        self.stop_heartbeat(id);
+        let status = if succeeded { "succeeded" } else { "failed" };
+        self.store.finish(id, status, error, duration.as_millis() as i64)
     }
 
-    /// Append one event of a release.
+    /// Append one event of a release (any kind: it is stored as its JSON).
     pub fn append(&self, release_id: i64, event: &Event) -> Result<(), JournalError> {
         self.append_json(release_id, event, &serde_json::to_string(event).unwrap_or_default())
     }
 
     /// [`Self::append`] with the event already encoded (the sink measures it first).
     pub(crate) fn append_json(&self, release_id: i64, event: &Event, json: &str) -> Result<(), JournalError> {
-        self.lock()
-            .execute(
-                "INSERT OR REPLACE INTO events (release_id, seq, at_ms, event) VALUES (?1, ?2, ?3, ?4)",
-                params![release_id, event.seq as i64, event.at_ms as i64, json],
-            )
-            .map_err(|e| self.sql(e))?;
-        Ok(())
+        self.store.append(release_id, event.seq as i64, event.at_ms as i64, json)
     }
 }

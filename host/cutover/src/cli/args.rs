@@ -113,6 +113,9 @@ pub(crate) enum Command {
     /// The local platform: your app's machines as real processes behind a proxy on this computer.
     #[command(subcommand)]
     Local(LocalCommand),
+    /// The journal itself: move it to a PostgreSQL database the team shares.
+    #[command(subcommand)]
+    Journal(JournalCommand),
     /// Show the output of the app's machines on the local platform.
     Logs {
         #[command(flatten)]
@@ -177,6 +180,23 @@ pub(crate) struct AppArgs {
     /// The app's fly.toml (cutover options in its [cutover] table or in cutover.toml beside it).
     #[arg(long, short = 'c', default_value = "fly.toml", value_name = "PATH")]
     pub(crate) config: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum JournalCommand {
+    /// Copy the SQLite journal of the state directory into an empty PostgreSQL journal, keeping
+    /// release numbers, events and promotions (one transaction: all or nothing).
+    ///
+    /// Then point every runner at it with `[cutover] journal` or `CUTOVER_JOURNAL_URL`. The file is
+    /// left as it was.
+    Migrate {
+        /// The PostgreSQL journal, postgres://user:password@host:port/database (its password is never
+        /// printed; from the environment it stays out of `ps`).
+        #[arg(long, value_name = "URL", env = "CUTOVER_JOURNAL_URL", hide_env_values = true)]
+        to: String,
+        #[command(flatten)]
+        app: AppArgs,
+    },
 }
 
 #[derive(Subcommand)]

@@ -101,7 +101,7 @@ impl Error {
             Self::Deploy(e) if e.is_bad_input() => Exit::BadInput,
             Self::Deploy(_) | Self::Local(_) => Exit::Platform,
             Self::BrokenBuiltin { .. } => Exit::Failed,
-            Self::Journal(JournalError::Refused(_)) => Exit::BadInput,
+            Self::Journal(JournalError::Refused(_) | JournalError::Url(_)) => Exit::BadInput,
             Self::Journal(_) => Exit::Platform,
             Self::Status(StatusError::NoReleases { .. } | StatusError::NoState { .. }) => Exit::BadInput,
             Self::Status(_) => Exit::Platform,

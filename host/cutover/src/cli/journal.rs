@@ -1,4 +1,5 @@
-//! `cutover releases` and `cutover promote`: the commands that read or write the journal alone.
+//! `cutover releases`, `cutover promote` and `cutover journal migrate`: the commands that read or
+//! write the journal alone.
 
 use super::args::AppArgs;
 use super::exit::{Error, Exit};
@@ -12,7 +13,7 @@ pub(crate) fn releases(ctx: &Context, app: &AppArgs, json: bool) -> Result<Exit,
     if json {
         println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
     } else {
-        render::releases(&config.app, &records, journal.path());
+        render::releases(&config.app, &records, journal.location());
     }
     Ok(Exit::Success)
 }
@@ -24,6 +25,32 @@ pub(crate) fn promote(ctx: &Context, app: &AppArgs, gate: Option<&str>) -> Resul
     println!(
         "promoted gate `{gate}` of {}'s deploy #{} (v{}, {})",
         config.app, release.id, release.target.version, release.strategy
+    );
+    Ok(Exit::Success)
+}
+
+pub(crate) fn migrate(ctx: &Context, app: &AppArgs, to: &str) -> Result<Exit, Error> {
+    let config = ctx.config(app)?;
+    // The source is always the state directory's file, whatever journal the config names.
+    let dir = ctx.state(&config).with_journal(None);
+    if !dir.has_journal() {
+        return Err(cutover_driver::JournalError::Refused(format!(
+            "there is no journal to migrate: {} does not exist (`--state-dir` names another state directory)",
+            dir.journal_location()
+        ))
+        .into());
+    }
+    let from = dir.journal()?;
+    let into = cutover_driver::Journal::connect(to)?;
+    let copied = from.migrate_to(&into)?;
+    println!(
+        "copied {} release(s), {} event(s) and {} promotion(s) from {} to {}; point every runner at it with \
+         [cutover] journal or CUTOVER_JOURNAL_URL",
+        copied.releases,
+        copied.events,
+        copied.promotions,
+        from.location(),
+        into.location()
     );
     Ok(Exit::Success)
 }

@@ -38,6 +38,7 @@ pub fn try_main() -> Result<Exit, Error> {
         Command::Promote { gate, app } => journal::promote(&ctx, &app, gate.as_deref()),
         Command::Status(args) => status::status(&ctx, args),
         Command::Local(cmd) => local::local(&ctx, cmd),
+        Command::Journal(args::JournalCommand::Migrate { to, app }) => journal::migrate(&ctx, &app, &to),
         Command::Logs { app, machine, tail } => local::logs(&ctx, &app, machine.as_deref(), tail),
         Command::Strategies { json } => strategy::strategies(&ctx, json),
         Command::Verify(args) => strategy::verify(&ctx, args),

@@ -250,12 +250,9 @@ pub fn inspect(
 }
 
 /// What `cutover releases` prints: one row per release, oldest first.
-pub fn releases(app: &str, records: &[cutover_driver::ReleaseRecord], journal: &std::path::Path) {
+pub fn releases(app: &str, records: &[cutover_driver::ReleaseRecord], journal: &str) {
     if records.is_empty() {
-        println!(
-            "{app} has no releases recorded in {} yet; `cutover deploy` makes the first",
-            journal.display()
-        );
+        println!("{app} has no releases recorded in {journal} yet; `cutover deploy` makes the first");
         return;
     }
     println!(

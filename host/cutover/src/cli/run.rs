@@ -29,7 +29,12 @@ impl Context {
 
     /// The app's state directory: `--state-dir`, else `.cutover/` beside its config.
     pub(crate) fn state(&self, config: &Config) -> StateDir {
-        StateDir::resolve(&config.path, self.state_dir.as_deref())
+        // The environment wins, so CI can point every job at the team's journal without a file edit.
+        let url = std::env::var(cutover_driver::JOURNAL_URL_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| config.cutover.journal.as_ref().map(|u| u.expose().to_string()));
+        StateDir::resolve(&config.path, self.state_dir.as_deref()).with_journal(url)
     }
 
     /// Where a command for `purpose` runs, decided once from the flags, the config and the journal.
