@@ -30,7 +30,7 @@ impl Guest for Immediate {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = cutover_sdk::retries();
+        let retries = cutover_sdk::Retry::for_plan(&plan);
         let fleet = list_machines(retries)?;
 
         let pending: Vec<_> = fleet.iter().filter(|m| m.release.version != plan.target.version).collect();

@@ -55,7 +55,7 @@ impl Guest for Rolling {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = cutover_sdk::retries();
+        let retries = cutover_sdk::Retry::for_plan(&plan);
         let rollback = cutover_sdk::params::get_bool("rollback", DEFAULT_ROLLBACK);
         let can_cordon = traffic::capabilities().cordon;
         let fleet = list_machines(retries)?;

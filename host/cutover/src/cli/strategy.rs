@@ -65,13 +65,19 @@ pub(crate) fn verify(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
             allow_standby: args.allow_standby,
             ..Default::default()
         };
-        let report = cutover_verify::verify(&runtime, &resolved.component, &resolved.info, &opts).await?;
+        let specs = if args.sweep { cutover_verify::sweep() } else { cutover_verify::scenarios() };
+        let report =
+            cutover_verify::verify_scenarios(&runtime, &resolved.component, &resolved.info, &opts, specs)
+                .await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        } else if args.sweep {
+            print!("{}", report.sweep_text());
         } else {
             print!("{}", report.text());
         }
-        Ok(if report.passed() { Exit::Success } else { Exit::Failed })
+        let ok = if args.sweep { report.clean_endings() == report.scenarios.len() } else { report.passed() };
+        Ok(if ok { Exit::Success } else { Exit::Failed })
     })
 }
 
