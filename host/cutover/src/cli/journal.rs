@@ -2,6 +2,7 @@
 
 use super::args::AppArgs;
 use super::exit::{Error, Exit};
+use super::out::outln;
 use super::render;
 use super::run::Context;
 
@@ -10,7 +11,7 @@ pub(crate) fn releases(ctx: &Context, app: &AppArgs, json: bool) -> Result<Exit,
     let journal = ctx.state(&config).journal()?;
     let records = journal.releases(&config.app)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
     } else {
         render::releases(&config.app, &records, journal.path());
     }
@@ -21,9 +22,12 @@ pub(crate) fn promote(ctx: &Context, app: &AppArgs, gate: Option<&str>) -> Resul
     let config = ctx.config(app)?;
     let journal = ctx.state(&config).journal()?;
     let (release, gate) = journal.promote(&config.app, gate)?;
-    println!(
+    outln!(
         "promoted gate `{gate}` of {}'s deploy #{} (v{}, {})",
-        config.app, release.id, release.target.version, release.strategy
+        config.app,
+        release.id,
+        release.target.version,
+        release.strategy
     );
     Ok(Exit::Success)
 }
