@@ -95,3 +95,52 @@ proptest! {
         }
     }
 }
+
+/// When the platform stays down for a call past the whole budget (every `destroy` fails), the deploy
+/// still succeeds once v2 serves: the blue machines it could not destroy are tagged as leftovers,
+/// `cutover status` lists them, and the next deploy finishes them before it does anything else.
+#[test]
+fn clean_up_the_platform_refuses_is_left_over_and_finished_by_the_next_deploy() {
+    use crate::support::{OutputExt, Toml};
+    use serde_json::Value;
+
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("down.toml");
+    let config = Toml::example_app()
+        .set("deploy.strategy", "bluegreen")
+        .set("cutover.sim.scenario", scenario.to_str().unwrap())
+        .write(dir.path().join("fly.toml"));
+    let config = config.to_str().unwrap();
+    let state = dir.path().join("state");
+    let status =
+        || -> Value { support::cutover(["status", "--config", config, "--json"]).state(&state).run().json() };
+
+    std::fs::write(&scenario, "[fleet]\nmachines = 4\n[faults]\ndown_calls = [\"destroy machine\"]\n")
+        .unwrap();
+    let out = support::cutover(["deploy", "--config", config]).state(&state).run();
+    assert_eq!(out.status.code(), Some(0), "succeeded although blue could not be destroyed:\n{}", out.text());
+    assert!(out.stdout_text().contains("4 blue machine(s) left to destroy"), "{}", out.text());
+    let s = status();
+    assert_eq!(s["latest"]["status"], "succeeded", "{s}");
+    let leftovers = s["fleet"]["leftovers"].as_array().unwrap();
+    assert_eq!(leftovers.len(), 4, "{s}");
+    assert!(leftovers.iter().all(|l| l["todo"] == "destroy by v2"), "{s}");
+    let text = support::cutover(["status", "--config", config]).state(&state).run().stdout_text();
+    assert!(text.contains("Leftover: 4 machine(s) a deploy could not finish cleaning up"), "{text}");
+
+    // The platform is back: the next deploy destroys the leftovers first and ends with 4 machines.
+    std::fs::write(&scenario, "[fleet]\nmachines = 4\n").unwrap();
+    let out = support::cutover(["deploy", "--config", config]).state(&state).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(
+        out.stdout_text().contains("destroyed 4 leftover machine(s) of earlier deploys"),
+        "{}",
+        out.text()
+    );
+    let s = status();
+    assert_eq!(s["latest"]["status"], "succeeded", "{s}");
+    assert_eq!(s["fleet"]["leftovers"], serde_json::json!([]), "{s}");
+    assert_eq!(s["fleet"]["machines"], 4, "{s}");
+    assert_eq!(s["fleet"]["serving"], 4, "{s}");
+    assert_eq!(s["fleet"]["by_version"], serde_json::json!([[3, 4]]), "{s}");
+}

@@ -48,6 +48,21 @@ pub struct FleetNow {
     pub stopped: usize,
     /// The release most machines run (ties go to the newer one); `None` when there are no machines.
     pub current: Option<Release>,
+    /// Machines a deploy could not finish cleaning up (the platform refused past its retry budget),
+    /// by id, with what is left to do and by which deploy, as the strategy tagged them.
+    pub leftovers: Vec<Leftover>,
+}
+
+/// The metadata key a strategy tags a leftover machine with (see the Rust SDK's `leftover` module).
+pub const LEFTOVER_KEY: &str = "cutover_leftover";
+
+/// A machine a deploy left to finish: the next deploy of the app finishes it first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Leftover {
+    /// The machine.
+    pub id: String,
+    /// What is left to do and by which deploy, e.g. `destroy by v2`.
+    pub todo: String,
 }
 
 /// Why there is no status to show.
@@ -132,6 +147,13 @@ async fn read_fleet(config: &Config, target: &Target) -> Result<(FleetNow, Optio
         summary: FleetSummary::of(&machines),
         stopped: machines.iter().filter(|m| m.state == MachineState::Stopped).count(),
         current: current_release(&machines),
+        leftovers: machines
+            .iter()
+            .filter_map(|m| {
+                let (_, todo) = m.metadata.iter().find(|(k, v)| k == LEFTOVER_KEY && !v.is_empty())?;
+                Some(Leftover { id: m.id.clone(), todo: todo.clone() })
+            })
+            .collect(),
     };
     Ok((fleet, note))
 }

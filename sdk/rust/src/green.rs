@@ -88,7 +88,7 @@ pub fn prepare(
     intro: impl FnOnce(usize) -> String,
 ) -> Result<Option<Ready>, Error> {
     let retries: Retry = retries.into();
-    let fleet = list_machines(retries)?;
+    let fleet = crate::leftover::finish_earlier(retries, plan, list_machines(retries)?);
 
     let (on_target, blue): (Vec<Machine>, Vec<Machine>) =
         fleet.into_iter().partition(|m| m.release.version == plan.target.version);

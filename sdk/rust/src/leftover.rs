@@ -7,7 +7,7 @@
 
 use crate::retry::Retry;
 use crate::runtime::{self, Level};
-use crate::types::MachineError;
+use crate::types::{Machine, MachineError};
 use crate::{DeployPlan, describe_error, machines, retry};
 
 /// The metadata key that marks a leftover. Its value is what is left to do ([`Todo::as_str`]), then
@@ -63,4 +63,65 @@ pub fn leave(policy: Retry, plan: &DeployPlan, failures: &[MachineError], todo: 
     );
     runtime::log(Level::Warn, &format!("leftovers: {note}"));
     note
+}
+
+/// What is left to do to `m`, when an earlier deploy tagged it as a leftover.
+pub fn todo_of(m: &Machine) -> Option<Todo> {
+    let value = m.metadata.iter().find(|(k, _)| k == LEFTOVER_KEY).map(|(_, v)| v.as_str())?;
+    match value.split_whitespace().next()? {
+        "stop-destroy" => Some(Todo::StopAndDestroy),
+        "destroy" => Some(Todo::Destroy),
+        "stop" => Some(Todo::Stop),
+        _ => None,
+    }
+}
+
+/// Finish the leftovers earlier deploys tagged in `fleet` (as listed), and return the fleet without the
+/// ones that are gone or still to finish: a leftover is neither blue to clone nor a machine to move.
+/// Machines to stop are stopped and untagged (an empty value) and stay in the fleet; machines to
+/// destroy are stopped if need be and destroyed. What fails stays tagged for the next try.
+pub fn finish_earlier(policy: Retry, plan: &DeployPlan, fleet: Vec<Machine>) -> Vec<Machine> {
+    let (left, mut rest): (Vec<Machine>, Vec<Machine>) =
+        fleet.into_iter().partition(|m| todo_of(m).is_some());
+    if left.is_empty() {
+        return rest;
+    }
+    runtime::log(
+        Level::Info,
+        &format!("finishing {} leftover machine(s) of earlier deploys (tagged {LEFTOVER_KEY})", left.len()),
+    );
+    let ids_with = |todo: &[Todo]| -> Vec<String> {
+        left.iter().filter(|m| todo_of(m).is_some_and(|t| todo.contains(&t))).map(|m| m.id.clone()).collect()
+    };
+    let to_stop = ids_with(&[Todo::Stop, Todo::StopAndDestroy]);
+    let stopped = match crate::stop_machines(policy, &to_stop, plan) {
+        Ok(()) => to_stop.clone(),
+        Err(failures) => {
+            to_stop.iter().filter(|id| !failures.iter().any(|f| f.id == **id)).cloned().collect()
+        }
+    };
+    let to_destroy: Vec<String> = ids_with(&[Todo::Destroy])
+        .into_iter()
+        .chain(ids_with(&[Todo::StopAndDestroy]).into_iter().filter(|id| stopped.contains(id)))
+        .collect();
+    let failed = crate::with_retries(policy, &to_destroy, machines::destroy).err().unwrap_or_default();
+    for m in &left {
+        if todo_of(m) == Some(Todo::Stop) && stopped.contains(&m.id) {
+            let cleared = retry(policy.count_only(), "untagging a finished leftover", || {
+                machines::set_metadata(&m.id, LEFTOVER_KEY, "")
+            });
+            if cleared.is_ok() {
+                rest.push(m.clone());
+            }
+        }
+    }
+    let finished = to_destroy.len() - failed.len();
+    runtime::log(
+        Level::Info,
+        &format!(
+            "destroyed {finished} leftover machine(s) of earlier deploys; {} still tagged",
+            failed.len()
+        ),
+    );
+    rest
 }

@@ -131,7 +131,8 @@ impl Guest for Canary {
                     .into(),
             ));
         }
-        let fleet = list_machines(retries)?;
+        // Leftovers of earlier deploys are finished first, and are not machines to move.
+        let fleet = cutover_sdk::leftover::finish_earlier(retries, &plan, list_machines(retries)?);
 
         let groups = by_group(fleet);
         let stable: Vec<&Machine> =

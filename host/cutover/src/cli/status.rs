@@ -107,6 +107,21 @@ fn render(s: &Status) -> String {
                     f.stopped
                 ),
             );
+            if !f.leftovers.is_empty() {
+                let each: Vec<String> =
+                    f.leftovers.iter().map(|l| format!("{} ({})", l.id, l.todo)).collect();
+                line(
+                    "Leftover:",
+                    &format!(
+                        "{} machine(s) a deploy could not finish cleaning up: {}
+the next `cutover deploy` \
+                         finishes them first (they are tagged {} on the platform)",
+                        f.leftovers.len(),
+                        each.join(", "),
+                        cutover_driver::status::LEFTOVER_KEY
+                    ),
+                );
+            }
         }
         (None, Some(e)) => line("Fleet:", &format!("not read: {e}")),
         (None, None) => line("Fleet:", "not read"),
