@@ -125,6 +125,8 @@ fn clean_up_the_platform_refuses_is_left_over_and_finished_by_the_next_deploy() 
     let leftovers = s["fleet"]["leftovers"].as_array().unwrap();
     assert_eq!(leftovers.len(), 4, "{s}");
     assert!(leftovers.iter().all(|l| l["todo"] == "destroy by v2"), "{s}");
+    // The journal records them with the release, which succeeded.
+    assert_eq!(s["latest"]["leftovers"], s["fleet"]["leftovers"], "{s}");
     let text = support::cutover(["status", "--config", config]).state(&state).run().stdout_text();
     assert!(text.contains("Leftover: 4 machine(s) a deploy could not finish cleaning up"), "{text}");
 

@@ -109,6 +109,7 @@ mod tests {
             duration_ms: None,
             pid: 0,
             waiting_gate: None,
+            leftovers: vec![],
         }
     }
 

@@ -9,7 +9,7 @@ use crate::{DeployError, Target, current_release};
 use cutover_config::Config;
 use cutover_core::events::FleetSummary;
 use cutover_core::{ErrorKind, MachineState, Release};
-use cutover_journal::{self as journal, ReleaseRecord, ReleaseStatus};
+use cutover_journal::{self as journal, Leftover, ReleaseRecord, ReleaseStatus};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -56,13 +56,15 @@ pub struct FleetNow {
 /// The metadata key a strategy tags a leftover machine with (see the Rust SDK's `leftover` module).
 pub const LEFTOVER_KEY: &str = "cutover_leftover";
 
-/// A machine a deploy left to finish: the next deploy of the app finishes it first.
-#[derive(Debug, Clone, Serialize)]
-pub struct Leftover {
-    /// The machine.
-    pub id: String,
-    /// What is left to do and by which deploy, e.g. `destroy by v2`.
-    pub todo: String,
+/// The machines of `fleet` a deploy tagged as leftovers, with what is left to do to each.
+pub fn leftovers(fleet: &[cutover_core::Machine]) -> Vec<Leftover> {
+    fleet
+        .iter()
+        .filter_map(|m| {
+            let (_, todo) = m.metadata.iter().find(|(k, v)| k == LEFTOVER_KEY && !v.is_empty())?;
+            Some(Leftover { id: m.id.clone(), todo: todo.clone() })
+        })
+        .collect()
 }
 
 /// Why there is no status to show.
@@ -147,13 +149,7 @@ async fn read_fleet(config: &Config, target: &Target) -> Result<(FleetNow, Optio
         summary: FleetSummary::of(&machines),
         stopped: machines.iter().filter(|m| m.state == MachineState::Stopped).count(),
         current: current_release(&machines),
-        leftovers: machines
-            .iter()
-            .filter_map(|m| {
-                let (_, todo) = m.metadata.iter().find(|(k, v)| k == LEFTOVER_KEY && !v.is_empty())?;
-                Some(Leftover { id: m.id.clone(), todo: todo.clone() })
-            })
-            .collect(),
+        leftovers: leftovers(&machines),
     };
     Ok((fleet, note))
 }
@@ -199,6 +195,7 @@ mod tests {
             duration_ms: None,
             pid: 4242,
             waiting_gate: None,
+            leftovers: vec![],
         }
     }
 

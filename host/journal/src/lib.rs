@@ -39,5 +39,5 @@ mod tests;
 pub use error::JournalError;
 pub use journal::{FILE, Journal};
 pub use kill::KILL_AT_EVENT_ENV;
-pub use record::{NewRelease, ReleaseKind, ReleaseRecord, ReleaseStatus, ResumeRecord};
+pub use record::{Leftover, NewRelease, ReleaseKind, ReleaseRecord, ReleaseStatus, ResumeRecord};
 pub use sink::JournalSink;

@@ -20,7 +20,7 @@ impl Journal {
             .prepare(
                 "SELECT id, app, kind, version, image, previous_version, previous_image, strategy,
                     strategy_hash, params, platform, status, error, started_at_ms, duration_ms, pid,
-                    waiting_gate
+                    waiting_gate, leftovers
                  FROM releases WHERE app = ?1 ORDER BY id",
             )
             .map_err(|e| self.sql(e))?;
@@ -57,6 +57,10 @@ impl Journal {
                     duration_ms: row.get(14)?,
                     pid,
                     waiting_gate: row.get(16)?,
+                    leftovers: row
+                        .get::<_, Option<String>>(17)?
+                        .and_then(|json| serde_json::from_str(&json).ok())
+                        .unwrap_or_default(),
                 })
             })
             .map_err(|e| self.sql(e))?;

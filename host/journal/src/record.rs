@@ -4,7 +4,7 @@
 use cutover_core::Release;
 use cutover_core::contract::DeployPlan;
 use cutover_core::events::Event;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What started a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,6 +88,18 @@ pub struct ReleaseRecord {
     pub pid: u32,
     /// The manual gate the deploy is waiting at, if any.
     pub waiting_gate: Option<String>,
+    /// Machines the deploy could not finish cleaning up (the platform refused past its retry budget):
+    /// the release succeeded, and these are left to do.
+    pub leftovers: Vec<Leftover>,
+}
+
+/// A machine a deploy left to finish, and what is left to do to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leftover {
+    /// The machine.
+    pub id: String,
+    /// What is left to do and by which deploy, as the strategy tagged it (`destroy by v2`).
+    pub todo: String,
 }
 
 /// What is known about a release when it starts.

@@ -8,11 +8,15 @@
 
 /// Bumped when the schema changes; a newer journal is refused rather than misread, an older one is
 /// brought up to date (see [`MIGRATIONS`]).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// What takes a journal of version `n` (the index plus one) to the next.
-pub(crate) const MIGRATIONS: &[&str] = &["ALTER TABLE releases ADD COLUMN plan TEXT;
-     ALTER TABLE releases ADD COLUMN strategy_ref TEXT;"];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    "ALTER TABLE releases ADD COLUMN plan TEXT;
+     ALTER TABLE releases ADD COLUMN strategy_ref TEXT;",
+    // The machines a succeeded deploy could not finish cleaning up, as JSON.
+    "ALTER TABLE releases ADD COLUMN leftovers TEXT;",
+];
 
 /// The whole schema, as a new journal gets it.
 pub(crate) const SCHEMA: &str = "
@@ -35,7 +39,8 @@ CREATE TABLE IF NOT EXISTS releases (
     pid              INTEGER NOT NULL,
     waiting_gate     TEXT,
     plan             TEXT,
-    strategy_ref     TEXT
+    strategy_ref     TEXT,
+    leftovers        TEXT
 );
 CREATE INDEX IF NOT EXISTS releases_by_app ON releases (app, id);
 CREATE TABLE IF NOT EXISTS events (

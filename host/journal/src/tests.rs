@@ -97,9 +97,12 @@ fn a_second_deploy_of_the_app_is_refused_while_one_runs() {
 fn a_version_1_journal_is_brought_up_to_date() {
     let dir = tempfile::tempdir().unwrap();
     {
-        // The schema as version 1 wrote it: no plan, no strategy reference.
+        // The schema as version 1 wrote it: no plan, no strategy reference, no leftovers.
         let conn = Connection::open(dir.path().join(FILE)).unwrap();
-        let v1 = SCHEMA.replace(",\n    plan             TEXT,\n    strategy_ref     TEXT", "");
+        let v1 = SCHEMA.replace(
+            ",\n    plan             TEXT,\n    strategy_ref     TEXT,\n    leftovers        TEXT",
+            "",
+        );
         assert_ne!(v1, SCHEMA, "the version 1 schema is derived from this one");
         conn.execute_batch(&v1).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
@@ -119,6 +122,11 @@ fn a_version_1_journal_is_brought_up_to_date() {
     assert_eq!(j.releases("app").unwrap()[1].id, id);
     let version: i64 = j.lock().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(version, SCHEMA_VERSION);
+    // The columns the migrations added are there to write and read.
+    assert!(rs[0].leftovers.is_empty());
+    let left = [crate::Leftover { id: "m1".into(), todo: "destroy by v3".into() }];
+    j.leftovers(id, &left).unwrap();
+    assert_eq!(j.releases("app").unwrap()[1].leftovers, left);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use crate::error::JournalError;
 use crate::journal::{Journal, now_ms};
-use crate::record::NewRelease;
+use crate::record::{Leftover, NewRelease};
 use cutover_core::events::Event;
 use rusqlite::{OptionalExtension, params};
 use std::time::Duration;
@@ -120,6 +120,15 @@ impl Journal {
                     duration.as_millis() as i64
                 ],
             )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Record the machines a release left to finish (replacing any list recorded before).
+    pub fn leftovers(&self, id: i64, leftovers: &[Leftover]) -> Result<(), JournalError> {
+        let json = serde_json::to_string(leftovers).unwrap_or_default();
+        self.lock()
+            .execute("UPDATE releases SET leftovers = ?2 WHERE id = ?1", params![id, json])
             .map_err(|e| self.sql(e))?;
         Ok(())
     }
