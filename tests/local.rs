@@ -453,3 +453,55 @@ async fn the_daemon_speaks_the_machines_api_including_leases() {
     let all: Value = http.get(&machines).send().await.unwrap().json().await.unwrap();
     assert_eq!(all, serde_json::json!([]));
 }
+
+/// The output of a deploy going away on real processes: stdout closed after the first event
+/// (`cutover deploy --json | head -1`), then a terminal hang-up (SIGHUP) after the first event. Each
+/// deploy goes on to the end: exit 0, one warning, the release succeeded and the fleet on it.
+#[test]
+fn a_deploy_survives_its_output_going_away_on_real_processes() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+
+    let app = App::new(example_app());
+    let out = app.run(&["deploy", "--platform", "local", "--image", "registry.fly.io/hello-cutover:v1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+
+    for (version, hang_up) in [(2u64, false), (3, true)] {
+        let image = format!("registry.fly.io/hello-cutover:v{version}");
+        let mut child = app
+            .cutover(&["deploy", "--platform", "local", "--image", &image, "--json"])
+            .spawn(Stdio::piped(), Stdio::piped());
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        assert!(first.contains("deploy_started"), "{first}");
+        let drain = if hang_up {
+            // SAFETY: kill(2) on the id of a child this test spawned and has not waited for.
+            assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) }, 0);
+            // The pipe stays open: its reader keeps going, as a terminal that came back would.
+            Some(std::thread::spawn(move || {
+                let mut rest = String::new();
+                let _ = stdout.read_to_string(&mut rest);
+                rest
+            }))
+        } else {
+            drop(stdout);
+            None
+        };
+        let exit = child.wait().unwrap();
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert_eq!(exit.code(), Some(0), "v{version}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let warning =
+            if hang_up { "warning: the terminal hung up" } else { "warning: standard output went away" };
+        assert_eq!(stderr.matches(warning).count(), 1, "{stderr}");
+        if let Some(drain) = drain {
+            assert!(drain.join().unwrap().contains("deploy_finished"));
+        }
+        let s = status(&app);
+        assert_eq!(s["latest"]["status"], "succeeded", "{s:#}");
+        assert_eq!(s["fleet"]["by_version"], serde_json::json!([[version, 3]]), "{s:#}");
+        assert_eq!(s["fleet"]["serving"], 3, "{s:#}");
+    }
+}

@@ -10,6 +10,7 @@ mod support;
 
 mod cli;
 mod examples_polyglot;
+mod flaky;
 mod fly;
 mod fuzz;
 mod local;

@@ -189,8 +189,9 @@ async fn describe_must_not_reach_the_host() {
 }
 
 /// Grants: an operation the policy withholds comes back to the strategy as the contract's `denied`
-/// error (bluegreen then stops, reporting it), every refused call is in the event log, and nothing the
-/// policy withholds happens: blue is stopped but never destroyed.
+/// error, every refused call is in the event log, and nothing the policy withholds happens: blue is
+/// stopped but never destroyed. Past the switch green serves, so bluegreen does not fail the deploy:
+/// it leaves blue over, tagged with what is left to do (issue 16's leftovers).
 #[tokio::test(start_paused = true)]
 async fn a_withheld_operation_is_denied_and_recorded() {
     use cutover::core::events::{EventKind, HostCall, HostReply};
@@ -205,8 +206,9 @@ async fn a_withheld_operation_is_denied_and_recorded() {
         RunOptions { grants, ..Default::default() },
     )
     .await;
-    let err = run.result.expect("the sandbox is fine").expect_err("bluegreen cannot finish without destroy");
-    assert!(err.message.contains("`machines.destroy` is not granted"), "{}", err.message);
+    run.result
+        .expect("the sandbox is fine")
+        .expect("past the switch a withheld destroy is a leftover, not a failure");
     let refused: Vec<&HostReply> = run
         .events
         .iter()
@@ -222,8 +224,13 @@ async fn a_withheld_operation_is_denied_and_recorded() {
         };
         assert!(!failed.is_empty() && failed.iter().all(|(_, e)| e.kind == ErrorKind::Denied), "{failed:?}");
     }
-    let ids: Vec<String> = world.snapshot(APP).into_iter().map(|m| m.id).collect();
-    assert!(blue.iter().all(|id| ids.contains(id)), "no blue machine was destroyed");
+    let fleet = world.snapshot(APP);
+    let ids: Vec<&str> = fleet.iter().map(|m| m.id.as_str()).collect();
+    assert!(blue.iter().all(|id| ids.contains(&id.as_str())), "no blue machine was destroyed");
+    for m in fleet.iter().filter(|m| blue.contains(&m.id)) {
+        let tag = m.metadata.iter().find(|(k, _)| k == "cutover_leftover").map(|(_, v)| v.as_str());
+        assert_eq!(tag, Some("destroy by v2"), "blue machine {} is tagged as left to destroy", m.id);
+    }
 }
 
 /// Scope: a strategy granted only the `app` process group changes no `worker` machine; each attempt

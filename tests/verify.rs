@@ -20,7 +20,7 @@ fn passes(strategy: &str, extra: &[&str]) {
     let (stdout, stderr) = (out.stdout_text(), out.stderr_text());
     assert_eq!(out.status.code(), Some(0), "{strategy}:\n{stdout}\n{stderr}");
     assert!(
-        stdout.contains(&format!("PASS: {strategy} kept every invariant in all 11 scenarios")),
+        stdout.contains(&format!("PASS: {strategy} kept every invariant in all 19 scenarios")),
         "{stdout}"
     );
 }

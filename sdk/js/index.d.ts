@@ -103,7 +103,9 @@ export declare const specs: {
   integers(name: string, d: number[] | undefined, summary: string): ParamSpec;
   retries(): ParamSpec;
 };
-export declare function retry<T>(call: () => T, what: string, retries?: number): T;
+export declare function retry<T>(call: () => T, what: string, retries?: number, budgetMs?: number): T;
+export declare function usePlan(plan: DeployPlan): void;
+export declare function retryBatchWithin<A extends unknown[]>(budgetMs: number, op: (ids: string[], ...args: A) => void, ids: string[], ...args: A): MachineError[];
 export declare function retryBatch<A extends unknown[]>(op: (ids: string[], ...args: A) => void, ids: string[], ...args: A): MachineError[];
 export declare function listMachines(): Machine[];
 export declare function chunks<T>(items: T[], size: number): T[][];

@@ -136,23 +136,50 @@ export const specs = {
 };
 
 // ---- retries --------------------------------------------------------------------------------------
+//
+// Retries are bounded by time, not only by count: at least `retries` (the parameter), and beyond that as
+// long as the budget allows, counted from an operation's first failure on the host's clock. The budget
+// is the deploy's `wait_timeout` once `usePlan(plan)` was called at the start of `deploy` (5 minutes,
+// flyctl's default, before that). Every call retried this way is idempotent (cordon, uncordon, stop,
+// destroy, waits); `cloneMachines` is not, and retries by count only.
+
+let budgetMs = 300000;
+
+/** Retry idempotent calls for as long as this deploy's `wait_timeout` (call at the start of deploy).
+ * @param {DeployPlan} plan */
+export function usePlan(plan) {
+  budgetMs = Number(plan.waitTimeoutMs);
+}
 
 function backoff(attempt) {
-  // The host's clock: instant under the simulator.
-  runtime.sleep(BigInt(500 * attempt));
+  // The host's clock: instant under the simulator. Capped, so a platform that is down is still asked
+  // again every 10 s.
+  runtime.sleep(BigInt(Math.min(500 * attempt, 10000)));
+}
+
+// `started` holds the time of the first failure once there was one: the clock is read only then, so a
+// call that succeeds at once costs no extra host call.
+function allows(attempt, retries, started, budget) {
+  if (started.length === 0) started.push(Number(runtime.now()));
+  return attempt <= retries || (budget > 0 && Number(runtime.now()) - started[0] < budget);
+}
+
+function label(attempt, retries) {
+  return attempt <= retries ? `retry ${attempt}/${retries}` : `retry ${attempt} (within the time budget)`;
 }
 
 /** One non-batch host call, retried on `platform` errors; other errors are rethrown as thrown.
  * @template T @param {() => T} call @param {string} what @param {number} [retries] @returns {T} */
-export function retry(call, what, retries = params.retries()) {
+export function retry(call, what, retries = params.retries(), budget = budgetMs) {
+  const started = [];
   for (let attempt = 0; ; ) {
     try {
       return call();
     } catch (thrown) {
       const e = payloadOf(thrown);
-      if (!isTransient(e) || attempt >= retries) throw thrown;
+      if (!isTransient(e) || !allows(attempt + 1, retries, started, budget)) throw thrown;
       attempt += 1;
-      log.warn(`${what} failed (${describeError(e)}), retry ${attempt}/${retries}`);
+      log.warn(`${what} failed (${describeError(e)}), ${label(attempt, retries)}`);
       backoff(attempt);
     }
   }
@@ -164,7 +191,15 @@ export function retry(call, what, retries = params.retries()) {
  * @param {(ids: string[], ...args: any[]) => void} op @param {string[]} ids @param {...any} args
  * @returns {MachineError[]} */
 export function retryBatch(op, ids, ...args) {
+  return retryBatchWithin(budgetMs, op, ids, ...args);
+}
+
+/** `retryBatch` with its own time budget in ms (0: by count only, for calls that are not idempotent).
+ * @param {number} budget @param {(ids: string[], ...args: any[]) => void} op @param {string[]} ids
+ * @param {...any} args @returns {MachineError[]} */
+export function retryBatchWithin(budget, op, ids, ...args) {
   const retries = params.retries();
+  const started = [];
   let todo = [...ids];
   const lasting = [];
   for (let attempt = 0; todo.length > 0; ) {
@@ -179,9 +214,9 @@ export function retryBatch(op, ids, ...args) {
     const transient = failures.filter((f) => isTransient(f.error));
     lasting.push(...failures.filter((f) => !isTransient(f.error)));
     if (transient.length === 0) break;
-    if (attempt >= retries) { lasting.push(...transient); break; }
     attempt += 1;
-    log.warn(`${transient.length} machine(s) hit a transient error, retry ${attempt}/${retries}: ${describeError(transient[0].error)}`);
+    if (!allows(attempt, retries, started, budget)) { lasting.push(...transient); break; }
+    log.warn(`${transient.length} machine(s) hit a transient error, ${label(attempt, retries)}: ${describeError(transient[0].error)}`);
     backoff(attempt);
     todo = transient.map((f) => f.id);
   }
@@ -247,7 +282,8 @@ export function stopMachines(ids, plan) {
  * @returns {{ cloneOf: Map<string, string>, failures: MachineError[] }} */
 export function cloneMachines(sources, target, routable = false) {
   const cloneOf = new Map();
-  const failures = retryBatch((batch) => {
+  // A retried clone after a lost answer could make a second machine: by count only.
+  const failures = retryBatchWithin(0, (batch) => {
     const failed = [];
     machines.cloneFrom(batch, target, routable).forEach((r, i) => {
       if (r.tag === 'ok') cloneOf.set(batch[i], r.val);

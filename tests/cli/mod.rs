@@ -7,10 +7,13 @@
 //! - `catalog`: what the binary tells about strategies and itself — `strategies`, `inspect`, `--help`.
 //! - `releases`: the journaled releases, rollback (also to a kept blue fleet) and promote.
 //! - `status`: `cutover status` after a deploy, as JSON, and of a deploy killed at a manual gate.
+//! - `output`: a deploy whose stdout is closed (`--json | head -1`) or whose terminal hangs up
+//!   (SIGHUP) goes on and succeeds.
 
 mod catalog;
 mod deploy;
 mod errors;
+mod output;
 mod releases;
 mod status;
 

@@ -14,7 +14,7 @@
 
 import {
   cloneMachines, explain, fail, groupBy, human, listMachines, log, machines, params, phase, retry,
-  retryBatch, runtime, shouldRun, specs, stopMachines, traffic, waitServing, describeError, payloadOf,
+  retryBatch, runtime, shouldRun, specs, stopMachines, traffic, usePlan, waitServing, describeError, payloadOf,
 } from 'cutover-sdk';
 
 const GATE = 'split';
@@ -35,6 +35,7 @@ export function describe() {
 
 /** @param {import('cutover-sdk').DeployPlan} plan */
 export function deploy(plan) {
+  usePlan(plan); // retry idempotent calls for as long as wait_timeout allows
   const target = plan.target;
   const fleet = listMachines();
   const onTarget = fleet.filter((m) => m.release.version === target.version);

@@ -519,6 +519,14 @@ impl Deploy<'_> {
         {
             tracing::error!("the outcome of release #{id} was not journaled: {e}");
         }
+        // What the strategy tagged as left to do (clean-up the platform refused past its budget) is
+        // part of the release's record, beside its outcome.
+        let left = crate::status::leftovers(&after);
+        if let (Some(j), Some(id), false) = (&journal, release_id, left.is_empty())
+            && let Err(e) = j.leftovers(id, &left)
+        {
+            tracing::error!("the leftovers of release #{id} were not journaled: {e}");
+        }
         DeployReport {
             outcome,
             rollback,

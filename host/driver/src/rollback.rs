@@ -112,6 +112,7 @@ mod tests {
             host: None,
             ci_job: None,
             heartbeat_at_ms: None,
+            leftovers: vec![],
         }
     }
 

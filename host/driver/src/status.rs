@@ -9,7 +9,7 @@ use crate::{DeployError, Target, current_release};
 use cutover_config::Config;
 use cutover_core::events::FleetSummary;
 use cutover_core::{ErrorKind, MachineState, Release};
-use cutover_journal::{self as journal, ReleaseRecord, ReleaseStatus};
+use cutover_journal::{self as journal, Leftover, ReleaseRecord, ReleaseStatus};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -48,6 +48,23 @@ pub struct FleetNow {
     pub stopped: usize,
     /// The release most machines run (ties go to the newer one); `None` when there are no machines.
     pub current: Option<Release>,
+    /// Machines a deploy could not finish cleaning up (the platform refused past its retry budget),
+    /// by id, with what is left to do and by which deploy, as the strategy tagged them.
+    pub leftovers: Vec<Leftover>,
+}
+
+/// The metadata key a strategy tags a leftover machine with (see the Rust SDK's `leftover` module).
+pub const LEFTOVER_KEY: &str = "cutover_leftover";
+
+/// The machines of `fleet` a deploy tagged as leftovers, with what is left to do to each.
+pub fn leftovers(fleet: &[cutover_core::Machine]) -> Vec<Leftover> {
+    fleet
+        .iter()
+        .filter_map(|m| {
+            let (_, todo) = m.metadata.iter().find(|(k, v)| k == LEFTOVER_KEY && !v.is_empty())?;
+            Some(Leftover { id: m.id.clone(), todo: todo.clone() })
+        })
+        .collect()
 }
 
 /// Why there is no status to show.
@@ -131,6 +148,7 @@ async fn read_fleet(config: &Config, target: &Target) -> Result<(FleetNow, Optio
         summary: FleetSummary::of(&machines),
         stopped: machines.iter().filter(|m| m.state == MachineState::Stopped).count(),
         current: current_release(&machines),
+        leftovers: leftovers(&machines),
     };
     Ok((fleet, note))
 }
@@ -179,6 +197,7 @@ mod tests {
             host: None,
             ci_job: None,
             heartbeat_at_ms: None,
+            leftovers: vec![],
         }
     }
 

@@ -29,7 +29,7 @@ const SCHEMA_LOCK: i32 = 0;
 /// Columns a [`ReleaseRecord`] is read from, in [`record`]'s order.
 const RECORD_COLUMNS: &str = "id, app, kind, version, image, previous_version, previous_image, strategy,
     strategy_hash, params, platform, status, error, started_at_ms, duration_ms, pid, waiting_gate, host,
-    ci_job, heartbeat_at_ms";
+    ci_job, heartbeat_at_ms, leftovers";
 
 /// Columns a [`Running`] is read from, in [`running`]'s order.
 const RUNNING_COLUMNS: &str = "id, version, strategy, pid, host, ci_job, started_at_ms, heartbeat_at_ms";
@@ -206,6 +206,7 @@ fn record(row: &Row) -> ReleaseRecord {
         host: row.get(17),
         ci_job: row.get(18),
         heartbeat_at_ms: row.get(19),
+        leftovers: crate::record::leftovers_from(row.get::<_, Option<String>>(20).as_deref()),
     }
 }
 
@@ -490,6 +491,13 @@ impl Store for PgStore {
         })
     }
 
+    fn set_leftovers(&self, release_id: i64, json: &str) -> Result<(), JournalError> {
+        let json = json.to_string();
+        self.run(move |c| {
+            c.execute("UPDATE releases SET leftovers = $2 WHERE id = $1", &[&release_id, &json]).map(drop)
+        })
+    }
+
     fn set_waiting(&self, release_id: i64, gate: Option<&str>) -> Result<(), JournalError> {
         let gate = gate.map(str::to_string);
         self.run(move |c| {
@@ -556,9 +564,9 @@ impl Store for PgStore {
                 tx.execute(
                     "INSERT INTO releases (id, app, kind, version, image, previous_version, previous_image,
                         strategy, strategy_hash, params, platform, status, error, started_at_ms, duration_ms,
-                        pid, waiting_gate, plan, strategy_ref, host, ci_job, heartbeat_at_ms)
+                        pid, waiting_gate, plan, strategy_ref, host, ci_job, heartbeat_at_ms, leftovers)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                        $19, $20, $21, $22)",
+                        $19, $20, $21, $22, $23)",
                     &[
                         &r.id,
                         &r.app,
@@ -582,6 +590,7 @@ impl Store for PgStore {
                         &r.host,
                         &r.ci_job,
                         &r.heartbeat_at_ms,
+                        &crate::record::leftovers_json(&r.leftovers),
                     ],
                 )?;
             }

@@ -4,7 +4,7 @@
 use cutover_core::Release;
 use cutover_core::contract::DeployPlan;
 use cutover_core::events::Event;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What started a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -114,6 +114,28 @@ pub struct ReleaseRecord {
     pub heartbeat_at_ms: Option<i64>,
     /// The manual gate the deploy is waiting at, if any.
     pub waiting_gate: Option<String>,
+    /// Machines the deploy could not finish cleaning up (the platform refused past its retry budget):
+    /// the release succeeded, and these are left to do.
+    pub leftovers: Vec<Leftover>,
+}
+
+/// Leftovers as stored (a JSON list; `None` when there are none).
+pub(crate) fn leftovers_json(leftovers: &[Leftover]) -> Option<String> {
+    (!leftovers.is_empty()).then(|| serde_json::to_string(leftovers).unwrap_or_default())
+}
+
+/// Leftovers as read back (a missing or unreadable column reads as none).
+pub(crate) fn leftovers_from(json: Option<&str>) -> Vec<Leftover> {
+    json.and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default()
+}
+
+/// A machine a deploy left to finish, and what is left to do to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Leftover {
+    /// The machine.
+    pub id: String,
+    /// What is left to do and by which deploy, as the strategy tagged it (`destroy by v2`).
+    pub todo: String,
 }
 
 /// What is known about a release when it starts.

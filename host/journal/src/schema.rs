@@ -12,11 +12,15 @@
 
 /// Bumped when the schema changes; a newer journal is refused rather than misread, an older one is
 /// brought up to date (see [`MIGRATIONS`]).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// What takes a journal of version `n` (the index plus one) to the next.
-pub(crate) const MIGRATIONS: &[&str] = &["ALTER TABLE releases ADD COLUMN plan TEXT;
-     ALTER TABLE releases ADD COLUMN strategy_ref TEXT;"];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    "ALTER TABLE releases ADD COLUMN plan TEXT;
+     ALTER TABLE releases ADD COLUMN strategy_ref TEXT;",
+    // The machines a succeeded deploy could not finish cleaning up, as JSON.
+    "ALTER TABLE releases ADD COLUMN leftovers TEXT;",
+];
 
 /// The whole schema, as a new journal gets it.
 pub(crate) const SCHEMA: &str = "
@@ -39,7 +43,8 @@ CREATE TABLE IF NOT EXISTS releases (
     pid              INTEGER NOT NULL,
     waiting_gate     TEXT,
     plan             TEXT,
-    strategy_ref     TEXT
+    strategy_ref     TEXT,
+    leftovers        TEXT
 );
 CREATE INDEX IF NOT EXISTS releases_by_app ON releases (app, id);
 CREATE TABLE IF NOT EXISTS events (
@@ -59,9 +64,13 @@ CREATE TABLE IF NOT EXISTS promotions (
 ";
 
 /// What takes a PostgreSQL journal of version `n` (the index plus one) to the next.
-pub(crate) const PG_MIGRATIONS: &[&str] = &["ALTER TABLE releases ADD COLUMN plan TEXT,
+pub(crate) const PG_MIGRATIONS: &[&str] = &[
+    "ALTER TABLE releases ADD COLUMN plan TEXT,
      ADD COLUMN strategy_ref TEXT, ADD COLUMN host TEXT, ADD COLUMN ci_job TEXT,
-     ADD COLUMN heartbeat_at_ms BIGINT;"];
+     ADD COLUMN heartbeat_at_ms BIGINT;",
+    // The machines a succeeded deploy could not finish cleaning up, as JSON.
+    "ALTER TABLE releases ADD COLUMN leftovers TEXT;",
+];
 
 /// The whole PostgreSQL schema, as a new journal gets it (ids are sequences, so `cutover journal
 /// migrate` can keep a copied journal's numbers and set them past the last).
@@ -88,7 +97,8 @@ CREATE TABLE releases (
     strategy_ref     TEXT,
     host             TEXT,
     ci_job           TEXT,
-    heartbeat_at_ms  BIGINT
+    heartbeat_at_ms  BIGINT,
+    leftovers        TEXT
 );
 CREATE INDEX releases_by_app ON releases (app, id);
 CREATE TABLE events (

@@ -21,7 +21,7 @@ pub const FILE: &str = "journal.db";
 
 /// The columns a [`ReleaseRecord`] is read from, in [`record`]'s order.
 const RECORD_COLUMNS: &str = "id, app, kind, version, image, previous_version, previous_image, strategy,
-    strategy_hash, params, platform, status, error, started_at_ms, duration_ms, pid, waiting_gate";
+    strategy_hash, params, platform, status, error, started_at_ms, duration_ms, pid, waiting_gate, leftovers";
 
 /// An SQLite journal.
 pub(crate) struct SqliteStore {
@@ -101,6 +101,7 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRecord> {
         duration_ms: row.get(14)?,
         pid: row.get(15)?,
         waiting_gate: row.get(16)?,
+        leftovers: crate::record::leftovers_from(row.get::<_, Option<String>>(17)?.as_deref()),
         host: None,
         ci_job: None,
         heartbeat_at_ms: None,
@@ -303,6 +304,13 @@ impl Store for SqliteStore {
                 "INSERT INTO promotions (release_id, gate, at_ms) VALUES (?1, ?2, ?3)",
                 params![release_id, gate, now_ms()],
             )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    fn set_leftovers(&self, release_id: i64, json: &str) -> Result<(), JournalError> {
+        self.lock()
+            .execute("UPDATE releases SET leftovers = ?2 WHERE id = ?1", params![release_id, json])
             .map_err(|e| self.sql(e))?;
         Ok(())
     }

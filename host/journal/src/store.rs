@@ -77,6 +77,8 @@ pub(crate) trait Store: Send + Sync {
     fn resume_row(&self, id: i64) -> Result<Option<ResumeRow>, JournalError>;
     /// Record a promotion of `gate`.
     fn add_promotion(&self, release_id: i64, gate: &str) -> Result<(), JournalError>;
+    /// Record the machines a release left to finish, as JSON (replacing any list recorded before).
+    fn set_leftovers(&self, release_id: i64, json: &str) -> Result<(), JournalError>;
     /// Mark the gate a release waits at.
     fn set_waiting(&self, release_id: i64, gate: Option<&str>) -> Result<(), JournalError>;
     /// Consume one promotion of `gate`, if there is one.

@@ -43,7 +43,10 @@ impl Backend {
         match self {
             Self::Sqlite(dir) => {
                 let conn = rusqlite::Connection::open(dir.path().join(FILE)).unwrap();
-                let v1 = SCHEMA.replace(",\n    plan             TEXT,\n    strategy_ref     TEXT", "");
+                let v1 = SCHEMA.replace(
+                    ",\n    plan             TEXT,\n    strategy_ref     TEXT,\n    leftovers        TEXT",
+                    "",
+                );
                 assert_ne!(v1, SCHEMA, "the version 1 schema is derived from this one");
                 conn.execute_batch(&v1).unwrap();
                 conn.pragma_update(None, "user_version", 1).unwrap();
@@ -51,7 +54,7 @@ impl Backend {
             }
             Self::Postgres(url) => {
                 let v1 = PG_SCHEMA.replace(
-                    ",\n    plan             TEXT,\n    strategy_ref     TEXT,\n    host             TEXT,\n    ci_job           TEXT,\n    heartbeat_at_ms  BIGINT",
+                    ",\n    plan             TEXT,\n    strategy_ref     TEXT,\n    host             TEXT,\n    ci_job           TEXT,\n    heartbeat_at_ms  BIGINT,\n    leftovers        TEXT",
                     "",
                 );
                 assert_ne!(v1, PG_SCHEMA, "the version 1 schema is derived from this one");
@@ -244,6 +247,11 @@ fn a_version_1_journal_is_brought_up_to_date(b: &Backend) {
     let id = begin(&j, 3);
     assert_eq!(j.releases("app").unwrap()[1].id, id);
     assert_eq!(j.store.schema_version(), SCHEMA_VERSION);
+    // The columns the migrations added are there to write and read.
+    assert!(rs[0].leftovers.is_empty());
+    let left = [crate::Leftover { id: "m1".into(), todo: "destroy by v3".into() }];
+    j.leftovers(id, &left).unwrap();
+    assert_eq!(j.releases("app").unwrap()[1].leftovers, left);
 }
 
 fn a_newer_schema_is_refused(b: &Backend) {

@@ -7,7 +7,7 @@
 
 use crate::error::JournalError;
 use crate::journal::{Journal, now_ms};
-use crate::record::{NewRelease, Runner, Running};
+use crate::record::{Leftover, NewRelease, Runner, Running};
 use crate::store::Adopt;
 use cutover_core::events::Event;
 use std::time::Duration;
@@ -73,6 +73,11 @@ impl Journal {
         self.stop_heartbeat(id);
         let status = if succeeded { "succeeded" } else { "failed" };
         self.store.finish(id, status, error, duration.as_millis() as i64)
+    }
+
+    /// Record the machines a release left to finish (replacing any list recorded before).
+    pub fn leftovers(&self, id: i64, leftovers: &[Leftover]) -> Result<(), JournalError> {
+        self.store.set_leftovers(id, &serde_json::to_string(leftovers).unwrap_or_default())
     }
 
     /// Append one event of a release (any kind: it is stored as its JSON).

@@ -93,7 +93,9 @@ impl SimPlatform {
             let latency = w.latency(w.scenario.latency.api, &key, 2 * n);
             let roll = unit(w.scenario.seed, &key, 2 * n + 1);
             let faults = &w.scenario.faults;
-            let fault = if roll < faults.api_timeout_rate {
+            let fault = if faults.down_calls.iter().any(|c| c == what) {
+                Some(ErrorKind::Platform)
+            } else if roll < faults.api_timeout_rate {
                 Some(ErrorKind::Timeout)
             } else if roll < faults.api_timeout_rate + faults.api_error_rate {
                 Some(ErrorKind::Platform)

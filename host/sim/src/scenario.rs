@@ -160,6 +160,9 @@ pub struct FaultSpec {
     pub error_images: std::collections::BTreeMap<String, f64>,
     /// Releases on these images take this long to boot (e.g. to outlast `wait_timeout`).
     pub slow_images: std::collections::BTreeMap<String, Dur>,
+    /// API calls that always fail with a 503, by the name the simulator gives them in its errors
+    /// (`"destroy machine"`, `"stop machine"`, …): a platform that stays down for them past any retry.
+    pub down_calls: Vec<String>,
 }
 
 impl Default for FaultSpec {
@@ -173,6 +176,7 @@ impl Default for FaultSpec {
             crash: vec![],
             error_images: Default::default(),
             slow_images: Default::default(),
+            down_calls: vec![],
         }
     }
 }

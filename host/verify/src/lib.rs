@@ -8,7 +8,10 @@
 //! `wait_timeout = 5m`), one HTTP check per machine, four long-lived connections per serving machine,
 //! and a simulated operator who promotes manual gates after 30 s. The happy path runs on every fleet;
 //! each fault on the 3- and 500-machine fleets: the new release fails its checks, 5% of API calls fail
-//! transiently, a machine crashes 8 s in, the new release boots slower than `wait_timeout`.
+//! transiently, a machine crashes 8 s in, the new release boots slower than `wait_timeout`. Then the
+//! flaky platform: 20% and 40% of API calls failing and 2% hanging for 30 s, on fleets of 4 and 22
+//! machines under seeds 3 and 7. `--sweep` runs only that family, over a fixed grid ([`sweep`]: 24
+//! seeds × 12 fleet sizes from 1 to 30 × 10–40% errors), and reports the share of clean endings.
 //!
 //! # Invariants, and why each binds any strategy
 //!
@@ -41,6 +44,12 @@
 //! - `weights` (strategies that set traffic weights): while both releases serve, the new release gets
 //!   no more of the new requests than the weight the strategy gave it. When one release serves alone,
 //!   no split can hold, so those instants are not judged.
+//! - `clean-end`: the fleet ends on exactly one release (the new one on success, the previous one on
+//!   failure), every machine serving but as many stopped as before, none cordoned that was not, and as
+//!   many per group and region as at the start. Unlike `one-release`, `all-serving` and `nothing-lost`,
+//!   transient errors excuse nothing here: every call of a deploy's clean-up is idempotent, so a
+//!   strategy can retry it for as long as `wait_timeout` allows. Only a crashed machine and a declared
+//!   standby are exceptions.
 //!
 //! The checks live in [`invariants`], shared with the property tests; [`report`] renders the result.
 
@@ -87,17 +96,43 @@ pub enum Fault {
     Crash,
     /// The new release boots slower than `wait_timeout`.
     Timeout,
+    /// A flaky platform: this share (in percent) of API calls fail with a transient 503, and 2% more
+    /// hang for 30 s before failing. Every call of a deploy's clean-up is idempotent, so a strategy must
+    /// still end clean (see [`Invariant::CleanEnd`]).
+    Unreliable {
+        /// Percent of API calls that fail with a transient error.
+        error_pct: u8,
+    },
 }
+
+/// Share of API calls that hang in the [`Fault::Unreliable`] scenarios.
+pub const UNRELIABLE_TIMEOUT_RATE: f64 = 0.02;
+/// How long a hanging API call hangs in the [`Fault::Unreliable`] scenarios.
+pub const UNRELIABLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Fault {
     /// How the report names the fault.
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
-            Self::None => "happy path",
-            Self::Unhealthy => "new release unhealthy",
-            Self::Flaky => "5% API errors",
-            Self::Crash => "crash mid-deploy",
-            Self::Timeout => "wait timeout expires",
+            Self::None => "happy path".into(),
+            Self::Unhealthy => "new release unhealthy".into(),
+            Self::Flaky => "5% API errors".into(),
+            Self::Crash => "crash mid-deploy".into(),
+            Self::Timeout => "wait timeout expires".into(),
+            Self::Unreliable { error_pct } => format!(
+                "{error_pct}% API errors, {}% hanging {}s",
+                (UNRELIABLE_TIMEOUT_RATE * 100.0) as u32,
+                UNRELIABLE_TIMEOUT.as_secs()
+            ),
+        }
+    }
+
+    /// Share of API calls failing with a transient error.
+    fn api_error_rate(self) -> f64 {
+        match self {
+            Self::Flaky => 0.05,
+            Self::Unreliable { error_pct } => f64::from(error_pct) / 100.0,
+            _ => 0.0,
         }
     }
 }
@@ -109,13 +144,19 @@ pub struct ScenarioSpec {
     pub fault: Fault,
     /// How many machines the fleet starts with, over both regions and process groups.
     pub machines: usize,
+    /// The simulator's seed: which calls fail, how long boots take.
+    pub seed: u64,
 }
+
+/// The seed of every scenario but the flaky-platform ones, which vary it.
+pub const DEFAULT_SEED: u64 = 7;
 
 impl ScenarioSpec {
     /// How the report names the scenario, e.g. `crash mid-deploy, 500 machines`.
     pub fn name(&self) -> String {
+        let seed = if self.seed == DEFAULT_SEED { String::new() } else { format!(", seed {}", self.seed) };
         format!(
-            "{}, {} machine{}",
+            "{}, {} machine{}{seed}",
             self.fault.label(),
             self.machines,
             if self.machines == 1 { "" } else { "s" }
@@ -125,14 +166,22 @@ impl ScenarioSpec {
     /// The simulator scenario (see `cutover_sim::Scenario` for the keys).
     fn toml(&self) -> String {
         let mut s = format!(
-            "seed = 7\npromote_after = \"30s\"\n[fleet]\nmachines = {}\nregions = [\"ams\", \"iad\"]\n\
+            "seed = {}\npromote_after = \"30s\"\n[fleet]\nmachines = {}\nregions = [\"ams\", \"iad\"]\n\
              groups = [\"app\", \"worker\"]\n[faults]\n",
-            self.machines
+            self.seed, self.machines
         );
         match self.fault {
             Fault::None => {}
             Fault::Unhealthy => s += &format!("unhealthy_images = [{V2:?}]\n"),
-            Fault::Flaky => s += "api_error_rate = 0.05\n",
+            Fault::Flaky | Fault::Unreliable { .. } => {
+                s += &format!("api_error_rate = {}\n", self.fault.api_error_rate());
+                if let Fault::Unreliable { .. } = self.fault {
+                    s += &format!(
+                        "api_timeout_rate = {UNRELIABLE_TIMEOUT_RATE}\napi_timeout = \"{}s\"\n",
+                        UNRELIABLE_TIMEOUT.as_secs()
+                    );
+                }
+            }
             Fault::Timeout => s += &format!("slow_images = {{ {V2:?} = \"{}s\" }}\n", SLOW_BOOT.as_secs()),
             Fault::Crash => {
                 s += &format!(
@@ -147,12 +196,43 @@ impl ScenarioSpec {
 }
 
 /// Every conformance scenario, in report order: the happy path on fleets of 1, 3 and 500 machines,
-/// then each fault on 3 and 500.
+/// then each fault on 3 and 500, then the flaky platform (20% and 40% API errors with hanging calls)
+/// on fleets of 4 and 22 under two seeds.
 pub fn scenarios() -> Vec<ScenarioSpec> {
+    let seed = DEFAULT_SEED;
     let mut all: Vec<ScenarioSpec> =
-        [1, 3, 500].into_iter().map(|machines| ScenarioSpec { fault: Fault::None, machines }).collect();
+        [1, 3, 500].into_iter().map(|machines| ScenarioSpec { fault: Fault::None, machines, seed }).collect();
     for fault in [Fault::Unhealthy, Fault::Flaky, Fault::Crash, Fault::Timeout] {
-        all.extend([3, 500].into_iter().map(|machines| ScenarioSpec { fault, machines }));
+        all.extend([3, 500].into_iter().map(|machines| ScenarioSpec { fault, machines, seed }));
+    }
+    for error_pct in [20, 40] {
+        for machines in [4, 22] {
+            for seed in [3, 7] {
+                all.push(ScenarioSpec { fault: Fault::Unreliable { error_pct }, machines, seed });
+            }
+        }
+    }
+    all
+}
+
+/// Seeds of the flaky-platform sweep ([`sweep`]).
+pub const SWEEP_SEEDS: std::ops::RangeInclusive<u64> = 1..=24;
+/// Fleet sizes of the flaky-platform sweep.
+pub const SWEEP_SIZES: [usize; 12] = [1, 2, 3, 4, 6, 9, 12, 15, 18, 22, 26, 30];
+/// API error rates (percent) of the flaky-platform sweep.
+pub const SWEEP_ERROR_PCT: [u8; 4] = [10, 20, 30, 40];
+
+/// The fixed flaky-platform sweep `cutover verify --sweep` runs: every seed of [`SWEEP_SEEDS`] on
+/// every size of [`SWEEP_SIZES`] at every rate of [`SWEEP_ERROR_PCT`], each with 2% of calls hanging
+/// 30 s. The share of its runs that end clean is the figure BENCHMARKS.md tracks.
+pub fn sweep() -> Vec<ScenarioSpec> {
+    let mut all = Vec::new();
+    for error_pct in SWEEP_ERROR_PCT {
+        for machines in SWEEP_SIZES {
+            for seed in SWEEP_SEEDS {
+                all.push(ScenarioSpec { fault: Fault::Unreliable { error_pct }, machines, seed });
+            }
+        }
     }
     all
 }
@@ -208,6 +288,18 @@ pub async fn verify(
     info: &StrategyInfo,
     opts: &Options,
 ) -> Result<Report, VerifyError> {
+    verify_scenarios(runtime, strategy, info, opts, scenarios()).await
+}
+
+/// Run `strategy` through the given scenarios (e.g. [`sweep`], or one of [`scenarios`]), on a paused
+/// tokio clock, with its parameters' defaults.
+pub async fn verify_scenarios(
+    runtime: &Runtime,
+    strategy: &StrategyComponent,
+    info: &StrategyInfo,
+    opts: &Options,
+    specs: Vec<ScenarioSpec>,
+) -> Result<Report, VerifyError> {
     let mut params = BTreeMap::new();
     for spec in &info.params {
         match &spec.default {
@@ -223,7 +315,7 @@ pub async fn verify(
         }
     }
     let mut results = Vec::new();
-    for spec in scenarios() {
+    for spec in specs {
         results.push(run_scenario(runtime, strategy, &params, spec, opts).await);
     }
     Ok(Report {
@@ -333,7 +425,7 @@ async fn run_scenario(
         target,
         max_unavailable,
         faults: invariants::Faults {
-            api_error_rate: if spec.fault == Fault::Flaky { 0.05 } else { 0.0 },
+            api_error_rate: spec.fault.api_error_rate(),
             unhealthy: spec.fault == Fault::Unhealthy,
             slow: spec.fault == Fault::Timeout,
             crash,

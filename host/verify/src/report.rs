@@ -91,6 +91,12 @@ impl ScenarioResult {
         }
     }
 
+    /// Whether the run returned a verdict and left the fleet clean ([`Invariant::CleanEnd`]).
+    pub fn ended_clean(&self) -> bool {
+        !matches!(self.outcome, RunOutcome::Stopped(_))
+            && self.checks.iter().any(|(i, v)| *i == Invariant::CleanEnd && !matches!(v, Verdict::Fail(_)))
+    }
+
     /// Whether no invariant failed.
     pub fn passed(&self) -> bool {
         !self.checks.iter().any(|(_, v)| matches!(v, Verdict::Fail(_)))
@@ -113,6 +119,65 @@ impl Report {
         v.sort();
         v.dedup();
         v
+    }
+
+    /// How many scenarios ended clean (kept [`Invariant::CleanEnd`] and returned a verdict).
+    pub fn clean_endings(&self) -> usize {
+        self.scenarios.iter().filter(|s| s.ended_clean()).count()
+    }
+
+    /// The short report of a sweep ([`crate::sweep`]): the share of clean endings, by error rate and
+    /// in all, then every run that did not end clean with why.
+    pub fn sweep_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "cutover verify --sweep: {} on a flaky platform, {} runs on the simulator\n",
+            self.strategy,
+            self.scenarios.len()
+        );
+        let mut by_fault: Vec<(String, usize, usize)> = Vec::new();
+        for s in &self.scenarios {
+            let label = s.fault.label();
+            if by_fault.last().is_none_or(|(l, _, _)| *l != label) {
+                by_fault.push((label, 0, 0));
+            }
+            if let Some(last) = by_fault.last_mut() {
+                last.1 += usize::from(s.ended_clean());
+                last.2 += 1;
+            }
+        }
+        for (label, clean, all) in &by_fault {
+            let _ = writeln!(out, "  {label:<30} {clean:>4} of {all:>4} clean");
+        }
+        let unclean: Vec<&ScenarioResult> = self.scenarios.iter().filter(|s| !s.ended_clean()).collect();
+        if !unclean.is_empty() {
+            let _ = writeln!(out, "\nnot clean:");
+            for s in &unclean {
+                let why = s
+                    .checks
+                    .iter()
+                    .find_map(|(i, v)| match v {
+                        Verdict::Fail(v) if matches!(i, Invariant::CleanEnd | Invariant::Sandbox) => {
+                            Some(v.message.clone())
+                        }
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let _ = writeln!(out, "  {}: the deploy {}", s.name, outcome_sentence(&s.outcome));
+                let _ = writeln!(out, "    {why}");
+            }
+        }
+        let clean = self.clean_endings();
+        let failed = self.scenarios.iter().filter(|s| matches!(s.outcome, RunOutcome::Failed(_))).count();
+        let _ = writeln!(out, "\ndeploys reported failed: {failed} of {}", self.scenarios.len());
+        let _ = writeln!(
+            out,
+            "clean endings: {clean} of {} ({:.1}%)",
+            self.scenarios.len(),
+            100.0 * clean as f64 / self.scenarios.len().max(1) as f64
+        );
+        out
     }
 
     /// The human report.

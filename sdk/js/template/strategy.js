@@ -7,7 +7,7 @@
 
 import {
   chunks, explain, groupBy, listMachines, log, machines, maxUnavailable, phase, retryBatch, shouldRun,
-  specs, traffic, waitServing,
+  specs, traffic, usePlan, waitServing,
 } from 'cutover-sdk';
 
 /** @returns {import('cutover-sdk').StrategyInfo} */
@@ -21,6 +21,7 @@ export function describe() {
 
 /** @param {import('cutover-sdk').DeployPlan} plan */
 export function deploy(plan) {
+  usePlan(plan); // retry idempotent calls for as long as wait_timeout allows
   const todo = listMachines().filter((m) => m.release.version !== plan.target.version);
   log.info(`{{name}}: ${todo.length} machine(s) to v${plan.target.version} (${plan.target.image})`);
   for (const [group, members] of groupBy(todo, (m) => m.processGroup)) {

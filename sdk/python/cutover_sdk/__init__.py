@@ -29,7 +29,7 @@ from .batch import (
 )
 from .errors import describe_error, explain, fail, is_transient, kind_of, with_context
 from .log import human
-from .retry import retry, retry_batch
+from .retry import retry, retry_batch, use_plan
 
 __all__ = [
     "Err", "Ok", "Some", "Strategy",
@@ -38,5 +38,5 @@ __all__ = [
     "chunks", "clone_machines", "group_by", "list_machines", "max_unavailable", "should_run",
     "stop_machines", "wait_serving",
     "describe_error", "explain", "fail", "is_transient", "kind_of", "with_context",
-    "retry", "retry_batch",
+    "retry", "retry_batch", "use_plan",
 ]

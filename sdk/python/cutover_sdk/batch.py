@@ -87,7 +87,8 @@ def clone_machines(
         if failures:
             raise Err(failures)
 
-    failed = retry_batch(once, sources, retries=retries)
+    # A retried clone after a lost answer could make a second machine: by count only.
+    failed = retry_batch(once, sources, retries=retries, budget_ms=0)
     if clone_of:
         log.debug(f"cloned {len(clone_of)} machine(s) onto v{target.version}")
     return clone_of, failed

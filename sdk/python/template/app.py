@@ -9,7 +9,7 @@ on a bad release. Change `deploy` to make it yours; `wit/strategy.wit` documents
 from typing import List
 
 from cutover_sdk import Err, Strategy, log, machines, params, traffic, types
-from cutover_sdk import chunks, explain, group_by, list_machines, max_unavailable, retry_batch
+from cutover_sdk import chunks, explain, group_by, list_machines, max_unavailable, retry_batch, use_plan
 from cutover_sdk import should_run, wait_serving
 
 
@@ -23,6 +23,7 @@ class WitWorld(Strategy):
         )
 
     def deploy(self, plan: types.DeployPlan) -> None:
+        use_plan(plan)  # retry idempotent calls for as long as wait_timeout allows
         todo = [m for m in list_machines() if m.release.version != plan.target.version]
         log.info(f"{{name}}: {len(todo)} machine(s) to v{plan.target.version} ({plan.target.image})")
         for group, members in group_by(todo, lambda m: m.process_group).items():

@@ -2,7 +2,7 @@
 //! connections — each retrying transient errors, each reporting per machine what went wrong.
 
 use crate::errors::is_transient;
-use crate::retry::{retry, with_retries};
+use crate::retry::{Retry, retry, with_retries};
 use crate::runtime::{self, Level};
 use crate::types::{Machine, MachineError, MachineState, Release};
 use crate::{DeployPlan, Error, health, machines, traffic};
@@ -21,7 +21,8 @@ pub fn should_run(state: MachineState) -> bool {
 }
 
 /// The app's machines, retrying transient (`platform`) errors like every other call.
-pub fn list_machines(retries: u32) -> Result<Vec<Machine>, Error> {
+pub fn list_machines(retries: impl Into<Retry>) -> Result<Vec<Machine>, Error> {
+    let retries: Retry = retries.into();
     retry(retries, "listing machines", machines::list)
 }
 
@@ -44,7 +45,8 @@ impl NotServing {
 
 /// Wait until `ids` are started, then until they pass their checks, each wait bounded by `timeout_ms`
 /// and retried on transient errors: the step every strategy takes before letting machines serve.
-pub fn wait_serving(retries: u32, ids: &[String], timeout_ms: u64) -> Result<(), NotServing> {
+pub fn wait_serving(retries: impl Into<Retry>, ids: &[String], timeout_ms: u64) -> Result<(), NotServing> {
+    let retries: Retry = retries.into();
     with_retries(retries, ids, |ids| machines::wait_state(ids, MachineState::Started, timeout_ms))
         .map_err(NotServing::NotStarted)?;
     with_retries(retries, ids, |ids| health::wait_healthy(ids, timeout_ms)).map_err(NotServing::Unhealthy)
@@ -58,7 +60,12 @@ pub fn wait_serving(retries: u32, ids: &[String], timeout_ms: u64) -> Result<(),
 /// that, so such a machine keeps its wait until `wait_timeout`; the machines whose wait timed out are
 /// then looked up once (one `list`), and only those still running, or whose state could not be read,
 /// are failures.
-pub fn stop_machines(retries: u32, ids: &[String], plan: &DeployPlan) -> Result<(), Vec<MachineError>> {
+pub fn stop_machines(
+    retries: impl Into<Retry>,
+    ids: &[String],
+    plan: &DeployPlan,
+) -> Result<(), Vec<MachineError>> {
+    let retries: Retry = retries.into();
     with_retries(retries, ids, |ids| machines::stop(ids, &plan.kill_signal, plan.kill_timeout_ms))?;
     let Err(failures) = with_retries(retries, ids, |ids| {
         machines::wait_state(ids, MachineState::Stopped, plan.wait_timeout_ms)
@@ -122,12 +129,14 @@ pub fn clone_machines(
     if failures.is_empty() { Ok(()) } else { Err(failures) }
 }
 
-/// Count the open connections of `ids` in one call, counting again (up to `retries` times) the machines
-/// whose count failed with a transient `platform` error. One result per id, in order.
-pub fn count_connections(retries: u32, ids: &[String]) -> Vec<(String, Result<u32, Error>)> {
+/// Count the open connections of `ids` in one call, counting again (as long as `retries` allows) the
+/// machines whose count failed with a transient `platform` error. One result per id, in order.
+pub fn count_connections(retries: impl Into<Retry>, ids: &[String]) -> Vec<(String, Result<u32, Error>)> {
+    let retries: Retry = retries.into();
     let mut results: Vec<(String, Result<u32, Error>)> =
         ids.iter().cloned().zip(traffic::connections(ids)).collect();
-    for attempt in 1..=retries {
+    let mut started: Option<u64> = None;
+    for attempt in 1.. {
         let again: Vec<String> = results
             .iter()
             .filter(|(_, r)| r.as_ref().is_err_and(is_transient))
@@ -138,9 +147,13 @@ pub fn count_connections(retries: u32, ids: &[String]) -> Vec<(String, Result<u3
         }
         runtime::log(
             Level::Warn,
-            &format!("counting connections failed for {} machine(s), retry {attempt}/{retries}", again.len()),
+            &format!(
+                "counting connections failed for {} machine(s), {}",
+                again.len(),
+                retries.label(attempt)
+            ),
         );
-        runtime::sleep(500 * u64::from(attempt));
+        runtime::sleep(crate::retry::backoff_ms(attempt));
         let recount: HashMap<String, Result<u32, Error>> =
             again.iter().cloned().zip(traffic::connections(&again)).collect();
         for (id, r) in &mut results {

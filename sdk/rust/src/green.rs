@@ -17,7 +17,7 @@
 use crate::runtime::{self, Level};
 use crate::types::{Machine, MachineError};
 use crate::{DeployPlan, Error, machines, traffic};
-use crate::{NotServing, wait_serving, with_note, with_retries};
+use crate::{NotServing, Retry, wait_serving, with_note, with_retries};
 use crate::{clone_machines, describe_error, explain, list_machines, refuse_volumes, should_run};
 use std::collections::BTreeMap;
 
@@ -52,10 +52,11 @@ impl Switched {
 /// the deploy, from the number of blue machines. `strategy` names the strategy in the refusals.
 pub fn bring_up(
     strategy: &str,
-    retries: u32,
+    retries: impl Into<Retry>,
     plan: &DeployPlan,
     intro: impl FnOnce(usize) -> String,
 ) -> Result<Option<Switched>, Error> {
+    let retries: Retry = retries.into();
     match prepare(strategy, retries, plan, intro)? {
         Some(ready) => ready.switch(retries, plan).map(Some),
         None => Ok(None),
@@ -82,11 +83,12 @@ pub struct Ready {
 /// never touched. `None` when every machine is already on the target release.
 pub fn prepare(
     strategy: &str,
-    retries: u32,
+    retries: impl Into<Retry>,
     plan: &DeployPlan,
     intro: impl FnOnce(usize) -> String,
 ) -> Result<Option<Ready>, Error> {
-    let fleet = list_machines(retries)?;
+    let retries: Retry = retries.into();
+    let fleet = crate::leftover::finish_earlier(retries, plan, list_machines(retries)?);
 
     let (on_target, blue): (Vec<Machine>, Vec<Machine>) =
         fleet.into_iter().partition(|m| m.release.version == plan.target.version);
@@ -125,7 +127,8 @@ pub fn prepare(
     runtime::phase("create green");
     runtime::progress(0, n as u32);
     let cloned =
-        with_retries(retries, &to_clone, |sources| clone_machines(sources, &plan.target, &mut green_of))
+        // A retried clone after a lost answer could make a second machine: by count only.
+        with_retries(retries.count_only(), &to_clone, |sources| clone_machines(sources, &plan.target, &mut green_of))
             .and_then(|()| with_retries(retries, &started_standbys, machines::start));
     // In blue's order, so errors and logs list machines the way `list` did.
     let green: Vec<String> = blue_ids.iter().filter_map(|b| green_of.get(b).cloned()).collect();
@@ -174,7 +177,8 @@ impl Ready {
 
     /// Put green in rotation beside blue, which keeps serving: the first half of a switch, for
     /// strategies that take blue out gradually. A failure here is still undone by removing green.
-    pub fn admit(self, retries: u32) -> Result<Switched, Error> {
+    pub fn admit(self, retries: impl Into<Retry>) -> Result<Switched, Error> {
+        let retries: Retry = retries.into();
         let n = self.blue.len();
         if let Err(failures) = with_retries(retries, &self.green, traffic::uncordon) {
             let context =
@@ -186,7 +190,8 @@ impl Ready {
     }
 
     /// Switch traffic in one step: green in, then blue out (cordoned, still running).
-    pub fn switch(self, retries: u32, plan: &DeployPlan) -> Result<Switched, Error> {
+    pub fn switch(self, retries: impl Into<Retry>, plan: &DeployPlan) -> Result<Switched, Error> {
+        let retries: Retry = retries.into();
         runtime::phase("switch traffic");
         // Green in before blue out: at no instant is neither in rotation. Until blue is cordoned this is
         // still undone by removing green, as above.
@@ -246,7 +251,8 @@ fn pair_standbys(blue: &[Machine], mut standbys: Vec<&Machine>) -> BTreeMap<Stri
 
 /// Put standbys started for a switch that did not happen back to stopped (best effort: they are
 /// cordoned, so a standby left running takes no traffic).
-fn rest_standbys(retries: u32, started: &[String]) {
+fn rest_standbys(retries: impl Into<Retry>, started: &[String]) {
+    let retries: Retry = retries.into();
     if started.is_empty() {
         return;
     }
@@ -282,12 +288,13 @@ pub fn refuse_without_checks(strategy: &str, blue: &[Machine]) -> Result<(), Err
 /// touched, so removing green is all it takes to be back where the deploy started.
 /// Only `green` machines this deploy created are destroyed (standbys are not theirs to remove).
 pub fn abandon(
-    retries: u32,
+    retries: impl Into<Retry>,
     green: &[String],
     blue: usize,
     failures: Vec<MachineError>,
     context: &str,
 ) -> Error {
+    let retries: Retry = retries.into();
     let removed = if green.is_empty() {
         "no green machine was created".to_string()
     } else {

@@ -5,12 +5,15 @@
 //! the bindings of that contract (generated once, here, so that helpers can name its types) and what
 //! every strategy ends up writing around them:
 //!
-//! - [`retry`]: transient `platform` errors retried, batch by batch, without hiding lasting failures;
+//! - [`retry`]: transient `platform` errors retried, batch by batch, for as long as a time budget (the
+//!   deploy's `wait_timeout`) allows, without hiding lasting failures;
 //! - [`errors`]: a batch failure turned into one error of the right kind, with context;
 //! - [`params`]: parameter specs for `describe` and typed getters with defaults for `deploy`;
 //! - [`log`]: `info!`/`warn!`/… macros over the host's log, phases and progress;
 //! - [`fleet`]: listing, waiting until serving, stopping, cloning, counting connections;
 //! - [`batch`]: splitting machines into batches of `max_unavailable`;
+//! - [`leftover`]: clean-up past the point of no return that the platform would not let finish, tagged
+//!   on the machines so they can be found and finished later;
 //! - [`green`] and [`rollout`]: the building blocks of the built-in strategies (a green fleet up to the
 //!   traffic switch; moving batches in place and rolling them back).
 //!
@@ -35,6 +38,7 @@ pub mod batch;
 pub mod errors;
 pub mod fleet;
 pub mod green;
+pub mod leftover;
 pub mod log;
 pub mod params;
 pub mod retry;
@@ -46,7 +50,7 @@ pub use fleet::{
     stop_machines, wait_serving,
 };
 pub use log::human;
-pub use retry::{DEFAULT_RETRIES, retries, retries_param, retry, with_retries};
+pub use retry::{DEFAULT_RETRIES, Retry, retries, retries_param, retry, with_retries};
 
 /// What a strategy usually needs in scope: `use cutover_sdk::prelude::*;`.
 pub mod prelude {

@@ -4,7 +4,9 @@
 use crate::batch::batch_size;
 use crate::runtime::{self, Level};
 use crate::types::{Machine, MachineError, MaxUnavailable, Release};
-use crate::{NotServing, describe_error, health, machines, should_run, traffic, wait_serving, with_retries};
+use crate::{
+    NotServing, Retry, describe_error, health, machines, should_run, traffic, wait_serving, with_retries,
+};
 use std::collections::BTreeMap;
 
 pub use crate::batch::by_group;
@@ -46,12 +48,13 @@ pub fn plan_batches<'a>(
 /// Machines that were serving must come back; stopped ones are updated and stay stopped, so they are
 /// neither waited on nor put back in rotation.
 pub fn move_batch(
-    retries: u32,
+    retries: impl Into<Retry>,
     can_cordon: bool,
     batch: &Batch,
     release: &Release,
     wait_timeout_ms: u64,
 ) -> Result<(), Vec<MachineError>> {
+    let retries: Retry = retries.into();
     let ids: Vec<String> = batch.machines.iter().map(|m| m.id.clone()).collect();
     let serving: Vec<String> =
         batch.machines.iter().filter(|m| should_run(m.state)).map(|m| m.id.clone()).collect();
@@ -73,34 +76,76 @@ pub fn move_batch(
 /// be booting), at most `wait_timeout_ms` for each wait, and uncordoned if they pass; stopped ones get
 /// their routing back as a completed batch leaves it. Returns how many serving machines went back.
 pub fn put_back_passing(
-    retries: u32,
+    retries: impl Into<Retry>,
     can_cordon: bool,
     batch: &Batch,
     failed: &[String],
     wait_timeout_ms: u64,
 ) -> usize {
+    put_back(retries, can_cordon, batch, failed, wait_timeout_ms).back
+}
+
+/// What [`put_back`] did: how many serving machines are back in rotation, and the machines of the
+/// batch that are not, each with why.
+pub struct PutBack {
+    /// Machines that were serving before and serve again.
+    pub back: usize,
+    /// Machines left out of rotation (the failed ones included), each with the error that keeps it out.
+    pub out: Vec<MachineError>,
+}
+
+impl PutBack {
+    /// "; machines a, b are out of service (a: unhealthy: …)", or nothing when every machine is back.
+    pub fn note(&self) -> String {
+        let Some(first) = self.out.first() else { return String::new() };
+        let ids: Vec<&str> = self.out.iter().map(|f| f.id.as_str()).collect();
+        format!(
+            "; {} machine(s) of that batch are out of service: {} (machine {}: {})",
+            ids.len(),
+            ids.join(", "),
+            first.id,
+            describe_error(&first.error)
+        )
+    }
+}
+
+/// [`put_back_passing`], saying which machines are not back and why. The machines in `failed` are not
+/// looked at again: the caller has their errors.
+pub fn put_back(
+    retries: impl Into<Retry>,
+    can_cordon: bool,
+    batch: &Batch,
+    failed: &[String],
+    wait_timeout_ms: u64,
+) -> PutBack {
+    let retries: Retry = retries.into();
     if !can_cordon {
-        return 0;
+        return PutBack { back: 0, out: vec![] };
     }
     let others: Vec<&Machine> = batch.machines.iter().copied().filter(|m| !failed.contains(&m.id)).collect();
     let serving: Vec<String> = others.iter().filter(|m| should_run(m.state)).map(|m| m.id.clone()).collect();
     // Those that do not start are not waited on for their checks; the rest are.
-    let down: Vec<String> = match wait_serving(retries, &serving, wait_timeout_ms) {
+    let down: Vec<MachineError> = match wait_serving(retries, &serving, wait_timeout_ms) {
         Ok(()) => vec![],
-        Err(NotServing::Unhealthy(f)) => f.into_iter().map(|f| f.id).collect(),
+        Err(NotServing::Unhealthy(f)) => f,
         Err(NotServing::NotStarted(f)) => {
-            let mut down: Vec<String> = f.into_iter().map(|f| f.id).collect();
-            let started: Vec<String> = serving.iter().filter(|id| !down.contains(id)).cloned().collect();
+            let mut down = f;
+            let started: Vec<String> =
+                serving.iter().filter(|id| !down.iter().any(|d| d.id == **id)).cloned().collect();
             if let Err(f) = with_retries(retries, &started, |ids| health::wait_healthy(ids, wait_timeout_ms))
             {
-                down.extend(f.into_iter().map(|f| f.id));
+                down.extend(f);
             }
             down
         }
     };
-    let back: Vec<String> = others.iter().map(|m| m.id.clone()).filter(|id| !down.contains(id)).collect();
+    let is_down = |id: &str| down.iter().any(|d| d.id == id);
+    let back: Vec<String> = others.iter().map(|m| m.id.clone()).filter(|id| !is_down(id)).collect();
     let refused = with_retries(retries, &back, traffic::uncordon).err().unwrap_or_default();
-    serving.iter().filter(|id| !down.contains(id) && !refused.iter().any(|f| f.id == **id)).count()
+    let n = serving.iter().filter(|id| !is_down(id) && !refused.iter().any(|f| f.id == **id)).count();
+    let mut out = down;
+    out.extend(refused);
+    PutBack { back: n, out }
 }
 
 /// What a rollback does around each batch it moves back (canary re-points the traffic weights); `()`
@@ -121,13 +166,14 @@ impl RollbackHook for () {}
 /// which ones did is not known, and updating a machine to the release it runs is only a restart, where
 /// skipping one could leave it cordoned or on the failed release.
 pub fn roll_back(
-    retries: u32,
+    retries: impl Into<Retry>,
     can_cordon: bool,
     batches: &[Batch],
     previous: &Release,
     wait_timeout_ms: u64,
     hook: &mut impl RollbackHook,
 ) -> String {
+    let retries: Retry = retries.into();
     let total: usize = batches.iter().map(|b| b.machines.len()).sum();
     runtime::log(
         Level::Warn,
@@ -140,17 +186,22 @@ pub fn roll_back(
         if let Err(failures) = move_batch(retries, can_cordon, batch, previous, wait_timeout_ms) {
             let first = &failures[0];
             let failed: Vec<String> = failures.iter().map(|f| f.id.clone()).collect();
-            let restored = put_back_passing(retries, can_cordon, batch, &failed, wait_timeout_ms);
+            let restored = put_back(retries, can_cordon, batch, &failed, wait_timeout_ms);
+            let mut out = failures.clone();
+            out.extend(restored.out.iter().cloned());
+            let out = PutBack { back: restored.back, out };
             return format!(
                 "; rollback to v{} failed at {} (machine {}: {}; {} machine(s) failed in all): {back} \
-                 machine(s) rolled back; of the {} of that batch, {restored} pass their checks and are back \
-                 in rotation, the others may be out of service; {} still on the new release",
+                 machine(s) rolled back; of the {} of that batch, {} pass their checks and are back in \
+                 rotation{}; {} still on the new release",
                 previous.version,
                 batch.label,
                 first.id,
                 describe_error(&first.error),
                 failures.len(),
                 batch.machines.len(),
+                out.back,
+                out.note(),
                 total - back - batch.machines.len()
             );
         }

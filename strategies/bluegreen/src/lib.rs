@@ -22,10 +22,12 @@
 //! with blue, so the fleet keeps its shape. Machines already on the target release are not cloned
 //! again: serving ones are left as they are, cordoned ones are reused as green.
 
+use cutover_sdk::leftover::{Todo, leave};
 use cutover_sdk::runtime::{self, Level};
+use cutover_sdk::types::MachineError;
 use cutover_sdk::types::{ParamKind, ParamSpec, ParamValue};
 use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, machines, traffic};
-use cutover_sdk::{explain, with_retries};
+use cutover_sdk::{Retry, with_retries};
 
 struct BlueGreen;
 
@@ -54,7 +56,7 @@ impl Guest for BlueGreen {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = cutover_sdk::retries();
+        let retries = Retry::for_plan(&plan);
         let retain_blue = cutover_sdk::params::get_bool("retain_blue", DEFAULT_RETAIN_BLUE);
         if !traffic::capabilities().cordon {
             return Err(Error::Unsupported(
@@ -81,18 +83,30 @@ impl Guest for BlueGreen {
         );
 
         runtime::phase("retire blue");
+        // Past the switch nothing can fail the deploy: v2 serves, and what is left is idempotent
+        // clean-up, retried for the whole budget. What the platform still refuses is left tagged.
         // A green standing in for a machine that was stopped goes back to stopped with blue, now that it
         // has proved it boots and passes its checks: the fleet keeps its shape.
+        let stand_ins = switched.stand_ins_for_stopped();
         let mut to_stop = blue_ids.clone();
-        to_stop.extend(switched.stand_ins_for_stopped());
+        to_stop.extend(stand_ins.iter().cloned());
+        let mut stopped: Vec<String> = to_stop.clone();
         if let Err(failures) = cutover_sdk::stop_machines(retries, &to_stop, &plan) {
-            let context = format!(
-                "retire blue: stopping failed for {} machine(s); green ({n} machine(s) on v{}) is serving \
-                 and blue is cordoned, but the machines that failed may still be running: stop them by hand",
-                failures.len(),
-                plan.target.version
-            );
-            return Err(explain(failures, &context));
+            stopped.retain(|id| !failures.iter().any(|f| f.id == *id));
+            let (blue_left, green_left): (Vec<MachineError>, Vec<MachineError>) =
+                failures.into_iter().partition(|f| blue_ids.contains(&f.id));
+            if !blue_left.is_empty() {
+                leave(retries, &plan, &blue_left, Todo::StopAndDestroy, "blue machine(s)");
+            }
+            if !green_left.is_empty() {
+                leave(
+                    retries,
+                    &plan,
+                    &green_left,
+                    Todo::Stop,
+                    "green machine(s) standing in for stopped ones",
+                );
+            }
         }
         if retain_blue {
             runtime::log(
@@ -105,16 +119,16 @@ impl Guest for BlueGreen {
                 ),
             );
         } else {
-            with_retries(retries, blue_ids, machines::destroy).map_err(|failures| {
-                let context = format!(
-                    "retire blue: destroying blue failed for {} of {n} machine(s); green ({n} machine(s) on \
-                     v{}) is serving, the blue machines left are stopped and cordoned: destroy them by hand",
-                    failures.len(),
-                    plan.target.version
-                );
-                explain(failures, &context)
-            })?;
-            runtime::log(Level::Info, &format!("destroyed {n} blue machine(s)"));
+            let blue_stopped: Vec<String> =
+                blue_ids.iter().filter(|id| stopped.contains(id)).cloned().collect();
+            match with_retries(retries, &blue_stopped, machines::destroy) {
+                Ok(()) => {
+                    runtime::log(Level::Info, &format!("destroyed {} blue machine(s)", blue_stopped.len()))
+                }
+                Err(failures) => {
+                    leave(retries, &plan, &failures, Todo::Destroy, "blue machine(s)");
+                }
+            }
         }
         runtime::log(Level::Info, &format!("all {n} machine(s) on v{}", plan.target.version));
         Ok(())

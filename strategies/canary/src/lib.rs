@@ -120,7 +120,7 @@ impl Guest for Canary {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let params = read_params()?;
+        let params = read_params(&plan)?;
         let retries = params.retries;
         let caps = traffic::capabilities();
         if !caps.cordon {
@@ -131,7 +131,8 @@ impl Guest for Canary {
                     .into(),
             ));
         }
-        let fleet = list_machines(retries)?;
+        // Leftovers of earlier deploys are finished first, and are not machines to move.
+        let fleet = cutover_sdk::leftover::finish_earlier(retries, &plan, list_machines(retries)?);
 
         let groups = by_group(fleet);
         let stable: Vec<&Machine> =
@@ -352,7 +353,8 @@ impl Guest for Canary {
                     route.remove(&canaries);
                     route.apply(retries);
                 }
-                let removed = remove_canaries(retries, &plan, &canaries, true).unwrap_or_else(|left| left);
+                let removed =
+                    remove_canaries(retries, &plan, &canaries, true).unwrap_or_else(|(left, _)| left);
                 return Err(with_note(error, &format!("; {removed}")));
             }
             moved += batch.machines.len();
@@ -368,13 +370,18 @@ impl Guest for Canary {
             route.remove(&canaries);
             route.apply(retries);
         }
+        // Every stable machine is on v2 and serving: removing the canaries is clean-up, retried for the
+        // whole budget, and what the platform still refuses is left tagged rather than failing the deploy.
         match remove_canaries(retries, &plan, &canaries, true) {
             Ok(removed) => runtime::log(Level::Info, &removed),
-            Err(left) => {
-                return Err(Error::Platform(format!(
-                    "all {moved} stable machine(s) are on v{} and serving, but {left}",
-                    plan.target.version
-                )));
+            Err((_, left)) => {
+                cutover_sdk::leftover::leave(
+                    retries,
+                    &plan,
+                    &left,
+                    cutover_sdk::leftover::Todo::StopAndDestroy,
+                    "canary machine(s)",
+                );
             }
         }
         if weighted {

@@ -21,7 +21,7 @@ pub(crate) const DEFAULT_ROLLBACK: bool = true;
 
 /// The parameters of one deploy, read and checked before anything changes.
 pub(crate) struct Params {
-    pub(crate) retries: u32,
+    pub(crate) retries: cutover_sdk::Retry,
     pub(crate) canary_count: usize,
     pub(crate) steps: Vec<u8>,
     pub(crate) step_pause_ms: u64,
@@ -31,8 +31,8 @@ pub(crate) struct Params {
 }
 
 /// Read the parameters and check them, so that a mistake fails the deploy before anything changes.
-pub(crate) fn read_params() -> Result<Params, Error> {
-    let retries = cutover_sdk::retries();
+pub(crate) fn read_params(plan: &cutover_sdk::DeployPlan) -> Result<Params, Error> {
+    let retries = cutover_sdk::Retry::for_plan(plan);
     let canary_count = match runtime::param("canary_count") {
         Some(ParamValue::Integer(n)) => n,
         _ => DEFAULT_CANARY_COUNT,

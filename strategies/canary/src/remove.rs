@@ -2,13 +2,16 @@
 
 use crate::weights::{Fleet, clear_weights, shares, split};
 use cutover_sdk::runtime::{self, Level};
-use cutover_sdk::{DeployPlan, Error, describe_error, machines, retry, traffic, with_note, with_retries};
+use cutover_sdk::types::MachineError;
+use cutover_sdk::{
+    DeployPlan, Error, Retry, describe_error, machines, retry, traffic, with_note, with_retries,
+};
 
 /// Give up before the promotion: every new connection back to the stable release (when `weighted` is
 /// known, i.e. weights may have moved), the canaries removed, and `cause` turned into the deploy's error.
 /// No stable machine was touched, so that is all it takes to be back where the deploy started.
 pub(crate) fn abandon(
-    retries: u32,
+    retries: Retry,
     plan: &DeployPlan,
     weighted: Option<bool>,
     view: &Fleet,
@@ -31,7 +34,7 @@ pub(crate) fn abandon(
             )),
         }
     }
-    notes.push(remove_canaries(retries, plan, canaries, in_rotation).unwrap_or_else(|left| left));
+    notes.push(remove_canaries(retries, plan, canaries, in_rotation).unwrap_or_else(|(left, _)| left));
     if weighted == Some(true) {
         clear_weights(retries);
     }
@@ -51,11 +54,11 @@ pub(crate) fn abandon(
 /// traffic, destroy them at once when they never did. Says what happened (`Err` when canaries are
 /// left), for the log or an error.
 pub(crate) fn remove_canaries(
-    retries: u32,
+    retries: Retry,
     plan: &DeployPlan,
     canaries: &[String],
     in_rotation: bool,
-) -> Result<String, String> {
+) -> Result<String, (String, Vec<MachineError>)> {
     if canaries.is_empty() {
         return Ok("no canary machine was created".into());
     }
@@ -84,14 +87,17 @@ pub(crate) fn remove_canaries(
     }
     match with_retries(retries, canaries, machines::destroy) {
         Ok(()) => Ok(format!("the canary was removed ({} machine(s) destroyed)", canaries.len())),
-        Err(left) => Err(format!(
-            "removing the canary failed for {} of {} machine(s) (machine {}: {}), which {}: destroy them by \
-             hand",
-            left.len(),
-            canaries.len(),
-            left[0].id,
-            describe_error(&left[0].error),
-            if in_rotation { "may still be running" } else { "are cordoned and take no traffic" }
+        Err(left) => Err((
+            format!(
+                "removing the canary failed for {} of {} machine(s) (machine {}: {}), which {}: destroy them \
+                 by hand",
+                left.len(),
+                canaries.len(),
+                left[0].id,
+                describe_error(&left[0].error),
+                if in_rotation { "may still be running" } else { "are cordoned and take no traffic" }
+            ),
+            left,
         )),
     }
 }

@@ -25,7 +25,7 @@ pub(crate) struct Route {
 /// A rollback's hook when weights are set: the traffic weights follow each batch back.
 pub(crate) struct Follow<'r> {
     pub(crate) route: Option<&'r mut Route>,
-    pub(crate) retries: u32,
+    pub(crate) retries: cutover_sdk::Retry,
 }
 
 impl RollbackHook for Follow<'_> {
@@ -45,7 +45,7 @@ impl RollbackHook for Follow<'_> {
 
 /// Go back to routing by machine count once the canaries are gone, so no release stays pinned and the
 /// next deploy starts from the default. A failure here is only logged: the fleet itself is fine.
-pub(crate) fn clear_weights(retries: u32) {
+pub(crate) fn clear_weights(retries: cutover_sdk::Retry) {
     match retry(retries, "clearing traffic weights", || traffic::set_weights(&[])) {
         Ok(()) => runtime::log(Level::Info, "traffic weights cleared: new connections follow machine count"),
         Err(e) => runtime::log(
@@ -134,7 +134,7 @@ impl Route {
 
     /// Set the weights to the serving machine count of each release. Best effort: a failure is logged,
     /// and the batches go on, since a stale split overloads machines but takes none out of service.
-    pub(crate) fn apply(&self, retries: u32) {
+    pub(crate) fn apply(&self, retries: cutover_sdk::Retry) {
         let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
         for version in self.serving.values() {
             *counts.entry(*version).or_default() += 1;

@@ -31,10 +31,11 @@
 //! keeps its shape. Machines already on the target release are skipped, so a deploy run again does not
 //! clone them twice.
 
+use cutover_sdk::leftover::{Todo, leave};
 use cutover_sdk::runtime::{self, Level};
 use cutover_sdk::types::{ParamKind, ParamSpec, ParamValue};
 use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, machines, traffic};
-use cutover_sdk::{describe_error, explain, human, with_retries};
+use cutover_sdk::{Retry, describe_error, human, with_retries};
 
 struct DrainThenDestroy;
 
@@ -77,7 +78,7 @@ impl Guest for DrainThenDestroy {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = cutover_sdk::retries();
+        let retries = Retry::for_plan(&plan);
         let drain_timeout_ms =
             cutover_sdk::params::get_duration_ms("drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS);
         let poll_interval_ms =
@@ -122,16 +123,10 @@ impl Guest for DrainThenDestroy {
         // A green standing in for a machine that was stopped goes back to stopped, now that it has proved
         // it boots and passes its checks: the fleet keeps its shape.
         let idle_green = switched.stand_ins_for_stopped();
+        // Past the switch nothing fails the deploy: v2 serves, and the rest is idempotent clean-up,
+        // retried for the whole budget; what the platform still refuses is left tagged.
         if let Err(failures) = cutover_sdk::stop_machines(retries, &idle_green, &plan) {
-            let context = format!(
-                "switch traffic: stopping {} of the {} green machine(s) that stand in for stopped blue \
-                 machines failed; green ({n} machine(s) on v{}) is serving and blue is cordoned and still \
-                 running: stop the green machines that failed by hand, then destroy blue",
-                failures.len(),
-                idle_green.len(),
-                plan.target.version
-            );
-            return Err(explain(failures, &context));
+            leave(retries, &plan, &failures, Todo::Stop, "green machine(s) standing in for stopped ones");
         }
 
         runtime::phase("drain blue");
@@ -148,7 +143,7 @@ impl Guest for DrainThenDestroy {
 
 /// Blue's retirement after the switch: what it needs of the plan, and how far it got.
 struct Drain<'a> {
-    retries: u32,
+    retries: Retry,
     plan: &'a DeployPlan,
     /// Blue machines in all.
     total: usize,
@@ -324,26 +319,21 @@ impl Drain<'_> {
         Ok(())
     }
 
-    /// Stop `ids` with the plan's signal and timeout, wait until they are stopped, destroy them.
+    /// Stop `ids` with the plan's signal and timeout, wait until they are stopped, destroy them. What the
+    /// platform refuses past the budget is left tagged (see `cutover_sdk::leftover`): v2 serves, so the
+    /// deploy goes on.
     fn retire(&mut self, ids: &[String], why: &str) -> Result<(), Error> {
         let (retries, plan) = (self.retries, self.plan);
-        let destroyed = cutover_sdk::stop_machines(retries, ids, plan)
-            .and_then(|()| with_retries(retries, ids, machines::destroy));
-        if let Err(failures) = destroyed {
-            let context = format!(
-                "drain blue ({why}): stopping and destroying failed for {} of {} machine(s); green ({} \
-                 machine(s) on v{}) is serving and blue is cordoned; {} of {} blue machine(s) were \
-                 destroyed, the others are left (some may still be running): stop and destroy them by hand",
-                failures.len(),
-                ids.len(),
-                self.total,
-                plan.target.version,
-                self.destroyed,
-                self.total
-            );
-            return Err(explain(failures, &context));
+        let mut stopped = ids.to_vec();
+        if let Err(failures) = cutover_sdk::stop_machines(retries, ids, plan) {
+            stopped.retain(|id| !failures.iter().any(|f| f.id == *id));
+            leave(retries, plan, &failures, Todo::StopAndDestroy, &format!("blue machine(s) ({why})"));
         }
-        self.destroyed += ids.len();
+        if let Err(failures) = with_retries(retries, &stopped, machines::destroy) {
+            stopped.retain(|id| !failures.iter().any(|f| f.id == *id));
+            leave(retries, plan, &failures, Todo::Destroy, &format!("blue machine(s) ({why})"));
+        }
+        self.destroyed += stopped.len();
         runtime::progress(self.destroyed as u32, self.total as u32);
         Ok(())
     }

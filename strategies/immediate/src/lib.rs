@@ -30,8 +30,9 @@ impl Guest for Immediate {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = cutover_sdk::retries();
-        let fleet = list_machines(retries)?;
+        let retries = cutover_sdk::Retry::for_plan(&plan);
+        // Leftovers of earlier deploys are finished first, and are not machines to move.
+        let fleet = cutover_sdk::leftover::finish_earlier(retries, &plan, list_machines(retries)?);
 
         let pending: Vec<_> = fleet.iter().filter(|m| m.release.version != plan.target.version).collect();
         if pending.is_empty() {

@@ -55,10 +55,11 @@ impl Guest for Rolling {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = cutover_sdk::retries();
+        let retries = cutover_sdk::Retry::for_plan(&plan);
         let rollback = cutover_sdk::params::get_bool("rollback", DEFAULT_ROLLBACK);
         let can_cordon = traffic::capabilities().cordon;
-        let fleet = list_machines(retries)?;
+        // Leftovers of earlier deploys are finished first, and are not machines to move.
+        let fleet = cutover_sdk::leftover::finish_earlier(retries, &plan, list_machines(retries)?);
 
         let groups = by_group(fleet);
         let to_move: usize =

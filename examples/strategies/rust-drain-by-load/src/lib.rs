@@ -61,7 +61,8 @@ impl Guest for DrainByLoad {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = cutover_sdk::retries();
+        // Idempotent calls are retried for as long as wait_timeout allows.
+        let retries = cutover_sdk::Retry::for_plan(&plan);
         let max_draining = params::get_int("max_draining", DEFAULT_MAX_DRAINING);
         let drain_timeout_ms = params::get_duration_ms("drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS);
         let poll_interval_ms = params::get_duration_ms("poll_interval", DEFAULT_POLL_INTERVAL_MS).max(1);
@@ -122,7 +123,7 @@ impl Guest for DrainByLoad {
 
 /// Record when each new machine was made, so a later deploy can retire the oldest first. Best effort:
 /// a machine without the stamp only loses its place in that order.
-fn stamp_created(retries: u32, ids: &[String]) {
+fn stamp_created(retries: cutover_sdk::Retry, ids: &[String]) {
     let now = runtime::now().to_string();
     for id in ids {
         let set = cutover_sdk::retry(retries, "tagging a new machine", || {
@@ -146,7 +147,7 @@ fn oldest_first(mut blue: Vec<Machine>) -> Vec<String> {
 
 /// Blue's retirement: a window of at most `max` cordoned machines moving down the queue.
 struct Drain<'a> {
-    retries: u32,
+    retries: cutover_sdk::Retry,
     plan: &'a DeployPlan,
     max: usize,
     timeout_ms: u64,
@@ -248,21 +249,19 @@ impl Drain<'_> {
         runtime::sleep(wait.max(1));
     }
 
-    /// Stop (the plan's signal and timeout) and destroy `ids`.
-    fn retire(&self, ids: &[String], retired: usize, total: usize) -> Result<(), Error> {
-        cutover_sdk::stop_machines(self.retries, ids, self.plan)
-            .and_then(|()| cutover_sdk::with_retries(self.retries, ids, machines::destroy))
-            .map_err(|failures| {
-                explain(
-                    failures,
-                    &format!(
-                        "retiring old machines failed; green is serving on v{}, {retired} of {total} old machine(s) \
-                         were destroyed, the others are left (cordoned or still serving): destroy them by hand",
-                        self.plan.target.version
-                    ),
-                )
-            })?;
-        info!("retired {} old machine(s) ({} of {total})", ids.len(), retired + ids.len());
+    /// Stop (the plan's signal and timeout) and destroy `ids`. Green serves by now, so what the platform
+    /// refuses even after the retry budget is left tagged rather than failing the deploy (see
+    /// `cutover_sdk::leftover`).
+    fn retire(&self, ids: &[String], _retired: usize, _total: usize) -> Result<(), Error> {
+        use cutover_sdk::leftover::{Todo, leave};
+        let mut stopped = ids.to_vec();
+        if let Err(failures) = cutover_sdk::stop_machines(self.retries, ids, self.plan) {
+            stopped.retain(|id| !failures.iter().any(|f| f.id == *id));
+            leave(self.retries, self.plan, &failures, Todo::StopAndDestroy, "old machine(s)");
+        }
+        if let Err(failures) = cutover_sdk::with_retries(self.retries, &stopped, machines::destroy) {
+            leave(self.retries, self.plan, &failures, Todo::Destroy, "old machine(s)");
+        }
         Ok(())
     }
 }

@@ -330,6 +330,11 @@ pub(crate) struct VerifyArgs {
     /// standbys, not leftovers.
     #[arg(long)]
     pub(crate) allow_standby: bool,
+    /// Instead of the conformance scenarios, run the fixed flaky-platform sweep (seeds 1-24 x fleets of
+    /// 1-30 machines x 10-40% API errors, 2% of calls hanging 30 s) and report the share of runs that
+    /// end clean: one release, all serving, nothing cordoned, stopped or left over.
+    #[arg(long)]
+    pub(crate) sweep: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub(crate) json: bool,

@@ -3,6 +3,7 @@
 
 use super::args::{DemoArgs, DeployArgs, ResumeArgs, RollbackArgs, RunArgs};
 use super::exit::{Error, Exit};
+use super::out::{out, outln};
 use super::render;
 use super::run::{Context, cwd, token};
 use cutover_core::events::{Discard, EventSink, Outcome};
@@ -57,6 +58,9 @@ fn run(ctx: &Context, args: RunArgs, image: Option<String>, ask: Ask) -> Result<
     let target = ctx.target(&config, flags, purpose);
     let (json, dry_run) = (args.json, args.dry_run);
     ctx.with_runtime(target.virtual_time(), |runtime| async move {
+        if !dry_run {
+            survive_hangup();
+        }
         let sink: Arc<dyn EventSink> =
             if json { Arc::new(render::Json) } else { Arc::new(render::Human::new()) };
         let deploy = Deploy { config: &config, target: &target, runtime: &runtime, sink };
@@ -67,8 +71,8 @@ fn run(ctx: &Context, args: RunArgs, image: Option<String>, ask: Ask) -> Result<
             };
             let plan = deploy.dry_run(goal).await?;
             match json {
-                true => println!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default()),
-                false => print!("{}", plan.render()),
+                true => outln!("{}", serde_json::to_string_pretty(&plan).unwrap_or_default()),
+                false => out!("{}", plan.render()),
             }
             return Ok(Exit::Success);
         }
@@ -82,6 +86,30 @@ fn run(ctx: &Context, args: RunArgs, image: Option<String>, ask: Ask) -> Result<
         }
         Ok(outcome(report.outcome))
     })
+}
+
+/// A terminal that hangs up (SIGHUP: the SSH session dropped, the window closed) must not stop a
+/// deploy half-way: from here on SIGHUP only stops the output (writes to the gone terminal fail and
+/// are dropped, see `out`), and the deploy ends as it would have. tokio's handler replaces the default
+/// action (terminate) for the rest of the process, which is the deploy; SIGTERM and SIGINT still stop
+/// it, and `cutover resume` finishes it then.
+fn survive_hangup() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                tokio::spawn(async move {
+                    if hangups.recv().await.is_some() {
+                        super::out::hung_up();
+                    }
+                    // Later hang-ups are taken by the handler and ignored.
+                    while hangups.recv().await.is_some() {}
+                });
+            }
+            Err(e) => tracing::warn!("cannot ignore SIGHUP ({e}); a terminal hang-up would stop the deploy"),
+        }
+    }
 }
 
 /// The exit code of a deploy that ran.

@@ -4,6 +4,7 @@
 //! command returns either how it ended ([`Exit`]) or an [`Error`], and [`report`] is the only code that
 //! prints an error and picks its code.
 
+use super::out::errln;
 use cutover_config::ConfigError;
 use cutover_driver::status::StatusError;
 use cutover_driver::{DeployError, JournalError};
@@ -126,9 +127,9 @@ impl Error {
 
 /// Print `error` (and what to do about it) on stderr and return its exit code.
 pub fn report(error: &Error) -> ExitCode {
-    eprintln!("error: {error}");
+    errln!("error: {error}");
     if let Some(hint) = error.hint() {
-        eprintln!("{hint}");
+        errln!("{hint}");
     }
     error.exit().into()
 }

@@ -3,6 +3,7 @@
 
 use super::args::AppArgs;
 use super::exit::{Error, Exit};
+use super::out::outln;
 use super::render;
 use super::run::Context;
 
@@ -11,7 +12,7 @@ pub(crate) fn releases(ctx: &Context, app: &AppArgs, json: bool) -> Result<Exit,
     let journal = ctx.state(&config).journal()?;
     let records = journal.releases(&config.app)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&records).unwrap_or_default());
     } else {
         render::releases(&config.app, &records, journal.location());
     }
@@ -22,9 +23,12 @@ pub(crate) fn promote(ctx: &Context, app: &AppArgs, gate: Option<&str>) -> Resul
     let config = ctx.config(app)?;
     let journal = ctx.state(&config).journal()?;
     let (release, gate) = journal.promote(&config.app, gate)?;
-    println!(
+    outln!(
         "promoted gate `{gate}` of {}'s deploy #{} (v{}, {})",
-        config.app, release.id, release.target.version, release.strategy
+        config.app,
+        release.id,
+        release.target.version,
+        release.strategy
     );
     Ok(Exit::Success)
 }
@@ -43,7 +47,7 @@ pub(crate) fn migrate(ctx: &Context, app: &AppArgs, to: &str) -> Result<Exit, Er
     let from = dir.journal()?;
     let into = cutover_driver::Journal::connect(to)?;
     let copied = from.migrate_to(&into)?;
-    println!(
+    outln!(
         "copied {} release(s), {} event(s) and {} promotion(s) from {} to {}; point every runner at it with \
          [cutover] journal or CUTOVER_JOURNAL_URL",
         copied.releases,

@@ -3,6 +3,7 @@
 
 use super::args::{AppArgs, LocalCommand};
 use super::exit::{Error, Exit};
+use super::out::{out, outln};
 use super::run::{Context, tokio_runtime};
 use cutover_driver::{PlatformFlags, Purpose, local};
 
@@ -14,17 +15,14 @@ pub(crate) fn local(ctx: &Context, cmd: LocalCommand) -> Result<Exit, Error> {
             let config = ctx.config(&app)?;
             let target = ctx.target(&config, PlatformFlags::default(), Purpose::Local);
             let info = rt.block_on(local::start_daemon(&target)).map_err(Error::local)?;
-            println!(
-                "local daemon running at {} (pid {}); `cutover local down` stops it",
-                info.url, info.pid
-            );
+            outln!("local daemon running at {} (pid {}); `cutover local down` stops it", info.url, info.pid);
         }
         LocalCommand::Down { app } => {
             let config = ctx.config(&app)?;
             let target = ctx.target(&config, PlatformFlags::default(), Purpose::Local);
             match rt.block_on(local::stop_daemon(&target)).map_err(Error::local)? {
-                true => println!("local daemon stopped, and every machine with it"),
-                false => println!("no local daemon was running for {}", ctx.state(&config).path().display()),
+                true => outln!("local daemon stopped, and every machine with it"),
+                false => outln!("no local daemon was running for {}", ctx.state(&config).path().display()),
             }
         }
     }
@@ -46,9 +44,9 @@ pub(crate) fn logs(
         match log.text {
             Ok(text) => {
                 if machine.is_none() {
-                    println!("==> machine {}", log.id);
+                    outln!("==> machine {}", log.id);
                 }
-                print!("{text}");
+                out!("{text}");
             }
             Err(e) => unread.push(e.to_string()),
         }

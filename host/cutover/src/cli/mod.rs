@@ -8,12 +8,14 @@
 //! - `args`: every command and flag (clap). `exit`: exit codes and the one error report.
 //! - `run`: the tokio and component runtimes, the config and the target of a command.
 //! - `deploy`, `journal`, `local`, `strategy`, `status`: the commands. `render`: what people read.
+//! - `out`: writes to stdout and stderr that survive either going away (a closed pipe, a hang-up).
 
 mod args;
 mod deploy;
 pub mod exit;
 mod journal;
 mod local;
+mod out;
 mod render;
 mod run;
 mod status;

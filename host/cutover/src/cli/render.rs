@@ -1,5 +1,6 @@
 //! Output: human progress (phases, per-batch bars, strategy logs) or one JSON event per line.
 
+use super::out::{errln, outln};
 use cutover_core::contract::StrategyInfo;
 use cutover_core::duration::display;
 use cutover_core::events::{
@@ -17,8 +18,8 @@ pub struct Json;
 impl EventSink for Json {
     fn event(&self, event: &Event) -> Result<(), SinkError> {
         match serde_json::to_string(event) {
-            Ok(line) => println!("{line}"),
-            Err(e) => eprintln!("warning: could not encode event {}: {e}", event.seq),
+            Ok(line) => outln!("{line}"),
+            Err(e) => errln!("warning: could not encode event {}: {e}", event.seq),
         }
         Ok(())
     }
@@ -37,8 +38,8 @@ impl Human {
 
     fn line(&self, text: String) {
         match self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            Some(bar) => bar.suspend(|| println!("{text}")),
-            None => println!("{text}"),
+            Some(bar) => bar.suspend(|| outln!("{text}")),
+            None => outln!("{text}"),
         }
     }
 
@@ -181,7 +182,7 @@ pub fn summary(r: &DeployReport, simulated: bool) {
     };
     let fleet: Vec<String> = r.fleet.by_version.iter().rev().map(|(v, n)| format!("{n} on v{v}")).collect();
     match r.outcome {
-        Outcome::Succeeded => println!(
+        Outcome::Succeeded => outln!(
             "==> {} v{} in {took}: {}; {}/{} serving",
             if r.rollback { "Rolled back to" } else { "Deployed" },
             r.target.version,
@@ -191,11 +192,11 @@ pub fn summary(r: &DeployReport, simulated: bool) {
         ),
         Outcome::Failed => {
             let what = if r.rollback { "Rollback to" } else { "Deploy of" };
-            println!("==> {what} v{} FAILED after {took}", r.target.version);
+            outln!("==> {what} v{} FAILED after {took}", r.target.version);
             if let Some(e) = &r.error {
-                println!("    {}", e.replace('\n', "\n    "));
+                outln!("    {}", e.replace('\n', "\n    "));
             }
-            println!(
+            outln!(
                 "    fleet now: {}; {}/{} serving, {} cordoned",
                 fleet.join(", "),
                 r.fleet.serving,
@@ -212,16 +213,16 @@ fn round(d: Duration) -> Duration {
 
 /// One strategy's description.
 pub fn strategy_info(info: &StrategyInfo) {
-    println!("{}\n    {}", info.name, info.summary);
+    outln!("{}\n    {}", info.name, info.summary);
     if info.params.is_empty() {
-        println!("    parameters: none");
+        outln!("    parameters: none");
     }
     for p in &info.params {
         let default =
             p.default.as_ref().map(|d| format!(" (default {d})")).unwrap_or_else(|| " (required)".into());
-        println!("    {} — {}{default}\n        {}", p.name, p.kind.expected(), p.summary);
+        outln!("    {} — {}{default}\n        {}", p.name, p.kind.expected(), p.summary);
     }
-    println!();
+    outln!();
 }
 
 /// What `cutover inspect` prints.
@@ -231,11 +232,11 @@ pub fn inspect(
     toolchain: &cutover_runtime::toolchain::Toolchain,
 ) {
     let c = &s.component;
-    println!("file:      {}", file.display());
-    println!("size:      {} bytes ({:.1} KiB)", c.size, c.size as f64 / 1024.0);
-    println!("built by:  {}", toolchain.summary());
-    println!("blake3:    {}", hex::encode(c.hash));
-    println!(
+    outln!("file:      {}", file.display());
+    outln!("size:      {} bytes ({:.1} KiB)", c.size, c.size as f64 / 1024.0);
+    outln!("built by:  {}", toolchain.summary());
+    outln!("blake3:    {}", hex::encode(c.hash));
+    outln!(
         "contract:  {}",
         c.world
             .contract_version
@@ -243,21 +244,27 @@ pub fn inspect(
             .map(|v| format!("cutover:strategy@{v}"))
             .unwrap_or_else(|| "imports no host interface".into())
     );
-    println!("imports:   {}", c.world.imports.join("\n           "));
-    println!("exports:   {}", c.world.exports.join(", "));
-    println!();
+    outln!("imports:   {}", c.world.imports.join("\n           "));
+    outln!("exports:   {}", c.world.exports.join(", "));
+    outln!();
     strategy_info(&s.info);
 }
 
 /// What `cutover releases` prints: one row per release, oldest first.
 pub fn releases(app: &str, records: &[cutover_driver::ReleaseRecord], journal: &str) {
     if records.is_empty() {
-        println!("{app} has no releases recorded in {journal} yet; `cutover deploy` makes the first");
+        outln!("{app} has no releases recorded in {journal} yet; `cutover deploy` makes the first");
         return;
     }
-    println!(
+    outln!(
         "{:>4}  {:<8}  {:<8}  {:<20}  {:<11}  {:<20}  {:>9}  IMAGE",
-        "#", "RELEASE", "KIND", "STRATEGY", "OUTCOME", "STARTED (UTC)", "DURATION"
+        "#",
+        "RELEASE",
+        "KIND",
+        "STRATEGY",
+        "OUTCOME",
+        "STARTED (UTC)",
+        "DURATION"
     );
     for r in records {
         let started = std::time::UNIX_EPOCH + Duration::from_millis(r.started_at_ms.max(0) as u64);
@@ -273,7 +280,7 @@ pub fn releases(app: &str, records: &[cutover_driver::ReleaseRecord], journal: &
             (_, s) => s.as_str().to_string(),
         };
         let kind = r.kind.as_str();
-        println!(
+        outln!(
             "{:>4}  {:<8}  {:<8}  {:<20}  {:<11}  {:<20}  {:>9}  {}",
             r.id,
             format!("v{}", r.target.version),
@@ -285,12 +292,12 @@ pub fn releases(app: &str, records: &[cutover_driver::ReleaseRecord], journal: &
             r.target.image
         );
         if let Some(gate) = &r.waiting_gate {
-            println!("      waiting at manual gate `{gate}`: `cutover promote` lets it go on");
+            outln!("      waiting at manual gate `{gate}`: `cutover promote` lets it go on");
         }
         if let Some(e) = &r.error {
             let first = e.lines().next().unwrap_or_default();
             let short: String = first.chars().take(160).collect();
-            println!("      {short}{}", if short.len() < first.len() { "…" } else { "" });
+            outln!("      {short}{}", if short.len() < first.len() { "…" } else { "" });
         }
     }
 }
@@ -309,7 +316,7 @@ pub fn demo(r: &cutover_driver::demo::DemoReport, json: bool) {
             "overall": r.overall,
             "phases": r.phases,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return;
     }
     summary(&r.deploy, false);
@@ -318,32 +325,34 @@ pub fn demo(r: &cutover_driver::demo::DemoReport, json: bool) {
         return;
     }
     let d = &r.during;
-    println!();
-    println!(
+    outln!();
+    outln!(
         "Traffic through the proxy at {} from the deploy's start until every machine served again:",
         r.proxy
     );
-    println!(
+    outln!(
         "    requests {}   failed {}   p50 {:.1} ms   p90 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
-        d.requests, d.failed, d.p50_ms, d.p90_ms, d.p99_ms, d.max_ms
+        d.requests,
+        d.failed,
+        d.p50_ms,
+        d.p90_ms,
+        d.p99_ms,
+        d.max_ms
     );
     let by: Vec<String> = d.by_version.iter().map(|(v, n)| format!("v{v}: {n}")).collect();
-    println!("    answered by {}", if by.is_empty() { "nobody".into() } else { by.join(", ") });
+    outln!("    answered by {}", if by.is_empty() { "nobody".into() } else { by.join(", ") });
     for (e, n) in &d.errors {
-        println!("    {n} × {e}");
+        outln!("    {n} × {e}");
     }
     let o = &r.overall;
-    println!(
-        "Before, during and after: {} requests, {} failed, p99 {:.1} ms",
-        o.requests, o.failed, o.p99_ms
-    );
+    outln!("Before, during and after: {} requests, {} failed, p99 {:.1} ms", o.requests, o.failed, o.p99_ms);
     if !r.phases.is_empty() {
-        println!("Phases:");
+        outln!("Phases:");
         for (name, secs) in &r.phases {
-            println!("    {name:<32} {secs:>8.3} s");
+            outln!("    {name:<32} {secs:>8.3} s");
         }
     }
     if r.stopped {
-        println!("(the local daemon and the app's machines were stopped; --keep leaves them running)");
+        outln!("(the local daemon and the app's machines were stopped; --keep leaves them running)");
     }
 }

@@ -2,6 +2,7 @@
 
 use super::args::AppArgs;
 use super::exit::Error;
+use super::out::errln;
 use cutover_config::Config;
 use cutover_driver::{PlatformFlags, Purpose, StateDir, Target};
 use cutover_runtime::{ComponentCache, Runtime};
@@ -22,7 +23,7 @@ impl Context {
     pub(crate) fn config(&self, app: &AppArgs) -> Result<Config, Error> {
         let config = Config::load(&app.config)?;
         for w in &config.warnings {
-            eprintln!("warning: {w}");
+            errln!("warning: {w}");
         }
         Ok(config)
     }

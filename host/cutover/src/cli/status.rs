@@ -3,6 +3,7 @@
 
 use super::args::StatusArgs;
 use super::exit::{Error, Exit};
+use super::out::{out, outln};
 use super::run::{Context, token, tokio_runtime};
 use cutover_core::duration::display;
 use cutover_driver::status::{self, Status};
@@ -21,9 +22,9 @@ pub(crate) fn status(ctx: &Context, args: StatusArgs) -> Result<Exit, Error> {
     // The simulator's clock is paused (its API latencies are virtual); the others talk to real servers.
     let status = tokio_runtime(target.virtual_time())?.block_on(status::read(&config, &target))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&status).unwrap_or_default());
     } else {
-        print!("{}", render(&status));
+        out!("{}", render(&status));
     }
     // What the journal says was shown whatever the fleet did; the code says whether the fleet was read.
     Ok(match &status.fleet_error {
@@ -106,6 +107,21 @@ fn render(s: &Status) -> String {
                     f.stopped
                 ),
             );
+            if !f.leftovers.is_empty() {
+                let each: Vec<String> =
+                    f.leftovers.iter().map(|l| format!("{} ({})", l.id, l.todo)).collect();
+                line(
+                    "Leftover:",
+                    &format!(
+                        "{} machine(s) a deploy could not finish cleaning up: {}
+the next `cutover deploy` \
+                         finishes them first (they are tagged {} on the platform)",
+                        f.leftovers.len(),
+                        each.join(", "),
+                        cutover_driver::status::LEFTOVER_KEY
+                    ),
+                );
+            }
         }
         (None, Some(e)) => line("Fleet:", &format!("not read: {e}")),
         (None, None) => line("Fleet:", "not read"),

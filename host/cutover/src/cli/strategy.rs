@@ -3,6 +3,7 @@
 
 use super::args::VerifyArgs;
 use super::exit::{Error, Exit};
+use super::out::{out, outln};
 use super::render;
 use super::run::{Context, cwd};
 use cutover_config::StrategyRef;
@@ -19,7 +20,7 @@ pub(crate) fn strategies(ctx: &Context, json: bool) -> Result<Exit, Error> {
             infos.push(s.info);
         }
         if json {
-            println!("{}", serde_json::to_string_pretty(&infos).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&infos).unwrap_or_default());
         } else {
             for info in &infos {
                 render::strategy_info(info);
@@ -47,7 +48,7 @@ pub(crate) fn inspect(ctx: &Context, file: &Path, json: bool) -> Result<Exit, Er
                 "exports": s.component.world.exports,
                 "strategy": s.info,
             });
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         } else {
             render::inspect(file, &s, &toolchain);
         }
@@ -65,13 +66,19 @@ pub(crate) fn verify(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
             allow_standby: args.allow_standby,
             ..Default::default()
         };
-        let report = cutover_verify::verify(&runtime, &resolved.component, &resolved.info, &opts).await?;
+        let specs = if args.sweep { cutover_verify::sweep() } else { cutover_verify::scenarios() };
+        let report =
+            cutover_verify::verify_scenarios(&runtime, &resolved.component, &resolved.info, &opts, specs)
+                .await?;
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        } else if args.sweep {
+            out!("{}", report.sweep_text());
         } else {
-            print!("{}", report.text());
+            out!("{}", report.text());
         }
-        Ok(if report.passed() { Exit::Success } else { Exit::Failed })
+        let ok = if args.sweep { report.clean_endings() == report.scenarios.len() } else { report.passed() };
+        Ok(if ok { Exit::Success } else { Exit::Failed })
     })
 }
 
@@ -79,14 +86,14 @@ pub(crate) fn verify(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
 pub(crate) fn new_project(req: cutover_scaffold::NewProject) -> Result<Exit, Error> {
     let created = cutover_scaffold::create(&req)?;
     let dir = created.dir.display();
-    println!("Created {} strategy `{}` in {dir} ({} files)", req.lang, req.name, created.files);
-    println!("Next:\n    cutover build {dir}\n    (then see {dir}/README.md to verify and use it)");
+    outln!("Created {} strategy `{}` in {dir} ({} files)", req.lang, req.name, created.files);
+    outln!("Next:\n    cutover build {dir}\n    (then see {dir}/README.md to verify and use it)");
     Ok(Exit::Success)
 }
 
 /// `cutover build`: build the project and print where the component is.
 pub(crate) fn build_project(dir: &Path) -> Result<Exit, Error> {
     let built = cutover_scaffold::build(dir)?;
-    println!("Built {}: {} ({} bytes)", built.name, built.path.display(), built.size);
+    outln!("Built {}: {} ({} bytes)", built.name, built.path.display(), built.size);
     Ok(Exit::Success)
 }

@@ -55,11 +55,14 @@ pub enum Invariant {
     Drain,
     /// While both releases serve, the new one gets no more traffic than the weight the strategy set.
     Weights,
+    /// The fleet ends on exactly one release, all serving, nothing cordoned or stopped that was not
+    /// before, nothing left over — transient platform errors excuse none of it.
+    CleanEnd,
 }
 
 impl Invariant {
     /// Every invariant, in report order.
-    pub const ALL: [Invariant; 9] = [
+    pub const ALL: [Invariant; 10] = [
         Self::Sandbox,
         Self::Verdict,
         Self::OneRelease,
@@ -69,6 +72,7 @@ impl Invariant {
         Self::ReplacementFirst,
         Self::Drain,
         Self::Weights,
+        Self::CleanEnd,
     ];
 
     /// The invariant's short name, as reports and `--json` spell it.
@@ -83,6 +87,7 @@ impl Invariant {
             Self::ReplacementFirst => "replacement-first",
             Self::Drain => "drain",
             Self::Weights => "weights",
+            Self::CleanEnd => "clean-end",
         }
     }
 
@@ -108,6 +113,10 @@ impl Invariant {
             Self::Drain => "no machine is cut off with open connections before drain_timeout",
             Self::Weights => {
                 "the new release never gets more traffic than the weight set for it while both serve"
+            }
+            Self::CleanEnd => {
+                "one release, all serving, nothing cordoned, stopped or left over at the end, even when \
+                 API calls failed along the way"
             }
         }
     }
@@ -143,6 +152,7 @@ pub fn check(setup: &Setup, seen: &Observed) -> Vec<(Invariant, Verdict)> {
                 Invariant::ReplacementFirst => timeline::replacement_first(setup, seen),
                 Invariant::Drain => timeline::drain(setup, seen),
                 Invariant::Weights => timeline::weights(setup, seen),
+                Invariant::CleanEnd => outcome::clean_end(setup, seen, verdict),
             };
             (i, v)
         })

@@ -169,3 +169,91 @@ pub(super) fn nothing_lost(
     }
     Verdict::Pass
 }
+
+/// The strict end state, excused by nothing a strategy could have retried: the fleet on exactly one
+/// release (the new one on success, the previous one on failure), every machine serving but those
+/// stopped before the deploy (as many stopped, none cordoned), and as many machines per process group
+/// and region as at the start. Only a machine the scenario crashed and a declared standby are
+/// exceptions. Unlike `one-release`, `all-serving` and `nothing-lost`, transient errors excuse
+/// nothing here: every call of a deploy's clean-up (cordon, uncordon, stop, destroy, waits) is
+/// idempotent, so a strategy can retry it for as long as its budget allows.
+pub(super) fn clean_end(setup: &Setup, seen: &Observed, verdict: &Result<(), OpError>) -> Verdict {
+    if setup.allow_downtime && verdict.is_ok() && must_fail(setup) {
+        return na("the strategy deploys without health gating, and this release never passes");
+    }
+    let expected = if verdict.is_ok() { &setup.target } else { &setup.previous };
+    let excused = |m: &Machine| excused_crash(setup, seen, m, verdict) || standby(setup, m, verdict);
+    let end: Vec<&Machine> = seen.end.iter().filter(|m| !excused(m)).collect();
+    let mut problems: Vec<String> = Vec::new();
+    let mut odd: Vec<&str> = Vec::new();
+
+    let wrong: Vec<&Machine> =
+        end.iter().copied().filter(|m| m.release.version != expected.version).collect();
+    if let Some(first) = wrong.first() {
+        problems.push(format!(
+            "{} machine(s) not on v{} (e.g. {} on v{})",
+            wrong.len(),
+            expected.version,
+            first.id,
+            first.release.version
+        ));
+        odd.extend(wrong.iter().map(|m| m.id.as_str()));
+    }
+    let resting = |m: &Machine| {
+        matches!(m.state, MachineState::Stopped | MachineState::Suspended | MachineState::Created)
+    };
+    let stopped_before = setup.fleet.iter().filter(|m| resting(m)).count();
+    let cordoned_before = setup.fleet.iter().filter(|m| m.cordoned).count();
+    let stopped: Vec<&Machine> = end.iter().copied().filter(|m| resting(m)).collect();
+    if stopped.len() > stopped_before {
+        problems.push(format!("{} machine(s) stopped, {stopped_before} before the deploy", stopped.len()));
+        odd.extend(stopped.iter().map(|m| m.id.as_str()));
+    }
+    let cordoned: Vec<&Machine> = end.iter().copied().filter(|m| m.cordoned).collect();
+    if cordoned.len() > cordoned_before {
+        problems.push(format!("{} machine(s) cordoned, {cordoned_before} before the deploy", cordoned.len()));
+        odd.extend(cordoned.iter().map(|m| m.id.as_str()));
+    }
+    let down: Vec<&Machine> = end.iter().copied().filter(|m| !resting(m) && !m.is_serving()).collect();
+    if let Some(first) = down.first() {
+        problems.push(format!(
+            "{} running machine(s) not serving (e.g. {}: {}{})",
+            down.len(),
+            first.id,
+            first.state.as_str(),
+            if first.cordoned { ", cordoned" } else { "" }
+        ));
+        odd.extend(down.iter().map(|m| m.id.as_str()));
+    }
+    let before = shape(&setup.fleet);
+    // A crashed machine is still there: only standbys are left out of the count.
+    let counted: Vec<Machine> = seen.end.iter().filter(|m| !standby(setup, m, verdict)).cloned().collect();
+    let after = shape(&counted);
+    if before != after {
+        let (b, a) = (setup.fleet.len(), counted.len());
+        problems.push(format!(
+            "{b} machine(s) before and {a} after, or spread differently over groups and regions"
+        ));
+        let starting: std::collections::HashSet<&str> = setup.fleet.iter().map(|m| m.id.as_str()).collect();
+        if a > b {
+            odd.extend(
+                seen.end
+                    .iter()
+                    .filter(|m| !starting.contains(m.id.as_str()) && !standby(setup, m, verdict))
+                    .map(|m| m.id.as_str()),
+            );
+        }
+    }
+    if problems.is_empty() {
+        return Verdict::Pass;
+    }
+    odd.dedup();
+    fail(
+        Violation::new(format!(
+            "the deploy {} and the fleet did not end clean: {}",
+            if verdict.is_ok() { "succeeded" } else { "failed" },
+            problems.join("; ")
+        ))
+        .machines(odd),
+    )
+}

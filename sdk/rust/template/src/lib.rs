@@ -41,7 +41,8 @@ impl Guest for Strategy {
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
-        let retries = cutover_sdk::retries();
+        // Idempotent calls are retried for as long as wait_timeout allows.
+        let retries = cutover_sdk::Retry::for_plan(&plan);
         let restore = params::get_bool("restore", DEFAULT_RESTORE);
         let pause_ms = params::get_duration_ms("pause", DEFAULT_PAUSE_MS);
         let can_cordon = traffic::capabilities().cordon;
@@ -87,7 +88,7 @@ impl Guest for Strategy {
 
 /// Cordon, update, wait started and healthy, uncordon — each call retrying transient platform errors.
 fn move_one(
-    retries: u32,
+    retries: cutover_sdk::Retry,
     can_cordon: bool,
     machine: &Machine,
     release: &Release,
