@@ -50,8 +50,11 @@ fn main() {
                     Outcome::Fail => fail += 1,
                 }
             }
-            let added = if added == 0.0 { "none (equal)".to_string() } else { format!("+{}%", added * 100.0) };
-            println!("| {intervals} intervals × {requests} requests | {added} | {pass} | {marginal} | {fail} |");
+            let added =
+                if added == 0.0 { "none (equal)".to_string() } else { format!("+{}%", added * 100.0) };
+            println!(
+                "| {intervals} intervals × {requests} requests | {added} | {pass} | {marginal} | {fail} |"
+            );
         }
     }
 }
