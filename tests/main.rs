@@ -15,6 +15,7 @@ mod fly;
 mod fuzz;
 mod local;
 mod local_proxy;
+mod metrics;
 mod release_command;
 mod resume;
 mod rolling;

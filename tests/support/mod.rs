@@ -6,6 +6,7 @@
 pub mod bounds;
 pub mod fake_fly;
 pub mod invariants;
+pub mod prometheus;
 mod run;
 mod toml_doc;
 

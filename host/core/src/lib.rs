@@ -23,12 +23,15 @@
 //! - [`events`]: the deploy's event record: every [`HostCall`](events::HostCall), its reply, and the
 //!   sinks that receive them.
 //! - [`grants`]: [`Grants`], which contract calls and which machines a strategy may change.
+//! - [`judge`]: the statistical judge of a canary against its baseline (Mann–Whitney U with the
+//!   Hodges–Lehmann shift, as Kayenta), free of everything else here.
 
 pub mod contract;
 pub mod duration;
 pub mod error;
 pub mod events;
 pub mod grants;
+pub mod judge;
 pub mod limits;
 pub mod machine;
 pub mod os;

@@ -17,6 +17,11 @@ pub async fn start_daemon(target: &Target) -> Result<DaemonInfo, DeployError> {
     LocalDaemon::of(state.path()).ensure_running(exe).await.map_err(DeployError::platform)
 }
 
+/// The Prometheus service discovery file the target's local daemon keeps of its running machines.
+pub fn targets_file(target: &Target) -> Result<std::path::PathBuf, DeployError> {
+    Ok(LocalDaemon::of(target.state_dir()?.path()).targets_file())
+}
+
 /// Stop the target's local daemon and every machine it runs; `false` when none was running.
 pub async fn stop_daemon(target: &Target) -> Result<bool, DeployError> {
     LocalDaemon::of(target.state_dir()?.path()).stop().await.map_err(DeployError::platform)

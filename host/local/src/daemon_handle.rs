@@ -28,6 +28,12 @@ impl LocalDaemon {
         &self.dir
     }
 
+    /// The Prometheus service discovery file the daemon keeps of its running machines
+    /// (`file_sd_configs`; see `daemon::fleet`'s discovery).
+    pub fn targets_file(&self) -> PathBuf {
+        self.dir.join(crate::daemon::fleet::TARGETS_FILE)
+    }
+
     /// The running daemon, if there is one that answers.
     pub async fn running(&self) -> Option<DaemonInfo> {
         let info = DaemonInfo::read(&self.dir)?;

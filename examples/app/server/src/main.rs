@@ -26,26 +26,34 @@
 //! A bad release needs no other binary: the image tag (after the last `:` of `FLY_IMAGE_REF`) switches
 //! on misbehaviour — `unhealthy` (`/health` answers 500), `crash` (exit 1 at start), `slow-start`
 //! (sleep `HELLO_SLOW_START_MS` before listening) and `errors` (`/` answers 500 for a
-//! `HELLO_ERROR_RATE` share of requests). See README.md.
+//! `HELLO_ERROR_RATE` share of requests) and `latency` (`/` answers `HELLO_EXTRA_LATENCY_MS` later).
+//! `GET /metrics` counts requests by status and their latency for Prometheus (`metrics.rs`), so a
+//! canary judge can compare releases. See README.md.
 
 use std::env;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::Request;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
+mod metrics;
+use metrics::Metrics;
+
 const DEFAULT_SLOW_START_MS: u64 = 30_000;
 const DEFAULT_ERROR_RATE: f64 = 0.5;
+const DEFAULT_EXTRA_LATENCY_MS: u64 = 200;
 
 /// Who this process is, from the variables Fly sets (cutover's local platform sets the same).
 #[derive(Debug, Clone)]
@@ -95,6 +103,8 @@ struct Modes {
     start_delay: Option<Duration>,
     /// Share of `/` requests to answer with 500.
     error_rate: Option<f64>,
+    /// Time added to every `/` request (`latency` tag, `HELLO_EXTRA_LATENCY_MS`).
+    extra_latency: Option<Duration>,
 }
 
 impl Modes {
@@ -113,6 +123,11 @@ impl Modes {
         } else {
             None
         };
+        let extra_latency = if tag.contains("latency") {
+            Some(Duration::from_millis(env_or("HELLO_EXTRA_LATENCY_MS", DEFAULT_EXTRA_LATENCY_MS)?))
+        } else {
+            None
+        };
         let start_delay = match env_or("HELLO_START_DELAY_MS", 0u64)? {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
@@ -123,6 +138,7 @@ impl Modes {
             slow_start,
             start_delay,
             error_rate,
+            extra_latency,
         })
     }
 
@@ -136,6 +152,9 @@ impl Modes {
         }
         if let Some(rate) = self.error_rate {
             on.push(format!("errors {rate}"));
+        }
+        if let Some(d) = self.extra_latency {
+            on.push(format!("latency +{}ms", d.as_millis()));
         }
         if on.is_empty() { String::new() } else { format!("; misbehaving: {}", on.join(", ")) }
     }
@@ -167,6 +186,8 @@ struct App {
     requests: AtomicU64,
     /// Open WebSockets; shutdown waits for it to reach 0.
     websockets: watch::Sender<usize>,
+    /// What `/metrics` shows.
+    metrics: Metrics,
 }
 
 impl App {
@@ -207,12 +228,29 @@ impl Drop for WsGuard {
 
 async fn hello(State(app): State<Arc<App>>) -> Response {
     let id = &app.id;
+    if let Some(extra) = app.modes.extra_latency {
+        tokio::time::sleep(extra).await;
+    }
     if app.inject_error() {
         let body = format!("injected error from v{} on {} (image tag errors)\n", id.version, id.machine_id);
         return (StatusCode::INTERNAL_SERVER_ERROR, app.headers(), body).into_response();
     }
     (app.headers(), format!("hello from v{} on {} ({})\n", id.version, id.machine_id, id.region))
         .into_response()
+}
+
+/// Counts every request by route and status, with its time to answer, for `/metrics`.
+async fn observe(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let path = metrics::path_label(request.uri().path());
+    let response = next.run(request).await;
+    app.metrics.observe(path, response.status().as_u16(), started);
+    response
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let content_type = [("content-type", "text/plain; version=0.0.4; charset=utf-8")];
+    (content_type, app.metrics.render()).into_response()
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {
@@ -374,12 +412,15 @@ async fn serve() -> ExitCode {
         modes.describe()
     );
 
-    let app = Arc::new(App { id, modes, requests: AtomicU64::new(0), websockets });
+    let app =
+        Arc::new(App { id, modes, requests: AtomicU64::new(0), websockets, metrics: Metrics::default() });
     let router = Router::new()
         .route("/", get(hello))
         .route("/health", get(health))
         .route("/ws", get(ws))
         .route("/slow", get(slow))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
         .with_state(app);
 
     let mut shutdown = signals_rx.clone();
@@ -424,8 +465,13 @@ mod tests {
         };
         for (rate, of_100) in [(0.0, 0), (0.25, 25), (0.5, 50), (1.0, 100)] {
             let modes = Modes { error_rate: Some(rate), ..Modes::default() };
-            let app =
-                App { id: id.clone(), modes, requests: AtomicU64::new(0), websockets: websockets.clone() };
+            let app = App {
+                id: id.clone(),
+                modes,
+                requests: AtomicU64::new(0),
+                websockets: websockets.clone(),
+                metrics: Metrics::default(),
+            };
             assert_eq!((0..100).filter(|_| app.inject_error()).count(), of_100, "rate {rate}");
         }
     }

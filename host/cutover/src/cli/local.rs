@@ -16,6 +16,8 @@ pub(crate) fn local(ctx: &Context, cmd: LocalCommand) -> Result<Exit, Error> {
             let target = ctx.target(&config, PlatformFlags::default(), Purpose::Local);
             let info = rt.block_on(local::start_daemon(&target)).map_err(Error::local)?;
             outln!("local daemon running at {} (pid {}); `cutover local down` stops it", info.url, info.pid);
+            let targets = local::targets_file(&target).map_err(Error::local)?;
+            outln!("Prometheus scrape targets (file_sd_configs): {}", targets.display());
         }
         LocalCommand::Down { app } => {
             let config = ctx.config(&app)?;

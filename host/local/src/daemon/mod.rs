@@ -205,7 +205,7 @@ pub async fn serve(dir: &Path, listen: SocketAddr) -> Result<(), DaemonError> {
     let token_path = dir.join(auth::TOKEN_FILE);
     auth::write_token(dir, &token).map_err(file("writing", &token_path))?;
     let traffic = Arc::new(Traffic::default());
-    let fleet = Fleet::new(dir.join("logs"), traffic.clone());
+    let fleet = Fleet::new(dir.join("logs"), traffic.clone(), dir.join(fleet::TARGETS_FILE));
     let daemon = Arc::new(Daemon { fleet: fleet.clone(), traffic, shutdown: Notify::new(), token });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

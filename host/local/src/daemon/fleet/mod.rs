@@ -15,8 +15,10 @@
 //! - `checks`: health check results, as the prober reports them.
 //! - `leases`: Fly's machine leases.
 //! - `routes`: the routable machines, handed to the proxy on every change.
+//! - `discovery`: the running machines as Prometheus scrape targets, a file rewritten on every change.
 
 mod checks;
+mod discovery;
 mod leases;
 mod machines;
 mod process;
@@ -31,6 +33,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 use tokio::sync::watch;
 
+use discovery::Discovery;
+pub use discovery::TARGETS_FILE;
 pub use leases::Lease;
 pub use process::signal_number;
 use routes::routes_of;
@@ -75,6 +79,8 @@ pub struct Fleet {
     /// Where machines' output goes: `logs/APP/ID.log`.
     logs: PathBuf,
     routes: Arc<dyn RouteSink>,
+    /// The Prometheus service discovery file, kept up to date by [`Fleet::changed`].
+    discovery: Discovery,
 }
 
 fn err(kind: ErrorKind, message: impl Into<String>) -> OpError {
@@ -86,15 +92,16 @@ fn now_rfc3339() -> String {
 }
 
 impl Fleet {
-    /// An empty fleet that writes machine logs under `logs` and hands routes to `routes` (the
-    /// daemon's proxies).
-    pub fn new(logs: PathBuf, routes: Arc<dyn RouteSink>) -> Arc<Self> {
+    /// An empty fleet that writes machine logs under `logs`, hands routes to `routes` (the daemon's
+    /// proxies) and keeps the Prometheus service discovery file `targets` up to date.
+    pub fn new(logs: PathBuf, routes: Arc<dyn RouteSink>, targets: PathBuf) -> Arc<Self> {
         let (changes, _) = watch::channel(0);
         Arc::new(Self {
             state: Mutex::new(State { apps: BTreeMap::new(), machines: BTreeMap::new(), next: 0 }),
             changes,
             logs,
             routes,
+            discovery: Discovery::new(targets),
         })
     }
 
@@ -108,10 +115,11 @@ impl Fleet {
     }
 
     /// Record a change: recompute `app`'s routes (synchronously, so the proxy has them before the API
-    /// answers) and wake every waiter.
+    /// answers), rewrite the scrape targets if they changed, and wake every waiter.
     fn changed(&self, st: &State, app: &str) {
         let routes = routes_of(st, app);
         self.routes.set_routes(app, routes);
+        self.discovery.update(st);
         self.changes.send_modify(|v| *v += 1);
     }
 
