@@ -23,6 +23,7 @@
 //! - [`events`]: the deploy's event record: every [`HostCall`](events::HostCall), its reply, and the
 //!   sinks that receive them.
 //! - [`grants`]: [`Grants`], which contract calls and which machines a strategy may change.
+//! - [`proxy_limits`]: [`ProxyLimits`], what the local platform's proxy allows one client.
 
 pub mod contract;
 pub mod duration;
@@ -33,6 +34,7 @@ pub mod limits;
 pub mod machine;
 pub mod os;
 pub mod platform;
+pub mod proxy_limits;
 pub mod release_command;
 
 pub use error::{ErrorKind, OpError};
@@ -43,4 +45,5 @@ pub use platform::{
     Capabilities, EmptyApp, LIST_ATTEMPTS, LaunchLog, LaunchPlan, Lease, ListFailed, Platform, ReleaseWeight,
     TrafficStats, list_with_retries,
 };
+pub use proxy_limits::ProxyLimits;
 pub use release_command::{ReleaseCommand, ReleaseCommandError, ReleaseLog, ReleaseVm};
