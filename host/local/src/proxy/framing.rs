@@ -277,7 +277,7 @@ impl Scanner {
                     self.chunk_meta += 1;
                     match b {
                         b'\r' => Chunk::SizeLf { size },
-                        b'\n' | 0..=8 | 10..=31 | 127 => {
+                        0..=8 | 10..=31 | 127 => {
                             return Err(malformed("a control byte in a chunk extension"));
                         }
                         _ => Chunk::Ext { size },
@@ -296,7 +296,7 @@ impl Scanner {
                     self.chunk_meta += 1;
                     match b {
                         b'\r' => Chunk::TrailerLf { last: len == 0 },
-                        b'\n' | 0..=8 | 10..=31 | 127 => {
+                        0..=8 | 10..=31 | 127 => {
                             return Err(malformed("a control byte in a trailer"));
                         }
                         _ => Chunk::Trailer { len: len + 1 },
