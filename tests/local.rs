@@ -505,3 +505,35 @@ fn a_deploy_survives_its_output_going_away_on_real_processes() {
         assert_eq!(s["fleet"]["serving"], 3, "{s:#}");
     }
 }
+
+/// Sends `request` to the proxy on a raw socket; everything it answers until it closes.
+async fn raw_exchange(proxy: &str, request: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    let _ = s.write_all(request.as_bytes()).await;
+    let mut got = Vec::new();
+    let read = s.read_to_end(&mut got);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(60), read)
+        .await
+        .expect("the proxy kept the connection");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proxy_bounds_in_cutover_local_reach_the_daemons_proxy() {
+    let app = App::new(example_app().set("cutover.local.max_headers", 10));
+    let out = app.run(&["deploy", "--platform", "local"]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let (proxy, _) = fleet(&app, "hello-cutover").await;
+    let headers = |n: usize| (0..n).map(|i| format!("X-{i}: v\r\n")).collect::<String>();
+    let ok =
+        raw_exchange(&proxy, format!("GET / HTTP/1.1\r\nHost: a\r\n{}Connection: close\r\n\r\n", headers(5)))
+            .await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let many = raw_exchange(&proxy, format!("GET / HTTP/1.1\r\nHost: a\r\n{}\r\n", headers(12))).await;
+    assert!(many.starts_with("HTTP/1.1 431") && many.contains("bound of 10"), "{many}");
+    let smuggle =
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    let resp = raw_exchange(&proxy, smuggle.into()).await;
+    assert!(resp.starts_with("HTTP/1.1 400"), "{resp}");
+}

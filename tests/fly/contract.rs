@@ -69,6 +69,7 @@ async fn local_server(dir: &std::path::Path) -> Server {
         checks: vec![],
         port: 0,
         tcp: true,
+        proxy: Default::default(),
         kill_signal: "SIGTERM".into(),
         kill_timeout_ms: 1000,
     };

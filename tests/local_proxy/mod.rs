@@ -1,8 +1,10 @@
 //! The local proxy against real backends on loopback: real sockets, real HTTP, no timing asserts.
-//! The backends it routes to are in `backends`, the clients that measure it in `clients`.
+//! The backends it routes to are in `backends`, the clients that measure it in `clients`; clients
+//! that try to hold or fool it in `hostile`.
 
 mod backends;
 mod clients;
+mod hostile;
 
 use backends::{App, dead_addr, start_tcp_echo, start_ws_echo};
 use clients::{client, eventually, get, http_proxy, keepalive_conn, send_on};

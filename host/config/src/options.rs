@@ -9,7 +9,8 @@ use crate::raw::RawCutover;
 use crate::sandbox::{self, SandboxPolicy};
 use crate::strategy::StrategyRef;
 use cutover_core::duration;
-use cutover_core::{Grants, Limits};
+use cutover_core::proxy_limits::MIN_HEADER_BYTES;
+use cutover_core::{Grants, Limits, ProxyLimits};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -107,6 +108,9 @@ pub struct LocalOptions {
     pub machines: usize,
     /// Regions those machines are spread over (labels only: every machine runs here).
     pub regions: Vec<String>,
+    /// What the proxy allows one client (`header_timeout`, `max_header_bytes`, `max_headers`,
+    /// `max_connections_per_client`).
+    pub proxy: ProxyLimits,
 }
 
 impl Default for LocalOptions {
@@ -119,6 +123,7 @@ impl Default for LocalOptions {
             tcp: false,
             machines: 3,
             regions: vec!["local".into()],
+            proxy: ProxyLimits::default(),
         }
     }
 }
@@ -249,6 +254,31 @@ pub(crate) fn cutover_options(
                 return Err(invalid("regions", "[]".into(), "at least one region label"));
             }
             o.local.regions = r;
+        }
+        if let Some(duration::Dur(t)) = l.header_timeout {
+            if t.is_zero() || t > Duration::from_secs(3600) {
+                let shown = duration::Dur(t).to_string();
+                return Err(invalid("header_timeout", shown, "a duration between 1ms and 1h, e.g. \"10s\""));
+            }
+            o.local.proxy.header_timeout = t;
+        }
+        if let Some(n) = l.max_header_bytes {
+            if !(MIN_HEADER_BYTES..=1 << 20).contains(&n) {
+                return Err(invalid("max_header_bytes", n.to_string(), "between 1024 and 1048576 bytes"));
+            }
+            o.local.proxy.max_header_bytes = n;
+        }
+        if let Some(n) = l.max_headers {
+            if !(1..=10_000).contains(&n) {
+                return Err(invalid("max_headers", n.to_string(), "between 1 and 10000 header lines"));
+            }
+            o.local.proxy.max_headers = n;
+        }
+        if let Some(n) = l.max_connections_per_client {
+            if n == 0 {
+                return Err(invalid("max_connections_per_client", n.to_string(), "at least 1"));
+            }
+            o.local.proxy.max_connections_per_client = n;
         }
     }
     Ok(o)

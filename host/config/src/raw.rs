@@ -124,6 +124,10 @@ pub(crate) struct RawLocal {
     pub(crate) tcp: Option<bool>,
     pub(crate) machines: Option<usize>,
     pub(crate) regions: Option<Vec<String>>,
+    pub(crate) header_timeout: Option<Dur>,
+    pub(crate) max_header_bytes: Option<usize>,
+    pub(crate) max_headers: Option<usize>,
+    pub(crate) max_connections_per_client: Option<u32>,
 }
 
 /// `[cutover.limits]`, and the limits of a `[[cutover.sandbox]]` entry (flattened into it).

@@ -25,6 +25,7 @@
 //! - [`grants`]: [`Grants`], which contract calls and which machines a strategy may change.
 //! - [`judge`]: the statistical judge of a canary against its baseline (Mann–Whitney U with the
 //!   Hodges–Lehmann shift, as Kayenta), free of everything else here.
+//! - [`proxy_limits`]: [`ProxyLimits`], what the local platform's proxy allows one client.
 
 pub mod contract;
 pub mod duration;
@@ -36,6 +37,7 @@ pub mod limits;
 pub mod machine;
 pub mod os;
 pub mod platform;
+pub mod proxy_limits;
 pub mod release_command;
 
 pub use error::{ErrorKind, OpError};
@@ -46,4 +48,5 @@ pub use platform::{
     Capabilities, EmptyApp, LIST_ATTEMPTS, LaunchLog, LaunchPlan, Lease, ListFailed, Platform, ReleaseWeight,
     TrafficStats, list_with_retries,
 };
+pub use proxy_limits::ProxyLimits;
 pub use release_command::{ReleaseCommand, ReleaseCommandError, ReleaseLog, ReleaseVm};

@@ -235,6 +235,7 @@ impl Target {
             checks: config.checks.clone(),
             port: local.port,
             tcp: local.tcp,
+            proxy: local.proxy,
             kill_signal: config.kill_signal.clone(),
             kill_timeout_ms: config.kill_timeout.as_millis() as u64,
         };

@@ -43,6 +43,7 @@ pub(crate) async fn on_daemon(hello: &Path) {
         }],
         port: 0,
         tcp: false,
+        proxy: Default::default(),
         kill_signal: "SIGINT".into(),
         kill_timeout_ms: 5000,
     };

@@ -336,7 +336,7 @@ async fn register(
     Path(app): Path<String>,
     Json(spec): Json<AppSpec>,
 ) -> ApiResult<impl IntoResponse> {
-    let addr = d.traffic.ensure_proxy(&app, spec.port, spec.tcp).await?;
+    let addr = d.traffic.ensure_proxy(&app, spec.port, spec.tcp, spec.proxy).await?;
     d.fleet.register(&app, spec.clone())?;
     Ok(Json(AppInfo { proxy: addr.to_string(), spec }))
 }

@@ -19,7 +19,7 @@ pub mod auth;
 pub mod fleet;
 mod health;
 
-use super::proxy::{Backend, Mode, Proxy, ProxyOptions};
+use super::proxy::{Backend, Mode, Proxy, ProxyLimits, ProxyOptions};
 use cutover_core::{OpError, ReleaseWeight, TrafficStats};
 use fleet::{Fleet, Route, RouteSink};
 use serde::{Deserialize, Serialize};
@@ -80,19 +80,26 @@ impl Traffic {
         self.proxies.lock().unwrap_or_else(|e| e.into_inner()).get(app).cloned()
     }
 
-    /// Start `app`'s proxy on `port` (0: any free port), or keep the one running when it already
-    /// listens there.
-    pub async fn ensure_proxy(&self, app: &str, port: u16, tcp: bool) -> Result<SocketAddr, OpError> {
+    /// Start `app`'s proxy on `port` (0: any free port) with these client bounds, or keep the one
+    /// running when it already listens there (its bounds replaced).
+    pub async fn ensure_proxy(
+        &self,
+        app: &str,
+        port: u16,
+        tcp: bool,
+        clients: ProxyLimits,
+    ) -> Result<SocketAddr, OpError> {
         if let Some(p) = self.proxy(app)
             && (port == 0 || p.local_addr().port() == port)
         {
+            p.set_client_limits(clients);
             return Ok(p.local_addr());
         }
         let mode = if tcp { Mode::Tcp } else { Mode::Http };
         // A correct strategy never empties the table (green is in before blue is out), so a request
         // that finds it empty waits only briefly: long enough to ride out a restart that takes a
         // moment, short enough that an app with every machine down shows as failed requests.
-        let opts = ProxyOptions { empty_table_wait: EMPTY_TABLE_WAIT, ..ProxyOptions::default() };
+        let opts = ProxyOptions { empty_table_wait: EMPTY_TABLE_WAIT, clients, ..ProxyOptions::default() };
         let proxy = Proxy::bind_with(SocketAddr::from(([127, 0, 0, 1], port)), mode, opts).await.map_err(|e| {
             OpError::new(
                 cutover_core::ErrorKind::Invalid,

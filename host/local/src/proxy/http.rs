@@ -6,10 +6,16 @@
 //! `splice`). A failed attempt is retried on another machine when that cannot do harm: always when
 //! the request never reached the machine ([`Failure::NotSent`]), and when it may have
 //! ([`Failure::MaybeSent`]) only for an idempotent method with a body that can be sent again.
+//!
+//! hyper reads the client through the `guard` (see `framing`): a head it refused reaches hyper as a
+//! stand-in, answered here with the refusal and `Connection: close`, and never routed. A request that
+//! may switch protocols (`Upgrade`, `CONNECT`) and does not is answered with `Connection: close` too,
+//! since the guard stops scanning after such a request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,36 +31,64 @@ use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
-use super::Inner;
+use cutover_core::proxy_limits::DEFAULT_MAX_HEADERS;
+
 use super::body::{Replay, ReqBody, RespBody};
-use super::counters::{ActiveGuard, TaskGuard};
+use super::counters::{ActiveGuard, ClientSlot, TaskGuard};
+use super::framing::{HeadLimits, Refusal};
+use super::guard::{Guarded, RefusalSlot};
 use super::headers::{prepare_request_headers, strip_hop_by_hop, upgrade_protocol};
 use super::pool::Checkin;
 use super::splice::splice;
 use super::table::Entry;
+use super::{Inner, ProxyLimits, lock};
 
-/// Serves one client connection: hyper reads its requests (keep-alive included) and hands each to
-/// [`Inner::handle_http`]; on shutdown the connection finishes its request in flight and closes.
+/// Serves one client connection: hyper reads its requests (keep-alive included) through the guard
+/// and hands each to [`Inner::handle_http`], or answers a refused one; on shutdown the connection
+/// finishes its request in flight and closes. `slot` counts the connection against the client's
+/// address, until its upgraded stream (if any) ends.
 pub(super) async fn serve_http_conn(
     inner: Arc<Inner>,
     stream: TcpStream,
     peer: SocketAddr,
+    limits: ProxyLimits,
+    slot: ClientSlot,
     _task: TaskGuard,
 ) {
     let stop = inner.shutdown_signal();
     let service_inner = inner.clone();
     // Formatted once per connection, for every request's X-Forwarded-For.
     let peer = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a header value");
+    let refusal = RefusalSlot::default();
+    let head_limits = HeadLimits { max_bytes: limits.max_header_bytes, max_headers: limits.max_headers };
+    let io = Guarded::new(stream, head_limits, refusal.clone());
+    let slot = Arc::new(slot);
+    // hyper calls the service once per head, in order: the count says which head a request is.
+    let heads = AtomicU64::new(0);
     let service = hyper::service::service_fn(move |req| {
+        let index = heads.fetch_add(1, Ordering::Relaxed);
+        let refused = lock(&refusal).as_ref().filter(|(i, _)| *i == index).map(|(_, r)| r.clone());
         let inner = service_inner.clone();
         let peer = peer.clone();
-        async move { Ok::<_, Infallible>(inner.handle_http(peer, req).await) }
+        let slot = slot.clone();
+        async move {
+            Ok::<_, Infallible>(match refused {
+                Some(refusal) => refused_response(refusal),
+                None => inner.handle_http(peer, req, slot).await,
+            })
+        }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
         .timer(TokioTimer::new())
-        .header_read_timeout(inner.opts.client_header_timeout)
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
+        .header_read_timeout(limits.header_timeout)
+        // The guard refuses first; hyper's own bounds are set alike, as a second line.
+        .max_header_size(limits.max_header_bytes);
+    if limits.max_headers != DEFAULT_MAX_HEADERS {
+        // hyper keeps its default count on the stack and any other on the heap: set only when needed.
+        builder.max_headers(limits.max_headers);
+    }
+    let conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
     let mut conn = pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {
@@ -70,11 +104,28 @@ pub(super) async fn serve_http_conn(
 }
 
 impl Inner {
-    /// `peer`: the client's IP address, as a header value.
+    /// `peer`: the client's IP address, as a header value. A request that may switch protocols and
+    /// does not is answered with `Connection: close` (see the module's doc).
     async fn handle_http(
         self: Arc<Self>,
         peer: HeaderValue,
+        req: Request<Incoming>,
+        slot: Arc<ClientSlot>,
+    ) -> Response<RespBody> {
+        let may_switch = req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE);
+        let mut resp = self.route_http(peer, req, slot).await;
+        if may_switch && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+
+    /// Routes one request to a machine, with retries (see the module's doc).
+    async fn route_http(
+        self: Arc<Self>,
+        peer: HeaderValue,
         mut req: Request<Incoming>,
+        slot: Arc<ClientSlot>,
     ) -> Response<RespBody> {
         let start = Instant::now();
         if req.method() == Method::CONNECT {
@@ -125,7 +176,10 @@ impl Inner {
                 }
             };
             match result {
-                Ok((resp, sender)) => return self.respond(resp, entry, guard, start, client_upgrade, sender),
+                Ok((resp, sender)) => {
+                    let upgrade = client_upgrade.map(|u| (u, slot));
+                    return self.respond(resp, entry, guard, start, upgrade, sender);
+                }
                 Err(failure) => {
                     drop(guard);
                     tried.push(entry);
@@ -241,13 +295,13 @@ impl Inner {
         entry: Arc<Entry>,
         guard: ActiveGuard,
         start: Instant,
-        client_upgrade: Option<OnUpgrade>,
+        client_upgrade: Option<(OnUpgrade, Arc<ClientSlot>)>,
         sender: Option<SendRequest<ReqBody>>,
     ) -> Response<RespBody> {
         let status = resp.status();
         entry.recorder.record(Instant::now(), Some(start.elapsed()), status.is_server_error());
         if status == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(client_upgrade) = client_upgrade
+            && let Some((client_upgrade, slot)) = client_upgrade
         {
             let backend_upgrade = hyper::upgrade::on(&mut resp);
             let (mut parts, _) = resp.into_parts();
@@ -259,7 +313,7 @@ impl Inner {
             }
             let task = self.tasks.enter();
             let stop = self.shutdown_signal();
-            tokio::spawn(splice(client_upgrade, backend_upgrade, guard, stop, task));
+            tokio::spawn(splice(client_upgrade, backend_upgrade, guard, stop, slot, task));
             return Response::from_parts(parts, RespBody::Full(None));
         }
         let (mut parts, body) = resp.into_parts();
@@ -304,6 +358,16 @@ fn build_request(parts: &Parts, entry: &Entry, body: ReqBody) -> Option<Request<
         req.headers_mut().insert(header::HOST, HeaderValue::from_str(entry.authority.as_str()).ok()?);
     }
     Some(req)
+}
+
+/// The answer to a request the guard refused: its status and reason, and the connection closes.
+fn refused_response(refusal: Refusal) -> Response<RespBody> {
+    let mut resp = Response::new(RespBody::Full(Some(Bytes::from(refusal.reason + "\n"))));
+    *resp.status_mut() = refusal.status;
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// An answer of the proxy's own.

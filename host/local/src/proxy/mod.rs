@@ -24,7 +24,10 @@
 //!
 //! The proxy's parts, each in its own module, depend on each other one way:
 //!
-//! - `counters`: the active connections on each machine, and the proxy's open tasks.
+//! - `counters`: the active connections on each machine and from each client address, and the
+//!   proxy's open tasks.
+//! - `framing` and `guard`: every client byte is scanned before hyper reads it, so only request heads
+//!   with plain framing reach hyper (no request smuggling), each within the head bounds.
 //! - `headers`: hop-by-hop headers stripped, `X-Forwarded-*` added.
 //! - `pool`: each machine's idle keep-alive connections.
 //! - `body`: request bodies kept for retries, response bodies that hold their machine's count.
@@ -34,10 +37,18 @@
 //! - `http`: HTTP mode, one machine per request, with its retries (uses all of the above).
 //!
 //! This module holds the public handle, the state the parts share (`Inner`, to which `table`,
-//! `http` and `tcp` each add their methods) and the accept loop.
+//! `http` and `tcp` each add their methods) and the accept loop, which closes a client's connections
+//! beyond [`ProxyLimits::max_connections_per_client`] as they are accepted.
+//!
+//! What one client may hold ([`ProxyLimits`]): a request head must arrive within
+//! `header_timeout` (hyper's own timer: the connection is closed) and within `max_header_bytes` and
+//! `max_headers` (431); a head with ambiguous framing is refused with 400 (see `framing`). None of
+//! these requests reaches a machine.
 
 mod body;
 mod counters;
+mod framing;
+mod guard;
 mod headers;
 mod http;
 mod pool;
@@ -46,7 +57,7 @@ mod table;
 mod tcp;
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -57,7 +68,8 @@ use tokio::sync::{Notify, watch};
 
 pub use crate::stats::ReleaseStats;
 use crate::stats::Stats;
-use counters::{TaskGuard, Tasks};
+use counters::{ClientCounts, TaskGuard, Tasks};
+pub use cutover_core::ProxyLimits;
 use table::{Config, Table};
 
 /// One routable machine.
@@ -99,10 +111,11 @@ pub struct ProxyOptions {
     pub replay_buffer: usize,
     /// [`Proxy::shutdown`] waits at most this long for open connections to finish.
     pub shutdown_grace: Duration,
-    /// A client connection must send a request's head within this long; it is also how long an
-    /// idle keep-alive client connection is kept (hyper times the wait for the next request too).
-    /// `None`: no limit.
-    pub client_header_timeout: Option<Duration>,
+    /// What one client may hold: head timeout and bounds, connections per address (see
+    /// [`ProxyLimits`]; [`Proxy::set_client_limits`] changes them on a running proxy). The header
+    /// timeout is also how long an idle keep-alive client connection is kept (hyper times the wait
+    /// for the next request too).
+    pub clients: ProxyLimits,
 }
 
 impl Default for ProxyOptions {
@@ -114,7 +127,7 @@ impl Default for ProxyOptions {
             pool_idle_timeout: Duration::from_secs(4),
             replay_buffer: 64 * 1024,
             shutdown_grace: Duration::from_secs(5),
-            client_header_timeout: Some(Duration::from_secs(300)),
+            clients: ProxyLimits::default(),
         }
     }
 }
@@ -148,6 +161,8 @@ impl Proxy {
         let inner = Arc::new(Inner {
             mode,
             local_addr,
+            clients: RwLock::new(opts.clients),
+            per_client: Arc::new(ClientCounts::default()),
             opts,
             table: RwLock::new(Arc::new(Table::default())),
             config: Mutex::new(Config::default()),
@@ -208,6 +223,21 @@ impl Proxy {
         lock(&self.inner.config).machines.get(machine_id).map_or(0, |m| m.active.load(Ordering::Acquire))
     }
 
+    /// Replaces what one client may hold; connections accepted from then on get the new bounds.
+    pub fn set_client_limits(&self, limits: ProxyLimits) {
+        *self.inner.clients.write().unwrap_or_else(|e| e.into_inner()) = limits;
+    }
+
+    /// What one client may hold, as last set.
+    pub fn client_limits(&self) -> ProxyLimits {
+        *self.inner.clients.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Connections open from a client address (HTTP, upgraded or TCP).
+    pub fn client_connections(&self, client: IpAddr) -> u32 {
+        self.inner.per_client.open(client)
+    }
+
     /// A release's requests, errors (5xx and connection failures) and latency percentiles over the
     /// last `window` (whole seconds, at most 10 minutes). See [`ReleaseStats`].
     pub fn stats(&self, version: u64, window: Duration) -> ReleaseStats {
@@ -228,6 +258,10 @@ struct Inner {
     mode: Mode,
     local_addr: SocketAddr,
     opts: ProxyOptions,
+    /// What one client may hold (from `opts.clients`, changed by [`Proxy::set_client_limits`]).
+    clients: RwLock<ProxyLimits>,
+    /// Open connections per client address.
+    per_client: Arc<ClientCounts>,
     /// The routing snapshot the request path reads.
     table: RwLock<Arc<Table>>,
     /// What the snapshot is built from; writers only.
@@ -266,11 +300,19 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, _task: TaskGuard)
             },
             () = &mut stop => break,
         };
+        let limits = *inner.clients.read().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = inner.per_client.enter(peer.ip(), limits.max_connections_per_client) else {
+            // Closed at once (dropped): one address cannot take every connection the proxy can hold.
+            tracing::debug!(%peer, "proxy: refused a connection over the per-client bound");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let task = inner.tasks.enter();
         match inner.mode {
-            Mode::Http => tokio::spawn(http::serve_http_conn(inner.clone(), stream, peer, task)),
-            Mode::Tcp => tokio::spawn(inner.clone().serve_tcp(stream, task)),
+            Mode::Http => {
+                tokio::spawn(http::serve_http_conn(inner.clone(), stream, peer, limits, slot, task))
+            }
+            Mode::Tcp => tokio::spawn(inner.clone().serve_tcp(stream, slot, task)),
         };
     }
 }

@@ -5,20 +5,23 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use super::counters::{ActiveGuard, TaskGuard};
+use super::counters::{ActiveGuard, ClientSlot, TaskGuard};
 
 /// Waits for both sides to finish upgrading, then copies between them until either closes or `stop`
-/// (the proxy shutting down) fires.
+/// (the proxy shutting down) fires. `_slot` keeps the client's connection counted against its
+/// address (its HTTP connection task has ended by then).
 pub(super) async fn splice(
     client: OnUpgrade,
     backend: OnUpgrade,
     guard: ActiveGuard,
     stop: impl Future<Output = ()>,
+    _slot: Arc<ClientSlot>,
     _task: TaskGuard,
 ) {
     let (client, backend) = match tokio::try_join!(client, backend) {

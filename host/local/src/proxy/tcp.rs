@@ -9,12 +9,18 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 use super::Inner;
-use super::counters::TaskGuard;
+use super::counters::{ClientSlot, TaskGuard};
 use super::table::Entry;
 
 impl Inner {
-    /// Serves one client connection, from the pick to the end of the stream.
-    pub(super) async fn serve_tcp(self: Arc<Self>, mut client: TcpStream, _task: TaskGuard) {
+    /// Serves one client connection, from the pick to the end of the stream; `_slot` counts it
+    /// against the client's address until then.
+    pub(super) async fn serve_tcp(
+        self: Arc<Self>,
+        mut client: TcpStream,
+        _slot: ClientSlot,
+        _task: TaskGuard,
+    ) {
         let start = Instant::now();
         let mut tried: Vec<Arc<Entry>> = Vec::new();
         for attempt in 0..self.opts.max_attempts.max(1) {

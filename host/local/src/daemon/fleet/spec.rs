@@ -1,6 +1,6 @@
 //! How an app's machines are run: what `cutover` registers before a deploy.
 
-use cutover_core::CheckSpec;
+use cutover_core::{CheckSpec, ProxyLimits};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +25,9 @@ pub struct AppSpec {
     /// `tcp` for plain TCP services; HTTP otherwise.
     #[serde(default)]
     pub tcp: bool,
+    /// What the app's proxy allows one client (`[cutover.local]`'s bounds).
+    #[serde(default)]
+    pub proxy: ProxyLimits,
     /// Signal and timeout for stops that do not name their own (fly.toml `kill_signal`, `kill_timeout`).
     pub kill_signal: String,
     /// How long such a stop waits after the signal before it kills the process, in milliseconds.

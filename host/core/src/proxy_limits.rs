@@ -1,0 +1,47 @@
+//! What the local platform's proxy allows one client, as `[cutover.local]` sets it and the proxy
+//! enforces it (`cutover_local::proxy`). Here, between the config and the platform, because both
+//! speak it and neither depends on the other.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The bounds a client of the local proxy meets, so that slow or hostile clients cannot hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProxyLimits {
+    /// A client must send a whole request head within this long (and an idle keep-alive connection
+    /// is closed after it): slow clients cannot hold connections (slowloris).
+    pub header_timeout: Duration,
+    /// Bytes of a request head, request line included; more is answered 431.
+    pub max_header_bytes: usize,
+    /// Header lines of a request head; more is answered 431.
+    pub max_headers: usize,
+    /// Connections open at once from one client address; more are closed as they are accepted.
+    pub max_connections_per_client: u32,
+}
+
+/// The default of [`ProxyLimits::header_timeout`].
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default of [`ProxyLimits::max_header_bytes`]: 32 KiB (Node's bound is 16, nginx's 32).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// The default of [`ProxyLimits::max_headers`]: hyper's and Apache's 100.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+/// The default of [`ProxyLimits::max_connections_per_client`]. The proxy listens on loopback, so
+/// every client has the same address: this is room for the project's own load (the benches' 64
+/// connections, `cutover demo`'s workers) several times over, and well inside a default open-file
+/// limit of 1024 (each client connection may hold a machine connection too).
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: u32 = 256;
+
+/// The smallest head bound accepted: a request line and a few headers.
+pub const MIN_HEADER_BYTES: usize = 1024;
+
+impl Default for ProxyLimits {
+    fn default() -> Self {
+        ProxyLimits {
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        }
+    }
+}

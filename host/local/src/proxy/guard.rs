@@ -1,0 +1,109 @@
+//! A client connection as hyper reads it: every byte passes the [`Scanner`] first (see `framing`),
+//! so hyper only ever parses heads the proxy accepted. Writes go straight to the socket.
+//!
+//! Bytes the scanner need not look at (the rest of a body of known length, an upgraded stream) are
+//! read straight into hyper's buffer; the rest are read into a small buffer of the guard's, scanned,
+//! and handed on.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::framing::{HeadLimits, Refusal, Scanner};
+use super::lock;
+
+/// The refusal of one connection, shared by its guard (which decides it) and its HTTP service (which
+/// answers it): which request it is (0-based, in the order hyper reads them) and why.
+pub(super) type RefusalSlot = Arc<Mutex<Option<(u64, Refusal)>>>;
+
+/// How many bytes the guard reads at a time when it must look at them.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// A client's socket behind the scanner.
+pub(super) struct Guarded {
+    stream: TcpStream,
+    scanner: Scanner,
+    /// Scanned bytes hyper has not read yet.
+    ready: BytesMut,
+    refusal: RefusalSlot,
+}
+
+impl Guarded {
+    /// `stream` behind a scanner with these head bounds; its refusal, if any, lands in `refusal`.
+    pub(super) fn new(stream: TcpStream, limits: HeadLimits, refusal: RefusalSlot) -> Self {
+        Guarded { stream, scanner: Scanner::new(limits), ready: BytesMut::new(), refusal }
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.ready.is_empty() {
+                let n = this.ready.len().min(buf.remaining());
+                buf.put_slice(&this.ready[..n]);
+                this.ready.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if this.scanner.refused() {
+                // hyper answers the stand-in head with `Connection: close`; nothing more is read.
+                return Poll::Pending;
+            }
+            if this.scanner.broken() {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(limit) = this.scanner.passthrough() {
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(buf.remaining());
+                let dst = buf.initialize_unfilled_to(limit);
+                let mut direct = ReadBuf::new(dst);
+                ready!(Pin::new(&mut this.stream).poll_read(cx, &mut direct))?;
+                let n = direct.filled().len();
+                buf.advance(n);
+                this.scanner.passed(n);
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            let mut read = ReadBuf::new(&mut chunk);
+            ready!(Pin::new(&mut this.stream).poll_read(cx, &mut read))?;
+            if read.filled().is_empty() {
+                // The client is gone; an incomplete head it left is dropped with it.
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(refusal) = this.scanner.feed(read.filled(), &mut this.ready) {
+                tracing::debug!(reason = %refusal.1.reason, "proxy: request refused");
+                *lock(&this.refusal) = Some(refusal);
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
