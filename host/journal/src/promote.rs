@@ -68,7 +68,7 @@ impl Journal {
 
     /// The running deploy of `app`, for a command (`what`) that needs one.
     fn running(&self, app: &str, what: &str) -> Result<ReleaseRecord, JournalError> {
-        let running = self.releases(app)?.into_iter().filter(|r| r.status == ReleaseStatus::Running).last();
+        let running = self.releases(app)?.into_iter().rev().find(|r| r.status == ReleaseStatus::Running);
         running.ok_or_else(|| {
             JournalError::Refused(format!(
                 "no deploy of {app} is running, so there is no gate to {what} (`cutover releases` shows \
