@@ -239,3 +239,43 @@ fn promote_lets_a_canary_waiting_at_a_manual_gate_go_on() {
     assert!(lines.iter().any(|l| l.contains("manual gate `step-10` promoted")));
     assert_eq!(releases(state, own).last().unwrap()["status"], "succeeded");
 }
+
+#[test]
+fn abort_fails_the_gate_a_canary_waits_at_and_the_canary_is_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let own = canary_with_a_manual_gate().write(dir.path().join("fly.toml"));
+    let own = own.to_str().unwrap();
+    let out = support::cutover(["abort", "--config", own]).state(&state).run();
+    assert_eq!(out.status.code(), Some(2), "{}", out.text());
+    assert!(out.stderr_text().contains("no deploy of hello-cutover is running"), "{}", out.text());
+
+    let mut child = support::cutover(["deploy", "--config", own, "--json"])
+        .state(&state)
+        .spawn(std::process::Stdio::piped(), std::process::Stdio::piped());
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let waiting = line.contains("waiting at manual gate");
+        seen.push(line);
+        if waiting {
+            break;
+        }
+    }
+    assert!(seen.last().is_some_and(|l| l.contains("waiting at manual gate")), "{seen:?}");
+    let out = support::cutover(["abort", "--config", own]).state(&state).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.stdout_text().contains("at manual gate `step-10`"), "{}", out.text());
+
+    seen.extend(lines.map(|l| l.unwrap()));
+    assert_eq!(child.wait().unwrap().code(), Some(1), "an aborted deploy failed: {seen:?}");
+    let end: Value = serde_json::from_str(seen.last().unwrap()).unwrap();
+    assert_eq!(end["outcome"], "failed");
+    assert!(
+        end["error"].as_str().unwrap().contains("aborted at manual gate `step-10` (`cutover abort`)"),
+        "{end}"
+    );
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 10]]), "the canary was undone");
+    assert_eq!(releases(&state, own).last().unwrap()["status"], "failed");
+}

@@ -50,6 +50,7 @@ pub use journal::{JOURNAL_URL_ENV, Journal};
 pub use kill::KILL_AT_EVENT_ENV;
 pub use migrate::Migrated;
 pub use pg::redact as redact_url;
+pub use promote::ABORT_GATE;
 pub use record::{Leftover, NewRelease, ReleaseKind, ReleaseRecord, ReleaseStatus, ResumeRecord, Runner};
 pub use sink::JournalSink;
 pub use sqlite::FILE;

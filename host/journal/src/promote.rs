@@ -4,6 +4,12 @@
 //! The journal is the channel because it is already shared by every process that deploys the app:
 //! SQLite in WAL mode (or the shared PostgreSQL journal) lets the waiting deploy poll while
 //! `cutover promote` writes, with no daemon.
+//!
+//! `cutover abort` (and the dashboard's Abort button) uses the same channel: it records a promotion of
+//! the reserved gate [`ABORT_GATE`], and a deploy waiting at any gate that finds one fails its wait
+//! with an error saying so, so the strategy undoes what it did as it would after a gate timeout. The
+//! reserved name cannot clash with a strategy's gate (gate names never hold a `:`), and it needs no
+//! new table: `cutover journal migrate` copies it like any promotion.
 
 use crate::error::JournalError;
 use crate::journal::Journal;
@@ -14,18 +20,21 @@ use std::time::Duration;
 /// How often a waiting manual gate looks for a promotion.
 const PROMOTION_POLL: Duration = Duration::from_millis(200);
 
+/// The gate name an abort is recorded under (see the module's documentation).
+pub const ABORT_GATE: &str = "cutover:abort";
+
+/// What one look at a waiting gate found.
+enum Answer {
+    Promoted,
+    Aborted,
+    Waiting,
+}
+
 impl Journal {
     /// Promote the manual gate a running deploy of `app` waits at (`gate`, or whichever it waits at).
     /// Returns the release and the gate promoted.
     pub fn promote(&self, app: &str, gate: Option<&str>) -> Result<(ReleaseRecord, String), JournalError> {
-        let running: Vec<ReleaseRecord> =
-            self.releases(app)?.into_iter().filter(|r| r.status == ReleaseStatus::Running).collect();
-        let Some(release) = running.last().cloned() else {
-            return Err(JournalError::Refused(format!(
-                "no deploy of {app} is running, so there is no gate to promote (`cutover releases` shows \
-                 the app's deploys)"
-            )));
-        };
+        let release = self.running(app, "promote")?;
         let gate = match (gate, &release.waiting_gate) {
             (Some(g), _) => g.to_string(),
             (None, Some(waiting)) => waiting.clone(),
@@ -41,6 +50,33 @@ impl Journal {
         Ok((release, gate))
     }
 
+    /// Abort the running deploy of `app` at the manual gate it waits at: its wait fails, and its
+    /// strategy undoes what it did. Returns the release and the gate. A deploy that is not waiting at a
+    /// gate is refused rather than aborted later at a gate it may never reach.
+    pub fn abort(&self, app: &str) -> Result<(ReleaseRecord, String), JournalError> {
+        let release = self.running(app, "abort")?;
+        let Some(gate) = release.waiting_gate.clone() else {
+            return Err(JournalError::Refused(format!(
+                "the running deploy of {app} (v{}, {}) is not waiting at a manual gate; a deploy is \
+                 aborted at its gate (or stop its process and run `cutover rollback`)",
+                release.target.version, release.strategy
+            )));
+        };
+        self.store.add_promotion(release.id, ABORT_GATE)?;
+        Ok((release, gate))
+    }
+
+    /// The running deploy of `app`, for a command (`what`) that needs one.
+    fn running(&self, app: &str, what: &str) -> Result<ReleaseRecord, JournalError> {
+        let running = self.releases(app)?.into_iter().rev().find(|r| r.status == ReleaseStatus::Running);
+        running.ok_or_else(|| {
+            JournalError::Refused(format!(
+                "no deploy of {app} is running, so there is no gate to {what} (`cutover releases` shows \
+                 the app's deploys)"
+            ))
+        })
+    }
+
     /// Mark the gate a release waits at (`None`: not waiting).
     fn set_waiting(&self, release_id: i64, gate: Option<&str>) -> Result<(), JournalError> {
         self.store.set_waiting(release_id, gate)
@@ -51,7 +87,8 @@ impl Journal {
         self.store.take_promotion(release_id, gate)
     }
 
-    /// Wait, in real time, until `cutover promote` promotes `gate` of a release, or `timeout` passes.
+    /// Wait, in real time, until `cutover promote` promotes `gate` of a release, `cutover abort` aborts
+    /// it, or `timeout` passes.
     ///
     /// Polls from blocking threads: under the simulator's paused clock that also holds virtual time
     /// still (tokio does not jump the clock while a blocking task runs), so a person at a terminal has
@@ -65,28 +102,40 @@ impl Journal {
         let deadline = std::time::Instant::now() + timeout;
         let journal = self.clone();
         let g = gate.to_string();
-        let step = move || -> Result<bool, JournalError> {
+        let step = move || -> Result<Answer, JournalError> {
+            // An abort first: one made together with a promotion must not outlive this gate.
+            if journal.take_promotion(release_id, ABORT_GATE)? {
+                journal.set_waiting(release_id, None)?;
+                return Ok(Answer::Aborted);
+            }
             if journal.take_promotion(release_id, &g)? {
                 journal.set_waiting(release_id, None)?;
-                return Ok(true);
+                return Ok(Answer::Promoted);
             }
             if std::time::Instant::now() >= deadline {
                 journal.set_waiting(release_id, None)?;
-                return Ok(false);
+                return Ok(Answer::Waiting);
             }
             std::thread::sleep(PROMOTION_POLL.min(deadline - std::time::Instant::now()));
-            Ok(false)
+            Ok(Answer::Waiting)
         };
         let platform_error = |e: JournalError| OpError::new(ErrorKind::Platform, e.to_string());
         self.set_waiting(release_id, Some(gate)).map_err(platform_error)?;
         loop {
             let step = step.clone();
-            let promoted = tokio::task::spawn_blocking(step)
+            let answer = tokio::task::spawn_blocking(step)
                 .await
                 .map_err(|e| OpError::new(ErrorKind::Platform, format!("promotion poll: {e}")))?
                 .map_err(platform_error)?;
-            if promoted {
-                return Ok(());
+            match answer {
+                Answer::Promoted => return Ok(()),
+                Answer::Aborted => {
+                    return Err(OpError::new(
+                        ErrorKind::Conflict,
+                        format!("aborted at manual gate `{gate}` (`cutover abort`)"),
+                    ));
+                }
+                Answer::Waiting => {}
             }
             if std::time::Instant::now() >= deadline {
                 return Err(OpError::new(

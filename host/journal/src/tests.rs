@@ -107,6 +107,7 @@ contract!(
     a_version_1_journal_is_brought_up_to_date,
     a_newer_schema_is_refused,
     promotion_reaches_a_waiting_gate,
+    abort_fails_a_waiting_gate,
 );
 
 fn rel(v: u64) -> Release {
@@ -293,6 +294,42 @@ fn promotion_reaches_a_waiting_gate(b: &Backend) {
         let e = j.await_promotion(id, "step-25", Duration::from_millis(300)).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Timeout);
         assert!(e.message.contains("cutover promote step-25"), "{e}");
+    });
+}
+
+fn abort_fails_a_waiting_gate(b: &Backend) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let j = b.open().unwrap();
+        let e = j.abort("app").unwrap_err().to_string();
+        assert!(e.contains("no deploy of app is running, so there is no gate to abort"), "{e}");
+        let id = begin(&j, 2);
+        // Not at a gate: refused, and nothing is recorded for a later gate to find.
+        let e = j.abort("app").unwrap_err().to_string();
+        assert!(e.contains("not waiting at a manual gate"), "{e}");
+
+        let waiter = {
+            let j = j.clone();
+            tokio::spawn(async move { j.await_promotion(id, "step-10", Duration::from_secs(30)).await })
+        };
+        let other = b.open().unwrap();
+        let mut aborted = None;
+        for _ in 0..100 {
+            if other.releases("app").unwrap()[0].waiting_gate.is_some() {
+                aborted = Some(other.abort("app").unwrap());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (release, gate) = aborted.expect("the gate was marked waiting");
+        assert_eq!((release.id, gate.as_str()), (id, "step-10"));
+        let e = waiter.await.unwrap().unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Conflict);
+        assert!(e.message.contains("aborted at manual gate `step-10`"), "{e}");
+        assert_eq!(j.releases("app").unwrap()[0].waiting_gate, None);
+        // The abort was taken: the next gate waits (and times out) as usual.
+        let e = j.await_promotion(id, "step-25", Duration::from_millis(300)).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Timeout);
     });
 }
 

@@ -25,6 +25,8 @@ use std::path::PathBuf;
         cutover rollback -c examples/app/fly.toml                 back to the release before this one\n  \
         cutover resume -c examples/app/fly.toml                   take up a deploy whose process died\n  \
         cutover promote -c examples/app/fly.toml                  open the manual gate a canary waits at\n  \
+        cutover abort -c examples/app/fly.toml                    fail that gate: the canary is undone\n  \
+        cutover dashboard -c examples/app/fly.toml                the same on a web page, live\n  \
         cutover strategies                                        what is built in\n  \
         cutover inspect my-strategy.wasm                          what a component is\n  \
         cutover new my-strategy --lang rust                       start a strategy of your own\n  \
@@ -110,6 +112,22 @@ pub(crate) enum Command {
         #[command(flatten)]
         app: AppArgs,
     },
+    /// Stop a deploy waiting at a manual gate: the gate fails, so the strategy undoes what it did.
+    ///
+    /// Run it from another terminal while `cutover deploy` waits (canary's `manual_gates`): the canary
+    /// machines are removed and the fleet stays on the release it ran, and the deploy ends as failed. A
+    /// deploy that is not waiting at a gate is not aborted (stop its process, then `cutover rollback`).
+    Abort {
+        #[command(flatten)]
+        app: AppArgs,
+    },
+    /// Serve a web page of the app's releases and its running deploy, with Promote, Abort and Roll back.
+    ///
+    /// Listens on 127.0.0.1 and prints the page's address with a random token (`?token=…`): only who
+    /// holds it may look or act, and only from the page itself. The page shows what the journal
+    /// holds, live; its buttons do what `cutover promote`, `cutover abort` and `cutover rollback` do.
+    /// Ctrl-C stops it.
+    Dashboard(DashboardArgs),
     /// The local platform: your app's machines as real processes behind a proxy on this computer.
     #[command(subcommand)]
     Local(LocalCommand),
@@ -230,6 +248,15 @@ pub(crate) struct DeployArgs {
     /// Do not run `[deploy] release_command` before the deploy (the journal records that it was skipped).
     #[arg(long)]
     pub(crate) skip_release_command: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct DashboardArgs {
+    #[command(flatten)]
+    pub(crate) app: AppArgs,
+    /// The port on 127.0.0.1 [default: any free one].
+    #[arg(long, default_value_t = 0)]
+    pub(crate) port: u16,
 }
 
 #[derive(Args)]

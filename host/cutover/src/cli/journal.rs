@@ -1,4 +1,4 @@
-//! `cutover releases`, `cutover promote` and `cutover journal migrate`: the commands that read or
+//! `cutover releases`, `cutover promote`, `cutover abort` and `cutover journal migrate`: the commands that read or
 //! write the journal alone.
 
 use super::args::AppArgs;
@@ -25,6 +25,20 @@ pub(crate) fn promote(ctx: &Context, app: &AppArgs, gate: Option<&str>) -> Resul
     let (release, gate) = journal.promote(&config.app, gate)?;
     outln!(
         "promoted gate `{gate}` of {}'s deploy #{} (v{}, {})",
+        config.app,
+        release.id,
+        release.target.version,
+        release.strategy
+    );
+    Ok(Exit::Success)
+}
+
+pub(crate) fn abort(ctx: &Context, app: &AppArgs) -> Result<Exit, Error> {
+    let config = ctx.config(app)?;
+    let journal = ctx.state(&config).journal()?;
+    let (release, gate) = journal.abort(&config.app)?;
+    outln!(
+        "aborting {}'s deploy #{} (v{}, {}) at manual gate `{gate}`: its strategy undoes what it did",
         config.app,
         release.id,
         release.target.version,

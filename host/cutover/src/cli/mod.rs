@@ -7,10 +7,11 @@
 //!
 //! - `args`: every command and flag (clap). `exit`: exit codes and the one error report.
 //! - `run`: the tokio and component runtimes, the config and the target of a command.
-//! - `deploy`, `journal`, `local`, `strategy`, `status`: the commands. `render`: what people read.
+//! - `deploy`, `journal`, `local`, `strategy`, `status`, `dashboard`: the commands. `render`: what people read.
 //! - `out`: writes to stdout and stderr that survive either going away (a closed pipe, a hang-up).
 
 mod args;
+mod dashboard;
 mod deploy;
 pub mod exit;
 mod journal;
@@ -38,6 +39,8 @@ pub fn try_main() -> Result<Exit, Error> {
         Command::Demo(args) => deploy::demo(&ctx, args),
         Command::Releases { app, json } => journal::releases(&ctx, &app, json),
         Command::Promote { gate, app } => journal::promote(&ctx, &app, gate.as_deref()),
+        Command::Abort { app } => journal::abort(&ctx, &app),
+        Command::Dashboard(args) => dashboard::dashboard(&ctx, args),
         Command::Status(args) => status::status(&ctx, args),
         Command::Local(cmd) => local::local(&ctx, cmd),
         Command::Journal(args::JournalCommand::Migrate { to, app }) => journal::migrate(&ctx, &app, &to),
