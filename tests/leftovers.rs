@@ -62,7 +62,7 @@ fn succeeded_with_leftovers_then_resumed(journal: Option<&str>) {
     std::fs::write(&scenario, "[fleet]\nmachines = 4\n").unwrap();
     let out = cutover(&["resume", "--json"]).run();
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
-    let report = out.json();
+    let report: Value = out.json();
     assert_eq!(report["finished"].as_array().map(Vec::len), Some(4), "{report}");
     assert!(report["finished"].as_array().unwrap().iter().all(|l| l["todo"] == "destroy by v2"), "{report}");
     assert_eq!(report["remaining"], json!([]), "{report}");
