@@ -83,7 +83,9 @@ impl Deploy<'_> {
         let recorded: Vec<(i64, Vec<Leftover>)> =
             records.iter().filter(|r| !r.leftovers.is_empty()).map(|r| (r.id, r.leftovers.clone())).collect();
 
-        let opened = self.target.open(config).await?;
+        // Only attached to a local daemon already running: none means no machines (they stop with
+        // it), and starting one to find nothing would be a change for nothing.
+        let Some(opened) = self.target.open_to_read(config).await? else { return Ok(None) };
         let platform = opened.platform.clone();
         let machines = list_with_retries(&*platform).await?;
         let tagged = leftovers(&machines);
