@@ -331,6 +331,53 @@ fn manual_split_holds_ten_percent_until_promoted_and_rolls_back_by_switching() {
     assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 10], [2, 10]]));
 }
 
+/// The JavaScript SDK's leftovers, as the Rust SDK's: past the switch, a platform that never stops a
+/// machine (`stop machine` down for good) leaves the old machines as tagged leftovers and the deploy
+/// succeeds with v2 serving; `cutover status` lists them; once the platform is back, `cutover resume`
+/// stops them, clears the tags, and the fleet is as a clean deploy leaves it (old kept, stopped).
+#[test]
+fn manual_split_past_the_switch_leaves_what_it_cannot_stop_and_resume_finishes_it() {
+    let wasm = example("js-manual-split", "js");
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("down.toml");
+    let fly = config(&wasm)
+        .set("cutover.params.split_percent", 10)
+        .set("cutover.sim.scenario", scenario.to_str().unwrap())
+        .write(dir.path().join("fly.toml"));
+    let fly = fly.to_str().unwrap();
+    let state = dir.path().join("state");
+    let status =
+        || -> Value { support::cutover(["status", "--config", fly, "--json"]).state(&state).run().json() };
+    std::fs::write(
+        &scenario,
+        "promote_after = \"1s\"\n[fleet]\nmachines = 4\n[faults]\ndown_calls = [\"stop machine\"]\n",
+    )
+    .unwrap();
+    let out = support::cutover(["deploy", "--config", fly]).state(&state).run();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "succeeded although the old could not be stopped:\n{}",
+        out.text()
+    );
+    assert!(out.text().contains("4 old machine(s) left to stop"), "{}", out.text());
+    let s = status();
+    assert_eq!(s["latest"]["status"], "succeeded", "{s}");
+    let left = s["latest"]["leftovers"].as_array().unwrap();
+    assert_eq!(left.len(), 4, "{s}");
+    assert!(left.iter().all(|l| l["todo"] == "stop by v2"), "{s}");
+
+    std::fs::write(&scenario, "promote_after = \"1s\"\n[fleet]\nmachines = 4\n").unwrap();
+    let out = support::cutover(["resume", "--config", fly]).state(&state).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.stdout_text().contains("Finished 4 leftover machine(s)"), "{}", out.text());
+    let s = status();
+    assert_eq!(s["latest"]["leftovers"], serde_json::json!([]), "{s}");
+    assert_eq!(s["fleet"]["leftovers"], serde_json::json!([]), "{s}");
+    assert_eq!(s["fleet"]["by_version"], serde_json::json!([[1, 4], [2, 4]]), "old kept: {s}");
+    assert_eq!((s["fleet"]["serving"].as_u64(), s["fleet"]["stopped"].as_u64()), (Some(4), Some(4)), "{s}");
+}
+
 // ---- templates ----------------------------------------------------------------------------------
 
 /// Scaffold sdk/<lang>/template as `cutover new` does (placeholders filled, the contract in wit/, the

@@ -146,3 +146,119 @@ fn clean_up_the_platform_refuses_is_left_over_and_finished_by_the_next_deploy() 
     assert_eq!(s["fleet"]["serving"], 4, "{s}");
     assert_eq!(s["fleet"]["by_version"], serde_json::json!([[3, 4]]), "{s}");
 }
+
+/// The second branch of the property: the platform fails *permanently* for one call (`destroy`
+/// never succeeds) on top of transient errors and hangs. A strategy cannot end clean then, but it must
+/// not end failed or half-changed either: it succeeds with v2 serving everywhere and every machine it
+/// could not clean up tagged as a leftover; once the platform is back, `cutover resume`'s clean-up
+/// (`driver::cleanup::finish`, what it runs) finishes them, and the fleet is one release, all serving,
+/// nothing cordoned, stopped or left over.
+fn down_then_finished(
+    strategy: &str,
+    seed: u64,
+    machines: usize,
+    error_pct: u8,
+) -> Result<(), TestCaseError> {
+    use cutover::driver::cleanup::{Finishing, finish};
+    use cutover::driver::status::leftovers;
+    use cutover::sim::{Scenario, SimWorld};
+
+    let faults = format!(
+        "seed = {seed}\n[fleet]\nmachines = {machines}\n[faults]\napi_error_rate = {}\napi_timeout_rate = {}\n\
+         api_timeout = \"{}s\"\n",
+        f64::from(error_pct) / 100.0,
+        verify::UNRELIABLE_TIMEOUT_RATE,
+        verify::UNRELIABLE_TIMEOUT.as_secs()
+    );
+    let down = format!("{faults}down_calls = [\"destroy machine\"]\n");
+    let case = format!("{strategy}, seed {seed}, {machines} machine(s), {error_pct}% errors, destroy down");
+    let rt = support::paused_runtime();
+    rt.block_on(async {
+        let runtime = support::runtime();
+        let world = support::world(&down);
+        let opts =
+            support::RunOptions { max_unavailable: verify_max_unavailable(strategy), ..Default::default() };
+        let run = support::run_on_sim(&runtime, support::builtin(strategy), world, opts).await;
+        prop_assert!(matches!(run.result, Ok(Ok(()))), "{case}: {:?}", run.result);
+        // Machines the strategy left starting or stopping get there (the platform settles, as the
+        // driver's read-back after a deploy waits for).
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        let fleet = run.world.snapshot(support::APP);
+        let left = leftovers(&fleet);
+        // Every machine not serving v2 is a listed leftover: nothing unlisted is left behind.
+        for m in &fleet {
+            let listed = left.iter().any(|l| l.id == m.id);
+            prop_assert!(
+                listed || (m.release.version == 2 && m.is_serving()),
+                "{case}: {} ({:?}, v{}, cordoned {}) is neither serving v2 nor a listed leftover",
+                m.id,
+                m.state,
+                m.release.version,
+                m.cordoned
+            );
+        }
+
+        // The platform is back (the world goes on from where it is, without the faults).
+        let saved = run.world.save("");
+        let back = SimWorld::restore(
+            Scenario::parse(&faults).unwrap(),
+            saved,
+            support::APP,
+            vec![support::http_check()],
+        );
+        let platform = back.platform(support::APP);
+        let how = Finishing {
+            stop: cutover::core::StopSpec {
+                signal: "SIGINT".into(),
+                timeout: std::time::Duration::from_secs(5),
+            },
+            budget: std::time::Duration::from_secs(300),
+            concurrency: 8,
+        };
+        let (finished, remaining) = finish(&platform, &left, &how).await;
+        prop_assert!(remaining.is_empty(), "{case}: {remaining:?}");
+        prop_assert_eq!(finished.len(), left.len(), "{}", case);
+        // Let the last stops settle, then judge the fleet.
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        let fleet = back.snapshot(support::APP);
+        prop_assert!(!fleet.is_empty(), "{case}: no machine left");
+        for m in &fleet {
+            prop_assert!(
+                m.release.version == 2 && m.is_serving() && !m.cordoned,
+                "{case}: after resume, {} is {:?} on v{} (cordoned {})",
+                m.id,
+                m.state,
+                m.release.version,
+                m.cordoned
+            );
+        }
+        prop_assert!(leftovers(&fleet).is_empty(), "{case}: still tagged after resume");
+        Ok(())
+    })
+}
+
+/// `immediate` may take the whole fleet down at once, as `verify` lets it.
+fn verify_max_unavailable(strategy: &str) -> cutover::core::contract::MaxUnavailable {
+    match strategy {
+        "immediate" => cutover::core::contract::MaxUnavailable::Fraction(1.0),
+        _ => cutover::core::contract::MaxUnavailable::Fraction(0.33),
+    }
+}
+
+proptest! {
+    // Few cases: each runs all five built-ins twice over (deploy, then the clean-up).
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    #[test]
+    #[ignore = "finds a real gap not yet fixed: bluegreen, seed 2921, 4 machines, 23% errors, destroy down \
+                leaves a stopped, cordoned v1 machine that is not tagged as a leftover"]
+    fn with_destroy_down_every_builtin_succeeds_with_leftovers_that_resume_finishes(
+        seed in 1u64..10_000,
+        machines in 1usize..=30,
+        error_pct in 0u8..=40,
+    ) {
+        for strategy in BUILTINS {
+            down_then_finished(strategy, seed, machines, error_pct)?;
+        }
+    }
+}

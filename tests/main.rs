@@ -14,6 +14,7 @@ mod examples_polyglot;
 mod flaky;
 mod fly;
 mod fuzz;
+mod leftovers;
 mod local;
 mod local_proxy;
 mod metrics;

@@ -115,3 +115,11 @@ export declare function shouldRun(state: MachineState): boolean;
 export declare function waitServing(ids: string[], timeoutMs: bigint | number): MachineError[];
 export declare function stopMachines(ids: string[], plan: DeployPlan): MachineError[];
 export declare function cloneMachines(sources: string[], target: Release, routable?: boolean): { cloneOf: Map<string, string>; failures: MachineError[] };
+/** The metadata key that marks a leftover machine (`cutover_leftover = "<todo> by v<N>"`). */
+export declare const LEFTOVER_KEY: string;
+/** Tag `failures` as leftovers of this deploy (what is left to do: `todo`) and log them; returns a sentence naming them. */
+export declare function leave(plan: DeployPlan, failures: MachineError[], todo: 'stop-destroy' | 'destroy' | 'stop', what: string): string;
+/** What is left to do to a machine an earlier deploy tagged as a leftover, or ''. */
+export declare function todoOf(m: Machine): '' | 'stop-destroy' | 'destroy' | 'stop';
+/** Finish the leftovers earlier deploys tagged in `fleet`; returns the fleet without them. */
+export declare function finishEarlier(plan: DeployPlan, fleet: Machine[]): Machine[];

@@ -293,3 +293,72 @@ export function cloneMachines(sources, target, routable = false) {
   }, sources);
   return { cloneOf, failures };
 }
+
+// ---- leftovers ----------------------------------------------------------------------------------
+// Past the point of no return (the new release took the traffic), what is left -- stopping or
+// destroying old machines -- is idempotent clean-up, retried for the whole budget; when the platform
+// stays down past it, the deploy still succeeds and the machines are *leftovers*, tagged in their
+// metadata `cutover_leftover = "<todo> by v<N>"` (as the Rust and Python SDKs tag them), so that
+// `cutover resume` or the next deploy (`finishEarlier`) finds and finishes them by their tag.
+
+/** The metadata key that marks a leftover; its value is `<todo> by v<version>`. */
+export const LEFTOVER_KEY = 'cutover_leftover';
+const TODOS = ['stop-destroy', 'destroy', 'stop'];
+
+/** Record `failures` as leftovers of this deploy: tag each machine (best effort, retried by count:
+ * the platform may be what is down) and log what is left. Returns a sentence naming the machines.
+ * @param {DeployPlan} plan @param {MachineError[]} failures
+ * @param {'stop-destroy' | 'destroy' | 'stop'} todo @param {string} what @returns {string} */
+export function leave(plan, failures, todo, what) {
+  if (!TODOS.includes(todo)) throw new Error(`todo must be one of ${TODOS.join(', ')}, not ${todo}`);
+  const value = `${todo} by v${plan.target.version}`;
+  let untagged = 0;
+  for (const f of failures) {
+    try {
+      retry(() => machines.setMetadata(f.id, LEFTOVER_KEY, value), 'tagging a leftover', params.retries(), 0);
+    } catch (_) {
+      untagged += 1;
+    }
+  }
+  const ids = failures.map((f) => f.id);
+  const first = failures.length ? ` (machine ${failures[0].id}: ${describeError(failures[0].error)})` : '';
+  const note = `${ids.length} ${what} left to ${todo.replace('-', ' and ')}: ${ids.join(', ')}${first}; ` +
+    `v${plan.target.version} is serving. They are tagged ${LEFTOVER_KEY}="${value}"` +
+    (untagged ? ` (tagging failed for ${untagged})` : '');
+  log.warn(`leftovers: ${note}`);
+  return note;
+}
+
+/** What is left to do to `m` when an earlier deploy tagged it, or '' when it is no leftover.
+ * @param {Machine} m @returns {string} */
+export function todoOf(m) {
+  const tag = m.metadata.find(([k, v]) => k === LEFTOVER_KEY && v);
+  const word = tag ? tag[1].split(/\s+/)[0] : '';
+  return TODOS.includes(word) ? word : '';
+}
+
+/** Finish the leftovers earlier deploys tagged in `fleet` and return the fleet without the ones gone
+ * or still to finish. Machines to stop are stopped, untagged and kept; the others are stopped if need
+ * be and destroyed. What fails stays tagged for the next try.
+ * @param {DeployPlan} plan @param {Machine[]} fleet @returns {Machine[]} */
+export function finishEarlier(plan, fleet) {
+  const left = fleet.filter((m) => todoOf(m));
+  if (!left.length) return fleet;
+  const rest = fleet.filter((m) => !todoOf(m));
+  log.info(`finishing ${left.length} leftover machine(s) of earlier deploys (tagged ${LEFTOVER_KEY})`);
+  const toStop = left.filter((m) => todoOf(m) !== 'destroy').map((m) => m.id);
+  const notStopped = new Set(toStop.length ? stopMachines(toStop, plan).map((f) => f.id) : []);
+  const toDestroy = left
+    .filter((m) => todoOf(m) === 'destroy' || (todoOf(m) === 'stop-destroy' && !notStopped.has(m.id)))
+    .map((m) => m.id);
+  const failed = toDestroy.length ? retryBatch(machines.destroy, toDestroy) : [];
+  for (const m of left) {
+    if (todoOf(m) !== 'stop' || notStopped.has(m.id)) continue;
+    try {
+      retry(() => machines.setMetadata(m.id, LEFTOVER_KEY, ''), 'untagging a finished leftover', params.retries(), 0);
+      rest.push(m);
+    } catch (_) { /* stays tagged for the next try */ }
+  }
+  log.info(`destroyed ${toDestroy.length - failed.length} leftover machine(s) of earlier deploys; ${failed.length} still tagged`);
+  return rest;
+}

@@ -13,7 +13,7 @@
 // removes (or re-stops) the new machines.
 
 import {
-  cloneMachines, explain, fail, groupBy, human, listMachines, log, machines, params, phase, retry,
+  cloneMachines, explain, fail, finishEarlier, groupBy, leave, human, listMachines, log, machines, params, phase, retry,
   retryBatch, runtime, shouldRun, specs, stopMachines, traffic, usePlan, waitServing, describeError, payloadOf,
 } from 'cutover-sdk';
 
@@ -37,7 +37,8 @@ export function describe() {
 export function deploy(plan) {
   usePlan(plan); // retry idempotent calls for as long as wait_timeout allows
   const target = plan.target;
-  const fleet = listMachines();
+  // Leftovers of earlier deploys (tagged by them) are finished first: neither old nor new here.
+  const fleet = finishEarlier(plan, listMachines());
   const onTarget = fleet.filter((m) => m.release.version === target.version);
   // The current release: machines in rotation on another release. Cordoned ones on other releases are
   // standbys of earlier deploys and are left alone.
@@ -97,11 +98,14 @@ export function deploy(plan) {
 
   phase('retire old');
   // Kept stopped and cordoned: `cutover rollback` finds them and switches back (see the header).
+  // Past the switch: a platform that refuses to stop them even past the whole budget leaves them as
+  // leftovers (tagged; `cutover resume` stops them), not a failed deploy with v<target> serving.
   const stopFailures = stopMachines(oldIds, plan);
-  if (stopFailures.length) throw explain(stopFailures, `retire old: v${target.version} serves; stopping the old machines failed`);
+  if (stopFailures.length) leave(plan, stopFailures, 'stop', 'old machine(s)');
   // Stand-ins for machines that were stopped before go back to stopped: the fleet keeps its shape.
   const wereStopped = old.filter((m) => !shouldRun(m.state)).map((m) => newOf.get(m.id));
-  if (wereStopped.length) stopMachines(wereStopped, plan);
+  const restFailures = wereStopped.length ? stopMachines(wereStopped, plan) : [];
+  if (restFailures.length) leave(plan, restFailures, 'stop', 'stand-in machine(s)');
   // Routing goes back to machine count, which now means: only v<target>.
   if (caps.weights) retry(() => traffic.setWeights([]), 'clearing weights');
   log.info(`all traffic on v${target.version} (${newIds.length} machine(s)); ${oldIds.length} old machine(s) kept stopped and cordoned: \`cutover rollback\` switches back to them`);

@@ -11,7 +11,7 @@ app ends on one release. Regions after it are never touched.
 
 from typing import Dict, List
 
-from cutover_sdk import Err, Strategy, log, machines, params, runtime, traffic, types
+from cutover_sdk import Err, Strategy, leftover, log, machines, params, runtime, traffic, types
 from cutover_sdk import chunks, explain, group_by, list_machines, max_unavailable, retry_batch, use_plan
 from cutover_sdk import should_run, wait_serving
 
@@ -35,7 +35,8 @@ class WitWorld(Strategy):
     def deploy(self, plan: types.DeployPlan) -> None:
         use_plan(plan)  # retry idempotent calls for as long as wait_timeout allows
         pause = params.duration_ms("pause", DEFAULT_PAUSE_MS)
-        fleet = list_machines()
+        # Leftovers of earlier deploys (tagged by them) are finished first: neither old nor new here.
+        fleet = leftover.finish_earlier(plan, list_machines())
         todo = [m for m in fleet if m.release.version != plan.target.version]
         if not todo:
             log.info(f"every machine is already on v{plan.target.version}")

@@ -9,12 +9,14 @@
 //!
 //! - [`target`]: which platform a command runs on, decided once, and opening it.
 //! - [`deploy`]: one deploy or rollback, step by step. [`resume`]: taking an interrupted one up.
+//!   [`cleanup`]: finishing the leftovers a succeeded deploy could not clean up.
 //! - `release_command`: `[deploy] release_command`, run before the first change, and what a resume
 //!   does about it.
 //! - [`lease`]: every machine of a deploy leased, refreshed and released.
 //! - [`rollback`]: which release `cutover rollback` returns to.
 //! - [`dry_run`], [`status`], [`demo`], [`local`]: the commands built on the rest.
 
+pub mod cleanup;
 pub mod demo;
 pub mod deploy;
 pub mod dry_run;

@@ -42,7 +42,8 @@ pub enum Purpose {
     RollbackTo,
     /// `cutover rollback` without `--to`: after a crash, where the interrupted deploy ran.
     Rollback,
-    /// `cutover resume`: where the interrupted deploy ran.
+    /// `cutover resume`: where the latest release ran (the interrupted deploy, or the one whose
+    /// leftovers it finishes).
     Resume,
     /// `cutover status`: the flags, else where the latest release ran, else the config.
     Status,
@@ -82,7 +83,10 @@ impl Target {
         let kind = match purpose {
             Purpose::Local => Some(PlatformKind::Local),
             Purpose::Deploy | Purpose::RollbackTo => flags.platform,
-            Purpose::Rollback | Purpose::Resume => interrupted().or(flags.platform),
+            Purpose::Rollback => interrupted().or(flags.platform),
+            // Resume takes up an interrupted deploy, or finishes the leftovers of the latest one: both
+            // where that deploy ran.
+            Purpose::Resume => latest().and_then(|r| PlatformKind::from_name(&r.platform)).or(flags.platform),
             Purpose::Status => {
                 flags.platform.or_else(|| latest().and_then(|r| PlatformKind::from_name(&r.platform)))
             }

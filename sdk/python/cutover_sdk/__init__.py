@@ -27,6 +27,7 @@ from .batch import (
     stop_machines,
     wait_serving,
 )
+from . import leftover
 from .errors import describe_error, explain, fail, is_transient, kind_of, with_context
 from .log import human
 from .retry import retry, retry_batch, use_plan
@@ -34,7 +35,7 @@ from .retry import retry, retry_batch, use_plan
 __all__ = [
     "Err", "Ok", "Some", "Strategy",
     "health", "machines", "runtime", "traffic", "types",
-    "log", "params", "human",
+    "log", "params", "human", "leftover",
     "chunks", "clone_machines", "group_by", "list_machines", "max_unavailable", "should_run",
     "stop_machines", "wait_serving",
     "describe_error", "explain", "fail", "is_transient", "kind_of", "with_context",

@@ -76,6 +76,9 @@ pub struct Ready {
     clones: Vec<String>,
     /// Standbys this deploy started, to stop again if it gives up.
     started_standbys: Vec<String>,
+    /// How a green machine that took traffic is stopped before it is removed (the plan's
+    /// `kill_signal` and `kill_timeout`): its requests in flight finish first.
+    kill: (String, u64),
 }
 
 /// List the fleet, refuse what cannot be done safely, clone blue into a cordoned green (or adopt
@@ -161,7 +164,8 @@ pub fn prepare(
     }
     runtime::progress(n as u32, n as u32);
 
-    Ok(Some(Ready { blue, blue_ids, green_of, green, clones, started_standbys }))
+    let kill = (plan.kill_signal.clone(), plan.kill_timeout_ms);
+    Ok(Some(Ready { blue, blue_ids, green_of, green, clones, started_standbys, kill }))
 }
 
 impl Ready {
@@ -183,6 +187,15 @@ impl Ready {
         if let Err(failures) = with_retries(retries, &self.green, traffic::uncordon) {
             let context =
                 format!("switch traffic: putting {} green machine(s) in rotation failed", failures.len());
+            // The green machines that did go in took traffic: out of rotation first, then stopped on
+            // their kill signal so the requests they hold finish, and only then removed.
+            let admitted: Vec<String> =
+                self.green.iter().filter(|id| !failures.iter().any(|f| &f.id == *id)).cloned().collect();
+            if !admitted.is_empty() {
+                let _ = with_retries(retries, &admitted, traffic::cordon);
+                let (signal, timeout_ms) = &self.kill;
+                let _ = with_retries(retries, &admitted, |ids| machines::stop(ids, signal, *timeout_ms));
+            }
             rest_standbys(retries, &self.started_standbys);
             return Err(abandon(retries, &self.clones, n, failures, &context));
         }

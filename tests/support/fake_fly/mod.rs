@@ -263,6 +263,19 @@ impl Fake {
         id
     }
 
+    /// Set a metadata key on a machine, as another tool (or an earlier deploy) would have.
+    pub fn set_metadata(&self, id: &str, key: &str, value: &str) {
+        self.lock()
+            .machines
+            .get_mut(id)
+            .expect("machine")
+            .api
+            .config
+            .metadata
+            .insert(key.into(), value.into());
+        self.changed();
+    }
+
     /// Serve a machine as on a host Fly cannot reach.
     pub fn make_unreachable(&self, id: &str) {
         self.lock().machines.get_mut(id).expect("machine").unreachable = true;

@@ -70,7 +70,8 @@ pub(crate) enum Command {
     /// it did (green destroyed, canary removed, touched machines rolled back); if the fleet is not then
     /// wholly back and serving, the strategy rolls it back as a release of its own.
     Rollback(RollbackArgs),
-    /// Take up a deploy whose `cutover` process died (killed, crashed, CI job cancelled).
+    /// Take up a deploy whose `cutover` process died (killed, crashed, CI job cancelled), or finish
+    /// the leftovers of a deploy that succeeded.
     ///
     /// The journal holds every call the deploy made, with its answer; every change is on record
     /// before it reaches the platform. A fresh instance of the same strategy component (checked by
@@ -81,6 +82,10 @@ pub(crate) enum Command {
     /// If it cannot be resumed (the component changed, the strategy does not repeat its calls), it
     /// says why and what the fleet looks like now, and changes nothing; `cutover rollback` then
     /// returns the app to the release before the interrupted one.
+    ///
+    /// With no interrupted deploy, it finishes the leftovers: machines a deploy tagged
+    /// `cutover_leftover` because the platform refused to clean them up (stopped, destroyed as each
+    /// tag says; the journal's record cleared). Exit 1 when some are still left.
     Resume(ResumeArgs),
     /// List the app's releases: version, strategy, outcome and duration, from the journal.
     Releases {

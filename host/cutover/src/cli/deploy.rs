@@ -8,7 +8,7 @@ use super::render;
 use super::run::{Context, cwd, token};
 use cutover_core::events::{Discard, EventSink, Outcome};
 use cutover_driver::demo::DemoOptions;
-use cutover_driver::{Deploy, Goal, PlatformFlags, Purpose};
+use cutover_driver::{Deploy, DeployError, Goal, PlatformFlags, Purpose};
 use std::sync::Arc;
 
 /// What a run is asked for (the image of a deploy may come from the config).
@@ -77,7 +77,17 @@ fn run(ctx: &Context, args: RunArgs, image: Option<String>, ask: Ask) -> Result<
             return Ok(Exit::Success);
         }
         let report = match ask {
-            Ask::Resume => deploy.resume().await?,
+            Ask::Resume => match deploy.resume().await {
+                // Nothing interrupted: a deploy that succeeded may have left machines to finish.
+                Err(DeployError::NothingToResume(why)) => match deploy.cleanup().await? {
+                    Some(cleanup) => {
+                        render::cleanup(&cleanup, json);
+                        return Ok(if cleanup.done() { Exit::Success } else { Exit::Failed });
+                    }
+                    None => return Err(DeployError::NothingToResume(why).into()),
+                },
+                resumed => resumed?,
+            },
             Ask::Deploy(_) => deploy.run().await?,
             Ask::Rollback(to) => deploy.rollback(to).await?,
         };

@@ -356,3 +356,29 @@ pub fn demo(r: &cutover_driver::demo::DemoReport, json: bool) {
         outln!("(the local daemon and the app's machines were stopped; --keep leaves them running)");
     }
 }
+
+/// What `cutover resume` did about a succeeded deploy's leftovers: one JSON object with `--json`,
+/// else a line per outcome.
+pub fn cleanup(r: &cutover_driver::cleanup::CleanupReport, json: bool) {
+    if json {
+        outln!("{}", serde_json::to_string(r).unwrap_or_default());
+        return;
+    }
+    let each = |l: &cutover_journal::Leftover| format!("{} ({})", l.id, l.todo);
+    if !r.finished.is_empty() {
+        let ids: Vec<String> = r.finished.iter().map(each).collect();
+        outln!("==> Finished {} leftover machine(s) of {}: {}", r.finished.len(), r.app, ids.join(", "));
+    }
+    if !r.gone.is_empty() {
+        let ids: Vec<String> = r.gone.iter().map(each).collect();
+        outln!("    no longer on {}, cleared from the journal: {}", r.platform, ids.join(", "));
+    }
+    if r.done() {
+        outln!("==> Nothing is left over on {}", r.platform);
+    } else {
+        outln!("==> {} leftover machine(s) still to finish; run `cutover resume` again:", r.remaining.len());
+        for u in &r.remaining {
+            outln!("    {}: {}", each(&u.leftover), u.error);
+        }
+    }
+}

@@ -114,8 +114,9 @@ fn render(s: &Status) -> String {
                     "Leftover:",
                     &format!(
                         "{} machine(s) a deploy could not finish cleaning up: {}
-the next `cutover deploy` \
-                         finishes them first (they are tagged {} on the platform)",
+`cutover resume` \
+                         finishes them, as does the next `cutover deploy` first (they are tagged {} on the \
+                         platform)",
                         f.leftovers.len(),
                         each.join(", "),
                         cutover_driver::status::LEFTOVER_KEY
