@@ -13,8 +13,12 @@ use std::collections::BTreeMap;
 const LANE_PX: u32 = 16;
 /// Height of the stacked-count chart that replaces lanes past the bound.
 const AGGREGATE_PX: u32 = 340;
-/// Height of the header (title, facts, legend).
+/// Height of the header (title, facts, legend) with a one-line status.
 const HEADER_PX: u32 = 92;
+/// Characters per line of the status (a failure's reason wraps onto more lines).
+const STATUS_CHARS: usize = 170;
+/// Lines of status at most; the rest is on the HTML page (`cutover report --out FILE.html`).
+const STATUS_LINES: usize = 3;
 /// Height of the phase strip.
 const PHASES_PX: u32 = 56;
 /// Height of the traffic-split chart and of each traffic-reading chart.
@@ -69,14 +73,16 @@ pub(crate) fn svg(record: &ReleaseRecord, t: &Timeline, opts: &Options) -> Resul
     let aggregate = t.lanes.len() > opts.max_lanes;
     let body_px = if aggregate { AGGREGATE_PX } else { LANE_PX * t.lanes.len().max(1) as u32 + 50 };
     let stats = !t.stats.is_empty();
-    let height = HEADER_PX + PHASES_PX + body_px + CHART_PX + if stats { 3 * CHART_PX } else { 0 };
+    let status = status_lines(record, t);
+    let header_px = HEADER_PX + 16 * (status.len() as u32 - 1);
+    let height = header_px + PHASES_PX + body_px + CHART_PX + if stats { 3 * CHART_PX } else { 0 };
     let width = opts.width.max(400);
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (width, height)).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut breaks = vec![HEADER_PX, HEADER_PX + PHASES_PX, HEADER_PX + PHASES_PX + body_px];
-        let mut y = HEADER_PX + PHASES_PX + body_px + CHART_PX;
+        let mut breaks = vec![header_px, header_px + PHASES_PX, header_px + PHASES_PX + body_px];
+        let mut y = header_px + PHASES_PX + body_px + CHART_PX;
         if stats {
             for _ in 0..3 {
                 breaks.push(y);
@@ -85,7 +91,7 @@ pub(crate) fn svg(record: &ReleaseRecord, t: &Timeline, opts: &Options) -> Resul
         }
         let areas = root.split_by_breakpoints::<u32, u32, _, _>([], breaks);
         let end_s = secs(t.end_ms).max(0.001);
-        header(&areas[0], record, t, aggregate)?;
+        header(&areas[0], record, t, &status, aggregate)?;
         phases(&areas[1], t, end_s)?;
         if aggregate {
             counts(&areas[2], record, t, end_s)?;
@@ -108,7 +114,29 @@ pub(crate) fn svg(record: &ReleaseRecord, t: &Timeline, opts: &Options) -> Resul
     Ok(out)
 }
 
-fn header(area: &Area, r: &ReleaseRecord, t: &Timeline, aggregate: bool) -> Result<(), ReportError> {
+/// How the release ended, in lines of at most [`STATUS_CHARS`] (a long reason wraps, then is cut).
+fn status_lines(r: &ReleaseRecord, t: &Timeline) -> Vec<String> {
+    let status = match (&t.failure, r.duration_ms) {
+        (Some(f), _) => format!("{} after {:.1} s: {}", r.status.as_str(), secs(f.at_ms), f.why),
+        (None, Some(d)) => format!("{} in {:.1} s", r.status.as_str(), d as f64 / 1000.0),
+        (None, None) => r.status.as_str().to_string(),
+    };
+    let chars: Vec<char> = status.chars().collect();
+    let mut lines: Vec<String> = chars.chunks(STATUS_CHARS).map(|c| c.iter().collect()).collect();
+    if lines.len() > STATUS_LINES {
+        lines.truncate(STATUS_LINES);
+        lines[STATUS_LINES - 1].push('…');
+    }
+    lines
+}
+
+fn header(
+    area: &Area,
+    r: &ReleaseRecord,
+    t: &Timeline,
+    status: &[String],
+    aggregate: bool,
+) -> Result<(), ReportError> {
     let title = format!(
         "{} · release #{} · v{}{} · {} · {} on {}",
         r.app,
@@ -120,16 +148,14 @@ fn header(area: &Area, r: &ReleaseRecord, t: &Timeline, aggregate: bool) -> Resu
         r.platform,
     );
     area.draw(&Text::new(title, (12, 8), ("sans-serif", 20).into_font()))?;
-    let status = match (&t.failure, r.duration_ms) {
-        (Some(f), _) => format!("{} after {:.1} s: {}", r.status.as_str(), secs(f.at_ms), f.why),
-        (None, Some(d)) => format!("{} in {:.1} s", r.status.as_str(), d as f64 / 1000.0),
-        (None, None) => r.status.as_str().to_string(),
-    };
     let colour = if t.failure.is_some() { RED } else { BLACK };
-    area.draw(&Text::new(status, (12, 34), ("sans-serif", 14).into_font().color(&colour)))?;
+    for (i, line) in status.iter().enumerate() {
+        let y = 34 + 16 * i as i32;
+        area.draw(&Text::new(line.clone(), (12, y), ("sans-serif", 14).into_font().color(&colour)))?;
+    }
     // Legend: one swatch per release, then one per state (in a neutral grey release colour).
     let mut x = 12;
-    let y = 62;
+    let y = 62 + 16 * (status.len() as i32 - 1);
     let font = ("sans-serif", 12).into_font();
     for &v in &t.versions {
         let c = release_colour(v, r);

@@ -48,6 +48,76 @@ pub enum ReportError {
         /// The file named.
         path: String,
     },
+    /// The release asked for is not in the journal.
+    #[error("{app} has no release {asked} in the journal{known}")]
+    NoRelease {
+        /// The app.
+        app: String,
+        /// What was asked for, as given (`7`, `#7`, `v3`), or `yet` when the app has none at all.
+        asked: String,
+        /// What there is instead, as a sentence tail ("; its releases are #1 to #4, run `cutover releases`").
+        known: String,
+    },
+    /// A release was named in a way that names none (`seven`).
+    #[error(
+        "cannot read release `{0}`: expected its number as `cutover releases` shows it (`7` or `#7`) or its version (`v3`)"
+    )]
+    BadRelease(String),
+    /// The picture could not be written.
+    #[error("cannot write the picture to {path}: {message}")]
+    Write {
+        /// The file.
+        path: String,
+        /// Why, as the system said.
+        message: String,
+    },
+}
+
+impl ReportError {
+    /// Whether the error is the user's input (a release, a file name) rather than cutover's.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, Self::Draw(_))
+    }
+}
+
+/// The release `asked` names among `records` (an app's releases, oldest first): its number (`7`, `#7`),
+/// its version (`v3`: the latest release of that version), or without `asked` the latest release.
+pub fn pick<'a>(
+    app: &str,
+    records: &'a [ReleaseRecord],
+    asked: Option<&str>,
+) -> Result<&'a ReleaseRecord, ReportError> {
+    let known = match (records.first(), records.last()) {
+        (Some(a), Some(b)) => format!("; its releases are #{} to #{} (see `cutover releases`)", a.id, b.id),
+        _ => String::new(),
+    };
+    let missing =
+        |asked: &str| ReportError::NoRelease { app: app.into(), asked: asked.into(), known: known.clone() };
+    let Some(asked) = asked.map(str::trim) else {
+        return records.last().ok_or_else(|| missing("yet"));
+    };
+    let found = if let Some(v) = asked.strip_prefix(['v', 'V']) {
+        let v: u64 = v.parse().map_err(|_| ReportError::BadRelease(asked.into()))?;
+        records.iter().rev().find(|r| r.target.version == v)
+    } else {
+        let id: i64 =
+            asked.trim_start_matches('#').parse().map_err(|_| ReportError::BadRelease(asked.into()))?;
+        records.iter().find(|r| r.id == id)
+    };
+    found.ok_or_else(|| missing(asked))
+}
+
+/// Draw `release` in the format `path` names and write it there; the picture's size in bytes.
+pub fn write(
+    path: &Path,
+    release: &ReleaseRecord,
+    events: &[Event],
+    opts: &Options,
+) -> Result<usize, ReportError> {
+    let picture = render(release, events, opts, Format::of(path)?)?;
+    std::fs::write(path, &picture)
+        .map_err(|e| ReportError::Write { path: path.display().to_string(), message: e.to_string() })?;
+    Ok(picture.len())
 }
 
 impl<E: std::error::Error + Send + Sync> From<plotters::drawing::DrawingAreaErrorKind<E>> for ReportError {

@@ -236,3 +236,32 @@ fn no_events_still_draw() {
     let svg = svg(&record(false), &[], &Options::default()).expect("svg");
     texts(&svg);
 }
+
+#[test]
+fn a_release_is_picked_by_number_or_version() {
+    let mut a = record(false);
+    a.id = 1;
+    a.target = rel(1);
+    let b = record(true);
+    let records = vec![a, b];
+    assert_eq!(pick("demo", &records, None).expect("latest").id, 2);
+    assert_eq!(pick("demo", &records, Some("#1")).expect("#1").id, 1);
+    assert_eq!(pick("demo", &records, Some("1")).expect("1").id, 1);
+    assert_eq!(pick("demo", &records, Some("v2")).expect("v2").id, 2);
+    let e = pick("demo", &records, Some("9")).expect_err("no #9");
+    assert_eq!(
+        e.to_string(),
+        "demo has no release 9 in the journal; its releases are #1 to #2 (see `cutover releases`)"
+    );
+    assert!(matches!(pick("demo", &records, Some("seven")), Err(ReportError::BadRelease(_))));
+    let e = pick("demo", &[], None).expect_err("none");
+    assert_eq!(e.to_string(), "demo has no release yet in the journal");
+}
+
+#[test]
+fn writing_where_it_cannot_says_where() {
+    let e = write(Path::new("/nonexistent-dir/x.svg"), &record(false), &[], &Options::default())
+        .expect_err("no dir");
+    assert!(e.to_string().starts_with("cannot write the picture to /nonexistent-dir/x.svg: "), "{e}");
+    assert!(e.is_bad_input());
+}

@@ -7,7 +7,7 @@
 //!
 //! - `args`: every command and flag (clap). `exit`: exit codes and the one error report.
 //! - `run`: the tokio and component runtimes, the config and the target of a command.
-//! - `deploy`, `journal`, `local`, `strategy`, `status`: the commands. `render`: what people read.
+//! - `deploy`, `journal`, `local`, `strategy`, `status`, `report`: the commands. `render`: what people read.
 //! - `out`: writes to stdout and stderr that survive either going away (a closed pipe, a hang-up).
 
 mod args;
@@ -17,6 +17,7 @@ mod journal;
 mod local;
 mod out;
 mod render;
+mod report;
 mod run;
 mod status;
 mod strategy;
@@ -39,6 +40,7 @@ pub fn try_main() -> Result<Exit, Error> {
         Command::Releases { app, json } => journal::releases(&ctx, &app, json),
         Command::Promote { gate, app } => journal::promote(&ctx, &app, gate.as_deref()),
         Command::Status(args) => status::status(&ctx, args),
+        Command::Report { release, out, app } => report::report(&ctx, &app, release.as_deref(), &out),
         Command::Local(cmd) => local::local(&ctx, cmd),
         Command::Journal(args::JournalCommand::Migrate { to, app }) => journal::migrate(&ctx, &app, &to),
         Command::Logs { app, machine, tail } => local::logs(&ctx, &app, machine.as_deref(), tail),
