@@ -107,17 +107,23 @@ pub fn pick<'a>(
     found.ok_or_else(|| missing(asked))
 }
 
-/// Draw `release` in the format `path` names and write it there; the picture's size in bytes.
+/// Draw `release` in the format `path` names and write it there; the machines it shows.
 pub fn write(
     path: &Path,
     release: &ReleaseRecord,
     events: &[Event],
     opts: &Options,
 ) -> Result<usize, ReportError> {
-    let picture = render(release, events, opts, Format::of(path)?)?;
+    let format = Format::of(path)?;
+    let t = timeline::build(events);
+    let svg = draw::svg(release, &t, opts)?;
+    let picture = match format {
+        Format::Svg => svg,
+        Format::Html => html::page(release, &t, &svg),
+    };
     std::fs::write(path, &picture)
         .map_err(|e| ReportError::Write { path: path.display().to_string(), message: e.to_string() })?;
-    Ok(picture.len())
+    Ok(t.lanes.len())
 }
 
 impl<E: std::error::Error + Send + Sync> From<plotters::drawing::DrawingAreaErrorKind<E>> for ReportError {

@@ -24,8 +24,8 @@ fn picture(journal: &Journal, app: &str, release: Option<&str>, out: &Path) -> R
     let records = journal.releases(app)?;
     let record = cutover_report::pick(app, &records, release)?;
     let events = journal.events(record.id)?;
-    cutover_report::write(out, record, &events, &Options::default())?;
-    Ok((record.id, cutover_report::timeline(&events).lanes.len()))
+    let machines = cutover_report::write(out, record, &events, &Options::default())?;
+    Ok((record.id, machines))
 }
 
 /// The picture of release `id` written into the state directory (`release-<id>.svg`), for `cutover
