@@ -27,6 +27,7 @@ mod defaults;
 mod error;
 mod keys;
 mod load;
+mod notify;
 mod options;
 mod params;
 mod platform;
@@ -41,6 +42,7 @@ pub use defaults::{
     DEFAULT_RELEASE_COMMAND_TIMEOUT, DEFAULT_WAIT_TIMEOUT,
 };
 pub use error::ConfigError;
+pub use notify::{NOTIFY_EVENTS, NotifyTarget};
 pub use options::{CutoverOptions, FlyConfig, JournalUrl, LocalOptions};
 pub use params::parse_max_unavailable;
 pub use platform::PlatformKind;

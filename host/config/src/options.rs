@@ -42,6 +42,8 @@ pub struct CutoverOptions {
     /// `journal`: a PostgreSQL journal the team shares (`postgres://…`) instead of the SQLite file in
     /// the state directory; `CUTOVER_JOURNAL_URL` overrides it.
     pub journal: Option<JournalUrl>,
+    /// `[[cutover.notify]]`: where the deploy's notifications go, and which events each wants.
+    pub notify: Vec<crate::notify::NotifyTarget>,
 }
 
 /// A journal URL. It may hold a password, so `Debug` never shows it; messages name the journal by
@@ -141,6 +143,7 @@ impl Default for CutoverOptions {
             fly: FlyConfig::default(),
             lease_ttl: Duration::from_secs(13),
             journal: None,
+            notify: Vec::new(),
         }
     }
 }
@@ -209,6 +212,7 @@ pub(crate) fn cutover_options(
             }
         })?);
     }
+    o.notify = crate::notify::targets(raw.notify.unwrap_or_default(), src)?;
     o.scenario = raw.sim.and_then(|s| s.scenario).map(|p| if p.is_absolute() { p } else { base.join(p) });
     // Absolute: the daemon that runs the app may have been started from another folder.
     let base = std::path::absolute(if base.as_os_str().is_empty() { Path::new(".") } else { base })

@@ -106,6 +106,7 @@ pub(crate) struct RawCutover {
     pub(crate) fly: Option<RawFlyOptions>,
     pub(crate) lease_ttl: Option<Dur>,
     pub(crate) journal: Option<String>,
+    pub(crate) notify: Option<Vec<crate::notify::RawNotify>>,
 }
 
 /// `[cutover.fly]`.

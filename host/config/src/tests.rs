@@ -304,3 +304,42 @@ fn the_local_proxy_bounds_are_read_and_checked() {
         assert!(e.contains(&format!("cutover.local.{key}")) && e.contains(expected), "{e}");
     }
 }
+
+#[test]
+fn notify_entries_are_read_with_every_event_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "app = \"a\"\n[[cutover.notify]]\nurl = \"http://127.0.0.1:9/hook\"\n\
+                [[cutover.notify]]\nurl = \"https://hooks.example/x\"\nevents = [\"failed\", \"gate\"]\n\
+                headers_from_env = { Authorization = \"NOTIFY_TOKEN\" }\n";
+    let c = Config::load(&write(&dir, "fly.toml", text)).unwrap();
+    let n = &c.cutover.notify;
+    assert_eq!(n.len(), 2);
+    assert_eq!(n[0].events, NOTIFY_EVENTS.map(String::from).to_vec());
+    assert!(n[1].wants("gate") && !n[1].wants("started"));
+    assert_eq!(n[1].headers_from_env.get("Authorization").map(String::as_str), Some("NOTIFY_TOKEN"));
+}
+
+#[test]
+fn bad_notify_entries_name_the_entry_and_what_is_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    for (entry, key, expected) in [
+        ("url = \"hooks.example/x\"", "cutover.notify[0].url", "an http(s) URL"),
+        (
+            "url = \"http://h/x\"\nevents = [\"finished\"]",
+            "cutover.notify[0].events",
+            "some of started, gate",
+        ),
+        (
+            "url = \"http://h/x\"\nheaders_from_env = { \"A B\" = \"X\" }",
+            "cutover.notify[0].headers_from_env",
+            "environment variable",
+        ),
+    ] {
+        let p = write(&dir, "fly.toml", &format!("app = \"a\"\n[[cutover.notify]]\n{entry}\n"));
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("fly.toml") && e.contains(key) && e.contains(expected), "{e}");
+    }
+    let p = write(&dir, "fly.toml", "app = \"a\"\n[[cutover.notify]]\nevents = [\"failed\"]\n");
+    let e = Config::load(&p).unwrap_err().to_string();
+    assert!(e.contains("fly.toml") && e.contains("url"), "{e}");
+}

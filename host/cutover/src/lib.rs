@@ -10,6 +10,7 @@
 //! - [`runtime`]: loading, caching and sandboxing strategy components; the host side of the WIT.
 //! - Platforms: [`sim`] (the simulator), [`local`] (processes behind a proxy), [`fly`] (Fly.io), and
 //!   [`machines_api`], the one Machines API client the last two share.
+//! - [`report`]: a release's timeline picture, from the journal.
 //! - [`journal`]: the record of every release and its events. [`builtins`]: the built-in strategy
 //!   components. [`loadgen`]: the load `cutover demo` sends.
 //! - [`core`]: machines, releases, the `Platform` trait, the contract's host types, events.
@@ -25,6 +26,7 @@ pub use cutover_journal as journal;
 pub use cutover_loadgen as loadgen;
 pub use cutover_local as local;
 pub use cutover_machines_api as machines_api;
+pub use cutover_report as report;
 pub use cutover_runtime as runtime;
 pub use cutover_scaffold as scaffold;
 pub use cutover_sim as sim;

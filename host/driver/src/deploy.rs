@@ -1,7 +1,9 @@
 //! One deploy (or rollback) from a config to a report: the fleet read, the release numbered, every
 //! machine leased, the release journaled, the strategy run in its sandbox, and the outcome recorded.
 
-use crate::{DeployError, OpenedPlatform, ResolvedStrategy, Target, lease, resolve_strategy, rollback};
+use crate::{
+    DeployError, Notifier, OpenedPlatform, ResolvedStrategy, Target, lease, resolve_strategy, rollback,
+};
 use cutover_config::{Config, StrategyRef};
 use cutover_core::contract::{DeployPlan, ParamValue};
 use cutover_core::events::{
@@ -159,11 +161,14 @@ pub(crate) fn target_release(
 pub(crate) struct JournalGate {
     pub(crate) journal: Journal,
     pub(crate) release_id: i64,
+    /// Told when the deploy starts waiting, so a person hears of the gate.
+    pub(crate) notify: Notifier,
 }
 
 #[async_trait::async_trait]
 impl PromotionGate for JournalGate {
     async fn wait(&self, gate: &str, timeout: Duration) -> Result<(), OpError> {
+        self.notify.gate(gate);
         self.journal.await_promotion(self.release_id, gate, timeout).await
     }
 }
@@ -276,6 +281,8 @@ impl Deploy<'_> {
                 return Err(e);
             }
         };
+        let notifier = Notifier::start(&self.config.cutover.notify, &self.config.app, release_id);
+        // The notifier is the last sink: an event reaches it after the journal has it.
         let sink: Arc<dyn EventSink> = match (&journal, release_id) {
             (Some(j), Some(id)) => Arc::new(Tee(vec![
                 self.sink.clone(),
@@ -284,8 +291,9 @@ impl Deploy<'_> {
                     id,
                     self.config.cutover.sandbox_for(&strategy.reference).0.journal_bytes,
                 )),
+                Arc::new(notifier.clone()),
             ])),
-            _ => self.sink.clone(),
+            _ => Arc::new(Tee(vec![self.sink.clone(), Arc::new(notifier.clone())])),
         };
         let recorder = Recorder::new(sink, clock);
         // A failure is kept by the recorder: nothing is changed after it (below, and in the dispatcher).
@@ -315,12 +323,14 @@ impl Deploy<'_> {
             let plan = self.launch_plan(&prepared.target);
             platform.launch(&plan, &LaunchNotes(&recorder)).await.err().map(|e| e.message)
         } else {
-            let promotions =
-                match (&journal, release_id) {
-                    (Some(j), Some(id)) => Some(Arc::new(JournalGate { journal: j.clone(), release_id: id })
-                        as Arc<dyn PromotionGate>),
-                    _ => None,
-                };
+            let promotions = match (&journal, release_id) {
+                (Some(j), Some(id)) => Some(Arc::new(JournalGate {
+                    journal: j.clone(),
+                    release_id: id,
+                    notify: notifier.clone(),
+                }) as Arc<dyn PromotionGate>),
+                _ => None,
+            };
             let run = StrategyRun {
                 platform: platform.clone(),
                 concurrency: opened.concurrency,
@@ -346,6 +356,7 @@ impl Deploy<'_> {
                 running_before: running(&prepared.machines),
                 target: prepared.target,
                 previous: prepared.previous,
+                notify: notifier,
             })
             .await)
     }
@@ -487,6 +498,7 @@ impl Deploy<'_> {
             running_before,
             target,
             previous,
+            notify,
         } = end;
         if error.is_none()
             && let Err(why) =
@@ -527,6 +539,9 @@ impl Deploy<'_> {
         {
             tracing::error!("the leftovers of release #{id} were not journaled: {e}");
         }
+        notify.leftovers(&left);
+        // At most notify::FLUSH for notifications still queued; the outcome is already decided.
+        notify.finish();
         DeployReport {
             outcome,
             rollback,
@@ -568,6 +583,8 @@ pub(crate) struct Ending {
     pub(crate) running_before: BTreeSet<String>,
     pub(crate) target: Release,
     pub(crate) previous: Option<Release>,
+    /// Told of the leftovers, then given a bounded moment to send what is queued.
+    pub(crate) notify: Notifier,
 }
 
 #[cfg(test)]

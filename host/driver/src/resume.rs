@@ -10,6 +10,7 @@
 //! must be interrupted (its process gone), the component must hash the same, and every replayed call
 //! must match. When a deploy cannot be resumed, the error says why and what the fleet looks like now.
 
+use crate::Notifier;
 use crate::deploy::{Ending, Goal, JournalGate, StrategyRun, list_with_retries};
 use crate::release_command::Resolution;
 use crate::{Deploy, DeployError, DeployReport, ResolvedStrategy, lease, resolve_strategy};
@@ -107,7 +108,9 @@ impl Deploy<'_> {
         let clock = self.target.host_clock().continuing(last_ms);
         let wall = std::time::Instant::now();
         let limit_bytes = self.config.cutover.sandbox_for(&strategy.reference).0.journal_bytes;
-        let recorder = self.resumed_recorder(&journal, &release, &record, clock, limit_bytes);
+        let notifier = Notifier::start(&self.config.cutover.notify, &self.config.app, Some(release.id))
+            .with_release(&release);
+        let recorder = self.resumed_recorder(&journal, &release, &record, clock, limit_bytes, &notifier);
         let rollback = release.kind == ReleaseKind::Rollback;
         if record.events.is_empty() {
             // Killed before its first event: the log starts here. A failure to record is kept by the
@@ -165,7 +168,11 @@ impl Deploy<'_> {
             concurrency: opened.concurrency,
             clock,
             recorder: recorder.clone(),
-            promotions: Some(Arc::new(JournalGate { journal: journal.clone(), release_id: release.id })),
+            promotions: Some(Arc::new(JournalGate {
+                journal: journal.clone(),
+                release_id: release.id,
+                notify: notifier.clone(),
+            })),
             replay: Some(replay),
         };
         let outcome = match released {
@@ -200,6 +207,7 @@ impl Deploy<'_> {
                 running_before,
                 target: plan.target,
                 previous: plan.previous,
+                notify: notifier,
             })
             .await)
     }
@@ -282,6 +290,7 @@ impl Deploy<'_> {
         record: &ResumeRecord,
         clock: cutover_runtime::HostClock,
         limit_bytes: u64,
+        notifier: &Notifier,
     ) -> Recorder {
         let next_seq = record.events.last().map_or(0, |e| e.seq + 1);
         // The bound is the deploy's, so what the interrupted run journaled counts against it.
@@ -298,6 +307,8 @@ impl Deploy<'_> {
                 release.id,
                 limit_bytes.saturating_sub(journaled),
             )),
+            // Last: told of an event once the journal has it.
+            Arc::new(notifier.clone()),
         ]));
         Recorder::starting_at(sink, clock, next_seq)
     }

@@ -95,6 +95,23 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Draw one release's timeline from the journal: a lane per machine by release and state, the
+    /// phases, the traffic split, and the traffic readings the deploy took.
+    ///
+    /// RELEASE is its number as `cutover releases` shows it (`7` or `#7`) or its version (`v3`); by
+    /// default the app's latest release. The file's name says what to write: `.svg` a picture, `.html`
+    /// the picture in a page with the release's facts. Past 60 machines the lanes become counts per
+    /// release and state. Exit codes: 0 written; 2 no such release, a name ending in neither, or a file
+    /// that cannot be written.
+    Report {
+        /// The release [default: the latest].
+        release: Option<String>,
+        /// Where to write it: FILE.svg or FILE.html.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        app: AppArgs,
+    },
     /// Say where the app's deploys and fleet stand: the latest release and the machines now.
     ///
     /// From the journal, the latest release: its number, version, image, kind and strategy, and how it

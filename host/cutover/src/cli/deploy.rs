@@ -138,7 +138,9 @@ pub(crate) fn demo(ctx: &Context, args: DemoArgs) -> Result<Exit, Error> {
     ctx.with_runtime(target.virtual_time(), |runtime| async move {
         let sink: Arc<dyn EventSink> = if json { Arc::new(Discard) } else { Arc::new(render::Human::new()) };
         let report = cutover_driver::demo::run(&config, &target, &runtime, sink, &opts).await?;
-        render::demo(&report, json);
+        // The picture is drawn from the journal the deploy just wrote, after the deploy ended.
+        let picture = report.deploy.release_id.and_then(|id| super::report::demo_picture(ctx, &config, id));
+        render::demo(&report, picture.as_deref(), json);
         Ok(outcome(report.deploy.outcome))
     })
 }

@@ -67,6 +67,9 @@ pub enum Error {
     /// `cutover status` has nothing to show.
     #[error("{0}")]
     Status(#[from] StatusError),
+    /// `cutover report` could not draw or write its picture.
+    #[error("{0}")]
+    Report(#[from] cutover_report::ReportError),
     /// `cutover new` or `cutover build` failed.
     #[error("{0}")]
     Scaffold(#[from] ScaffoldError),
@@ -106,6 +109,8 @@ impl Error {
             Self::Journal(_) => Exit::Platform,
             Self::Status(StatusError::NoReleases { .. } | StatusError::NoState { .. }) => Exit::BadInput,
             Self::Status(_) => Exit::Platform,
+            Self::Report(e) if e.is_bad_input() => Exit::BadInput,
+            Self::Report(_) => Exit::Failed,
             Self::Scaffold(e) if e.is_bad_input() => Exit::BadInput,
             Self::Scaffold(_) => Exit::Failed,
             Self::Startup(_) => Exit::Internal,

@@ -7,7 +7,7 @@
 //!
 //! - `args`: every command and flag (clap). `exit`: exit codes and the one error report.
 //! - `run`: the tokio and component runtimes, the config and the target of a command.
-//! - `deploy`, `journal`, `local`, `strategy`, `status`, `dashboard`: the commands. `render`: what people read.
+//! - `deploy`, `journal`, `local`, `strategy`, `status`, `dashboard`, `report`: the commands. `render`: what people read.
 //! - `out`: writes to stdout and stderr that survive either going away (a closed pipe, a hang-up).
 
 mod args;
@@ -18,6 +18,7 @@ mod journal;
 mod local;
 mod out;
 mod render;
+mod report;
 mod run;
 mod status;
 mod strategy;
@@ -42,6 +43,7 @@ pub fn try_main() -> Result<Exit, Error> {
         Command::Abort { app } => journal::abort(&ctx, &app),
         Command::Dashboard(args) => dashboard::dashboard(&ctx, args),
         Command::Status(args) => status::status(&ctx, args),
+        Command::Report { release, out, app } => report::report(&ctx, &app, release.as_deref(), &out),
         Command::Local(cmd) => local::local(&ctx, cmd),
         Command::Journal(args::JournalCommand::Migrate { to, app }) => journal::migrate(&ctx, &app, &to),
         Command::Logs { app, machine, tail } => local::logs(&ctx, &app, machine.as_deref(), tail),

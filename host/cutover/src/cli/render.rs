@@ -303,7 +303,7 @@ pub fn releases(app: &str, records: &[cutover_driver::ReleaseRecord], journal: &
 }
 
 /// What `cutover demo` prints at the end.
-pub fn demo(r: &cutover_driver::demo::DemoReport, json: bool) {
+pub fn demo(r: &cutover_driver::demo::DemoReport, picture: Option<&std::path::Path>, json: bool) {
     if json {
         let v = serde_json::json!({
             "proxy": r.proxy,
@@ -315,6 +315,7 @@ pub fn demo(r: &cutover_driver::demo::DemoReport, json: bool) {
             "during_deploy": r.during,
             "overall": r.overall,
             "phases": r.phases,
+            "picture": picture,
         });
         outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return;
@@ -354,6 +355,9 @@ pub fn demo(r: &cutover_driver::demo::DemoReport, json: bool) {
     }
     if r.stopped {
         outln!("(the local daemon and the app's machines were stopped; --keep leaves them running)");
+    }
+    if let Some(p) = picture {
+        outln!("Timeline: {}", p.display());
     }
 }
 
