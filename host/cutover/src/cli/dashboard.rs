@@ -16,7 +16,7 @@ pub(crate) fn dashboard(ctx: &Context, args: DashboardArgs) -> Result<Exit, Erro
         app: config.app.clone(),
         journal,
         rollback: rollback_command(ctx, &args, state.path())?,
-        picture: None,
+        picture: Some(timeline_picture(config.app.clone())),
     };
     let rt = tokio_runtime(false)?;
     rt.block_on(async move {
@@ -34,6 +34,16 @@ pub(crate) fn dashboard(ctx: &Context, args: DashboardArgs) -> Result<Exit, Erro
             _ = tokio::signal::ctrl_c() => {}
         }
         Ok(Exit::Success)
+    })
+}
+
+/// What `cutover report` draws, for the release the page asks for.
+fn timeline_picture(app: String) -> cutover_dashboard::Picture {
+    std::sync::Arc::new(move |journal: &cutover_journal::Journal, id: i64| {
+        let releases = journal.releases(&app).map_err(|e| e.to_string())?;
+        let release = releases.iter().find(|r| r.id == id).ok_or(format!("{app} has no release #{id}"))?;
+        let events = journal.events(id).map_err(|e| e.to_string())?;
+        cutover_report::svg(release, &events, &cutover_report::Options::default()).map_err(|e| e.to_string())
     })
 }
 
