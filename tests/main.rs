@@ -9,6 +9,7 @@
 mod support;
 
 mod cli;
+mod contract;
 mod examples_polyglot;
 mod flaky;
 mod fly;

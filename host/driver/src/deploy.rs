@@ -7,6 +7,7 @@ use cutover_core::contract::{DeployPlan, ParamValue};
 use cutover_core::events::{
     DeployStart, EventKind, EventSink, FleetSummary, HostCall, HostReply, LogLevel, Outcome, Tee,
 };
+use cutover_core::metrics::MetricsSource;
 use cutover_core::{EmptyApp, LaunchLog, LaunchPlan, Machine, OpError, Platform, Release};
 use cutover_journal::{self as journal, Journal};
 use cutover_runtime::{
@@ -328,6 +329,7 @@ impl Deploy<'_> {
                 recorder: recorder.clone(),
                 promotions,
                 replay: None,
+                metrics: opened.metrics.clone(),
             };
             // Without a replay nothing can stray from one.
             self.run_strategy(strategy, &prepared.plan, run).await.unwrap_or_else(|d| Some(d.to_string()))
@@ -461,6 +463,7 @@ impl Deploy<'_> {
             seed: plan.target.version,
             promotions: run.promotions,
             replay: run.replay,
+            metrics: run.metrics,
         };
         match self.runtime.deploy(&strategy.component, plan, ctx).await {
             Ok(Ok(())) => Ok(None),
@@ -549,6 +552,7 @@ pub(crate) struct StrategyRun {
     pub(crate) recorder: Recorder,
     pub(crate) promotions: Option<Arc<dyn PromotionGate>>,
     pub(crate) replay: Option<Arc<Replay>>,
+    pub(crate) metrics: Option<Arc<dyn MetricsSource>>,
 }
 
 /// What [`Deploy::conclude`] needs of a deploy whose strategy has returned.

@@ -167,6 +167,7 @@ impl Deploy<'_> {
             recorder: recorder.clone(),
             promotions: Some(Arc::new(JournalGate { journal: journal.clone(), release_id: release.id })),
             replay: Some(replay),
+            metrics: opened.metrics.clone(),
         };
         let outcome = match released {
             Some(e) => Ok(Some(e)),

@@ -16,7 +16,8 @@ use cutover_local::daemon::fleet::AppSpec;
 use cutover_local::{LocalDaemon, LocalPlatform};
 use cutover_machines_api::Token;
 use cutover_runtime::HostClock;
-use cutover_sim::{KeptFleet, Scenario, SimPlatform};
+use cutover_core::metrics::MetricsSource;
+use cutover_sim::{KeptFleet, Scenario, ScenarioMetrics, SimPlatform};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -67,6 +68,9 @@ pub struct OpenedPlatform {
     pub platform: Arc<dyn Platform>,
     /// The concurrency bound of batch calls (the config's, or the simulator scenario's override).
     pub concurrency: usize,
+    /// Who answers a strategy's metrics queries: the simulator's scenario series when it has any;
+    /// `None`: the queries are `unsupported`.
+    pub metrics: Option<Arc<dyn MetricsSource>>,
 }
 
 impl Target {
@@ -138,6 +142,7 @@ impl Target {
             PlatformKind::Sim => {
                 let scenario = self.scenario()?;
                 let concurrency = scenario.concurrency.unwrap_or(concurrency);
+                let scenario_metrics = scenario.metrics.clone();
                 let platform: Arc<dyn Platform> = match &self.state {
                     Some(state) => Arc::new(
                         SimPlatform::open_kept(
@@ -156,13 +161,15 @@ impl Target {
                         )
                     }
                 };
-                Ok(OpenedPlatform { platform, concurrency })
+                let metrics = (!scenario_metrics.is_empty())
+                    .then(|| Arc::new(ScenarioMetrics::new(scenario_metrics)) as Arc<dyn MetricsSource>);
+                Ok(OpenedPlatform { platform, concurrency, metrics })
             }
             PlatformKind::Local => {
-                Ok(OpenedPlatform { platform: self.open_local(config).await?, concurrency })
+                Ok(OpenedPlatform { platform: self.open_local(config).await?, concurrency, metrics: None })
             }
             PlatformKind::Fly => {
-                Ok(OpenedPlatform { platform: Arc::new(self.open_fly(config)?), concurrency })
+                Ok(OpenedPlatform { platform: Arc::new(self.open_fly(config)?), concurrency, metrics: None })
             }
         }
     }
@@ -182,6 +189,7 @@ impl Target {
         Ok(daemon.map(|info| OpenedPlatform {
             platform: Arc::new(LocalPlatform::attach(&info, &config.app)),
             concurrency: config.cutover.concurrency,
+            metrics: None,
         }))
     }
 
