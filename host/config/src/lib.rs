@@ -41,7 +41,7 @@ pub use defaults::{
     DEFAULT_RELEASE_COMMAND_TIMEOUT, DEFAULT_WAIT_TIMEOUT,
 };
 pub use error::ConfigError;
-pub use options::{CutoverOptions, FlyConfig, JournalUrl, LocalOptions};
+pub use options::{CutoverOptions, FlyConfig, JournalUrl, LocalOptions, MetricsConfig};
 pub use params::parse_max_unavailable;
 pub use platform::PlatformKind;
 pub use release::preset as machine_preset;

@@ -110,7 +110,8 @@ pub fn judge(canary: &[f64], baseline: &[f64], options: &JudgeOptions) -> Result
 /// Two-sided p-value of the Mann–Whitney U test (normal approximation, tie and continuity corrected).
 pub fn mann_whitney_p(x: &[f64], y: &[f64]) -> f64 {
     let (n1, n2) = (x.len() as f64, y.len() as f64);
-    let mut all: Vec<(f64, bool)> = x.iter().map(|v| (*v, true)).chain(y.iter().map(|v| (*v, false))).collect();
+    let mut all: Vec<(f64, bool)> =
+        x.iter().map(|v| (*v, true)).chain(y.iter().map(|v| (*v, false))).collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     // Average ranks over ties; collect the tie correction on the way.
     let (mut rank_sum_x, mut ties, mut i) = (0.0, 0.0, 0);
@@ -157,14 +158,16 @@ pub fn hodges_lehmann(x: &[f64], y: &[f64]) -> f64 {
 fn erfc(x: f64) -> f64 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-        .exp();
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
     if x >= 0.0 { r } else { 2.0 - r }
 }
 

@@ -12,6 +12,7 @@
 //! - `release_command`: `[deploy] release_command`, run before the first change, and what a resume
 //!   does about it.
 //! - [`lease`]: every machine of a deploy leased, refreshed and released.
+//! - [`prometheus`]: a strategy's metrics queries sent to the `[cutover.metrics]` server.
 //! - [`rollback`]: which release `cutover rollback` returns to.
 //! - [`dry_run`], [`status`], [`demo`], [`local`]: the commands built on the rest.
 
@@ -21,6 +22,7 @@ pub mod dry_run;
 mod error;
 pub mod lease;
 pub mod local;
+pub mod prometheus;
 mod release_command;
 pub mod resume;
 pub mod rollback;

@@ -9,6 +9,7 @@
 
 use crate::{DeployError, StateDir};
 use cutover_config::{Config, ConfigError, PlatformKind};
+use cutover_core::metrics::MetricsSource;
 use cutover_core::{ErrorKind, OpError, Platform};
 use cutover_fly::{FlyOptions, FlyPlatform};
 use cutover_journal::{ReleaseRecord, ReleaseStatus};
@@ -16,7 +17,6 @@ use cutover_local::daemon::fleet::AppSpec;
 use cutover_local::{LocalDaemon, LocalPlatform};
 use cutover_machines_api::Token;
 use cutover_runtime::HostClock;
-use cutover_core::metrics::MetricsSource;
 use cutover_sim::{KeptFleet, Scenario, ScenarioMetrics, SimPlatform};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,8 +68,8 @@ pub struct OpenedPlatform {
     pub platform: Arc<dyn Platform>,
     /// The concurrency bound of batch calls (the config's, or the simulator scenario's override).
     pub concurrency: usize,
-    /// Who answers a strategy's metrics queries: the simulator's scenario series when it has any;
-    /// `None`: the queries are `unsupported`.
+    /// Who answers a strategy's metrics queries: the simulator's scenario series when it has any, else
+    /// the `[cutover.metrics]` server; `None`: the queries are `unsupported`.
     pub metrics: Option<Arc<dyn MetricsSource>>,
 }
 
@@ -161,15 +161,19 @@ impl Target {
                         )
                     }
                 };
-                let metrics = (!scenario_metrics.is_empty())
-                    .then(|| Arc::new(ScenarioMetrics::new(scenario_metrics)) as Arc<dyn MetricsSource>);
+                let metrics = match scenario_metrics.is_empty() {
+                    false => Some(Arc::new(ScenarioMetrics::new(scenario_metrics)) as Arc<dyn MetricsSource>),
+                    true => configured_metrics(config)?,
+                };
                 Ok(OpenedPlatform { platform, concurrency, metrics })
             }
             PlatformKind::Local => {
-                Ok(OpenedPlatform { platform: self.open_local(config).await?, concurrency, metrics: None })
+                let metrics = configured_metrics(config)?;
+                Ok(OpenedPlatform { platform: self.open_local(config).await?, concurrency, metrics })
             }
             PlatformKind::Fly => {
-                Ok(OpenedPlatform { platform: Arc::new(self.open_fly(config)?), concurrency, metrics: None })
+                let metrics = configured_metrics(config)?;
+                Ok(OpenedPlatform { platform: Arc::new(self.open_fly(config)?), concurrency, metrics })
             }
         }
     }
@@ -266,4 +270,11 @@ pub(crate) fn latest_release(state: &StateDir, app: &str) -> Option<ReleaseRecor
         return None;
     }
     state.journal().ok()?.releases(app).ok()?.pop()
+}
+
+/// The `[cutover.metrics]` server, if the config names one.
+fn configured_metrics(config: &Config) -> Result<Option<Arc<dyn MetricsSource>>, DeployError> {
+    let Some(m) = &config.cutover.metrics else { return Ok(None) };
+    let source = crate::prometheus::PrometheusSource::new(m).map_err(DeployError::Setup)?;
+    Ok(Some(Arc::new(source)))
 }

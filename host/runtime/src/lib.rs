@@ -295,7 +295,10 @@ fn check_info(info: &StrategyInfo) -> Result<(), RuntimeError> {
 }
 
 /// Instantiate from the reused `InstancePre`; a failure (e.g. memory over the limit) is the guest's.
-async fn instantiate(strategy: &StrategyComponent, store: &mut Store<HostState>) -> Result<Instance, RuntimeError> {
+async fn instantiate(
+    strategy: &StrategyComponent,
+    store: &mut Store<HostState>,
+) -> Result<Instance, RuntimeError> {
     let instance = match &strategy.pre {
         Pre::V0_1(pre) => pre.instantiate_async(&mut *store).await.map(Instance::V0_1),
         Pre::V0_2(pre) => pre.instantiate_async(&mut *store).await.map(Instance::V0_2),

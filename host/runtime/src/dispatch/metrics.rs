@@ -74,10 +74,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let j = HostCall::Judge { canary: vec![1.0, 2.0], baseline: vec![1.0, 2.0], options: Default::default() };
+        let j =
+            HostCall::Judge { canary: vec![1.0, 2.0], baseline: vec![1.0, 2.0], options: Default::default() };
         assert!(matches!(answer(None, &j, 0).await, Some(HostReply::Judgment(_))));
         let empty = HostCall::Judge { canary: vec![], baseline: vec![1.0], options: Default::default() };
-        assert!(matches!(answer(None, &empty, 0).await, Some(HostReply::Failed(e)) if e.kind == ErrorKind::Invalid));
+        assert!(
+            matches!(answer(None, &empty, 0).await, Some(HostReply::Failed(e)) if e.kind == ErrorKind::Invalid)
+        );
         assert!(answer(None, &HostCall::Now, 0).await.is_none());
     }
 

@@ -20,7 +20,12 @@ impl machines::Host for HostState {
         latest::machines::Host::get(self, id).await
     }
 
-    async fn clone_from(&mut self, sources: Vec<String>, target: Release, routable: bool) -> Result<Vec<Wit<String>>> {
+    async fn clone_from(
+        &mut self,
+        sources: Vec<String>,
+        target: Release,
+        routable: bool,
+    ) -> Result<Vec<Wit<String>>> {
         latest::machines::Host::clone_from(self, sources, target, routable).await
     }
 
@@ -40,7 +45,12 @@ impl machines::Host for HostState {
         latest::machines::Host::destroy(self, ids).await
     }
 
-    async fn wait_state(&mut self, ids: Vec<String>, state: MachineState, timeout_ms: u64) -> Result<BatchResult> {
+    async fn wait_state(
+        &mut self,
+        ids: Vec<String>,
+        state: MachineState,
+        timeout_ms: u64,
+    ) -> Result<BatchResult> {
         latest::machines::Host::wait_state(self, ids, state, timeout_ms).await
     }
 
@@ -93,7 +103,9 @@ impl traffic::Host for HostState {
     async fn weights(&mut self) -> Result<Wit<Vec<traffic::ReleaseWeight>>> {
         let weights = latest::traffic::Host::weights(self).await?;
         Ok(weights.map(|ws| {
-            ws.into_iter().map(|w| traffic::ReleaseWeight { version: w.version, percent: w.percent }).collect()
+            ws.into_iter()
+                .map(|w| traffic::ReleaseWeight { version: w.version, percent: w.percent })
+                .collect()
         }))
     }
 

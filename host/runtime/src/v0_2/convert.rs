@@ -1,9 +1,9 @@
 //! Conversions between the latest contract's WIT types (0.2, whose `types` 0.1 shares) and the host's
 //! own types.
 
+use super::cutover::strategy::metrics;
 use super::cutover::strategy::types as wit;
 use cutover_core::contract::{DeployPlan, MaxUnavailable, ParamKind, ParamSpec, ParamValue, StrategyInfo};
-use super::cutover::strategy::metrics;
 use cutover_core::judge::{Harm, JudgeOptions, Judgment, Verdict};
 use cutover_core::metrics::Series;
 use cutover_core::{self, Check, CheckStatus, ErrorKind, Machine, MachineState, OpError, Release};
