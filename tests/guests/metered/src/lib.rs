@@ -25,7 +25,11 @@ fn error_ratio(version: u64, now: u64) -> Result<Vec<f64>, Error> {
 
 impl Guest for Metered {
     fn describe() -> StrategyInfo {
-        StrategyInfo { name: "metered".into(), summary: "test guest: a canary judged on metrics".into(), params: vec![] }
+        StrategyInfo {
+            name: "metered".into(),
+            summary: "test guest: a canary judged on metrics".into(),
+            params: vec![],
+        }
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
@@ -39,7 +43,8 @@ impl Guest for Metered {
         runtime::log(runtime::Level::Info, &format!("canary error ratio now: {:?}", values(instant)));
         let previous = plan.previous.as_ref().map_or(0, |r| r.version);
         let options = JudgeOptions { confidence: 0.98, harm: Harm::Increase, tolerance: 0.0 };
-        let j = metrics::judge(&error_ratio(plan.target.version, now)?, &error_ratio(previous, now)?, options)?;
+        let j =
+            metrics::judge(&error_ratio(plan.target.version, now)?, &error_ratio(previous, now)?, options)?;
         runtime::log(
             runtime::Level::Info,
             &format!("judge: {:?}, p-value {:.4}, effect size {:.4}", j.verdict, j.p_value, j.effect_size),
