@@ -140,3 +140,32 @@ fn without_series_a_metrics_query_is_unsupported_and_says_what_to_configure() {
     assert_eq!(failed["kind"], "unsupported", "{failed}");
     assert!(failed["message"].as_str().unwrap().contains("[cutover.metrics] url"), "{failed}");
 }
+
+/// The sandbox policy grants queries as `metrics.*`: an `allow` list without them makes a query
+/// `denied` before any server is asked; with them the query goes on (here to no server: `unsupported`).
+#[tokio::test(start_paused = true)]
+async fn metrics_queries_are_granted_by_the_sandbox_policy() {
+    use cutover::core::events::{EventKind, HostCall, HostReply};
+    use cutover::core::{ErrorKind, Grants};
+    let runtime = support::runtime();
+    let metered = support::guest("metered");
+    for (allow, expected) in [
+        (vec!["machines.*", "health.*", "traffic.*"], ErrorKind::Denied),
+        (vec!["machines.*", "health.*", "metrics.*"], ErrorKind::Unsupported),
+    ] {
+        let allow: Vec<String> = allow.into_iter().map(String::from).collect();
+        let grants = Grants::from_lists(Some(&allow), &[], None, None).unwrap();
+        let opts = support::RunOptions { grants, collect_events: true, ..Default::default() };
+        let world = support::world("[fleet]\nmachines = 2\n");
+        let run = support::run_on_sim(&runtime, &metered, world, opts).await;
+        let query = run.events.iter().find_map(|e| match &e.kind {
+            EventKind::HostCall { call: HostCall::MetricsQuery { .. }, reply, .. } => Some(reply.clone()),
+            _ => None,
+        });
+        match query {
+            Some(HostReply::Failed(e)) => assert_eq!(e.kind, expected, "{allow:?}: {e}"),
+            other => panic!("{allow:?}: {other:?}"),
+        }
+        assert!(run.result.expect("the sandbox ran it").is_err(), "a gate without metrics fails the deploy");
+    }
+}
