@@ -10,6 +10,7 @@ mod support;
 
 mod cli;
 mod dashboard;
+mod contract;
 mod examples_polyglot;
 mod flaky;
 mod fly;

@@ -111,11 +111,11 @@ async fn a_core_module_is_refused_with_advice() {
 #[tokio::test(start_paused = true)]
 async fn a_newer_contract_version_names_both_versions() {
     let runtime = runtime();
-    let future = br#"(component (import "cutover:strategy/runtime@0.2.0" (instance)))"#;
-    let err = runtime.load(future).err().expect("0.2 refused");
+    let future = br#"(component (import "cutover:strategy/runtime@0.3.0" (instance)))"#;
+    let err = runtime.load(future).err().expect("0.3 refused");
     let msg = err.to_string();
     assert!(
-        msg.contains("this strategy targets cutover:strategy@0.2.0; this host implements 0.1.x"),
+        msg.contains("this strategy targets cutover:strategy@0.3.0; this host implements 0.1.x and 0.2.x"),
         "{msg}"
     );
 }

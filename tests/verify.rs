@@ -144,7 +144,9 @@ fn another_contract_version_is_refused_with_both_versions() {
         let stderr = out.stderr_text();
         assert_eq!(out.status.code(), Some(2), "{cmd}: {stderr}");
         assert!(
-            stderr.contains("this strategy targets cutover:strategy@0.2.0; this host implements 0.1.x"),
+            stderr.contains(
+                "this strategy targets cutover:strategy@0.3.0; this host implements 0.1.x and 0.2.x"
+            ),
             "{cmd}: {stderr}"
         );
         assert!(stderr.contains("Rebuild the strategy against"), "{cmd}: {stderr}");

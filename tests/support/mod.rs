@@ -236,6 +236,7 @@ pub async fn run_on_sim(runtime: &Runtime, bytes: &[u8], world: Arc<SimWorld>, o
         promotions: None,
         replay: None,
         grants: opts.grants,
+        metrics: None,
     };
     let result = runtime.deploy(&strategy, &plan, ctx).await;
     SimRun { result, world, events: collect.events() }

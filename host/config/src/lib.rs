@@ -43,7 +43,7 @@ pub use defaults::{
 };
 pub use error::ConfigError;
 pub use notify::{NOTIFY_EVENTS, NotifyTarget};
-pub use options::{CutoverOptions, FlyConfig, JournalUrl, LocalOptions};
+pub use options::{CutoverOptions, FlyConfig, JournalUrl, LocalOptions, MetricsConfig};
 pub use params::parse_max_unavailable;
 pub use platform::PlatformKind;
 pub use release::preset as machine_preset;

@@ -44,6 +44,21 @@ pub struct CutoverOptions {
     pub journal: Option<JournalUrl>,
     /// `[[cutover.notify]]`: where the deploy's notifications go, and which events each wants.
     pub notify: Vec<crate::notify::NotifyTarget>,
+    /// `[cutover.metrics]`: the Prometheus-compatible server a strategy's metrics queries go to.
+    pub metrics: Option<MetricsConfig>,
+}
+
+/// `[cutover.metrics]`. The token is not a key: `token_env` names the environment variable holding
+/// it, so it stays out of a file that may be committed, and it is never printed or journaled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// The server's base URL (e.g. `http://127.0.0.1:9090`, or Fly's
+    /// `https://api.fly.io/prometheus/<org>`); `/api/v1/query` is appended.
+    pub url: String,
+    /// The environment variable holding the bearer token, if the server wants one.
+    pub token_env: Option<String>,
+    /// How long one query may take (default 10 s): past it the query is a `timeout` error.
+    pub timeout: Duration,
 }
 
 /// A journal URL. It may hold a password, so `Debug` never shows it; messages name the journal by
@@ -144,6 +159,7 @@ impl Default for CutoverOptions {
             lease_ttl: Duration::from_secs(13),
             journal: None,
             notify: Vec::new(),
+            metrics: None,
         }
     }
 }
@@ -213,6 +229,9 @@ pub(crate) fn cutover_options(
         })?);
     }
     o.notify = crate::notify::targets(raw.notify.unwrap_or_default(), src)?;
+    if let Some(m) = raw.metrics {
+        o.metrics = Some(metrics_config(m, src)?);
+    }
     o.scenario = raw.sim.and_then(|s| s.scenario).map(|p| if p.is_absolute() { p } else { base.join(p) });
     // Absolute: the daemon that runs the app may have been started from another folder.
     let base = std::path::absolute(if base.as_os_str().is_empty() { Path::new(".") } else { base })
@@ -286,4 +305,34 @@ pub(crate) fn cutover_options(
         }
     }
     Ok(o)
+}
+
+/// `[cutover.metrics]`, checked: an http(s) URL, a plausible variable name, a timeout in (0, 5m].
+fn metrics_config(raw: crate::raw::RawMetrics, src: &Path) -> Result<MetricsConfig, ConfigError> {
+    let invalid = |key: &str, value: String, expected: &str| ConfigError::Invalid {
+        path: src.into(),
+        key: format!("cutover.metrics.{key}"),
+        value,
+        expected: expected.into(),
+    };
+    let url = raw.url.ok_or_else(|| {
+        invalid("url", "nothing".into(), "the Prometheus server's URL, e.g. \"http://127.0.0.1:9090\"")
+    })?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(invalid("url", format!("{url:?}"), "an http(s) URL such as \"http://127.0.0.1:9090\""));
+    }
+    if let Some(var) = &raw.token_env
+        && (var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
+        return Err(invalid(
+            "token_env",
+            format!("{var:?}"),
+            "the name of an environment variable (letters, digits, _), not the token itself",
+        ));
+    }
+    let timeout = raw.timeout.map_or(Duration::from_secs(10), |d| d.0);
+    if timeout.is_zero() || timeout > Duration::from_secs(300) {
+        return Err(invalid("timeout", format!("{:?}", duration::display(timeout)), "between 1ms and 5m"));
+    }
+    Ok(MetricsConfig { url: url.trim_end_matches('/').to_string(), token_env: raw.token_env, timeout })
 }

@@ -107,6 +107,15 @@ pub(crate) struct RawCutover {
     pub(crate) lease_ttl: Option<Dur>,
     pub(crate) journal: Option<String>,
     pub(crate) notify: Option<Vec<crate::notify::RawNotify>>,
+    pub(crate) metrics: Option<RawMetrics>,
+}
+
+/// `[cutover.metrics]`.
+#[derive(Deserialize, Default)]
+pub(crate) struct RawMetrics {
+    pub(crate) url: Option<String>,
+    pub(crate) token_env: Option<String>,
+    pub(crate) timeout: Option<Dur>,
 }
 
 /// `[cutover.fly]`.

@@ -6,7 +6,9 @@
 
 use crate::contract::ParamValue;
 use crate::error::OpError;
+use crate::judge::{JudgeOptions, Verdict};
 use crate::machine::{Check, Machine, MachineState, Release};
+use crate::metrics::Series;
 use crate::platform::{Capabilities, ReleaseWeight, TrafficStats};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -192,6 +194,36 @@ pub enum HostCall {
         /// Milliseconds to wait before the call fails with `timeout`.
         timeout_ms: u64,
     },
+    /// `metrics.query` (0.2): a PromQL instant query, performed by the host.
+    #[serde(rename = "metrics.query")]
+    MetricsQuery {
+        /// The PromQL expression.
+        promql: String,
+        /// When, in ms since the Unix epoch; `None`: now on the host's clock.
+        time_ms: Option<u64>,
+    },
+    /// `metrics.query-range` (0.2): a PromQL range query, performed by the host.
+    #[serde(rename = "metrics.query-range")]
+    MetricsRange {
+        /// The PromQL expression.
+        promql: String,
+        /// First point, ms since the Unix epoch.
+        start_ms: u64,
+        /// Last point, ms since the Unix epoch.
+        end_ms: u64,
+        /// Distance between points, ms.
+        step_ms: u64,
+    },
+    /// `metrics.judge` (0.2): canary samples against baseline samples (see [`crate::judge`]).
+    #[serde(rename = "metrics.judge")]
+    Judge {
+        /// The canary's values.
+        canary: Vec<f64>,
+        /// The baseline's values.
+        baseline: Vec<f64>,
+        /// Confidence, which way is harm, tolerance.
+        options: JudgeOptions,
+    },
 }
 
 impl HostCall {
@@ -239,6 +271,9 @@ impl HostCall {
             Self::Sleep { .. } => "runtime.sleep",
             Self::Param { .. } => "runtime.param",
             Self::AwaitPromotion { .. } => "runtime.await-promotion",
+            Self::MetricsQuery { .. } => "metrics.query",
+            Self::MetricsRange { .. } => "metrics.query-range",
+            Self::Judge { .. } => "metrics.judge",
         }
     }
 
@@ -307,6 +342,10 @@ pub enum HostReply {
     Time(u64),
     /// A parameter's value (`runtime.param`); `None` if the strategy has no such parameter.
     Param(Option<ParamValue>),
+    /// The answer of a metrics query (`metrics.query`, `metrics.query-range`).
+    Series(Vec<Series>),
+    /// The judge's decision (`metrics.judge`).
+    Judgment(Verdict),
     /// The call failed as a whole: a one-machine call's error, or a refusal of a call that names no
     /// machines.
     Failed(OpError),

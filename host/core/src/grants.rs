@@ -7,7 +7,9 @@
 //! the event log (and so the journal) like every call.
 //!
 //! Reading is never restricted (a strategy must see the fleet to plan); the `runtime.*` calls (log,
-//! phase, clock, parameters, sleep, promotion gates) touch nothing and are always granted. Scopes
+//! phase, clock, parameters, sleep, promotion gates) and `metrics.judge` (arithmetic on the strategy's
+//! own numbers) touch nothing and are always granted. Metrics queries (`metrics.*`) reach a server
+//! outside the fleet with the operator's token, so an `allow` list must name them. Scopes
 //! (process groups, regions) apply to the calls that change a machine; a clone is judged by its source.
 
 use crate::error::{ErrorKind, OpError};
@@ -34,6 +36,8 @@ pub const OPERATIONS: &[&str] = &[
     "traffic.set-weights",
     "traffic.weights",
     "traffic.stats",
+    "metrics.query",
+    "metrics.query-range",
 ];
 
 /// What a strategy may do. The default grants everything (built-ins and a user's own strategy run
@@ -94,7 +98,7 @@ impl Grants {
     pub fn refuse_operation(&self, call: &HostCall) -> Option<OpError> {
         let ops = self.operations.as_ref()?;
         let op = call.operation();
-        if op.starts_with("runtime.") || ops.contains(op) {
+        if op.starts_with("runtime.") || op == "metrics.judge" || ops.contains(op) {
             return None;
         }
         Some(OpError::new(
@@ -168,13 +172,19 @@ mod tests {
         assert!(g.refuse_operation(&update).is_none());
         assert!(g.refuse_operation(&cordon).unwrap().message.contains("`traffic.cordon`"));
         assert!(g.refuse_operation(&HostCall::Now).is_none(), "runtime calls are always granted");
+        let query = HostCall::MetricsQuery { promql: "up".into(), time_ms: None };
+        assert!(g.refuse_operation(&query).unwrap().message.contains("`metrics.query`"));
+        let judge = HostCall::Judge { canary: vec![], baseline: vec![], options: Default::default() };
+        assert!(g.refuse_operation(&judge).is_none(), "the judge touches nothing");
+        let metrics = Grants::from_lists(Some(&["metrics.*".into()]), &[], None, None).unwrap();
+        assert!(metrics.refuse_operation(&query).is_none());
     }
 
     #[test]
     fn everything_allowed_is_unrestricted() {
         assert!(Grants::from_lists(None, &[], None, None).unwrap().is_unrestricted());
         let all = Grants::from_lists(
-            Some(&["machines.*".into(), "health.*".into(), "traffic.*".into()]),
+            Some(&["machines.*".into(), "health.*".into(), "traffic.*".into(), "metrics.*".into()]),
             &[],
             None,
             None,

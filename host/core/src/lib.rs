@@ -18,6 +18,9 @@
 //!   any WIT version.
 //! - [`release_command`]: `[deploy] release_command` as every platform runs it: what to run, how it
 //!   may end, where its output goes.
+//! - [`judge`]: the statistical judge (Mann–Whitney U, Hodges–Lehmann), canary against baseline.
+//! - [`metrics`]: metrics series and the [`MetricsSource`](metrics::MetricsSource) that answers a
+//!   strategy's queries.
 //! - [`platform`]: the [`Platform`] trait every platform implements, its traffic types, leases, launches,
 //!   and [`list_with_retries`].
 //! - [`events`]: the deploy's event record: every [`HostCall`](events::HostCall), its reply, and the
@@ -35,6 +38,7 @@ pub mod grants;
 pub mod judge;
 pub mod limits;
 pub mod machine;
+pub mod metrics;
 pub mod os;
 pub mod platform;
 pub mod proxy_limits;

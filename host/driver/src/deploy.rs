@@ -9,6 +9,7 @@ use cutover_core::contract::{DeployPlan, ParamValue};
 use cutover_core::events::{
     DeployStart, EventKind, EventSink, FleetSummary, HostCall, HostReply, LogLevel, Outcome, Tee,
 };
+use cutover_core::metrics::MetricsSource;
 use cutover_core::{EmptyApp, LaunchLog, LaunchPlan, Machine, OpError, Platform, Release};
 use cutover_journal::{self as journal, Journal};
 use cutover_runtime::{
@@ -338,6 +339,7 @@ impl Deploy<'_> {
                 recorder: recorder.clone(),
                 promotions,
                 replay: None,
+                metrics: opened.metrics.clone(),
             };
             // Without a replay nothing can stray from one.
             self.run_strategy(strategy, &prepared.plan, run).await.unwrap_or_else(|d| Some(d.to_string()))
@@ -472,6 +474,7 @@ impl Deploy<'_> {
             seed: plan.target.version,
             promotions: run.promotions,
             replay: run.replay,
+            metrics: run.metrics,
         };
         match self.runtime.deploy(&strategy.component, plan, ctx).await {
             Ok(Ok(())) => Ok(None),
@@ -564,6 +567,7 @@ pub(crate) struct StrategyRun {
     pub(crate) recorder: Recorder,
     pub(crate) promotions: Option<Arc<dyn PromotionGate>>,
     pub(crate) replay: Option<Arc<Replay>>,
+    pub(crate) metrics: Option<Arc<dyn MetricsSource>>,
 }
 
 /// What [`Deploy::conclude`] needs of a deploy whose strategy has returned.

@@ -13,6 +13,7 @@
 //! - `release_command`: `[deploy] release_command`, run before the first change, and what a resume
 //!   does about it.
 //! - [`lease`]: every machine of a deploy leased, refreshed and released.
+//! - [`prometheus`]: a strategy's metrics queries sent to the `[cutover.metrics]` server.
 //! - [`rollback`]: which release `cutover rollback` returns to.
 //! - [`dry_run`], [`status`], [`demo`], [`local`]: the commands built on the rest.
 
@@ -24,6 +25,7 @@ mod error;
 pub mod lease;
 pub mod local;
 mod notify;
+pub mod prometheus;
 mod release_command;
 pub mod resume;
 pub mod rollback;

@@ -174,6 +174,7 @@ impl Deploy<'_> {
                 notify: notifier.clone(),
             })),
             replay: Some(replay),
+            metrics: opened.metrics.clone(),
         };
         let outcome = match released {
             Some(e) => Ok(Some(e)),

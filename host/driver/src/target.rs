@@ -9,6 +9,7 @@
 
 use crate::{DeployError, StateDir};
 use cutover_config::{Config, ConfigError, PlatformKind};
+use cutover_core::metrics::MetricsSource;
 use cutover_core::{ErrorKind, OpError, Platform};
 use cutover_fly::{FlyOptions, FlyPlatform};
 use cutover_journal::{ReleaseRecord, ReleaseStatus};
@@ -16,7 +17,7 @@ use cutover_local::daemon::fleet::AppSpec;
 use cutover_local::{LocalDaemon, LocalPlatform};
 use cutover_machines_api::Token;
 use cutover_runtime::HostClock;
-use cutover_sim::{KeptFleet, Scenario, SimPlatform};
+use cutover_sim::{KeptFleet, Scenario, ScenarioMetrics, SimPlatform};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -68,6 +69,9 @@ pub struct OpenedPlatform {
     pub platform: Arc<dyn Platform>,
     /// The concurrency bound of batch calls (the config's, or the simulator scenario's override).
     pub concurrency: usize,
+    /// Who answers a strategy's metrics queries: the simulator's scenario series when it has any, else
+    /// the `[cutover.metrics]` server; `None`: the queries are `unsupported`.
+    pub metrics: Option<Arc<dyn MetricsSource>>,
 }
 
 impl Target {
@@ -142,6 +146,7 @@ impl Target {
             PlatformKind::Sim => {
                 let scenario = self.scenario()?;
                 let concurrency = scenario.concurrency.unwrap_or(concurrency);
+                let scenario_metrics = scenario.metrics.clone();
                 let platform: Arc<dyn Platform> = match &self.state {
                     Some(state) => Arc::new(
                         SimPlatform::open_kept(
@@ -160,13 +165,19 @@ impl Target {
                         )
                     }
                 };
-                Ok(OpenedPlatform { platform, concurrency })
+                let metrics = match scenario_metrics.is_empty() {
+                    false => Some(Arc::new(ScenarioMetrics::new(scenario_metrics)) as Arc<dyn MetricsSource>),
+                    true => configured_metrics(config)?,
+                };
+                Ok(OpenedPlatform { platform, concurrency, metrics })
             }
             PlatformKind::Local => {
-                Ok(OpenedPlatform { platform: self.open_local(config).await?, concurrency })
+                let metrics = configured_metrics(config)?;
+                Ok(OpenedPlatform { platform: self.open_local(config).await?, concurrency, metrics })
             }
             PlatformKind::Fly => {
-                Ok(OpenedPlatform { platform: Arc::new(self.open_fly(config)?), concurrency })
+                let metrics = configured_metrics(config)?;
+                Ok(OpenedPlatform { platform: Arc::new(self.open_fly(config)?), concurrency, metrics })
             }
         }
     }
@@ -186,6 +197,7 @@ impl Target {
         Ok(daemon.map(|info| OpenedPlatform {
             platform: Arc::new(LocalPlatform::attach(&info, &config.app)),
             concurrency: config.cutover.concurrency,
+            metrics: None,
         }))
     }
 
@@ -263,4 +275,11 @@ pub(crate) fn latest_release(state: &StateDir, app: &str) -> Option<ReleaseRecor
         return None;
     }
     state.journal().ok()?.releases(app).ok()?.pop()
+}
+
+/// The `[cutover.metrics]` server, if the config names one.
+fn configured_metrics(config: &Config) -> Result<Option<Arc<dyn MetricsSource>>, DeployError> {
+    let Some(m) = &config.cutover.metrics else { return Ok(None) };
+    let source = crate::prometheus::PrometheusSource::new(m).map_err(DeployError::Setup)?;
+    Ok(Some(Arc::new(source)))
 }

@@ -11,7 +11,8 @@
 //! - `dispatch`: the one place host calls are executed and recorded (with the bounds on one call's
 //!   size, the log budget and the event [`Recorder`] in submodules of their own).
 //! - `replay`: feeding a resumed strategy the journaled answers of the run that died.
-//! - `v0_1`: bindings and host impls for `cutover:strategy@0.1.x`.
+//! - `v0_2`: bindings and the host side of the latest contract, `cutover:strategy@0.2.x`.
+//! - `v0_1`: bindings of `cutover:strategy@0.1.x`, its imports converted to `v0_2`'s host side.
 //! - `clock`: the host clock strategies see (virtual under the simulator).
 //! - `toolchain`: which language and tools built a component (`cutover inspect`).
 
@@ -25,6 +26,7 @@ pub mod replay;
 pub mod sandbox;
 pub mod toolchain;
 pub mod v0_1;
+pub mod v0_2;
 
 pub use cache::{ComponentCache, Origin};
 pub use clock::HostClock;
@@ -40,6 +42,7 @@ pub use replay::{Replay, ReplayDiverged};
 pub const MAX_COMPONENT_BYTES: u64 = 256 << 20;
 
 use cutover_core::contract::{DeployPlan, StrategyInfo};
+use cutover_core::metrics::MetricsSource;
 use cutover_core::{OpError, Platform};
 use limits::Guard;
 use sandbox::HostState;
@@ -61,7 +64,7 @@ pub struct Runtime {
 
 /// A loaded, checked and pre-linked strategy, ready to instantiate cheaply.
 pub struct StrategyComponent {
-    pre: v0_1::StrategyPre<HostState>,
+    pre: Pre,
     /// What the component imports and exports.
     pub world: WorldInfo,
     /// Whether this load compiled the component or found it cached.
@@ -70,6 +73,19 @@ pub struct StrategyComponent {
     pub hash: [u8; 32],
     /// Size of the component in bytes.
     pub size: usize,
+}
+
+/// A component pre-linked against the contract version it was built for.
+enum Pre {
+    V0_1(v0_1::StrategyPre<HostState>),
+    V0_2(v0_2::StrategyPre<HostState>),
+}
+
+/// An instance of either contract version. Their exports take and return the same Rust types (0.1's
+/// bindings reuse 0.2's `types`), so only the call differs.
+enum Instance {
+    V0_1(v0_1::Strategy),
+    V0_2(v0_2::Strategy),
 }
 
 /// Everything a deploy run needs besides the component.
@@ -93,6 +109,8 @@ pub struct RunContext {
     pub grants: Grants,
     /// Under `cutover resume`: the journaled calls to answer before going live.
     pub replay: Option<Arc<Replay>>,
+    /// Who answers `metrics.query` and `metrics.query-range`; `None`: they fail with `unsupported`.
+    pub metrics: Option<Arc<dyn MetricsSource>>,
 }
 
 impl Runtime {
@@ -104,7 +122,10 @@ impl Runtime {
 
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| v0_2::Strategy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s))
             .and_then(|()| v0_1::Strategy::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s))
+            // 0.1's `types` are 0.2's, linked under 0.2's name; a 0.1 component imports them as 0.1.
+            .and_then(|()| linker.instance(v0_1::TYPES_INSTANCE).map(drop))
             .map_err(|e| RuntimeError::Other(anyhow::anyhow!("linking the host interfaces: {e:?}")))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -151,11 +172,15 @@ impl Runtime {
             .load(&self.engine, bytes, &hash)
             .map_err(|e| RuntimeError::NotAComponent(format!("{e:#}")))?;
         let world = compat::check(&self.engine, &component)?;
-        let pre = self.linker.instantiate_pre(&component).and_then(v0_1::StrategyPre::new).map_err(|e| {
+        let linked = self.linker.instantiate_pre(&component).and_then(|pre| match world.contract {
+            compat::Contract::V0_1 => v0_1::StrategyPre::new(pre).map(Pre::V0_1),
+            compat::Contract::V0_2 => v0_2::StrategyPre::new(pre).map(Pre::V0_2),
+        });
+        let pre = linked.map_err(|e| {
             RuntimeError::Incompatible(format!(
                 "the strategy does not link against this host ({}@{}): {e:?}",
                 compat::PACKAGE,
-                compat::VERSION
+                world.contract.version()
             ))
         })?;
         let loaded = Arc::new(StrategyComponent { pre, world, origin, hash, size: bytes.len() });
@@ -175,12 +200,12 @@ impl Runtime {
         let (_tx, rx) = watch::channel(false);
         let state = HostState::new(HostClock::simulated(), 0, Guard::new(Limits::default()), None, rx);
         let mut store = self.store(state);
-        let bindings = instantiate(strategy, &mut store).await?;
-        let info = bindings
-            .call_describe(&mut store)
-            .await
-            .map_err(|e| RuntimeError::from_guest(e, store.data().output()))?;
-        let info = v0_1::info_from_wit(info);
+        let info = match instantiate(strategy, &mut store).await? {
+            Instance::V0_1(bindings) => bindings.call_describe(&mut store).await,
+            Instance::V0_2(bindings) => bindings.call_describe(&mut store).await,
+        };
+        let info = info.map_err(|e| RuntimeError::from_guest(e, store.data().output()))?;
+        let info = v0_2::info_from_wit(info);
         check_info(&info)?;
         Ok(info)
     }
@@ -199,15 +224,20 @@ impl Runtime {
             Dispatcher::new(ctx.platform, plan.params.clone(), ctx.concurrency, ctx.clock, ctx.recorder)
                 .with_promotions(ctx.promotions)
                 .with_grants(ctx.grants)
-                .with_replay(ctx.replay);
+                .with_replay(ctx.replay)
+                .with_metrics(ctx.metrics);
         let state = HostState::new(ctx.clock, ctx.seed, guard, Some(dispatcher), deadline_hit);
         let deadline_passed = state.deadline_passed();
         let deadline = state.guard.deadline_exceeded();
         let mut store = self.store(state);
         let run = async {
-            let bindings = instantiate(strategy, &mut store).await?;
+            let instance = instantiate(strategy, &mut store).await?;
             store.data_mut().guard.restart_budget();
-            let verdict = bindings.call_deploy(&mut store, &v0_1::plan_to_wit(plan)).await;
+            let plan = v0_2::plan_to_wit(plan);
+            let verdict = match instance {
+                Instance::V0_1(bindings) => bindings.call_deploy(&mut store, &plan).await,
+                Instance::V0_2(bindings) => bindings.call_deploy(&mut store, &plan).await,
+            };
             verdict.map_err(|e| RuntimeError::from_guest(e, store.data().output()))
         };
         // The whole run races the deadline too: a guest blocked in WASI (`std::thread::sleep` polls a
@@ -219,7 +249,7 @@ impl Runtime {
             () = deadline_passed => Err(RuntimeError::Limit(deadline)),
         };
         store.data().finish();
-        Ok(verdict?.map_err(v0_1::error_from_wit))
+        Ok(verdict?.map_err(v0_2::error_from_wit))
     }
 
     fn store(&self, state: HostState) -> Store<HostState> {
@@ -268,11 +298,12 @@ fn check_info(info: &StrategyInfo) -> Result<(), RuntimeError> {
 async fn instantiate(
     strategy: &StrategyComponent,
     store: &mut Store<HostState>,
-) -> Result<v0_1::Strategy, RuntimeError> {
-    match strategy.pre.instantiate_async(&mut *store).await {
-        Ok(bindings) => Ok(bindings),
-        Err(e) => Err(RuntimeError::from_guest(e, store.data().output())),
-    }
+) -> Result<Instance, RuntimeError> {
+    let instance = match &strategy.pre {
+        Pre::V0_1(pre) => pre.instantiate_async(&mut *store).await.map(Instance::V0_1),
+        Pre::V0_2(pre) => pre.instantiate_async(&mut *store).await.map(Instance::V0_2),
+    };
+    instance.map_err(|e| RuntimeError::from_guest(e, store.data().output()))
 }
 
 impl Drop for Runtime {

@@ -22,6 +22,7 @@
 //! - `traffic`: how requests split between releases, and each machine's long-lived connections;
 //! - `tracking`: recording availability and cut connections as the world changes;
 //! - `persist`: a world saved between runs ([`SavedWorld`]), written through change by change;
+//! - [`metrics`]: the scenario's `[[metrics]]` series, answering a strategy's metrics queries;
 //! - [`kept`]: where one app's fleet is kept between runs ([`KeptFleet`]);
 //! - `platform`: [`SimPlatform`], the handle a strategy drives, and its `Platform` implementation;
 //! - [`model`]: the latency model read back for lower bounds.
@@ -30,6 +31,7 @@ mod availability;
 mod draw;
 mod error;
 pub mod kept;
+pub mod metrics;
 pub mod model;
 mod persist;
 mod platform;
@@ -44,6 +46,7 @@ mod tests;
 pub use availability::{Availability, Cut, Removal};
 pub use error::SimError;
 pub use kept::KeptFleet;
+pub use metrics::ScenarioMetrics;
 pub use persist::SavedWorld;
 pub use platform::SimPlatform;
 pub use scenario::{ReleaseCommandSim, Scenario};

@@ -13,6 +13,9 @@
 //! [[faults.crash]]
 //! machine = 3        # index into the starting fleet
 //! at = "20s"         # virtual time since the deploy started
+//! [[metrics]]        # series answering metrics queries (see `metrics`)
+//! match = 'version="2"'
+//! values = [0.01, 0.02]
 //! ```
 
 use crate::SimError;
@@ -42,6 +45,8 @@ pub struct Scenario {
     pub promote_after: Option<Dur>,
     /// How `[deploy] release_command` runs here (only when the app's config has one).
     pub release_command: ReleaseCommandSim,
+    /// Metric series answering the strategy's metrics queries (see [`crate::metrics`]).
+    pub metrics: Vec<crate::metrics::MetricSeries>,
 }
 
 /// `[release_command]`: how the simulated release command behaves.
@@ -81,6 +86,7 @@ impl Default for Scenario {
             concurrency: None,
             promote_after: None,
             release_command: ReleaseCommandSim::default(),
+            metrics: Vec::new(),
         }
     }
 }
@@ -235,6 +241,9 @@ impl Scenario {
 
     /// The first value out of range, as a message naming its key.
     fn validate(&self) -> Result<(), String> {
+        for (i, series) in self.metrics.iter().enumerate() {
+            series.check(i + 1)?;
+        }
         for (key, rate) in [
             ("faults.api_error_rate", self.faults.api_error_rate),
             ("faults.api_timeout_rate", self.faults.api_timeout_rate),

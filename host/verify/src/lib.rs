@@ -391,6 +391,9 @@ async fn run_scenario(
         replay: None,
         // Verify judges what a strategy does with every right; a policy narrows it only in a deploy.
         grants: Default::default(),
+        // Verify's scenarios describe no metrics: a metric gate meets `unsupported`, which a strategy
+        // must handle (fall back to checks), and verify judges that it does.
+        metrics: None,
     };
     // Dropping the deploy future cancels the guest mid-call; the store goes with it.
     let result = tokio::select! {

@@ -1,5 +1,5 @@
-//! The bounds on one call's size: how many machines it may name, how long a metadata entry or a log
-//! line may be, how many release weights it may set.
+//! The bounds on one call's size: how many machines it may name, how long a metadata entry, a log
+//! line or a metrics query may be, how many release weights it may set, how many values it may judge.
 //!
 //! A strategy is untrusted code: without these, one call could make the host hold millions of pending
 //! operations and replies, or write a megabyte into every log line. A call over a bound is refused
@@ -7,6 +7,7 @@
 //! is better than losing the message).
 
 use cutover_core::events::HostCall;
+use cutover_core::judge::MAX_SAMPLES;
 use cutover_core::{ErrorKind, OpError};
 
 /// Longest log line kept from a strategy; longer lines are cut (a strategy must not flood the log).
@@ -17,6 +18,8 @@ pub const MAX_IDS_PER_CALL: usize = 10_000;
 /// Longest metadata key or value, and most release weights, one call may pass.
 const MAX_METADATA: usize = 4096;
 const MAX_WEIGHTS: usize = 64;
+/// Longest PromQL expression a strategy may send (real ones are a few hundred bytes).
+const MAX_PROMQL: usize = 16 * 1024;
 
 /// Cut an over-long strategy log line, saying how much was dropped.
 pub fn truncate_log(mut message: String) -> String {
@@ -48,6 +51,24 @@ pub(super) fn oversized(call: &HostCall) -> Option<OpError> {
             return Some(OpError::new(
                 ErrorKind::Invalid,
                 format!("{} release weights in one call; at most {MAX_WEIGHTS}", weights.len()),
+            ));
+        }
+        HostCall::MetricsQuery { promql, .. } | HostCall::MetricsRange { promql, .. }
+            if promql.len() > MAX_PROMQL =>
+        {
+            return Some(OpError::new(
+                ErrorKind::Invalid,
+                format!("a metrics query is at most {MAX_PROMQL} bytes; this one is {}", promql.len()),
+            ));
+        }
+        HostCall::Judge { canary, baseline, .. } if canary.len().max(baseline.len()) > MAX_SAMPLES => {
+            return Some(OpError::new(
+                ErrorKind::Invalid,
+                format!(
+                    "the judge takes at most {MAX_SAMPLES} values a side; this call has {} and {}",
+                    canary.len(),
+                    baseline.len()
+                ),
             ));
         }
         _ => call.machine_ids().map_or(0, <[String]>::len),

@@ -10,10 +10,12 @@
 //!
 //! - `bounds`: how large one call may be (machines named, metadata, weights, a log line);
 //! - `log_budget`: how many log lines a strategy may write, on the host clock;
-//! - `recorder`: numbering events and handing them to the run's sink ([`Recorder`]).
+//! - `recorder`: numbering events and handing them to the run's sink ([`Recorder`]);
+//! - `metrics`: the `metrics.*` calls (queries to the run's metrics source, the judge).
 
 mod bounds;
 mod log_budget;
+mod metrics;
 mod recorder;
 
 pub use bounds::{MAX_IDS_PER_CALL, truncate_log};
@@ -25,6 +27,7 @@ use bounds::oversized;
 use cutover_core::Grants;
 use cutover_core::contract::ParamValue;
 use cutover_core::events::{EventKind, HostCall, HostReply};
+use cutover_core::metrics::MetricsSource;
 use cutover_core::{ErrorKind, Machine, OpError, Platform, StopSpec};
 use futures::StreamExt;
 use log_budget::LogBudget;
@@ -61,6 +64,8 @@ pub struct Dispatcher {
     replay: Option<Arc<Replay>>,
     /// Set when the replayed strategy made another call than the journal holds; the run stops.
     diverged: Mutex<Option<ReplayDiverged>>,
+    /// Who answers metrics queries (none: they are `unsupported`).
+    metrics: Option<Arc<dyn MetricsSource>>,
 }
 
 /// What a resumed run does with one call of its strategy (see [`Step`]).
@@ -98,7 +103,14 @@ impl Dispatcher {
             logs: Mutex::new(LogBudget::new()),
             replay: None,
             diverged: Mutex::new(None),
+            metrics: None,
         }
+    }
+
+    /// Answer `metrics.query` and `metrics.query-range` from `source`.
+    pub fn with_metrics(mut self, source: Option<Arc<dyn MetricsSource>>) -> Self {
+        self.metrics = source;
+        self
     }
 
     /// Answer from `replay` until it is used up, then run live (see [`Replay`]).
@@ -347,6 +359,12 @@ impl Dispatcher {
                     other => other,
                 };
                 one(answer, |()| HostReply::Done)
+            }
+            HostCall::MetricsQuery { .. } | HostCall::MetricsRange { .. } | HostCall::Judge { .. } => {
+                let now_ms = self.clock.now_ms();
+                metrics::answer(self.metrics.as_deref(), call, now_ms)
+                    .await
+                    .unwrap_or(HostReply::Failed(OpError::new(ErrorKind::Invalid, "internal")))
             }
             HostCall::Capabilities
             | HostCall::Log { .. }

@@ -1,215 +1,157 @@
-//! The host side of the 0.1 imports: translate arguments, hand the call to the dispatch point
-//! (`HostState::call`), translate the reply back.
+//! 0.1's imports, each handed to the latest contract's host side (`v0_2::host`). Most arguments and
+//! results are 0.2's types already (see the module's `with`); the four types 0.1 declares inside its
+//! `traffic` and `runtime` interfaces are converted here.
 
-use super::convert::*;
-use super::cutover::strategy::{health, machines, runtime, traffic, types};
-use crate::dispatch::truncate_log;
+use super::cutover::strategy::{health, machines, runtime, traffic};
 use crate::sandbox::HostState;
-use cutover_core::events::{HostCall, HostReply, LogLevel};
+use crate::v0_2::cutover::strategy as latest;
+use latest::types::{self, Check, Machine, MachineError, MachineState, ParamValue, Release};
 use wasmtime::Result;
 
-type BatchResult = std::result::Result<(), Vec<types::MachineError>>;
+type BatchResult = std::result::Result<(), Vec<MachineError>>;
 type Wit<T> = std::result::Result<T, types::Error>;
 
-/// A reply of a kind the call cannot produce: a host bug, reported as a trap rather than a wrong answer.
-fn mismatch(call: &str, reply: &HostReply) -> wasmtime::Error {
-    wasmtime::format_err!("internal error: host call {call} got an unexpected reply {reply:?}")
-}
-
-fn batch(call: &str, reply: HostReply) -> Result<BatchResult> {
-    match reply {
-        HostReply::Batch(failed) if failed.is_empty() => Ok(Ok(())),
-        HostReply::Batch(failed) => Ok(Err(failed
-            .into_iter()
-            .map(|(id, e)| types::MachineError { id, error: error_to_wit(e) })
-            .collect())),
-        other => Err(mismatch(call, &other)),
-    }
-}
-
-fn done(call: &str, reply: HostReply) -> Result<Wit<()>> {
-    match reply {
-        HostReply::Done => Ok(Ok(())),
-        HostReply::Failed(e) => Ok(Err(error_to_wit(e))),
-        other => Err(mismatch(call, &other)),
-    }
-}
-
-impl types::Host for HostState {}
-
 impl machines::Host for HostState {
-    async fn list(&mut self) -> Result<Wit<Vec<types::Machine>>> {
-        match self.call(HostCall::List).await? {
-            HostReply::Machines(ms) => Ok(Ok(ms.into_iter().map(machine_to_wit).collect())),
-            HostReply::Failed(e) => Ok(Err(error_to_wit(e))),
-            other => Err(mismatch("machines.list", &other)),
-        }
+    async fn list(&mut self) -> Result<Wit<Vec<Machine>>> {
+        latest::machines::Host::list(self).await
     }
 
-    async fn get(&mut self, id: String) -> Result<Wit<types::Machine>> {
-        match self.call(HostCall::Get { id }).await? {
-            HostReply::Machine(m) => Ok(Ok(machine_to_wit(*m))),
-            HostReply::Failed(e) => Ok(Err(error_to_wit(e))),
-            other => Err(mismatch("machines.get", &other)),
-        }
+    async fn get(&mut self, id: String) -> Result<Wit<Machine>> {
+        latest::machines::Host::get(self, id).await
     }
 
     async fn clone_from(
         &mut self,
         sources: Vec<String>,
-        target: types::Release,
+        target: Release,
         routable: bool,
     ) -> Result<Vec<Wit<String>>> {
-        let call = HostCall::CloneFrom { sources, target: release_from_wit(target), routable };
-        match self.call(call).await? {
-            HostReply::Cloned(results) => Ok(results.into_iter().map(|r| r.map_err(error_to_wit)).collect()),
-            other => Err(mismatch("machines.clone-from", &other)),
-        }
+        latest::machines::Host::clone_from(self, sources, target, routable).await
     }
 
-    async fn update(&mut self, ids: Vec<String>, target: types::Release) -> Result<BatchResult> {
-        let reply = self.call(HostCall::Update { ids, target: release_from_wit(target) }).await?;
-        batch("machines.update", reply)
+    async fn update(&mut self, ids: Vec<String>, target: Release) -> Result<BatchResult> {
+        latest::machines::Host::update(self, ids, target).await
     }
 
     async fn start(&mut self, ids: Vec<String>) -> Result<BatchResult> {
-        batch("machines.start", self.call(HostCall::Start { ids }).await?)
+        latest::machines::Host::start(self, ids).await
     }
 
     async fn stop(&mut self, ids: Vec<String>, signal: String, timeout_ms: u64) -> Result<BatchResult> {
-        batch("machines.stop", self.call(HostCall::Stop { ids, signal, timeout_ms }).await?)
+        latest::machines::Host::stop(self, ids, signal, timeout_ms).await
     }
 
     async fn destroy(&mut self, ids: Vec<String>) -> Result<BatchResult> {
-        batch("machines.destroy", self.call(HostCall::Destroy { ids }).await?)
+        latest::machines::Host::destroy(self, ids).await
     }
 
     async fn wait_state(
         &mut self,
         ids: Vec<String>,
-        state: types::MachineState,
+        state: MachineState,
         timeout_ms: u64,
     ) -> Result<BatchResult> {
-        let call = HostCall::WaitState { ids, state: state_from_wit(state), timeout_ms };
-        batch("machines.wait-state", self.call(call).await?)
+        latest::machines::Host::wait_state(self, ids, state, timeout_ms).await
     }
 
     async fn set_metadata(&mut self, id: String, key: String, value: String) -> Result<Wit<()>> {
-        done("machines.set-metadata", self.call(HostCall::SetMetadata { id, key, value }).await?)
+        latest::machines::Host::set_metadata(self, id, key, value).await
     }
 }
 
 impl health::Host for HostState {
     async fn wait_healthy(&mut self, ids: Vec<String>, timeout_ms: u64) -> Result<BatchResult> {
-        batch("health.wait-healthy", self.call(HostCall::WaitHealthy { ids, timeout_ms }).await?)
+        latest::health::Host::wait_healthy(self, ids, timeout_ms).await
     }
 
-    async fn checks(&mut self, id: String) -> Result<Wit<Vec<types::Check>>> {
-        match self.call(HostCall::Checks { id }).await? {
-            HostReply::Checks(cs) => Ok(Ok(cs.into_iter().map(check_to_wit).collect())),
-            HostReply::Failed(e) => Ok(Err(error_to_wit(e))),
-            other => Err(mismatch("health.checks", &other)),
-        }
+    async fn checks(&mut self, id: String) -> Result<Wit<Vec<Check>>> {
+        latest::health::Host::checks(self, id).await
     }
 }
 
 impl traffic::Host for HostState {
     fn capabilities(&mut self) -> Result<traffic::TrafficCapabilities> {
-        match self.call_instant(HostCall::Capabilities)? {
-            HostReply::Capabilities(c) => Ok(traffic::TrafficCapabilities {
-                cordon: c.cordon,
-                connection_counts: c.connection_counts,
-                weights: c.weights,
-                stats: c.stats,
-            }),
-            other => Err(mismatch("traffic.capabilities", &other)),
-        }
+        let c = latest::traffic::Host::capabilities(self)?;
+        Ok(traffic::TrafficCapabilities {
+            cordon: c.cordon,
+            connection_counts: c.connection_counts,
+            weights: c.weights,
+            stats: c.stats,
+        })
     }
 
     async fn cordon(&mut self, ids: Vec<String>) -> Result<BatchResult> {
-        batch("traffic.cordon", self.call(HostCall::Cordon { ids }).await?)
+        latest::traffic::Host::cordon(self, ids).await
     }
 
     async fn uncordon(&mut self, ids: Vec<String>) -> Result<BatchResult> {
-        batch("traffic.uncordon", self.call(HostCall::Uncordon { ids }).await?)
+        latest::traffic::Host::uncordon(self, ids).await
     }
 
     async fn connections(&mut self, ids: Vec<String>) -> Result<Vec<Wit<u32>>> {
-        match self.call(HostCall::Connections { ids }).await? {
-            HostReply::Counts(counts) => Ok(counts.into_iter().map(|c| c.map_err(error_to_wit)).collect()),
-            other => Err(mismatch("traffic.connections", &other)),
-        }
+        latest::traffic::Host::connections(self, ids).await
     }
 
     async fn set_weights(&mut self, weights: Vec<traffic::ReleaseWeight>) -> Result<Wit<()>> {
-        let weights = weights.into_iter().map(weight_from_wit).collect();
-        done("traffic.set-weights", self.call(HostCall::SetWeights { weights }).await?)
+        let weights = weights
+            .into_iter()
+            .map(|w| latest::traffic::ReleaseWeight { version: w.version, percent: w.percent })
+            .collect();
+        latest::traffic::Host::set_weights(self, weights).await
     }
 
     async fn weights(&mut self) -> Result<Wit<Vec<traffic::ReleaseWeight>>> {
-        match self.call(HostCall::Weights).await? {
-            HostReply::Weights(ws) => Ok(Ok(ws.into_iter().map(weight_to_wit).collect())),
-            HostReply::Failed(e) => Ok(Err(error_to_wit(e))),
-            other => Err(mismatch("traffic.weights", &other)),
-        }
+        let weights = latest::traffic::Host::weights(self).await?;
+        Ok(weights.map(|ws| {
+            ws.into_iter()
+                .map(|w| traffic::ReleaseWeight { version: w.version, percent: w.percent })
+                .collect()
+        }))
     }
 
     async fn stats(&mut self, version: u64, window_ms: u64) -> Result<Wit<traffic::TrafficStats>> {
-        match self.call(HostCall::Stats { version, window_ms }).await? {
-            HostReply::Stats(s) => Ok(Ok(traffic::TrafficStats {
-                requests: s.requests,
-                errors: s.errors,
-                p50_ms: s.p50_ms,
-                p99_ms: s.p99_ms,
-            })),
-            HostReply::Failed(e) => Ok(Err(error_to_wit(e))),
-            other => Err(mismatch("traffic.stats", &other)),
-        }
+        let stats = latest::traffic::Host::stats(self, version, window_ms).await?;
+        Ok(stats.map(|s| traffic::TrafficStats {
+            requests: s.requests,
+            errors: s.errors,
+            p50_ms: s.p50_ms,
+            p99_ms: s.p99_ms,
+        }))
     }
 }
 
 impl runtime::Host for HostState {
     fn log(&mut self, level: runtime::Level, message: String) -> Result<()> {
         let level = match level {
-            runtime::Level::Debug => LogLevel::Debug,
-            runtime::Level::Info => LogLevel::Info,
-            runtime::Level::Warn => LogLevel::Warn,
-            runtime::Level::Error => LogLevel::Error,
+            runtime::Level::Debug => latest::runtime::Level::Debug,
+            runtime::Level::Info => latest::runtime::Level::Info,
+            runtime::Level::Warn => latest::runtime::Level::Warn,
+            runtime::Level::Error => latest::runtime::Level::Error,
         };
-        self.call_instant(HostCall::Log { level, message: truncate_log(message) })?;
-        Ok(())
+        latest::runtime::Host::log(self, level, message)
     }
 
     fn phase(&mut self, name: String) -> Result<()> {
-        self.call_instant(HostCall::Phase { name: truncate_log(name) })?;
-        Ok(())
+        latest::runtime::Host::phase(self, name)
     }
 
     fn progress(&mut self, done: u32, total: u32) -> Result<()> {
-        self.call_instant(HostCall::Progress { done, total })?;
-        Ok(())
+        latest::runtime::Host::progress(self, done, total)
     }
 
     fn now(&mut self) -> Result<u64> {
-        match self.call_instant(HostCall::Now)? {
-            HostReply::Time(t) => Ok(t),
-            other => Err(mismatch("runtime.now", &other)),
-        }
+        latest::runtime::Host::now(self)
     }
 
     async fn sleep(&mut self, ms: u64) -> Result<()> {
-        self.call(HostCall::Sleep { ms }).await?;
-        Ok(())
+        latest::runtime::Host::sleep(self, ms).await
     }
 
-    fn param(&mut self, name: String) -> Result<Option<types::ParamValue>> {
-        match self.call_instant(HostCall::Param { name })? {
-            HostReply::Param(v) => Ok(v.as_ref().map(value_to_wit)),
-            other => Err(mismatch("runtime.param", &other)),
-        }
+    fn param(&mut self, name: String) -> Result<Option<ParamValue>> {
+        latest::runtime::Host::param(self, name)
     }
 
     async fn await_promotion(&mut self, gate: String, timeout_ms: u64) -> Result<Wit<()>> {
-        done("runtime.await-promotion", self.call(HostCall::AwaitPromotion { gate, timeout_ms }).await?)
+        latest::runtime::Host::await_promotion(self, gate, timeout_ms).await
     }
 }

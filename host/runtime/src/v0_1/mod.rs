@@ -1,23 +1,26 @@
-//! `cutover:strategy@0.1.x`: the generated bindings and the host side of that contract version.
+//! `cutover:strategy@0.1.x`: its bindings, and its imports converted to the latest contract's host
+//! side (`v0_2`), in this one place.
 //!
-//! One module per contract version (as Zed's extension host does): when 0.2 arrives it gets its own
-//! module, and both can be linked side by side while strategies migrate. This module only translates
-//! between WIT types and the host's own (`platform`, `contract`, `events`); all behaviour lives in the
-//! dispatcher.
+//! 0.2 only added an interface, so 0.1's shared `types` are 0.2's: the bindings reuse 0.2's generated
+//! types (`with`), which makes `describe`, `deploy`, machines, checks and errors the same Rust types in
+//! both versions (the component model checks types by structure, not by package). What remains are
+//! the four types 0.1 declares inside `traffic` and `runtime`, converted in `host`. A 0.1 strategy
+//! therefore runs through exactly the code a 0.2 one does: it cannot behave differently by accident.
 
-mod convert;
 mod host;
 
-/// The bindings wasmtime generates from `wit/strategy.wit`. Their documentation is the WIT's own (it
-/// is copied into them where the WIT has any); the rest is generated glue, so it is exempt from the
-/// rule that every public item is documented.
+/// The name under which 0.1's type-only `types` interface is linked. Its types are 0.2's (see `with`
+/// below), so the bindings link it under 0.2's name; a 0.1 component imports it under this one.
+pub(crate) const TYPES_INSTANCE: &str = "cutover:strategy/types@0.1.0";
+
+/// The bindings wasmtime generates from `wit/strategy.wit` (0.1), on 0.2's `types`. Documentation is
+/// the WIT's own; the rest is generated glue, exempt from the rule that every public item is documented.
 #[allow(missing_docs)]
 mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "strategy",
-        // Calls that never wait are plain host functions: no future, no fiber switch, so a strategy can
-        // log, read the clock or a parameter for about the price of a bare wasmtime call.
+        with: { "cutover:strategy/types@0.1.0": crate::v0_2::cutover::strategy::types },
         imports: {
             "cutover:strategy/runtime.log": trappable,
             "cutover:strategy/runtime.phase": trappable,
@@ -32,5 +35,3 @@ mod bindings {
 }
 
 pub use bindings::*;
-
-pub use convert::{error_from_wit, info_from_wit, plan_to_wit};

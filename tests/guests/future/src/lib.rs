@@ -1,4 +1,4 @@
-//! A do-nothing strategy built against `cutover:strategy@0.2.0` (`wit/` here is the contract with only
+//! A do-nothing strategy built against `cutover:strategy@0.3.0` (`wit/` here is the contract with only
 //! its version changed): loading it must say which version it targets and which this host implements.
 wit_bindgen::generate!({ path: "wit", world: "strategy" });
 

@@ -1,10 +1,14 @@
-//! Conversions between the 0.1 WIT types and the host's own types.
+//! Conversions between the latest contract's WIT types (0.2, whose `types` 0.1 shares) and the host's
+//! own types.
 
+use super::cutover::strategy::metrics;
 use super::cutover::strategy::types as wit;
 use cutover_core::contract::{DeployPlan, MaxUnavailable, ParamKind, ParamSpec, ParamValue, StrategyInfo};
+use cutover_core::judge::{Direction, JudgeOptions, Outcome, Verdict};
+use cutover_core::metrics::Series;
 use cutover_core::{self, Check, CheckStatus, ErrorKind, Machine, MachineState, OpError, Release};
 
-/// The plan `deploy` is given, as the 0.1 contract spells it.
+/// The plan `deploy` is given, as the contract spells it (0.1 and 0.2 alike).
 pub fn plan_to_wit(plan: &DeployPlan) -> wit::DeployPlan {
     wit::DeployPlan {
         app: plan.app.clone(),
@@ -175,4 +179,39 @@ pub fn weight_from_wit(w: super::cutover::strategy::traffic::ReleaseWeight) -> c
 
 pub fn weight_to_wit(w: cutover_core::ReleaseWeight) -> super::cutover::strategy::traffic::ReleaseWeight {
     super::cutover::strategy::traffic::ReleaseWeight { version: w.version, percent: w.percent }
+}
+
+pub fn series_to_wit(s: Series) -> metrics::Series {
+    metrics::Series {
+        labels: s.labels,
+        points: s.points.into_iter().map(|p| metrics::Point { time_ms: p.time_ms, value: p.value }).collect(),
+    }
+}
+
+pub fn judge_options_from_wit(o: metrics::JudgeOptions) -> JudgeOptions {
+    JudgeOptions {
+        confidence: o.confidence,
+        direction: match o.harm {
+            metrics::Harm::Increase => Direction::Increase,
+            metrics::Harm::Decrease => Direction::Decrease,
+            metrics::Harm::Either => Direction::Either,
+        },
+        tolerance: o.tolerance,
+        min_effect: o.min_effect,
+    }
+}
+
+pub fn judgment_to_wit(j: Verdict) -> metrics::Judgment {
+    metrics::Judgment {
+        verdict: match j.outcome {
+            Outcome::Pass => metrics::Verdict::Pass,
+            Outcome::Marginal => metrics::Verdict::Marginal,
+            Outcome::Fail => metrics::Verdict::Fail,
+        },
+        p_value: j.p_value,
+        effect_size: j.effect_size,
+        ci_low: j.ci_low,
+        ci_high: j.ci_high,
+        reason: j.reason,
+    }
 }
