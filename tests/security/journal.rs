@@ -236,6 +236,7 @@ fn a_journal_that_fills_up_mid_deploy_stops_it_before_the_next_change() {
             promotions: None,
             replay: None,
             grants: Default::default(),
+            creation_bound: Limits::default().creation_bound(10, 1),
         };
         let result = runtime.deploy(&strategy, &plan, ctx).await;
 

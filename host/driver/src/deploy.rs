@@ -328,6 +328,7 @@ impl Deploy<'_> {
                 recorder: recorder.clone(),
                 promotions,
                 replay: None,
+                fleet_at_start: prepared.machines.len(),
             };
             // Without a replay nothing can stray from one.
             self.run_strategy(strategy, &prepared.plan, run).await.unwrap_or_else(|d| Some(d.to_string()))
@@ -461,6 +462,7 @@ impl Deploy<'_> {
             seed: plan.target.version,
             promotions: run.promotions,
             replay: run.replay,
+            creation_bound: limits.creation_bound(run.fleet_at_start, plan.process_groups.len()),
         };
         match self.runtime.deploy(&strategy.component, plan, ctx).await {
             Ok(Ok(())) => Ok(None),
@@ -549,6 +551,9 @@ pub(crate) struct StrategyRun {
     pub(crate) recorder: Recorder,
     pub(crate) promotions: Option<Arc<dyn PromotionGate>>,
     pub(crate) replay: Option<Arc<Replay>>,
+    /// Machines in the app when the deploy started (not resumed): with the plan's process groups, the
+    /// blast radius ([`cutover_core::Limits::creation_bound`]).
+    pub(crate) fleet_at_start: usize,
 }
 
 /// What [`Deploy::conclude`] needs of a deploy whose strategy has returned.

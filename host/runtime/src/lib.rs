@@ -93,6 +93,9 @@ pub struct RunContext {
     pub grants: Grants,
     /// Under `cutover resume`: the journaled calls to answer before going live.
     pub replay: Option<Arc<Replay>>,
+    /// Machines the run may create, its blast radius ([`Limits::creation_bound`] of the fleet the
+    /// deploy started with; a resumed run counts what its journal shows made).
+    pub creation_bound: u64,
 }
 
 impl Runtime {
@@ -199,6 +202,7 @@ impl Runtime {
             Dispatcher::new(ctx.platform, plan.params.clone(), ctx.concurrency, ctx.clock, ctx.recorder)
                 .with_promotions(ctx.promotions)
                 .with_grants(ctx.grants)
+                .with_creation_bound(ctx.creation_bound)
                 .with_replay(ctx.replay);
         let state = HostState::new(ctx.clock, ctx.seed, guard, Some(dispatcher), deadline_hit);
         let deadline_passed = state.deadline_passed();

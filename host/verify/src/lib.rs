@@ -391,6 +391,9 @@ async fn run_scenario(
         replay: None,
         // Verify judges what a strategy does with every right; a policy narrows it only in a deploy.
         grants: Default::default(),
+        // The blast radius a deploy would have: a strategy that needs more is told here, not in
+        // production.
+        creation_bound: opts.limits.creation_bound(fleet.len(), plan.process_groups.len()),
     };
     // Dropping the deploy future cancels the guest mid-call; the store goes with it.
     let result = tokio::select! {
