@@ -93,11 +93,13 @@ fn denials(events: &[Event]) -> usize {
     events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::HostCall { call: HostCall::CloneFrom { .. }, reply: HostReply::Cloned(r), .. } => Some(
-                r.iter()
-                    .filter(|r| r.as_ref().is_err_and(|e| e.message.starts_with("blast radius:")))
-                    .count(),
-            ),
+            EventKind::HostCall { call: HostCall::CloneFrom { .. }, reply: HostReply::Cloned(r), .. } => {
+                Some(
+                    r.iter()
+                        .filter(|r| r.as_ref().is_err_and(|e| e.message.starts_with("blast radius:")))
+                        .count(),
+                )
+            }
             _ => None,
         })
         .sum()
