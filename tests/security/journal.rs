@@ -237,6 +237,7 @@ fn a_journal_that_fills_up_mid_deploy_stops_it_before_the_next_change() {
             replay: None,
             grants: Default::default(),
             metrics: None,
+            creation_bound: Limits::default().creation_bound(10, 1),
         };
         let result = runtime.deploy(&strategy, &plan, ctx).await;
 

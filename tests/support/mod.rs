@@ -223,6 +223,7 @@ pub async fn run_on_sim(runtime: &Runtime, bytes: &[u8], world: Arc<SimWorld>, o
     };
     let collect = Arc::new(Collect::default());
     let clock = HostClock::simulated();
+    let creation_bound = opts.limits.creation_bound(world.snapshot(APP).len(), plan.process_groups.len());
     let ctx = RunContext {
         platform: Arc::new(world.platform(APP)),
         limits: opts.limits,
@@ -237,6 +238,7 @@ pub async fn run_on_sim(runtime: &Runtime, bytes: &[u8], world: Arc<SimWorld>, o
         replay: None,
         grants: opts.grants,
         metrics: None,
+        creation_bound,
     };
     let result = runtime.deploy(&strategy, &plan, ctx).await;
     SimRun { result, world, events: collect.events() }

@@ -148,6 +148,8 @@ pub(crate) struct RawLimits {
     pub(crate) deadline: Option<Dur>,
     pub(crate) host_calls: Option<u64>,
     pub(crate) journal_mb: Option<u64>,
+    pub(crate) new_machines: Option<u64>,
+    pub(crate) compile_timeout: Option<Dur>,
 }
 
 /// One `[[cutover.sandbox]]` entry.

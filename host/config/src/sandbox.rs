@@ -112,5 +112,20 @@ pub(crate) fn apply_limits(
         }
         limits.journal_bytes = mb << 20;
     }
+    // Zero is a policy too: a strategy that may only change machines in place, never create one.
+    if let Some(n) = l.new_machines {
+        limits.new_machines = Some(n);
+    }
+    if let Some(d) = l.compile_timeout {
+        if d.0.is_zero() {
+            return Err(ConfigError::Invalid {
+                path: src.into(),
+                key: format!("{key}.compile_timeout"),
+                value: "0s".into(),
+                expected: "a duration above zero, such as \"120s\" (time to compile one component)".into(),
+            });
+        }
+        limits.compile_timeout = d.0;
+    }
     Ok(limits)
 }

@@ -343,3 +343,28 @@ fn bad_notify_entries_name_the_entry_and_what_is_expected() {
     let e = Config::load(&p).unwrap_err().to_string();
     assert!(e.contains("fly.toml") && e.contains("url"), "{e}");
 }
+
+#[test]
+fn the_blast_radius_and_the_compile_deadline_are_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "fly.toml",
+        "app = \"a\"\n[cutover.limits]\ncompile_timeout = \"30s\"\n\
+         [[cutover.sandbox]]\nstrategy = \"./untrusted.wasm\"\nnew_machines = 0\n",
+    );
+    let c = Config::load(&p).unwrap();
+    // Unset: the fleet at the start plus one per process group.
+    assert_eq!(c.cutover.limits.new_machines, None);
+    assert_eq!(c.cutover.limits.creation_bound(10, 2), 12);
+    assert_eq!(c.cutover.limits.compile_timeout, std::time::Duration::from_secs(30));
+    let (limits, _) = c.cutover.sandbox_for(&crate::StrategyRef::parse("./untrusted.wasm", dir.path()));
+    assert_eq!(limits.creation_bound(10, 2), 0);
+    assert_eq!(limits.compile_timeout, std::time::Duration::from_secs(30));
+    let p = write(&dir, "fly.toml", "app = \"a\"\n[cutover.limits]\ncompile_timeout = \"0s\"\n");
+    let e = Config::load(&p).unwrap_err().to_string();
+    assert!(e.contains("cutover.limits.compile_timeout") && e.contains("above zero"), "{e}");
+    let p = write(&dir, "fly.toml", "app = \"a\"\n[cutover.limits]\nnew_machines = -1\n");
+    let e = Config::load(&p).unwrap_err().to_string();
+    assert!(e.contains("new_machines"), "{e}");
+}

@@ -340,6 +340,7 @@ impl Deploy<'_> {
                 promotions,
                 replay: None,
                 metrics: opened.metrics.clone(),
+                fleet_at_start: prepared.machines.len(),
             };
             // Without a replay nothing can stray from one.
             self.run_strategy(strategy, &prepared.plan, run).await.unwrap_or_else(|d| Some(d.to_string()))
@@ -475,6 +476,7 @@ impl Deploy<'_> {
             promotions: run.promotions,
             replay: run.replay,
             metrics: run.metrics,
+            creation_bound: limits.creation_bound(run.fleet_at_start, plan.process_groups.len()),
         };
         match self.runtime.deploy(&strategy.component, plan, ctx).await {
             Ok(Ok(())) => Ok(None),
@@ -568,6 +570,9 @@ pub(crate) struct StrategyRun {
     pub(crate) promotions: Option<Arc<dyn PromotionGate>>,
     pub(crate) replay: Option<Arc<Replay>>,
     pub(crate) metrics: Option<Arc<dyn MetricsSource>>,
+    /// Machines in the app when the deploy started (not resumed): with the plan's process groups, the
+    /// blast radius ([`cutover_core::Limits::creation_bound`]).
+    pub(crate) fleet_at_start: usize,
 }
 
 /// What [`Deploy::conclude`] needs of a deploy whose strategy has returned.

@@ -175,6 +175,16 @@ impl Deploy<'_> {
             })),
             replay: Some(replay),
             metrics: opened.metrics.clone(),
+            // The fleet the interrupted deploy started with, not the one it left: its bound is the
+            // same in every process that runs it.
+            fleet_at_start: record
+                .events
+                .iter()
+                .find_map(|e| match &e.kind {
+                    EventKind::DeployStarted(start) => Some(start.machines),
+                    _ => None,
+                })
+                .unwrap_or(machines.len()),
         };
         let outcome = match released {
             Some(e) => Ok(Some(e)),

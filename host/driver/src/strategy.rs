@@ -63,6 +63,9 @@ fn with_subject(label: &str, e: RuntimeError) -> RuntimeError {
         RuntimeError::NotAComponent(m) => RuntimeError::NotAComponent(format!("{label}: {m}")),
         RuntimeError::NotAStrategy(m) => RuntimeError::NotAStrategy(format!("{label}: {m}")),
         RuntimeError::Incompatible(m) => RuntimeError::Incompatible(format!("{label}: {m}")),
+        RuntimeError::CompileTimeout { timeout, .. } => {
+            RuntimeError::CompileTimeout { subject: label.to_string(), timeout }
+        }
         other => other,
     }
 }

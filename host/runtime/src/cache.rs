@@ -61,10 +61,16 @@ impl ComponentCache {
         blake3::hash(bytes).into()
     }
 
-    /// Load `bytes` as a component, from the cache when possible.
-    pub fn load(&self, engine: &Engine, bytes: &[u8], hash: &[u8; 32]) -> Result<(Component, Origin)> {
+    /// Load `bytes` as a component, from the cache when possible; else `compile` them (a cache hit
+    /// compiles nothing, so it is held to no compile deadline).
+    pub fn load(
+        &self,
+        engine: &Engine,
+        hash: &[u8; 32],
+        compile: impl FnOnce() -> Result<Component>,
+    ) -> Result<(Component, Origin)> {
         let Some(path) = self.artifact_path(engine, hash) else {
-            return Ok((Component::new(engine, bytes)?, Origin::Compiled));
+            return Ok((compile()?, Origin::Compiled));
         };
         if path.exists() {
             // SAFETY: the artifact was written by `Component::serialize` of an engine with the same
@@ -76,7 +82,7 @@ impl ComponentCache {
                 Err(e) => tracing::warn!("ignoring unreadable cached component {}: {e}", path.display()),
             }
         }
-        let component = Component::new(engine, bytes)?;
+        let component = compile()?;
         if let Err(e) = cutover_core::os::write_atomically(&path, &component.serialize()?) {
             tracing::warn!("could not cache compiled component at {}: {e:#}", path.display());
         }

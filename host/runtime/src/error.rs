@@ -23,6 +23,19 @@ pub enum RuntimeError {
         /// The bound ([`crate::MAX_COMPONENT_BYTES`]).
         limit: u64,
     },
+    /// Compiling the component outlived the compile deadline; the compiler was stopped.
+    #[error(
+        "compiling {subject} took longer than the compile deadline of {}, so the compiler was stopped \
+         (a strategy component compiles in seconds; if this one really needs longer, raise \
+         `[cutover.limits] compile_timeout`, `--compile-timeout` or CUTOVER_COMPILE_TIMEOUT)",
+        cutover_core::duration::display(*timeout)
+    )]
+    CompileTimeout {
+        /// The component file, or "the component".
+        subject: String,
+        /// The deadline it outlived.
+        timeout: std::time::Duration,
+    },
     /// The bytes are not a WebAssembly component (a core module, or not wasm at all).
     #[error("not a WebAssembly component: {0}")]
     NotAComponent(String),

@@ -5,6 +5,7 @@
 //! core `Platform` trait, so no platform and no config code depends on the engine.
 //!
 //! - `cache`: compiled artifacts on disk, keyed by content and engine.
+//! - `compile`: compiling a component in a child process killed at the compile deadline.
 //! - `compat`: does a component implement a contract version this host supports?
 //! - `sandbox`: the store's data (an empty WASI context, limits, the dispatch point).
 //! - `limits`: memory, deadline and CPU budget, and the typed error for each.
@@ -19,6 +20,7 @@
 pub mod cache;
 pub mod clock;
 pub mod compat;
+pub mod compile;
 pub mod dispatch;
 pub mod error;
 pub mod limits;
@@ -31,6 +33,7 @@ pub mod v0_2;
 pub use cache::{ComponentCache, Origin};
 pub use clock::HostClock;
 pub use compat::WorldInfo;
+pub use compile::Compiler;
 pub use cutover_core::Grants;
 pub use dispatch::{Dispatcher, PromotionGate, Recorder};
 pub use error::RuntimeError;
@@ -51,7 +54,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Engine, Store};
 
 /// A wasmtime engine configured for strategies, its linker, and the component cache.
 pub struct Runtime {
@@ -60,6 +63,10 @@ pub struct Runtime {
     cache: ComponentCache,
     loaded: Mutex<HashMap<[u8; 32], Arc<StrategyComponent>>>,
     ticker_stop: Arc<AtomicBool>,
+    /// Where components are compiled: a child process killed at the deadline, or (`None`) in-process.
+    compiler: Option<Compiler>,
+    /// How long a compile may take (see [`compile`]).
+    compile_timeout: Mutex<std::time::Duration>,
 }
 
 /// A loaded, checked and pre-linked strategy, ready to instantiate cheaply.
@@ -111,14 +118,16 @@ pub struct RunContext {
     pub replay: Option<Arc<Replay>>,
     /// Who answers `metrics.query` and `metrics.query-range`; `None`: they fail with `unsupported`.
     pub metrics: Option<Arc<dyn MetricsSource>>,
+    /// Machines the run may create, its blast radius ([`Limits::creation_bound`] of the fleet the
+    /// deploy started with; a resumed run counts what its journal shows made).
+    pub creation_bound: u64,
 }
 
 impl Runtime {
     /// Build the engine and linker, and start the epoch ticker that enforces time limits.
     pub fn new(cache: ComponentCache) -> Result<Self, RuntimeError> {
-        let mut config = Config::new();
-        config.epoch_interruption(true);
-        let engine = Engine::new(&config).map_err(|e| RuntimeError::Other(anyhow::anyhow!("{e:?}")))?;
+        let engine = Engine::new(&compile::engine_config())
+            .map_err(|e| RuntimeError::Other(anyhow::anyhow!("{e:?}")))?;
 
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -142,7 +151,26 @@ impl Runtime {
                 })
                 .map_err(|e| RuntimeError::Other(anyhow::anyhow!("starting the epoch ticker: {e}")))?;
         }
-        Ok(Self { engine, linker, cache, loaded: Mutex::new(HashMap::new()), ticker_stop })
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            loaded: Mutex::new(HashMap::new()),
+            ticker_stop,
+            compiler: None,
+            compile_timeout: Mutex::new(cutover_core::limits::DEFAULT_COMPILE_TIMEOUT),
+        })
+    }
+
+    /// Compile in a child run by `compiler`, killed at the compile deadline (see [`compile`]).
+    pub fn with_compiler(mut self, compiler: Compiler) -> Self {
+        self.compiler = Some(compiler);
+        self
+    }
+
+    /// How long compiling one component may take from now on (`[cutover.limits] compile_timeout`).
+    pub fn set_compile_timeout(&self, timeout: std::time::Duration) {
+        *self.compile_timeout.lock().unwrap_or_else(|e| e.into_inner()) = timeout;
     }
 
     /// The engine strategies run on (the benchmarks run a bare component on the same one, to measure
@@ -167,10 +195,19 @@ impl Runtime {
             return Ok(c.clone());
         }
         check_header(bytes)?;
-        let (component, origin) = self
-            .cache
-            .load(&self.engine, bytes, &hash)
-            .map_err(|e| RuntimeError::NotAComponent(format!("{e:#}")))?;
+        let timeout = *self.compile_timeout.lock().unwrap_or_else(|e| e.into_inner());
+        let compile = || match &self.compiler {
+            Some(compiler) => compile::in_child(compiler, &self.engine, bytes, timeout),
+            None => wasmtime::component::Component::new(&self.engine, bytes).map_err(anyhow::Error::from),
+        };
+        let (component, origin) = self.cache.load(&self.engine, &hash, compile).map_err(|e| {
+            match e.downcast_ref::<compile::DeadlinePassed>() {
+                Some(passed) => {
+                    RuntimeError::CompileTimeout { subject: "the component".into(), timeout: passed.0 }
+                }
+                None => RuntimeError::NotAComponent(format!("{e:#}")),
+            }
+        })?;
         let world = compat::check(&self.engine, &component)?;
         let linked = self.linker.instantiate_pre(&component).and_then(|pre| match world.contract {
             compat::Contract::V0_1 => v0_1::StrategyPre::new(pre).map(Pre::V0_1),
@@ -224,6 +261,7 @@ impl Runtime {
             Dispatcher::new(ctx.platform, plan.params.clone(), ctx.concurrency, ctx.clock, ctx.recorder)
                 .with_promotions(ctx.promotions)
                 .with_grants(ctx.grants)
+                .with_creation_bound(ctx.creation_bound)
                 .with_replay(ctx.replay)
                 .with_metrics(ctx.metrics);
         let state = HostState::new(ctx.clock, ctx.seed, guard, Some(dispatcher), deadline_hit);

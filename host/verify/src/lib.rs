@@ -394,6 +394,9 @@ async fn run_scenario(
         // Verify's scenarios describe no metrics: a metric gate meets `unsupported`, which a strategy
         // must handle (fall back to checks), and verify judges that it does.
         metrics: None,
+        // The blast radius a deploy would have: a strategy that needs more is told here, not in
+        // production.
+        creation_bound: opts.limits.creation_bound(fleet.len(), plan.process_groups.len()),
     };
     // Dropping the deploy future cancels the guest mid-call; the store goes with it.
     let result = tokio::select! {

@@ -42,6 +42,10 @@ pub(crate) struct Cli {
     /// The app's state: journal of releases, the simulator's fleet [default: .cutover/ beside fly.toml].
     #[arg(long, global = true, env = "CUTOVER_STATE_DIR", value_name = "DIR")]
     pub(crate) state_dir: Option<PathBuf>,
+    /// How long compiling one strategy component may take before the compiler is stopped (e.g. 30s)
+    /// [default: `[cutover.limits] compile_timeout`, else 120s]. A cached component compiles nothing.
+    #[arg(long, global = true, env = "CUTOVER_COMPILE_TIMEOUT", value_name = "DURATION", value_parser = duration)]
+    pub(crate) compile_timeout: Option<std::time::Duration>,
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
@@ -212,6 +216,24 @@ pub(crate) enum Command {
         #[arg(default_value = ".", value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Internal: compile the component in INPUT to an artifact in OUTPUT. cutover runs itself with
+    /// this in a child process, so the compile deadline can stop a compile by killing it.
+    #[command(name = "compile-component", hide = true)]
+    CompileComponent {
+        /// The component.
+        input: PathBuf,
+        /// Where the compiled artifact goes.
+        output: PathBuf,
+    },
+}
+
+/// A duration as fly.toml writes one ("30s", "2m", "500ms"), and above zero.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = cutover_core::duration::parse(text)?;
+    if d.is_zero() {
+        return Err("expected a duration above zero, such as \"120s\"".into());
+    }
+    Ok(d)
 }
 
 /// Which app: its config.

@@ -57,7 +57,9 @@ fn run(ctx: &Context, args: RunArgs, image: Option<String>, ask: Ask) -> Result<
     };
     let target = ctx.target(&config, flags, purpose);
     let (json, dry_run) = (args.json, args.dry_run);
+    let compile_timeout = ctx.compile_timeout(&config);
     ctx.with_runtime(target.virtual_time(), |runtime| async move {
+        runtime.set_compile_timeout(compile_timeout);
         if !dry_run {
             survive_hangup();
         }
@@ -135,7 +137,9 @@ pub(crate) fn demo(ctx: &Context, args: DemoArgs) -> Result<Exit, Error> {
     let target = ctx.target(&config, PlatformFlags::default(), Purpose::Local);
     let opts = DemoOptions { rate: args.rate, settle: std::time::Duration::from_secs(1), keep: args.keep };
     let json = args.json;
+    let compile_timeout = ctx.compile_timeout(&config);
     ctx.with_runtime(target.virtual_time(), |runtime| async move {
+        runtime.set_compile_timeout(compile_timeout);
         let sink: Arc<dyn EventSink> = if json { Arc::new(Discard) } else { Arc::new(render::Human::new()) };
         let report = cutover_driver::demo::run(&config, &target, &runtime, sink, &opts).await?;
         // The picture is drawn from the journal the deploy just wrote, after the deploy ended.

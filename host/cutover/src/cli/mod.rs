@@ -32,7 +32,11 @@ use exit::{Error, Exit};
 pub fn try_main() -> Result<Exit, Error> {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    let ctx = run::Context { cache_dir: cli.cache_dir, state_dir: cli.state_dir };
+    let ctx = run::Context {
+        cache_dir: cli.cache_dir,
+        state_dir: cli.state_dir,
+        compile_timeout: cli.compile_timeout,
+    };
     match cli.command {
         Command::Deploy(args) => deploy::deploy(&ctx, args),
         Command::Rollback(args) => deploy::rollback(&ctx, args),
@@ -54,6 +58,7 @@ pub fn try_main() -> Result<Exit, Error> {
             strategy::new_project(cutover_scaffold::NewProject { name, lang, dir })
         }
         Command::Build { dir } => strategy::build_project(&dir),
+        Command::CompileComponent { input, output } => strategy::compile_component(&input, &output),
     }
 }
 

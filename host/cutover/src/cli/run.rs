@@ -5,7 +5,7 @@ use super::exit::Error;
 use super::out::errln;
 use cutover_config::Config;
 use cutover_driver::{PlatformFlags, Purpose, StateDir, Target};
-use cutover_runtime::{ComponentCache, Runtime};
+use cutover_runtime::{Compiler, ComponentCache, Runtime};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +16,8 @@ pub(crate) struct Context {
     pub(crate) cache_dir: Option<PathBuf>,
     /// `--state-dir`: the app's journal, simulated fleet and local daemon.
     pub(crate) state_dir: Option<PathBuf>,
+    /// `--compile-timeout`: how long compiling one component may take.
+    pub(crate) compile_timeout: Option<std::time::Duration>,
 }
 
 impl Context {
@@ -38,6 +40,12 @@ impl Context {
         StateDir::resolve(&config.path, self.state_dir.as_deref()).with_journal(url)
     }
 
+    /// The compile deadline for `config`'s strategy: `--compile-timeout`, else the config's
+    /// `compile_timeout` (its `[[cutover.sandbox]]` entry's, else `[cutover.limits]`).
+    pub(crate) fn compile_timeout(&self, config: &Config) -> std::time::Duration {
+        self.compile_timeout.unwrap_or_else(|| config.cutover.sandbox_for(&config.strategy).0.compile_timeout)
+    }
+
     /// Where a command for `purpose` runs, decided once from the flags, the config and the journal.
     pub(crate) fn target(&self, config: &Config, mut flags: PlatformFlags, purpose: Purpose) -> Target {
         flags.cutover_exe = std::env::current_exe().ok();
@@ -56,8 +64,15 @@ impl Context {
             Some(dir) => ComponentCache::at(dir),
             None => ComponentCache::default_location(),
         };
-        let engine = Runtime::new(cache)
+        let mut engine = Runtime::new(cache)
             .map_err(|e| Error::Startup(format!("cannot start the component runtime: {e}")))?;
+        // Compiles run in a child of this binary, killed at the deadline (see `cutover_runtime::compile`).
+        if let Ok(exe) = std::env::current_exe() {
+            engine = engine.with_compiler(Compiler::new(exe, ["compile-component"]));
+        }
+        if let Some(timeout) = self.compile_timeout {
+            engine.set_compile_timeout(timeout);
+        }
         rt.block_on(f(Arc::new(engine)))
     }
 }

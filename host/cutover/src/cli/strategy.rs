@@ -97,3 +97,11 @@ pub(crate) fn build_project(dir: &Path) -> Result<Exit, Error> {
     outln!("Built {}: {} ({} bytes)", built.name, built.path.display(), built.size);
     Ok(Exit::Success)
 }
+
+/// The hidden `compile-component` command: compile one component for the parent process that runs
+/// it (see `cutover_runtime::compile`). Its error goes to stderr, which the parent reads.
+pub(crate) fn compile_component(input: &Path, output: &Path) -> Result<Exit, Error> {
+    cutover_runtime::compile::compile_file(input, output)
+        .map(|()| Exit::Success)
+        .map_err(|e| Error::Startup(format!("{e:#}")))
+}

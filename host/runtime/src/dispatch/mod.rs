@@ -9,11 +9,13 @@
 //! know nothing of the dispatcher:
 //!
 //! - `bounds`: how large one call may be (machines named, metadata, weights, a log line);
+//! - `creations`: how many machines one deploy may create (its blast radius);
 //! - `log_budget`: how many log lines a strategy may write, on the host clock;
 //! - `recorder`: numbering events and handing them to the run's sink ([`Recorder`]);
 //! - `metrics`: the `metrics.*` calls (queries to the run's metrics source, the judge).
 
 mod bounds;
+pub mod creations;
 mod log_budget;
 mod metrics;
 mod recorder;
@@ -24,6 +26,7 @@ pub use recorder::Recorder;
 use crate::clock::HostClock;
 use crate::replay::{Replay, ReplayDiverged, Step};
 use bounds::oversized;
+use creations::Creations;
 use cutover_core::Grants;
 use cutover_core::contract::ParamValue;
 use cutover_core::events::{EventKind, HostCall, HostReply};
@@ -60,6 +63,8 @@ pub struct Dispatcher {
     /// Process group and region of machines seen so far, when the grants restrict either.
     scopes: Mutex<HashMap<String, (String, String)>>,
     logs: Mutex<LogBudget>,
+    /// Machines the run may still create (see [`creations`]).
+    creations: Creations,
     /// Under `cutover resume`: the interrupted run's calls, answered from the journal until used up.
     replay: Option<Arc<Replay>>,
     /// Set when the replayed strategy made another call than the journal holds; the run stops.
@@ -101,6 +106,7 @@ impl Dispatcher {
             grants: Grants::default(),
             scopes: Mutex::default(),
             logs: Mutex::new(LogBudget::new()),
+            creations: Creations::new(u64::MAX),
             replay: None,
             diverged: Mutex::new(None),
             metrics: None,
@@ -111,6 +117,17 @@ impl Dispatcher {
     pub fn with_metrics(mut self, source: Option<Arc<dyn MetricsSource>>) -> Self {
         self.metrics = source;
         self
+    }
+
+    /// Let the run create at most `bound` machines (see [`creations`]).
+    pub fn with_creation_bound(mut self, bound: u64) -> Self {
+        self.creations = Creations::new(bound);
+        self
+    }
+
+    /// Machines the run has created so far, as counted against its bound.
+    pub fn created(&self) -> u64 {
+        self.creations.used()
     }
 
     /// Answer from `replay` until it is used up, then run live (see [`Replay`]).
@@ -131,6 +148,7 @@ impl Dispatcher {
             Step::Live => Replayed::Live,
             Step::Reconcile => Replayed::Reconcile,
             Step::Answer(reply) => {
+                self.creations.count(call, &reply);
                 if self.grants.has_scope() {
                     self.note_scopes(call, &reply);
                 }
@@ -186,7 +204,10 @@ impl Dispatcher {
             return refused(&call, unrecorded(&failure));
         }
         let started = self.clock.elapsed_ms();
-        let reply = match oversized(&call).or_else(|| self.grants.refuse_operation(&call)) {
+        let refusal = oversized(&call)
+            .or_else(|| self.grants.refuse_operation(&call))
+            .or_else(|| self.past_blast_radius(&call));
+        let reply = match refusal {
             Some(refusal) => refused(&call, refusal),
             // Its intent is journaled already, by the run that died.
             None if reconcile => self.reconcile(&call).await,
@@ -212,6 +233,13 @@ impl Dispatcher {
             .recorder
             .record_at(ended, EventKind::HostCall { call, reply: reply.clone(), took_ms: ended - started });
         reply
+    }
+
+    /// The refusal of a creation when the run has none left: refused whole, before its intent is
+    /// journaled, as the policy's other refusals are.
+    fn past_blast_radius(&self, call: &HostCall) -> Option<OpError> {
+        let HostCall::CloneFrom { sources, .. } = call else { return None };
+        (!sources.is_empty() && self.creations.exhausted()).then(|| self.creations.refusal())
     }
 
     /// Why the run must stop, once its record failed (see [`Recorder::failure`]).
@@ -290,12 +318,20 @@ impl Dispatcher {
             HostCall::List => one(p.list().await, HostReply::Machines),
             HostCall::Get { id } => one(p.get(id).await, |m| HostReply::Machine(Box::new(m))),
             HostCall::CloneFrom { sources, target, routable } => {
+                // The first sources the bound has room for go to the platform; the others are denied.
+                let held = self.creations.hold(sources);
+                let held = &held;
                 let results = self
                     .fan_out(sources, |id| async move {
+                        if !held.contains(&id) {
+                            return Err(self.creations.refusal());
+                        }
                         self.in_scope(&id).await?;
                         p.clone_from(&id, target, *routable).await.map(|m| m.id)
                     })
                     .await;
+                let made = results.iter().filter(|r| r.is_ok()).count();
+                self.creations.give_back((held.len() - made) as u64);
                 HostReply::Cloned(results)
             }
             HostCall::Update { ids, target } => {
@@ -418,6 +454,8 @@ impl Dispatcher {
                         *slot = Some(Ok(adopted.id.clone()));
                     }
                 }
+                // The run that died held these; this one counts them as made.
+                self.creations.adopt(results.iter().filter(|r| r.is_some()).count() as u64);
                 let missing: Vec<String> = sources
                     .iter()
                     .zip(&results)

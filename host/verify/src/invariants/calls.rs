@@ -1,7 +1,9 @@
 //! How a violation names the host call behind it: its `seq` in the deploy's event log and a short
 //! description, so a report points at the exact call.
 
-use cutover_core::events::{Event, EventKind, HostCall};
+use super::judgement::{Verdict, Violation};
+use cutover_core::events::{Event, EventKind, HostCall, HostReply};
+use cutover_runtime::dispatch::creations;
 
 /// Short description of a host call: `machines.destroy of 3 machine(s)`.
 fn summary(call: &HostCall) -> String {
@@ -50,4 +52,37 @@ fn took(e: &Event) -> u64 {
         EventKind::HostCall { took_ms, .. } => *took_ms,
         _ => 0,
     }
+}
+
+/// The sandbox's verdict on a run that returned: broken when the strategy asked for machines past the
+/// deploy's blast radius (the host denied them, so the fleet stayed inside it, but a deploy would hit
+/// the same wall).
+pub(super) fn blast_radius(events: &[Event]) -> Verdict {
+    let mut denied = 0usize;
+    let mut first = None;
+    for e in events {
+        if let EventKind::HostCall { call: HostCall::CloneFrom { .. }, reply, .. } = &e.kind {
+            let refusals = match reply {
+                HostReply::Cloned(results) => {
+                    results.iter().filter(|r| r.as_ref().is_err_and(creations::is_refusal)).count()
+                }
+                HostReply::Failed(error) => usize::from(creations::is_refusal(error)),
+                _ => 0,
+            };
+            if refusals > 0 && first.is_none() {
+                first = Some(e);
+            }
+            denied += refusals;
+        }
+    }
+    let Some(first) = first else { return Verdict::Pass };
+    Verdict::Fail(
+        Violation::new(format!(
+            "the strategy asked for {denied} machine(s) past the deploy's blast radius and was denied them \
+             (a deploy may create as many machines as the app had when it started, plus one per process \
+             group; `[cutover.limits] new_machines` sets another bound)"
+        ))
+        .at(first.at_ms)
+        .call(describe_call(events, first.seq)),
+    )
 }

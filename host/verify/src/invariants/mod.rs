@@ -33,7 +33,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Invariant {
-    /// The strategy returns a verdict: no trap, no sandbox limit, no endless run.
+    /// The strategy returns a verdict: no trap, no sandbox limit, no endless run, no machine asked for
+    /// past the deploy's blast radius.
     Sandbox,
     /// Success only when the new release can serve; failure only for a cause the scenario injected.
     Verdict,
@@ -94,7 +95,10 @@ impl Invariant {
     /// One sentence saying what the invariant promises.
     pub fn promise(self) -> &'static str {
         match self {
-            Self::Sandbox => "the strategy returns a verdict without trapping or hitting a sandbox limit",
+            Self::Sandbox => {
+                "the strategy returns a verdict without trapping, hitting a sandbox limit or asking for \
+                 machines past the deploy's blast radius"
+            }
             Self::Verdict => {
                 "the deploy fails when the new release cannot pass its checks in time, and only for an \
                  injected cause"
@@ -143,7 +147,7 @@ pub fn check(setup: &Setup, seen: &Observed) -> Vec<(Invariant, Verdict)> {
         .iter()
         .map(|&i| {
             let v = match i {
-                Invariant::Sandbox => Verdict::Pass,
+                Invariant::Sandbox => calls::blast_radius(seen.events),
                 Invariant::Verdict => outcome::check_verdict(setup, verdict),
                 Invariant::OneRelease => outcome::one_release(setup, seen, verdict, gave_up),
                 Invariant::AllServing => outcome::all_serving(setup, seen, verdict, gave_up),
