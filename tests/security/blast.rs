@@ -79,6 +79,7 @@ fn clone_on_sim(limits: Limits) -> (String, usize, Vec<Event>) {
             replay: None,
             grants: Default::default(),
             creation_bound: limits.creation_bound(10, plan.process_groups.len()),
+            metrics: None,
         };
         let verdict = runtime.deploy(&strategy, &plan, ctx).await.expect("the sandbox lets it return");
         let message = verdict.expect_err("the cloner always reports").message;
