@@ -9,8 +9,8 @@
 mod support;
 
 mod cli;
-mod dashboard;
 mod contract;
+mod dashboard;
 mod examples_polyglot;
 mod flaky;
 mod fly;

@@ -244,7 +244,10 @@ impl metrics::Host for HostState {
             ))));
         }
         let options = judge_options_from_wit(options);
-        if !(options.confidence.is_finite() && options.tolerance.is_finite() && options.min_effect.is_finite()) {
+        if !(options.confidence.is_finite()
+            && options.tolerance.is_finite()
+            && options.min_effect.is_finite())
+        {
             return Ok(Err(types::Error::Invalid(
                 "confidence, tolerance and min-effect must be finite numbers".into(),
             )));

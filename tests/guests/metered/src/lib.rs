@@ -42,7 +42,8 @@ impl Guest for Metered {
         let instant = metrics::query(&format!("error_ratio{{version=\"{}\"}}", plan.target.version), None)?;
         runtime::log(runtime::Level::Info, &format!("canary error ratio now: {:?}", values(instant)));
         let previous = plan.previous.as_ref().map_or(0, |r| r.version);
-        let options = JudgeOptions { confidence: 0.98, harm: Harm::Increase, tolerance: 0.25, min_effect: 0.0 };
+        let options =
+            JudgeOptions { confidence: 0.98, harm: Harm::Increase, tolerance: 0.25, min_effect: 0.0 };
         let j =
             metrics::judge(&error_ratio(plan.target.version, now)?, &error_ratio(previous, now)?, options)?;
         runtime::log(
