@@ -276,9 +276,11 @@ impl Deploy<'_> {
                 return Err(e);
             }
         };
+        let declared = Arc::new(crate::declared::Declared::default());
         let sink: Arc<dyn EventSink> = match (&journal, release_id) {
             (Some(j), Some(id)) => Arc::new(Tee(vec![
                 self.sink.clone(),
+                declared.clone(),
                 Arc::new(journal::JournalSink::new(
                     j.clone(),
                     id,
@@ -340,6 +342,7 @@ impl Deploy<'_> {
                 journal,
                 release_id,
                 recorder,
+                declared,
                 clock,
                 wall,
                 rollback: prepared.rollback,
@@ -481,6 +484,7 @@ impl Deploy<'_> {
             journal,
             release_id,
             recorder,
+            declared,
             clock,
             wall,
             rollback,
@@ -502,7 +506,9 @@ impl Deploy<'_> {
             );
         }
         let outcome = if error.is_none() { Outcome::Succeeded } else { Outcome::Failed };
-        let after = list_with_retries(&*platform).await.unwrap_or_default();
+        let listed_after = list_with_retries(&*platform).await;
+        let listed = listed_after.is_ok();
+        let after = listed_after.unwrap_or_default();
         let fleet = FleetSummary::of(&after);
         let duration = clock.elapsed();
         let _ = recorder.record(EventKind::DeployFinished {
@@ -520,8 +526,13 @@ impl Deploy<'_> {
             tracing::error!("the outcome of release #{id} was not journaled: {e}");
         }
         // What the strategy tagged as left to do (clean-up the platform refused past its budget) is
-        // part of the release's record, beside its outcome.
-        let left = crate::status::leftovers(&after);
+        // part of the release's record, beside its outcome; so is what it declared left over when
+        // the platform would not take the tag either (then the record is all there is).
+        let present = |id: &str| after.iter().any(|m| m.id == id);
+        let left = declared.merge(
+            crate::status::leftovers(&after),
+            if listed { Some(&present as &dyn Fn(&str) -> bool) } else { None },
+        );
         if let (Some(j), Some(id), false) = (&journal, release_id, left.is_empty())
             && let Err(e) = j.leftovers(id, &left)
         {
@@ -560,6 +571,8 @@ pub(crate) struct Ending {
     pub(crate) journal: Option<Journal>,
     pub(crate) release_id: Option<i64>,
     pub(crate) recorder: Recorder,
+    /// The leftovers the strategy declared (its tagging calls, landed or not).
+    pub(crate) declared: Arc<crate::declared::Declared>,
     pub(crate) clock: HostClock,
     pub(crate) wall: Instant,
     pub(crate) rollback: bool,

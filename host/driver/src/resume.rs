@@ -107,7 +107,11 @@ impl Deploy<'_> {
         let clock = self.target.host_clock().continuing(last_ms);
         let wall = std::time::Instant::now();
         let limit_bytes = self.config.cutover.sandbox_for(&strategy.reference).0.journal_bytes;
-        let recorder = self.resumed_recorder(&journal, &release, &record, clock, limit_bytes);
+        // What the interrupted run declared left over counts, as what this one will.
+        let declared = Arc::new(crate::declared::Declared::default());
+        declared.seed(&record.events);
+        let recorder =
+            self.resumed_recorder(&journal, &release, &record, clock, limit_bytes, declared.clone());
         let rollback = release.kind == ReleaseKind::Rollback;
         if record.events.is_empty() {
             // Killed before its first event: the log starts here. A failure to record is kept by the
@@ -194,6 +198,7 @@ impl Deploy<'_> {
                 journal: Some(journal),
                 release_id: Some(release.id),
                 recorder,
+                declared,
                 clock,
                 wall,
                 rollback,
@@ -282,6 +287,7 @@ impl Deploy<'_> {
         record: &ResumeRecord,
         clock: cutover_runtime::HostClock,
         limit_bytes: u64,
+        declared: Arc<crate::declared::Declared>,
     ) -> Recorder {
         let next_seq = record.events.last().map_or(0, |e| e.seq + 1);
         // The bound is the deploy's, so what the interrupted run journaled counts against it.
@@ -293,6 +299,7 @@ impl Deploy<'_> {
             .sum();
         let sink: Arc<dyn EventSink> = Arc::new(Tee(vec![
             self.sink.clone(),
+            declared,
             Arc::new(journal::JournalSink::new(
                 journal.clone(),
                 release.id,
