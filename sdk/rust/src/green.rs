@@ -331,8 +331,11 @@ pub fn abandon(
                     left[0].id,
                     describe_error(&left[0].error),
                     if untagged.is_empty() {
-                        format!("they are tagged {}=\"destroy by v{version}\": `cutover resume` or the next \
-                                 deploy destroys them", crate::leftover::LEFTOVER_KEY)
+                        format!(
+                            "they are tagged {}=\"destroy by v{version}\": `cutover resume` or the next \
+                                 deploy destroys them",
+                            crate::leftover::LEFTOVER_KEY
+                        )
                     } else {
                         "tagging them as leftovers failed too: destroy them by hand".to_string()
                     }

@@ -129,8 +129,11 @@ pub fn finish_earlier(policy: Retry, plan: &DeployPlan, fleet: Vec<Machine>) -> 
         .collect();
     let failed = crate::with_retries(policy, &to_destroy, machines::destroy).err().unwrap_or_default();
     // Untagging is idempotent too: retried by the budget, as one batch.
-    let to_untag: Vec<String> =
-        left.iter().filter(|m| todo_of(m) == Some(Todo::Stop) && stopped.contains(&m.id)).map(|m| m.id.clone()).collect();
+    let to_untag: Vec<String> = left
+        .iter()
+        .filter(|m| todo_of(m) == Some(Todo::Stop) && stopped.contains(&m.id))
+        .map(|m| m.id.clone())
+        .collect();
     let still_tagged = set_tag(policy, &to_untag, "");
     rest.extend(
         left.iter()
