@@ -149,10 +149,11 @@ fn clean_up_the_platform_refuses_is_left_over_and_finished_by_the_next_deploy() 
 
 /// The second branch of the property: the platform fails *permanently* for one call (`destroy`
 /// never succeeds) on top of transient errors and hangs. A strategy cannot end clean then, but it must
-/// not end failed or half-changed either: it succeeds with v2 serving everywhere and every machine it
-/// could not clean up tagged as a leftover; once the platform is back, `cutover resume`'s clean-up
-/// (`driver::cleanup::finish`, what it runs) finishes them, and the fleet is one release, all serving,
-/// nothing cordoned, stopped or left over.
+/// not end half-changed either: past its point of no return it succeeds with v2 serving everywhere,
+/// before it (a clone that kept failing) it fails with v1 serving everywhere as before, and either way
+/// every machine it could not clean up is tagged as a leftover; once the platform is back, `cutover
+/// resume`'s clean-up (`driver::cleanup::finish`, what it runs) finishes them, and the fleet is one
+/// release, all serving, nothing cordoned, stopped or left over.
 fn down_then_finished(
     strategy: &str,
     seed: u64,
@@ -179,18 +180,30 @@ fn down_then_finished(
         let opts =
             support::RunOptions { max_unavailable: verify_max_unavailable(strategy), ..Default::default() };
         let run = support::run_on_sim(&runtime, support::builtin(strategy), world, opts).await;
-        prop_assert!(matches!(run.result, Ok(Ok(()))), "{case}: {:?}", run.result);
+        // A deploy may still fail before its point of no return (transient errors outlasting the
+        // retries of a call that is not idempotent, such as a clone); then it is undone, and the fleet
+        // is judged against the release it started on. Past that point it must succeed.
+        let version = match &run.result {
+            Ok(Ok(())) => 2,
+            Ok(Err(e))
+                if e.message.contains("blue is untouched")
+                    || e.message.contains("stable release is untouched") =>
+            {
+                1
+            }
+            other => return Err(TestCaseError::fail(format!("{case}: {other:?}"))),
+        };
         // Machines the strategy left starting or stopping get there (the platform settles, as the
         // driver's read-back after a deploy waits for).
         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
         let fleet = run.world.snapshot(support::APP);
         let left = leftovers(&fleet);
-        // Every machine not serving v2 is a listed leftover: nothing unlisted is left behind.
+        // Every machine not serving the release is a listed leftover: nothing unlisted is left behind.
         for m in &fleet {
             let listed = left.iter().any(|l| l.id == m.id);
             prop_assert!(
-                listed || (m.release.version == 2 && m.is_serving()),
-                "{case}: {} ({:?}, v{}, cordoned {}) is neither serving v2 nor a listed leftover",
+                listed || (m.release.version == version && m.is_serving()),
+                "{case}: {} ({:?}, v{}, cordoned {}) is neither serving v{version} nor a listed leftover",
                 m.id,
                 m.state,
                 m.release.version,
@@ -224,7 +237,7 @@ fn down_then_finished(
         prop_assert!(!fleet.is_empty(), "{case}: no machine left");
         for m in &fleet {
             prop_assert!(
-                m.release.version == 2 && m.is_serving() && !m.cordoned,
+                m.release.version == version && m.is_serving() && !m.cordoned,
                 "{case}: after resume, {} is {:?} on v{} (cordoned {})",
                 m.id,
                 m.state,
@@ -245,13 +258,26 @@ fn verify_max_unavailable(strategy: &str) -> cutover::core::contract::MaxUnavail
     }
 }
 
+/// Was: bluegreen tagged a blue machine it could not destroy four times over a second, gave up on the
+/// tag after three 503s (tagging was retried by count, not by the budget), and left a stopped,
+/// cordoned v1 machine that nothing could find again.
+#[test]
+fn bluegreen_seed_2921_destroy_down_tags_every_blue_machine_left() {
+    down_then_finished("bluegreen", 2921, 4, 23).unwrap();
+}
+
+/// Was: a clone failed four times before the switch, so bluegreen gave up, and with `destroy` down the
+/// green machines it could not remove were left cordoned, untagged, "to destroy by hand".
+#[test]
+fn bluegreen_seed_3388_failing_before_the_switch_tags_the_green_it_cannot_remove() {
+    down_then_finished("bluegreen", 3388, 5, 11).unwrap();
+}
+
 proptest! {
-    // Few cases: each runs all five built-ins twice over (deploy, then the clean-up).
-    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+    // Each case runs all five built-ins twice over (deploy, then the clean-up), on a paused clock.
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
-    #[ignore = "finds a real gap not yet fixed: bluegreen, seed 2921, 4 machines, 23% errors, destroy down \
-                leaves a stopped, cordoned v1 machine that is not tagged as a leftover"]
     fn with_destroy_down_every_builtin_succeeds_with_leftovers_that_resume_finishes(
         seed in 1u64..10_000,
         machines in 1usize..=30,

@@ -93,6 +93,48 @@ fn resume_finishes_leftovers_recorded_in_a_postgres_journal() {
     succeeded_with_leftovers_then_resumed(Some(&journal));
 }
 
+/// Destroy down for good and the metadata API with it: bluegreen still succeeds, and the four blue
+/// machines it could neither destroy nor tag are recorded with the release from its tagging calls
+/// (the host saw them made), so `cutover resume` finishes them from the record once the platform is
+/// back, though no machine carries a tag.
+#[test]
+fn resume_finishes_leftovers_the_platform_would_not_tag_from_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, scenario) = sim_app(dir.path());
+    let state = dir.path().join("state");
+    let cutover = |args: &[&str]| support::cutover(args).config(&config).state(&state);
+    let status = || -> Value { cutover(&["status", "--json"]).run().json() };
+
+    std::fs::write(
+        &scenario,
+        "[fleet]\nmachines = 4\n[faults]\ndown_calls = [\"destroy machine\", \"set metadata\"]\n",
+    )
+    .unwrap();
+    let out = cutover(&["deploy"]).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert!(out.text().contains("tagging failed for 4"), "{}", out.text());
+    let s = status();
+    assert_eq!(s["latest"]["status"], "succeeded", "{s}");
+    assert_eq!(s["fleet"]["leftovers"], json!([]), "no tag landed: {s}");
+    let recorded = s["latest"]["leftovers"].as_array().unwrap();
+    assert_eq!(recorded.len(), 4, "{s}");
+    assert!(recorded.iter().all(|l| l["todo"] == "destroy by v2"), "{s}");
+
+    // Back: resume finishes them from the record, and clears it.
+    std::fs::write(&scenario, "[fleet]\nmachines = 4\n").unwrap();
+    let out = cutover(&["resume", "--json"]).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let report: Value = out.json();
+    assert_eq!(report["finished"].as_array().map(Vec::len), Some(4), "{report}");
+    assert_eq!(report["remaining"], json!([]), "{report}");
+    let s = status();
+    assert_eq!(s["latest"]["leftovers"], json!([]), "the journal's record is cleared: {s}");
+    assert_eq!(s["fleet"]["machines"], 4, "{s}");
+    assert_eq!(s["fleet"]["serving"], 4, "{s}");
+    assert_eq!(s["fleet"]["stopped"], 0, "{s}");
+    assert_eq!(s["fleet"]["by_version"], json!([[2, 4]]), "{s}");
+}
+
 /// A machine tagged by an earlier deploy, which no journal lists (the tag is all there is): found on
 /// the local platform's real processes by its tag, and destroyed; the rest keep serving.
 #[tokio::test(flavor = "multi_thread")]

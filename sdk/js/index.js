@@ -305,21 +305,34 @@ export function cloneMachines(sources, target, routable = false) {
 export const LEFTOVER_KEY = 'cutover_leftover';
 const TODOS = ['stop-destroy', 'destroy', 'stop'];
 
-/** Record `failures` as leftovers of this deploy: tag each machine (best effort, retried by count:
- * the platform may be what is down) and log what is left. Returns a sentence naming the machines.
+/** Set LEFTOVER_KEY to `value` on every machine of `ids` ('' clears it), retried as one batch for the
+ * whole budget (tagging is idempotent). Returns the machines left untagged.
+ * @param {string[]} ids @param {string} value @returns {MachineError[]} */
+function setTags(ids, value) {
+  if (!ids.length) return [];
+  return retryBatch((todo) => {
+    const failed = [];
+    for (const id of todo) {
+      try {
+        machines.setMetadata(id, LEFTOVER_KEY, value);
+      } catch (thrown) {
+        failed.push({ id, error: payloadOf(thrown) });
+      }
+    }
+    if (failed.length) throw failed;
+  }, ids);
+}
+
+/** Record `failures` as leftovers of this deploy: tag each machine and log what is left. Tagging is
+ * retried by the time budget, as one batch (a tag given up after a few 503s left a machine nothing
+ * could find again); the host records each tagging call, landed or not, with the release. Returns a
+ * sentence naming the machines.
  * @param {DeployPlan} plan @param {MachineError[]} failures
  * @param {'stop-destroy' | 'destroy' | 'stop'} todo @param {string} what @returns {string} */
 export function leave(plan, failures, todo, what) {
   if (!TODOS.includes(todo)) throw new Error(`todo must be one of ${TODOS.join(', ')}, not ${todo}`);
   const value = `${todo} by v${plan.target.version}`;
-  let untagged = 0;
-  for (const f of failures) {
-    try {
-      retry(() => machines.setMetadata(f.id, LEFTOVER_KEY, value), 'tagging a leftover', params.retries(), 0);
-    } catch (_) {
-      untagged += 1;
-    }
-  }
+  const untagged = setTags(failures.map((f) => f.id), value).length;
   const ids = failures.map((f) => f.id);
   const first = failures.length ? ` (machine ${failures[0].id}: ${describeError(failures[0].error)})` : '';
   const note = `${ids.length} ${what} left to ${todo.replace('-', ' and ')}: ${ids.join(', ')}${first}; ` +
@@ -352,13 +365,9 @@ export function finishEarlier(plan, fleet) {
     .filter((m) => todoOf(m) === 'destroy' || (todoOf(m) === 'stop-destroy' && !notStopped.has(m.id)))
     .map((m) => m.id);
   const failed = toDestroy.length ? retryBatch(machines.destroy, toDestroy) : [];
-  for (const m of left) {
-    if (todoOf(m) !== 'stop' || notStopped.has(m.id)) continue;
-    try {
-      retry(() => machines.setMetadata(m.id, LEFTOVER_KEY, ''), 'untagging a finished leftover', params.retries(), 0);
-      rest.push(m);
-    } catch (_) { /* stays tagged for the next try */ }
-  }
+  const toUntag = left.filter((m) => todoOf(m) === 'stop' && !notStopped.has(m.id)).map((m) => m.id);
+  const stillTagged = new Set(setTags(toUntag, '').map((f) => f.id));
+  rest.push(...left.filter((m) => toUntag.includes(m.id) && !stillTagged.has(m.id)));
   log.info(`destroyed ${toDestroy.length - failed.length} leftover machine(s) of earlier deploys; ${failed.length} still tagged`);
   return rest;
 }

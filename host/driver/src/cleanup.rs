@@ -88,11 +88,20 @@ impl Deploy<'_> {
         let Some(opened) = self.target.open_to_read(config).await? else { return Ok(None) };
         let platform = opened.platform.clone();
         let machines = list_with_retries(&*platform).await?;
-        let tagged = leftovers(&machines);
+        let mut tagged = leftovers(&machines);
         if tagged.is_empty() && recorded.is_empty() {
             return Ok(None);
         }
         let present = |id: &str| machines.iter().any(|m| m.id == id);
+        // The latest release's record also lists what its strategy declared left over but could not
+        // tag (the metadata API was down too): still on the platform, untagged, it is finished from
+        // the record. Only the latest's: a later deploy saw an earlier one's untagged machine as any
+        // other and may have made it its own.
+        if let Some(latest) = records.last() {
+            let untagged =
+                latest.leftovers.iter().filter(|l| present(&l.id) && !tagged.iter().any(|t| t.id == l.id));
+            tagged.extend(untagged.cloned().collect::<Vec<_>>());
+        }
         let gone: Vec<Leftover> = {
             let mut g: Vec<Leftover> =
                 recorded.iter().flat_map(|(_, l)| l.iter()).filter(|l| !present(&l.id)).cloned().collect();

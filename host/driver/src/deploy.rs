@@ -283,10 +283,12 @@ impl Deploy<'_> {
             }
         };
         let notifier = Notifier::start(&self.config.cutover.notify, &self.config.app, release_id);
+        let declared = Arc::new(crate::declared::Declared::default());
         // The notifier is the last sink: an event reaches it after the journal has it.
         let sink: Arc<dyn EventSink> = match (&journal, release_id) {
             (Some(j), Some(id)) => Arc::new(Tee(vec![
                 self.sink.clone(),
+                declared.clone(),
                 Arc::new(journal::JournalSink::new(
                     j.clone(),
                     id,
@@ -353,6 +355,7 @@ impl Deploy<'_> {
                 journal,
                 release_id,
                 recorder,
+                declared,
                 clock,
                 wall,
                 rollback: prepared.rollback,
@@ -497,6 +500,7 @@ impl Deploy<'_> {
             journal,
             release_id,
             recorder,
+            declared,
             clock,
             wall,
             rollback,
@@ -519,7 +523,9 @@ impl Deploy<'_> {
             );
         }
         let outcome = if error.is_none() { Outcome::Succeeded } else { Outcome::Failed };
-        let after = list_with_retries(&*platform).await.unwrap_or_default();
+        let listed_after = list_with_retries(&*platform).await;
+        let listed = listed_after.is_ok();
+        let after = listed_after.unwrap_or_default();
         let fleet = FleetSummary::of(&after);
         let duration = clock.elapsed();
         let _ = recorder.record(EventKind::DeployFinished {
@@ -537,8 +543,13 @@ impl Deploy<'_> {
             tracing::error!("the outcome of release #{id} was not journaled: {e}");
         }
         // What the strategy tagged as left to do (clean-up the platform refused past its budget) is
-        // part of the release's record, beside its outcome.
-        let left = crate::status::leftovers(&after);
+        // part of the release's record, beside its outcome; so is what it declared left over when
+        // the platform would not take the tag either (then the record is all there is).
+        let present = |id: &str| after.iter().any(|m| m.id == id);
+        let left = declared.merge(
+            crate::status::leftovers(&after),
+            if listed { Some(&present as &dyn Fn(&str) -> bool) } else { None },
+        );
         if let (Some(j), Some(id), false) = (&journal, release_id, left.is_empty())
             && let Err(e) = j.leftovers(id, &left)
         {
@@ -584,6 +595,8 @@ pub(crate) struct Ending {
     pub(crate) journal: Option<Journal>,
     pub(crate) release_id: Option<i64>,
     pub(crate) recorder: Recorder,
+    /// The leftovers the strategy declared (its tagging calls, landed or not).
+    pub(crate) declared: Arc<crate::declared::Declared>,
     pub(crate) clock: HostClock,
     pub(crate) wall: Instant,
     pub(crate) rollback: bool,

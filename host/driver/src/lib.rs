@@ -18,6 +18,7 @@
 //! - [`dry_run`], [`status`], [`demo`], [`local`]: the commands built on the rest.
 
 pub mod cleanup;
+mod declared;
 pub mod demo;
 pub mod deploy;
 pub mod dry_run;

@@ -110,7 +110,11 @@ impl Deploy<'_> {
         let limit_bytes = self.config.cutover.sandbox_for(&strategy.reference).0.journal_bytes;
         let notifier = Notifier::start(&self.config.cutover.notify, &self.config.app, Some(release.id))
             .with_release(&release);
-        let recorder = self.resumed_recorder(&journal, &release, &record, clock, limit_bytes, &notifier);
+        // What the interrupted run declared left over counts, as what this one will.
+        let declared = Arc::new(crate::declared::Declared::default());
+        declared.seed(&record.events);
+        let recorder =
+            self.resumed_recorder(&journal, &release, &record, clock, limit_bytes, &notifier, declared.clone());
         let rollback = release.kind == ReleaseKind::Rollback;
         if record.events.is_empty() {
             // Killed before its first event: the log starts here. A failure to record is kept by the
@@ -212,6 +216,7 @@ impl Deploy<'_> {
                 journal: Some(journal),
                 release_id: Some(release.id),
                 recorder,
+                declared,
                 clock,
                 wall,
                 rollback,
@@ -294,6 +299,8 @@ impl Deploy<'_> {
 
     /// A recorder that goes on numbering the release's events where the journal stops, into the
     /// journal and this command's sink.
+    // Every sink a fresh deploy's recorder has, plus where the interrupted run stopped.
+    #[allow(clippy::too_many_arguments)]
     fn resumed_recorder(
         &self,
         journal: &Journal,
@@ -302,6 +309,7 @@ impl Deploy<'_> {
         clock: cutover_runtime::HostClock,
         limit_bytes: u64,
         notifier: &Notifier,
+        declared: Arc<crate::declared::Declared>,
     ) -> Recorder {
         let next_seq = record.events.last().map_or(0, |e| e.seq + 1);
         // The bound is the deploy's, so what the interrupted run journaled counts against it.
@@ -313,6 +321,7 @@ impl Deploy<'_> {
             .sum();
         let sink: Arc<dyn EventSink> = Arc::new(Tee(vec![
             self.sink.clone(),
+            declared,
             Arc::new(journal::JournalSink::new(
                 journal.clone(),
                 release.id,

@@ -16,7 +16,7 @@ from wit_world.imports import machines, types
 from . import log
 from .batch import stop_machines
 from .errors import describe_error
-from .retry import retry, retry_batch
+from .retry import retry_batch
 
 LEFTOVER_KEY = "cutover_leftover"
 """The metadata key that marks a leftover; its value is `<todo> by v<version>`."""
@@ -31,19 +31,32 @@ STOP = "stop"
 _TODOS = (STOP_AND_DESTROY, DESTROY, STOP)
 
 
+def _set_tags(ids: List[str], value: str) -> List[types.MachineError]:
+    """Set `LEFTOVER_KEY` to `value` on every machine of `ids` ("" clears it), retried as one batch for
+    the whole budget (tagging is idempotent); returns the machines left untagged."""
+
+    def set_each(todo: List[str]) -> None:
+        failed: List[types.MachineError] = []
+        for id in todo:
+            try:
+                machines.set_metadata(id, LEFTOVER_KEY, value)
+            except Err as e:
+                failed.append(types.MachineError(id=id, error=e.value))
+        if failed:
+            raise Err(failed)
+
+    return retry_batch(set_each, ids) if ids else []
+
+
 def leave(plan: types.DeployPlan, failures: List[types.MachineError], todo: str, what: str) -> str:
-    """Record `failures` as leftovers of this deploy: tag each machine (best effort, retried by count:
-    the platform may be what is down) and log what is left, then go on. Returns a sentence naming the
-    machines and what is left to do."""
+    """Record `failures` as leftovers of this deploy: tag each machine and log what is left, then go on.
+    Tagging is retried by the time budget, as one batch (a tag given up after a few 503s left a machine
+    nothing could find again); the host records each tagging call, landed or not, with the release.
+    Returns a sentence naming the machines and what is left to do."""
     if todo not in _TODOS:
         raise ValueError(f"todo must be one of {', '.join(_TODOS)}, not {todo!r}")
     value = f"{todo} by v{plan.target.version}"
-    untagged = 0
-    for f in failures:
-        try:
-            retry(lambda: machines.set_metadata(f.id, LEFTOVER_KEY, value), "tagging a leftover", budget_ms=0)
-        except Err:
-            untagged += 1
+    untagged = len(_set_tags([f.id for f in failures], value))
     ids = [f.id for f in failures]
     first = f" (machine {failures[0].id}: {describe_error(failures[0].error)})" if failures else ""
     note = (
@@ -82,13 +95,9 @@ def finish_earlier(plan: types.DeployPlan, fleet: List[types.Machine]) -> List[t
         if todo_of(m) == DESTROY or (todo_of(m) == STOP_AND_DESTROY and m.id not in not_stopped)
     ]
     failed = retry_batch(machines.destroy, to_destroy) if to_destroy else []
-    for m in left:
-        if todo_of(m) == STOP and m.id not in not_stopped:
-            try:
-                retry(lambda: machines.set_metadata(m.id, LEFTOVER_KEY, ""), "untagging a finished leftover", budget_ms=0)
-                rest.append(m)
-            except Err:
-                pass
+    to_untag = [m.id for m in left if todo_of(m) == STOP and m.id not in not_stopped]
+    still_tagged = {f.id for f in _set_tags(to_untag, "")}
+    rest.extend(m for m in left if m.id in to_untag and m.id not in still_tagged)
     log.info(
         f"destroyed {len(to_destroy) - len(failed)} leftover machine(s) of earlier deploys; "
         f"{len(failed)} still tagged"

@@ -79,6 +79,8 @@ pub struct Ready {
     /// How a green machine that took traffic is stopped before it is removed (the plan's
     /// `kill_signal` and `kill_timeout`): its requests in flight finish first.
     kill: (String, u64),
+    /// The target release, which the green machines a give-up could not remove are tagged with.
+    version: u64,
 }
 
 /// List the fleet, refuse what cannot be done safely, clone blue into a cordoned green (or adopt
@@ -138,7 +140,7 @@ pub fn prepare(
     let clones: Vec<String> = to_clone.iter().filter_map(|b| green_of.get(b).cloned()).collect();
     let give_up = |failures: Vec<MachineError>, context: &str| {
         rest_standbys(retries, &started_standbys);
-        abandon(retries, &clones, n, failures, context)
+        abandon(retries, &clones, plan.target.version, n, failures, context)
     };
     if let Err(failures) = cloned {
         let context = format!("create green: cloning failed for {} of {n} blue machine(s)", failures.len());
@@ -165,7 +167,8 @@ pub fn prepare(
     runtime::progress(n as u32, n as u32);
 
     let kill = (plan.kill_signal.clone(), plan.kill_timeout_ms);
-    Ok(Some(Ready { blue, blue_ids, green_of, green, clones, started_standbys, kill }))
+    let version = plan.target.version;
+    Ok(Some(Ready { blue, blue_ids, green_of, green, clones, started_standbys, kill, version }))
 }
 
 impl Ready {
@@ -197,7 +200,7 @@ impl Ready {
                 let _ = with_retries(retries, &admitted, |ids| machines::stop(ids, signal, *timeout_ms));
             }
             rest_standbys(retries, &self.started_standbys);
-            return Err(abandon(retries, &self.clones, n, failures, &context));
+            return Err(abandon(retries, &self.clones, self.version, n, failures, &context));
         }
         Ok(Switched { blue: self.blue, blue_ids: self.blue_ids, green_of: self.green_of })
     }
@@ -208,8 +211,8 @@ impl Ready {
         runtime::phase("switch traffic");
         // Green in before blue out: at no instant is neither in rotation. Until blue is cordoned this is
         // still undone by removing green, as above.
-        let (green, clones, standbys) =
-            (self.green.clone(), self.clones.clone(), self.started_standbys.clone());
+        let (green, clones, standbys, version) =
+            (self.green.clone(), self.clones.clone(), self.started_standbys.clone(), self.version);
         let switched = self.admit(retries)?;
         let n = switched.blue_ids.len();
         let Err(failures) = with_retries(retries, &switched.blue_ids, traffic::cordon) else {
@@ -238,7 +241,7 @@ impl Ready {
              was undone",
             failures.len()
         );
-        Err(abandon(retries, &clones, n, failures, &context))
+        Err(abandon(retries, &clones, version, n, failures, &context))
     }
 }
 
@@ -299,10 +302,13 @@ pub fn refuse_without_checks(strategy: &str, blue: &[Machine]) -> Result<(), Err
 
 /// Give up before the switch: destroy green and turn `failures` into the deploy's error. Blue was never
 /// touched, so removing green is all it takes to be back where the deploy started.
-/// Only `green` machines this deploy created are destroyed (standbys are not theirs to remove).
+/// Only `green` machines this deploy created are destroyed (standbys are not theirs to remove). Green
+/// machines the platform would not destroy within the budget are tagged as leftovers (`destroy by
+/// v<version>`), so `cutover resume` or the next deploy finds and removes them.
 pub fn abandon(
     retries: impl Into<Retry>,
     green: &[String],
+    version: u64,
     blue: usize,
     failures: Vec<MachineError>,
     context: &str,
@@ -314,14 +320,27 @@ pub fn abandon(
         runtime::phase("remove green");
         match with_retries(retries, green, machines::destroy) {
             Ok(()) => format!("green was removed ({} machine(s) destroyed)", green.len()),
-            Err(left) => format!(
-                "removing green failed for {} of {} machine(s) (machine {}: {}), which are cordoned and take \
-                 no traffic: destroy them by hand",
-                left.len(),
-                green.len(),
-                left[0].id,
-                describe_error(&left[0].error)
-            ),
+            Err(left) => {
+                let ids: Vec<String> = left.iter().map(|f| f.id.clone()).collect();
+                let untagged = crate::leftover::tag(retries, &ids, crate::leftover::Todo::Destroy, version);
+                format!(
+                    "removing green failed for {} of {} machine(s) (machine {}: {}), which are cordoned and \
+                     take no traffic; {}",
+                    left.len(),
+                    green.len(),
+                    left[0].id,
+                    describe_error(&left[0].error),
+                    if untagged.is_empty() {
+                        format!(
+                            "they are tagged {}=\"destroy by v{version}\": `cutover resume` or the next \
+                                 deploy destroys them",
+                            crate::leftover::LEFTOVER_KEY
+                        )
+                    } else {
+                        "tagging them as leftovers failed too: destroy them by hand".to_string()
+                    }
+                )
+            }
         }
     };
     runtime::log(Level::Warn, &format!("deploy abandoned before the switch; {removed}"));

@@ -8,7 +8,7 @@
 use crate::retry::Retry;
 use crate::runtime::{self, Level};
 use crate::types::{Machine, MachineError};
-use crate::{DeployPlan, describe_error, machines, retry};
+use crate::{DeployPlan, describe_error, machines};
 
 /// The metadata key that marks a leftover. Its value is what is left to do ([`Todo::as_str`]), then
 /// ` by v<version>`, the release of the deploy that left it.
@@ -36,21 +36,19 @@ impl Todo {
     }
 }
 
-/// Record `failures` as leftovers of this deploy: tag each machine (best effort, retried by count:
-/// the platform may be what is down) and log what is left, then go on. Returns a sentence for the
-/// deploy's log, naming the machines and what is left to do.
+/// Record `failures` as leftovers of this deploy: tag each machine and log what is left, then go on.
+/// Returns a sentence for the deploy's log, naming the machines and what is left to do.
+///
+/// Tagging is idempotent (the same key, the same value), so it is retried like the clean-up itself: by
+/// `policy`'s time budget, not by count. A tag given up after a few 503s was a machine left behind
+/// that nothing could find again (`cutover resume` and the next deploy find leftovers by their tag).
+/// The machines are tagged as one batch under one budget, so a metadata API that is down too costs one
+/// budget, not one per machine. The host records each tagging call, made or failed, with the release,
+/// so a machine whose tag the platform refused to the end is still listed and finished from the record.
 pub fn leave(policy: Retry, plan: &DeployPlan, failures: &[MachineError], todo: Todo, what: &str) -> String {
     let value = format!("{} by v{}", todo.as_str(), plan.target.version);
-    let mut untagged = 0usize;
-    for f in failures {
-        let tagged = retry(policy.count_only(), "tagging a leftover", || {
-            machines::set_metadata(&f.id, LEFTOVER_KEY, &value)
-        });
-        if tagged.is_err() {
-            untagged += 1;
-        }
-    }
-    let ids: Vec<&str> = failures.iter().map(|f| f.id.as_str()).collect();
+    let ids: Vec<String> = failures.iter().map(|f| f.id.clone()).collect();
+    let untagged = set_tag(policy, &ids, &value).len();
     let first = failures.first().map(|f| format!(" (machine {}: {})", f.id, describe_error(&f.error)));
     let note = format!(
         "{} {what} left to {}: {}{}; v{} is serving. They are tagged {LEFTOVER_KEY}={value:?}{}",
@@ -63,6 +61,31 @@ pub fn leave(policy: Retry, plan: &DeployPlan, failures: &[MachineError], todo: 
     );
     runtime::log(Level::Warn, &format!("leftovers: {note}"));
     note
+}
+
+/// Tag `ids` as leftovers with what is left to do, by the deploy to `version`, without the log line
+/// [`leave`] writes: for machines left by a deploy that gives up (green or canaries it could not
+/// remove), whose error already says so. Retried by `policy`'s budget as one batch; returns the
+/// machines left untagged.
+pub fn tag(policy: Retry, ids: &[String], todo: Todo, version: u64) -> Vec<MachineError> {
+    set_tag(policy, ids, &format!("{} by v{version}", todo.as_str()))
+}
+
+/// Set [`LEFTOVER_KEY`] to `value` on every machine of `ids` (an empty value clears it), retrying
+/// transient errors as one batch for as long as `policy` allows. Returns the machines left untagged.
+fn set_tag(policy: Retry, ids: &[String], value: &str) -> Vec<MachineError> {
+    let set_each = |ids: &[String]| -> Result<(), Vec<MachineError>> {
+        let failed: Vec<MachineError> = ids
+            .iter()
+            .filter_map(|id| {
+                machines::set_metadata(id, LEFTOVER_KEY, value)
+                    .err()
+                    .map(|error| MachineError { id: id.clone(), error })
+            })
+            .collect();
+        if failed.is_empty() { Ok(()) } else { Err(failed) }
+    };
+    crate::with_retries(policy, ids, set_each).err().unwrap_or_default()
 }
 
 /// What is left to do to `m`, when an earlier deploy tagged it as a leftover.
@@ -105,16 +128,18 @@ pub fn finish_earlier(policy: Retry, plan: &DeployPlan, fleet: Vec<Machine>) -> 
         .chain(ids_with(&[Todo::StopAndDestroy]).into_iter().filter(|id| stopped.contains(id)))
         .collect();
     let failed = crate::with_retries(policy, &to_destroy, machines::destroy).err().unwrap_or_default();
-    for m in &left {
-        if todo_of(m) == Some(Todo::Stop) && stopped.contains(&m.id) {
-            let cleared = retry(policy.count_only(), "untagging a finished leftover", || {
-                machines::set_metadata(&m.id, LEFTOVER_KEY, "")
-            });
-            if cleared.is_ok() {
-                rest.push(m.clone());
-            }
-        }
-    }
+    // Untagging is idempotent too: retried by the budget, as one batch.
+    let to_untag: Vec<String> = left
+        .iter()
+        .filter(|m| todo_of(m) == Some(Todo::Stop) && stopped.contains(&m.id))
+        .map(|m| m.id.clone())
+        .collect();
+    let still_tagged = set_tag(policy, &to_untag, "");
+    rest.extend(
+        left.iter()
+            .filter(|m| to_untag.contains(&m.id) && !still_tagged.iter().any(|f| f.id == m.id))
+            .cloned(),
+    );
     let finished = to_destroy.len() - failed.len();
     runtime::log(
         Level::Info,

@@ -34,7 +34,18 @@ pub(crate) fn abandon(
             )),
         }
     }
-    notes.push(remove_canaries(retries, plan, canaries, in_rotation).unwrap_or_else(|(left, _)| left));
+    notes.push(remove_canaries(retries, plan, canaries, in_rotation).unwrap_or_else(|(note, left)| {
+        // Tagged, so `cutover resume` or the next deploy finds and removes them.
+        let ids: Vec<String> = left.iter().map(|f| f.id.clone()).collect();
+        let todo = cutover_sdk::leftover::Todo::StopAndDestroy;
+        let untagged = cutover_sdk::leftover::tag(retries, &ids, todo, plan.target.version);
+        if untagged.is_empty() {
+            let note = note.replace(": destroy them by hand", "");
+            format!("{note}; they are tagged as leftovers ({} by v{})", todo.as_str(), plan.target.version)
+        } else {
+            note
+        }
+    }));
     if weighted == Some(true) {
         clear_weights(retries);
     }
