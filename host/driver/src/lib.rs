@@ -13,6 +13,7 @@
 //!   does about it.
 //! - [`lease`]: every machine of a deploy leased, refreshed and released.
 //! - [`rollback`]: which release `cutover rollback` returns to.
+//! - `sample`: the releases' traffic read and journaled while a strategy runs (for the picture).
 //! - [`dry_run`], [`status`], [`demo`], [`local`]: the commands built on the rest.
 
 pub mod demo;
@@ -25,6 +26,7 @@ mod notify;
 mod release_command;
 pub mod resume;
 pub mod rollback;
+mod sample;
 pub mod state;
 pub mod status;
 mod strategy;
