@@ -1,7 +1,8 @@
 //! `cutover report`: a release's timeline picture from the journal, for every built-in strategy on the
 //! simulator (parsed back as XML: a lane per machine, the legend, the failure marker of a failed
 //! release), counts in place of lanes for 10,000 machines, the HTML page, and bad input (an unknown
-//! release, a file that cannot be written, a name that is neither .svg nor .html) exiting 2.
+//! release, a file that cannot be written, a name that is neither .svg nor .html) exiting 2; and on the
+//! local platform under load, the traffic charts of a strategy that reads no traffic itself.
 
 use crate::support::{self, OutputExt};
 
