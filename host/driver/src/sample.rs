@@ -1,5 +1,6 @@
 //! The driver's own traffic readings while a strategy runs: on a platform with `traffic.stats` and a
-//! real clock, each release's requests, errors and p99 are journaled every [`INTERVAL`] as
+//! real clock, each release's requests, errors and p99 over the last [`WINDOW`] are journaled every
+//! [`INTERVAL`] as
 //! [`EventKind::TrafficSampled`], so a deploy's picture has its traffic charts whatever the strategy
 //! asked (a blue/green or rolling strategy reads no stats itself).
 //!
@@ -16,11 +17,16 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::{MissedTickBehavior, interval, timeout};
 
-/// How often the releases' traffic is read, in real time, and the window each reading covers.
-pub const INTERVAL: Duration = Duration::from_secs(1);
+/// How often the releases' traffic is read, in real time: twice a second, so even a blue/green deploy
+/// of a few seconds draws a line rather than a dot.
+pub const INTERVAL: Duration = Duration::from_millis(500);
 
-/// At most this many rounds of readings per run (an hour at one a second): a deploy that waits at a
-/// gate for a day does not fill its journal with them.
+/// The window each reading covers (ending when it is read): a second, so a rate is not one request's
+/// noise.
+pub const WINDOW: Duration = Duration::from_secs(1);
+
+/// At most this many rounds of readings per run (half an hour at two a second): a deploy that waits at
+/// a gate for a day does not fill its journal with them.
 pub const MAX_READINGS: u32 = 3600;
 
 /// Readings under way; [`Sampler::stop`] ends them before the deploy's last event.
@@ -55,17 +61,16 @@ impl Sampler {
 async fn read(platform: Arc<dyn Platform>, recorder: Recorder, versions: Vec<u64>) {
     let mut tick = interval(INTERVAL);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    // The first tick is immediate: the first reading covers the deploy's first interval.
-    tick.tick().await;
+    // The first tick is immediate: the first reading is the traffic just before the deploy began.
     for _ in 0..MAX_READINGS {
         tick.tick().await;
         if recorder.failure().is_some() {
             return;
         }
         for &version in &versions {
-            match timeout(INTERVAL, platform.stats(version, INTERVAL)).await {
+            match timeout(INTERVAL, platform.stats(version, WINDOW)).await {
                 Ok(Ok(stats)) => {
-                    let window_ms = INTERVAL.as_millis() as u64;
+                    let window_ms = WINDOW.as_millis() as u64;
                     if let Err(e) =
                         recorder.record_aside(EventKind::TrafficSampled { version, window_ms, stats })
                     {
