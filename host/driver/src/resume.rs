@@ -113,8 +113,15 @@ impl Deploy<'_> {
         // What the interrupted run declared left over counts, as what this one will.
         let declared = Arc::new(crate::declared::Declared::default());
         declared.seed(&record.events);
-        let recorder =
-            self.resumed_recorder(&journal, &release, &record, clock, limit_bytes, &notifier, declared.clone());
+        let recorder = self.resumed_recorder(
+            &journal,
+            &release,
+            &record,
+            clock,
+            limit_bytes,
+            &notifier,
+            declared.clone(),
+        );
         let rollback = release.kind == ReleaseKind::Rollback;
         if record.events.is_empty() {
             // Killed before its first event: the log starts here. A failure to record is kept by the
