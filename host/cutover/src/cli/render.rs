@@ -165,8 +165,7 @@ impl Human {
             EventKind::ReleaseCommandSkipped { command, why } => {
                 self.line(format!("{}  info: release command `{command}` not run: {why}", stamp(e.at_ms)));
             }
-            // Intents show as their calls; traffic readings are for the picture.
-            EventKind::Intent { .. } | EventKind::TrafficSampled { .. } => {}
+            EventKind::Intent { .. } => {}
             EventKind::DeployFinished { .. } => self.finish_bar(),
         }
     }
