@@ -170,7 +170,17 @@ fn actions_are_the_commands_and_refused_without_the_token_or_from_another_site()
     // A canary waits at its gate; Abort fails the gate, and the strategy undoes the canary.
     let (mut child, rx) = deploy_in_background(&config, &state, &[]);
     wait_for_line(&rx, "waiting at manual gate", Duration::from_secs(120));
-    let (code, body) = dash.post("abort", &ok);
+    // The strategy logs the wait just before the journal records it: ask until the journal has it.
+    let give_up = std::time::Instant::now() + Duration::from_secs(30);
+    let (code, body) = loop {
+        let (code, body) = dash.post("abort", &ok);
+        let early = code == 409
+            && body["error"].as_str().unwrap_or_default().contains("not waiting at a manual gate");
+        if !early || std::time::Instant::now() > give_up {
+            break (code, body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(code, 200, "{body}");
     assert!(body["message"].as_str().unwrap().contains("at manual gate `step-10`"), "{body}");
     let status = child.wait().unwrap();
