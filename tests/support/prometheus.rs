@@ -6,9 +6,10 @@
 //! Without Prometheus a test says, on the terminal, that it is skipped — unless `CI` is set: CI runs the
 //! metrics tests, so there a missing Prometheus fails the test.
 
-use std::io::{BufRead, BufReader, Write};
+use std::ffi::OsStr;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 /// A running Prometheus; stopped (and its storage removed) when dropped.
 pub struct Prometheus {
@@ -53,25 +54,9 @@ fn start(test: &str, targets: &Path) -> Result<Prometheus, String> {
         .port();
     let dir = super::root().join("target/prometheus-test").join(format!("{}-{test}", std::process::id()));
     let script = super::root().join(".ci/prometheus");
-    let mut child = Command::new(&script)
-        .arg("serve")
-        .arg(&dir)
-        .arg(port.to_string())
-        .arg(targets)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    let mut line = String::new();
-    let read = BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line);
-    if read.is_err() || !line.starts_with("http://") {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut err);
-        }
-        let _ = child.wait();
-        return Err(format!("Prometheus did not start ({}): {}", script.display(), err.trim()));
-    }
-    Ok(Prometheus { url: line.trim().to_string(), keeper: child })
+    let port = port.to_string();
+    let args = [dir.as_os_str(), OsStr::new(&port), targets.as_os_str()];
+    let (url, keeper) = cutover::journal::testing::serve_script(&script, &args, "http://")
+        .map_err(|e| format!("Prometheus did not start ({}): {e}", script.display()))?;
+    Ok(Prometheus { url, keeper })
 }

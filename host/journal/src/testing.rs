@@ -8,8 +8,9 @@
 //! Without PostgreSQL a test says, on the terminal, that it is skipped — unless `CI` is set: CI runs
 //! the PostgreSQL tests, so there a missing server fails the test.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -85,10 +86,19 @@ fn start() -> Result<Server, String> {
         .port();
     let dir = root().join("target/pg-test").join(format!("{}", std::process::id()));
     let script = root().join(".ci/postgres");
-    let mut child = Command::new(&script)
+    let port = port.to_string();
+    let (url, child) = serve_script(&script, &[dir.as_os_str(), OsStr::new(&port)], "postgres://")
+        .map_err(|e| format!("the test cluster did not start ({}): {e}", script.display()))?;
+    Ok(Server { url, _keeper: Some(child) })
+}
+
+/// Runs a `.ci/<server> serve ARGS…` script and reads the URL it prints once its server is ready
+/// (starting with `scheme`). The child keeps the server up until its stdin closes; the error is the
+/// script's stderr.
+pub fn serve_script(script: &Path, args: &[&OsStr], scheme: &str) -> Result<(String, Child), String> {
+    let mut child = Command::new(script)
         .arg("serve")
-        .arg(&dir)
-        .arg(port.to_string())
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -96,13 +106,13 @@ fn start() -> Result<Server, String> {
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     let mut line = String::new();
     let read = BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line);
-    if read.is_err() || !line.starts_with("postgres://") {
+    if read.is_err() || !line.starts_with(scheme) {
         let mut err = String::new();
         if let Some(mut e) = child.stderr.take() {
             let _ = std::io::Read::read_to_string(&mut e, &mut err);
         }
         let _ = child.wait();
-        return Err(format!("the test cluster did not start ({}): {}", script.display(), err.trim()));
+        return Err(err.trim().to_string());
     }
-    Ok(Server { url: line.trim().to_string(), _keeper: Some(child) })
+    Ok((line.trim().to_string(), child))
 }
