@@ -45,6 +45,7 @@
 //! `max_headers` (431); a head with ambiguous framing is refused with 400 (see `framing`). None of
 //! these requests reaches a machine.
 
+mod affinity;
 mod body;
 mod counters;
 mod framing;
@@ -68,6 +69,7 @@ use tokio::sync::{Notify, watch};
 
 pub use crate::stats::ReleaseStats;
 use crate::stats::Stats;
+pub use affinity::COOKIE_NAME;
 use counters::{ClientCounts, TaskGuard, Tasks};
 pub use cutover_core::ProxyLimits;
 use table::{Config, Table};
@@ -168,6 +170,7 @@ impl Proxy {
             config: Mutex::new(Config::default()),
             changed: Notify::new(),
             stats: Stats::new(),
+            cookie_key: affinity::CookieKey::new(),
             shutdown: watch::channel(false).0,
             tasks: Arc::new(Tasks::default()),
         });
@@ -208,6 +211,9 @@ impl Proxy {
     /// only 0% releases are routable, they share it by machine count.
     pub fn set_weights(&self, weights: Vec<(u64, u8)>) {
         let mut cfg = lock(&self.inner.config);
+        if cfg.weights != weights {
+            cfg.generation += 1;
+        }
         cfg.weights = weights;
         self.inner.rebuild(&mut cfg);
     }
@@ -269,6 +275,8 @@ struct Inner {
     /// Signalled whenever the table changes (wakes requests waiting for a routable machine).
     changed: Notify,
     stats: Stats,
+    /// The key of the sticky sessions' cookie (see `affinity`).
+    cookie_key: affinity::CookieKey,
     /// `true` once [`Proxy::shutdown`] was called.
     shutdown: watch::Sender<bool>,
     tasks: Arc<Tasks>,
