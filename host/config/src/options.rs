@@ -308,6 +308,13 @@ pub(crate) fn cutover_options(
             o.local.proxy.sticky = sticky_sessions(&v).map_err(|(key, value, expected)| {
                 invalid(&format!("sticky_sessions{key}"), value, expected)
             })?;
+            if o.local.proxy.sticky.is_some() && o.local.tcp {
+                return Err(invalid(
+                    "sticky_sessions",
+                    v.to_string(),
+                    "false with `tcp = true`: a plain TCP service has no cookie to keep a client on a release",
+                ));
+            }
         }
     }
     Ok(o)

@@ -337,6 +337,11 @@ fn sticky_sessions_are_off_by_default_and_checked() {
         ),
         ("sticky_sessions = { max_age = \"9601h\" }", "cutover.local.sticky_sessions.max_age", "400 days"),
         ("sticky_sessions = { cookie = \"x\" }", "cutover.local.sticky_sessions.cookie", "max_age"),
+        (
+            "tcp = true\nsticky_sessions = true",
+            "cutover.local.sticky_sessions",
+            "plain TCP service has no cookie",
+        ),
     ] {
         let e = sticky(bad).unwrap_err();
         assert!(e.contains(key) && e.contains(expected), "{bad}: {e}");
