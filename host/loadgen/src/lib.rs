@@ -12,9 +12,9 @@
 //! busy. The other half open a new connection per request (as fresh visitors do). A request fails on a
 //! transport error or a non-2xx answer; a broken connection is dropped, never reused.
 //!
-//! With [`LoadSpec::sessions`], each worker is one user with a cookie jar (see [`session`]), and
-//! [`LoadReport::regressions`] counts the answers from an older release than one that user had
-//! already been served: what sticky sessions are meant to prevent.
+//! With [`LoadSpec::sessions`], each worker is one user with a cookie jar, and
+//! [`LoadReport::regressions`] counts ([`Regressions`]) the answers from an older release than one
+//! that user had already been served: what sticky sessions are meant to prevent.
 
 mod session;
 
