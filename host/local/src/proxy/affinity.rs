@@ -2,8 +2,9 @@
 //! user does not flip between the old and the new version from one request to the next.
 //!
 //! The cookie, `cutover-release=VERSION.GENERATION.TAG`, names the release that served the client
-//! and the generation of the weights it was chosen under (a counter the proxy bumps whenever
-//! [`Proxy::set_weights`](super::Proxy::set_weights) changes them). `TAG` is a keyed hash of the two
+//! and the generation of the traffic split it was chosen under (a counter the proxy bumps whenever
+//! the releases' shares of new traffic change: new weights, or, where traffic is split by machine
+//! count, a release gaining or losing machines). `TAG` is a keyed hash of the two
 //! (SipHash, keyed at random when the proxy starts), so a client cannot write a cookie of its own
 //! choosing; one that does not verify is ignored as if it were absent. Even a verified cookie only
 //! ever chooses among the releases the table routes to: it names a release, never a machine.
@@ -11,14 +12,16 @@
 //! A request with a verified cookie for release `P`, issued under generation `G`:
 //!
 //! - goes to `P` while `P` has routable machines and a share of the traffic, if `P` is the newest
-//!   release that has, or if the weights are still those of generation `G`. So a client the weights
+//!   release that has, or if the split is still that of generation `G`. So a client the weights
 //!   sent to the canary keeps the canary; a client on the stable release stays there while a canary
 //!   step holds, and is weighed again (once) when the step changes, as Flagger's proposal to keep
 //!   primary sessions "until the next step" does — otherwise the canary would only ever see users who
-//!   had no cookie yet, and its share of users would not follow its weight.
+//!   had no cookie yet, its share of users would not follow its weight, and in a rolling deploy every
+//!   old client would crowd onto the last old machines.
 //! - otherwise goes by weight among `P` and the releases *newer* than `P` that have a share, when
-//!   there are any: a client is never sent back from a release to an older one. When a bluegreen switch gives
-//!   the old release 0%, its clients move to the new one (old → new is the deploy doing its job).
+//!   there are any: a client is never sent back from a release to an older one. When a bluegreen
+//!   switch gives the old release 0%, its clients move to the new one (old → new is the deploy doing
+//!   its job).
 //! - otherwise (only older releases have a share: a rollback) goes by weight, like a new client.
 //!
 //! Every answer whose release or generation differs from the cookie's sets a new cookie. Routing

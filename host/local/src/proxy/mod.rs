@@ -215,16 +215,6 @@ impl Proxy {
     /// only 0% releases are routable, they share it by machine count.
     pub fn set_weights(&self, weights: Vec<(u64, u8)>) {
         let mut cfg = lock(&self.inner.config);
-        // The same weights given again (in any order) keep their generation: sticky cookies issued
-        // under them stay current.
-        let sorted = |w: &[(u64, u8)]| {
-            let mut w = w.to_vec();
-            w.sort_unstable();
-            w
-        };
-        if sorted(&cfg.weights) != sorted(&weights) {
-            cfg.generation += 1;
-        }
         cfg.weights = weights;
         self.inner.rebuild(&mut cfg);
     }

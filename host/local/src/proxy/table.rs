@@ -30,8 +30,11 @@ use crate::stats::Recorder;
 pub(super) struct Config {
     pub(super) routable: Vec<Backend>,
     pub(super) weights: Vec<(u64, u8)>,
-    /// Bumped whenever the weights change: sticky cookies name the weights they were issued under.
+    /// Bumped whenever the split of new traffic (`shares`) changes: sticky cookies name the split
+    /// they were issued under.
     pub(super) generation: u64,
+    /// The split of the last snapshot: (release, share), by release.
+    pub(super) shares: Vec<(u64, u64)>,
     pub(super) machines: HashMap<String, Machine>,
 }
 
@@ -83,7 +86,13 @@ impl Inner {
     /// Rebuilds the snapshot from `cfg` and wakes the requests waiting for a routable machine.
     pub(super) fn rebuild(&self, cfg: &mut Config) {
         let now = Instant::now();
-        let Config { routable, weights, generation, machines } = cfg;
+        let Config { routable, weights, generation, shares, machines } = cfg;
+        // The split first, so that the snapshot's entries carry its generation.
+        let split = split(routable, weights);
+        if split != *shares {
+            *generation += 1;
+            *shares = split;
+        }
         let mut groups: Vec<(u64, Vec<Arc<Entry>>)> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for b in routable.iter() {
@@ -125,23 +134,10 @@ impl Inner {
             }
         }
 
-        // Listed releases share by their percentages. When none of them has a routable machine (or
-        // all of theirs are 0%), the unlisted routable releases share by machine count; and when
-        // only 0% releases are routable they do too, rather than refuse the traffic.
-        let listed = |version: u64| weights.iter().find(|(v, _)| *v == version).map(|&(_, w)| u64::from(w));
-        let any_positive = groups.iter().any(|(v, _)| listed(*v).is_some_and(|w| w > 0));
-        let any_unlisted = groups.iter().any(|(v, _)| listed(*v).is_none());
         let groups: Vec<Group> = groups
             .into_iter()
             .map(|(v, backends)| {
-                let count = backends.len() as u64;
-                let weight = match listed(v) {
-                    _ if weights.is_empty() => count,
-                    Some(w) if any_positive => w,
-                    None if any_positive => 0,
-                    Some(_) if any_unlisted => 0,
-                    _ => count,
-                };
+                let weight = shares.iter().find(|(s, _)| *s == v).map_or(0, |&(_, w)| w);
                 Group { version: v, weight, backends, rr: AtomicUsize::new(0) }
             })
             .filter(|g| g.weight > 0)
@@ -200,6 +196,40 @@ impl Inner {
             }
         }
     }
+}
+
+/// Each routable release's share of new traffic, by release (0% ones left out). Listed releases
+/// share by their percentages. When none of them has a routable machine (or all of theirs are 0%),
+/// the unlisted routable releases share by machine count; and when only 0% releases are routable
+/// they do too, rather than refuse the traffic.
+fn split(routable: &[Backend], weights: &[(u64, u8)]) -> Vec<(u64, u64)> {
+    let mut counts: Vec<(u64, u64)> = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for b in routable.iter().filter(|b| ids.insert(b.machine_id.as_str())) {
+        match counts.iter_mut().find(|(v, _)| *v == b.version) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((b.version, 1)),
+        }
+    }
+    let listed = |version: u64| weights.iter().find(|(v, _)| *v == version).map(|&(_, w)| u64::from(w));
+    let any_positive = counts.iter().any(|(v, _)| listed(*v).is_some_and(|w| w > 0));
+    let any_unlisted = counts.iter().any(|(v, _)| listed(*v).is_none());
+    let mut shares: Vec<(u64, u64)> = counts
+        .into_iter()
+        .map(|(v, count)| {
+            let weight = match listed(v) {
+                _ if weights.is_empty() => count,
+                Some(w) if any_positive => w,
+                None if any_positive => 0,
+                Some(_) if any_unlisted => 0,
+                _ => count,
+            };
+            (v, weight)
+        })
+        .filter(|&(_, w)| w > 0)
+        .collect();
+    shares.sort_unstable();
+    shares
 }
 
 impl Table {
