@@ -66,7 +66,7 @@ impl LoadSpec {
 /// One request's outcome.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    /// When it was sent, since the load started.
+    /// When it was scheduled to be sent, since the load started (see `sent` for when it went out).
     pub at: Duration,
     /// From the scheduled send time to the whole answer (or the failure).
     pub latency: Duration,
