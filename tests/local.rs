@@ -9,18 +9,18 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 /// The example fly.toml, running the example app on the local platform.
-fn example_app() -> Toml {
+pub(crate) fn example_app() -> Toml {
     Toml::example_app().set("cutover.local.command", support::example_app_binary())
 }
 
 /// An app directory with its own fly.toml and state; the daemon is stopped when it goes away.
-struct App {
+pub(crate) struct App {
     dir: tempfile::TempDir,
 }
 
 impl App {
     /// An app directory holding `fly`.
-    fn new(fly: Toml) -> Self {
+    pub(crate) fn new(fly: Toml) -> Self {
         let dir = tempfile::tempdir().unwrap();
         fly.write(dir.path().join("fly.toml"));
         Self { dir }
@@ -35,12 +35,12 @@ impl App {
     }
 
     /// `cutover ARGS --config` this app's fly.toml, with its state.
-    fn cutover(&self, args: &[&str]) -> Cutover {
+    pub(crate) fn cutover(&self, args: &[&str]) -> Cutover {
         support::cutover(args).config(self.config()).state(self.state())
     }
 
     /// [`cutover`](Self::cutover), run to the end.
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cutover(args).run()
     }
 
@@ -248,7 +248,7 @@ fn a_proxy_port_in_use_is_a_clear_error() {
 }
 
 /// The daemon's base URL for an app's state.
-fn daemon_url(app: &App) -> String {
+pub(crate) fn daemon_url(app: &App) -> String {
     let info: Value =
         serde_json::from_str(&std::fs::read_to_string(app.state().join("local/daemon.json")).unwrap())
             .unwrap();
@@ -261,13 +261,13 @@ fn daemon_token(app: &App) -> String {
 }
 
 /// An HTTP client presenting the daemon's token, as its owner's tools would.
-fn daemon_http(app: &App) -> reqwest::Client {
+pub(crate) fn daemon_http(app: &App) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert("authorization", format!("Bearer {}", daemon_token(app)).parse().unwrap());
     reqwest::Client::builder().default_headers(headers).build().unwrap()
 }
 
-async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+pub(crate) async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     match http.get(url).send().await {
         Ok(r) => r.json().await.unwrap_or(Value::Null),
         Err(_) => Value::Null,
@@ -275,7 +275,7 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Value {
 }
 
 /// (proxy address, machines as the daemon lists them).
-async fn fleet(app: &App, name: &str) -> (String, Vec<Value>) {
+pub(crate) async fn fleet(app: &App, name: &str) -> (String, Vec<Value>) {
     let url = daemon_url(app);
     let http = daemon_http(app);
     let proxy = get_json(&http, &format!("{url}/cutover/v1/status")).await["apps"][name]

@@ -5,6 +5,7 @@
 mod backends;
 mod clients;
 mod hostile;
+mod sticky;
 
 use backends::{App, dead_addr, start_tcp_echo, start_ws_echo};
 use clients::{client, eventually, get, http_proxy, keepalive_conn, send_on};

@@ -9,8 +9,8 @@ use crate::raw::RawCutover;
 use crate::sandbox::{self, SandboxPolicy};
 use crate::strategy::StrategyRef;
 use cutover_core::duration;
-use cutover_core::proxy_limits::MIN_HEADER_BYTES;
-use cutover_core::{Grants, Limits, ProxyLimits};
+use cutover_core::proxy_limits::{MAX_STICKY_MAX_AGE, MIN_HEADER_BYTES};
+use cutover_core::{Grants, Limits, ProxyLimits, StickySessions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -126,7 +126,8 @@ pub struct LocalOptions {
     /// Regions those machines are spread over (labels only: every machine runs here).
     pub regions: Vec<String>,
     /// What the proxy allows one client (`header_timeout`, `max_header_bytes`, `max_headers`,
-    /// `max_connections_per_client`).
+    /// `max_connections_per_client`), and whether it keeps a client on one release
+    /// (`sticky_sessions`).
     pub proxy: ProxyLimits,
 }
 
@@ -303,8 +304,46 @@ pub(crate) fn cutover_options(
             }
             o.local.proxy.max_connections_per_client = n;
         }
+        if let Some(v) = l.sticky_sessions {
+            o.local.proxy.sticky = sticky_sessions(&v).map_err(|(key, value, expected)| {
+                invalid(&format!("sticky_sessions{key}"), value, expected)
+            })?;
+            if o.local.proxy.sticky.is_some() && o.local.tcp {
+                return Err(invalid(
+                    "sticky_sessions",
+                    v.to_string(),
+                    "false with `tcp = true`: a plain TCP service has no cookie to keep a client on a release",
+                ));
+            }
+        }
     }
     Ok(o)
+}
+
+/// `[cutover.local] sticky_sessions`: `true`/`false`, or a table `{ max_age = "1h" }` (on, with that
+/// cookie lifetime). `Err`: (the key under `sticky_sessions`, the value found, what was expected).
+fn sticky_sessions(v: &toml::Value) -> Result<Option<StickySessions>, (String, String, &'static str)> {
+    const WHAT: &str = "true, false, or a table such as { max_age = \"1h\" }";
+    const MAX_AGE: &str =
+        "a duration string between \"0s\" (until the browser closes) and \"9600h\" (400 days)";
+    match v {
+        toml::Value::Boolean(on) => Ok(on.then(StickySessions::default)),
+        toml::Value::Table(t) => {
+            let mut sticky = StickySessions::default();
+            for (key, value) in t {
+                if key != "max_age" {
+                    return Err((format!(".{key}"), value.to_string(), "no other key than max_age"));
+                }
+                let age = value.as_str().and_then(|s| duration::parse(s).ok());
+                match age {
+                    Some(age) if age <= MAX_STICKY_MAX_AGE => sticky.max_age = age,
+                    _ => return Err((".max_age".into(), value.to_string(), MAX_AGE)),
+                }
+            }
+            Ok(Some(sticky))
+        }
+        other => Err((String::new(), other.to_string(), WHAT)),
+    }
 }
 
 /// `[cutover.metrics]`, checked: an http(s) URL, a plausible variable name, a timeout in (0, 5m].

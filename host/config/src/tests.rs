@@ -306,6 +306,49 @@ fn the_local_proxy_bounds_are_read_and_checked() {
 }
 
 #[test]
+fn sticky_sessions_are_off_by_default_and_checked() {
+    use cutover_core::StickySessions;
+    let dir = tempfile::tempdir().unwrap();
+    let sticky = |line: &str| {
+        let p = write(&dir, "fly.toml", &format!("app = \"a\"\n[cutover.local]\n{line}\n"));
+        Config::load(&p).map(|c| c.cutover.local.proxy.sticky).map_err(|e| e.to_string())
+    };
+    assert_eq!(sticky(""), Ok(None));
+    assert_eq!(sticky("sticky_sessions = false"), Ok(None));
+    assert_eq!(sticky("sticky_sessions = true"), Ok(Some(StickySessions::default())));
+    assert_eq!(StickySessions::default().max_age, Duration::from_secs(86_400));
+    let hour = Some(StickySessions { max_age: Duration::from_secs(3600) });
+    assert_eq!(sticky("sticky_sessions = { max_age = \"1h\" }"), Ok(hour));
+    assert_eq!(
+        sticky("sticky_sessions = { max_age = \"0s\" }"),
+        Ok(Some(StickySessions { max_age: Duration::ZERO }))
+    );
+    for (bad, key, expected) in [
+        ("sticky_sessions = \"yes\"", "cutover.local.sticky_sessions", "true, false, or a table"),
+        (
+            "sticky_sessions = { max_age = \"forever\" }",
+            "cutover.local.sticky_sessions.max_age",
+            "a duration",
+        ),
+        (
+            "sticky_sessions = { max_age = 3600 }",
+            "cutover.local.sticky_sessions.max_age",
+            "a duration string",
+        ),
+        ("sticky_sessions = { max_age = \"9601h\" }", "cutover.local.sticky_sessions.max_age", "400 days"),
+        ("sticky_sessions = { cookie = \"x\" }", "cutover.local.sticky_sessions.cookie", "max_age"),
+        (
+            "tcp = true\nsticky_sessions = true",
+            "cutover.local.sticky_sessions",
+            "plain TCP service has no cookie",
+        ),
+    ] {
+        let e = sticky(bad).unwrap_err();
+        assert!(e.contains(key) && e.contains(expected), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn notify_entries_are_read_with_every_event_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let text = "app = \"a\"\n[[cutover.notify]]\nurl = \"http://127.0.0.1:9/hook\"\n\

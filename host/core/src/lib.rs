@@ -28,7 +28,8 @@
 //! - [`grants`]: [`Grants`], which contract calls and which machines a strategy may change.
 //! - [`judge`]: the statistical judge of a canary against its baseline (Mann–Whitney U with the
 //!   Hodges–Lehmann shift, as Kayenta), free of everything else here.
-//! - [`proxy_limits`]: [`ProxyLimits`], what the local platform's proxy allows one client.
+//! - [`proxy_limits`]: [`ProxyLimits`], what the local platform's proxy allows one client, and
+//!   [`StickySessions`], whether it keeps a client on one release.
 
 pub mod contract;
 pub mod duration;
@@ -52,5 +53,5 @@ pub use platform::{
     Capabilities, EmptyApp, LIST_ATTEMPTS, LaunchLog, LaunchPlan, Lease, ListFailed, Platform, ReleaseWeight,
     TrafficStats, list_with_retries,
 };
-pub use proxy_limits::ProxyLimits;
+pub use proxy_limits::{ProxyLimits, StickySessions};
 pub use release_command::{ReleaseCommand, ReleaseCommandError, ReleaseLog, ReleaseVm};

@@ -18,6 +18,31 @@ pub struct ProxyLimits {
     pub max_headers: usize,
     /// Connections open at once from one client address; more are closed as they are accepted.
     pub max_connections_per_client: u32,
+    /// Sticky sessions (`[cutover.local] sticky_sessions`): `None`, off (every request is routed by
+    /// weight). Kept here, beside the bounds, because it travels the same way to the proxy.
+    pub sticky: Option<StickySessions>,
+}
+
+/// Sticky sessions in the local proxy: a cookie (`cutover-release`) names the release that served
+/// a client, so that a client the weights sent to a canary keeps it, and one that has seen the new
+/// release is not sent back to the old one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StickySessions {
+    /// How long a browser keeps the cookie (`Max-Age`); zero: until the browser closes.
+    pub max_age: Duration,
+}
+
+/// The default of [`StickySessions::max_age`]: a day, as Flagger's `sessionAffinity.maxAge`.
+pub const DEFAULT_STICKY_MAX_AGE: Duration = Duration::from_secs(86_400);
+
+/// The longest [`StickySessions::max_age`]: browsers cap a cookie's lifetime at 400 days.
+pub const MAX_STICKY_MAX_AGE: Duration = Duration::from_secs(400 * 86_400);
+
+impl Default for StickySessions {
+    fn default() -> Self {
+        StickySessions { max_age: DEFAULT_STICKY_MAX_AGE }
+    }
 }
 
 /// The default of [`ProxyLimits::header_timeout`].
@@ -42,6 +67,7 @@ impl Default for ProxyLimits {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            sticky: None,
         }
     }
 }

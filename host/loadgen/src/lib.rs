@@ -11,6 +11,15 @@
 //! break when it moves traffic): each keeps its idle connections and opens another only when all are
 //! busy. The other half open a new connection per request (as fresh visitors do). A request fails on a
 //! transport error or a non-2xx answer; a broken connection is dropped, never reused.
+//!
+//! With [`LoadSpec::sessions`], each worker is one user with a cookie jar, and
+//! [`LoadReport::regressions`] counts ([`Regressions`]) the answers from an older release than one
+//! that user had already been served: what sticky sessions are meant to prevent.
+
+mod session;
+
+use session::Jar;
+pub use session::{Regressions, regressions};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -34,19 +43,30 @@ pub struct LoadSpec {
     pub path: String,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Each worker is one client that keeps its cookies (a browser's jar, for one site) and sends
+    /// them with every request; its first request is answered before it sends more, as a page
+    /// loads before the requests it makes. Off: no cookies are kept or sent.
+    pub sessions: bool,
 }
 
 impl LoadSpec {
     /// `rate` requests per second (at least 1) to `/` of `target`, over 8 workers, 10 s timeout.
     pub fn new(target: SocketAddr, rate: u32) -> Self {
-        Self { target, rate: rate.max(1), workers: 8, path: "/".into(), timeout: Duration::from_secs(10) }
+        Self {
+            target,
+            rate: rate.max(1),
+            workers: 8,
+            path: "/".into(),
+            timeout: Duration::from_secs(10),
+            sessions: false,
+        }
     }
 }
 
 /// One request's outcome.
 #[derive(Debug, Clone)]
 pub struct Sample {
-    /// When it was sent, since the load started.
+    /// When it was scheduled to be sent, since the load started (see `sent` for when it went out).
     pub at: Duration,
     /// From the scheduled send time to the whole answer (or the failure).
     pub latency: Duration,
@@ -58,6 +78,13 @@ pub struct Sample {
     pub keep_alive: bool,
     /// What went wrong, for failed requests.
     pub error: Option<String>,
+    /// The worker that sent it (with [`LoadSpec::sessions`], the client).
+    pub client: usize,
+    /// When it actually went out (with the client's cookies as they were then), since the load
+    /// started.
+    pub sent: Duration,
+    /// When its answer (or failure) was complete, and its cookies kept, since the load started.
+    pub done: Duration,
 }
 
 impl Sample {
@@ -90,7 +117,8 @@ impl Load {
                 let stop = stop_rx.clone();
                 // Stagger the workers so requests are spread over each period.
                 let offset = period.mul_f64(i as f64 / workers as f64);
-                tokio::spawn(worker(spec, i % 2 == 0, period, offset, started, samples, stop))
+                let client = Client { id: i, keep_alive: i % 2 == 0, jar: Arc::default(), started };
+                tokio::spawn(worker(spec, client, period, offset, samples, stop))
             })
             .collect();
         Self { started, samples, stop, tasks }
@@ -113,20 +141,39 @@ impl Load {
     }
 }
 
+/// One worker: whether it keeps connections alive, and (sessions) its cookies.
+#[derive(Clone)]
+struct Client {
+    id: usize,
+    keep_alive: bool,
+    jar: Arc<Jar>,
+    started: Instant,
+}
+
 async fn worker(
     spec: LoadSpec,
-    keep_alive: bool,
+    client: Client,
     period: Duration,
     offset: Duration,
-    started: Instant,
     samples: Arc<Mutex<Vec<Sample>>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let spec = Arc::new(spec);
     let idle: Pool = Arc::default();
+    let started = client.started;
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + offset, period);
     // Open loop: a tick that comes late (a busy runtime) still sends, at once.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    if spec.sessions {
+        // A session's first request is answered before the next go out, so its cookies are set
+        // once rather than raced by concurrent first answers.
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let sample = send_one(&spec, &client, &idle, started.elapsed()).await;
+        samples.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
+    }
     let mut in_flight = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -138,9 +185,9 @@ async fn worker(
         }
         while in_flight.try_join_next().is_some() {}
         let at = started.elapsed();
-        let (spec, idle, samples) = (spec.clone(), idle.clone(), samples.clone());
+        let (spec, idle, samples, client) = (spec.clone(), idle.clone(), samples.clone(), client.clone());
         in_flight.spawn(async move {
-            let sample = send_one(&spec, keep_alive, &idle, at).await;
+            let sample = send_one(&spec, &client, &idle, at).await;
             samples.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
         });
     }
@@ -152,24 +199,35 @@ async fn worker(
 type Pool = Arc<Mutex<Vec<SendRequest<Empty<Bytes>>>>>;
 
 /// One request sent at `at` (since the load started), and what became of it.
-async fn send_one(spec: &LoadSpec, keep_alive: bool, idle: &Pool, at: Duration) -> Sample {
+async fn send_one(spec: &LoadSpec, client: &Client, idle: &Pool, at: Duration) -> Sample {
     let t0 = Instant::now();
-    let result = tokio::time::timeout(spec.timeout, request(spec, keep_alive, idle)).await;
+    // Until the request goes out; a transport failure has no other moment.
+    let sent = Mutex::new(client.started.elapsed());
+    let result = tokio::time::timeout(spec.timeout, request(spec, client, idle, &sent)).await;
     let latency = t0.elapsed();
+    let sent = sent.into_inner().unwrap_or_else(|e| e.into_inner());
+    let keep_alive = client.keep_alive;
+    let base = Sample {
+        at,
+        latency,
+        status: None,
+        version: None,
+        keep_alive,
+        error: None,
+        client: client.id,
+        sent,
+        done: client.started.elapsed(),
+    };
     match result {
-        Ok(Ok((status, version))) => Sample {
-            at,
-            latency,
+        Ok(Ok((status, version, done))) => Sample {
             status: Some(status),
             version,
-            keep_alive,
+            done,
             error: (!(200..300).contains(&status)).then(|| format!("HTTP {status}")),
+            ..base
         },
-        Ok(Err(e)) => Sample { at, latency, status: None, version: None, keep_alive, error: Some(e) },
-        Err(_) => {
-            let error = Some(format!("no answer within {:?}", spec.timeout));
-            Sample { at, latency, status: None, version: None, keep_alive, error }
-        }
+        Ok(Err(e)) => Sample { error: Some(e), ..base },
+        Err(_) => Sample { error: Some(format!("no answer within {:?}", spec.timeout)), ..base },
     }
 }
 
@@ -185,9 +243,16 @@ async fn connect(target: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, String
     Ok(send)
 }
 
-/// One request: (status, x-release-version). A keep-alive request takes an idle connection of its
-/// worker (or opens one) and gives it back once the answer has been read.
-async fn request(spec: &LoadSpec, keep_alive: bool, idle: &Pool) -> Result<(u16, Option<u64>), String> {
+/// One request: (status, x-release-version, when it was complete). A keep-alive request takes an
+/// idle connection of its worker (or opens one) and gives it back once the answer has been read.
+/// `sent` is set to when the request goes out.
+async fn request(
+    spec: &LoadSpec,
+    client: &Client,
+    idle: &Pool,
+    sent: &Mutex<Duration>,
+) -> Result<(u16, Option<u64>, Duration), String> {
+    let keep_alive = client.keep_alive;
     let reused = if keep_alive { take_idle(idle) } else { None };
     let mut send = match reused {
         Some(send) => send,
@@ -198,16 +263,28 @@ async fn request(spec: &LoadSpec, keep_alive: bool, idle: &Pool) -> Result<(u16,
     if !keep_alive {
         req = req.header(hyper::header::CONNECTION, "close");
     }
+    let (cookie, at) =
+        if spec.sessions { client.jar.header(client.started) } else { (None, client.started.elapsed()) };
+    if let Some(cookie) = cookie {
+        req = req.header(hyper::header::COOKIE, cookie);
+    }
+    *sent.lock().unwrap_or_else(|e| e.into_inner()) = at;
     let req = req.body(Empty::new()).map_err(|e| e.to_string())?;
     let resp = send.send_request(req).await.map_err(|e| format!("request: {e}"))?;
     let status = resp.status().as_u16();
     let version =
         resp.headers().get("x-release-version").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    resp.into_body().collect().await.map_err(|e| format!("body: {e}"))?;
+    let (parts, body) = resp.into_parts();
+    body.collect().await.map_err(|e| format!("body: {e}"))?;
+    let done = if spec.sessions {
+        client.jar.keep(&parts.headers, client.started)
+    } else {
+        client.started.elapsed()
+    };
     if keep_alive && !send.is_closed() {
         idle.lock().unwrap_or_else(|e| e.into_inner()).push(send);
     }
-    Ok((status, version))
+    Ok((status, version, done))
 }
 
 /// An idle connection that is still open, if the worker has one.
@@ -258,6 +335,12 @@ impl LoadReport {
     /// Every request.
     pub fn all(&self) -> LoadSummary {
         summarise(self.samples.iter())
+    }
+
+    /// Answers from an older release than one their client had already been served (see
+    /// [`regressions`]); meaningful for a [`LoadSpec::sessions`] load, where a worker is one client.
+    pub fn regressions(&self) -> Regressions {
+        regressions(&self.samples)
     }
 }
 
@@ -323,6 +406,9 @@ mod tests {
             version: Some(1),
             keep_alive: true,
             error: (!ok).then(|| "HTTP 502".into()),
+            client: 0,
+            sent: Duration::from_millis(ms),
+            done: Duration::from_millis(2 * ms),
         };
         let report = LoadReport { samples: (1..=100).map(|i| s(i, i != 50)).collect() };
         let w = report.window(Duration::ZERO, Duration::from_millis(101));

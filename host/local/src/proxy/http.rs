@@ -31,6 +31,7 @@ use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
+use cutover_core::StickySessions;
 use cutover_core::proxy_limits::DEFAULT_MAX_HEADERS;
 
 use super::body::{Replay, ReqBody, RespBody};
@@ -63,6 +64,7 @@ pub(super) async fn serve_http_conn(
     let head_limits = HeadLimits { max_bytes: limits.max_header_bytes, max_headers: limits.max_headers };
     let io = Guarded::new(stream, head_limits, refusal.clone());
     let slot = Arc::new(slot);
+    let sticky = limits.sticky;
     // hyper calls the service once per head, in order: the count says which head a request is.
     let heads = AtomicU64::new(0);
     let service = hyper::service::service_fn(move |req| {
@@ -74,7 +76,7 @@ pub(super) async fn serve_http_conn(
         async move {
             Ok::<_, Infallible>(match refused {
                 Some(refusal) => refused_response(refusal),
-                None => inner.handle_http(peer, req, slot).await,
+                None => inner.handle_http(peer, req, slot, sticky).await,
             })
         }
     });
@@ -104,28 +106,32 @@ pub(super) async fn serve_http_conn(
 }
 
 impl Inner {
-    /// `peer`: the client's IP address, as a header value. A request that may switch protocols and
-    /// does not is answered with `Connection: close` (see the module's doc).
+    /// `peer`: the client's IP address, as a header value; `sticky`: the connection's sticky
+    /// sessions setting (see `affinity`). A request that may switch protocols and does not is
+    /// answered with `Connection: close` (see the module's doc).
     async fn handle_http(
         self: Arc<Self>,
         peer: HeaderValue,
         req: Request<Incoming>,
         slot: Arc<ClientSlot>,
+        sticky: Option<StickySessions>,
     ) -> Response<RespBody> {
         let may_switch = req.method() == Method::CONNECT || req.headers().contains_key(header::UPGRADE);
-        let mut resp = self.route_http(peer, req, slot).await;
+        let mut resp = self.route_http(peer, req, slot, sticky).await;
         if may_switch && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }
 
-    /// Routes one request to a machine, with retries (see the module's doc).
+    /// Routes one request to a machine, with retries (see the module's doc); with sticky sessions, to
+    /// the release its cookie pins, and the answer pins the release that served it.
     async fn route_http(
         self: Arc<Self>,
         peer: HeaderValue,
         mut req: Request<Incoming>,
         slot: Arc<ClientSlot>,
+        sticky: Option<StickySessions>,
     ) -> Response<RespBody> {
         let start = Instant::now();
         if req.method() == Method::CONNECT {
@@ -134,6 +140,7 @@ impl Inner {
         let upgrade = upgrade_protocol(req.headers());
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
+        let pin = sticky.and_then(|_| self.cookie_key.read(&parts.headers));
         prepare_request_headers(&mut parts.headers, &peer, upgrade.as_ref());
 
         let body = if body.is_end_stream() {
@@ -158,7 +165,7 @@ impl Inner {
         let attempts = self.opts.max_attempts.max(1);
         let mut tried: Vec<Arc<Entry>> = Vec::new();
         for attempt in 0..attempts {
-            let Some((entry, guard)) = self.pick(&tried).await else { break };
+            let Some((entry, guard)) = self.pick(&tried, pin).await else { break };
             if attempt > 0 && tried.iter().any(|t| t.machine_id == entry.machine_id) {
                 // Nothing untried left: give the machine (or the table) a moment.
                 tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
@@ -178,7 +185,15 @@ impl Inner {
             match result {
                 Ok((resp, sender)) => {
                     let upgrade = client_upgrade.map(|u| (u, slot));
-                    return self.respond(resp, entry, guard, start, upgrade, sender);
+                    let served = entry.pin;
+                    let mut resp = self.respond(resp, entry, guard, start, upgrade, sender);
+                    if let Some(sticky) = sticky
+                        && pin != Some(served)
+                    {
+                        let cookie = self.cookie_key.set_cookie(served, sticky.max_age);
+                        resp.headers_mut().append(header::SET_COOKIE, cookie);
+                    }
+                    return resp;
                 }
                 Err(failure) => {
                     drop(guard);

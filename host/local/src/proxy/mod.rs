@@ -9,8 +9,9 @@
 //! - TCP mode picks a backend per accepted connection and copies bytes both ways.
 //!
 //! Routing only ever considers the *routable* set ([`Proxy::set_backends`]: the daemon passes the
-//! started, uncordoned, passing machines), split between releases by [`Proxy::set_weights`], then the
-//! least busy machine of the chosen release (ties taken round-robin). Changing the set takes effect
+//! started, uncordoned, passing machines), split between releases by [`Proxy::set_weights`] (or,
+//! with sticky sessions, the release a client's cookie pins: see `affinity`), then the least busy
+//! machine of the chosen release (ties taken round-robin). Changing the set takes effect
 //! before `set_backends` returns: every request routed to a machine from then on sees the new set,
 //! and every request already routed to a removed machine is already counted in
 //! [`Proxy::connections`] (so "cordoned and 0 connections" means drained). Requests in flight on a
@@ -32,6 +33,9 @@
 //! - `pool`: each machine's idle keep-alive connections.
 //! - `body`: request bodies kept for retries, response bodies that hold their machine's count.
 //! - `table`: the routing table and the pick of a machine (uses `pool`, `body`, `counters`).
+//! - `affinity`: sticky sessions: the `cutover-release` cookie (`Pin`) and the release a pinned
+//!   client gets (`Table::choose_pinned`, over `table`'s snapshot). The one pair that knows each
+//!   other: `table` picks with the pin, `affinity` chooses among `table`'s groups.
 //! - `splice`: upgraded (WebSocket) streams copied both ways.
 //! - `tcp`: TCP mode, one machine per connection (uses `table`).
 //! - `http`: HTTP mode, one machine per request, with its retries (uses all of the above).
@@ -45,6 +49,7 @@
 //! `max_headers` (431); a head with ambiguous framing is refused with 400 (see `framing`). None of
 //! these requests reaches a machine.
 
+mod affinity;
 mod body;
 mod counters;
 mod framing;
@@ -68,6 +73,7 @@ use tokio::sync::{Notify, watch};
 
 pub use crate::stats::ReleaseStats;
 use crate::stats::Stats;
+pub use affinity::COOKIE_NAME;
 use counters::{ClientCounts, TaskGuard, Tasks};
 pub use cutover_core::ProxyLimits;
 use table::{Config, Table};
@@ -168,6 +174,7 @@ impl Proxy {
             config: Mutex::new(Config::default()),
             changed: Notify::new(),
             stats: Stats::new(),
+            cookie_key: affinity::CookieKey::new(),
             shutdown: watch::channel(false).0,
             tasks: Arc::new(Tasks::default()),
         });
@@ -269,6 +276,8 @@ struct Inner {
     /// Signalled whenever the table changes (wakes requests waiting for a routable machine).
     changed: Notify,
     stats: Stats,
+    /// The key of the sticky sessions' cookie (see `affinity`).
+    cookie_key: affinity::CookieKey,
     /// `true` once [`Proxy::shutdown`] was called.
     shutdown: watch::Sender<bool>,
     tasks: Arc<Tasks>,

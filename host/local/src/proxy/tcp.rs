@@ -24,7 +24,7 @@ impl Inner {
         let start = Instant::now();
         let mut tried: Vec<Arc<Entry>> = Vec::new();
         for attempt in 0..self.opts.max_attempts.max(1) {
-            let Some((entry, guard)) = self.pick(&tried).await else { break };
+            let Some((entry, guard)) = self.pick(&tried, None).await else { break };
             if attempt > 0 && tried.iter().any(|t| t.machine_id == entry.machine_id) {
                 tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
             }
