@@ -151,8 +151,9 @@ fn every_version_in_every_language_loads_verifies_and_deploys() {
         let out = support::cutover([cmd, future.to_str().unwrap()]).state(state.path()).run();
         assert_eq!(out.status.code(), Some(2), "{cmd}: {}", out.text());
         assert!(
-            out.stderr_text()
-                .contains("this strategy targets cutover:strategy@0.3.0; this host implements 0.1.x and 0.2.x"),
+            out.stderr_text().contains(
+                "this strategy targets cutover:strategy@0.3.0; this host implements 0.1.x and 0.2.x"
+            ),
             "{cmd}: {}",
             out.text()
         );
@@ -167,7 +168,10 @@ fn the_sdks_metric_gate_stops_a_release_whose_errors_rose() {
         let (code, events, text) = deploy(&polyglot_guest(name, lang), &series(BROKEN), &[]);
         assert_eq!(code, Some(1), "{name}: {text}");
         let end = finished(&events);
-        assert!(end["error"].as_str().unwrap().contains("the metric judge failed the canary"), "{name}: {end}");
+        assert!(
+            end["error"].as_str().unwrap().contains("the metric judge failed the canary"),
+            "{name}: {end}"
+        );
         assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 4]]), "{name}: canary gone: {end}");
         let judged = calls(&events, "metrics.judge");
         assert_eq!(judged[0]["reply"]["judgment"]["outcome"], "fail", "{name}: {}", judged[0]);
@@ -207,9 +211,15 @@ fn an_error_escaping_deploy_fails_it_naming_the_machines_in_python_and_javascrip
                 let listed = &calls(&events, "machines.list")[0]["reply"]["machines"];
                 for m in listed.as_array().unwrap() {
                     let id = m["id"].as_str().unwrap();
-                    assert!(error.contains(&format!("{id}: platform error: stop machine")), "{what}: {id}: {error}");
+                    assert!(
+                        error.contains(&format!("{id}: platform error: stop machine")),
+                        "{what}: {id}: {error}"
+                    );
                 }
-                assert!(error.starts_with("strategy") && error.contains("reported: platform error"), "{error}");
+                assert!(
+                    error.starts_with("strategy") && error.contains("reported: platform error"),
+                    "{error}"
+                );
             }
             if escape == "exception" {
                 assert!(error.contains(file), "{what}: where it was raised: {error}");

@@ -29,7 +29,8 @@ mod tests {
     use super::*;
 
     fn wit_file(path: &str) -> &'static str {
-        let (_, bytes) = wit().find(|(p, _)| *p == path).unwrap_or_else(|| panic!("wit/{path} is not embedded"));
+        let (_, bytes) =
+            wit().find(|(p, _)| *p == path).unwrap_or_else(|| panic!("wit/{path} is not embedded"));
         std::str::from_utf8(bytes).unwrap()
     }
 
