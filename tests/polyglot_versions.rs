@@ -227,3 +227,49 @@ fn an_error_escaping_deploy_fails_it_naming_the_machines_in_python_and_javascrip
         }
     }
 }
+
+/// The SDKs serve 0.1 too: the same Python and JavaScript guests built against the repository's `wit`
+/// (0.1.0) are 0.1 components without `metrics`, deploy as before, and their metrics calls say
+/// clearly that they need 0.2 (the guests treat that like "no metrics server" and gate on checks).
+#[test]
+fn the_sdks_build_0_1_components_whose_metrics_calls_say_they_need_0_2() {
+    let root = support::root();
+    for (name, lang) in [("python-metered", "python"), ("js-metered", "js")] {
+        // A copy of the guest whose manifest points at the 0.1 contract (and at the SDK by absolute path).
+        let copy = tempfile::tempdir().unwrap();
+        let source = root.join("tests/guests").join(name);
+        for entry in std::fs::read_dir(&source).unwrap().map(|e| e.unwrap().path()) {
+            let file = entry.file_name().unwrap().to_string_lossy().into_owned();
+            if entry.is_file() && !file.ends_with(".wasm") {
+                let text = std::fs::read_to_string(&entry).unwrap();
+                let text = if file == "cutover-strategy.toml" {
+                    let sdk = root.join("sdk").join(lang);
+                    text.replace(&format!("name = \"{name}\""), &format!("name = \"{name}-0.1\""))
+                        .replace("../../../wit/v0.2", root.join("wit").to_str().unwrap())
+                        .replace(&format!("../../../sdk/{lang}"), sdk.to_str().unwrap())
+                } else {
+                    text
+                };
+                std::fs::write(copy.path().join(&file), text).unwrap();
+            }
+        }
+        let wasm =
+            build(copy.path(), &[copy.path().to_path_buf(), root.join("sdk").join(lang), root.join("wit")]);
+        let out = support::cutover(["inspect", wasm.to_str().unwrap(), "--json"]).run();
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", out.text());
+        let v: Value = out.json();
+        assert_eq!(v["contract_version"], "0.1.0", "{name}: {v}");
+        assert!(!v["imports"].to_string().contains("metrics"), "{name}: no metrics in 0.1: {v}");
+
+        let (code, events, text) = deploy(&wasm, &series(HEALTHY), &[]);
+        assert_eq!(code, Some(0), "{name}: {text}");
+        assert_eq!(finished(&events)["outcome"], "succeeded", "{name}");
+        assert!(calls(&events, "metrics.query").is_empty(), "{name}: a 0.1 component cannot ask");
+        assert!(
+            text.contains(
+                "metrics needs contract cutover:strategy@0.2.0, and this strategy was built against 0.1.0"
+            ),
+            "{name}: the SDK says why: {text}"
+        );
+    }
+}
