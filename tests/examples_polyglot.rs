@@ -20,7 +20,7 @@ use std::sync::Mutex;
 
 // ---- toolchains and builds ------------------------------------------------------------------------
 
-fn venv_bin() -> PathBuf {
+pub(crate) fn venv_bin() -> PathBuf {
     support::root().join("target/sdk-tools/venv/bin")
 }
 
@@ -90,7 +90,7 @@ fn hash_sources(hasher: &mut blake3::Hasher, dirs: &[PathBuf]) {
 /// Build the project at `project` with its manifest's command, unless a component built from the same
 /// `sources` is cached; returns the cached component's path. Builds run one at a time (two cores, and a
 /// build already uses both).
-fn build(project: &Path, sources: &[PathBuf]) -> PathBuf {
+pub(crate) fn build(project: &Path, sources: &[PathBuf]) -> PathBuf {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     require_tools();
     let m = manifest(project);
@@ -137,7 +137,7 @@ fn build(project: &Path, sources: &[PathBuf]) -> PathBuf {
     cached
 }
 
-fn example(name: &str, lang: &str) -> PathBuf {
+pub(crate) fn example(name: &str, lang: &str) -> PathBuf {
     let root = support::root();
     let dir = root.join("examples/strategies").join(name);
     build(&dir, &[dir.clone(), root.join("sdk").join(lang), root.join("wit")])
@@ -411,7 +411,12 @@ fn template_builds(lang: &str, name: &str) {
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
     let v: Value = out.json();
     assert_eq!(v["strategy"]["name"], name);
-    assert_eq!(v["contract_version"], "0.1.0");
+    // New projects build against contract 0.2 (wit/v0.2), with the metrics interface.
+    assert_eq!(v["contract_version"], "0.2.0", "{v}");
+    assert!(
+        v["imports"].as_array().unwrap().iter().any(|i| i == "cutover:strategy/metrics@0.2.0"),
+        "a 0.2 component imports metrics: {v}"
+    );
     let language = if lang == "js" { "JavaScript" } else { "Python" };
     assert!(v["toolchain"].to_string().contains(language), "inspect tells the toolchain: {}", v["toolchain"]);
 }
@@ -430,7 +435,7 @@ fn javascript_template_builds_and_loads() {
 
 /// The Rust example, built by `cutover build` from its manifest (offline, into the target directory
 /// the scaffold tests share).
-fn rust_example() -> PathBuf {
+pub(crate) fn rust_example() -> PathBuf {
     let dir = support::root().join("examples/strategies/rust-drain-by-load");
     let out = support::cutover(["build"]).arg(&dir).offline_strategy_builds().run();
     assert_eq!(out.status.code(), Some(0), "{}", out.text());

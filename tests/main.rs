@@ -20,6 +20,7 @@ mod local;
 mod local_proxy;
 mod metrics;
 mod notify;
+mod polyglot_versions;
 mod release_command;
 mod report;
 mod resume;

@@ -64,6 +64,7 @@ fn a_new_rust_strategy_builds_and_deploys_on_the_sim() {
         "README.md",
         ".gitignore",
         "wit/strategy.wit",
+        "wit/v0.2/strategy.wit",
         "vendor/cutover-sdk/Cargo.toml",
         "vendor/cutover-sdk/src/lib.rs",
     ] {

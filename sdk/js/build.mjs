@@ -4,11 +4,17 @@
 //
 //   node path/to/cutover-sdk/build.mjs [--entry strategy.js] [--wit wit] [--out strategy.wasm]
 //
-// Paths are relative to the current directory (the strategy's project). The SDK is the folder this
-// script is in: strategies import it as `cutover-sdk`. componentize-js and esbuild are found in
+// Paths are relative to the current directory (the strategy's project). `--wit` picks the contract:
+// `wit/v0.2` builds a cutover:strategy@0.2.0 component (what `cutover new` projects do), `wit` a 0.1.0
+// one. The SDK and strategies import the contract's interfaces without a version
+// (`cutover:strategy/machines`); this script gives them the version of the package in `--wit`, and an
+// interface that contract lacks (`metrics` in 0.1) a stand-in whose calls throw `unsupported`. The
+// strategy's `deploy` is exported wrapped in the SDK's `guardDeploy`, so whatever it throws reaches the
+// host as the contract's error. The SDK is the folder this script is in: strategies import it as
+// `cutover-sdk`. componentize-js and esbuild are found in
 // ./node_modules, else in the SDK's node_modules (where `sdk/setup` installs them in the repository).
 import { mkdir, writeFile, access } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -37,29 +43,80 @@ async function load(pkg) {
   process.exit(2);
 }
 
+// The contract in --wit: its package version and the interfaces it declares.
+function contract(dir) {
+  let text = '';
+  try {
+    for (const f of readdirSync(dir)) if (f.endsWith('.wit')) text += readFileSync(join(dir, f), 'utf8');
+  } catch (e) {
+    console.error(`build.mjs: cannot read the contract in --wit ${dir}: ${e.message}`);
+    process.exit(2);
+  }
+  const version = /package\s+cutover:strategy@([0-9A-Za-z.+-]+)\s*;/.exec(text)?.[1];
+  if (!version) {
+    console.error(`build.mjs: no \`package cutover:strategy@X.Y.Z;\` in the .wit files of --wit ${dir} (expected the contract: wit/v0.2 or wit)`);
+    process.exit(2);
+  }
+  return { version, interfaces: new Set([...text.matchAll(/^\s*interface\s+([a-z][a-z0-9-]*)/gm)].map((m) => m[1])) };
+}
+
+const witDir = resolve(opt.wit);
+const { version, interfaces } = contract(witDir);
+
+// `cutover:strategy/NAME` (with or without a version) -> the contract's import at its version, or the
+// stand-in when this contract has no such interface.
+const contractImports = {
+  name: 'cutover-contract',
+  setup(b) {
+    b.onResolve({ filter: /^cutover:strategy\// }, (args) => {
+      const name = args.path.slice('cutover:strategy/'.length).split('@')[0];
+      if (interfaces.has(name)) return { path: `cutover:strategy/${name}@${version}`, external: true };
+      return { path: name, namespace: 'cutover-missing' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'cutover-missing' }, (args) => ({
+      contents: `const payload = { tag: 'unsupported', val: ${JSON.stringify(
+        `${args.path} needs contract cutover:strategy@0.2.0, and this strategy was built against ${version} ` +
+          `(--wit ${opt.wit}): build it with --wit wit/v0.2 (in every project \`cutover new\` makes)`,
+      )} };
+function missing() { throw Object.assign(new Error(payload.val), { payload }); }
+export const available = false;
+export const query = missing, queryRange = missing, judge = missing;
+`,
+      loader: 'js',
+    }));
+  },
+};
+
 const started = Date.now();
 const { build } = await load('esbuild');
 const { componentize } = await load('@bytecodealliance/componentize-js');
 const bundle = resolve('target', 'bundle.js');
 await mkdir(dirname(bundle), { recursive: true });
+// The component's exports: the strategy's, with `deploy` guarded.
+const entry = resolve('target', 'entry.js');
+await writeFile(entry, `import * as strategy from ${JSON.stringify(resolve(opt.entry))};
+import { guardDeploy } from 'cutover-sdk';
+export const describe = strategy.describe;
+export const deploy = guardDeploy(strategy.deploy);
+`);
 await build({
-  entryPoints: [opt.entry],
+  entryPoints: [entry],
   bundle: true,
   format: 'esm',
   platform: 'neutral',
   outfile: bundle,
   // The contract's interfaces are the component's imports, not files.
-  external: ['cutover:*'],
+  plugins: [contractImports],
   // `cutover-sdk` names the SDK wherever it is (vendor/ in a project, sdk/js in the repository).
   alias: { 'cutover-sdk': join(sdk, 'index.js') },
   logLevel: 'warning',
 });
 const { component } = await componentize({
   sourcePath: bundle,
-  witPath: resolve(opt.wit),
+  witPath: witDir,
   worldName: 'strategy',
   // The host links WASI with nothing in it; fetch would import wasi:http, which it does not provide.
   disableFeatures: ['http', 'fetch-event'],
 });
 await writeFile(opt.out, component);
-console.log(`built ${opt.out} (${(component.length / 1e6).toFixed(1)} MB) in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+console.log(`built ${opt.out} (cutover:strategy@${version}, ${(component.length / 1e6).toFixed(1)} MB) in ${((Date.now() - started) / 1000).toFixed(1)}s`);

@@ -1,5 +1,6 @@
-// Types of the contract (wit/strategy.wit, cutover:strategy@0.1.0) as componentize-js maps them, and of
-// the SDK's helpers: editors use this file for completion and checking of index.js and strategies.
+// Types of the contract (wit/v0.2/strategy.wit, cutover:strategy@0.2.0; 0.1.0 is the same without
+// `metrics`) as componentize-js maps them, and of the SDK's helpers: editors use this file for
+// completion and checking of index.js and strategies.
 
 export type MachineState =
   | 'created' | 'starting' | 'started' | 'stopping' | 'stopped'
@@ -67,6 +68,26 @@ export declare const runtime: {
   awaitPromotion(gate: string, timeoutMs: bigint): void;
 };
 
+export interface Point { timeMs: number; value: number }
+export interface Series { labels: [string, string][]; points: Point[] }
+export type Harm = 'increase' | 'decrease' | 'either';
+export interface JudgeOptions { confidence: number; harm: Harm; tolerance: number; minEffect: number }
+export type Verdict = 'pass' | 'marginal' | 'fail';
+export interface Judgment {
+  verdict: Verdict; pValue: number; effectSize: number; ciLow: number; ciHigh: number; reason: string;
+}
+/** The SDK's metrics wrappers (contract 0.2; built against 0.1, `available` is false and calls throw
+ * `unsupported`). Times are plain milliseconds. */
+export declare const metrics: {
+  available: boolean;
+  DEFAULT_JUDGE_OPTIONS: Readonly<JudgeOptions>;
+  query(promql: string, timeMs?: number): Series[];
+  queryRange(promql: string, startMs: number, endMs: number, stepMs: number): Series[];
+  values(answer: Series[]): number[];
+  labels(series: Series): Record<string, string>;
+  judge(canary: number[], baseline: number[], options?: Partial<JudgeOptions>): Judgment;
+};
+
 /** What a strategy module exports (strategy.js: `export function describe() {...}` and `deploy`). */
 export interface Strategy {
   describe(): StrategyInfo;
@@ -77,6 +98,9 @@ export interface Strategy {
 export declare const DEFAULT_RETRIES: number;
 export declare function payloadOf(thrown: unknown): any;
 export declare function fail(tag: ErrorKind, message: string): ContractError;
+export declare function batchError(failures: MachineError[], context?: string): ContractError;
+export declare function asContractError(thrown: unknown): ContractError;
+export declare function guardDeploy<F extends (plan: DeployPlan) => void>(deploy: F): F;
 export declare function describeError(e: ContractError): string;
 export declare function isTransient(e: ContractError): boolean;
 export declare function explain(failures: MachineError[], context: string): ContractError;

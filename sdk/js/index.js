@@ -1,17 +1,20 @@
 // Helpers for writing cutover deploy strategies in JavaScript (ES module, bundled into the component by
-// build.mjs). The contract's interfaces are imported as `cutover:strategy/<name>@0.1.0`; componentize-js
-// maps them as jco does: records are objects with camelCase fields, enums are kebab-case strings,
-// variants are `{ tag, val }`, u64 are BigInt, option is a value or undefined. A host call whose
-// result is an error throws; the error's `payload` is the contract's error (`{ tag: 'platform', val }`)
-// for single calls, or a list of `{ id, error }` for batch calls. `deploy` fails by throwing a contract
-// error: `throw fail('unhealthy', '...')`.
+// build.mjs). The contract's interfaces are imported as `cutover:strategy/<name>`; build.mjs gives them
+// the version of the contract it builds against (`--wit wit/v0.2`: 0.2.0, `--wit wit`: 0.1.0), so this
+// one SDK serves both. componentize-js maps them as jco does: records are objects with camelCase
+// fields, enums are kebab-case strings, variants are `{ tag, val }`, u64 are BigInt, option is a value
+// or undefined. A host call whose result is an error throws; the error's `payload` is the contract's
+// error (`{ tag: 'platform', val }`) for single calls, or a list of `{ id, error }` for batch calls.
+// `deploy` fails by throwing a contract error: `throw fail('unhealthy', '...')`; build.mjs wraps it in
+// `guardDeploy`, so anything else thrown (a batch failure, an Error, a string) becomes one too.
 
-import * as machines from 'cutover:strategy/machines@0.1.0';
-import * as health from 'cutover:strategy/health@0.1.0';
-import * as traffic from 'cutover:strategy/traffic@0.1.0';
-import * as runtime from 'cutover:strategy/runtime@0.1.0';
+import * as machines from 'cutover:strategy/machines';
+import * as health from 'cutover:strategy/health';
+import * as traffic from 'cutover:strategy/traffic';
+import * as runtime from 'cutover:strategy/runtime';
+import * as metrics from './metrics.js';
 
-export { machines, health, traffic, runtime };
+export { machines, health, traffic, runtime, metrics };
 
 /** @typedef {import('./index').ContractError} ContractError */
 /** @typedef {import('./index').MachineError} MachineError */
@@ -62,6 +65,68 @@ export function explain(failures, context) {
 /** The same kind of error with context before its message. @param {ContractError} e @param {string} context */
 export function withContext(e, context) {
   return { tag: e.tag, val: `${context}: ${describeError(e)}` };
+}
+
+// How many failed machines an escaped batch failure names before counting the rest, and how many stack
+// frames a thrown Error keeps: enough to act on, short enough for a log line and the journal.
+const NAMED_MACHINES = 10;
+const FRAMES = 3;
+
+function isContractError(e) {
+  return !!e && typeof e === 'object' && e.tag in KINDS && typeof e.val === 'string';
+}
+
+function isBatch(e) {
+  return Array.isArray(e) && e.every((f) => f && typeof f === 'object' && 'id' in f && isContractError(f.error));
+}
+
+/** One error for a whole failed batch, of the first machine's kind, naming every failed machine (up to
+ * ten) with its reason: what an escaped batch failure becomes.
+ * @param {MachineError[]} failures @param {string} [context] @returns {ContractError} */
+export function batchError(failures, context = '') {
+  if (failures.length === 0) return { tag: 'platform', val: `${context || 'a batch call'} failed, naming no machine` };
+  const named = failures.slice(0, NAMED_MACHINES).map((f) => `${f.id}: ${describeError(f.error)}`).join('; ');
+  const more = failures.length > NAMED_MACHINES ? `; and ${failures.length - NAMED_MACHINES} more` : '';
+  const prefix = context ? `${context}: ` : '';
+  return { tag: failures[0].error.tag, val: `${prefix}${failures.length} machine(s) failed: ${named}${more}` };
+}
+
+/** The contract error a value thrown out of `deploy` is reported as: a contract error (or a host
+ * error carrying one) unchanged; a batch failure (a list of `{ id, error }`) as `batchError`, naming
+ * the machines; an `Error` or any other value as a `platform` error (the contract has no kind for a bug
+ * in the strategy) with its message and the first stack frames.
+ * @param {unknown} thrown @returns {ContractError} */
+export function asContractError(thrown) {
+  const p = payloadOf(thrown);
+  if (isContractError(p)) return { tag: p.tag, val: p.val };
+  if (isBatch(p)) return batchError(p, 'deploy let a batch failure escape');
+  if (thrown instanceof Error) {
+    // The strategy's frames only: not the guard's, nor componentize-js's export glue.
+    const frames = String(thrown.stack ?? '').split('\n').map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('guarded@') && !l.includes('initializer.js')).slice(0, FRAMES);
+    const where = frames.length ? ` (at ${frames.join(' <- ')})` : '';
+    return { tag: 'platform', val: `the strategy threw ${thrown.name}: ${thrown.message}${where}` };
+  }
+  let shown;
+  try { shown = JSON.stringify(p, (_, v) => (typeof v === 'bigint' ? `${v}` : v)); } catch { shown = undefined; }
+  return { tag: 'platform', val: `the strategy threw ${typeof p === 'string' ? JSON.stringify(p) : (shown ?? String(p))}, not a contract error` };
+}
+
+/** `deploy` wrapped so nothing but a contract error leaves it (see `asContractError`). Without it, a
+ * thrown batch failure or non-Error value cannot be lowered to the contract's error and the component
+ * traps instead of failing the deploy with a reason. build.mjs applies it to every strategy's `deploy`.
+ * @template {(plan: DeployPlan) => void} F @param {F} deploy @returns {F} */
+export function guardDeploy(deploy) {
+  if (typeof deploy !== 'function' || deploy.cutoverGuarded) return deploy;
+  const guarded = /** @type {F} */ (/** @type {unknown} */ ((plan) => {
+    try {
+      deploy(plan);
+    } catch (thrown) {
+      throw asContractError(thrown);
+    }
+  }));
+  Object.defineProperty(guarded, 'cutoverGuarded', { value: true });
+  return guarded;
 }
 
 // ---- logging --------------------------------------------------------------------------------------

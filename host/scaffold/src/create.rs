@@ -4,7 +4,8 @@ use super::{ScaffoldError, embedded, name};
 use std::path::{Path, PathBuf};
 
 /// Where the SDK goes in a project: the Rust template's `Cargo.toml` depends on it by this path, and
-/// the Rust SDK finds the contract at `../../wit` from here.
+/// the Rust SDK finds the contract at `../../wit` from here (0.1 in `wit/`, 0.2 in `wit/v0.2/`: the
+/// whole tree is written, so an SDK reading either finds it).
 pub const VENDOR_DIR: &str = "vendor/cutover-sdk";
 
 /// What `cutover new` was asked for.

@@ -9,14 +9,19 @@ build time) are re-exported here, so a strategy imports everything from one plac
 
 Host calls that fail raise `Err(value)`: `value` is a `types.Error` case for single calls and a list of
 `types.MachineError` for batch calls. `deploy` fails the same way: `raise Err(types.Error_Unhealthy(...))`,
-or `fail(...)` / `explain(...)` from here, which keep the error's kind (the host reports it).
+or `fail(...)` / `explain(...)` from here, which keep the error's kind (the host reports it). `Strategy`
+guards `deploy`: anything else that escapes it (a batch call's `Err` of a list, a plain exception)
+becomes a contract error naming the failed machines, or the exception and where it was raised.
+
+The SDK works for both contract versions: built against `wit/v0.2` (0.2.0, what `cutover new` makes)
+`metrics` queries and judges; built against `wit` (0.1.0) everything else works and `metrics` says
+it needs 0.2.
 """
 
 from componentize_py_types import Err, Ok, Some
-from wit_world import WitWorld as Strategy
 from wit_world.imports import health, machines, runtime, traffic, types
 
-from . import log, params
+from . import log, metrics, params
 from .batch import (
     chunks,
     clone_machines,
@@ -28,16 +33,19 @@ from .batch import (
     wait_serving,
 )
 from . import leftover
-from .errors import describe_error, explain, fail, is_transient, kind_of, with_context
+from .errors import as_contract_error, batch_error, describe_error, explain, fail, guard_deploy, is_transient
+from .errors import kind_of, with_context
 from .log import human
 from .retry import retry, retry_batch, use_plan
+from .strategy import Strategy
 
 __all__ = [
     "Err", "Ok", "Some", "Strategy",
-    "health", "machines", "runtime", "traffic", "types",
+    "health", "machines", "metrics", "runtime", "traffic", "types",
     "log", "params", "human", "leftover",
     "chunks", "clone_machines", "group_by", "list_machines", "max_unavailable", "should_run",
     "stop_machines", "wait_serving",
-    "describe_error", "explain", "fail", "is_transient", "kind_of", "with_context",
+    "as_contract_error", "batch_error", "describe_error", "explain", "fail", "guard_deploy", "is_transient",
+    "kind_of", "with_context",
     "retry", "retry_batch", "use_plan",
 ]

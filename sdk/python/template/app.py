@@ -3,7 +3,8 @@
 As generated, a careful rolling deploy: per process group, batches of `max_unavailable`, each batch
 cordoned, updated, waited for (started, then passing its checks) and put back in rotation. The first
 batch that fails is moved back to the release it ran and the deploy stops, so at most one batch is ever
-on a bad release. Change `deploy` to make it yours; `wit/strategy.wit` documents every host call.
+on a bad release. Change `deploy` to make it yours; `wit/v0.2/strategy.wit` documents every
+host call.
 """
 
 from typing import List
