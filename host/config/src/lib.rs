@@ -47,7 +47,7 @@ pub use options::{CutoverOptions, FlyConfig, JournalUrl, LocalOptions, MetricsCo
 pub use params::parse_max_unavailable;
 pub use platform::PlatformKind;
 pub use release::preset as machine_preset;
-pub use sandbox::SandboxPolicy;
+pub use sandbox::{BUILTINS_USING_METRICS, SandboxPolicy};
 pub use strategy::StrategyRef;
 
 #[cfg(test)]
