@@ -123,7 +123,7 @@ impl MetricGate {
         let baseline_query = render(&self.template, app, baseline);
         let fetch = |side: &str, query: &str| -> Result<Vec<f64>, Error> {
             let values = range_samples(retries, query, start_ms, end_ms, step_ms).map_err(|e| {
-                crate::with_context(e, &format!("{}: the {side} query `{query}` failed", self.name))
+                crate::with_prefix(e, &format!("{}: the {side} query `{query}` failed", self.name))
             })?;
             if values.is_empty() {
                 return Err(Error::Invalid(format!(
@@ -137,9 +137,8 @@ impl MetricGate {
         };
         let canary_values = fetch("canary", &canary_query)?;
         let baseline_values = fetch("baseline", &baseline_query)?;
-        let judgment = metrics::judge(&canary_values, &baseline_values, self.options).map_err(|e| {
-            crate::with_context(e, &format!("{}: judging canary against baseline", self.name))
-        })?;
+        let judgment = metrics::judge(&canary_values, &baseline_values, self.options)
+            .map_err(|e| crate::with_prefix(e, &format!("{}: judging canary against baseline", self.name)))?;
         Ok(Comparison {
             canary_query,
             baseline_query,

@@ -57,7 +57,7 @@ pub mod params;
 pub mod retry;
 pub mod rollout;
 
-pub use errors::{describe_error, explain, with_context, with_note};
+pub use errors::{describe_error, explain, with_context, with_note, with_prefix};
 pub use fleet::{
     NotServing, clone_machines, count_connections, ids, list_machines, refuse_volumes, should_run,
     stop_machines, wait_serving,

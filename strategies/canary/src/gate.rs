@@ -130,7 +130,7 @@ fn judge_metrics(
     for metric in &params.metric_gates {
         let c = metric
             .compare(params.retries, &plan.app, &canary, &baseline, start, end, params.metric_interval_ms)
-            .map_err(|e| with_context(e, failed))?;
+            .map_err(|e| cutover_sdk::with_prefix(e, failed))?;
         let j = &c.judgment;
         let verdict = match j.verdict {
             Verdict::Pass => "pass",
