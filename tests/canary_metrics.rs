@@ -5,6 +5,7 @@
 //! users and operators see: the deploy's verdict and reason, which release serves afterwards, what is
 //! left running, and what the journal kept.
 
+use crate::support::fake_prometheus::FakePrometheus;
 use crate::support::{self, OutputExt, Toml};
 
 use cutover::core::events::{Event, EventKind, HostCall, HostReply};
@@ -12,6 +13,8 @@ use cutover::driver::StateDir;
 use cutover::loadgen::{Load, LoadSpec};
 use serde_json::Value;
 use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
 
 const APP: &str = "hello-cutover";
 
@@ -171,4 +174,62 @@ async fn a_release_answering_five_percent_errors_is_stopped_by_the_judge_and_a_h
     let others = report.samples.iter().filter(|s| s.version != Some(2) && s.status == Some(500)).count();
     assert!(v2_errors > 0, "the canary's errors reached users during its step");
     assert_eq!(others, 0, "only the bad release answered 500");
+}
+
+/// A deploy killed after its first step was judged, then `cutover resume`d: the strategy is replayed
+/// through the journal, so the step's queries are answered from it and not asked again; only the
+/// second step asks. The metrics come from the fake Prometheus, which records every question (a real
+/// one cannot say what it was asked), so this runs everywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_canary_resumes_with_its_journaled_answers_and_asks_only_what_is_left() {
+    let prom = FakePrometheus::start().await;
+    prom.state.set("1", &[0.010, 0.012, 0.008, 0.011, 0.009]);
+    prom.state.set("2", &[0.011, 0.009, 0.012, 0.010, 0.008]);
+    let app = App { dir: tempfile::tempdir().unwrap() };
+    Toml::example_app()
+        .set("cutover.local.command", support::example_app_binary())
+        // The killed deploy's leases lapse before the resume may go on.
+        .set("cutover.lease_ttl", "2s")
+        .set("cutover.metrics.url", &prom.url)
+        .set("cutover.params.steps", [50, 80])
+        .set("cutover.params.step_pause", "3s")
+        .set(
+            "cutover.params.metric_error_query",
+            r#"errors{app="{app}",version=~"{version}",instance=~"{machines}"}"#,
+        )
+        .set("cutover.params.metric_window", "5m")
+        .set("cutover.params.metric_interval", "15s")
+        .write(app.config());
+    let out =
+        app.cutover(&["deploy", "--platform", "local", "--image", "registry.fly.io/hello-cutover:v1"]).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+
+    let mut child = deploy(&app, "registry.fly.io/hello-cutover:v2").spawn(Stdio::null(), Stdio::null());
+    let mut waited = 0;
+    while prom.state.windows().len() < 2 {
+        waited += 1;
+        assert!(waited < 600, "the first step was never judged: {:?}", prom.state.windows());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The judge and its log take milliseconds; the second step's pause takes seconds: kill in it.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = prom.state.windows();
+    assert_eq!(first.len(), 2, "killed during the second step's pause: {first:?}");
+
+    let out = app.cutover(&["resume"]).run_async().await;
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let asked = prom.state.windows();
+    assert_eq!(asked.len(), 4, "the second step's two queries, and nothing asked twice: {asked:#?}");
+    assert_eq!(&asked[..2], &first[..]);
+    let mut distinct = asked.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "a journaled query was asked again: {asked:#?}");
+    // The resumed release's journal holds all four, each with its answer.
+    let journaled = range_queries(&app.journal());
+    assert_eq!(journaled.len(), 4, "{journaled:#?}");
+    assert!(journaled.iter().all(|(_, points)| *points == 21), "{journaled:#?}");
+    assert_eq!(app.fleet()["by_version"], serde_json::json!([[2, 3]]));
 }

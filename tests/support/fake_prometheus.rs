@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex};
 pub struct FakeProm {
     /// Values per `version` label value.
     series: Mutex<BTreeMap<String, Vec<f64>>>,
-    /// Every query's `query` parameter, in order, with its endpoint (`query` or `query_range`).
-    asked: Mutex<Vec<(String, String)>>,
+    /// Every query's `query` parameter, in order, with its endpoint (`query` or `query_range`) and
+    /// its `start` (range) or `time` (instant) parameter as sent.
+    asked: Mutex<Vec<(String, String, String)>>,
     /// Refuse every query as Prometheus refuses bad PromQL (`bad_data`).
     refuse: Mutex<bool>,
 }
@@ -39,7 +40,13 @@ impl FakeProm {
 
     /// Every query asked so far: (endpoint, PromQL).
     pub fn asked(&self) -> Vec<(String, String)> {
-        self.asked.lock().unwrap().clone()
+        self.asked.lock().unwrap().iter().map(|(e, q, _)| (e.clone(), q.clone())).collect()
+    }
+
+    /// Every query asked so far with when it asked about: (PromQL, `start` or `time`). The same pair
+    /// twice is the same question asked again.
+    pub fn windows(&self) -> Vec<(String, String)> {
+        self.asked.lock().unwrap().iter().map(|(_, q, t)| (q.clone(), t.clone())).collect()
     }
 }
 
@@ -88,7 +95,8 @@ fn bad(message: &str) -> Json<Value> {
 /// Record the query; `Err` is the answer when it is refused.
 fn ask(state: &FakeProm, endpoint: &str, form: &HashMap<String, String>) -> Result<String, Json<Value>> {
     let Some(promql) = form.get("query") else { return Err(bad("missing query")) };
-    state.asked.lock().unwrap().push((endpoint.into(), promql.clone()));
+    let at = form.get("start").or_else(|| form.get("time")).cloned().unwrap_or_default();
+    state.asked.lock().unwrap().push((endpoint.into(), promql.clone(), at));
     if *state.refuse.lock().unwrap() {
         return Err(bad("1:1: parse error: refused by the fake"));
     }
