@@ -233,3 +233,85 @@ async fn a_killed_canary_resumes_with_its_journaled_answers_and_asks_only_what_i
     assert!(journaled.iter().all(|(_, points)| *points == 21), "{journaled:#?}");
     assert_eq!(app.fleet()["by_version"], serde_json::json!([[2, 3]]));
 }
+
+/// A canary deploy on the simulator with `params` set, its metrics from
+/// `examples/app/scenarios/canary-metrics-regression.toml` (v2 about 4 points of error ratio above
+/// v1), and `extra` config: (exit code, events).
+fn on_sim(params: &[(&str, toml::Value)], extra: &str) -> (Option<i32>, Vec<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        support::root().join("examples/app/scenarios/canary-metrics-regression.toml"),
+    )
+    .unwrap();
+    // The simulator's scenario: the file without its [verify] table, for this app's name.
+    let (start, end) = (text.find("[verify]").unwrap(), text.find("[fleet]").unwrap());
+    let scenario = dir.path().join("scenario.toml");
+    std::fs::write(&scenario, format!("{}{}", &text[..start], &text[end..]).replace("verify-app", APP))
+        .unwrap();
+    let mut fly =
+        Toml::example_app().set("cutover.sim.scenario", &scenario).set("cutover.params.step_pause", "2m");
+    for (key, value) in params {
+        fly = fly.set(&format!("cutover.params.{key}"), value);
+    }
+    let config = fly.write(dir.path().join("fly.toml"));
+    if !extra.is_empty() {
+        let mut all = std::fs::read_to_string(&config).unwrap();
+        all.push_str(extra);
+        std::fs::write(&config, all).unwrap();
+    }
+    let out = support::cutover(["deploy", "--strategy", "canary", "--json"])
+        .config(&config)
+        .state(dir.path().join("state"))
+        .run();
+    (out.status.code(), out.json_lines())
+}
+
+fn template() -> toml::Value {
+    ERROR_QUERY.replace("[4s]", "[30s]").into()
+}
+
+fn calls<'a>(events: &'a [Value], call: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    events.iter().filter(move |e| e["call"] == call)
+}
+
+/// Without a template the canary is what it was: no metrics call at all, on metrics that would fail it.
+#[test]
+fn without_a_template_the_canary_asks_no_metrics() {
+    let (code, events) = on_sim(&[], "");
+    assert_eq!(code, Some(0), "{events:#?}");
+    assert!(events.iter().all(|e| !e["call"].as_str().unwrap_or_default().starts_with("metrics.")));
+}
+
+/// A significant shift below `metric_error_min_effect` is `marginal`: a warning, and the canary goes on.
+#[test]
+fn a_marginal_verdict_is_a_warning_and_the_canary_goes_on() {
+    let (code, events) =
+        on_sim(&[("metric_error_query", template()), ("metric_error_min_effect", 0.1.into())], "");
+    assert_eq!(code, Some(0), "{events:#?}");
+    let warned: Vec<&str> = calls(&events, "runtime.log")
+        .filter(|e| e["level"] == "warn")
+        .filter_map(|e| e["message"].as_str())
+        .filter(|m| m.contains("error ratio over 2m: marginal"))
+        .collect();
+    assert_eq!(warned.len(), 3, "one warning per step: {warned:#?}");
+    assert!(warned[0].contains("a difference within the tolerance, going on"), "{}", warned[0]);
+    assert_eq!(calls(&events, "metrics.judge").count(), 3);
+}
+
+/// A policy that denies the canary its queries fails the first step safely: `denied`, naming the
+/// query, and the fleet left on v1.
+#[test]
+fn a_canary_denied_its_queries_fails_the_step_safely() {
+    let policy = "\n[[cutover.sandbox]]\nstrategy = \"canary\"\ndeny = [\"metrics.*\"]\n";
+    let (code, events) = on_sim(&[("metric_error_query", template())], policy);
+    assert_eq!(code, Some(1), "{events:#?}");
+    let end = events.last().unwrap();
+    let error = end["error"].as_str().unwrap();
+    assert!(
+        error.contains(
+            "reported: denied: canary gate failed at step 1/3 (10%): error ratio: the canary query `"
+        ) && error.contains("the canary was removed"),
+        "{error}"
+    );
+    assert_eq!(end["fleet"]["by_version"], serde_json::json!([[1, 6]]), "{end}");
+}
