@@ -159,6 +159,18 @@ fn a_required_parameter_without_default_is_bad_input() {
     let stderr = out.stderr_text();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("requires parameter `victim`, which has no default"), "{stderr}");
+    // A scenario file may set it; one that does not says where to.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(&file, "[verify]\nexpect = \"succeed\"\n").unwrap();
+    let out =
+        support::cutover(["verify", &guest_path("foreign"), "--scenario", file.to_str().unwrap()]).run();
+    let stderr = out.stderr_text();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("requires parameter `victim`, which has no default: set it in `[verify] params`"),
+        "{stderr}"
+    );
 }
 
 #[test]

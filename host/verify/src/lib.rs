@@ -352,10 +352,21 @@ pub async fn verify_files(
     files: Vec<FileScenario>,
     convert: fn(ParamKind, &toml::Value) -> Option<ParamValue>,
 ) -> Result<Report, VerifyError> {
-    let defaults = default_params(info)?;
+    // A parameter without a default may come from the file: checked once the file's are on top.
+    let defaults: BTreeMap<String, ParamValue> =
+        info.params.iter().filter_map(|p| Some((p.name.clone(), p.default.clone()?))).collect();
     let mut results = Vec::new();
     for file in files {
         let params = file.params(info, &defaults, convert)?;
+        if let Some(missing) = info.params.iter().find(|p| !params.contains_key(&p.name)) {
+            return Err(VerifyError::Scenario {
+                path: file.path,
+                message: format!(
+                    "strategy {} requires parameter `{}`, which has no default: set it in `[verify] params`",
+                    info.name, missing.name
+                ),
+            });
+        }
         let spec = ScenarioSpec {
             fault: Fault::File { must_fail: file.must_fail },
             machines: file.scenario.fleet.machines,
