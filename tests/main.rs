@@ -8,6 +8,7 @@
 
 mod support;
 
+mod canary_metrics;
 mod cli;
 mod contract;
 mod dashboard;

@@ -102,6 +102,10 @@ fn a_new_rust_strategy_passes_its_own_test() {
 fn the_rust_drain_by_load_example_keeps_at_most_max_draining_cordoned() {
     let example = support::root().join("examples/strategies/rust-drain-by-load");
     let wasm = build(&example);
+    // One of the 0.1 components the host must keep running: the SDK's `contract-0-1` feature.
+    let out = support::cutover(["inspect", wasm.to_str().unwrap(), "--json"]).run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    assert_eq!(out.json::<Value>()["contract_version"], "0.1.0", "{}", out.text());
 
     let tmp = tempfile::tempdir().unwrap();
     let scenario = tmp.path().join("connections.toml");

@@ -159,6 +159,18 @@ fn a_required_parameter_without_default_is_bad_input() {
     let stderr = out.stderr_text();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("requires parameter `victim`, which has no default"), "{stderr}");
+    // A scenario file may set it; one that does not says where to.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(&file, "[verify]\nexpect = \"succeed\"\n").unwrap();
+    let out =
+        support::cutover(["verify", &guest_path("foreign"), "--scenario", file.to_str().unwrap()]).run();
+    let stderr = out.stderr_text();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("requires parameter `victim`, which has no default: set it in `[verify] params`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -191,6 +203,106 @@ fn inspect_names_the_toolchain_and_parameters() {
     .run();
     let stdout = out.stdout_text();
     assert!(stdout.contains("built by:  Rust (rustc "), "{stdout}");
-    assert!(stdout.contains("contract:  cutover:strategy@0.1.0"), "{stdout}");
+    assert!(stdout.contains("contract:  cutover:strategy@0.2.0"), "{stdout}");
     assert!(stdout.contains("max_unavailable"), "parameters are listed: {stdout}");
+}
+
+/// Every built-in is a 0.2 component (built with the Rust SDK on 0.2); only the canary imports
+/// `metrics`, and the others are not granted its queries by default (`cutover_config`'s
+/// `BUILTINS_USING_METRICS`).
+#[test]
+fn the_builtins_are_contract_0_2_and_only_the_canary_imports_metrics() {
+    support::guest("eager"); // builds the guests; the built-ins were built with the binary
+    for name in ["bluegreen", "canary", "drain_then_destroy", "immediate", "rolling"] {
+        let wasm = support::guest_target().join(format!("wasm32-wasip2/release/{name}.wasm"));
+        let out = support::cutover(["inspect", wasm.to_str().unwrap(), "--json"]).run();
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", out.text());
+        let v: Value = out.json();
+        assert_eq!(v["contract_version"], "0.2.0", "{name}: {v}");
+        let metrics = v["imports"].as_array().unwrap().iter().any(|i| i == "cutover:strategy/metrics@0.2.0");
+        assert_eq!(metrics, name == "canary", "{name} imports metrics: {}", v["imports"]);
+    }
+    assert_eq!(cutover::config::BUILTINS_USING_METRICS, ["canary"]);
+}
+
+fn scenario_file(name: &str) -> String {
+    support::root().join("examples/app/scenarios").join(name).display().to_string()
+}
+
+/// The canary's metric gate through `cutover verify --scenario`: a release whose error ratio is 5
+/// points above stable's is stopped at the first step (the machines all pass their checks, so only
+/// the judge can tell); one whose metrics match stable's passes every step.
+#[test]
+fn verify_scenario_files_exercise_the_canary_metric_gate() {
+    let out = support::cutover([
+        "verify",
+        "canary",
+        "--scenario",
+        &scenario_file("canary-metrics-regression.toml"),
+        "--scenario",
+        &scenario_file("canary-metrics-healthy.toml"),
+        "--json",
+    ])
+    .run();
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let report: Value = out.json();
+    let runs = report["scenarios"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{report}");
+    let bad = &runs[0];
+    assert_eq!(bad["name"], "canary-metrics-regression.toml");
+    assert_eq!(bad["outcome"]["outcome"], "failed", "{bad}");
+    let error = bad["outcome"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("step 1/3 (10%): the metric judge failed the canary on error ratio")
+            && error.contains("http_requests_total{app=\"verify-app\",version=~\"2\",instance=~\"")
+            && error.contains("v1 100% / v2 0%")
+            && error.contains("the canary was removed"),
+        "stopped at the first step by the judge, naming the query, traffic back, canary gone: {error}"
+    );
+    let good = &runs[1];
+    assert_eq!(good["name"], "canary-metrics-healthy.toml");
+    assert_eq!(good["outcome"]["outcome"], "succeeded", "{good}");
+}
+
+/// A strategy that never looks at metrics ships the regression, and verify says so (`verdict`).
+#[test]
+fn a_strategy_that_ships_a_metric_regression_breaks_the_verdict_invariant() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(scenario_file("canary-metrics-regression.toml")).unwrap();
+    // Rolling has none of the canary's parameters: the scenario without them.
+    let start = text.find("[verify.params]").unwrap();
+    let end = text.find("[fleet]").unwrap();
+    let file = dir.path().join("regression.toml");
+    std::fs::write(&file, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let out = support::cutover(["verify", "rolling", "--scenario", file.to_str().unwrap()]).run();
+    assert_eq!(out.status.code(), Some(1), "{}", out.text());
+    assert!(out.stdout_text().contains("regresses on the metrics the scenario describes"), "{}", out.text());
+}
+
+#[test]
+fn a_bad_scenario_file_is_bad_input_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    for (text, expected) in [
+        ("seed = 1\n", "no `[verify]` table"),
+        ("[verify]\nexpect = \"maybe\"\n", "`verify.expect` = \"maybe\": expected \"fail\" or \"succeed\""),
+        (
+            "[verify]\nexpect = \"fail\"\nparams = { nope = 1 }\n",
+            "`verify.params.nope`: strategy canary has no such parameter",
+        ),
+        (
+            "[verify]\nexpect = \"fail\"\nparams = { steps = \"x\" }\n",
+            "`verify.params.steps` = \"x\": expected",
+        ),
+        ("[verify]\nexpect = \"fail\"\n[fleet]\nmachinez = 3\n", "unknown field `machinez`"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out = support::cutover(["verify", "canary", "--scenario", file.to_str().unwrap()]).run();
+        assert_eq!(out.status.code(), Some(2), "{text}: {}", out.text());
+        let stderr = out.stderr_text();
+        assert!(
+            stderr.contains(&file.display().to_string()) && stderr.contains(expected),
+            "{text}: {stderr}"
+        );
+    }
 }

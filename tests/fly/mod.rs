@@ -12,6 +12,8 @@
 //! - `conformance`: Fly's own shapes (fly-go's `machine_types.go`): a machine on an unreachable host
 //!   (`config: null`) is listed, named in the plan, and stops the deploy before any change.
 //! - `contract`: the same lease / wait / destroy contract against the fake and the local daemon.
+//! - `metrics`: the canary's metric gate against a fake Prometheus: worse metrics stop the canary
+//!   though every check passes, metrics like stable's let it through, a refused query fails it safely.
 //! - `release_command`: `[deploy] release_command` on a temporary machine, as flyctl runs it.
 //! - `binary`: the `cutover` binary on the fake — `--dry-run` only reads, and the token appears in no
 //!   output, log, error, event or journal.
@@ -22,6 +24,7 @@ mod conformance;
 mod contract;
 mod deploy;
 mod lag;
+mod metrics;
 mod release_command;
 
 use crate::support::{self, Toml, fake_fly};

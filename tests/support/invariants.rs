@@ -39,6 +39,7 @@ impl Setup {
                 unhealthy: false,
                 slow: self.faults.slow_v2.is_some(),
                 crash: self.crashed().zip(self.faults.crash).map(|(id, (_, at))| (id.to_string(), at)),
+                regression: false,
             },
             drain_timeout: (self.strategy == "drain-then-destroy").then_some(Duration::from_secs(300)),
             allow_downtime: self.strategy == "immediate",

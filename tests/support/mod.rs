@@ -5,6 +5,7 @@
 
 pub mod bounds;
 pub mod fake_fly;
+pub mod fake_prometheus;
 pub mod invariants;
 pub mod prometheus;
 mod run;

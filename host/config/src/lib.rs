@@ -44,10 +44,10 @@ pub use defaults::{
 pub use error::ConfigError;
 pub use notify::{NOTIFY_EVENTS, NotifyTarget};
 pub use options::{CutoverOptions, FlyConfig, JournalUrl, LocalOptions, MetricsConfig};
-pub use params::parse_max_unavailable;
+pub use params::{param_value, parse_max_unavailable};
 pub use platform::PlatformKind;
 pub use release::preset as machine_preset;
-pub use sandbox::SandboxPolicy;
+pub use sandbox::{BUILTINS_USING_METRICS, SandboxPolicy};
 pub use strategy::StrategyRef;
 
 #[cfg(test)]

@@ -76,8 +76,9 @@ pub fn parse_max_unavailable(v: &toml::Value) -> Option<MaxUnavailable> {
     }
 }
 
-/// Convert a TOML value to a parameter of `kind`, if it has that kind.
-fn param_value(kind: ParamKind, v: &toml::Value) -> Option<ParamValue> {
+/// Convert a TOML value to a parameter of `kind`, if it has that kind (as `[cutover.params]` is read;
+/// `cutover verify --scenario` reads a scenario file's `[verify] params` with it too).
+pub fn param_value(kind: ParamKind, v: &toml::Value) -> Option<ParamValue> {
     use toml::Value as V;
     Some(match (kind, v) {
         (ParamKind::Boolean, V::Boolean(b)) => ParamValue::Boolean(*b),

@@ -21,7 +21,7 @@ pub struct SandboxPolicy {
 }
 
 /// The limits and grants of the first policy naming `strategy` (or naming none), else `limits` and
-/// every grant. A file path matches the same file by another path, so `./s.wasm` names `s.wasm`.
+/// the strategy's default grants ([`default_grants`]). A file path matches the same file by another path, so `./s.wasm` names `s.wasm`.
 pub(crate) fn policy_for(
     policies: &[SandboxPolicy],
     limits: Limits,
@@ -37,7 +37,25 @@ pub(crate) fn policy_for(
         .iter()
         .find(|p| p.strategy.as_ref().is_none_or(same))
         .map(|p| (p.limits, p.grants.clone()))
-        .unwrap_or((limits, Grants::default()))
+        .unwrap_or_else(|| (limits, default_grants(strategy)))
+}
+
+/// The built-in strategies that query metrics (contract 0.2's `metrics.query` and `query-range`).
+/// Queries reach a server outside the fleet with the operator's token, so the other built-ins are not
+/// granted them: least privilege, and a built-in that starts querying must be added here on purpose.
+pub const BUILTINS_USING_METRICS: &[&str] = &["canary"];
+
+/// The grants of a strategy no `[[cutover.sandbox]]` entry names: everything, except `metrics.*` for a
+/// built-in that does not use them ([`BUILTINS_USING_METRICS`]). A user's own strategy keeps every
+/// grant, as before: its author, not this list, knows what it calls.
+fn default_grants(strategy: &StrategyRef) -> Grants {
+    match strategy {
+        StrategyRef::BuiltIn(name) if !BUILTINS_USING_METRICS.contains(&name.as_str()) => {
+            Grants::from_lists(None, &["metrics.*".into()], None, None)
+                .expect("`metrics.*` names the metrics operations")
+        }
+        _ => Grants::default(),
+    }
 }
 
 /// The policies of `entries` (read from `src`; strategy paths resolved against `base`), each with

@@ -240,7 +240,10 @@ fn sandbox_policies_apply_to_the_strategy_they_name() {
     let (_, canary) = c.cutover.sandbox_for(&StrategyRef::BuiltIn("canary".into()));
     assert_eq!((canary.operations, canary.regions), (None, Some(["ams".to_string()].into())));
     let (limits, rolling) = c.cutover.sandbox_for(&StrategyRef::BuiltIn("rolling".into()));
-    assert!(rolling.is_unrestricted());
+    let ops = rolling.operations.expect("a built-in that queries no metrics is not granted them");
+    assert!(!ops.contains("metrics.query") && !ops.contains("metrics.query-range"), "{ops:?}");
+    assert!(ops.contains("machines.update") && ops.contains("traffic.set-weights"), "{ops:?}");
+    assert_eq!((rolling.process_groups, rolling.regions), (None, None));
     assert_eq!(limits.cpu_budget, Duration::from_secs(3), "[cutover.limits] for the others");
 }
 

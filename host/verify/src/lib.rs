@@ -53,17 +53,20 @@
 //!
 //! The checks live in [`invariants`], shared with the property tests; [`report`] renders the result.
 
+mod file;
 pub mod invariants;
 pub mod report;
 
+pub use file::FileScenario;
 pub use invariants::{Invariant, Verdict, Violation};
 pub use report::{Report, RunOutcome, ScenarioResult};
 
-use cutover_core::contract::{DeployPlan, MaxUnavailable, ParamValue, StrategyInfo};
+use cutover_core::contract::{DeployPlan, MaxUnavailable, ParamKind, ParamValue, StrategyInfo};
 use cutover_core::events::{Event, EventKind, EventSink, HostCall, SinkError};
+use cutover_core::metrics::MetricsSource;
 use cutover_core::{CheckKind, CheckSpec, Release};
 use cutover_runtime::{HostClock, Limits, Recorder, RunContext, Runtime, StrategyComponent};
-use cutover_sim::{Scenario, SimWorld};
+use cutover_sim::{Scenario, ScenarioMetrics, SimWorld};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,6 +106,11 @@ pub enum Fault {
         /// Percent of API calls that fail with a transient error.
         error_pct: u8,
     },
+    /// A scenario file's own faults and metrics (`cutover verify --scenario`).
+    File {
+        /// Its `expect = "fail"`: the new release regresses and the deploy must fail.
+        must_fail: bool,
+    },
 }
 
 /// Share of API calls that hang in the [`Fault::Unreliable`] scenarios.
@@ -119,6 +127,8 @@ impl Fault {
             Self::Flaky => "5% API errors".into(),
             Self::Crash => "crash mid-deploy".into(),
             Self::Timeout => "wait timeout expires".into(),
+            Self::File { must_fail: true } => "scenario file, new release regresses".into(),
+            Self::File { must_fail: false } => "scenario file, new release healthy".into(),
             Self::Unreliable { error_pct } => format!(
                 "{error_pct}% API errors, {}% hanging {}s",
                 (UNRELIABLE_TIMEOUT_RATE * 100.0) as u32,
@@ -183,6 +193,8 @@ impl ScenarioSpec {
                 }
             }
             Fault::Timeout => s += &format!("slow_images = {{ {V2:?} = \"{}s\" }}\n", SLOW_BOOT.as_secs()),
+            // A scenario file brings its own text; this is never asked of it.
+            Fault::File { .. } => {}
             Fault::Crash => {
                 s += &format!(
                     "[[faults.crash]]\nmachine = {}\nat = \"{}s\"\n",
@@ -279,6 +291,14 @@ pub enum VerifyError {
         /// The parameter without a default.
         param: String,
     },
+    /// A scenario file (`--scenario`) cannot be read, or says something verify cannot run.
+    #[error("scenario {path}: {message}")]
+    Scenario {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
 }
 
 /// Run `strategy` through every scenario (on a paused tokio clock: the simulator's virtual time).
@@ -300,6 +320,72 @@ pub async fn verify_scenarios(
     opts: &Options,
     specs: Vec<ScenarioSpec>,
 ) -> Result<Report, VerifyError> {
+    let params = default_params(info)?;
+    let mut results = Vec::new();
+    for spec in specs {
+        let scenario = match Scenario::parse(&spec.toml()) {
+            Ok(s) => s,
+            Err(e) => {
+                results
+                    .push(ScenarioResult::broken(spec, format!("internal: scenario does not parse: {e:#}")));
+                continue;
+            }
+        };
+        results.push(run_scenario(runtime, strategy, &params, spec, scenario, opts).await);
+    }
+    Ok(Report {
+        strategy: info.name.clone(),
+        allow_downtime: opts.allow_downtime,
+        allow_standby: opts.allow_standby,
+        scenarios: results,
+    })
+}
+
+/// Run `strategy` through scenario files ([`FileScenario`]), each with the strategy's defaults and
+/// the file's `[verify] params` on top (converted to the declared kinds by `convert`, the config's own
+/// conversion), and its `[[metrics]]` answering the strategy's metrics queries.
+pub async fn verify_files(
+    runtime: &Runtime,
+    strategy: &StrategyComponent,
+    info: &StrategyInfo,
+    opts: &Options,
+    files: Vec<FileScenario>,
+    convert: fn(ParamKind, &toml::Value) -> Option<ParamValue>,
+) -> Result<Report, VerifyError> {
+    // A parameter without a default may come from the file: checked once the file's are on top.
+    let defaults: BTreeMap<String, ParamValue> =
+        info.params.iter().filter_map(|p| Some((p.name.clone(), p.default.clone()?))).collect();
+    let mut results = Vec::new();
+    for file in files {
+        let params = file.params(info, &defaults, convert)?;
+        if let Some(missing) = info.params.iter().find(|p| !params.contains_key(&p.name)) {
+            return Err(VerifyError::Scenario {
+                path: file.path,
+                message: format!(
+                    "strategy {} requires parameter `{}`, which has no default: set it in `[verify] params`",
+                    info.name, missing.name
+                ),
+            });
+        }
+        let spec = ScenarioSpec {
+            fault: Fault::File { must_fail: file.must_fail },
+            machines: file.scenario.fleet.machines,
+            seed: file.scenario.seed,
+        };
+        let mut result = run_scenario(runtime, strategy, &params, spec, file.scenario, opts).await;
+        result.name = file.name;
+        results.push(result);
+    }
+    Ok(Report {
+        strategy: info.name.clone(),
+        allow_downtime: opts.allow_downtime,
+        allow_standby: opts.allow_standby,
+        scenarios: results,
+    })
+}
+
+/// The strategy's parameters with their defaults; a parameter without one cannot be verified.
+fn default_params(info: &StrategyInfo) -> Result<BTreeMap<String, ParamValue>, VerifyError> {
     let mut params = BTreeMap::new();
     for spec in &info.params {
         match &spec.default {
@@ -314,16 +400,7 @@ pub async fn verify_scenarios(
             }
         }
     }
-    let mut results = Vec::new();
-    for spec in specs {
-        results.push(run_scenario(runtime, strategy, &params, spec, opts).await);
-    }
-    Ok(Report {
-        strategy: info.name.clone(),
-        allow_downtime: opts.allow_downtime,
-        allow_standby: opts.allow_standby,
-        scenarios: results,
-    })
+    Ok(params)
 }
 
 /// The one health check every scenario's machines have.
@@ -349,13 +426,14 @@ async fn run_scenario(
     strategy: &StrategyComponent,
     params: &BTreeMap<String, ParamValue>,
     spec: ScenarioSpec,
+    scenario: Scenario,
     opts: &Options,
 ) -> ScenarioResult {
     let wall = std::time::Instant::now();
-    let scenario = match Scenario::parse(&spec.toml()) {
-        Ok(s) => s,
-        Err(e) => return ScenarioResult::broken(spec, format!("internal: scenario does not parse: {e:#}")),
-    };
+    // A scenario's `[[metrics]]` answer the strategy's queries; without any, a metric gate meets
+    // `unsupported`, which a strategy must handle (fall back to checks), and verify judges that it does.
+    let metrics: Option<Arc<dyn MetricsSource>> = (!scenario.metrics.is_empty())
+        .then(|| Arc::new(ScenarioMetrics::new(scenario.metrics.clone())) as Arc<dyn MetricsSource>);
     let world = SimWorld::new(scenario, APP, V1, vec![http_check()]);
     world.track_availability(APP);
     let fleet = world.snapshot(APP);
@@ -391,9 +469,7 @@ async fn run_scenario(
         replay: None,
         // Verify judges what a strategy does with every right; a policy narrows it only in a deploy.
         grants: Default::default(),
-        // Verify's scenarios describe no metrics: a metric gate meets `unsupported`, which a strategy
-        // must handle (fall back to checks), and verify judges that it does.
-        metrics: None,
+        metrics,
         // The blast radius a deploy would have: a strategy that needs more is told here, not in
         // production.
         creation_bound: opts.limits.creation_bound(fleet.len(), plan.process_groups.len()),
@@ -435,6 +511,7 @@ async fn run_scenario(
             unhealthy: spec.fault == Fault::Unhealthy,
             slow: spec.fault == Fault::Timeout,
             crash,
+            regression: spec.fault == Fault::File { must_fail: true },
         },
         drain_timeout: match params.get("drain_timeout") {
             Some(ParamValue::DurationMs(ms)) => Some(Duration::from_millis(*ms)),

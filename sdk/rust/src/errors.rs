@@ -29,6 +29,23 @@ pub fn with_context(e: Error, context: &str) -> Error {
     same_kind(&e, msg)
 }
 
+/// The same kind of error, its message prefixed by `context` without repeating the kind: for context
+/// added layer on layer (a gate, a metric, a query), where [`with_context`] would say "invalid:" at
+/// each.
+pub fn with_prefix(e: Error, context: &str) -> Error {
+    let msg = match &e {
+        Error::NotFound(m)
+        | Error::Conflict(m)
+        | Error::Timeout(m)
+        | Error::Unhealthy(m)
+        | Error::Platform(m)
+        | Error::Denied(m)
+        | Error::Invalid(m)
+        | Error::Unsupported(m) => format!("{context}: {m}"),
+    };
+    same_kind(&e, msg)
+}
+
 /// The same error, its message extended by `note` (what the fleet was left with, say).
 pub fn with_note(e: Error, note: &str) -> Error {
     match e {

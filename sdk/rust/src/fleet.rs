@@ -142,7 +142,8 @@ pub fn count_connections(retries: impl Into<Retry>, ids: &[String]) -> Vec<(Stri
             .filter(|(_, r)| r.as_ref().is_err_and(is_transient))
             .map(|(id, _)| id.clone())
             .collect();
-        if again.is_empty() {
+        // Without this bound a platform that keeps failing would be counted again forever.
+        if again.is_empty() || !retries.allows(attempt, &mut started) {
             break;
         }
         runtime::log(

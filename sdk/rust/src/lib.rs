@@ -21,8 +21,17 @@
 //! strategies (`strategies/` in the repository) are written with nothing else.
 
 /// The generated bindings (in a module of their own: the export macro they define must not meet
-/// their re-exports at the crate root).
+/// their re-exports at the crate root). Contract 0.2 (`../../wit/v0.2`) by default; with the
+/// `contract-0-1` feature, 0.1 (`../../wit`), for a strategy that must stay a 0.1 component.
 pub mod bindings {
+    #[cfg(not(feature = "contract-0-1"))]
+    wit_bindgen::generate!({
+        path: "../../wit/v0.2",
+        world: "strategy",
+        pub_export_macro: true,
+        default_bindings_module: "cutover_sdk::bindings",
+    });
+    #[cfg(feature = "contract-0-1")]
     wit_bindgen::generate!({
         path: "../../wit",
         world: "strategy",
@@ -31,12 +40,16 @@ pub mod bindings {
     });
 }
 
+#[cfg(not(feature = "contract-0-1"))]
+pub use bindings::cutover::strategy::metrics;
 pub use bindings::cutover::strategy::{health, machines, runtime, traffic, types};
 pub use bindings::{DeployPlan, Error, Guest, StrategyInfo};
 
 pub mod batch;
 pub mod errors;
 pub mod fleet;
+#[cfg(not(feature = "contract-0-1"))]
+pub mod gate;
 pub mod green;
 pub mod leftover;
 pub mod log;
@@ -44,7 +57,7 @@ pub mod params;
 pub mod retry;
 pub mod rollout;
 
-pub use errors::{describe_error, explain, with_context, with_note};
+pub use errors::{describe_error, explain, with_context, with_note, with_prefix};
 pub use fleet::{
     NotServing, clone_machines, count_connections, ids, list_machines, refuse_volumes, should_run,
     stop_machines, wait_serving,

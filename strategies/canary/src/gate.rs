@@ -1,8 +1,11 @@
 //! The gate after each step: the canaries' checks, their error rate against the stable release's
-//! (where the platform reports per-release statistics), and manual promotion.
+//! (where the platform reports per-release statistics), the metric gates (canary against stable on the
+//! app's own metrics, judged by the host), and manual promotion.
 
 use crate::params::Params;
 use crate::weights::Fleet;
+use cutover_sdk::gate::Side;
+use cutover_sdk::metrics::Verdict;
 use cutover_sdk::runtime::{self, Level};
 use cutover_sdk::traffic::{TrafficCapabilities, TrafficStats};
 use cutover_sdk::types::CheckStatus;
@@ -86,6 +89,9 @@ pub(crate) fn gate(
             )));
         }
     }
+    if !params.metric_gates.is_empty() {
+        judge_metrics(params, plan, view, canaries, label, &failed)?;
+    }
     if params.manual_gates.contains(&percent) {
         let name = format!("step-{percent}");
         runtime::log(
@@ -98,6 +104,64 @@ pub(crate) fn gate(
         );
         runtime::await_promotion(&name, plan.wait_timeout_ms).map_err(|e| with_context(e, &failed))?;
         runtime::log(Level::Info, &format!("{label}: manual gate `{name}` promoted"));
+    }
+    Ok(())
+}
+
+/// The metric gates: each query over the last `metric_window`, canaries against the stable machines,
+/// judged by the host. `fail` fails the gate naming the metric and its query; `marginal` is logged as a
+/// warning and the canary goes on (a real but small difference: the options' band says it is not a
+/// failure); a query that fails or returns nothing fails the gate (a gate that saw nothing must not
+/// pass).
+fn judge_metrics(
+    params: &Params,
+    plan: &DeployPlan,
+    view: &Fleet,
+    canaries: &[String],
+    label: &str,
+    failed: &str,
+) -> Result<(), Error> {
+    let end = runtime::now();
+    let start = end.saturating_sub(params.metric_window_ms);
+    let canary_versions = [plan.target.version];
+    let stable_versions: Vec<u64> = view.stable.keys().copied().collect();
+    let canary = Side { versions: &canary_versions, machines: canaries };
+    let baseline = Side { versions: &stable_versions, machines: &view.stable_ids };
+    for metric in &params.metric_gates {
+        let c = metric
+            .compare(params.retries, &plan.app, &canary, &baseline, start, end, params.metric_interval_ms)
+            .map_err(|e| cutover_sdk::with_prefix(e, failed))?;
+        let j = &c.judgment;
+        let verdict = match j.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Marginal => "marginal",
+            Verdict::Fail => "fail",
+        };
+        let measured = format!(
+            "{} over {}: {verdict}, p-value {:.4}, effect {:+.4} (interval {:.4} to {:.4}), {} canary vs {} \
+             stable samples",
+            metric.name,
+            human(params.metric_window_ms),
+            j.p_value,
+            j.effect_size,
+            j.ci_low,
+            j.ci_high,
+            c.canary_samples,
+            c.baseline_samples
+        );
+        match j.verdict {
+            Verdict::Pass => runtime::log(Level::Info, &format!("{label}: {measured}")),
+            Verdict::Marginal => runtime::log(
+                Level::Warn,
+                &format!("{label}: {measured}: a difference within the tolerance, going on ({})", j.reason),
+            ),
+            Verdict::Fail => {
+                return Err(Error::Unhealthy(format!(
+                    "{failed}: the metric judge failed the canary on {measured} ({}); canary query `{}`",
+                    j.reason, c.canary_query
+                )));
+            }
+        }
     }
     Ok(())
 }

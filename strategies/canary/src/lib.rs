@@ -33,6 +33,13 @@
 //! the canaries get the share their number gives them among the serving machines, which the log states,
 //! and the steps are only pauses with gates.
 //!
+//! With `metric_error_query` and/or `metric_latency_query` set (contract 0.2's `metrics`), each step's
+//! gate also judges the app's own metrics: the template is asked over the last `metric_window` (default
+//! the step's pause) for the canaries (`{version}` = the target, `{machines}` = the canaries) and for
+//! the stable machines, and the host's judge (Mann–Whitney U, Hodges–Lehmann effect) decides. `fail`
+//! fails the gate like any other, naming the metric and its query; `marginal` is a warning and the
+//! canary goes on; a query that fails or finds no samples fails the gate. Without them it is as before.
+//!
 //! It refuses, before changing anything, stable machines with volumes (a volume attaches to one machine
 //! only, so a canary clone could not get the data; rolling updates in place and keeps them) and
 //! platforms that cannot cordon (nothing would keep the canaries out of traffic until they are healthy).
@@ -44,7 +51,8 @@ mod weights;
 
 use gate::gate;
 use params::{
-    DEFAULT_CANARY_COUNT, DEFAULT_MAX_ERROR_RATE_INCREASE, DEFAULT_ROLLBACK, DEFAULT_STEP_PAUSE_MS,
+    DEFAULT_CANARY_COUNT, DEFAULT_MAX_ERROR_RATE_INCREASE, DEFAULT_METRIC_CONFIDENCE,
+    DEFAULT_METRIC_INTERVAL_MS, DEFAULT_METRIC_TOLERANCE, DEFAULT_ROLLBACK, DEFAULT_STEP_PAUSE_MS,
     DEFAULT_STEPS, read_params,
 };
 use remove::{abandon, remove_canaries};
@@ -107,6 +115,55 @@ impl Guest for Canary {
                               step-<percent>`, at most wait_timeout."
                         .into(),
                 },
+                cutover_sdk::params::text(
+                    "metric_error_query",
+                    "",
+                    "PromQL template of an error ratio judged canary vs stable after each step \
+                     ({version}, {machines}: regex alternations, match with =~; {app}), e.g. \
+                     sum(rate(http_requests_total{app=\"{app}\",version=~\"{version}\",instance=~\"{machines}\",code=~\"5..\"}[30s]) or vector(0)) \
+                     / sum(rate(http_requests_total{app=\"{app}\",version=~\"{version}\",instance=~\"{machines}\"}[30s])). \
+                     Empty: no metric gate.",
+                ),
+                cutover_sdk::params::text(
+                    "metric_latency_query",
+                    "",
+                    "PromQL template of a latency judged like metric_error_query, e.g. \
+                     histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{app=\"{app}\",version=~\"{version}\",instance=~\"{machines}\"}[30s]))). \
+                     Empty: no latency gate.",
+                ),
+                cutover_sdk::params::float(
+                    "metric_confidence",
+                    DEFAULT_METRIC_CONFIDENCE,
+                    "The judge's confidence (0.5 to 1): a difference fails only when its p-value is below \
+                     1 - confidence.",
+                ),
+                cutover_sdk::params::float(
+                    "metric_tolerance",
+                    DEFAULT_METRIC_TOLERANCE,
+                    "The judge's tolerance band, a fraction of the estimated shift (Kayenta's 0.25); a \
+                     significant shift inside it is marginal, logged and let through.",
+                ),
+                cutover_sdk::params::float(
+                    "metric_error_min_effect",
+                    0.0,
+                    "The smallest error-ratio increase that may fail a step (0.01 = one point); smaller \
+                     significant ones are marginal.",
+                ),
+                cutover_sdk::params::float(
+                    "metric_latency_min_effect",
+                    0.0,
+                    "The smallest latency increase, in the query's unit, that may fail a step.",
+                ),
+                cutover_sdk::params::duration(
+                    "metric_window",
+                    0,
+                    "How far back each step's metric gate looks (0: the step's own step_pause).",
+                ),
+                cutover_sdk::params::duration(
+                    "metric_interval",
+                    DEFAULT_METRIC_INTERVAL_MS,
+                    "The interval between the points of the metric gates' range queries.",
+                ),
                 ParamSpec {
                     name: "rollback".into(),
                     kind: ParamKind::Boolean,
@@ -146,7 +203,12 @@ impl Guest for Canary {
         for m in &stable {
             *stable_versions.entry(m.release.version).or_default() += 1;
         }
-        let view = Fleet { target: &plan.target, stable: stable_versions, stable_machines: stable.len() };
+        let view = Fleet {
+            target: &plan.target,
+            stable: stable_versions,
+            stable_machines: stable.len(),
+            stable_ids: stable.iter().map(|m| m.id.clone()).collect(),
+        };
 
         // Per process group, the first `canary_count` stable machines, serving ones first: the clone
         // takes its region, size and services from its source.

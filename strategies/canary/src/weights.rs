@@ -14,6 +14,8 @@ pub(crate) struct Fleet<'a> {
     pub(crate) target: &'a Release,
     pub(crate) stable: BTreeMap<u64, usize>,
     pub(crate) stable_machines: usize,
+    /// The stable machines' ids: the baseline of the metric gates.
+    pub(crate) stable_ids: Vec<String>,
 }
 
 /// The serving machines and their releases, while the promotion runs, so that the traffic weights can

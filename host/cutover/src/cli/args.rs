@@ -401,6 +401,12 @@ pub(crate) struct VerifyArgs {
     /// standbys, not leftovers.
     #[arg(long)]
     pub(crate) allow_standby: bool,
+    /// Instead of the conformance scenarios, run these scenario files: a simulator scenario (as
+    /// `cutover deploy --scenario` takes) with a `[verify]` table: `expect = "fail"` or `"succeed"`,
+    /// and `params = { ... }` set on top of the strategy's defaults (e.g. the canary's metric gate and
+    /// the `[[metrics]]` it judges; see examples/app/scenarios/canary-metrics-*.toml).
+    #[arg(long, value_name = "FILE", conflicts_with = "sweep")]
+    pub(crate) scenario: Vec<PathBuf>,
     /// Instead of the conformance scenarios, run the fixed flaky-platform sweep (seeds 1-24 x fleets of
     /// 1-30 machines x 10-40% API errors, 2% of calls hanging 30 s) and report the share of runs that
     /// end clean: one release, all serving, nothing cordoned, stopped or left over.

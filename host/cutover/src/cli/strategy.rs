@@ -66,10 +66,20 @@ pub(crate) fn verify(ctx: &Context, args: VerifyArgs) -> Result<Exit, Error> {
             allow_standby: args.allow_standby,
             ..Default::default()
         };
-        let specs = if args.sweep { cutover_verify::sweep() } else { cutover_verify::scenarios() };
-        let report =
+        let report = if args.scenario.is_empty() {
+            let specs = if args.sweep { cutover_verify::sweep() } else { cutover_verify::scenarios() };
             cutover_verify::verify_scenarios(&runtime, &resolved.component, &resolved.info, &opts, specs)
-                .await?;
+                .await?
+        } else {
+            let files = args
+                .scenario
+                .iter()
+                .map(|p| cutover_verify::FileScenario::load(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (component, info) = (&resolved.component, &resolved.info);
+            cutover_verify::verify_files(&runtime, component, info, &opts, files, cutover_config::param_value)
+                .await?
+        };
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
         } else if args.sweep {

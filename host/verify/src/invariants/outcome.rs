@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 
 pub(super) fn check_verdict(setup: &Setup, verdict: &Result<(), OpError>) -> Verdict {
     match verdict {
+        Ok(()) if setup.faults.regression => fail(Violation::new(format!(
+            "the deploy reported success although {} regresses on the metrics the scenario describes",
+            setup.target.image
+        ))),
         Ok(()) if must_fail(setup) && setup.allow_downtime => Verdict::Pass,
         Ok(()) if must_fail(setup) => fail(Violation::new(format!(
             "the deploy reported success although {} never passes its checks within wait_timeout",

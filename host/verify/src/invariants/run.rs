@@ -18,6 +18,9 @@ pub struct Faults {
     pub slow: bool,
     /// A machine of the starting fleet crashes, by id, this long into the deploy.
     pub crash: Option<(String, Duration)>,
+    /// The new release regresses on what the strategy was told to judge (a scenario file's
+    /// `expect = "fail"`: its metrics are worse than the previous release's).
+    pub regression: bool,
 }
 
 /// What the run was asked to do.
@@ -82,7 +85,8 @@ fn crash_named(setup: &Setup, e: &OpError) -> bool {
     setup.faults.crash.as_ref().is_some_and(|(id, _)| e.message.contains(id.as_str()))
 }
 
-/// Whether the deploy must fail: the new release cannot pass its checks within `wait_timeout`.
+/// Whether the deploy must fail: the new release cannot pass its checks within `wait_timeout`, or
+/// regresses on what the strategy judges.
 pub(super) fn must_fail(setup: &Setup) -> bool {
-    setup.faults.unhealthy || setup.faults.slow
+    setup.faults.unhealthy || setup.faults.slow || setup.faults.regression
 }
