@@ -1,7 +1,8 @@
 //! `cutover report`: a release's timeline picture from the journal, for every built-in strategy on the
 //! simulator (parsed back as XML: a lane per machine, the legend, the failure marker of a failed
 //! release), counts in place of lanes for 10,000 machines, the HTML page, and bad input (an unknown
-//! release, a file that cannot be written, a name that is neither .svg nor .html) exiting 2.
+//! release, a file that cannot be written, a name that is neither .svg nor .html) exiting 2; and on the
+//! local platform under load, the traffic charts of a strategy that reads no traffic itself.
 
 use crate::support::{self, OutputExt};
 
@@ -173,4 +174,32 @@ fn bad_input_exits_2_and_says_why() {
         out.text()
     );
     assert!(!dir.path().join("a.svg").exists() && !dir.path().join("a.png").exists());
+}
+
+/// A blue/green deploy on the local platform under the demo's load: its strategy reads no traffic
+/// itself, yet the picture has request rate, errors and p99 per release, from the readings the driver
+/// journaled while it ran.
+#[test]
+fn a_local_bluegreen_deploy_under_load_has_traffic_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fly.toml");
+    support::Toml::example_app().set("cutover.local.command", support::example_app_binary()).write(&config);
+    let state = dir.path().join("state");
+    let demo = support::cutover(["demo", "--strategy", "bluegreen", "--rate", "100", "--json"])
+        .config(config.display().to_string())
+        .state(&state)
+        .run();
+    let _ = support::cutover(["local", "down"]).config(config.display().to_string()).state(&state).run();
+    assert_eq!(demo.status.code(), Some(0), "{}", demo.text());
+    let out = dir.path().join("bluegreen.svg");
+    let report = support::cutover(["report", "--out"])
+        .arg(&out)
+        .config(config.display().to_string())
+        .state(&state)
+        .run();
+    assert_eq!(report.status.code(), Some(0), "{}", report.text());
+    let texts = texts(&out);
+    for chart in ["requests per second", "errors (% of requests)", "p99 latency (ms)"] {
+        assert!(texts.iter().any(|t| t == chart), "no {chart:?} chart in {texts:?}");
+    }
 }

@@ -475,6 +475,18 @@ pub enum EventKind {
         /// Why it was not run.
         why: String,
     },
+    /// The driver's own reading of one release's traffic while the strategy ran, on a platform with
+    /// `traffic.stats` and a real clock, so the report draws request rate, errors and p99 for every
+    /// deploy, not only for strategies that asked. Not a host call: a resumed strategy's replay never
+    /// sees it, and a reading that failed is simply not recorded.
+    TrafficSampled {
+        /// The release's version.
+        version: u64,
+        /// The window the reading covers, in milliseconds (ending at the event's time).
+        window_ms: u64,
+        /// What the platform answered.
+        stats: TrafficStats,
+    },
     /// The deploy is over: the last record of every deploy that ran to its end (a killed process
     /// writes none, and `cutover resume` takes its deploy up).
     DeployFinished {

@@ -265,3 +265,38 @@ fn writing_where_it_cannot_says_where() {
     assert!(e.to_string().starts_with("cannot write the picture to /nonexistent-dir/x.svg: "), "{e}");
     assert!(e.is_bad_input());
 }
+
+#[test]
+fn the_drivers_own_readings_draw_the_traffic_charts() {
+    // A blue/green deploy whose strategy read no stats: only the driver's readings.
+    let mut events: Vec<Event> = bluegreen(2, false)
+        .into_iter()
+        .filter(|e| !matches!(&e.kind, EventKind::HostCall { call: HostCall::Stats { .. }, .. }))
+        .collect();
+    let none = svg(&record(false), &events, &Options::default()).expect("svg");
+    assert!(!texts(&none).iter().any(|t| t == "requests per second"), "no readings, no charts");
+    let seq = events.len() as u64;
+    let reading = |seq, at_ms, version, requests, errors| Event {
+        seq,
+        at_ms,
+        kind: EventKind::TrafficSampled {
+            version,
+            window_ms: 1_000,
+            stats: TrafficStats { requests, errors, p50_ms: 1.0, p99_ms: 7.5 },
+        },
+    };
+    events.insert(3, reading(seq, 1_000, 1, 40, 0));
+    events.insert(5, reading(seq + 1, 4_000, 2, 30, 3));
+    let t = timeline(&events);
+    assert_eq!(t.stats.len(), 2);
+    assert_eq!((t.stats[0].version, t.stats[0].rate, t.stats[0].error_rate), (1, 40.0, 0.0));
+    assert_eq!(
+        (t.stats[1].at_ms, t.stats[1].rate, t.stats[1].error_rate, t.stats[1].p99_ms),
+        (4_000, 30.0, 0.1, 7.5)
+    );
+    let drawn = svg(&record(false), &events, &Options::default()).expect("svg");
+    let texts = texts(&drawn);
+    for name in ["requests per second", "p99 latency (ms)"] {
+        assert!(texts.iter().any(|t| t == name), "no {name:?} in {texts:?}");
+    }
+}

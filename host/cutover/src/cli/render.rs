@@ -165,7 +165,8 @@ impl Human {
             EventKind::ReleaseCommandSkipped { command, why } => {
                 self.line(format!("{}  info: release command `{command}` not run: {why}", stamp(e.at_ms)));
             }
-            EventKind::Intent { .. } => {}
+            // Intents show as their calls; traffic readings are for the picture.
+            EventKind::Intent { .. } | EventKind::TrafficSampled { .. } => {}
             EventKind::DeployFinished { .. } => self.finish_bar(),
         }
     }

@@ -56,6 +56,14 @@ impl Recorder {
         })
     }
 
+    /// Emit an event the run can do without (the driver's traffic readings): a sink that refuses it
+    /// does not stop the run, and its number is simply missing from the log.
+    pub fn record_aside(&self, kind: EventKind) -> Result<(), SinkError> {
+        let event =
+            Event { seq: self.seq.fetch_add(1, Ordering::Relaxed), at_ms: self.clock.elapsed_ms(), kind };
+        self.sink.event(&event)
+    }
+
     /// The first event the sink could not take, if one was refused: the run must stop.
     #[inline]
     pub fn failure(&self) -> Option<SinkError> {
