@@ -12,7 +12,7 @@
 use crate::error::JournalError;
 use crate::journal::now_ms;
 use crate::record::{NewRelease, ReleaseKind, ReleaseRecord, ReleaseStatus, Runner, Running};
-use crate::schema::{PG_MIGRATIONS, PG_SCHEMA, SCHEMA_VERSION};
+use crate::schema::{PG_MIGRATIONS, PG_SAMPLES, PG_SCHEMA, SCHEMA_VERSION};
 use crate::store::{Adopt, Alive, Dump, ResumeRow, Store};
 use cutover_core::Release;
 use postgres::{Client, NoTls, Row};
@@ -123,7 +123,7 @@ fn migrate(c: &mut Client) -> Result<Result<(), i64>, postgres::Error> {
         tx.query_opt("SELECT MAX(version) FROM cutover_schema", &[])?.and_then(|r| r.get(0));
     match found {
         None => {
-            tx.batch_execute(PG_SCHEMA)?;
+            tx.batch_execute(&[PG_SCHEMA, PG_SAMPLES].concat())?;
             tx.execute("INSERT INTO cutover_schema (version) VALUES ($1)", &[&SCHEMA_VERSION])?;
         }
         Some(SCHEMA_VERSION) => {}
@@ -423,6 +423,33 @@ impl Store for PgStore {
         })
     }
 
+    fn append_sample(
+        &self,
+        release_id: i64,
+        after_seq: i64,
+        at_ms: i64,
+        json: &str,
+    ) -> Result<(), JournalError> {
+        let json = json.to_string();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO samples (release_id, after_seq, at_ms, event) VALUES ($1, $2, $3, $4)",
+                &[&release_id, &after_seq, &at_ms, &json],
+            )
+            .map(drop)
+        })
+    }
+
+    fn samples(&self, release_id: i64) -> Result<Vec<(i64, String)>, JournalError> {
+        self.run(move |c| {
+            let rows = c.query(
+                "SELECT after_seq, event FROM samples WHERE release_id = $1 ORDER BY id",
+                &[&release_id],
+            )?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
     fn heartbeat(&self, release_id: i64) -> Result<(), JournalError> {
         self.run(move |c| {
             c.execute(
@@ -538,7 +565,12 @@ impl Store for PgStore {
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
                 .collect();
-            Ok(Dump { releases, events, promotions })
+            let samples = c
+                .query("SELECT release_id, after_seq, at_ms, event FROM samples ORDER BY id", &[])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect();
+            Ok(Dump { releases, events, promotions, samples })
         })
     }
 
@@ -557,6 +589,7 @@ impl Store for PgStore {
             .collect();
         let events = dump.events.clone();
         let promotions = dump.promotions.clone();
+        let samples = dump.samples.clone();
         self.run(move |c| {
             let mut tx = c.transaction()?;
             tx.execute("LOCK TABLE releases IN EXCLUSIVE MODE", &[])?;
@@ -603,6 +636,12 @@ impl Store for PgStore {
                     "INSERT INTO promotions (id, release_id, gate, at_ms, taken) VALUES ($1, $2, $3, $4, $5)",
                     &[id, release_id, gate, at_ms, taken],
                 )?;
+            }
+            // In the order they were written, which is the order they are read in.
+            let insert =
+                tx.prepare("INSERT INTO samples (release_id, after_seq, at_ms, event) VALUES ($1, $2, $3, $4)")?;
+            for (release_id, after_seq, at_ms, event) in &samples {
+                tx.execute(&insert, &[release_id, after_seq, at_ms, event])?;
             }
             // New releases and promotions continue after the copied ones.
             tx.batch_execute(

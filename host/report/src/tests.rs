@@ -300,3 +300,54 @@ fn the_drivers_own_readings_draw_the_traffic_charts() {
         assert!(texts.iter().any(|t| t == name), "no {name:?} in {texts:?}");
     }
 }
+
+#[test]
+fn a_release_the_driver_read_draws_its_readings_alone() {
+    // The strategy asked for v2's stats once (50 requests over a second); the driver read v2 too.
+    let mut events = bluegreen(2, false);
+    let strategy_only = timeline(&events);
+    assert_eq!(strategy_only.stats.iter().map(|p| p.rate).collect::<Vec<_>>(), [50.0]);
+    let stats = TrafficStats { requests: 80, errors: 0, p50_ms: 1.0, p99_ms: 3.0 };
+    let seq = events.len() as u64;
+    events.push(Event {
+        seq,
+        at_ms: 9_000,
+        kind: EventKind::TrafficSampled { version: 2, window_ms: 1_000, stats },
+    });
+    let t = timeline(&events);
+    assert_eq!(t.stats.iter().map(|p| (p.version, p.rate)).collect::<Vec<_>>(), [(2, 80.0)]);
+}
+
+#[test]
+fn phase_names_stagger_and_are_left_out_where_none_fits() {
+    use crate::draw::label_rows;
+    // Far apart: all on the top row.
+    assert_eq!(label_rows(&[0.0, 200.0, 400.0], &[100.0; 3], 1000.0), [Some(0), Some(0), Some(0)]);
+    // Close together: each on the next row down, the fourth nowhere, the fifth back on top once clear.
+    let starts = [0.0, 10.0, 20.0, 30.0, 150.0];
+    assert_eq!(label_rows(&starts, &[100.0; 5], 1000.0), [Some(0), Some(1), Some(2), None, Some(0)]);
+    // A name that would run off the end of the axis is left out rather than cut.
+    assert_eq!(label_rows(&[950.0], &[100.0], 1000.0), [None]);
+    // A drawn picture of phases a moment apart writes no two names over each other.
+    let mut names: Vec<Event> = (0..6u64)
+        .map(|i| Event {
+            seq: i,
+            at_ms: i * 50,
+            kind: EventKind::HostCall {
+                call: HostCall::Phase { name: format!("a rather long phase name {i}") },
+                reply: HostReply::Done,
+                took_ms: 0,
+            },
+        })
+        .collect();
+    // The deploy goes on for a minute and a half after them.
+    let later = HostCall::Now;
+    names.push(Event {
+        seq: 6,
+        at_ms: 90_000,
+        kind: EventKind::HostCall { call: later, reply: HostReply::Time(9), took_ms: 0 },
+    });
+    let drawn = svg(&record(false), &names, &Options::default()).expect("svg");
+    let shown = texts(&drawn).into_iter().filter(|t| t.starts_with("a rather long")).count();
+    assert_eq!(shown, 3, "one name per row");
+}

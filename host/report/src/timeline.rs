@@ -87,8 +87,8 @@ pub struct WeightPoint {
     pub explicit: bool,
 }
 
-/// One reading of one release's traffic: the strategy's `traffic.stats` answers and the driver's own
-/// readings while the strategy ran (`traffic_sampled`), both.
+/// One reading of one release's traffic: the driver's own readings while the strategy ran
+/// (`traffic_sampled`), or, for a release it did not read, the strategy's `traffic.stats` answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StatPoint {
     /// When it was read.
@@ -456,12 +456,13 @@ impl Replay {
 pub fn build(events: &[Event]) -> Timeline {
     let mut r = Replay::default();
     let mut finished = None;
+    let mut sampled = Vec::new();
     for e in events {
         r.t.end_ms = r.t.end_ms.max(e.at_ms);
         match &e.kind {
             EventKind::HostCall { call, reply, took_ms } => r.call(e.at_ms, *took_ms, call, reply),
             EventKind::TrafficSampled { version, window_ms, stats } => {
-                r.t.stats.push(StatPoint::of(e.at_ms, *version, *window_ms, stats))
+                sampled.push(StatPoint::of(e.at_ms, *version, *window_ms, stats))
             }
             EventKind::DeployFinished { outcome, error, duration_ms, .. } => {
                 r.t.end_ms = r.t.end_ms.max(*duration_ms);
@@ -471,6 +472,12 @@ pub fn build(events: &[Event]) -> Timeline {
         }
         r.snapshot(e.at_ms);
     }
+    // A release the driver read draws the driver's readings alone: each covers one whole second, read
+    // at a steady pace, whereas the strategy's answers cover windows of its choosing, and mixed in they
+    // would make the line jump between the two.
+    r.t.stats.retain(|p| !sampled.iter().any(|s| s.version == p.version));
+    r.t.stats.extend(sampled);
+    r.t.stats.sort_by_key(|p| p.at_ms);
     let end = r.t.end_ms;
     if let Some(last) = r.t.phases.last_mut() {
         last.to_ms = end;

@@ -56,12 +56,13 @@ impl Recorder {
         })
     }
 
-    /// Emit an event the run can do without (the driver's traffic readings): a sink that refuses it
-    /// does not stop the run, and its number is simply missing from the log.
+    /// Emit an event kept beside the log (the driver's traffic readings, [`EventSink::aside`]). It
+    /// takes no number: its `seq` is the next event's, so the log's numbering, which the crash tests
+    /// count and a resume goes on from, is the same whether or not readings were taken and however
+    /// they fell between the events. A sink that refuses it does not stop the run.
     pub fn record_aside(&self, kind: EventKind) -> Result<(), SinkError> {
-        let event =
-            Event { seq: self.seq.fetch_add(1, Ordering::Relaxed), at_ms: self.clock.elapsed_ms(), kind };
-        self.sink.event(&event)
+        let event = Event { seq: self.seq.load(Ordering::Relaxed), at_ms: self.clock.elapsed_ms(), kind };
+        self.sink.aside(&event)
     }
 
     /// The first event the sink could not take, if one was refused: the run must stop.
