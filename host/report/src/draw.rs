@@ -232,9 +232,9 @@ fn phases(area: &Area, t: &Timeline, end_s: f64) -> Result<(), ReportError> {
     let starts: Vec<f64> = t.phases.iter().map(|p| secs(p.from_ms) * px_per_s).collect();
     let widths: Vec<f64> = t.phases.iter().map(|p| p.name.chars().count() as f64 * PHASE_CHAR_PX).collect();
     let font = ("sans-serif", PHASE_FONT).into_font();
-    for (i, row) in label_rows(&starts, &widths, end_s * px_per_s).into_iter().enumerate() {
-        if let Some(row) = row {
-            let at = (secs(t.phases[i].from_ms), PHASE_ROWS[row]);
+    for (i, place) in label_rows(&starts, &widths, end_s * px_per_s).into_iter().enumerate() {
+        if let Some((row, x)) = place {
+            let at = (x / px_per_s, PHASE_ROWS[row]);
             chart.draw_series([Text::new(t.phases[i].name.clone(), at, font.clone())])?;
         }
     }
@@ -247,21 +247,23 @@ fn phases(area: &Area, t: &Timeline, end_s: f64) -> Result<(), ReportError> {
     Ok(())
 }
 
-/// Which of the [`PHASE_ROWS`] each phase's name goes in, given where each starts and how wide it is
-/// (pixels along the time axis, which is `axis_px` long): the first row where it clears the name before
-/// it by a gap and ends on the axis; `None` (not drawn) when no row has room. Short phases then stagger
-/// down the rows instead of writing over each other, and a name that fits nowhere is left out, its
-/// band still shown (the HTML page lists every phase by name).
-pub(crate) fn label_rows(starts: &[f64], widths: &[f64], axis_px: f64) -> Vec<Option<usize>> {
+/// Where each phase's name goes, given where each phase starts and how wide its name is (pixels along
+/// the time axis, which is `axis_px` long): the row of [`PHASE_ROWS`] and the pixel it starts at. A
+/// name starts with its phase, or, near the end of the axis, ends with the axis; it takes the first
+/// row where it clears the name before it by a gap, so short phases stagger down the rows instead of
+/// writing over each other. `None` (not drawn) when no row has room: its band is still shown, and the
+/// HTML page lists every phase by name.
+pub(crate) fn label_rows(starts: &[f64], widths: &[f64], axis_px: f64) -> Vec<Option<(usize, f64)>> {
     const GAP_PX: f64 = 6.0;
     let mut ends = [f64::NEG_INFINITY; PHASE_ROWS.len()];
     starts
         .iter()
         .zip(widths)
         .map(|(&x, &w)| {
-            let row = (0..ends.len()).find(|&r| ends[r] + GAP_PX <= x && x + w <= axis_px + 20.0)?;
+            let x = x.min(axis_px - w).max(0.0);
+            let row = (0..ends.len()).find(|&r| ends[r] + GAP_PX <= x)?;
             ends[row] = x + w;
-            Some(row)
+            Some((row, x))
         })
         .collect()
 }

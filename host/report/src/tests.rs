@@ -321,13 +321,18 @@ fn a_release_the_driver_read_draws_its_readings_alone() {
 #[test]
 fn phase_names_stagger_and_are_left_out_where_none_fits() {
     use crate::draw::label_rows;
-    // Far apart: all on the top row.
-    assert_eq!(label_rows(&[0.0, 200.0, 400.0], &[100.0; 3], 1000.0), [Some(0), Some(0), Some(0)]);
+    let rows =
+        |placed: Vec<Option<(usize, f64)>>| placed.into_iter().map(|p| p.map(|p| p.0)).collect::<Vec<_>>();
+    // Far apart: all on the top row, each where its phase starts.
+    let placed = label_rows(&[0.0, 200.0, 400.0], &[100.0; 3], 1000.0);
+    assert_eq!(placed, [Some((0, 0.0)), Some((0, 200.0)), Some((0, 400.0))]);
     // Close together: each on the next row down, the fourth nowhere, the fifth back on top once clear.
     let starts = [0.0, 10.0, 20.0, 30.0, 150.0];
-    assert_eq!(label_rows(&starts, &[100.0; 5], 1000.0), [Some(0), Some(1), Some(2), None, Some(0)]);
-    // A name that would run off the end of the axis is left out rather than cut.
-    assert_eq!(label_rows(&[950.0], &[100.0], 1000.0), [None]);
+    assert_eq!(rows(label_rows(&starts, &[100.0; 5], 1000.0)), [Some(0), Some(1), Some(2), None, Some(0)]);
+    // A name that would run off the end of the axis ends with it instead.
+    assert_eq!(label_rows(&[950.0], &[100.0], 1000.0), [Some((0, 900.0))]);
+    // Phases crowded at the very end: pulled back from the end, and staggered like the rest.
+    assert_eq!(rows(label_rows(&[0.0, 990.0, 995.0], &[100.0; 3], 1000.0)), [Some(0), Some(0), Some(1)]);
     // A drawn picture of phases a moment apart writes no two names over each other.
     let mut names: Vec<Event> = (0..6u64)
         .map(|i| Event {
