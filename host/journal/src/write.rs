@@ -91,7 +91,7 @@ impl Journal {
     }
 
     /// Record one traffic reading of a release beside its events (the `samples` table, see
-    /// [`crate::schema`]): its `seq` (the next event's number) places it among them, and it takes no
+    /// the `schema` module): its `seq` (the next event's number) places it among them, and it takes no
     /// number of its own, so the events' numbering is the same with or without readings.
     pub fn append_sample(&self, release_id: i64, event: &Event) -> Result<(), JournalError> {
         let json = serde_json::to_string(event).unwrap_or_default();
