@@ -1,10 +1,14 @@
 //! `cutover report`: a release's timeline picture from the journal, for every built-in strategy on the
 //! simulator (parsed back as XML: a lane per machine, the legend, the failure marker of a failed
 //! release), counts in place of lanes for 10,000 machines, the HTML page, and bad input (an unknown
-//! release, a file that cannot be written, a name that is neither .svg nor .html) exiting 2.
+//! release, a file that cannot be written, a name that is neither .svg nor .html) exiting 2; and on the
+//! local platform under load, the traffic readings and charts of a strategy that reads no traffic
+//! itself.
 
 use crate::support::{self, OutputExt};
 
+use cutover::core::events::EventKind;
+use cutover::driver::StateDir;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -173,4 +177,53 @@ fn bad_input_exits_2_and_says_why() {
         out.text()
     );
     assert!(!dir.path().join("a.svg").exists() && !dir.path().join("a.png").exists());
+}
+
+/// A rolling deploy on the local platform under the demo's load: its strategy never calls
+/// `traffic.stats`, yet the journal holds the driver's readings of both releases, beside the events
+/// (which stay numbered 0, 1, 2, … as if none had been taken), and the picture has request rate,
+/// errors and p99 under the lanes.
+#[test]
+fn a_local_rolling_deploy_under_load_has_traffic_series_per_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fly.toml");
+    support::Toml::example_app().set("cutover.local.command", support::example_app_binary()).write(&config);
+    let state = dir.path().join("state");
+    let demo = support::cutover(["demo", "--strategy", "rolling", "--rate", "100", "--json"])
+        .config(config.display().to_string())
+        .state(&state)
+        .run();
+    let _ = support::cutover(["local", "down"]).config(config.display().to_string()).state(&state).run();
+    assert_eq!(demo.status.code(), Some(0), "{}", demo.text());
+
+    let journal = StateDir::at(&state).journal().unwrap();
+    let release = journal.releases("hello-cutover").unwrap().pop().expect("a release");
+    assert_eq!(release.strategy, "rolling");
+    let events = journal.events(release.id).unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (0..events.len() as u64).collect::<Vec<_>>(), "the readings took no event number");
+    assert!(!events.iter().any(|e| matches!(e.kind, EventKind::TrafficSampled { .. })));
+    let readings = journal.samples(release.id).unwrap();
+    let served = |v: u64| {
+        readings.iter().any(|e| {
+            matches!(&e.kind, EventKind::TrafficSampled { version, window_ms: 1000, stats }
+                if *version == v && stats.requests > 0)
+        })
+    };
+    let previous = release.previous.as_ref().expect("a previous release").version;
+    for v in [previous, release.target.version] {
+        assert!(served(v), "no reading of v{v} with traffic in {readings:?}");
+    }
+
+    let out = dir.path().join("rolling.svg");
+    let report = support::cutover(["report", "--out"])
+        .arg(&out)
+        .config(config.display().to_string())
+        .state(&state)
+        .run();
+    assert_eq!(report.status.code(), Some(0), "{}", report.text());
+    let texts = texts(&out);
+    for chart in ["requests per second", "errors (% of requests)", "p99 latency (ms)"] {
+        assert!(texts.iter().any(|t| t == chart), "no {chart:?} chart in {texts:?}");
+    }
 }

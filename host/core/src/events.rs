@@ -475,6 +475,19 @@ pub enum EventKind {
         /// Why it was not run.
         why: String,
     },
+    /// The driver's own reading of one release's traffic while the strategy ran, on a platform with
+    /// `traffic.stats` and a real clock, so the report draws request rate, errors and p99 for every
+    /// deploy, not only for strategies that asked. Kept beside the log ([`EventSink::aside`]), never
+    /// in it: it takes no sequence number, so it cannot move the events a crash test counts, and a
+    /// resumed strategy's replay never sees it. A reading that failed is simply not recorded.
+    TrafficSampled {
+        /// The release's version.
+        version: u64,
+        /// The window the reading covers, in milliseconds (ending at the event's time).
+        window_ms: u64,
+        /// What the platform answered.
+        stats: TrafficStats,
+    },
     /// The deploy is over: the last record of every deploy that ran to its end (a killed process
     /// writes none, and `cutover resume` takes its deploy up).
     DeployFinished {
@@ -528,6 +541,14 @@ pub trait EventSink: Send + Sync {
     /// quick. An error means the event is not on record: the run must not send the change it
     /// announces (an intent) to the platform, and stops.
     fn event(&self, event: &Event) -> Result<(), SinkError>;
+
+    /// Take one event kept beside the log rather than in it (the driver's traffic readings): it has no
+    /// number of its own (its `seq` is the number of the next event in the log, so readers can place it
+    /// among them), it is never replayed, and a sink that keeps no such record ignores it, as this
+    /// default does. An error loses the reading only: the run goes on.
+    fn aside(&self, _event: &Event) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Why a sink could not take an event.
@@ -597,6 +618,19 @@ impl EventSink for Tee {
         let mut first = Ok(());
         for s in &self.0 {
             if let Err(e) = s.event(event)
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
+    }
+
+    /// As [`Tee::event`]: every sink is told, the first error is the answer.
+    fn aside(&self, event: &Event) -> Result<(), SinkError> {
+        let mut first = Ok(());
+        for s in &self.0 {
+            if let Err(e) = s.aside(event)
                 && first.is_ok()
             {
                 first = Err(e);

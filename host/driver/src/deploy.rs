@@ -481,7 +481,13 @@ impl Deploy<'_> {
             metrics: run.metrics,
             creation_bound: limits.creation_bound(run.fleet_at_start, plan.process_groups.len()),
         };
-        match self.runtime.deploy(&strategy.component, plan, ctx).await {
+        let versions: Vec<u64> =
+            std::iter::once(plan.target.version).chain(plan.previous.as_ref().map(|p| p.version)).collect();
+        let sampler =
+            crate::sample::Sampler::start(ctx.platform.clone(), ctx.clock, ctx.recorder.clone(), versions);
+        let ran = self.runtime.deploy(&strategy.component, plan, ctx).await;
+        sampler.stop().await;
+        match ran {
             Ok(Ok(())) => Ok(None),
             Ok(Err(e)) => Ok(Some(format!("strategy {} reported: {e}", strategy.info.name))),
             Err(RuntimeError::Diverged(d)) => Err(d),

@@ -15,6 +15,7 @@
 //! - [`lease`]: every machine of a deploy leased, refreshed and released.
 //! - [`prometheus`]: a strategy's metrics queries sent to the `[cutover.metrics]` server.
 //! - [`rollback`]: which release `cutover rollback` returns to.
+//! - `sample`: the releases' traffic read and journaled while a strategy runs (for the picture).
 //! - [`dry_run`], [`status`], [`demo`], [`local`]: the commands built on the rest.
 
 pub mod cleanup;
@@ -30,6 +31,7 @@ pub mod prometheus;
 mod release_command;
 pub mod resume;
 pub mod rollback;
+mod sample;
 pub mod state;
 pub mod status;
 mod strategy;

@@ -15,13 +15,16 @@
 //! Modules:
 //!
 //! - `schema`: the tables of both backends, the schema version, and the migrations from older versions;
-//! - `store`: the trait both backends implement; `sqlite` and `pg`: the backends;
+//! - `store`: the trait both backends implement; `sqlite` and `pg`: the backends; `redact`: a
+//!   PostgreSQL URL without its password ([`redact_url`]);
 //! - `journal`: an open [`Journal`] (one backend; when a running release is alive; the heartbeat);
 //! - `migrate`: copying a journal into PostgreSQL, keeping release numbers ([`Migrated`]);
 //! - [`testing`]: the PostgreSQL server the tests share;
 //! - `record`: what a release is to the journal ([`ReleaseRecord`], [`NewRelease`], [`ResumeRecord`]);
-//! - `write`: recording a release (begin, adopt, finish) and its events;
-//! - `read`: the releases of an app, the events of one, what a resume needs;
+//! - `write`: recording a release (begin, adopt, finish), its events and its traffic readings (kept
+//!   beside the events, numbered apart: see `schema`);
+//! - `read`: the releases of an app, the events of one (with or without its readings), what a resume
+//!   needs;
 //! - `promote`: manual gates, promoted from another process through the journal;
 //! - `sink`: [`JournalSink`], the journal as the deploy's event sink;
 //! - `kill`: [`KILL_AT_EVENT_ENV`], the crash tests' way to stop a deploy at any step;
@@ -35,6 +38,7 @@ mod pg;
 mod promote;
 mod read;
 mod record;
+mod redact;
 mod schema;
 mod sink;
 mod sqlite;
@@ -49,8 +53,8 @@ pub use error::JournalError;
 pub use journal::{JOURNAL_URL_ENV, Journal};
 pub use kill::KILL_AT_EVENT_ENV;
 pub use migrate::Migrated;
-pub use pg::redact as redact_url;
 pub use promote::ABORT_GATE;
 pub use record::{Leftover, NewRelease, ReleaseKind, ReleaseRecord, ReleaseStatus, ResumeRecord, Runner};
+pub use redact::redact as redact_url;
 pub use sink::JournalSink;
 pub use sqlite::FILE;

@@ -1,5 +1,6 @@
 //! `cutover journal migrate`: copying a journal into an empty PostgreSQL journal, keeping release
-//! numbers (so "deploy #12" means the same deploy before and after) and every event and promotion.
+//! numbers (so "deploy #12" means the same deploy before and after) and every event, promotion and
+//! traffic reading.
 
 use crate::error::JournalError;
 use crate::journal::Journal;

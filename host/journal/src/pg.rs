@@ -12,7 +12,8 @@
 use crate::error::JournalError;
 use crate::journal::now_ms;
 use crate::record::{NewRelease, ReleaseKind, ReleaseRecord, ReleaseStatus, Runner, Running};
-use crate::schema::{PG_MIGRATIONS, PG_SCHEMA, SCHEMA_VERSION};
+use crate::redact::{redact, scrub};
+use crate::schema::{PG_MIGRATIONS, PG_SAMPLES, PG_SCHEMA, SCHEMA_VERSION};
 use crate::store::{Adopt, Alive, Dump, ResumeRow, Store};
 use cutover_core::Release;
 use postgres::{Client, NoTls, Row};
@@ -123,7 +124,7 @@ fn migrate(c: &mut Client) -> Result<Result<(), i64>, postgres::Error> {
         tx.query_opt("SELECT MAX(version) FROM cutover_schema", &[])?.and_then(|r| r.get(0));
     match found {
         None => {
-            tx.batch_execute(PG_SCHEMA)?;
+            tx.batch_execute(&[PG_SCHEMA, PG_SAMPLES].concat())?;
             tx.execute("INSERT INTO cutover_schema (version) VALUES ($1)", &[&SCHEMA_VERSION])?;
         }
         Some(SCHEMA_VERSION) => {}
@@ -135,50 +136,6 @@ fn migrate(c: &mut Client) -> Result<Result<(), i64>, postgres::Error> {
     }
     tx.commit()?;
     Ok(Ok(()))
-}
-
-/// A journal URL with its password (in the user part or a `password=` parameter) replaced by `***`:
-/// how messages and `cutover status` name a PostgreSQL journal.
-pub fn redact(url: &str) -> String {
-    let mut out = url.to_string();
-    if let Some(scheme_end) = out.find("://") {
-        let rest = scheme_end + 3;
-        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
-        if let Some(at) = out[rest..authority_end].rfind('@') {
-            let userinfo = &out[rest..rest + at];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(rest + colon + 1..rest + at, "***");
-            }
-        }
-    }
-    // `password=…` as a query parameter or in the key=value form.
-    let mut i = 0;
-    while let Some(found) = out[i..].find("password=") {
-        let start = i + found + "password=".len();
-        let end = out[start..].find(['&', ' ']).map_or(out.len(), |e| start + e);
-        out.replace_range(start..end, "***");
-        i = start + 3;
-    }
-    out
-}
-
-/// `message` without the password `url` holds, should a parser have quoted it.
-fn scrub(message: &str, url: &str) -> String {
-    let redacted = redact(url);
-    let mut out = message.replace(url, &redacted);
-    // The password alone, wherever it appears.
-    let password = url
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split(['/', '?']).next())
-        .and_then(|a| a.rsplit_once('@'))
-        .and_then(|(user, _)| user.split_once(':'))
-        .map(|(_, p)| p.to_string())
-        .filter(|p| !p.is_empty());
-    if let Some(p) = password {
-        out = out.replace(&p, "***");
-    }
-    out
 }
 
 /// A release row, read from [`RECORD_COLUMNS`].
@@ -423,6 +380,33 @@ impl Store for PgStore {
         })
     }
 
+    fn append_sample(
+        &self,
+        release_id: i64,
+        after_seq: i64,
+        at_ms: i64,
+        json: &str,
+    ) -> Result<(), JournalError> {
+        let json = json.to_string();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO samples (release_id, after_seq, at_ms, event) VALUES ($1, $2, $3, $4)",
+                &[&release_id, &after_seq, &at_ms, &json],
+            )
+            .map(drop)
+        })
+    }
+
+    fn samples(&self, release_id: i64) -> Result<Vec<(i64, String)>, JournalError> {
+        self.run(move |c| {
+            let rows = c.query(
+                "SELECT after_seq, event FROM samples WHERE release_id = $1 ORDER BY id",
+                &[&release_id],
+            )?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
     fn heartbeat(&self, release_id: i64) -> Result<(), JournalError> {
         self.run(move |c| {
             c.execute(
@@ -538,7 +522,12 @@ impl Store for PgStore {
                 .iter()
                 .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
                 .collect();
-            Ok(Dump { releases, events, promotions })
+            let samples = c
+                .query("SELECT release_id, after_seq, at_ms, event FROM samples ORDER BY id", &[])?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect();
+            Ok(Dump { releases, events, promotions, samples })
         })
     }
 
@@ -557,6 +546,7 @@ impl Store for PgStore {
             .collect();
         let events = dump.events.clone();
         let promotions = dump.promotions.clone();
+        let samples = dump.samples.clone();
         self.run(move |c| {
             let mut tx = c.transaction()?;
             tx.execute("LOCK TABLE releases IN EXCLUSIVE MODE", &[])?;
@@ -603,6 +593,12 @@ impl Store for PgStore {
                     "INSERT INTO promotions (id, release_id, gate, at_ms, taken) VALUES ($1, $2, $3, $4, $5)",
                     &[id, release_id, gate, at_ms, taken],
                 )?;
+            }
+            // In the order they were written, which is the order they are read in.
+            let insert =
+                tx.prepare("INSERT INTO samples (release_id, after_seq, at_ms, event) VALUES ($1, $2, $3, $4)")?;
+            for (release_id, after_seq, at_ms, event) in &samples {
+                tx.execute(&insert, &[release_id, after_seq, at_ms, event])?;
             }
             // New releases and promotions continue after the copied ones.
             tx.batch_execute(

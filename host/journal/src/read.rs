@@ -43,6 +43,40 @@ impl Journal {
             .collect()
     }
 
+    /// Every traffic reading of a release (`traffic_sampled`), in the order they were taken. Kept
+    /// apart from [`Self::events`], so a replay and a resume never see them.
+    pub fn samples(&self, release_id: i64) -> Result<Vec<Event>, JournalError> {
+        self.store
+            .samples(release_id)?
+            .into_iter()
+            .map(|(seq, json)| {
+                serde_json::from_str(&json).map_err(|e| {
+                    JournalError::Refused(format!(
+                        "a traffic reading (before event #{seq}) of release #{release_id} in {} cannot be \
+                         read: {e}",
+                        self.location()
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// A release's events with its traffic readings among them, each reading just before the event
+    /// that followed it: what a picture of the release is drawn from.
+    pub fn events_with_samples(&self, release_id: i64) -> Result<Vec<Event>, JournalError> {
+        let events = self.events(release_id)?;
+        let mut samples = self.samples(release_id)?.into_iter().peekable();
+        let mut all = Vec::with_capacity(events.len() + samples.len());
+        for e in events {
+            while let Some(s) = samples.next_if(|s| s.seq <= e.seq) {
+                all.push(s);
+            }
+            all.push(e);
+        }
+        all.extend(samples);
+        Ok(all)
+    }
+
     /// Number of events recorded for a release.
     pub fn event_count(&self, release_id: i64) -> Result<u64, JournalError> {
         self.store.event_count(release_id)

@@ -1,6 +1,6 @@
 //! The journal's schema, and how an older journal is brought up to it.
 //!
-//! Both backends hold the same tables (releases, events, promotions) at the same version numbers;
+//! Both backends hold the same tables (releases, events, promotions, samples) at the same version numbers;
 //! PostgreSQL's releases also say where a deploy runs (`host`, `ci_job`) and when it last showed life
 //! (`heartbeat_at_ms`), since its runners are on many machines.
 //!
@@ -12,7 +12,7 @@
 
 /// Bumped when the schema changes; a newer journal is refused rather than misread, an older one is
 /// brought up to date (see [`MIGRATIONS`]).
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// What takes a journal of version `n` (the index plus one) to the next.
 pub(crate) const MIGRATIONS: &[&str] = &[
@@ -20,9 +20,39 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      ALTER TABLE releases ADD COLUMN strategy_ref TEXT;",
     // The machines a succeeded deploy could not finish cleaning up, as JSON.
     "ALTER TABLE releases ADD COLUMN leftovers TEXT;",
+    SAMPLES,
 ];
 
-/// The whole schema, as a new journal gets it.
+/// The driver's traffic readings (`traffic_sampled`), a table beside `events` rather than rows in it:
+/// a reading comes at a wall-clock moment, and had it taken a number in `events` it would move every
+/// later event's number, the numbers the crash tests kill at and a resume goes on from. Here it is
+/// numbered by the row's own id (the order it was written in); `after_seq` is the number of the event
+/// that followed it, which places it among the events. A row is one statement, so a process killed
+/// while writing one leaves it whole or absent, and `events` untouched.
+pub(crate) const SAMPLES: &str = "
+CREATE TABLE IF NOT EXISTS samples (
+    id         INTEGER PRIMARY KEY,
+    release_id INTEGER NOT NULL REFERENCES releases (id),
+    after_seq  INTEGER NOT NULL,
+    at_ms      INTEGER NOT NULL,
+    event      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_by_release ON samples (release_id, id);
+";
+
+/// PostgreSQL's [`SAMPLES`].
+pub(crate) const PG_SAMPLES: &str = "
+CREATE TABLE samples (
+    id         BIGSERIAL PRIMARY KEY,
+    release_id BIGINT NOT NULL REFERENCES releases (id),
+    after_seq  BIGINT NOT NULL,
+    at_ms      BIGINT NOT NULL,
+    event      TEXT NOT NULL
+);
+CREATE INDEX samples_by_release ON samples (release_id, id);
+";
+
+/// The schema's first three tables; a new journal gets them and [`SAMPLES`].
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS releases (
     id               INTEGER PRIMARY KEY,
@@ -70,10 +100,12 @@ pub(crate) const PG_MIGRATIONS: &[&str] = &[
      ADD COLUMN heartbeat_at_ms BIGINT;",
     // The machines a succeeded deploy could not finish cleaning up, as JSON.
     "ALTER TABLE releases ADD COLUMN leftovers TEXT;",
+    PG_SAMPLES,
 ];
 
-/// The whole PostgreSQL schema, as a new journal gets it (ids are sequences, so `cutover journal
-/// migrate` can keep a copied journal's numbers and set them past the last).
+/// The PostgreSQL schema's first three tables; a new journal gets them and [`PG_SAMPLES`] (ids are
+/// sequences, so `cutover journal migrate` can keep a copied journal's numbers and set them past the
+/// last).
 pub(crate) const PG_SCHEMA: &str = "
 CREATE TABLE releases (
     id               BIGSERIAL PRIMARY KEY,

@@ -33,6 +33,15 @@ impl JournalSink {
         Self { journal, release_id, budget: AtomicU64::new(limit_bytes), limit_bytes }
     }
 
+    /// What the journal's error `e` on event `seq` is to the run.
+    fn failed(&self, seq: u64, e: JournalError) -> SinkError {
+        let message = match e {
+            JournalError::Sql { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        SinkError::Failed { place: self.journal.location().to_string(), seq, message }
+    }
+
     /// Take `bytes` out of the budget; `false` (and nothing taken) when they do not fit.
     fn spend(&self, bytes: u64) -> bool {
         self.budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(bytes)).is_ok()
@@ -52,12 +61,15 @@ impl EventSink for JournalSink {
             return Err(SinkError::Full { limit_bytes: self.limit_bytes });
         }
         self.journal.append_json(self.release_id, event, &json).map_err(|e| {
-            let message = match e {
-                JournalError::Sql { source, .. } => source.to_string(),
-                other => other.to_string(),
-            };
-            tracing::error!("event {} not journaled: {message}", event.seq);
-            SinkError::Failed { place: self.journal.location().to_string(), seq: event.seq, message }
+            let failed = self.failed(event.seq, e);
+            tracing::error!("event {} not journaled: {failed}", event.seq);
+            failed
         })
+    }
+
+    /// A traffic reading goes to its own table, past the kill hook (which counts the log's events
+    /// only) and outside the strategy's budget (the driver bounds its readings itself).
+    fn aside(&self, event: &Event) -> Result<(), SinkError> {
+        self.journal.append_sample(self.release_id, event).map_err(|e| self.failed(event.seq, e))
     }
 }

@@ -8,7 +8,7 @@
 use crate::error::JournalError;
 use crate::journal::now_ms;
 use crate::record::{NewRelease, ReleaseKind, ReleaseRecord, ReleaseStatus, Runner, Running};
-use crate::schema::{MIGRATIONS, SCHEMA, SCHEMA_VERSION};
+use crate::schema::{MIGRATIONS, SAMPLES, SCHEMA, SCHEMA_VERSION};
 use crate::store::{Adopt, Alive, Dump, ResumeRow, Store};
 use cutover_core::Release;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -49,7 +49,7 @@ impl SqliteStore {
         let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(open_err)?;
         match found {
             0 => {
-                conn.execute_batch(SCHEMA).map_err(open_err)?;
+                conn.execute_batch(&[SCHEMA, SAMPLES].concat()).map_err(open_err)?;
                 conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(open_err)?;
             }
             SCHEMA_VERSION => {}
@@ -244,6 +244,32 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn append_sample(
+        &self,
+        release_id: i64,
+        after_seq: i64,
+        at_ms: i64,
+        json: &str,
+    ) -> Result<(), JournalError> {
+        self.lock()
+            .execute(
+                "INSERT INTO samples (release_id, after_seq, at_ms, event) VALUES (?1, ?2, ?3, ?4)",
+                params![release_id, after_seq, at_ms, json],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    fn samples(&self, release_id: i64) -> Result<Vec<(i64, String)>, JournalError> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare("SELECT after_seq, event FROM samples WHERE release_id = ?1 ORDER BY id")
+            .map_err(|e| self.sql(e))?;
+        stmt.query_map([release_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.sql(e))
+    }
+
     fn heartbeat(&self, _release_id: i64) -> Result<(), JournalError> {
         // A local file: the process itself says whether its deploy is alive.
         Ok(())
@@ -349,6 +375,13 @@ impl Store for SqliteStore {
             .prepare("SELECT release_id, seq, at_ms, event FROM events ORDER BY release_id, seq")
             .map_err(|e| self.sql(e))?;
         dump.events = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.sql(e))?;
+        let mut stmt = conn
+            .prepare("SELECT release_id, after_seq, at_ms, event FROM samples ORDER BY id")
+            .map_err(|e| self.sql(e))?;
+        dump.samples = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .and_then(|rows| rows.collect())
             .map_err(|e| self.sql(e))?;

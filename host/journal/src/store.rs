@@ -35,6 +35,8 @@ pub(crate) struct Dump {
     pub events: Vec<(i64, i64, i64, String)>,
     /// Promotions: id, release, gate, time, taken.
     pub promotions: Vec<(i64, i64, String, i64, bool)>,
+    /// Traffic readings, in the order written: release, the event number after, time, JSON.
+    pub samples: Vec<(i64, i64, i64, String)>,
 }
 
 /// What the journal asks of a database.
@@ -63,6 +65,17 @@ pub(crate) trait Store: Send + Sync {
     ) -> Result<(), JournalError>;
     /// Append (or replace) one event of a release.
     fn append(&self, release_id: i64, seq: i64, at_ms: i64, json: &str) -> Result<(), JournalError>;
+    /// Append one traffic reading of a release, beside its events (`after_seq`: the next event's
+    /// number).
+    fn append_sample(
+        &self,
+        release_id: i64,
+        after_seq: i64,
+        at_ms: i64,
+        json: &str,
+    ) -> Result<(), JournalError>;
+    /// Every traffic reading of a release as (the next event's number, JSON), in the order written.
+    fn samples(&self, release_id: i64) -> Result<Vec<(i64, String)>, JournalError>;
     /// Renew a running release's heartbeat (a no-op where the journal does not keep one).
     fn heartbeat(&self, release_id: i64) -> Result<(), JournalError>;
     /// Every release of `app`, oldest first; running ones as `Running` (liveness is judged above).

@@ -1,6 +1,7 @@
 //! The journal's contract, run against both backends: releases round-trip, events come back in order
 //! (intents among them), a dead runner's release reads as interrupted, one deploy of an app at a time,
-//! old schemas migrate and newer ones are refused, promotions reach a waiting gate. Each test runs once
+//! old schemas migrate and newer ones are refused, promotions reach a waiting gate, the driver's
+//! traffic readings sit beside the events ([`samples`]). Each test runs once
 //! on SQLite (`sqlite::…`) and once on PostgreSQL (`postgres::…`, a database of its own on the test
 //! server; see [`crate::testing`]).
 
@@ -108,7 +109,12 @@ contract!(
     a_newer_schema_is_refused,
     promotion_reaches_a_waiting_gate,
     abort_fails_a_waiting_gate,
+    traffic_readings_sit_beside_the_events,
+    a_reading_that_cannot_be_read_is_an_error_naming_it,
 );
+
+mod samples;
+use samples::{a_reading_that_cannot_be_read_is_an_error_naming_it, traffic_readings_sit_beside_the_events};
 
 fn rel(v: u64) -> Release {
     Release { version: v, image: format!("img:v{v}") }
@@ -253,6 +259,12 @@ fn a_version_1_journal_is_brought_up_to_date(b: &Backend) {
     let left = [crate::Leftover { id: "m1".into(), todo: "destroy by v3".into() }];
     j.leftovers(id, &left).unwrap();
     assert_eq!(j.releases("app").unwrap()[1].leftovers, left);
+    // And the table of traffic readings (version 4).
+    let stats = Default::default();
+    let reading =
+        Event { seq: 0, at_ms: 3, kind: EventKind::TrafficSampled { version: 3, window_ms: 1000, stats } };
+    j.append_sample(id, &reading).unwrap();
+    assert_eq!(j.samples(id).unwrap(), [reading]);
 }
 
 fn a_newer_schema_is_refused(b: &Backend) {

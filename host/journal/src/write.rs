@@ -89,4 +89,12 @@ impl Journal {
     pub(crate) fn append_json(&self, release_id: i64, event: &Event, json: &str) -> Result<(), JournalError> {
         self.store.append(release_id, event.seq as i64, event.at_ms as i64, json)
     }
+
+    /// Record one traffic reading of a release beside its events (the `samples` table, see
+    /// the `schema` module): its `seq` (the next event's number) places it among them, and it takes no
+    /// number of its own, so the events' numbering is the same with or without readings.
+    pub fn append_sample(&self, release_id: i64, event: &Event) -> Result<(), JournalError> {
+        let json = serde_json::to_string(event).unwrap_or_default();
+        self.store.append_sample(release_id, event.seq as i64, event.at_ms as i64, &json)
+    }
 }

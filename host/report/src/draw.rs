@@ -27,6 +27,25 @@ const CHART_PX: u32 = 170;
 /// more than a picture 1,200 pixels wide can show.
 const MAX_COUNT_POINTS: usize = 1_500;
 
+/// The axes' numbers and names, in pixels: plotters sizes them by the chart's height unless told, which
+/// made the short phase strip's name and the lane chart's axis all but unreadable.
+const LABEL_FONT: (&str, u32) = ("sans-serif", 12);
+/// See [`LABEL_FONT`].
+const DESC_FONT: (&str, u32) = ("sans-serif", 14);
+/// Phase names, in pixels, and the width of one character of them (sans-serif runs narrower than this
+/// on average, so a name said to fit does).
+const PHASE_FONT: u32 = 13;
+/// See [`PHASE_FONT`].
+const PHASE_CHAR_PX: f64 = 7.2;
+/// Rows a phase's name may take in the strip, top down, in the strip's own units (0 bottom, 1 top).
+const PHASE_ROWS: [f64; 3] = [0.95, 0.65, 0.35];
+/// Left and right margins and the label area of every chart, in pixels: what is left of the width is
+/// the time axis.
+const CHART_SIDES_PX: u32 = 12 + 24 + 150;
+
+/// Most readings of a release drawn with a dot each (a minute's worth at one a second).
+const MAX_DOTS: usize = 60;
+
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
 /// One quantity read off a traffic reading (its rate, error rate, p99).
@@ -195,13 +214,29 @@ fn phases(area: &Area, t: &Timeline, end_s: f64) -> Result<(), ReportError> {
         .margin_right(24)
         .y_label_area_size(150)
         .build_cartesian_2d(0f64..end_s, 0f64..1f64)?;
-    chart.configure_mesh().disable_mesh().disable_x_axis().y_labels(0).y_desc("phases").draw()?;
+    chart
+        .configure_mesh()
+        .label_style(LABEL_FONT)
+        .axis_desc_style(DESC_FONT)
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(0)
+        .y_desc("phases")
+        .draw()?;
     let shades = [RGBColor(235, 235, 245), RGBColor(215, 215, 230)];
     for (i, p) in t.phases.iter().enumerate() {
         let (a, b) = (secs(p.from_ms), secs(p.to_ms.max(p.from_ms)));
         chart.draw_series([Rectangle::new([(a, 0.05), (b, 0.95)], shades[i % 2].filled())])?;
-        let y = if i % 2 == 0 { 0.78 } else { 0.42 };
-        chart.draw_series([Text::new(p.name.clone(), (a, y), ("sans-serif", 12).into_font())])?;
+    }
+    let px_per_s = area.dim_in_pixel().0.saturating_sub(CHART_SIDES_PX) as f64 / end_s;
+    let starts: Vec<f64> = t.phases.iter().map(|p| secs(p.from_ms) * px_per_s).collect();
+    let widths: Vec<f64> = t.phases.iter().map(|p| p.name.chars().count() as f64 * PHASE_CHAR_PX).collect();
+    let font = ("sans-serif", PHASE_FONT).into_font();
+    for (i, place) in label_rows(&starts, &widths, end_s * px_per_s).into_iter().enumerate() {
+        if let Some((row, x)) = place {
+            let at = (x / px_per_s, PHASE_ROWS[row]);
+            chart.draw_series([Text::new(t.phases[i].name.clone(), at, font.clone())])?;
+        }
     }
     if let Some(f) = &t.failure {
         chart.draw_series([PathElement::new(
@@ -210,6 +245,27 @@ fn phases(area: &Area, t: &Timeline, end_s: f64) -> Result<(), ReportError> {
         )])?;
     }
     Ok(())
+}
+
+/// Where each phase's name goes, given where each phase starts and how wide its name is (pixels along
+/// the time axis, which is `axis_px` long): the row of [`PHASE_ROWS`] and the pixel it starts at. A
+/// name starts with its phase, or, near the end of the axis, ends with the axis; it takes the first
+/// row where it clears the name before it by a gap, so short phases stagger down the rows instead of
+/// writing over each other. `None` (not drawn) when no row has room: its band is still shown, and the
+/// HTML page lists every phase by name.
+pub(crate) fn label_rows(starts: &[f64], widths: &[f64], axis_px: f64) -> Vec<Option<(usize, f64)>> {
+    const GAP_PX: f64 = 6.0;
+    let mut ends = [f64::NEG_INFINITY; PHASE_ROWS.len()];
+    starts
+        .iter()
+        .zip(widths)
+        .map(|(&x, &w)| {
+            let x = x.min(axis_px - w).max(0.0);
+            let row = (0..ends.len()).find(|&r| ends[r] + GAP_PX <= x)?;
+            ends[row] = x + w;
+            Some((row, x))
+        })
+        .collect()
 }
 
 fn lanes(area: &Area, r: &ReleaseRecord, t: &Timeline, end_s: f64) -> Result<(), ReportError> {
@@ -224,6 +280,8 @@ fn lanes(area: &Area, r: &ReleaseRecord, t: &Timeline, end_s: f64) -> Result<(),
         .build_cartesian_2d(0f64..end_s, (0..n - 1).into_segmented())?;
     chart
         .configure_mesh()
+        .label_style(LABEL_FONT)
+        .axis_desc_style(DESC_FONT)
         .disable_y_mesh()
         .y_labels(n as usize)
         .y_label_formatter(&|v| match v {
@@ -295,7 +353,13 @@ fn counts(area: &Area, r: &ReleaseRecord, t: &Timeline, end_s: f64) -> Result<()
         .x_label_area_size(36)
         .y_label_area_size(150)
         .build_cartesian_2d(0f64..end_s, 0f64..max as f64 * 1.05)?;
-    chart.configure_mesh().y_desc("machines").x_desc("seconds since the deploy began").draw()?;
+    chart
+        .configure_mesh()
+        .label_style(LABEL_FONT)
+        .axis_desc_style(DESC_FONT)
+        .y_desc("machines")
+        .x_desc("seconds since the deploy began")
+        .draw()?;
     let mut keys: Vec<(u64, LaneState)> = points.iter().flat_map(|p| p.counts.keys().copied()).collect();
     keys.sort_by_key(|(v, s)| (*s, *v));
     keys.dedup();
@@ -332,7 +396,13 @@ fn weights(area: &Area, r: &ReleaseRecord, t: &Timeline, end_s: f64) -> Result<(
         .x_label_area_size(30)
         .y_label_area_size(150)
         .build_cartesian_2d(0f64..end_s, 0f64..105f64)?;
-    chart.configure_mesh().y_desc("traffic split (%)").y_labels(5).draw()?;
+    chart
+        .configure_mesh()
+        .label_style(LABEL_FONT)
+        .axis_desc_style(DESC_FONT)
+        .y_desc("traffic split (%)")
+        .y_labels(5)
+        .draw()?;
     let mut by: BTreeMap<u64, Vec<(f64, f64)>> = BTreeMap::new();
     for &v in &t.versions {
         by.insert(v, Vec::new());
@@ -372,7 +442,13 @@ fn stat_chart(
         .x_label_area_size(30)
         .y_label_area_size(150)
         .build_cartesian_2d(0f64..end_s, 0f64..top)?;
-    chart.configure_mesh().y_desc(name).y_labels(5).draw()?;
+    chart
+        .configure_mesh()
+        .label_style(LABEL_FONT)
+        .axis_desc_style(DESC_FONT)
+        .y_desc(name)
+        .y_labels(5)
+        .draw()?;
     for &v in &t.versions {
         let points: Vec<(f64, f64)> =
             t.stats.iter().filter(|p| p.version == v).map(|p| (secs(p.at_ms), f(p))).collect();
@@ -380,8 +456,12 @@ fn stat_chart(
             continue;
         }
         let c = release_colour(v, r);
-        chart.draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))?;
-        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, c.filled())))?;
+        // Dots mark the readings while they are few enough to tell apart; past that they only blur
+        // the line.
+        if points.len() <= MAX_DOTS {
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
+        }
+        chart.draw_series(LineSeries::new(points, c.stroke_width(2)))?;
     }
     if let Some(fl) = &t.failure {
         let x = secs(fl.at_ms);

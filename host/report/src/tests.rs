@@ -265,3 +265,94 @@ fn writing_where_it_cannot_says_where() {
     assert!(e.to_string().starts_with("cannot write the picture to /nonexistent-dir/x.svg: "), "{e}");
     assert!(e.is_bad_input());
 }
+
+#[test]
+fn the_drivers_own_readings_draw_the_traffic_charts() {
+    // A blue/green deploy whose strategy read no stats: only the driver's readings.
+    let mut events: Vec<Event> = bluegreen(2, false)
+        .into_iter()
+        .filter(|e| !matches!(&e.kind, EventKind::HostCall { call: HostCall::Stats { .. }, .. }))
+        .collect();
+    let none = svg(&record(false), &events, &Options::default()).expect("svg");
+    assert!(!texts(&none).iter().any(|t| t == "requests per second"), "no readings, no charts");
+    let seq = events.len() as u64;
+    let reading = |seq, at_ms, version, requests, errors| Event {
+        seq,
+        at_ms,
+        kind: EventKind::TrafficSampled {
+            version,
+            window_ms: 1_000,
+            stats: TrafficStats { requests, errors, p50_ms: 1.0, p99_ms: 7.5 },
+        },
+    };
+    events.insert(3, reading(seq, 1_000, 1, 40, 0));
+    events.insert(5, reading(seq + 1, 4_000, 2, 30, 3));
+    let t = timeline(&events);
+    assert_eq!(t.stats.len(), 2);
+    assert_eq!((t.stats[0].version, t.stats[0].rate, t.stats[0].error_rate), (1, 40.0, 0.0));
+    assert_eq!(
+        (t.stats[1].at_ms, t.stats[1].rate, t.stats[1].error_rate, t.stats[1].p99_ms),
+        (4_000, 30.0, 0.1, 7.5)
+    );
+    let drawn = svg(&record(false), &events, &Options::default()).expect("svg");
+    let texts = texts(&drawn);
+    for name in ["requests per second", "p99 latency (ms)"] {
+        assert!(texts.iter().any(|t| t == name), "no {name:?} in {texts:?}");
+    }
+}
+
+#[test]
+fn a_release_the_driver_read_draws_its_readings_alone() {
+    // The strategy asked for v2's stats once (50 requests over a second); the driver read v2 too.
+    let mut events = bluegreen(2, false);
+    let strategy_only = timeline(&events);
+    assert_eq!(strategy_only.stats.iter().map(|p| p.rate).collect::<Vec<_>>(), [50.0]);
+    let stats = TrafficStats { requests: 80, errors: 0, p50_ms: 1.0, p99_ms: 3.0 };
+    let seq = events.len() as u64;
+    events.push(Event {
+        seq,
+        at_ms: 9_000,
+        kind: EventKind::TrafficSampled { version: 2, window_ms: 1_000, stats },
+    });
+    let t = timeline(&events);
+    assert_eq!(t.stats.iter().map(|p| (p.version, p.rate)).collect::<Vec<_>>(), [(2, 80.0)]);
+}
+
+#[test]
+fn phase_names_stagger_and_are_left_out_where_none_fits() {
+    use crate::draw::label_rows;
+    let rows =
+        |placed: Vec<Option<(usize, f64)>>| placed.into_iter().map(|p| p.map(|p| p.0)).collect::<Vec<_>>();
+    // Far apart: all on the top row, each where its phase starts.
+    let placed = label_rows(&[0.0, 200.0, 400.0], &[100.0; 3], 1000.0);
+    assert_eq!(placed, [Some((0, 0.0)), Some((0, 200.0)), Some((0, 400.0))]);
+    // Close together: each on the next row down, the fourth nowhere, the fifth back on top once clear.
+    let starts = [0.0, 10.0, 20.0, 30.0, 150.0];
+    assert_eq!(rows(label_rows(&starts, &[100.0; 5], 1000.0)), [Some(0), Some(1), Some(2), None, Some(0)]);
+    // A name that would run off the end of the axis ends with it instead.
+    assert_eq!(label_rows(&[950.0], &[100.0], 1000.0), [Some((0, 900.0))]);
+    // Phases crowded at the very end: pulled back from the end, and staggered like the rest.
+    assert_eq!(rows(label_rows(&[0.0, 990.0, 995.0], &[100.0; 3], 1000.0)), [Some(0), Some(0), Some(1)]);
+    // A drawn picture of phases a moment apart writes no two names over each other.
+    let mut names: Vec<Event> = (0..6u64)
+        .map(|i| Event {
+            seq: i,
+            at_ms: i * 50,
+            kind: EventKind::HostCall {
+                call: HostCall::Phase { name: format!("a rather long phase name {i}") },
+                reply: HostReply::Done,
+                took_ms: 0,
+            },
+        })
+        .collect();
+    // The deploy goes on for a minute and a half after them.
+    let later = HostCall::Now;
+    names.push(Event {
+        seq: 6,
+        at_ms: 90_000,
+        kind: EventKind::HostCall { call: later, reply: HostReply::Time(9), took_ms: 0 },
+    });
+    let drawn = svg(&record(false), &names, &Options::default()).expect("svg");
+    let shown = texts(&drawn).into_iter().filter(|t| t.starts_with("a rather long")).count();
+    assert_eq!(shown, 3, "one name per row");
+}

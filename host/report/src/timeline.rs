@@ -7,6 +7,7 @@
 //! stays right even when a call's effect was partial or the platform moved on by itself.
 
 use cutover_core::events::{Event, EventKind, HostCall, HostReply, Outcome};
+use cutover_core::platform::TrafficStats;
 use cutover_core::{Machine, MachineState};
 use std::collections::{BTreeMap, HashMap};
 
@@ -86,7 +87,8 @@ pub struct WeightPoint {
     pub explicit: bool,
 }
 
-/// One reading of one release's traffic (`traffic.stats`, as the deploy asked for it).
+/// One reading of one release's traffic: the driver's own readings while the strategy ran
+/// (`traffic_sampled`), or, for a release it did not read, the strategy's `traffic.stats` answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StatPoint {
     /// When it was read.
@@ -99,6 +101,15 @@ pub struct StatPoint {
     pub error_rate: f64,
     /// 99th-percentile latency, milliseconds.
     pub p99_ms: f64,
+}
+
+impl StatPoint {
+    /// The point for `stats` of `version` over `window_ms`, read at `at_ms`.
+    fn of(at_ms: u64, version: u64, window_ms: u64, stats: &TrafficStats) -> Self {
+        let secs = window_ms.max(1) as f64 / 1000.0;
+        let error_rate = if stats.requests == 0 { 0.0 } else { stats.errors as f64 / stats.requests as f64 };
+        Self { at_ms, version, rate: stats.requests as f64 / secs, error_rate, p99_ms: stats.p99_ms }
+    }
 }
 
 /// Where and why a release failed.
@@ -422,15 +433,7 @@ impl Replay {
                 self.push_weights(end, self.weights.clone());
             }
             (HostCall::Stats { version, window_ms }, HostReply::Stats(s)) => {
-                let secs = (*window_ms).max(1) as f64 / 1000.0;
-                let error_rate = if s.requests == 0 { 0.0 } else { s.errors as f64 / s.requests as f64 };
-                self.t.stats.push(StatPoint {
-                    at_ms: end,
-                    version: *version,
-                    rate: s.requests as f64 / secs,
-                    error_rate,
-                    p99_ms: s.p99_ms,
-                });
+                self.t.stats.push(StatPoint::of(end, *version, *window_ms, s))
             }
             (HostCall::Phase { name }, _) => {
                 if let Some(last) = self.t.phases.last_mut() {
@@ -453,10 +456,14 @@ impl Replay {
 pub fn build(events: &[Event]) -> Timeline {
     let mut r = Replay::default();
     let mut finished = None;
+    let mut sampled = Vec::new();
     for e in events {
         r.t.end_ms = r.t.end_ms.max(e.at_ms);
         match &e.kind {
             EventKind::HostCall { call, reply, took_ms } => r.call(e.at_ms, *took_ms, call, reply),
+            EventKind::TrafficSampled { version, window_ms, stats } => {
+                sampled.push(StatPoint::of(e.at_ms, *version, *window_ms, stats))
+            }
             EventKind::DeployFinished { outcome, error, duration_ms, .. } => {
                 r.t.end_ms = r.t.end_ms.max(*duration_ms);
                 finished = Some((*outcome, error.clone(), e.at_ms.max(*duration_ms)));
@@ -465,6 +472,12 @@ pub fn build(events: &[Event]) -> Timeline {
         }
         r.snapshot(e.at_ms);
     }
+    // A release the driver read draws the driver's readings alone: each covers one whole second, read
+    // at a steady pace, whereas the strategy's answers cover windows of its choosing, and mixed in they
+    // would make the line jump between the two.
+    r.t.stats.retain(|p| !sampled.iter().any(|s| s.version == p.version));
+    r.t.stats.extend(sampled);
+    r.t.stats.sort_by_key(|p| p.at_ms);
     let end = r.t.end_ms;
     if let Some(last) = r.t.phases.last_mut() {
         last.to_ms = end;

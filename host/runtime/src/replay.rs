@@ -307,6 +307,25 @@ mod tests {
     }
 
     #[test]
+    fn the_drivers_traffic_readings_are_not_replayed() {
+        let reading = |seq| {
+            ev(seq, EventKind::TrafficSampled { version: 2, window_ms: 1_000, stats: Default::default() })
+        };
+        let events = vec![
+            reading(1),
+            ev(2, EventKind::Intent { call: stop(&["a"]) }),
+            reading(3),
+            ev(4, EventKind::HostCall { call: stop(&["a"]), reply: HostReply::Batch(vec![]), took_ms: 1 }),
+            reading(5),
+        ];
+        let r = Replay::from_events(&events);
+        assert_eq!(r.remaining(), 1);
+        assert_eq!(r.in_flight(), None, "the intent was answered, readings between notwithstanding");
+        assert!(matches!(r.next(&stop(&["a"])), Step::Answer(HostReply::Batch(_))));
+        assert!(matches!(r.next(&HostCall::List), Step::Live));
+    }
+
+    #[test]
     fn an_abort_fails_the_first_call_after_the_journal_that_can_fail() {
         let v2 = Release { version: 2, image: "img:v2".into() };
         let v1 = Release { version: 1, image: "img:v1".into() };

@@ -42,7 +42,7 @@ fn timeline_picture(app: String) -> cutover_dashboard::Picture {
     std::sync::Arc::new(move |journal: &cutover_journal::Journal, id: i64| {
         let releases = journal.releases(&app).map_err(|e| e.to_string())?;
         let release = releases.iter().find(|r| r.id == id).ok_or(format!("{app} has no release #{id}"))?;
-        let events = journal.events(id).map_err(|e| e.to_string())?;
+        let events = journal.events_with_samples(id).map_err(|e| e.to_string())?;
         cutover_report::svg(release, &events, &cutover_report::Options::default()).map_err(|e| e.to_string())
     })
 }

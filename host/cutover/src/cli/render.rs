@@ -23,6 +23,11 @@ impl EventSink for Json {
         }
         Ok(())
     }
+
+    /// The driver's traffic readings are printed too, as they come (their `seq` is the next event's).
+    fn aside(&self, event: &Event) -> Result<(), SinkError> {
+        self.event(event)
+    }
 }
 
 /// Human output: a line per phase, a progress bar of machines done (on a terminal), strategy logs.
@@ -165,7 +170,8 @@ impl Human {
             EventKind::ReleaseCommandSkipped { command, why } => {
                 self.line(format!("{}  info: release command `{command}` not run: {why}", stamp(e.at_ms)));
             }
-            EventKind::Intent { .. } => {}
+            // Intents show as their calls; traffic readings are for the picture.
+            EventKind::Intent { .. } | EventKind::TrafficSampled { .. } => {}
             EventKind::DeployFinished { .. } => self.finish_bar(),
         }
     }

@@ -23,7 +23,7 @@ pub(crate) fn report(ctx: &Context, app: &AppArgs, release: Option<&str>, out: &
 fn picture(journal: &Journal, app: &str, release: Option<&str>, out: &Path) -> Result<(i64, usize), Error> {
     let records = journal.releases(app)?;
     let record = cutover_report::pick(app, &records, release)?;
-    let events = journal.events(record.id)?;
+    let events = journal.events_with_samples(record.id)?;
     let machines = cutover_report::write(out, record, &events, &Options::default())?;
     Ok((record.id, machines))
 }

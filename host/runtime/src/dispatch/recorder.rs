@@ -56,6 +56,15 @@ impl Recorder {
         })
     }
 
+    /// Emit an event kept beside the log (the driver's traffic readings, [`EventSink::aside`]). It
+    /// takes no number: its `seq` is the next event's, so the log's numbering, which the crash tests
+    /// count and a resume goes on from, is the same whether or not readings were taken and however
+    /// they fell between the events. A sink that refuses it does not stop the run.
+    pub fn record_aside(&self, kind: EventKind) -> Result<(), SinkError> {
+        let event = Event { seq: self.seq.load(Ordering::Relaxed), at_ms: self.clock.elapsed_ms(), kind };
+        self.sink.aside(&event)
+    }
+
     /// The first event the sink could not take, if one was refused: the run must stop.
     #[inline]
     pub fn failure(&self) -> Option<SinkError> {
