@@ -168,7 +168,7 @@ fn start_haproxy(backends: &[u16]) -> (Peer, SocketAddr) {
     let servers: String =
         backends.iter().enumerate().map(|(i, p)| format!("  server m{i} 127.0.0.1:{p}\n")).collect();
     let conf = format!(
-        "global\n  nbthread 2\n  maxconn 20000\n\
+        "global\n  nbthread 2\n  maxconn 4096\n\
          defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
          \x20 http-reuse always\n  option forwardfor\n\
          frontend fe\n  bind 127.0.0.1:{port}\n  default_backend app\n\
