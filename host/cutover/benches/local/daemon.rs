@@ -3,7 +3,7 @@
 use super::*;
 
 /// Stops the daemon (SIGTERM: it stops its machines first) if the bench ends early.
-pub(crate) struct DaemonGuard(u32);
+pub(crate) struct DaemonGuard(pub(crate) u32);
 
 impl Drop for DaemonGuard {
     fn drop(&mut self) {
@@ -18,14 +18,11 @@ pub(crate) async fn ready(local: &LocalPlatform, id: &str) {
     local.wait_healthy(id, Duration::from_secs(30)).await.expect("machine healthy");
 }
 
-pub(crate) async fn on_daemon(hello: &Path) {
-    let state = tempfile::tempdir().unwrap();
-    let daemon = LocalDaemon::of(state.path());
-    let info = daemon.ensure_running(&cutover_exe()).await.expect("start the local daemon");
-    let guard = DaemonGuard(info.pid);
-    let spec = AppSpec {
+/// The example app as the bench registers it: `hello` run in `state`, an HTTP check on `/health`.
+pub(crate) fn app_spec(hello: &Path, state: &Path) -> AppSpec {
+    AppSpec {
         command: vec![hello.display().to_string()],
-        cwd: state.path().to_path_buf(),
+        cwd: state.to_path_buf(),
         env: Default::default(),
         checks: vec![CheckSpec {
             name: "http".into(),
@@ -46,7 +43,25 @@ pub(crate) async fn on_daemon(hello: &Path) {
         proxy: Default::default(),
         kill_signal: "SIGINT".into(),
         kill_timeout_ms: 5000,
-    };
+    }
+}
+
+/// The loopback port a machine of the example app listens on, from its own first words.
+pub(crate) async fn machine_port(local: &LocalPlatform, machine: &str) -> u16 {
+    let log = local.logs(machine, None).await.expect("machine log");
+    log.split("listening on http://127.0.0.1:")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .expect("the machine says where it listens")
+}
+
+pub(crate) async fn on_daemon(hello: &Path) {
+    let state = tempfile::tempdir().unwrap();
+    let daemon = LocalDaemon::of(state.path());
+    let info = daemon.ensure_running(&cutover_exe()).await.expect("start the local daemon");
+    let guard = DaemonGuard(info.pid);
+    let spec = app_spec(hello, state.path());
     let local = LocalPlatform::connect(&info, "bench", &spec).await.expect("register the app");
     let proxy: SocketAddr = local.proxy_addr().parse().unwrap();
     let v1 = Release { version: 1, image: "registry.fly.io/hello-cutover:v1".into() };

@@ -12,13 +12,22 @@
 //! 3. **Proxy overhead**: the same closed-loop load against one machine directly and through the
 //!    daemon's proxy, alternating rounds of the same length and concurrency; throughput, p50/p99 and the
 //!    CPU each process spent per request.
+//! 4. **Against nginx and HAProxy**: three machines of the example app behind cutover's proxy, nginx
+//!    (2 workers, upstream keep-alive 64) and HAProxy (2 threads, `http-reuse always`), each started
+//!    by the bench from a config it writes to a temporary directory (installed from Debian when
+//!    missing and the bench runs as root); `wrk --latency` rounds against one machine directly and
+//!    each proxy, interleaved, at 1, 16 and 64 keep-alive connections and 16 connections that each
+//!    close after one request: rates, p50/p99, each proxy's CPU per request, and cutover's ratio to
+//!    the faster peer.
 //!
 //! The example app is built in release (`cargo build --release -p hello-cutover`) and used everywhere.
 //!
-//! Run: `cargo bench -p cutover --bench local`. Environment: `CUTOVER_BENCH_ONLY=deploy,switch,proxy`
+//! Run: `cargo bench -p cutover --bench local`. Environment: `CUTOVER_BENCH_ONLY=deploy,switch,proxy,peers`
 //! (a subset), `CUTOVER_BENCH_EXE` (another `cutover` build to run), `CUTOVER_BENCH_RATE` (demo's
 //! req/s, 500), `CUTOVER_BENCH_RUNS` (demo runs per strategy, 3), `CUTOVER_BENCH_SWITCHES` (switch
-//! repetitions, 30), `CUTOVER_BENCH_ROUNDS` (proxy rounds per side, 7). Results go in BENCHMARKS.md
+//! repetitions, 30), `CUTOVER_BENCH_ROUNDS` (proxy rounds per side, 7),
+//! `CUTOVER_BENCH_PEER_ROUNDS` and `CUTOVER_BENCH_PEER_SECS` (section 4's rounds per side and their
+//! length: 3 of 3 s). Results go in BENCHMARKS.md
 //! ("Local platform").
 
 #[path = "../../../../tests/support/mod.rs"]
@@ -27,10 +36,11 @@ mod support;
 mod daemon;
 mod deploys;
 mod load;
+mod peers;
 mod proxy;
 mod switch;
 
-use daemon::on_daemon;
+use daemon::{machine_port, on_daemon};
 use deploys::{deploys, median};
 use load::{Hit, closed_loop, ms, quantile, signed_ms};
 use proxy::proxy_overhead;
@@ -111,6 +121,10 @@ fn main() {
     if wanted("switch") || wanted("proxy") {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
         rt.block_on(on_daemon(&hello));
+    }
+    if wanted("peers") {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+        noting_steal(|| rt.block_on(peers::peers(&hello)));
     }
 }
 

@@ -79,14 +79,7 @@ pub(crate) async fn round(
 pub(crate) async fn proxy_overhead(local: &LocalPlatform, proxy: SocketAddr, machine: &str, daemon_pid: u32) {
     let rounds: usize = env_or("CUTOVER_BENCH_ROUNDS", 7).max(1);
     let length = Duration::from_secs(1);
-    // The machine's port, from its own first words.
-    let log = local.logs(machine, None).await.expect("machine log");
-    let port: u16 = log
-        .split("listening on http://127.0.0.1:")
-        .nth(1)
-        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|p| p.parse().ok())
-        .expect("the machine says where it listens");
+    let port = machine_port(local, machine).await;
     let direct = SocketAddr::from(([127, 0, 0, 1], port));
     let app_pid = machine_pid(daemon_pid, port).unwrap_or(0);
     let pids = [std::process::id(), daemon_pid, app_pid];

@@ -20,8 +20,14 @@
 //! not HTTP the proxy reads, so nothing after it is scanned (and the service closes such a
 //! connection unless it did switch).
 
-use bytes::BytesMut;
+use std::mem::MaybeUninit;
+
+use bytes::{Buf, BytesMut};
 use hyper::StatusCode;
+
+/// Header slots kept on the stack while a head is parsed (hyper's default bound); a larger bound
+/// takes them from the heap.
+const STACK_HEADERS: usize = cutover_core::proxy_limits::DEFAULT_MAX_HEADERS;
 
 /// The head hyper is handed in place of a refused one (the service recognises it by its position).
 pub(super) const STAND_IN_HEAD: &[u8] = b"GET / HTTP/1.1\r\nhost: refused.invalid\r\n\r\n";
@@ -161,12 +167,49 @@ impl Scanner {
             return None;
         }
         self.held.extend_from_slice(input);
-        while !self.held.is_empty() {
+        let held = std::mem::take(&mut self.held);
+        let (used, refusal) = self.steps(&held);
+        out.extend_from_slice(&held[..used]);
+        if refusal.is_some() {
+            out.extend_from_slice(STAND_IN_HEAD);
+        }
+        if matches!(self.state, State::Refused | State::Broken) {
+            return refusal;
+        }
+        self.held = held;
+        self.held.advance(used);
+        refusal
+    }
+
+    /// [`Scanner::feed`] for bytes already where hyper reads them: hyper may read the first `n`
+    /// bytes of `input` as they lie, then what was appended to `out` (the stand-in head, or bytes
+    /// held back earlier). The common case, a whole head (and body) in one read with nothing held
+    /// back, copies nothing; the bytes after `n` are held back until their head is complete.
+    pub(super) fn scan(&mut self, input: &[u8], out: &mut BytesMut) -> (usize, Option<(u64, Refusal)>) {
+        if !self.held.is_empty() || matches!(self.state, State::Refused | State::Broken) {
+            return (0, self.feed(input, out));
+        }
+        let (used, refusal) = self.steps(input);
+        if refusal.is_some() {
+            out.extend_from_slice(STAND_IN_HEAD);
+        } else if !matches!(self.state, State::Broken) {
+            self.held.extend_from_slice(&input[used..]);
+        }
+        (used, refusal)
+    }
+
+    /// Steps through `bytes` (the held ones, or a fresh read when nothing is held) from the current
+    /// state: how many of them hyper may read, and the refusal if a head was refused (the state is
+    /// then `Refused`; the caller adds the stand-in).
+    fn steps(&mut self, bytes: &[u8]) -> (usize, Option<(u64, Refusal)>) {
+        let mut i = 0;
+        while i < bytes.len() {
+            let rest = &bytes[i..];
             match self.state {
-                State::Head => match self.head() {
+                State::Head => match self.head(rest) {
                     Ok(None) => break,
                     Ok(Some((len, body, upgrade))) => {
-                        out.extend_from_slice(&self.held.split_to(len));
+                        i += len;
                         self.heads += 1;
                         self.head_seen = 0;
                         self.after_body = if upgrade { State::Opaque } else { State::Head };
@@ -177,53 +220,59 @@ impl Scanner {
                         }
                     }
                     Err(refusal) => {
-                        self.held = BytesMut::new();
                         self.state = State::Refused;
-                        out.extend_from_slice(STAND_IN_HEAD);
                         self.heads += 1;
-                        return Some((self.heads - 1, refusal));
+                        return (i, Some((self.heads - 1, refusal)));
                     }
                 },
                 State::Length(left) => {
-                    let take = self.held.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                    out.extend_from_slice(&self.held.split_to(take));
+                    let take = rest.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    i += take;
                     self.passed(take);
                 }
-                State::Chunked(chunk) => match self.chunked(chunk) {
-                    Ok(used) => out.extend_from_slice(&self.held.split_to(used)),
+                State::Chunked(chunk) => match self.chunked(chunk, rest) {
+                    Ok(used) => i += used,
                     Err(refusal) => {
                         // Part of the body may have gone to hyper already: the stand-in cannot follow
                         // it, so the connection just ends (hyper sees it close mid-body).
                         tracing::debug!(reason = %refusal.reason, "proxy: malformed chunked body");
-                        self.held = BytesMut::new();
                         self.state = State::Broken;
-                        return None;
+                        return (i, None);
                     }
                 },
-                State::Opaque => out.extend_from_slice(&self.held.split()),
-                State::Refused | State::Broken => unreachable!("checked above"),
+                State::Opaque => i = bytes.len(),
+                State::Refused | State::Broken => unreachable!("steps stop at either"),
             }
         }
-        None
+        (i, None)
     }
 
-    /// The held head, once complete: its length, its body's framing and whether it may switch
-    /// protocols. `Ok(None)`: incomplete.
-    fn head(&mut self) -> Result<Option<(usize, State, bool)>, Refusal> {
-        let fresh = &self.held[self.head_seen.min(self.held.len())..];
-        if !fresh.contains(&b'\n') && self.held.len() <= self.limits.max_bytes {
-            self.head_seen = self.held.len();
+    /// The head at the start of `bytes`, once complete: its length, its body's framing and whether
+    /// it may switch protocols. `Ok(None)`: incomplete.
+    fn head(&mut self, bytes: &[u8]) -> Result<Option<(usize, State, bool)>, Refusal> {
+        let fresh = &bytes[self.head_seen.min(bytes.len())..];
+        if !fresh.contains(&b'\n') && bytes.len() <= self.limits.max_bytes {
+            self.head_seen = bytes.len();
             return Ok(None);
         }
-        self.head_seen = self.held.len();
+        self.head_seen = bytes.len();
         let too_large = || Refusal {
             status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             reason: format!("the request head is over the proxy's bound of {} bytes", self.limits.max_bytes),
         };
-        let mut headers = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
-        let mut req = httparse::Request::new(&mut headers);
-        let len = match req.parse(&self.held) {
-            Ok(httparse::Status::Partial) if self.held.len() > self.limits.max_bytes => {
+        // The header slots, uninitialised: on the stack up to the default bound (no allocation per
+        // head), on the heap beyond it.
+        let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+        let mut heap = Vec::new();
+        let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if self.limits.max_headers <= STACK_HEADERS {
+            &mut stack[..self.limits.max_headers]
+        } else {
+            heap.resize_with(self.limits.max_headers, MaybeUninit::uninit);
+            &mut heap
+        };
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(bytes, slots) {
+            Ok(httparse::Status::Partial) if bytes.len() > self.limits.max_bytes => {
                 return Err(too_large());
             }
             Ok(httparse::Status::Partial) => return Ok(None),
@@ -244,10 +293,9 @@ impl Scanner {
         Ok(Some((len, body, upgrade)))
     }
 
-    /// Steps through the held bytes of a chunked body: how many belong to it (all of them unless it
+    /// Steps through `bytes` of a chunked body: how many belong to it (all of them unless it
     /// ends among them).
-    fn chunked(&mut self, mut chunk: Chunk) -> Result<usize, Refusal> {
-        let bytes = &self.held[..];
+    fn chunked(&mut self, mut chunk: Chunk, bytes: &[u8]) -> Result<usize, Refusal> {
         let mut i = 0;
         let malformed = |what: &str| Refusal::bad(format!("malformed chunked body: {what}"));
         while i < bytes.len() {

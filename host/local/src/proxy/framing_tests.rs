@@ -6,17 +6,31 @@ fn limits() -> HeadLimits {
     HeadLimits { max_bytes: 1024, max_headers: 8 }
 }
 
-/// Feeds `input` in pieces of `step` bytes; what was released and the refusal, if any.
+/// Feeds `input` in pieces of `step` bytes; what was released and the refusal, if any. Both ways in
+/// are taken and must agree: [`Scanner::feed`] (everything copied) and [`Scanner::scan`] (as the guard
+/// does it: bytes released where they lie, then what the scanner hands on).
 fn scan(input: &[u8], step: usize) -> (Vec<u8>, Option<(u64, Refusal)>) {
-    let mut s = Scanner::new(limits());
-    let mut out = BytesMut::new();
+    let mut fed = Scanner::new(limits());
+    let mut fed_out = BytesMut::new();
+    let mut fed_refusal = None;
+    let mut scanned = Scanner::new(limits());
+    let mut out = Vec::new();
     let mut refusal = None;
     for piece in input.chunks(step.max(1)) {
-        if let Some(r) = s.feed(piece, &mut out) {
+        if let Some(r) = fed.feed(piece, &mut fed_out) {
+            fed_refusal = Some(r);
+        }
+        let mut handed = BytesMut::new();
+        let (keep, r) = scanned.scan(piece, &mut handed);
+        out.extend_from_slice(&piece[..keep]);
+        out.extend_from_slice(&handed);
+        if let Some(r) = r {
             refusal = Some(r);
         }
     }
-    (out.to_vec(), refusal)
+    assert_eq!(out, fed_out.to_vec(), "scan and feed release the same bytes");
+    assert_eq!(refusal, fed_refusal, "scan and feed refuse alike");
+    (out, refusal)
 }
 
 fn refused(input: &[u8]) -> Refusal {
@@ -140,4 +154,17 @@ fn a_known_length_body_may_bypass_the_scanner() {
     assert_eq!(s.passthrough(), Some(6));
     s.passed(6);
     assert_eq!(s.passthrough(), None, "the next head is scanned");
+}
+
+#[test]
+fn a_whole_head_in_one_read_is_released_where_it_lies() {
+    let mut s = Scanner::new(limits());
+    let mut handed = BytesMut::new();
+    let two: &[u8] = b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHo";
+    let (keep, r) = s.scan(two, &mut handed);
+    assert_eq!((keep, r), (28, None), "the first head passes in place, the second's start is held");
+    assert!(handed.is_empty());
+    let (keep, r) = s.scan(b"st: a\r\n\r\n", &mut handed);
+    assert_eq!((keep, r), (0, None), "once something is held, the rest follows it through the copy");
+    assert_eq!(&handed[..], b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n");
 }

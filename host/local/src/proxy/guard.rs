@@ -1,9 +1,10 @@
 //! A client connection as hyper reads it: every byte passes the [`Scanner`] first (see `framing`),
 //! so hyper only ever parses heads the proxy accepted. Writes go straight to the socket.
 //!
-//! Bytes the scanner need not look at (the rest of a body of known length, an upgraded stream) are
-//! read straight into hyper's buffer; the rest are read into a small buffer of the guard's, scanned,
-//! and handed on.
+//! Every read lands straight in hyper's buffer. Bytes the scanner need not look at (the rest of a
+//! body of known length, an upgraded stream) are left there unscanned; the rest are scanned where
+//! they lie, and what the scanner holds back (an incomplete head, and anything after it) is cut off
+//! again and handed to hyper only once released, from a buffer of the guard's.
 
 use std::io;
 use std::pin::Pin;
@@ -20,9 +21,6 @@ use super::lock;
 /// The refusal of one connection, shared by its guard (which decides it) and its HTTP service (which
 /// answers it): which request it is (0-based, in the order hyper reads them) and why.
 pub(super) type RefusalSlot = Arc<Mutex<Option<(u64, Refusal)>>>;
-
-/// How many bytes the guard reads at a time when it must look at them.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// A client's socket behind the scanner.
 pub(super) struct Guarded {
@@ -67,16 +65,26 @@ impl AsyncRead for Guarded {
                 this.scanner.passed(n);
                 return Poll::Ready(Ok(()));
             }
-            let mut chunk = [0u8; READ_CHUNK];
-            let mut read = ReadBuf::new(&mut chunk);
-            ready!(Pin::new(&mut this.stream).poll_read(cx, &mut read))?;
-            if read.filled().is_empty() {
+            // Read straight into hyper's buffer and scan there: in the usual case (a whole head in
+            // one read, nothing held back) the bytes stay where they landed. Whatever the scanner
+            // holds back is cut off again; hyper then reads what it released (`ready`).
+            let start = buf.filled().len();
+            if buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            ready!(Pin::new(&mut this.stream).poll_read(cx, buf))?;
+            if buf.filled().len() == start {
                 // The client is gone; an incomplete head it left is dropped with it.
                 return Poll::Ready(Ok(()));
             }
-            if let Some(refusal) = this.scanner.feed(read.filled(), &mut this.ready) {
+            let (keep, refusal) = this.scanner.scan(&buf.filled()[start..], &mut this.ready);
+            buf.set_filled(start + keep);
+            if let Some(refusal) = refusal {
                 tracing::debug!(reason = %refusal.1.reason, "proxy: request refused");
                 *lock(&this.refusal) = Some(refusal);
+            }
+            if keep > 0 {
+                return Poll::Ready(Ok(()));
             }
         }
     }

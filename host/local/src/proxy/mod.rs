@@ -122,6 +122,12 @@ pub struct ProxyOptions {
     /// timeout is also how long an idle keep-alive client connection is kept (hyper times the wait
     /// for the next request too).
     pub clients: ProxyLimits,
+    /// Threads of the proxy's own, each a single-threaded runtime that accepts connections and
+    /// serves each from start to end, its backend connections included: a request never moves
+    /// between threads and no thread has to wake another (on a work-stealing runtime that cost
+    /// more than the routing itself; see BENCHMARKS.md, issue 20). 0 runs the proxy on the runtime
+    /// that binds it. Default: one per core.
+    pub threads: usize,
 }
 
 impl Default for ProxyOptions {
@@ -134,14 +140,29 @@ impl Default for ProxyOptions {
             replay_buffer: 64 * 1024,
             shutdown_grace: Duration::from_secs(5),
             clients: ProxyLimits::default(),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
 
-/// A handle on a running proxy; cheap to clone.
+/// A handle on a running proxy; cheap to clone. A proxy on threads of its own
+/// ([`ProxyOptions::threads`]) shuts down when its last handle is dropped, as one on the caller's
+/// runtime stops with that runtime.
 #[derive(Clone)]
 pub struct Proxy {
     inner: Arc<Inner>,
+    _owner: Arc<Owner>,
+}
+
+/// Shuts a proxy with threads of its own down when the last handle goes.
+struct Owner(Option<Arc<Inner>>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        if let Some(inner) = &self.0 {
+            inner.shutdown.send_replace(true);
+        }
+    }
 }
 
 impl std::fmt::Debug for Proxy {
@@ -154,8 +175,8 @@ impl std::fmt::Debug for Proxy {
 }
 
 impl Proxy {
-    /// Binds `listen` and spawns the accept loop on the current tokio runtime. The routable set
-    /// starts empty.
+    /// Binds `listen` and starts accepting: on threads of the proxy's own, or on the current tokio
+    /// runtime when [`ProxyOptions::threads`] is 0. The routable set starts empty.
     pub async fn bind(listen: SocketAddr, mode: Mode) -> io::Result<Proxy> {
         Self::bind_with(listen, mode, ProxyOptions::default()).await
     }
@@ -178,9 +199,21 @@ impl Proxy {
             shutdown: watch::channel(false).0,
             tasks: Arc::new(Tasks::default()),
         });
-        let task = inner.tasks.enter();
-        tokio::spawn(accept_loop(inner.clone(), listener, task));
-        Ok(Proxy { inner })
+        if inner.opts.threads == 0 {
+            let task = inner.tasks.enter();
+            tokio::spawn(accept_loop(inner.clone(), listener, task));
+            return Ok(Proxy { inner, _owner: Arc::new(Owner(None)) });
+        }
+        let listener = listener.into_std()?;
+        for index in 0..inner.opts.threads {
+            let listener = listener.try_clone()?;
+            let task = inner.tasks.enter();
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name(format!("proxy-{}-{index}", local_addr.port()))
+                .spawn(move || serve_thread(inner, listener, index, task))?;
+        }
+        Ok(Proxy { _owner: Arc::new(Owner(Some(inner.clone()))), inner })
     }
 
     /// Where the proxy listens: `listen` with the port the OS picked when it was 0.
@@ -291,6 +324,32 @@ impl Inner {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     }
+}
+
+/// One of the proxy's own threads: a single-threaded runtime running an accept loop on its copy of
+/// the listener; once the proxy shuts down, it waits (up to the grace period) for the connections
+/// still open to finish, then drops whatever is left.
+fn serve_thread(inner: Arc<Inner>, listener: std::net::TcpListener, index: usize, task: TaskGuard) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "proxy: cannot start a runtime thread");
+            return;
+        }
+    };
+    pool::set_shard(index);
+    rt.block_on(async move {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "proxy: cannot listen on a runtime thread");
+                return;
+            }
+        };
+        let grace = inner.opts.shutdown_grace;
+        accept_loop(inner.clone(), listener, task).await;
+        let _ = tokio::time::timeout(grace, inner.tasks.idle()).await;
+    });
 }
 
 /// Accepts client connections until shutdown and serves each in a task of its own, per the mode.

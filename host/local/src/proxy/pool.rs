@@ -5,7 +5,12 @@
 //! and the next request routed there takes one rather than paying a new connection. A connection
 //! idle too long is dropped instead of reused, before the app's own keep-alive timeout could close
 //! it under a request. The pool does not know what bodies its connections carry.
+//!
+//! A proxy on threads of its own keeps one set of idle connections per thread (a shard): a
+//! connection is driven by a task on the thread that opened it, so a request taking it from another
+//! thread would have that thread woken for every read and write.
 
+use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,13 +22,34 @@ use super::lock;
 /// when its response body has been read to the end, and is handed out again only while it has been
 /// idle for less than [`ProxyOptions::pool_idle_timeout`](super::ProxyOptions::pool_idle_timeout).
 pub(super) struct Pool<B> {
-    idle: Mutex<Vec<(SendRequest<B>, Instant)>>,
+    shards: [Shard<B>; SHARDS],
 }
+
+/// One thread's idle connections to a machine, each with when it went idle.
+type Shard<B> = Mutex<Vec<(SendRequest<B>, Instant)>>;
 
 impl<B> Default for Pool<B> {
     fn default() -> Self {
-        Pool { idle: Mutex::new(Vec::new()) }
+        Pool { shards: std::array::from_fn(|_| Mutex::new(Vec::new())) }
     }
+}
+
+/// Shards per pool: the proxy's threads beyond this many share them.
+const SHARDS: usize = 8;
+
+thread_local! {
+    /// The shard of the current thread's connections (0 off the proxy's own threads).
+    static SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes the current thread use the pools' shard `index` (modulo their number).
+pub(super) fn set_shard(index: usize) {
+    SHARD.with(|s| s.set(index % SHARDS));
+}
+
+/// The current thread's shard of `pool`.
+fn shard<B>(pool: &Pool<B>) -> &Shard<B> {
+    &pool.shards[SHARD.with(Cell::get)]
 }
 
 /// Idle connections kept per machine at most.
@@ -32,7 +58,7 @@ const MAX_IDLE_PER_MACHINE: usize = 256;
 impl<B> Pool<B> {
     pub(super) fn checkout(&self, idle_timeout: Duration) -> Option<SendRequest<B>> {
         let now = Instant::now();
-        let mut idle = lock(&self.idle);
+        let mut idle = lock(shard(self));
         while let Some((sender, since)) = idle.pop() {
             if !sender.is_closed() && now.duration_since(since) < idle_timeout {
                 return Some(sender);
@@ -46,7 +72,7 @@ impl<B> Pool<B> {
             return;
         }
         let now = Instant::now();
-        let mut idle = lock(&self.idle);
+        let mut idle = lock(shard(self));
         // Oldest first: drop the ones that have been idle too long, so they are closed.
         let stale = idle.iter().take_while(|(_, since)| now.duration_since(*since) >= idle_timeout).count();
         idle.drain(..stale);
@@ -57,7 +83,9 @@ impl<B> Pool<B> {
 
     /// Closes every idle connection (the machine left the rotation: no request will take them).
     pub(super) fn clear(&self) {
-        lock(&self.idle).clear();
+        for shard in &self.shards {
+            lock(shard).clear();
+        }
     }
 }
 

@@ -1,0 +1,393 @@
+//! Section 4, the proxy against its peers: nginx and HAProxy in front of the same three machines,
+//! measured by `wrk` in the same run as cutover's proxy and a machine directly, round by round.
+//!
+//! The machine is shared (and so are its 2 cores: the load generator, the proxy and the app all run on
+//! them), so no single rate means much; the rounds are interleaved (each round runs every side once,
+//! the order rotating) and the comparison is the ratio of cutover's proxy to the faster peer, taken
+//! round by round.
+
+use super::*;
+use std::process::{Child, Stdio};
+
+/// One side of the comparison: what `wrk` is pointed at, and whose CPU time is counted.
+struct Side {
+    name: &'static str,
+    addr: SocketAddr,
+    /// The proxy's processes (none for direct): their user + system time is the proxy's CPU.
+    pids: Vec<u32>,
+}
+
+/// A peer proxy started by the bench; stopped (SIGTERM, then waited for) when dropped.
+struct Peer {
+    child: Child,
+    /// Its config and logs; removed when dropped.
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// One `wrk` round's figures.
+#[derive(Clone, Copy, Default)]
+struct WrkRound {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    /// Socket errors and non-2xx/3xx answers.
+    failed: u64,
+    /// The proxy's CPU µs per request (NaN for direct).
+    cpu_us: f64,
+}
+
+/// How the load connects: `conns` keep-alive connections, or `conns` connections each closed after
+/// one request.
+#[derive(Clone, Copy)]
+struct Load {
+    conns: u32,
+    close: bool,
+}
+
+impl Load {
+    fn label(self) -> String {
+        if self.close {
+            format!("{} (new connection per request)", self.conns)
+        } else {
+            self.conns.to_string()
+        }
+    }
+}
+
+const TOOLS: [&str; 3] = ["nginx", "haproxy", "wrk"];
+
+fn found(tool: &str) -> bool {
+    ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"]
+        .iter()
+        .any(|d| Path::new(d).join(tool).exists())
+}
+
+/// nginx, HAProxy and wrk from Debian, installed when missing and the bench runs as root. `Err`: why
+/// the section cannot run.
+fn ensure_tools() -> Result<(), String> {
+    let missing: Vec<&str> = TOOLS.into_iter().filter(|t| !found(t)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(format!(
+            "{} not installed and the bench is not root; run `apt-get install -y nginx-light haproxy wrk` \
+             as root",
+            missing.join(", ")
+        ));
+    }
+    println!("installing {} from Debian (apt-get install -y nginx-light haproxy wrk)", missing.join(", "));
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", "nginx-light", "haproxy", "wrk"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !install() {
+        let _ = Command::new("apt-get").arg("update").status();
+        if !install() {
+            return Err("`apt-get install -y nginx-light haproxy wrk` failed".into());
+        }
+    }
+    match TOOLS.into_iter().find(|t| !found(t)) {
+        Some(t) => Err(format!("{t} is still missing after apt-get install")),
+        None => Ok(()),
+    }
+}
+
+/// A loopback port free right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts connections on `addr`.
+fn wait_listening(addr: SocketAddr, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {addr} within 10 s; its log ({}):\n{}",
+            log.display(),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// nginx as the issue configures it: 2 workers, an upstream keep-alive pool of 64, least connections
+/// (as cutover's proxy picks), `X-Forwarded-For` added (as cutover's proxy does). Everything it
+/// writes stays in its own temporary directory.
+fn start_nginx(backends: &[u16]) -> (Peer, SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let port = free_port();
+    let servers: String = backends.iter().map(|p| format!("    server 127.0.0.1:{p};\n")).collect();
+    let conf = format!(
+        "worker_processes 2;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         \x20 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         \x20 upstream app {{\n    least_conn;\n{servers}    keepalive 64;\n  }}\n\
+         \x20 server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://app;\n\
+         \x20     proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n\
+         \x20     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    }}\n  }}\n}}\n"
+    );
+    let conf_path = dir.path().join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let log = dir.path().join("error.log");
+    let child = Command::new(if found("nginx") { "nginx" } else { "/usr/sbin/nginx" })
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+        .spawn()
+        .expect("start nginx");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let peer = Peer { child, _dir: dir };
+    wait_listening(addr, "nginx", &log);
+    (peer, addr)
+}
+
+/// HAProxy as the issue configures it: 2 threads, `http-reuse always`, least connections,
+/// `X-Forwarded-For` added.
+fn start_haproxy(backends: &[u16]) -> (Peer, SocketAddr) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let servers: String =
+        backends.iter().enumerate().map(|(i, p)| format!("  server m{i} 127.0.0.1:{p}\n")).collect();
+    let conf = format!(
+        "global\n  nbthread 2\n  maxconn 4096\n\
+         defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+         \x20 http-reuse always\n  option forwardfor\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  default_backend app\n\
+         backend app\n  balance leastconn\n{servers}"
+    );
+    let conf_path = dir.path().join("haproxy.cfg");
+    std::fs::write(&conf_path, conf).unwrap();
+    let log = dir.path().join("stderr.log");
+    let child = Command::new(if found("haproxy") { "haproxy" } else { "/usr/sbin/haproxy" })
+        .arg("-db")
+        .arg("-f")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start haproxy");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let peer = Peer { child, _dir: dir };
+    wait_listening(addr, "haproxy", &log);
+    (peer, addr)
+}
+
+/// `pid` and its children (nginx's workers).
+fn with_children(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        let ppid =
+            stat.rsplit(')').next().and_then(|s| s.split_whitespace().nth(1)).and_then(|p| p.parse().ok());
+        if ppid == Some(pid) {
+            pids.push(child);
+        }
+    }
+    pids
+}
+
+/// A wrk latency figure (`870.00us`, `1.23ms`, `2.00s`) in ms.
+fn wrk_ms(v: &str) -> f64 {
+    let (num, scale) = if let Some(n) = v.strip_suffix("us") {
+        (n, 1e-3)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1e3)
+    } else {
+        (v, f64::NAN)
+    };
+    num.parse::<f64>().map_or(f64::NAN, |n| n * scale)
+}
+
+/// One `wrk` round against `side`: its output parsed, the proxy's CPU time over the round.
+fn wrk_round(side: &Side, load: Load, secs: u32) -> WrkRound {
+    let threads = load.conns.clamp(1, 2);
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t",
+        &threads.to_string(),
+        "-c",
+        &load.conns.to_string(),
+        "-d",
+        &format!("{secs}s"),
+        "--latency",
+    ]);
+    if load.close {
+        cmd.args(["-H", "Connection: close"]);
+    }
+    cmd.arg(format!("http://{}/", side.addr));
+    let before: Duration = side.pids.iter().map(|p| proxy::cpu_time(*p)).sum();
+    let out = cmd.output().expect("run wrk");
+    let after: Duration = side.pids.iter().map(|p| proxy::cpu_time(*p)).sum();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "wrk failed against {}: {text}{}",
+        side.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut r = WrkRound { cpu_us: f64::NAN, ..WrkRound::default() };
+    let mut requests = 0u64;
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", v] => r.rps = v.parse().unwrap_or(f64::NAN),
+            ["50%", v] => r.p50_ms = wrk_ms(v),
+            ["99%", v] => r.p99_ms = wrk_ms(v),
+            [n, "requests", "in", ..] => requests = n.parse().unwrap_or(0),
+            ["Non-2xx", "or", "3xx", "responses:", n] => r.failed += n.parse::<u64>().unwrap_or(0),
+            ["Socket", "errors:", rest @ ..] => {
+                r.failed +=
+                    rest.iter().filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok()).sum::<u64>()
+            }
+            _ => {}
+        }
+    }
+    assert!(requests > 0 && r.rps > 0.0, "wrk served nothing against {}:\n{text}", side.name);
+    if !side.pids.is_empty() {
+        r.cpu_us = (after - before).as_secs_f64() * 1e6 / requests as f64;
+    }
+    r
+}
+
+fn med(rs: &[WrkRound], f: impl Fn(&WrkRound) -> f64) -> f64 {
+    let mut xs: Vec<f64> = rs.iter().map(f).collect();
+    median(&mut xs)
+}
+
+/// Section 4: three machines of the example app behind cutover's proxy, nginx and HAProxy.
+pub(crate) async fn peers(hello: &Path) {
+    if let Err(why) = ensure_tools() {
+        assert!(std::env::var("CI").map_or(true, |v| v != "1"), "the peers section cannot run: {why}");
+        println!("\n== 4. proxy against nginx and HAProxy: skipped: {why} ==");
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let daemon = LocalDaemon::of(state.path());
+    let info = daemon.ensure_running(&cutover_exe()).await.expect("start the local daemon");
+    let guard = daemon::DaemonGuard(info.pid);
+    let local = LocalPlatform::connect(&info, "bench", &daemon::app_spec(hello, state.path()))
+        .await
+        .expect("register the app");
+    let v1 = Release { version: 1, image: "registry.fly.io/hello-cutover:v1".into() };
+    let mut ports = Vec::new();
+    for _ in 0..3 {
+        let id = local.create_machine(&v1, "local", "app").await.expect("launch a machine").id;
+        daemon::ready(&local, &id).await;
+        ports.push(daemon::machine_port(&local, &id).await);
+    }
+    let (nginx, nginx_addr) = start_nginx(&ports);
+    let (haproxy, haproxy_addr) = start_haproxy(&ports);
+    let sides = [
+        Side { name: "direct", addr: SocketAddr::from(([127, 0, 0, 1], ports[0])), pids: vec![] },
+        Side { name: "cutover", addr: local.proxy_addr().parse().unwrap(), pids: vec![info.pid] },
+        Side { name: "nginx", addr: nginx_addr, pids: with_children(nginx.child.id()) },
+        Side { name: "haproxy", addr: haproxy_addr, pids: vec![haproxy.child.id()] },
+    ];
+    let rounds: usize = env_or("CUTOVER_BENCH_PEER_ROUNDS", 3).max(1);
+    let secs: u32 = env_or("CUTOVER_BENCH_PEER_SECS", 3).max(1);
+    let load_now = load_average();
+    println!();
+    println!(
+        "== 4. proxy against nginx and HAProxy: `wrk --latency` against one machine directly and through \
+         each proxy to three machines; {rounds} rounds of {secs} s per side, the order rotating; medians; \
+         load average {load_now} at the start =="
+    );
+    println!(
+        "| connections | direct req/s | cutover req/s | nginx req/s | HAProxy req/s \
+         | **cutover / faster peer** | p50 ms: direct, cutover, nginx, HAProxy \
+         | p99 ms: direct, cutover, nginx, HAProxy | p99 cutover / faster peer's \
+         | proxy CPU µs/req: cutover, nginx, HAProxy |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let loads = [
+        Load { conns: 1, close: false },
+        Load { conns: 16, close: false },
+        Load { conns: 64, close: false },
+        Load { conns: 16, close: true },
+    ];
+    let mut failed = 0;
+    for load in loads {
+        for side in &sides {
+            let _ = wrk_round(side, load, 1);
+        }
+        let mut by_side: [Vec<WrkRound>; 4] = Default::default();
+        for i in 0..rounds {
+            for k in 0..sides.len() {
+                let s = (i + k) % sides.len();
+                by_side[s].push(wrk_round(&sides[s], load, secs));
+            }
+        }
+        failed += by_side.iter().flatten().map(|r| r.failed).sum::<u64>();
+        // Round by round: cutover against whichever peer was faster in that round.
+        let mut ratios: Vec<f64> =
+            (0..rounds).map(|i| by_side[1][i].rps / by_side[2][i].rps.max(by_side[3][i].rps)).collect();
+        ratios.sort_by(f64::total_cmp);
+        let rps: Vec<f64> = by_side.iter().map(|rs| med(rs, |r| r.rps)).collect();
+        let p50: Vec<f64> = by_side.iter().map(|rs| med(rs, |r| r.p50_ms)).collect();
+        let p99: Vec<f64> = by_side.iter().map(|rs| med(rs, |r| r.p99_ms)).collect();
+        let cpu: Vec<f64> = by_side.iter().map(|rs| med(rs, |r| r.cpu_us)).collect();
+        let faster = if rps[2] >= rps[3] { 2 } else { 3 };
+        println!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | **{:.2}×** ({:.2}–{:.2}, faster: {}) \
+             | {:.3}, {:.3}, {:.3}, {:.3} | {:.3}, {:.3}, {:.3}, {:.3} | {:.2}× | {:.1}, {:.1}, {:.1} |",
+            load.label(),
+            rps[0],
+            rps[1],
+            rps[2],
+            rps[3],
+            median(&mut ratios.clone()),
+            ratios[0],
+            ratios[ratios.len() - 1],
+            sides[faster].name,
+            p50[0],
+            p50[1],
+            p50[2],
+            p50[3],
+            p99[0],
+            p99[1],
+            p99[2],
+            p99[3],
+            p99[1] / p99[faster],
+            cpu[1],
+            cpu[2],
+            cpu[3],
+        );
+    }
+    let load_end = load_average();
+    println!(
+        "(cutover / faster peer: median over rounds of cutover's rate over the faster peer's in the same \
+         round, min–max in brackets; failed requests over all rounds: {failed}; load average {load_end} at \
+         the end)"
+    );
+    drop((nginx, haproxy));
+    daemon.stop().await.expect("stop the daemon");
+    std::mem::forget(guard);
+}
+
+/// `/proc/loadavg`'s three figures (1, 5 and 15 minutes), as written.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
