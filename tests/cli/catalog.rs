@@ -24,9 +24,9 @@ fn inspect_shows_world_version_and_parameters() {
     let out = support::cutover(["inspect", wasm.to_str().unwrap(), "--json"]).run();
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
     let v: Value = out.json();
-    assert_eq!(v["contract_version"], "0.1.0");
+    assert_eq!(v["contract_version"], "0.2.0");
     assert_eq!(v["strategy"]["name"], "rolling");
-    assert!(v["imports"].as_array().unwrap().iter().any(|i| i == "cutover:strategy/machines@0.1.0"));
+    assert!(v["imports"].as_array().unwrap().iter().any(|i| i == "cutover:strategy/machines@0.2.0"));
 }
 
 #[test]
