@@ -23,10 +23,10 @@ mod support;
 use axum::Router;
 use axum::routing::post;
 use cutover::config::MetricsConfig;
+use cutover::core::Release;
 use cutover::core::contract::{DeployPlan, MaxUnavailable, ParamValue};
 use cutover::core::events::{Discard, EventSink};
 use cutover::core::metrics::MetricsSource;
-use cutover::core::Release;
 use cutover::driver::prometheus::PrometheusSource;
 use cutover::journal::{Journal, JournalSink, NewRelease, ReleaseKind};
 use cutover::runtime::{Grants, HostClock, Limits, Recorder, Replay, RunContext, Runtime};
@@ -141,7 +141,8 @@ impl Bench {
 }
 
 fn main() {
-    let queries: u64 = std::env::var("CUTOVER_BENCH_QUERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let queries: u64 =
+        std::env::var("CUTOVER_BENCH_QUERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let (url, hits) = serve().await;
@@ -162,7 +163,11 @@ fn main() {
         for _ in 0..ROUNDS {
             let before = hits.load(Ordering::Relaxed);
             let (took, id) = bench.journaled().await;
-            assert_eq!(hits.load(Ordering::Relaxed) - before, queries, "every live query reaches the endpoint");
+            assert_eq!(
+                hits.load(Ordering::Relaxed) - before,
+                queries,
+                "every live query reaches the endpoint"
+            );
             journaled.push(took);
             plain.push(bench.run(Arc::new(Discard), Some(bench.source.clone()), None).await);
 

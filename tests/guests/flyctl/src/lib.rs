@@ -85,7 +85,9 @@ impl Guest for Flyctl {
                 canary(&plan, &ids)?;
                 rolling::deploy(&plan, &ids, max_concurrent)
             }
-            other => Err(Error::Invalid(format!("algorithm `{other}`: expected rolling, bluegreen or canary"))),
+            other => {
+                Err(Error::Invalid(format!("algorithm `{other}`: expected rolling, bluegreen or canary")))
+            }
         }
     }
 }

@@ -56,7 +56,7 @@ impl Guest for Metered {
         let fleet: Vec<String> = machines::list()?.into_iter().map(|m| m.id).collect();
         let Some(source) = fleet.first().cloned() else { return Ok(()) };
         let canary = machines::clone_from(&[source], &plan.target, true).remove(0)?;
-        health::wait_healthy(&[canary.clone()], plan.wait_timeout_ms).map_err(first)?;
+        health::wait_healthy(std::slice::from_ref(&canary), plan.wait_timeout_ms).map_err(first)?;
 
         let now = runtime::now();
         let instant = metrics::query(&format!("error_ratio{{version=\"{}\"}}", plan.target.version), None)?;
