@@ -107,7 +107,7 @@ fn measure(
             None => None,
         };
         let ok = matches!(run.result, Ok(Ok(())));
-        assert!(matches!(run.result, Ok(_)), "the strategy trapped: {:?}", run.result);
+        assert!(run.result.is_ok(), "the strategy trapped: {:?}", run.result);
         let first_machine =
             run.events.iter().find_map(|e| match &e.kind {
                 EventKind::HostCall {
