@@ -140,11 +140,13 @@ impl Dispatcher {
     }
 
     /// Why the replay stopped, once the replayed strategy strayed from the journal.
+    #[inline]
     pub fn diverged(&self) -> Option<ReplayDiverged> {
         self.diverged.get().cloned()
     }
 
     /// What the replay makes of `call`; [`Replayed::Live`] when there is no replay.
+    #[inline]
     fn replayed(&self, call: &HostCall) -> Replayed {
         let Some(replay) = &self.replay else { return Replayed::Live };
         match replay.next(call) {
@@ -247,6 +249,7 @@ impl Dispatcher {
     }
 
     /// Why the run must stop, once its record failed (see [`Recorder::failure`]).
+    #[inline]
     pub fn record_failure(&self) -> Option<cutover_core::events::SinkError> {
         self.recorder.failure()
     }
@@ -268,8 +271,8 @@ impl Dispatcher {
                 HostReply::Failed(OpError::new(ErrorKind::Invalid, format!("internal: {call:?} may wait")))
             }),
         };
-        let _ =
-            self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: reply.clone(), took_ms: 0 });
+        // The reply goes into the event and comes back out of it: no clone on the hot path.
+        let (_, reply) = self.recorder.record_call_at(at_ms, call, reply);
         reply
     }
 
