@@ -18,6 +18,14 @@ impl SimWorld {
         split(st.weights.get(app), &census.versions)
     }
 
+    /// Share of new requests each release of `app` gets right now, in percent: what a benchmark polls
+    /// to find when a new release first takes traffic (tracking samples only at changes, and a machine
+    /// starts passing its checks between them).
+    pub fn traffic_shares(&self, app: &str) -> Vec<(u64, f64)> {
+        let mut st = self.lock();
+        self.shares(&mut st, app, Instant::now())
+    }
+
     /// Open long-lived connections of a machine at `now`.
     pub(crate) fn connections_of(&self, m: &SimMachine, now: Instant) -> u32 {
         if m.state != MachineState::Started {

@@ -37,7 +37,7 @@ use log_budget::LogBudget;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// A channel through which an operator promotes a manual gate (`cutover promote`).
@@ -67,8 +67,11 @@ pub struct Dispatcher {
     creations: Creations,
     /// Under `cutover resume`: the interrupted run's calls, answered from the journal until used up.
     replay: Option<Arc<Replay>>,
-    /// Set when the replayed strategy made another call than the journal holds; the run stops.
-    diverged: Mutex<Option<ReplayDiverged>>,
+    /// Set when the replayed strategy made another call than the journal holds; the run stops. Read
+    /// after every call, so it is a `OnceLock` (one atomic load when unset) rather than a mutex: the
+    /// check costs next to nothing on the hot path of a run that is not replaying, and the first
+    /// divergence is the one kept.
+    diverged: OnceLock<ReplayDiverged>,
     /// Who answers metrics queries (none: they are `unsupported`).
     metrics: Option<Arc<dyn MetricsSource>>,
 }
@@ -108,7 +111,7 @@ impl Dispatcher {
             logs: Mutex::new(LogBudget::new()),
             creations: Creations::new(u64::MAX),
             replay: None,
-            diverged: Mutex::new(None),
+            diverged: OnceLock::new(),
             metrics: None,
         }
     }
@@ -137,11 +140,13 @@ impl Dispatcher {
     }
 
     /// Why the replay stopped, once the replayed strategy strayed from the journal.
+    #[inline]
     pub fn diverged(&self) -> Option<ReplayDiverged> {
-        self.diverged.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.diverged.get().cloned()
     }
 
     /// What the replay makes of `call`; [`Replayed::Live`] when there is no replay.
+    #[inline]
     fn replayed(&self, call: &HostCall) -> Replayed {
         let Some(replay) = &self.replay else { return Replayed::Live };
         match replay.next(call) {
@@ -164,7 +169,8 @@ impl Dispatcher {
             }
             Step::Diverged(d) => {
                 let refusal = OpError::new(ErrorKind::Invalid, d.to_string());
-                *self.diverged.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
+                // The run stops at this call, so there is never a second one to keep.
+                let _ = self.diverged.set(d);
                 Replayed::Answer(refused(call, refusal))
             }
         }
@@ -243,6 +249,7 @@ impl Dispatcher {
     }
 
     /// Why the run must stop, once its record failed (see [`Recorder::failure`]).
+    #[inline]
     pub fn record_failure(&self) -> Option<cutover_core::events::SinkError> {
         self.recorder.failure()
     }
@@ -264,8 +271,8 @@ impl Dispatcher {
                 HostReply::Failed(OpError::new(ErrorKind::Invalid, format!("internal: {call:?} may wait")))
             }),
         };
-        let _ =
-            self.recorder.record_at(at_ms, EventKind::HostCall { call, reply: reply.clone(), took_ms: 0 });
+        // The reply goes into the event and comes back out of it: no clone on the hot path.
+        let (_, reply) = self.recorder.record_call_at(at_ms, call, reply);
         reply
     }
 

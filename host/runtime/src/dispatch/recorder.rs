@@ -5,7 +5,7 @@
 //! goes on from the journal's last number), through the same numbering.
 
 use crate::clock::HostClock;
-use cutover_core::events::{Event, EventKind, EventSink, SinkError};
+use cutover_core::events::{Event, EventKind, EventSink, HostCall, HostReply, SinkError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -47,13 +47,36 @@ impl Recorder {
     #[inline]
     pub(super) fn record_at(&self, at_ms: u64, kind: EventKind) -> Result<(), SinkError> {
         let event = Event { seq: self.seq.fetch_add(1, Ordering::Relaxed), at_ms, kind };
-        self.sink.event(&event).inspect_err(|e| {
-            let mut first = self.failure.lock().unwrap_or_else(|p| p.into_inner());
-            if first.is_none() {
-                *first = Some(e.clone());
-            }
-            self.failed.store(true, Ordering::Release);
-        })
+        self.sink.event(&event).inspect_err(|e| self.fail(e))
+    }
+
+    /// Record a call that never waited with its reply, and hand the reply back: it goes into the event
+    /// and out again rather than being cloned for it (the hot path of chatty strategies).
+    #[inline]
+    pub(super) fn record_call_at(
+        &self,
+        at_ms: u64,
+        call: HostCall,
+        reply: HostReply,
+    ) -> (Result<(), SinkError>, HostReply) {
+        let event = Event {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            at_ms,
+            kind: EventKind::HostCall { call, reply, took_ms: 0 },
+        };
+        let recorded = self.sink.event(&event).inspect_err(|e| self.fail(e));
+        let EventKind::HostCall { reply, .. } = event.kind else { unreachable!("built just above") };
+        (recorded, reply)
+    }
+
+    /// Keep the first failure, and say the run is stopping.
+    #[cold]
+    fn fail(&self, e: &SinkError) {
+        let mut first = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            *first = Some(e.clone());
+        }
+        self.failed.store(true, Ordering::Release);
     }
 
     /// Emit an event kept beside the log (the driver's traffic readings, [`EventSink::aside`]). It

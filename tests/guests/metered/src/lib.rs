@@ -2,10 +2,13 @@
 //! release over the last five minutes is judged against the previous release's, and the fleet moves
 //! only if the judge passes (else the canary goes and the deploy fails). It exercises `metrics.query`,
 //! `metrics.query-range` and `metrics.judge` end to end; the built-in canary's gate is the real one.
+//!
+//! With parameter `queries` above 0 it only makes that many `metrics.query` calls and returns: the
+//! benchmark of a query's round trip through the host (`cargo bench -p cutover --bench metrics`).
 wit_bindgen::generate!({ path: "../../../wit/v0.2", world: "strategy" });
 
 use cutover::strategy::metrics::{self, Harm, JudgeOptions, Verdict};
-use cutover::strategy::types::MachineError;
+use cutover::strategy::types::{MachineError, ParamKind, ParamSpec, ParamValue};
 use cutover::strategy::{health, machines, runtime};
 
 struct Metered;
@@ -28,15 +31,32 @@ impl Guest for Metered {
         StrategyInfo {
             name: "metered".into(),
             summary: "test guest: a canary judged on metrics".into(),
-            params: vec![],
+            params: vec![ParamSpec {
+                name: "queries".into(),
+                kind: ParamKind::Integer,
+                default: Some(ParamValue::Integer(0)),
+                summary: "above 0: make this many metrics queries and nothing else (a benchmark)".into(),
+            }],
         }
     }
 
     fn deploy(plan: DeployPlan) -> Result<(), Error> {
+        let queries = plan.params.iter().find_map(|(name, value)| match (name.as_str(), value) {
+            ("queries", ParamValue::Integer(n)) => Some(*n),
+            _ => None,
+        });
+        if let Some(n) = queries.filter(|n| *n > 0) {
+            let mut points = 0usize;
+            for _ in 0..n {
+                points += values(metrics::query("error_ratio{version=\"2\"}", None)?).len();
+            }
+            std::hint::black_box(points);
+            return Ok(());
+        }
         let fleet: Vec<String> = machines::list()?.into_iter().map(|m| m.id).collect();
         let Some(source) = fleet.first().cloned() else { return Ok(()) };
         let canary = machines::clone_from(&[source], &plan.target, true).remove(0)?;
-        health::wait_healthy(&[canary.clone()], plan.wait_timeout_ms).map_err(first)?;
+        health::wait_healthy(std::slice::from_ref(&canary), plan.wait_timeout_ms).map_err(first)?;
 
         let now = runtime::now();
         let instant = metrics::query(&format!("error_ratio{{version=\"{}\"}}", plan.target.version), None)?;
