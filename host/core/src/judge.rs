@@ -185,7 +185,9 @@ pub fn judge(canary: &[f64], baseline: &[f64], options: &JudgeOptions) -> Result
     let worse = significant && ((bad_up && higher) || (bad_down && lower));
     let beyond_band = (higher && ci_low > band) || (lower && ci_high < -band);
     let material = effect.abs() > options.min_effect;
-    let confidence = options.confidence * 100.0;
+    let confidence = sig(options.confidence * 100.0);
+    let (effect_text, ci_low_text, ci_high_text, band_text) =
+        (sig(effect), sig(ci_low), sig(ci_high), sig(band));
     let (outcome, reason) = if !worse {
         let why = if significant {
             format!("the canary differs (p = {:.3}) on the side that is not bad", test.p_two_sided)
@@ -195,20 +197,23 @@ pub fn judge(canary: &[f64], baseline: &[f64], options: &JudgeOptions) -> Result
         (Outcome::Pass, why)
     } else if beyond_band && material {
         let why = format!(
-            "the canary is worse at {confidence}% confidence (p = {:.3}): shift {effect} (interval {ci_low} to {ci_high}) \
-             beyond the tolerance band ±{band} and above the minimum effect {}",
-            test.p_two_sided, options.min_effect
+            "the canary is worse at {confidence}% confidence (p = {:.3}): shift {effect_text} (interval {ci_low_text} to \
+             {ci_high_text}) beyond the tolerance band ±{band_text} and above the minimum effect {}",
+            test.p_two_sided,
+            sig(options.min_effect)
         );
         (Outcome::Fail, why)
     } else {
         let why = if beyond_band {
             format!(
-                "the canary is worse (p = {:.3}) by {effect}, not more than the minimum effect {}",
-                test.p_two_sided, options.min_effect
+                "the canary is worse (p = {:.3}) by {effect_text}, not more than the minimum effect {}",
+                test.p_two_sided,
+                sig(options.min_effect)
             )
         } else {
             format!(
-                "the canary is worse (p = {:.3}) by {effect}, but its interval {ci_low} to {ci_high} reaches into the tolerance band ±{band}",
+                "the canary is worse (p = {:.3}) by {effect_text}, but its interval {ci_low_text} to {ci_high_text} \
+                 reaches into the tolerance band ±{band_text}",
                 test.p_two_sided
             )
         };
@@ -362,12 +367,32 @@ fn validate(options: &JudgeOptions) -> Result<(), JudgeError> {
     Ok(())
 }
 
+/// `x` to four significant digits, trailing zeros dropped: a reason is read by people, and a shift of
+/// `0.037000000000000005` says less than `0.037`.
+fn sig(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let decimals = (3 - x.abs().log10().floor() as i32).clamp(0, 15) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn reasons_print_four_significant_digits() {
+        assert_eq!(sig(0.037000000000000005), "0.037");
+        assert_eq!(sig(-0.00123456), "-0.001235");
+        assert_eq!(sig(98.00000000000001), "98");
+        assert_eq!(sig(1234.5678), "1235");
+        assert_eq!(sig(0.0), "0");
     }
 
     /// scipy's own example (the `scipy.stats.mannwhitneyu` documentation, "males" and "females"):
