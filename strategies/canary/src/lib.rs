@@ -73,8 +73,8 @@ impl Guest for Canary {
         StrategyInfo {
             name: "canary".into(),
             summary: "Clone a few machines onto the new release and give them a growing share of traffic, \
-                      step by step, with health, error-rate and manual gates; then roll the fleet onto \
-                      it in place and remove the canaries. A failed gate removes the canaries and \
+                      step by step, with health, error-rate, metric (judged canary vs stable) and manual \
+                      gates; then roll the fleet onto it in place and remove the canaries. A failed gate removes the canaries and \
                       leaves the fleet untouched."
                 .into(),
             params: vec![
