@@ -55,7 +55,7 @@ async fn a_count_bounds_the_batch() {
     let batches = run
         .events
         .iter()
-        .filter(|e| matches!(&e.kind, EventKind::HostCall { call: HostCall::Update { .. }, .. }))
+        .filter(|e| matches!(&e.kind, EventKind::HostCall { call, .. } if call.updates().is_some()))
         .count();
     assert_eq!(batches, 5, "9 machines, 2 at a time");
     let availability = run.world.availability().unwrap();
@@ -103,7 +103,7 @@ async fn a_release_failing_its_checks_stops_the_roll() {
     let updates = run
         .events
         .iter()
-        .filter(|e| matches!(&e.kind, EventKind::HostCall { call: HostCall::Update { .. }, .. }))
+        .filter(|e| matches!(&e.kind, EventKind::HostCall { call, .. } if call.updates().is_some()))
         .count();
     assert_eq!(updates, 1);
 }
@@ -142,39 +142,23 @@ async fn every_host_call_is_recorded_in_order_on_the_virtual_clock() {
     let times: Vec<u64> = run.events.iter().map(|e| e.at_ms).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "event times never go back");
     assert!(*times.last().unwrap() > 10_000, "virtual time passed (boots, grace periods)");
-    let calls: Vec<String> = run
+    // Per batch, one pipeline taking each machine in this order: cordon → update → wait started →
+    // wait healthy → uncordon.
+    let first_batch = run
         .events
         .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::HostCall { call, .. } => {
-                Some(serde_json::to_value(call).unwrap()["call"].as_str().unwrap().to_string())
-            }
+        .find_map(|e| match &e.kind {
+            EventKind::HostCall { call: HostCall::Pipeline { ids, steps, .. }, .. } => Some((ids, steps)),
             _ => None,
         })
-        .collect();
-    // Per batch, in this order: cordon → update → wait started → wait healthy → uncordon.
-    let first_batch: Vec<&str> = calls
+        .expect("a batch is one pipeline");
+    let steps: Vec<String> = first_batch
+        .1
         .iter()
-        .map(String::as_str)
-        .filter(|c| {
-            c.starts_with("machines.")
-                || c.starts_with("health.")
-                || c.starts_with("traffic.cordon")
-                || c.starts_with("traffic.uncordon")
-        })
-        .skip(1) // machines.list
-        .take(5)
+        .map(|s| serde_json::to_value(s).unwrap()["step"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        first_batch,
-        [
-            "traffic.cordon",
-            "machines.update",
-            "machines.wait-state",
-            "health.wait-healthy",
-            "traffic.uncordon"
-        ]
-    );
+    assert_eq!(first_batch.0.len(), 1, "one machine at a time");
+    assert_eq!(steps, ["cordon", "update", "wait-state", "wait-healthy", "uncordon"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -276,6 +260,10 @@ async fn a_crash_is_reported_over_a_transient_error_in_the_same_batch() {
         EventKind::HostCall { reply: cutover::core::events::HostReply::Batch(failed), .. } => {
             failed.iter().any(|(id, _)| *id == crashed)
                 && failed.iter().any(|(_, e)| e.kind == ErrorKind::Platform)
+        }
+        EventKind::HostCall { reply: cutover::core::events::HostReply::Pipeline(outcome), .. } => {
+            outcome.failed.iter().any(|f| f.id == crashed)
+                && outcome.failed.iter().any(|f| f.error.kind == ErrorKind::Platform)
         }
         _ => false,
     });

@@ -37,6 +37,17 @@ fn blue_ids(run: &SimRun) -> HashSet<String> {
 /// Index of the first event whose call (of the given name) touches any of `ids`, and whether it succeeded.
 fn first_call_on(run: &SimRun, name: &str, ids: &HashSet<String>) -> Option<(usize, bool)> {
     run.events.iter().enumerate().find_map(|(i, e)| match &e.kind {
+        // A pipeline stands for the batch calls of its steps (each machine as far as it got).
+        EventKind::HostCall { call: HostCall::Pipeline { ids: all, steps, .. }, reply, .. } => {
+            let HostReply::Pipeline(outcome) = reply else { return None };
+            cutover::core::pipeline::as_batch_calls(all, steps, outcome)
+                .iter()
+                .any(|c| {
+                    c.operation() == name
+                        && c.machine_ids().is_some_and(|m| m.iter().any(|id| ids.contains(id)))
+                })
+                .then_some((i, outcome.is_ok()))
+        }
         EventKind::HostCall { call, reply, .. } => {
             let v = serde_json::to_value(call).unwrap();
             let touched =

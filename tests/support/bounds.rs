@@ -30,7 +30,7 @@
 
 use super::{SimRun, builtin};
 use cutover::core::contract::ParamValue;
-use cutover::core::events::{EventKind, HostCall};
+use cutover::core::events::EventKind;
 use cutover::runtime::Runtime;
 use cutover::sim::SimWorld;
 use std::time::Duration;
@@ -245,13 +245,14 @@ impl<'w> Model<'w> {
     }
 }
 
-/// The machines of each `machines.update` call of a run, in order: the batches as the strategy planned
-/// them (rolling's, and canary's promotion).
+/// The machines of each call that updates machines in place (`machines.update`, or a pipeline with an
+/// update step) of a run, in order: the batches as the strategy planned them (rolling's, and canary's
+/// promotion).
 pub fn update_batches(run: &SimRun) -> Vec<Vec<String>> {
     run.events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::HostCall { call: HostCall::Update { ids, .. }, .. } => Some(ids.clone()),
+            EventKind::HostCall { call, .. } => call.updates().map(|(ids, _)| ids.to_vec()),
             _ => None,
         })
         .collect()

@@ -9,6 +9,7 @@ use crate::error::OpError;
 use crate::judge::{JudgeOptions, Verdict};
 use crate::machine::{Check, Machine, MachineState, Release};
 use crate::metrics::Series;
+use crate::pipeline::{PipelineOptions, PipelineOutcome, Step};
 use crate::platform::{Capabilities, ReleaseWeight, TrafficStats};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -224,6 +225,17 @@ pub enum HostCall {
         /// Confidence, which way is harm, tolerance.
         options: JudgeOptions,
     },
+    /// `machines.pipeline` (0.2): `steps` on every machine, each going on as soon as its own step is
+    /// done (see [`crate::pipeline`]).
+    #[serde(rename = "machines.pipeline")]
+    Pipeline {
+        /// The machines, in the order they enter.
+        ids: Vec<String>,
+        /// What each machine goes through, in order.
+        steps: Vec<Step>,
+        /// Window and failure handling.
+        options: PipelineOptions,
+    },
 }
 
 impl HostCall {
@@ -240,6 +252,7 @@ impl HostCall {
                 | Self::Cordon { .. }
                 | Self::Uncordon { .. }
                 | Self::SetWeights { .. }
+                | Self::Pipeline { .. }
         )
     }
 
@@ -274,6 +287,20 @@ impl HostCall {
             Self::MetricsQuery { .. } => "metrics.query",
             Self::MetricsRange { .. } => "metrics.query-range",
             Self::Judge { .. } => "metrics.judge",
+            Self::Pipeline { .. } => "machines.pipeline",
+        }
+    }
+
+    /// The machines this call moves in place and the release they move to: an update's, or a
+    /// pipeline's with an update step. What reads the log for "which machines went to v2, when" asks
+    /// this rather than matching `machines.update` alone.
+    pub fn updates(&self) -> Option<(&[String], &Release)> {
+        match self {
+            Self::Update { ids, target } => Some((ids, target)),
+            Self::Pipeline { ids, steps, .. } => {
+                crate::pipeline::update_target(steps).map(|t| (ids.as_slice(), t))
+            }
+            _ => None,
         }
     }
 
@@ -289,7 +316,8 @@ impl HostCall {
             | Self::WaitHealthy { ids, .. }
             | Self::Cordon { ids }
             | Self::Uncordon { ids }
-            | Self::Connections { ids } => Some(ids),
+            | Self::Connections { ids }
+            | Self::Pipeline { ids, .. } => Some(ids),
             _ => None,
         }
     }
@@ -346,6 +374,8 @@ pub enum HostReply {
     Series(Vec<Series>),
     /// The judge's decision (`metrics.judge`).
     Judgment(Verdict),
+    /// What became of a pipeline's machines that did not take every step (`machines.pipeline`).
+    Pipeline(PipelineOutcome),
     /// The call failed as a whole: a one-machine call's error, or a refusal of a call that names no
     /// machines.
     Failed(OpError),

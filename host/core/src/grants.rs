@@ -97,7 +97,13 @@ impl Grants {
     /// The refusal of `call` as a whole, if its operation is not granted.
     pub fn refuse_operation(&self, call: &HostCall) -> Option<OpError> {
         let ops = self.operations.as_ref()?;
-        let op = call.operation();
+        // A pipeline is granted when every step is: it is those operations, machine by machine.
+        let op = match call {
+            HostCall::Pipeline { steps, .. } => {
+                steps.iter().map(|s| s.operation()).find(|op| !ops.contains(op))?
+            }
+            _ => call.operation(),
+        };
         if op.starts_with("runtime.") || op == "metrics.judge" || ops.contains(op) {
             return None;
         }
@@ -178,6 +184,29 @@ mod tests {
         assert!(g.refuse_operation(&judge).is_none(), "the judge touches nothing");
         let metrics = Grants::from_lists(Some(&["metrics.*".into()]), &[], None, None).unwrap();
         assert!(metrics.refuse_operation(&query).is_none());
+    }
+
+    #[test]
+    fn a_pipeline_is_granted_step_by_step() {
+        use crate::pipeline::{PipelineOptions, Step};
+        let pipeline = |steps: Vec<Step>| HostCall::Pipeline {
+            ids: vec!["m1".into()],
+            steps,
+            options: PipelineOptions::default(),
+        };
+        let roll = pipeline(vec![
+            Step::Cordon,
+            Step::Update { target: Release { version: 2, image: "x".into() } },
+            Step::WaitHealthy { timeout_ms: 1 },
+            Step::Uncordon,
+        ]);
+        let no_destroy = Grants::from_lists(None, &["machines.destroy".into()], None, None).unwrap();
+        assert!(no_destroy.refuse_operation(&roll).is_none());
+        let retire = pipeline(vec![Step::Cordon, Step::Destroy]);
+        let e = no_destroy.refuse_operation(&retire).unwrap();
+        assert!(e.message.contains("`machines.destroy`"), "the refused step is named: {e}");
+        let no_traffic = Grants::from_lists(Some(&["machines.*".into()]), &[], None, None).unwrap();
+        assert!(no_traffic.refuse_operation(&roll).unwrap().message.contains("`traffic.cordon`"));
     }
 
     #[test]

@@ -23,6 +23,8 @@
 //!   strategy's queries.
 //! - [`platform`]: the [`Platform`] trait every platform implements, its traffic types, leases, launches,
 //!   and [`list_with_retries`].
+//! - [`pipeline`]: the steps of `machines.pipeline`, each machine going on as soon as its own step
+//!   is done, and what a pipeline answers.
 //! - [`events`]: the deploy's event record: every [`HostCall`](events::HostCall), its reply, and the
 //!   sinks that receive them.
 //! - [`grants`]: [`Grants`], which contract calls and which machines a strategy may change.
@@ -41,6 +43,7 @@ pub mod limits;
 pub mod machine;
 pub mod metrics;
 pub mod os;
+pub mod pipeline;
 pub mod platform;
 pub mod proxy_limits;
 pub mod release_command;

@@ -56,6 +56,10 @@ pub struct Phase {
 /// How many log lines the page keeps.
 const LOG_LINES: usize = 12;
 
+/// The reply a pipeline's expanded batch calls are read with: each names only machines that got
+/// through its step.
+static DONE: HostReply = HostReply::Batch(Vec::new());
+
 /// Read the app's state from the journal (blocking: both backends are synchronous clients).
 pub fn snapshot(journal: &Journal, app: &str) -> Result<Snapshot, JournalError> {
     let mut releases = journal.releases(app)?;
@@ -81,34 +85,45 @@ pub fn progress(release: &ReleaseRecord, events: &[Event]) -> Progress {
             }
             continue;
         };
-        match (call, reply) {
-            (HostCall::List, HostReply::Machines(ms)) => {
-                fleet = ms.iter().map(|m| (m.id.clone(), m.release.version)).collect();
+        // A pipeline is read as the batch calls it stands for, each machine as far as it got.
+        let expanded;
+        let calls: Vec<(&HostCall, &HostReply)> = match (call, reply) {
+            (HostCall::Pipeline { ids, steps, .. }, HostReply::Pipeline(outcome)) => {
+                expanded = cutover_core::pipeline::as_batch_calls(ids, steps, outcome);
+                expanded.iter().map(|c| (c, &DONE)).collect()
             }
-            (HostCall::Get { .. }, HostReply::Machine(m)) => {
-                fleet.insert(m.id.clone(), m.release.version);
-            }
-            (HostCall::CloneFrom { target, .. }, HostReply::Cloned(made)) => {
-                for id in made.iter().flatten() {
-                    fleet.insert(id.clone(), target.version);
+            _ => vec![(call, reply)],
+        };
+        for (call, reply) in calls {
+            match (call, reply) {
+                (HostCall::List, HostReply::Machines(ms)) => {
+                    fleet = ms.iter().map(|m| (m.id.clone(), m.release.version)).collect();
                 }
-            }
-            (HostCall::Update { ids, target }, HostReply::Batch(failed)) => {
-                for id in ids.iter().filter(|id| !failed.iter().any(|(f, _)| f == *id)) {
-                    fleet.insert(id.clone(), target.version);
+                (HostCall::Get { .. }, HostReply::Machine(m)) => {
+                    fleet.insert(m.id.clone(), m.release.version);
                 }
-            }
-            (HostCall::Destroy { ids, .. }, HostReply::Batch(failed)) => {
-                for id in ids.iter().filter(|id| !failed.iter().any(|(f, _)| f == *id)) {
-                    fleet.remove(id);
+                (HostCall::CloneFrom { target, .. }, HostReply::Cloned(made)) => {
+                    for id in made.iter().flatten() {
+                        fleet.insert(id.clone(), target.version);
+                    }
                 }
+                (HostCall::Update { ids, target }, HostReply::Batch(failed)) => {
+                    for id in ids.iter().filter(|id| !failed.iter().any(|(f, _)| f == *id)) {
+                        fleet.insert(id.clone(), target.version);
+                    }
+                }
+                (HostCall::Destroy { ids, .. }, HostReply::Batch(failed)) => {
+                    for id in ids.iter().filter(|id| !failed.iter().any(|(f, _)| f == *id)) {
+                        fleet.remove(id);
+                    }
+                }
+                (HostCall::SetWeights { weights: w }, HostReply::Done) => {
+                    weights = w.iter().map(|w| (w.version, w.percent)).collect();
+                }
+                (HostCall::Phase { name }, _) => phases.push(Phase { name: name.clone(), at_ms: e.at_ms }),
+                (HostCall::Log { message, .. }, _) => log.push(message.clone()),
+                _ => {}
             }
-            (HostCall::SetWeights { weights: w }, HostReply::Done) => {
-                weights = w.iter().map(|w| (w.version, w.percent)).collect();
-            }
-            (HostCall::Phase { name }, _) => phases.push(Phase { name: name.clone(), at_ms: e.at_ms }),
-            (HostCall::Log { message, .. }, _) => log.push(message.clone()),
-            _ => {}
         }
     }
     let mut machines: BTreeMap<u64, usize> = BTreeMap::new();

@@ -317,6 +317,17 @@ impl Replay {
     }
 
     fn call(&mut self, end: u64, took: u64, call: &HostCall, reply: &HostReply) {
+        // A pipeline is read as the batch calls it stands for, each machine as far as it got.
+        if let (HostCall::Pipeline { ids, steps, .. }, HostReply::Pipeline(outcome)) = (call, reply) {
+            for f in &outcome.failed {
+                let op = steps.get(f.step as usize).map_or("machines.pipeline", |s| s.operation());
+                self.mark(end, Some(f.id.clone()), format!("{op}: {}", f.error.message));
+            }
+            for batch in cutover_core::pipeline::as_batch_calls(ids, steps, outcome) {
+                self.call(end, took, &batch, &HostReply::Batch(Vec::new()));
+            }
+            return;
+        }
         let start = end.saturating_sub(took);
         let failed: Vec<&str> = match reply {
             HostReply::Batch(errs) => errs.iter().map(|(id, _)| id.as_str()).collect(),

@@ -214,6 +214,10 @@ impl Replay {
 /// acts on, and failing it helps undo. A destroy is not failed: it is how a strategy cleans up, and a
 /// deploy past its last change should be left to finish rather than leave what it meant to remove.
 fn can_fail(call: &HostCall) -> bool {
+    // A pipeline that destroys is a clean-up too.
+    if let HostCall::Pipeline { steps, .. } = call {
+        return !steps.iter().any(|s| matches!(s, cutover_core::pipeline::Step::Destroy));
+    }
     !matches!(
         call,
         HostCall::Destroy { .. }
@@ -229,7 +233,11 @@ fn can_fail(call: &HostCall) -> bool {
 
 /// Whether a call would put a machine on `target` (a new one, or an update).
 fn advances(call: &HostCall, target: &Release) -> bool {
-    matches!(call, HostCall::Update { target: t, .. } | HostCall::CloneFrom { target: t, .. } if t == target)
+    match call {
+        HostCall::Update { target: t, .. } | HostCall::CloneFrom { target: t, .. } => t == target,
+        HostCall::Pipeline { steps, .. } => cutover_core::pipeline::update_target(steps) == Some(target),
+        _ => false,
+    }
 }
 
 fn is_host_note(call: &HostCall) -> bool {

@@ -12,6 +12,8 @@
 //! - [`log`]: `info!`/`warn!`/… macros over the host's log, phases and progress;
 //! - [`fleet`]: listing, waiting until serving, stopping, cloning, counting connections;
 //! - [`batch`]: splitting machines into batches of `max_unavailable`;
+//! - [`pipeline`] (contract 0.2): the same steps on many machines, each going on as soon as its own
+//!   step is done, with a window of machines under way (a roll within `max_unavailable`);
 //! - [`leftover`]: clean-up past the point of no return that the platform would not let finish, tagged
 //!   on the machines so they can be found and finished later;
 //! - [`green`] and [`rollout`]: the building blocks of the built-in strategies (a green fleet up to the
@@ -54,6 +56,8 @@ pub mod green;
 pub mod leftover;
 pub mod log;
 pub mod params;
+#[cfg(not(feature = "contract-0-1"))]
+pub mod pipeline;
 pub mod retry;
 pub mod rollout;
 

@@ -24,10 +24,9 @@
 
 use cutover_sdk::leftover::{Todo, leave};
 use cutover_sdk::runtime::{self, Level};
-use cutover_sdk::types::MachineError;
+use cutover_sdk::pipeline::retire;
 use cutover_sdk::types::{ParamKind, ParamSpec, ParamValue};
-use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, machines, traffic};
-use cutover_sdk::{Retry, with_retries};
+use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, Retry, traffic};
 
 struct BlueGreen;
 
@@ -87,25 +86,34 @@ impl Guest for BlueGreen {
         // clean-up, retried for the whole budget. What the platform still refuses is left tagged.
         // A green standing in for a machine that was stopped goes back to stopped with blue, now that it
         // has proved it boots and passes its checks: the fleet keeps its shape.
+        // Each blue machine is stopped, seen down and destroyed on its own (one pipeline), so the
+        // first are gone while the last still stop.
         let stand_ins = switched.stand_ins_for_stopped();
-        let mut to_stop = blue_ids.clone();
-        to_stop.extend(stand_ins.iter().cloned());
-        let mut stopped: Vec<String> = to_stop.clone();
-        if let Err(failures) = cutover_sdk::stop_machines(retries, &to_stop, &plan) {
-            stopped.retain(|id| !failures.iter().any(|f| f.id == *id));
-            let (blue_left, green_left): (Vec<MachineError>, Vec<MachineError>) =
-                failures.into_iter().partition(|f| blue_ids.contains(&f.id));
-            if !blue_left.is_empty() {
-                leave(retries, &plan, &blue_left, Todo::StopAndDestroy, "blue machine(s)");
+        if let Err(left) = retire(retries, &stand_ins, &plan, false) {
+            leave(
+                retries,
+                &plan,
+                &left.not_stopped,
+                Todo::Stop,
+                "green machine(s) standing in for stopped ones",
+            );
+        }
+        match retire(retries, blue_ids, &plan, !retain_blue) {
+            Ok(()) if !retain_blue => {
+                runtime::log(Level::Info, &format!("destroyed {n} blue machine(s)"));
             }
-            if !green_left.is_empty() {
-                leave(
-                    retries,
-                    &plan,
-                    &green_left,
-                    Todo::Stop,
-                    "green machine(s) standing in for stopped ones",
-                );
+            Ok(()) => {}
+            Err(left) => {
+                if !left.not_stopped.is_empty() {
+                    leave(retries, &plan, &left.not_stopped, Todo::StopAndDestroy, "blue machine(s)");
+                }
+                if !left.not_destroyed.is_empty() {
+                    leave(retries, &plan, &left.not_destroyed, Todo::Destroy, "blue machine(s)");
+                }
+                if !retain_blue {
+                    let gone = n - left.not_stopped.len() - left.not_destroyed.len();
+                    runtime::log(Level::Info, &format!("destroyed {gone} blue machine(s)"));
+                }
             }
         }
         if retain_blue {
@@ -118,17 +126,6 @@ impl Guest for BlueGreen {
                     plan.target.version
                 ),
             );
-        } else {
-            let blue_stopped: Vec<String> =
-                blue_ids.iter().filter(|id| stopped.contains(id)).cloned().collect();
-            match with_retries(retries, &blue_stopped, machines::destroy) {
-                Ok(()) => {
-                    runtime::log(Level::Info, &format!("destroyed {} blue machine(s)", blue_stopped.len()))
-                }
-                Err(failures) => {
-                    leave(retries, &plan, &failures, Todo::Destroy, "blue machine(s)");
-                }
-            }
         }
         runtime::log(Level::Info, &format!("all {n} machine(s) on v{}", plan.target.version));
         Ok(())

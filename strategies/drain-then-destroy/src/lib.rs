@@ -33,9 +33,11 @@
 
 use cutover_sdk::leftover::{Todo, leave};
 use cutover_sdk::runtime::{self, Level};
-use cutover_sdk::types::{ParamKind, ParamSpec, ParamValue};
-use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, machines, traffic};
-use cutover_sdk::{Retry, describe_error, human, with_retries};
+use cutover_sdk::pipeline::{DrainWait, StateWait, Step, StepError, StopSpec, Unfinished};
+use cutover_sdk::pipeline::{every_machine, pipeline};
+use cutover_sdk::types::{MachineState, ParamKind, ParamSpec, ParamValue};
+use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, traffic};
+use cutover_sdk::{Retry, describe_error, human};
 
 struct DrainThenDestroy;
 
@@ -172,125 +174,80 @@ impl Drain<'_> {
             ),
         );
         runtime::progress(0, self.total as u32);
-        let mut left: Vec<String> = blue.to_vec();
-        // Whether a round of counts outlasting `poll_interval_ms` was reported already.
-        let mut slow_reported = false;
-        loop {
-            let round_started = runtime::now();
-            let mut idle = Vec::new();
-            let mut busy = Vec::new();
-            // (id, connections, or none when they could not be counted) of the machines to cut.
-            let mut cut: Vec<(String, Option<u32>)> = Vec::new();
-            // One call counts every machine left; the timeout is judged once per round.
-            let timed_out = runtime::now().saturating_sub(switched_at) >= drain_timeout_ms;
-            for (id, count) in cutover_sdk::fleet::count_connections(self.retries, &left) {
-                match count {
-                    Ok(0) => idle.push(id),
-                    // Already gone (destroyed by hand, or by the platform): nothing to drain.
-                    Err(Error::NotFound(_)) => idle.push(id),
-                    Ok(open) if timed_out => cut.push((id, Some(open))),
-                    Err(e) if timed_out => {
-                        runtime::log(
-                            Level::Warn,
-                            &format!("counting the connections of {id} failed: {}", describe_error(&e)),
-                        );
-                        cut.push((id, None));
-                    }
-                    Ok(_) => busy.push(id),
-                    Err(e) => {
-                        // Unknown is not idle: keep waiting for it, up to the timeout.
-                        runtime::log(
-                            Level::Warn,
-                            &format!(
-                                "counting the connections of {id} failed ({}); it keeps draining",
-                                describe_error(&e)
-                            ),
-                        );
-                        busy.push(id);
-                    }
-                }
-            }
-            let now = runtime::now();
-            let elapsed = now.saturating_sub(switched_at);
-            let round = now.saturating_sub(round_started);
-            if round > poll_interval_ms && !slow_reported {
-                slow_reported = true;
-                runtime::log(
-                    Level::Warn,
-                    &format!(
-                        "counting the connections of {} blue machine(s) took {}, longer than poll_interval \
-                         ({}): machines are retired later than they drain",
-                        left.len(),
-                        human(round),
-                        human(poll_interval_ms)
-                    ),
-                );
-            }
-            if !idle.is_empty() {
-                self.retire(
-                    &idle,
-                    &format!("{} blue machine(s) drained after {}", idle.len(), human(elapsed)),
-                )?;
-                runtime::log(
-                    Level::Info,
-                    &format!(
-                        "{} blue machine(s) drained after {}: stopped and destroyed (0 connections cut); {} \
-                         still draining",
-                        idle.len(),
-                        human(elapsed),
-                        busy.len() + cut.len()
-                    ),
-                );
-            }
-            if !cut.is_empty() {
-                let ids: Vec<String> = cut.iter().map(|(id, _)| id.clone()).collect();
-                let counted: u32 = cut.iter().filter_map(|(_, n)| *n).sum();
-                let unknown = cut.iter().filter(|(_, n)| n.is_none()).count();
-                // Machine by machine, the first few: a log line is no place for thousands.
-                let mut each = cut
-                    .iter()
-                    .take(LISTED)
-                    .map(|(id, n)| match n {
-                        Some(n) => format!("{id}: {n}"),
-                        None => format!("{id}: unknown"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                if cut.len() > LISTED {
-                    each += &format!(", and {} more", cut.len() - LISTED);
-                }
-                let unknown = if unknown > 0 {
-                    format!(" (and the unknown count of {unknown} machine(s))")
-                } else {
-                    String::new()
-                };
-                runtime::log(
-                    Level::Warn,
-                    &format!(
-                        "drain_timeout ({}) passed: stopping the {} blue machine(s) still holding \
-                         connections, cutting {counted} connection(s){unknown} ({each})",
-                        human(drain_timeout_ms),
-                        ids.len()
-                    ),
-                );
-                self.retire(&ids, "drain_timeout passed")?;
-            }
-            if busy.is_empty() {
-                return Ok(());
-            }
-            left = busy;
-            // The next round starts `poll_interval` after this one started, or exactly at the timeout if
-            // that comes first. A round that took longer than the interval (counts are one machine per
-            // call) is followed by the next at once: each machine was last counted a whole round ago,
-            // and sleeping on top would only retire drained machines later.
-            let now = runtime::now();
-            let until_timeout = drain_timeout_ms.saturating_sub(now.saturating_sub(switched_at));
-            let until_next = poll_interval_ms.saturating_sub(now.saturating_sub(round_started));
-            let pause = until_next.min(until_timeout);
-            if pause > 0 {
-                runtime::sleep(pause);
-            }
+        // One pipeline: each machine is counted every `poll_interval` and stopped and destroyed as
+        // soon as it is idle, whatever the others do; the drain's end is the same instant for all.
+        let left_ms = drain_timeout_ms.saturating_sub(runtime::now().saturating_sub(switched_at));
+        let steps = [
+            Step::WaitDrained(DrainWait { poll_ms: poll_interval_ms, timeout_ms: left_ms }),
+            Step::Stop(StopSpec { signal: self.plan.kill_signal.clone(), timeout_ms: self.plan.kill_timeout_ms }),
+            Step::WaitState(StateWait { state: MachineState::Stopped, timeout_ms: self.plan.wait_timeout_ms }),
+            Step::Destroy,
+        ];
+        let unfinished = match pipeline(self.retries, blue, &steps, every_machine()) {
+            Ok(()) => Unfinished::default(),
+            Err(u) => u,
+        };
+        // Still holding connections at the drain's end (or never counted): to be cut.
+        let (cut, stuck): (Vec<StepError>, Vec<StepError>) =
+            unfinished.failed.into_iter().partition(|f| f.step == 0);
+        let drained = blue.len() - cut.len() - stuck.len();
+        self.destroyed += drained;
+        runtime::progress(self.destroyed as u32, self.total as u32);
+        let elapsed = runtime::now().saturating_sub(switched_at);
+        runtime::log(
+            Level::Info,
+            &format!(
+                "{drained} blue machine(s) drained within {}: stopped and destroyed (0 connections cut)",
+                human(elapsed)
+            ),
+        );
+        if !stuck.is_empty() {
+            // Drained, but their stop or destroy failed past its retries: once more, then left tagged.
+            let ids: Vec<String> = stuck.iter().map(|f| f.id.clone()).collect();
+            self.retire(&ids, "drained")?;
         }
+        if cut.is_empty() {
+            return Ok(());
+        }
+        for f in cut.iter().filter(|f| !matches!(f.error, Error::Timeout(_))) {
+            runtime::log(
+                Level::Warn,
+                &format!("counting the connections of {} failed: {}", f.id, describe_error(&f.error)),
+            );
+        }
+        let ids: Vec<String> = cut.iter().map(|f| f.id.clone()).collect();
+        // Counted once more, for the log: how much the stop is about to cut.
+        let counts = cutover_sdk::fleet::count_connections(self.retries, &ids);
+        let counted: u32 = counts.iter().filter_map(|(_, n)| n.as_ref().ok()).sum();
+        let unknown = counts.iter().filter(|(_, n)| n.is_err()).count();
+        // Machine by machine, the first few: a log line is no place for thousands.
+        let mut each = counts
+            .iter()
+            .take(LISTED)
+            .map(|(id, n)| match n {
+                Ok(n) => format!("{id}: {n}"),
+                Err(_) => format!("{id}: unknown"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        if counts.len() > LISTED {
+            each += &format!(", and {} more", counts.len() - LISTED);
+        }
+        let unknown = if unknown > 0 {
+            format!(" (and the unknown count of {unknown} machine(s))")
+        } else {
+            String::new()
+        };
+        runtime::log(
+            Level::Warn,
+            &format!(
+                "drain_timeout ({}) passed: stopping the {} blue machine(s) still holding connections, \
+                 cutting {counted} connection(s){unknown} ({each})",
+                human(drain_timeout_ms),
+                ids.len()
+            ),
+        );
+        self.retire(&ids, "drain_timeout passed")
     }
 
     /// Without connection counts: wait the whole `drain_timeout_ms`, then retire all of blue.
@@ -324,16 +281,20 @@ impl Drain<'_> {
     /// deploy goes on.
     fn retire(&mut self, ids: &[String], why: &str) -> Result<(), Error> {
         let (retries, plan) = (self.retries, self.plan);
-        let mut stopped = ids.to_vec();
-        if let Err(failures) = cutover_sdk::stop_machines(retries, ids, plan) {
-            stopped.retain(|id| !failures.iter().any(|f| f.id == *id));
-            leave(retries, plan, &failures, Todo::StopAndDestroy, &format!("blue machine(s) ({why})"));
+        let mut gone = ids.len();
+        // Each machine stopped, seen down and destroyed on its own: one pipeline, not three calls
+        // that each wait for the slowest machine.
+        if let Err(left) = cutover_sdk::pipeline::retire(retries, ids, plan, true) {
+            let what = format!("blue machine(s) ({why})");
+            if !left.not_stopped.is_empty() {
+                leave(retries, plan, &left.not_stopped, Todo::StopAndDestroy, &what);
+            }
+            if !left.not_destroyed.is_empty() {
+                leave(retries, plan, &left.not_destroyed, Todo::Destroy, &what);
+            }
+            gone -= left.not_stopped.len() + left.not_destroyed.len();
         }
-        if let Err(failures) = with_retries(retries, &stopped, machines::destroy) {
-            stopped.retain(|id| !failures.iter().any(|f| f.id == *id));
-            leave(retries, plan, &failures, Todo::Destroy, &format!("blue machine(s) ({why})"));
-        }
-        self.destroyed += stopped.len();
+        self.destroyed += gone;
         runtime::progress(self.destroyed as u32, self.total as u32);
         Ok(())
     }

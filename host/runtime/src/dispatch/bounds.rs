@@ -18,6 +18,9 @@ pub const MAX_IDS_PER_CALL: usize = 10_000;
 /// Longest metadata key or value, and most release weights, one call may pass.
 const MAX_METADATA: usize = 4096;
 const MAX_WEIGHTS: usize = 64;
+/// Most steps one pipeline may take per machine (a roll takes five; a step is a host operation, and
+/// a few dozen cover any sequence of them).
+const MAX_STEPS: usize = 32;
 /// Longest PromQL expression a strategy may send (real ones are a few hundred bytes).
 const MAX_PROMQL: usize = 16 * 1024;
 
@@ -69,6 +72,12 @@ pub(super) fn oversized(call: &HostCall) -> Option<OpError> {
                     canary.len(),
                     baseline.len()
                 ),
+            ));
+        }
+        HostCall::Pipeline { steps, .. } if steps.len() > MAX_STEPS => {
+            return Some(OpError::new(
+                ErrorKind::Invalid,
+                format!("a pipeline takes at most {MAX_STEPS} steps; this one has {}", steps.len()),
             ));
         }
         _ => call.machine_ids().map_or(0, <[String]>::len),

@@ -12,12 +12,16 @@
 //! - `creations`: how many machines one deploy may create (its blast radius);
 //! - `log_budget`: how many log lines a strategy may write, on the host clock;
 //! - `recorder`: numbering events and handing them to the run's sink ([`Recorder`]);
-//! - `metrics`: the `metrics.*` calls (queries to the run's metrics source, the judge).
+//! - `metrics`: the `metrics.*` calls (queries to the run's metrics source, the judge);
+//! - `pipeline`: `machines.pipeline`, steps per machine under the concurrency slots and a window.
 
 mod bounds;
 pub mod creations;
 mod log_budget;
 mod metrics;
+mod pipeline;
+#[cfg(test)]
+mod pipeline_tests;
 mod recorder;
 
 pub use bounds::{MAX_IDS_PER_CALL, truncate_log};
@@ -409,6 +413,9 @@ impl Dispatcher {
                     .await
                     .unwrap_or(HostReply::Failed(OpError::new(ErrorKind::Invalid, "internal")))
             }
+            HostCall::Pipeline { ids, steps, options } => {
+                self.pipeline(ids, steps, *options, &HashMap::new()).await
+            }
             HostCall::Capabilities
             | HostCall::Log { .. }
             | HostCall::Phase { .. }
@@ -498,6 +505,21 @@ impl Dispatcher {
             HostCall::Destroy { ids } => {
                 let todo = ids.iter().filter(|id| find(id).is_some()).cloned().collect();
                 self.run(&HostCall::Destroy { ids: todo }).await
+            }
+            HostCall::Pipeline { ids, steps, options } => {
+                // Steps are taken again but for what shows done: a machine gone that the steps
+                // destroy, an update already made. Cordons, waits and stops are harmless to repeat.
+                let destroys = steps.iter().any(|s| matches!(s, cutover_core::pipeline::Step::Destroy));
+                let target = cutover_core::pipeline::update_target(steps);
+                let skip = ids
+                    .iter()
+                    .filter_map(|id| match find(id) {
+                        None if destroys => Some((id.clone(), pipeline::Skip::Whole)),
+                        Some(m) if Some(&m.release) == target => Some((id.clone(), pipeline::Skip::Update)),
+                        _ => None,
+                    })
+                    .collect();
+                self.pipeline(ids, steps, *options, &skip).await
             }
             other => self.run(other).await,
         }
@@ -635,6 +657,9 @@ fn refused(call: &HostCall, denied: OpError) -> HostReply {
     match call {
         HostCall::CloneFrom { .. } => HostReply::Cloned(ids.iter().map(|_| Err(denied.clone())).collect()),
         HostCall::Connections { .. } => HostReply::Counts(ids.iter().map(|_| Err(denied.clone())).collect()),
+        HostCall::Pipeline { .. } => {
+            HostReply::Pipeline(cutover_core::pipeline::PipelineOutcome::all_failed(ids, 0, &denied))
+        }
         _ => HostReply::Batch(ids.iter().map(|id| (id.clone(), denied.clone())).collect()),
     }
 }

@@ -1,11 +1,12 @@
 //! Conversions between the latest contract's WIT types (0.2, whose `types` 0.1 shares) and the host's
 //! own types.
 
-use super::cutover::strategy::metrics;
 use super::cutover::strategy::types as wit;
+use super::cutover::strategy::{machines, metrics};
 use cutover_core::contract::{DeployPlan, MaxUnavailable, ParamKind, ParamSpec, ParamValue, StrategyInfo};
 use cutover_core::judge::{Direction, JudgeOptions, Outcome, Verdict};
 use cutover_core::metrics::Series;
+use cutover_core::pipeline::{PipelineOptions, PipelineOutcome, Step};
 use cutover_core::{self, Check, CheckStatus, ErrorKind, Machine, MachineState, OpError, Release};
 
 /// The plan `deploy` is given, as the contract spells it (0.1 and 0.2 alike).
@@ -213,5 +214,39 @@ pub fn judgment_to_wit(j: Verdict) -> metrics::Judgment {
         ci_low: j.ci_low,
         ci_high: j.ci_high,
         reason: j.reason,
+    }
+}
+
+/// A pipeline's step, in the host's terms.
+pub fn step_from_wit(s: machines::Step) -> Step {
+    match s {
+        machines::Step::Cordon => Step::Cordon,
+        machines::Step::Uncordon => Step::Uncordon,
+        machines::Step::Update(target) => Step::Update { target: release_from_wit(target) },
+        machines::Step::Start => Step::Start,
+        machines::Step::Stop(s) => Step::Stop { signal: s.signal, timeout_ms: s.timeout_ms },
+        machines::Step::Destroy => Step::Destroy,
+        machines::Step::WaitState(w) => {
+            Step::WaitState { state: state_from_wit(w.state), timeout_ms: w.timeout_ms }
+        }
+        machines::Step::WaitHealthy(timeout_ms) => Step::WaitHealthy { timeout_ms },
+        machines::Step::WaitDrained(d) => Step::WaitDrained { poll_ms: d.poll_ms, timeout_ms: d.timeout_ms },
+    }
+}
+
+/// A pipeline's options, in the host's terms.
+pub fn pipeline_options_from_wit(o: machines::PipelineOptions) -> PipelineOptions {
+    PipelineOptions { window: o.window, stop_on_failure: o.stop_on_failure }
+}
+
+/// What became of a pipeline's machines, as the contract spells it.
+pub fn pipeline_outcome_to_wit(o: PipelineOutcome) -> machines::PipelineFailure {
+    machines::PipelineFailure {
+        failed: o
+            .failed
+            .into_iter()
+            .map(|f| machines::StepError { id: f.id, step: f.step, error: error_to_wit(f.error) })
+            .collect(),
+        not_started: o.not_started,
     }
 }

@@ -97,6 +97,21 @@ impl machines::Host for HostState {
     async fn set_metadata(&mut self, id: String, key: String, value: String) -> Result<Wit<()>> {
         done("machines.set-metadata", self.call(HostCall::SetMetadata { id, key, value }).await?)
     }
+
+    async fn pipeline(
+        &mut self,
+        ids: Vec<String>,
+        steps: Vec<machines::Step>,
+        options: machines::PipelineOptions,
+    ) -> Result<std::result::Result<(), machines::PipelineFailure>> {
+        let steps = steps.into_iter().map(step_from_wit).collect();
+        let call = HostCall::Pipeline { ids, steps, options: pipeline_options_from_wit(options) };
+        match self.call(call).await? {
+            HostReply::Pipeline(outcome) if outcome.is_ok() => Ok(Ok(())),
+            HostReply::Pipeline(outcome) => Ok(Err(pipeline_outcome_to_wit(outcome))),
+            other => Err(mismatch("machines.pipeline", &other)),
+        }
+    }
 }
 
 impl health::Host for HostState {

@@ -1,0 +1,206 @@
+//! `machines.pipeline`: every machine takes the steps in turn, going on as soon as its own step is
+//! done (see [`cutover_core::pipeline`]).
+//!
+//! Two bounds, kept apart on purpose. `concurrency` bounds the operations in flight (a cordon, an
+//! update, a count of connections: each one API round trip), as it does for a batch call; a wait is
+//! not an operation and holds no slot, or machines booting would keep the others from being changed.
+//! The `window` bounds machines between their first step and the end of their last, in the order
+//! listed: what keeps a roll within `max_unavailable`. Slots are handed out first come, first served,
+//! so the machines that entered first go through first.
+
+use super::{Dispatcher, HostReply};
+use cutover_core::pipeline::{PipelineOptions, PipelineOutcome, Step, StepFailure};
+use cutover_core::{ErrorKind, OpError, StopSpec};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// What a resumed run skips of a pipeline the interrupted run had under way (see
+/// [`Dispatcher::reconcile`]): a machine already gone when the steps destroy it, or an update already
+/// made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Skip {
+    /// The machine took its steps already: it is gone, and the steps end by destroying it.
+    Whole,
+    /// The machine is on the update's release already: every other step is taken again.
+    Update,
+}
+
+/// How one machine ended.
+enum Ended {
+    Done,
+    Failed(StepFailure),
+    NotStarted,
+}
+
+impl Dispatcher {
+    /// Take `steps` on every machine of `ids` (see the module's introduction); `skip` says what a
+    /// resumed run leaves out.
+    pub(super) async fn pipeline(
+        &self,
+        ids: &[String],
+        steps: &[Step],
+        options: PipelineOptions,
+        skip: &HashMap<String, Skip>,
+    ) -> HostReply {
+        let slots = Semaphore::new(self.concurrency);
+        let window = (options.window > 0).then(|| Semaphore::new(options.window as usize));
+        let stopped = AtomicBool::new(false);
+        let (slots, window, stopped) = (&slots, window.as_ref(), &stopped);
+        let mut seen = HashSet::with_capacity(ids.len());
+        let mut running: FuturesUnordered<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let duplicate = !seen.insert(id.as_str());
+                async move {
+                    if duplicate {
+                        let error = OpError::new(
+                            ErrorKind::Invalid,
+                            format!("machine {id} is listed twice in one call"),
+                        );
+                        return (i, Ended::Failed(StepFailure { id: id.clone(), step: 0, error }));
+                    }
+                    // Held until the machine's last step is done: the window counts machines under way.
+                    let _entered = match window {
+                        Some(w) => Some(w.acquire().await.expect("the window is never closed")),
+                        None => None,
+                    };
+                    let ended = self
+                        .one_machine(id, steps, skip.get(id).copied(), slots, || {
+                            options.stop_on_failure && stopped.load(Ordering::Relaxed)
+                        })
+                        .await;
+                    // A transient (`platform`) failure is the strategy's to retry, not a reason to stop.
+                    if options.stop_on_failure
+                        && matches!(&ended, Ended::Failed(f) if f.error.kind != ErrorKind::Platform)
+                    {
+                        stopped.store(true, Ordering::Relaxed);
+                    }
+                    (i, ended)
+                }
+            })
+            .collect();
+        let mut ended: Vec<(usize, Ended)> = Vec::with_capacity(ids.len());
+        while let Some(one) = running.next().await {
+            ended.push(one);
+        }
+        ended.sort_by_key(|(i, _)| *i);
+        let mut outcome = PipelineOutcome::default();
+        for (i, e) in ended {
+            match e {
+                Ended::Done => {}
+                Ended::Failed(f) => outcome.failed.push(f),
+                Ended::NotStarted => outcome.not_started.push(ids[i].clone()),
+            }
+        }
+        HostReply::Pipeline(outcome)
+    }
+
+    /// One machine's way through `steps`. `halted` says whether a failure elsewhere keeps a machine
+    /// that has not begun from beginning.
+    async fn one_machine(
+        &self,
+        id: &str,
+        steps: &[Step],
+        skip: Option<Skip>,
+        slots: &Semaphore,
+        halted: impl Fn() -> bool,
+    ) -> Ended {
+        if skip == Some(Skip::Whole) {
+            return Ended::Done;
+        }
+        let fail = |step: usize, error: OpError| {
+            Ended::Failed(StepFailure { id: id.to_string(), step: step as u32, error })
+        };
+        for (k, step) in steps.iter().enumerate() {
+            if skip == Some(Skip::Update) && matches!(step, Step::Update { .. }) {
+                continue;
+            }
+            let result = if step.waits() {
+                if k == 0 && halted() {
+                    return Ended::NotStarted;
+                }
+                self.wait_step(id, step, slots).await
+            } else {
+                let _slot = slots.acquire().await.expect("the slots are never closed");
+                // Checked once the slot is held: a failure may have come while this machine queued.
+                if k == 0 && halted() {
+                    return Ended::NotStarted;
+                }
+                self.operation_step(id, step).await
+            };
+            if let Err(e) = result {
+                return fail(k, e);
+            }
+        }
+        Ended::Done
+    }
+
+    /// A step that changes the machine: held to the grants' scope, then one platform call.
+    async fn operation_step(&self, id: &str, step: &Step) -> Result<(), OpError> {
+        self.in_scope(id).await?;
+        let p = &*self.platform;
+        match step {
+            Step::Cordon => p.cordon(id).await,
+            Step::Uncordon => p.uncordon(id).await,
+            Step::Update { target } => p.update(id, target).await,
+            Step::Start => p.start(id).await,
+            Step::Stop { signal, timeout_ms } => {
+                let how = StopSpec { signal: signal.clone(), timeout: Duration::from_millis(*timeout_ms) };
+                p.stop(id, &how).await
+            }
+            Step::Destroy => p.destroy(id).await,
+            Step::WaitState { .. } | Step::WaitHealthy { .. } | Step::WaitDrained { .. } => {
+                Err(OpError::new(ErrorKind::Invalid, "internal: a wait taken as an operation"))
+            }
+        }
+    }
+
+    /// A step that waits: no slot, but a drain's counts take one each.
+    async fn wait_step(&self, id: &str, step: &Step, slots: &Semaphore) -> Result<(), OpError> {
+        let p = &*self.platform;
+        match step {
+            Step::WaitState { state, timeout_ms } => {
+                p.wait_state(id, *state, Duration::from_millis(*timeout_ms)).await
+            }
+            Step::WaitHealthy { timeout_ms } => p.wait_healthy(id, Duration::from_millis(*timeout_ms)).await,
+            Step::WaitDrained { poll_ms, timeout_ms } => {
+                let until = super::deadline_in(*timeout_ms);
+                // A poll of 0 would spin; a millisecond is the contract's unit.
+                let poll = Duration::from_millis((*poll_ms).max(1));
+                loop {
+                    let counted = {
+                        let _slot = slots.acquire().await.expect("the slots are never closed");
+                        p.connections(id).await
+                    };
+                    let open = match counted {
+                        Ok(open) => Some(open),
+                        // Gone: nothing left to drain.
+                        Err(e) if e.kind == ErrorKind::NotFound => Some(0),
+                        // A count that failed for now is retried by the next poll; unknown is not idle.
+                        Err(e) if e.kind == ErrorKind::Platform => None,
+                        Err(e) => return Err(e),
+                    };
+                    if open == Some(0) {
+                        return Ok(());
+                    }
+                    let now = tokio::time::Instant::now();
+                    if now + poll > until {
+                        tokio::time::sleep_until(until).await;
+                        let open = open.map_or("an unknown number of".to_string(), |n| n.to_string());
+                        return Err(OpError::new(
+                            ErrorKind::Timeout,
+                            format!("machine {id} still had {open} open connection(s) after {timeout_ms} ms"),
+                        ));
+                    }
+                    tokio::time::sleep(poll).await;
+                }
+            }
+            _ => Err(OpError::new(ErrorKind::Invalid, "internal: an operation taken as a wait")),
+        }
+    }
+}
