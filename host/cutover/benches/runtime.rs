@@ -2,7 +2,9 @@
 //!
 //! - `host_call/cutover`: one `runtime.now` call from a Rust guest through cutover's dispatch point
 //!   (recorded as an event), against `host_call/bare`: the same guest loop calling a bare wasmtime
-//!   import that only returns a number. Same engine, same run.
+//!   import that only returns a number. Same engine, same run. cutover's `now` is a sync host
+//!   function, so the baseline is one too (the same path through wasmtime); `host_call/bare_async` is
+//!   the same import declared async (a boxed future polled on the fiber), for comparison only.
 //! - `start/warm`: cached artifact on disk → deserialized, checked, pre-linked, instantiated, first
 //!   call (`describe`) returned: what a new `cutover` process pays for a strategy it has seen before.
 //! - `start/instantiate`: instantiate from the reused `InstancePre` and call `describe`.
@@ -22,7 +24,18 @@ use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+/// The baseline: a sync import, as cutover's `runtime.now` is.
 mod bare {
+    wasmtime::component::bindgen!({
+        path: "../../tests/guests/bare/wit",
+        world: "bare",
+        exports: { default: async },
+    });
+}
+
+/// The same import declared async (what the baseline was before issue 20: it costs more than a sync
+/// one, so it flattered cutover's ratio).
+mod bare_async {
     wasmtime::component::bindgen!({
         path: "../../tests/guests/bare/wit",
         world: "bare",
@@ -44,6 +57,12 @@ impl WasiView for BareHost {
 }
 
 impl bare::BareImports for BareHost {
+    fn now(&mut self) -> u64 {
+        42
+    }
+}
+
+impl bare_async::BareImports for BareHost {
     async fn now(&mut self) -> u64 {
         42
     }
@@ -56,6 +75,7 @@ struct HostCallBench {
     calls_guest: Vec<u8>,
     engine: wasmtime::Engine,
     bare: bare::BarePre<BareHost>,
+    bare_async: bare_async::BarePre<BareHost>,
 }
 
 impl HostCallBench {
@@ -68,7 +88,12 @@ impl HostCallBench {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
         bare::Bare::add_to_linker::<BareHost, HasSelf<BareHost>>(&mut linker, |s| s).unwrap();
         let bare = bare::BarePre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
-        Self { rt: support::paused_runtime(), runtime, calls_guest: support::guest("calls"), engine, bare }
+        let mut linker: Linker<BareHost> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+        bare_async::Bare::add_to_linker::<BareHost, HasSelf<BareHost>>(&mut linker, |s| s).unwrap();
+        let bare_async = bare_async::BarePre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+        let calls_guest = support::guest("calls");
+        Self { rt: support::paused_runtime(), runtime, calls_guest, engine, bare, bare_async }
     }
 
     /// `n` calls of `runtime.now` through cutover's dispatch point (events built, sent to a sink that
@@ -88,14 +113,31 @@ impl HostCallBench {
         })
     }
 
-    /// `n` calls of a bare import that returns a constant.
+    /// A store for one bare run.
+    fn bare_store(&self) -> Store<BareHost> {
+        let host = BareHost { wasi: WasiCtx::builder().build(), table: ResourceTable::new() };
+        let mut store = Store::new(&self.engine, host);
+        store.set_epoch_deadline(u64::MAX / 2);
+        store
+    }
+
+    /// `n` calls of a bare sync import that returns a constant.
     fn bare(&self, n: u64) -> Duration {
         self.rt.block_on(async {
-            let host = BareHost { wasi: WasiCtx::builder().build(), table: ResourceTable::new() };
-            let mut store = Store::new(&self.engine, host);
-            store.set_epoch_deadline(u64::MAX / 2);
+            let mut store = self.bare_store();
             let start = Instant::now();
             let bindings = self.bare.instantiate_async(&mut store).await.unwrap();
+            bindings.call_run(&mut store, n as u32).await.unwrap();
+            start.elapsed()
+        })
+    }
+
+    /// `n` calls of the same import declared async.
+    fn bare_async(&self, n: u64) -> Duration {
+        self.rt.block_on(async {
+            let mut store = self.bare_store();
+            let start = Instant::now();
+            let bindings = self.bare_async.instantiate_async(&mut store).await.unwrap();
             bindings.call_run(&mut store, n as u32).await.unwrap();
             start.elapsed()
         })
@@ -107,26 +149,31 @@ fn host_calls(c: &mut Criterion) {
     let mut group = c.benchmark_group("host_call");
     group.bench_function("cutover", |b| b.iter_custom(|iters| bench.cutover(iters)));
     group.bench_function("bare", |b| b.iter_custom(|iters| bench.bare(iters)));
+    group.bench_function("bare_async", |b| b.iter_custom(|iters| bench.bare_async(iters)));
     group.finish();
 
     // The machine is shared and noisy, so the ratio is taken from interleaved rounds in one run: each
     // round measures both sides back to back, and the median of each side is compared.
     const ROUNDS: usize = 21;
     const CALLS: u64 = 500_000;
-    let (mut ours, mut base) = (Vec::new(), Vec::new());
+    let per_call = |took: Duration| took.as_nanos() as f64 / CALLS as f64;
+    let (mut ours, mut base, mut base_async) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        ours.push(bench.cutover(CALLS).as_nanos() as f64 / CALLS as f64);
-        base.push(bench.bare(CALLS).as_nanos() as f64 / CALLS as f64);
+        ours.push(per_call(bench.cutover(CALLS)));
+        base.push(per_call(bench.bare(CALLS)));
+        base_async.push(per_call(bench.bare_async(CALLS)));
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
-    let (ours, base) = (median(&mut ours), median(&mut base));
+    let (ours, base, base_async) = (median(&mut ours), median(&mut base), median(&mut base_async));
     println!(
         "host_call/ratio         cutover {ours:.1} ns, bare {base:.1} ns per call: {:.2}x \
-         (median of {ROUNDS} interleaved rounds of {CALLS} calls)",
-        ours / base
+         (median of {ROUNDS} interleaved rounds of {CALLS} calls); bare async import {base_async:.1} ns \
+         ({:.2}x)",
+        ours / base,
+        ours / base_async
     );
 }
 
@@ -191,13 +238,17 @@ fn deploy(c: &mut Criterion) {
 criterion_group!(benches, host_calls, start, deploy);
 
 fn main() {
-    // `CUTOVER_PROFILE_HOST_CALL=cutover|bare N` runs one side of the host-call comparison once, for an
+    // `CUTOVER_PROFILE_HOST_CALL=cutover|bare|bare_async N` runs one side of the host-call comparison once, for an
     // instruction count under `valgrind --tool=callgrind` (exact and repeatable, unlike timings here).
     if let Ok(side) = std::env::var("CUTOVER_PROFILE_HOST_CALL") {
         let n: u64 =
             std::env::var("CUTOVER_PROFILE_CALLS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
         let bench = HostCallBench::new();
-        let took = if side == "bare" { bench.bare(n) } else { bench.cutover(n) };
+        let took = match side.as_str() {
+            "bare" => bench.bare(n),
+            "bare_async" => bench.bare_async(n),
+            _ => bench.cutover(n),
+        };
         println!("{side}: {n} calls in {took:?}");
         return;
     }

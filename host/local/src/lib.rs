@@ -8,6 +8,7 @@
 //! - [`proxy`]: the proxy in front of an app's machines, which the daemon runs: routing by weight and
 //!   load, connection counts for drains, retries that keep a deploy free of failed requests.
 //! - [`stats`]: per-release request counts, errors and latencies, which the proxy records.
+//! - `shard`: which of the proxy's threads is running, for the state it keeps per thread.
 //! - `daemon_handle`: [`LocalDaemon`] finds, starts and stops the daemon of a state directory.
 //! - `client`: [`LocalPlatform`], the `Platform` a deploy drives, over the daemon's API (the Machines
 //!   API client it shares with the Fly platform, plus the daemon's extra endpoints for what Fly
@@ -22,6 +23,7 @@ mod client;
 pub mod daemon;
 mod daemon_handle;
 pub mod proxy;
+mod shard;
 pub mod stats;
 
 pub use client::{CAPABILITIES, LocalPlatform};

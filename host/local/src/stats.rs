@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::shard::{self, Padded, SHARDS};
+
 /// How long per-second buckets are kept (10 minutes).
 pub const RETENTION_SECS: u64 = 600;
 
@@ -81,16 +83,19 @@ impl Stats {
     }
 }
 
-/// One release's ring of per-second buckets. Recording takes a short uncontended-in-practice lock.
+/// One release's rings of per-second buckets, one per proxy thread (see `shard`): recording takes
+/// the current thread's lock, which no other thread writes while it works, and a summary adds the
+/// rings up.
 #[derive(Debug)]
 pub struct Recorder {
     version: u64,
     epoch: Instant,
-    ring: Mutex<Ring>,
+    rings: [Padded<Mutex<Ring>>; SHARDS],
 }
 
 #[derive(Debug)]
 struct Ring {
+    /// Empty until this thread records the release's first request; then [`RETENTION_SECS`] long.
     slots: Vec<Slot>,
     /// The latest second anything was recorded in (`u64::MAX` = never).
     last_sec: u64,
@@ -108,8 +113,9 @@ struct Slot {
 
 impl Recorder {
     fn new(version: u64, epoch: Instant) -> Self {
-        let slots = vec![Slot { sec: u64::MAX, ..Slot::default() }; RETENTION_SECS as usize];
-        Recorder { version, epoch, ring: Mutex::new(Ring { slots, last_sec: u64::MAX }) }
+        let rings =
+            std::array::from_fn(|_| Padded(Mutex::new(Ring { slots: Vec::new(), last_sec: u64::MAX })));
+        Recorder { version, epoch, rings }
     }
 
     /// The release it records.
@@ -122,7 +128,10 @@ impl Recorder {
     pub fn record(&self, now: Instant, latency: Option<Duration>, error: bool) {
         let sec = now.saturating_duration_since(self.epoch).as_secs();
         let bucket = latency.map(bucket_of);
-        let mut ring = lock(&self.ring);
+        let mut ring = lock(&self.rings[shard::current()]);
+        if ring.slots.is_empty() {
+            ring.slots = vec![Slot { sec: u64::MAX, ..Slot::default() }; RETENTION_SECS as usize];
+        }
         ring.last_sec = if ring.last_sec == u64::MAX { sec } else { ring.last_sec.max(sec) };
         let slot = &mut ring.slots[(sec % RETENTION_SECS) as usize];
         if slot.sec != sec {
@@ -146,9 +155,11 @@ impl Recorder {
     }
 
     fn active_within(&self, now: Instant, secs: u64) -> bool {
-        let ring = lock(&self.ring);
         let now_sec = now.saturating_duration_since(self.epoch).as_secs();
-        ring.last_sec != u64::MAX && now_sec.saturating_sub(ring.last_sec) < secs
+        self.rings.iter().any(|ring| {
+            let last_sec = lock(ring).last_sec;
+            last_sec != u64::MAX && now_sec.saturating_sub(last_sec) < secs
+        })
     }
 
     /// This release's figures over the last `window` as of `now`.
@@ -158,8 +169,8 @@ impl Recorder {
         let oldest = (now_sec + 1).saturating_sub(secs);
         let mut hist = [0u64; HIST_BUCKETS];
         let (mut requests, mut errors) = (0, 0);
-        {
-            let ring = lock(&self.ring);
+        for ring in &self.rings {
+            let ring = lock(ring);
             for slot in ring.slots.iter().filter(|s| s.sec != u64::MAX && s.sec >= oldest && s.sec <= now_sec)
             {
                 requests += slot.requests;
@@ -272,6 +283,31 @@ mod tests {
         assert_eq!((s.requests, s.errors), (10 * 2 - 2 + 1, 15 - 2));
         assert!(s.p99_ms >= s.p50_ms);
         assert_eq!(stats.release_at(8, Duration::from_secs(60), later), ReleaseStats::default());
+    }
+
+    #[test]
+    fn threads_record_in_rings_of_their_own_that_add_up() {
+        let stats = Arc::new(Stats::new());
+        let now = Instant::now();
+        let threads: Vec<_> = (0..3)
+            .map(|i| {
+                let rec = stats.recorder(1);
+                std::thread::spawn(move || {
+                    shard::set(i);
+                    for _ in 0..10 {
+                        rec.record(now, Some(ms(2.0)), i == 2);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let rec = stats.recorder(1);
+        assert_eq!(rec.rings.iter().filter(|r| !lock(r).slots.is_empty()).count(), 3);
+        let s = stats.release_at(1, Duration::from_secs(60), now);
+        assert_eq!((s.requests, s.errors), (30, 10));
+        assert!((s.p50_ms - 2.0).abs() / 2.0 < 0.05, "{s:?}");
     }
 
     #[test]

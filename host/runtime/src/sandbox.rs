@@ -83,11 +83,24 @@ impl HostState {
     /// next epoch tick, within [`super::limits::TICK`], or by its first call that could wait.
     #[inline]
     pub fn call_instant(&mut self, call: HostCall) -> wasmtime::Result<HostReply> {
+        self.instant(|dispatcher| dispatcher.call_instant(call))
+    }
+
+    /// `runtime.now` through the dispatch point (see [`Dispatcher::now`]).
+    #[inline]
+    pub fn call_now(&mut self) -> wasmtime::Result<Result<u64, HostReply>> {
+        self.instant(Dispatcher::now)
+    }
+
+    /// A call that never waits, made by `dispatch` (see [`Self::call_instant`]). Inlined into each
+    /// caller, so the call's variant is known there and the moves and drops of the others vanish.
+    #[inline(always)]
+    fn instant<R>(&mut self, dispatch: impl FnOnce(&Dispatcher) -> R) -> wasmtime::Result<R> {
         let Some(dispatcher) = &self.dispatcher else {
             return Err(DescribeCalledHost.into());
         };
         self.guard.admit_call()?;
-        let reply = dispatcher.call_instant(call);
+        let reply = dispatch(dispatcher);
         if let Some(diverged) = dispatcher.diverged() {
             return Err(diverged.into());
         }

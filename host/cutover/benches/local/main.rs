@@ -23,7 +23,9 @@
 //! The example app is built in release (`cargo build --release -p hello-cutover`) and used everywhere.
 //!
 //! Run: `cargo bench -p cutover --bench local`. Environment: `CUTOVER_BENCH_ONLY=deploy,switch,proxy,peers`
-//! (a subset), `CUTOVER_BENCH_EXE` (another `cutover` build to run), `CUTOVER_BENCH_RATE` (demo's
+//! (a subset), `CUTOVER_BENCH_EXE` (another `cutover` build to run), `CUTOVER_BENCH_BASE_EXE` (section
+//! 4 only: a second build's daemon and proxy as one more side of every round, to compare two builds in
+//! the same rounds), `CUTOVER_BENCH_RATE` (demo's
 //! req/s, 500), `CUTOVER_BENCH_RUNS` (demo runs per strategy, 3), `CUTOVER_BENCH_SWITCHES` (switch
 //! repetitions, 30), `CUTOVER_BENCH_ROUNDS` (proxy rounds per side, 7),
 //! `CUTOVER_BENCH_PEER_ROUNDS` and `CUTOVER_BENCH_PEER_SECS` (section 4's rounds per side and their

@@ -276,35 +276,70 @@ fn med(rs: &[WrkRound], f: impl Fn(&WrkRound) -> f64) -> f64 {
     median(&mut xs)
 }
 
-/// Section 4: three machines of the example app behind cutover's proxy, nginx and HAProxy.
+/// A daemon of one `cutover` build with three machines of the example app.
+struct Fleet {
+    daemon: LocalDaemon,
+    guard: daemon::DaemonGuard,
+    pid: u32,
+    proxy: SocketAddr,
+    ports: Vec<u16>,
+    /// Its state directory; removed when dropped.
+    _state: tempfile::TempDir,
+}
+
+impl Fleet {
+    async fn start(exe: &Path, hello: &Path) -> Fleet {
+        let state = tempfile::tempdir().unwrap();
+        let daemon = LocalDaemon::of(state.path());
+        let info = daemon.ensure_running(exe).await.expect("start the local daemon");
+        let guard = daemon::DaemonGuard(info.pid);
+        let local = LocalPlatform::connect(&info, "bench", &daemon::app_spec(hello, state.path()))
+            .await
+            .expect("register the app");
+        let v1 = Release { version: 1, image: "registry.fly.io/hello-cutover:v1".into() };
+        let mut ports = Vec::new();
+        for _ in 0..3 {
+            let id = local.create_machine(&v1, "local", "app").await.expect("launch a machine").id;
+            daemon::ready(&local, &id).await;
+            ports.push(daemon::machine_port(&local, &id).await);
+        }
+        let proxy = local.proxy_addr().parse().unwrap();
+        Fleet { daemon, guard, pid: info.pid, proxy, ports, _state: state }
+    }
+
+    async fn stop(self) {
+        self.daemon.stop().await.expect("stop the daemon");
+        std::mem::forget(self.guard);
+    }
+}
+
+/// Section 4: three machines of the example app behind cutover's proxy, nginx and HAProxy; with
+/// `CUTOVER_BENCH_BASE_EXE`, also another build's daemon and proxy (with three machines of its own),
+/// as a fifth side of every round, so two builds are compared in the same rounds.
 pub(crate) async fn peers(hello: &Path) {
     if let Err(why) = ensure_tools() {
         assert!(std::env::var("CI").map_or(true, |v| v != "1"), "the peers section cannot run: {why}");
         println!("\n== 4. proxy against nginx and HAProxy: skipped: {why} ==");
         return;
     }
-    let state = tempfile::tempdir().unwrap();
-    let daemon = LocalDaemon::of(state.path());
-    let info = daemon.ensure_running(&cutover_exe()).await.expect("start the local daemon");
-    let guard = daemon::DaemonGuard(info.pid);
-    let local = LocalPlatform::connect(&info, "bench", &daemon::app_spec(hello, state.path()))
-        .await
-        .expect("register the app");
-    let v1 = Release { version: 1, image: "registry.fly.io/hello-cutover:v1".into() };
-    let mut ports = Vec::new();
-    for _ in 0..3 {
-        let id = local.create_machine(&v1, "local", "app").await.expect("launch a machine").id;
-        daemon::ready(&local, &id).await;
-        ports.push(daemon::machine_port(&local, &id).await);
-    }
-    let (nginx, nginx_addr) = start_nginx(&ports);
-    let (haproxy, haproxy_addr) = start_haproxy(&ports);
-    let sides = [
+    let fleet = Fleet::start(&cutover_exe(), hello).await;
+    let base_exe = std::env::var_os("CUTOVER_BENCH_BASE_EXE").map(PathBuf::from);
+    let base = match &base_exe {
+        Some(exe) => Some(Fleet::start(exe, hello).await),
+        None => None,
+    };
+    let ports = &fleet.ports;
+    let (nginx, nginx_addr) = start_nginx(ports);
+    let (haproxy, haproxy_addr) = start_haproxy(ports);
+    let mut sides = vec![
         Side { name: "direct", addr: SocketAddr::from(([127, 0, 0, 1], ports[0])), pids: vec![] },
-        Side { name: "cutover", addr: local.proxy_addr().parse().unwrap(), pids: vec![info.pid] },
+        Side { name: "cutover", addr: fleet.proxy, pids: vec![fleet.pid] },
         Side { name: "nginx", addr: nginx_addr, pids: with_children(nginx.child.id()) },
         Side { name: "haproxy", addr: haproxy_addr, pids: vec![haproxy.child.id()] },
     ];
+    if let Some(base) = &base {
+        sides.push(Side { name: "base", addr: base.proxy, pids: vec![base.pid] });
+    }
     let rounds: usize = env_or("CUTOVER_BENCH_PEER_ROUNDS", 3).max(1);
     let secs: u32 = env_or("CUTOVER_BENCH_PEER_SECS", 3).max(1);
     let load_now = load_average();
@@ -328,11 +363,12 @@ pub(crate) async fn peers(hello: &Path) {
         Load { conns: 16, close: true },
     ];
     let mut failed = 0;
+    let mut against_base = Vec::new();
     for load in loads {
         for side in &sides {
             let _ = wrk_round(side, load, 1);
         }
-        let mut by_side: [Vec<WrkRound>; 4] = Default::default();
+        let mut by_side: Vec<Vec<WrkRound>> = vec![Vec::new(); sides.len()];
         for i in 0..rounds {
             for k in 0..sides.len() {
                 let s = (i + k) % sides.len();
@@ -341,9 +377,7 @@ pub(crate) async fn peers(hello: &Path) {
         }
         failed += by_side.iter().flatten().map(|r| r.failed).sum::<u64>();
         // Round by round: cutover against whichever peer was faster in that round.
-        let mut ratios: Vec<f64> =
-            (0..rounds).map(|i| by_side[1][i].rps / by_side[2][i].rps.max(by_side[3][i].rps)).collect();
-        ratios.sort_by(f64::total_cmp);
+        let ratios = round_ratios(&by_side[1], |i| by_side[2][i].rps.max(by_side[3][i].rps));
         let rps: Vec<f64> = by_side.iter().map(|rs| med(rs, |r| r.rps)).collect();
         let p50: Vec<f64> = by_side.iter().map(|rs| med(rs, |r| r.p50_ms)).collect();
         let p99: Vec<f64> = by_side.iter().map(|rs| med(rs, |r| r.p99_ms)).collect();
@@ -374,6 +408,23 @@ pub(crate) async fn peers(hello: &Path) {
             cpu[2],
             cpu[3],
         );
+        if base.is_some() {
+            let ratios = round_ratios(&by_side[1], |i| by_side[4][i].rps);
+            against_base.push(format!(
+                "| {} | {:.0} | {:.0} | **{:.2}×** ({:.2}–{:.2}) | {:.2}× | {:.3}, {:.3} | {:.1}, {:.1} |",
+                load.label(),
+                rps[1],
+                rps[4],
+                median(&mut ratios.clone()),
+                ratios[0],
+                ratios[ratios.len() - 1],
+                rps[4] / rps[2].max(rps[3]),
+                p99[1],
+                p99[4],
+                cpu[1],
+                cpu[4],
+            ));
+        }
     }
     let load_end = load_average();
     println!(
@@ -381,9 +432,29 @@ pub(crate) async fn peers(hello: &Path) {
          round, min–max in brackets; failed requests over all rounds: {failed}; load average {load_end} at \
          the end)"
     );
+    if let Some(exe) = &base_exe {
+        println!("\nthis build against the base build {} in the same rounds:", exe.display());
+        println!(
+            "| connections | this build req/s | base req/s | **this / base** | base / faster peer \
+             | p99 ms: this, base | CPU µs/req: this, base |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for line in &against_base {
+            println!("{line}");
+        }
+    }
     drop((nginx, haproxy));
-    daemon.stop().await.expect("stop the daemon");
-    std::mem::forget(guard);
+    if let Some(base) = base {
+        base.stop().await;
+    }
+    fleet.stop().await;
+}
+
+/// Round by round, `side`'s rate over `other(round)`'s, sorted.
+fn round_ratios(side: &[WrkRound], other: impl Fn(usize) -> f64) -> Vec<f64> {
+    let mut ratios: Vec<f64> = side.iter().enumerate().map(|(i, r)| r.rps / other(i)).collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios
 }
 
 /// `/proc/loadavg`'s three figures (1, 5 and 15 minutes), as written.

@@ -314,7 +314,8 @@ impl Inner {
         sender: Option<SendRequest<ReqBody>>,
     ) -> Response<RespBody> {
         let status = resp.status();
-        entry.recorder.record(Instant::now(), Some(start.elapsed()), status.is_server_error());
+        let now = Instant::now();
+        entry.recorder.record(now, Some(now.saturating_duration_since(start)), status.is_server_error());
         if status == StatusCode::SWITCHING_PROTOCOLS
             && let Some((client_upgrade, slot)) = client_upgrade
         {

@@ -337,7 +337,7 @@ fn serve_thread(inner: Arc<Inner>, listener: std::net::TcpListener, index: usize
             return;
         }
     };
-    pool::set_shard(index);
+    crate::shard::set(index);
     rt.block_on(async move {
         let listener = match TcpListener::from_std(listener) {
             Ok(l) => l,

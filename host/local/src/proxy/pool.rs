@@ -10,13 +10,13 @@
 //! connection is driven by a task on the thread that opened it, so a request taking it from another
 //! thread would have that thread woken for every read and write.
 
-use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::client::conn::http1::SendRequest;
 
 use super::lock;
+use crate::shard::{self, Padded, SHARDS};
 
 /// Idle HTTP/1.1 connections to one machine, the most recently used last. A connection goes back in
 /// when its response body has been read to the end, and is handed out again only while it has been
@@ -25,31 +25,19 @@ pub(super) struct Pool<B> {
     shards: [Shard<B>; SHARDS],
 }
 
-/// One thread's idle connections to a machine, each with when it went idle.
-type Shard<B> = Mutex<Vec<(SendRequest<B>, Instant)>>;
+/// One thread's idle connections to a machine, each with when it went idle; padded, since the
+/// threads take and give back connections to the same machine all the time.
+type Shard<B> = Padded<Mutex<Vec<(SendRequest<B>, Instant)>>>;
 
 impl<B> Default for Pool<B> {
     fn default() -> Self {
-        Pool { shards: std::array::from_fn(|_| Mutex::new(Vec::new())) }
+        Pool { shards: std::array::from_fn(|_| Padded(Mutex::new(Vec::new()))) }
     }
-}
-
-/// Shards per pool: the proxy's threads beyond this many share them.
-const SHARDS: usize = 8;
-
-thread_local! {
-    /// The shard of the current thread's connections (0 off the proxy's own threads).
-    static SHARD: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Makes the current thread use the pools' shard `index` (modulo their number).
-pub(super) fn set_shard(index: usize) {
-    SHARD.with(|s| s.set(index % SHARDS));
 }
 
 /// The current thread's shard of `pool`.
 fn shard<B>(pool: &Pool<B>) -> &Shard<B> {
-    &pool.shards[SHARD.with(Cell::get)]
+    &pool.shards[shard::current()]
 }
 
 /// Idle connections kept per machine at most.

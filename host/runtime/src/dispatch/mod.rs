@@ -64,6 +64,9 @@ pub struct Dispatcher {
     resumed_at_ms: AtomicU64,
     promotions: Option<Arc<dyn PromotionGate>>,
     grants: Grants,
+    /// Whether the grants allow every operation (the usual case): calls that never wait then skip
+    /// asking them, on the hot path.
+    any_operation: bool,
     /// Process group and region of machines seen so far, when the grants restrict either.
     scopes: Mutex<HashMap<String, (String, String)>>,
     logs: Mutex<LogBudget>,
@@ -111,6 +114,7 @@ impl Dispatcher {
             resumed_at_ms,
             promotions: None,
             grants: Grants::default(),
+            any_operation: true,
             scopes: Mutex::default(),
             logs: Mutex::new(LogBudget::new()),
             creations: Creations::new(u64::MAX),
@@ -149,10 +153,18 @@ impl Dispatcher {
         self.diverged.get().cloned()
     }
 
-    /// What the replay makes of `call`; [`Replayed::Live`] when there is no replay.
+    /// What the replay makes of `call`; [`Replayed::Live`] when there is no replay (checked inline:
+    /// that is every call of a run that is not a resume).
     #[inline]
     fn replayed(&self, call: &HostCall) -> Replayed {
-        let Some(replay) = &self.replay else { return Replayed::Live };
+        match &self.replay {
+            None => Replayed::Live,
+            Some(replay) => self.replay_step(replay, call),
+        }
+    }
+
+    /// [`Self::replayed`] under a replay.
+    fn replay_step(&self, replay: &Replay, call: &HostCall) -> Replayed {
         match replay.next(call) {
             Step::Live => Replayed::Live,
             Step::Reconcile => Replayed::Reconcile,
@@ -182,6 +194,7 @@ impl Dispatcher {
 
     /// Refuse what `grants` does not allow (see [`Grants`]).
     pub fn with_grants(mut self, grants: Grants) -> Self {
+        self.any_operation = grants.operations.is_none();
         self.grants = grants;
         self
     }
@@ -258,6 +271,26 @@ impl Dispatcher {
         self.recorder.failure()
     }
 
+    /// `runtime.now`: [`Self::call_instant`] of [`HostCall::Now`], the call a strategy timing its
+    /// steps makes in loops. Outside a replay (which answers from the journal, by the general path)
+    /// its answer is known before it is recorded, so it is built once, in place, and neither the call
+    /// nor the reply is moved through the general path or dropped. `Err`: a replay's answer that is
+    /// not a time (a refusal).
+    #[inline]
+    pub fn now(&self) -> Result<u64, HostReply> {
+        if self.replay.is_some() {
+            return match self.call_instant(HostCall::Now) {
+                HostReply::Time(time) => Ok(time),
+                other => Err(other),
+            };
+        }
+        let at_ms = self.instant_ms();
+        let time = self.clock.epoch_ms() + at_ms;
+        // A failure is kept by the recorder and stops the run at the sandbox.
+        let _ = self.recorder.record_now_at(at_ms, time);
+        Ok(time)
+    }
+
     /// Run one call that never waits, and record it. This is the hot path of chatty strategies.
     #[inline]
     pub fn call_instant(&self, call: HostCall) -> HostReply {
@@ -269,7 +302,8 @@ impl Dispatcher {
         if matches!(call, HostCall::Log { .. }) && !self.admit_log(at_ms) {
             return HostReply::Done;
         }
-        let reply = match self.grants.refuse_operation(&call) {
+        let denied = if self.any_operation { None } else { self.grants.refuse_operation(&call) };
+        let reply = match denied {
             Some(denied) => HostReply::Failed(denied),
             None => self.answer_at(&call, at_ms).unwrap_or_else(|| {
                 HostReply::Failed(OpError::new(ErrorKind::Invalid, format!("internal: {call:?} may wait")))

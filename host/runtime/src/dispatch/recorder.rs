@@ -6,6 +6,7 @@
 
 use crate::clock::HostClock;
 use cutover_core::events::{Event, EventKind, EventSink, HostCall, HostReply, SinkError};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -69,6 +70,20 @@ impl Recorder {
         (recorded, reply)
     }
 
+    /// Record `runtime.now` answered `time`, the hottest call (see [`super::Dispatcher::now`]). The
+    /// event is built in place and never dropped: `Now` and `Time` own nothing, and the sink only
+    /// borrows the event, so there is nothing to drop (the compiler cannot see that through the
+    /// sink's dynamic call, and would drop every variant of a general event).
+    #[inline]
+    pub(super) fn record_now_at(&self, at_ms: u64, time: u64) -> Result<(), SinkError> {
+        let event = ManuallyDrop::new(Event {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            at_ms,
+            kind: EventKind::HostCall { call: HostCall::Now, reply: HostReply::Time(time), took_ms: 0 },
+        });
+        self.sink.event(&event).inspect_err(|e| self.fail(e))
+    }
+
     /// Keep the first failure, and say the run is stopping.
     #[cold]
     fn fail(&self, e: &SinkError) {
@@ -88,12 +103,19 @@ impl Recorder {
         self.sink.aside(&event)
     }
 
-    /// The first event the sink could not take, if one was refused: the run must stop.
+    /// The first event the sink could not take, if one was refused: the run must stop. Checked
+    /// after every call, so the usual answer (none) is one inlined load.
     #[inline]
     pub fn failure(&self) -> Option<SinkError> {
         if !self.failed.load(Ordering::Acquire) {
             return None;
         }
+        self.first_failure()
+    }
+
+    /// The failure [`Self::failure`] reports, once there is one.
+    #[cold]
+    fn first_failure(&self) -> Option<SinkError> {
         self.failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

@@ -206,10 +206,7 @@ impl runtime::Host for HostState {
     }
 
     fn now(&mut self) -> Result<u64> {
-        match self.call_instant(HostCall::Now)? {
-            HostReply::Time(t) => Ok(t),
-            other => Err(mismatch("runtime.now", &other)),
-        }
+        self.call_now()?.map_err(|other| mismatch("runtime.now", &other))
     }
 
     async fn sleep(&mut self, ms: u64) -> Result<()> {
