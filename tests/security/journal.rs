@@ -263,10 +263,14 @@ fn a_journal_that_fills_up_mid_deploy_stops_it_before_the_next_change() {
         assert!(!changes.is_empty(), "the deploy changed something before the journal filled up");
         for (op, id) in &changes {
             let on_record = intents.iter().any(|c| {
-                c.operation() == *op
-                    && (id.is_empty()
-                        || c.machine_ids().is_some_and(|ids| ids.contains(id))
-                        || matches!(c, HostCall::SetMetadata { id: m, .. } if m == id))
+                // A pipeline's intent covers each step it names, on each of its machines.
+                let does = match c {
+                    HostCall::Pipeline { steps, .. } => steps.iter().any(|s| s.operation() == *op),
+                    _ => c.operation() == *op,
+                };
+                does && (id.is_empty()
+                    || c.machine_ids().is_some_and(|ids| ids.contains(id))
+                    || matches!(c, HostCall::SetMetadata { id: m, .. } if m == id))
             });
             assert!(on_record, "{op} {id} reached the platform but is not in the journal");
         }

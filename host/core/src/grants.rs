@@ -96,14 +96,22 @@ impl Grants {
 
     /// The refusal of `call` as a whole, if its operation is not granted.
     pub fn refuse_operation(&self, call: &HostCall) -> Option<OpError> {
+        // A pipeline is judged step by step, as each machine reaches a step (see `refuse_step`): like a
+        // batch call's refusal, a withheld step is `denied` for each machine, and what comes before it
+        // goes ahead.
+        if matches!(call, HostCall::Pipeline { .. }) {
+            return None;
+        }
+        self.refuse_named(call.operation())
+    }
+
+    /// The refusal of one pipeline step, if its operation is not granted.
+    pub fn refuse_step(&self, step: &crate::pipeline::Step) -> Option<OpError> {
+        self.refuse_named(step.operation())
+    }
+
+    fn refuse_named(&self, op: &str) -> Option<OpError> {
         let ops = self.operations.as_ref()?;
-        // A pipeline is granted when every step is: it is those operations, machine by machine.
-        let op = match call {
-            HostCall::Pipeline { steps, .. } => {
-                steps.iter().map(|s| s.operation()).find(|op| !ops.contains(op))?
-            }
-            _ => call.operation(),
-        };
         if op.starts_with("runtime.") || op == "metrics.judge" || ops.contains(op) {
             return None;
         }
@@ -201,12 +209,14 @@ mod tests {
             Step::Uncordon,
         ]);
         let no_destroy = Grants::from_lists(None, &["machines.destroy".into()], None, None).unwrap();
-        assert!(no_destroy.refuse_operation(&roll).is_none());
-        let retire = pipeline(vec![Step::Cordon, Step::Destroy]);
-        let e = no_destroy.refuse_operation(&retire).unwrap();
-        assert!(e.message.contains("`machines.destroy`"), "the refused step is named: {e}");
+        assert!(no_destroy.refuse_operation(&roll).is_none(), "judged step by step, not whole");
+        assert!(no_destroy.refuse_step(&Step::Cordon).is_none());
+        let e = no_destroy.refuse_step(&Step::Destroy).unwrap();
+        assert!(e.kind == ErrorKind::Denied && e.message.contains("`machines.destroy`"), "{e}");
         let no_traffic = Grants::from_lists(Some(&["machines.*".into()]), &[], None, None).unwrap();
-        assert!(no_traffic.refuse_operation(&roll).unwrap().message.contains("`traffic.cordon`"));
+        assert!(no_traffic.refuse_step(&Step::Cordon).unwrap().message.contains("`traffic.cordon`"));
+        let drain = Step::WaitDrained { poll_ms: 1, timeout_ms: 1 };
+        assert!(no_traffic.refuse_step(&drain).unwrap().message.contains("`traffic.connections`"));
     }
 
     #[test]

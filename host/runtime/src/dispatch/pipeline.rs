@@ -120,6 +120,13 @@ impl Dispatcher {
             if skip == Some(Skip::Update) && matches!(step, Step::Update { .. }) {
                 continue;
             }
+            // A withheld step is this machine's `denied`, as a batch call's refusal is per machine.
+            if let Some(denied) = self.grants.refuse_step(step) {
+                if k == 0 && halted() {
+                    return Ended::NotStarted;
+                }
+                return fail(k, denied);
+            }
             let result = if step.waits() {
                 if k == 0 && halted() {
                     return Ended::NotStarted;

@@ -128,14 +128,16 @@ async fn a_drain_that_runs_out_of_time_fails_with_timeout_and_an_idle_one_goes_o
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_step_the_grants_refuse_refuses_the_whole_pipeline() {
+async fn a_withheld_step_is_denied_per_machine_after_the_steps_before_it() {
     let w = world("[fleet]\nmachines = 2");
     let grants = Grants::from_lists(None, &["machines.destroy".into()], None, None).unwrap();
     let d = dispatcher(&w, 8).with_grants(grants);
     let all = ids(&w);
-    let steps = vec![Step::Cordon, Step::Destroy];
+    let steps = vec![Step::Cordon, Step::Destroy, Step::Uncordon];
     let outcome = run(&d, &all, steps, PipelineOptions::default()).await;
     assert_eq!(outcome.failed.len(), 2);
-    assert!(outcome.failed.iter().all(|f| f.error.kind == ErrorKind::Denied && f.step == 0));
-    assert!(w.snapshot(APP).iter().all(|m| !m.cordoned), "nothing was done");
+    assert!(outcome.failed.iter().all(|f| f.error.kind == ErrorKind::Denied && f.step == 1), "{outcome:?}");
+    let fleet = w.snapshot(APP);
+    assert_eq!(fleet.len(), 2, "nothing destroyed");
+    assert!(fleet.iter().all(|m| m.cordoned), "the step before the withheld one was taken, none after");
 }
