@@ -92,7 +92,9 @@ impl Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct PipelineOptions {
     /// At most this many machines between their first step and the end of their last at once, in the
-    /// order given (0: no bound but the host's concurrency, which bounds operations, not machines).
+    /// order given (0: no bound but the host's concurrency, which bounds operations, not machines). A
+    /// machine that failed a step may still be out of service, so it keeps its place until the call
+    /// ends; once every place is so held, the machines left are answered as not started.
     pub window: u32,
     /// After the first failure other than a transient (`platform`) one, which the strategy may
     /// retry, start no further machine: those are answered as not started, and machines already under

@@ -62,6 +62,7 @@ pub fn pipeline(
     let mut started = None;
     let mut unfinished = Unfinished::default();
     let mut transient: Vec<StepError> = Vec::new();
+    let mut not_started: Vec<String> = Vec::new();
     // Machines still to go, by the step they go on from.
     let mut todo: BTreeMap<u32, Vec<String>> = BTreeMap::new();
     if !ids.is_empty() {
@@ -71,7 +72,7 @@ pub fn pipeline(
     loop {
         for (from, ids) in std::mem::take(&mut todo) {
             let Err(failure) = machines::pipeline(&ids, &steps[from as usize..], options) else { continue };
-            unfinished.not_started.extend(failure.not_started);
+            not_started.extend(failure.not_started);
             for mut f in failure.failed {
                 f.step += from;
                 if is_transient(&f.error) {
@@ -81,12 +82,18 @@ pub fn pipeline(
                 }
             }
         }
+        // Machines not started only because failed ones held every place of the window go again
+        // with the retries; after a lasting failure they stay not started.
+        if transient.is_empty() || !unfinished.failed.is_empty() {
+            unfinished.not_started.append(&mut not_started);
+        }
         if transient.is_empty() {
             break;
         }
         attempt += 1;
         if !policy.allows(attempt, &mut started) {
             unfinished.failed.append(&mut transient);
+            unfinished.not_started.append(&mut not_started);
             break;
         }
         runtime::log(
@@ -102,6 +109,7 @@ pub fn pipeline(
         for f in transient.drain(..) {
             todo.entry(f.step).or_default().push(f.id);
         }
+        todo.entry(0).or_default().append(&mut not_started);
     }
     if unfinished.failed.is_empty() && unfinished.not_started.is_empty() { Ok(()) } else { Err(unfinished) }
 }
@@ -148,7 +156,12 @@ impl NotRetired {
 /// A machine whose process exits on its own while it stops ends `failed` rather than `stopped`; the
 /// wait cannot see that and runs out of time. Machines whose wait timed out are looked up once (one
 /// `list`), and those down are counted as stopped (and destroyed), as [`crate::stop_machines`] does.
-pub fn retire(policy: impl Into<Retry>, ids: &[String], plan: &DeployPlan, destroy: bool) -> Result<(), NotRetired> {
+pub fn retire(
+    policy: impl Into<Retry>,
+    ids: &[String],
+    plan: &DeployPlan,
+    destroy: bool,
+) -> Result<(), NotRetired> {
     let policy = policy.into();
     let mut steps = vec![
         Step::Stop(StopSpec { signal: plan.kill_signal.clone(), timeout_ms: plan.kill_timeout_ms }),

@@ -4,9 +4,7 @@
 use crate::batch::batch_size;
 use crate::runtime::{self, Level};
 use crate::types::{Machine, MachineError, MaxUnavailable, Release};
-use crate::{
-    NotServing, Retry, describe_error, health, should_run, traffic, wait_serving, with_retries,
-};
+use crate::{NotServing, Retry, describe_error, health, should_run, traffic, wait_serving, with_retries};
 use std::collections::BTreeMap;
 
 pub use crate::batch::by_group;

@@ -23,10 +23,10 @@
 //! again: serving ones are left as they are, cordoned ones are reused as green.
 
 use cutover_sdk::leftover::{Todo, leave};
-use cutover_sdk::runtime::{self, Level};
 use cutover_sdk::pipeline::retire;
+use cutover_sdk::runtime::{self, Level};
 use cutover_sdk::types::{ParamKind, ParamSpec, ParamValue};
-use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, Retry, traffic};
+use cutover_sdk::{DeployPlan, Error, Guest, Retry, StrategyInfo, traffic};
 
 struct BlueGreen;
 

@@ -32,9 +32,9 @@
 //! clone them twice.
 
 use cutover_sdk::leftover::{Todo, leave};
-use cutover_sdk::runtime::{self, Level};
 use cutover_sdk::pipeline::{DrainWait, StateWait, Step, StepError, StopSpec, Unfinished};
 use cutover_sdk::pipeline::{every_machine, pipeline};
+use cutover_sdk::runtime::{self, Level};
 use cutover_sdk::types::{MachineState, ParamKind, ParamSpec, ParamValue};
 use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, traffic};
 use cutover_sdk::{Retry, describe_error, human};
@@ -179,8 +179,14 @@ impl Drain<'_> {
         let left_ms = drain_timeout_ms.saturating_sub(runtime::now().saturating_sub(switched_at));
         let steps = [
             Step::WaitDrained(DrainWait { poll_ms: poll_interval_ms, timeout_ms: left_ms }),
-            Step::Stop(StopSpec { signal: self.plan.kill_signal.clone(), timeout_ms: self.plan.kill_timeout_ms }),
-            Step::WaitState(StateWait { state: MachineState::Stopped, timeout_ms: self.plan.wait_timeout_ms }),
+            Step::Stop(StopSpec {
+                signal: self.plan.kill_signal.clone(),
+                timeout_ms: self.plan.kill_timeout_ms,
+            }),
+            Step::WaitState(StateWait {
+                state: MachineState::Stopped,
+                timeout_ms: self.plan.wait_timeout_ms,
+            }),
             Step::Destroy,
         ];
         let unfinished = match pipeline(self.retries, blue, &steps, every_machine()) {

@@ -14,7 +14,7 @@ use cutover_core::{ErrorKind, OpError, StopSpec};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -49,7 +49,9 @@ impl Dispatcher {
         let slots = Semaphore::new(self.concurrency);
         let window = (options.window > 0).then(|| Semaphore::new(options.window as usize));
         let stopped = AtomicBool::new(false);
-        let (slots, window, stopped) = (&slots, window.as_ref(), &stopped);
+        let failed_places = AtomicUsize::new(0);
+        let w_size = options.window as usize;
+        let (slots, window, stopped, failed_places) = (&slots, window.as_ref(), &stopped, &failed_places);
         let mut seen = HashSet::with_capacity(ids.len());
         let mut running: FuturesUnordered<_> = ids
             .iter()
@@ -62,11 +64,17 @@ impl Dispatcher {
                             ErrorKind::Invalid,
                             format!("machine {id} is listed twice in one call"),
                         );
-                        return (i, Ended::Failed(StepFailure { id: id.clone(), step: 0, error }));
+                        return (i, Ended::Failed(StepFailure { id: id.clone(), step: 0, error }), None);
                     }
                     // Held until the machine's last step is done: the window counts machines under way.
-                    let _entered = match window {
-                        Some(w) => Some(w.acquire().await.expect("the window is never closed")),
+                    // A machine that failed a step may be out of service still (cordoned, booting): it
+                    // keeps its place until the call ends, so the next one does not take it.
+                    let entered = match window {
+                        Some(w) => match w.acquire().await {
+                            Ok(place) => Some(place),
+                            // Every place is held by a failed machine: none can start.
+                            Err(_) => return (i, Ended::NotStarted, None),
+                        },
                         None => None,
                     };
                     let ended = self
@@ -80,14 +88,24 @@ impl Dispatcher {
                     {
                         stopped.store(true, Ordering::Relaxed);
                     }
-                    (i, ended)
+                    let kept = if matches!(ended, Ended::Failed(_)) { entered } else { None };
+                    if let (Some(w), Some(_)) = (window, &kept)
+                        && failed_places.fetch_add(1, Ordering::Relaxed) + 1 >= w_size
+                    {
+                        w.close();
+                    }
+                    (i, ended, kept)
                 }
             })
             .collect();
         let mut ended: Vec<(usize, Ended)> = Vec::with_capacity(ids.len());
-        while let Some(one) = running.next().await {
-            ended.push(one);
+        // The places of failed machines, given back only once every machine is done.
+        let mut held = Vec::new();
+        while let Some((i, e, kept)) = running.next().await {
+            ended.push((i, e));
+            held.extend(kept);
         }
+        drop(held);
         ended.sort_by_key(|(i, _)| *i);
         let mut outcome = PipelineOutcome::default();
         for (i, e) in ended {

@@ -141,3 +141,16 @@ async fn a_withheld_step_is_denied_per_machine_after_the_steps_before_it() {
     assert_eq!(fleet.len(), 2, "nothing destroyed");
     assert!(fleet.iter().all(|m| m.cordoned), "the step before the withheld one was taken, none after");
 }
+
+#[tokio::test(start_paused = true)]
+async fn failed_machines_keep_their_places_in_the_window() {
+    let w = world("[fleet]\nmachines = 6\n[faults]\nunhealthy_images = [\"img:v2\"]");
+    w.track_availability(APP);
+    let d = dispatcher(&w, 8);
+    let all = ids(&w);
+    let outcome = run(&d, &all, roll(), PipelineOptions { window: 2, stop_on_failure: false }).await;
+    assert_eq!(outcome.failed.len(), 2, "the first two fail and hold both places: {outcome:?}");
+    assert_eq!(outcome.not_started, all[2..].to_vec(), "so no other machine starts");
+    let out = w.availability().unwrap().max_unavailable();
+    assert!(out <= 2, "never more out of service than the window, saw {out}");
+}
