@@ -13,10 +13,10 @@
 use crate::examples_polyglot::build;
 use crate::support::{self, *};
 
+use cutover::core::ErrorKind;
 use cutover::core::contract::{MaxUnavailable, ParamValue};
 use cutover::core::events::{EventKind, HostCall};
 use cutover::core::pipeline::Step;
-use cutover::core::ErrorKind;
 use cutover::runtime::Runtime;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -35,9 +35,16 @@ fn guest(name: &str, lang: &str) -> PathBuf {
     build(&dir, &[dir.clone(), root.join("sdk").join(lang), root.join("wit")])
 }
 
-/// Deploy v2 with `name` under `scenario`, tracking how many machines serve at every change, and check
-/// that no more than `max` were ever out of service.
-async fn roll(name: &str, lang: &str, scenario: &str, max: usize, params: &[(&str, bool)]) -> SimRun {
+/// Deploy v2 with `name` under `scenario` with a window of `max`, tracking how many machines serve at
+/// every change, and check that no more than `max + slack(run)` were ever out of service.
+async fn roll(
+    name: &str,
+    lang: &str,
+    scenario: &str,
+    max: usize,
+    params: &[(&str, bool)],
+    slack: impl Fn(&SimRun) -> usize,
+) -> SimRun {
     let wasm = std::fs::read(guest(name, lang)).unwrap();
     let w = world(scenario);
     w.track_availability(APP);
@@ -48,9 +55,13 @@ async fn roll(name: &str, lang: &str, scenario: &str, max: usize, params: &[(&st
     let run = run_on_sim(shared_runtime(), &wasm, w, opts).await;
     let availability = run.world.availability().unwrap();
     assert!(availability.samples.len() > 2, "{name}: tracking saw no changes");
+    let allowed = max + slack(&run);
     for &(at_ms, serving) in &availability.samples {
         let out = availability.baseline.saturating_sub(serving);
-        assert!(out <= max, "{name}: at {at_ms} ms {out} machines were out of service; the window is {max}");
+        assert!(
+            out <= allowed,
+            "{name}: at {at_ms} ms {out} machines were out of service; {allowed} allowed"
+        );
     }
     run
 }
@@ -75,7 +86,7 @@ fn logged(run: &SimRun, needle: &str) -> Option<String> {
 #[tokio::test(start_paused = true)]
 async fn the_sdks_roll_a_fleet_as_one_pipeline_within_the_window() {
     for (name, lang) in GUESTS {
-        let run = roll(name, lang, "[fleet]\nmachines = 9", 3, &[]).await;
+        let run = roll(name, lang, "[fleet]\nmachines = 9", 3, &[], |_| 0).await;
         assert!(matches!(run.result, Ok(Ok(()))), "{name}: {:?}", run.result);
         let fleet = run.world.snapshot(APP);
         assert_eq!(fleet.len(), 9, "{name}: nothing lost, nothing added");
@@ -97,14 +108,15 @@ async fn the_sdks_roll_a_fleet_as_one_pipeline_within_the_window() {
 async fn a_failing_release_stops_the_pipeline_naming_the_failed_step_and_the_machines_not_started() {
     let scenario = format!("[fleet]\nmachines = 9\n[faults]\nunhealthy_images = [\"{V2}\"]");
     for (name, lang) in GUESTS {
-        let run = roll(name, lang, &scenario, 2, &[("stop_on_failure", true)]).await;
+        let run = roll(name, lang, &scenario, 2, &[("stop_on_failure", true)], |_| 0).await;
         let err = run.result.as_ref().expect("sandbox fine").as_ref().expect_err("the deploy must fail");
         assert_eq!(err.kind, ErrorKind::Unhealthy, "{name}: {err:?}");
         let line = logged(&run, "unfinished: failed [").unwrap_or_else(|| panic!("{name}: no summary"));
         // cordon, update, wait started, wait healthy (3): the checks fail.
         assert!(line.contains("at step 3"), "{name}: {line}");
         let fleet = run.world.snapshot(APP);
-        let on_v1: Vec<&str> = fleet.iter().filter(|m| m.release.image == V1).map(|m| m.id.as_str()).collect();
+        let on_v1: Vec<&str> =
+            fleet.iter().filter(|m| m.release.image == V1).map(|m| m.id.as_str()).collect();
         assert!(!on_v1.is_empty(), "{name}: the roll went on after the failure");
         assert!(err.message.contains(&format!("(not started: {})", on_v1.len())), "{name}: {}", err.message);
         for id in &on_v1 {
@@ -121,8 +133,16 @@ async fn a_failing_release_stops_the_pipeline_naming_the_failed_step_and_the_mac
 #[tokio::test(start_paused = true)]
 async fn transient_errors_are_retried_from_the_step_that_failed() {
     for (name, lang) in GUESTS {
-        let run = roll(name, lang, "seed = 7\n[fleet]\nmachines = 12\n[faults]\napi_error_rate = 0.08", 3, &[])
-            .await;
+        // A machine whose step failed leaves the window (the contract counts a machine from its first
+        // step to the end of its last, and a failed step ends it) while it may still be cordoned or
+        // booting; its retry comes after the call. So each retried machine may add one to the window.
+        let scenario = "seed = 7\n[fleet]\nmachines = 12\n[faults]\napi_error_rate = 0.08";
+        let retried = |run: &SimRun| {
+            let ids: std::collections::BTreeSet<String> =
+                pipelines(run).into_iter().skip(1).flat_map(|(ids, _)| ids).collect();
+            ids.len()
+        };
+        let run = roll(name, lang, scenario, 3, &[], retried).await;
         assert!(matches!(run.result, Ok(Ok(()))), "{name}: {:?}", run.result);
         assert!(
             run.world.snapshot(APP).iter().all(|m| m.release.image == V2 && m.is_serving()),
@@ -138,6 +158,9 @@ async fn transient_errors_are_retried_from_the_step_that_failed() {
             assert!(!ids.is_empty() && steps.len() <= all, "{name}: {ids:?} {steps:?}");
             assert!(matches!(steps.last(), Some(Step::Uncordon)), "{name}: {steps:?}");
         }
-        assert!(calls[1..].iter().any(|(_, s)| s.len() < all), "{name}: some retry began past step 0: {calls:?}");
+        assert!(
+            calls[1..].iter().any(|(_, s)| s.len() < all),
+            "{name}: some retry began past step 0: {calls:?}"
+        );
     }
 }
