@@ -164,3 +164,49 @@ async fn transient_errors_are_retried_from_the_step_that_failed() {
         );
     }
 }
+
+/// Built against contract 0.1 (no `machines.pipeline`), the same guests load and their deploy fails with
+/// the SDK's `unsupported` error saying to rebuild against 0.2, the fleet untouched.
+#[tokio::test(start_paused = true)]
+async fn built_against_0_1_the_sdks_say_pipelines_need_0_2() {
+    let root = support::root();
+    for (name, lang) in GUESTS {
+        // A copy of the guest whose manifest points at the 0.1 contract (and at the SDK by absolute path).
+        let copy = tempfile::tempdir().unwrap();
+        for entry in
+            std::fs::read_dir(root.join("tests/guests").join(name)).unwrap().map(|e| e.unwrap().path())
+        {
+            let file = entry.file_name().unwrap().to_string_lossy().into_owned();
+            if entry.is_file() && !file.ends_with(".wasm") {
+                let mut text = std::fs::read_to_string(&entry).unwrap();
+                if file == "cutover-strategy.toml" {
+                    text = text
+                        .replace(&format!("name = \"{name}\""), &format!("name = \"{name}-0.1\""))
+                        .replace("../../../wit/v0.2", root.join("wit").to_str().unwrap())
+                        .replace(
+                            &format!("../../../sdk/{lang}"),
+                            root.join("sdk").join(lang).to_str().unwrap(),
+                        );
+                }
+                std::fs::write(copy.path().join(&file), text).unwrap();
+            }
+        }
+        let wasm =
+            build(copy.path(), &[copy.path().to_path_buf(), root.join("sdk").join(lang), root.join("wit")]);
+        let run =
+            run_on_sim(shared_runtime(), &std::fs::read(wasm).unwrap(), world("[fleet]\nmachines = 3"), {
+                RunOptions::default()
+            })
+            .await;
+        let err = run.result.as_ref().expect("sandbox fine").as_ref().expect_err("no pipeline in 0.1");
+        assert_eq!(err.kind, ErrorKind::Unsupported, "{name}: {err:?}");
+        assert!(
+            err.message.contains(
+                "pipeline needs contract cutover:strategy@0.2.0, and this strategy was built against 0.1.0"
+            ),
+            "{name}: {}",
+            err.message
+        );
+        assert!(run.world.snapshot(APP).iter().all(|m| m.release.image == V1 && m.is_serving()), "{name}");
+    }
+}

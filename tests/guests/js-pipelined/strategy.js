@@ -2,9 +2,10 @@
 // `pipeline`: every machine not on the target goes through `moveSteps` on its own, at most
 // `max_unavailable` machines at once, retrying transient errors from the step that failed. With the
 // `stop_on_failure` parameter (the default) the first lasting failure starts no further machine; the
-// deploy then fails naming each failed machine with its step, and the machines never started.
+// deploy then fails naming each failed machine with its step, and the machines never started. Built
+// against contract 0.1 it fails with the SDK's `unsupported` error saying to rebuild against 0.2.
 
-import { explain, fail, listMachines, log, maxUnavailable, params, phase, pipeline, shouldRun, specs, usePlan } from 'cutover-sdk';
+import { explain, listMachines, log, maxUnavailable, params, phase, pipeline, shouldRun, specs, usePlan } from 'cutover-sdk';
 
 export function describe() {
   return {
@@ -16,7 +17,6 @@ export function describe() {
 
 export function deploy(plan) {
   usePlan(plan);
-  if (!pipeline.available) throw fail('unsupported', 'js-pipelined needs contract 0.2');
   const todo = listMachines().filter((m) => m.release.version !== plan.target.version);
   const serving = todo.filter((m) => shouldRun(m.state)).map((m) => m.id);
   const idle = todo.filter((m) => !shouldRun(m.state)).map((m) => m.id);

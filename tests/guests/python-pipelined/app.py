@@ -2,7 +2,8 @@
 `pipeline`: every machine not on the target goes through `move_steps` on its own, at most
 `max_unavailable` machines at once, retrying transient errors from the step that failed. With the
 `stop_on_failure` parameter (the default) the first lasting failure starts no further machine; the
-deploy then fails naming each failed machine with its step, and the machines never started.
+deploy then fails naming each failed machine with its step, and the machines never started. Built
+against contract 0.1 it fails with the SDK's `unsupported` error saying to rebuild against 0.2.
 """
 
 from cutover_sdk import Err, Strategy, explain, list_machines, log, max_unavailable, params, pipeline
@@ -22,8 +23,6 @@ class WitWorld(Strategy):
 
     def deploy(self, plan: types.DeployPlan) -> None:
         use_plan(plan)
-        if not pipeline.available():
-            raise Err(types.Error_Unsupported("python-pipelined needs contract 0.2"))
         todo = [m for m in list_machines() if m.release.version != plan.target.version]
         serving = [m.id for m in todo if should_run(m.state)]
         idle = [m.id for m in todo if not should_run(m.state)]
