@@ -21,6 +21,7 @@ mod local;
 mod local_proxy;
 mod metrics;
 mod notify;
+mod pipelined_sdks;
 mod polyglot_versions;
 mod release_command;
 mod report;

@@ -1,5 +1,5 @@
 // Types of the contract (wit/v0.2/strategy.wit, cutover:strategy@0.2.0; 0.1.0 is the same without
-// `metrics`) as componentize-js maps them, and of the SDK's helpers: editors use this file for
+// `metrics` and `machines.pipeline`) as componentize-js maps them, and of the SDK's helpers: editors use this file for
 // completion and checking of index.js and strategies.
 
 export type MachineState =
@@ -44,6 +44,8 @@ export declare const machines: {
   destroy(ids: string[]): void;
   waitState(ids: string[], state: MachineState, timeoutMs: bigint): void;
   setMetadata(id: string, key: string, value: string): void;
+  /** Contract 0.2 only (absent in a 0.1 build): throws a `PipelineFailure` payload. */
+  pipeline?(ids: string[], steps: Step[], options: PipelineOptions): void;
 };
 export declare const health: {
   waitHealthy(ids: string[], timeoutMs: bigint): void;
@@ -86,6 +88,45 @@ export declare const metrics: {
   values(answer: Series[]): number[];
   labels(series: Series): Record<string, string>;
   judge(canary: number[], baseline: number[], options?: Partial<JudgeOptions>): Judgment;
+};
+
+// machines.pipeline (contract 0.2).
+export interface StopSpec { signal: string; timeoutMs: bigint }
+export interface StateWait { state: MachineState; timeoutMs: bigint }
+export interface DrainWait { pollMs: bigint; timeoutMs: bigint }
+export type Step =
+  | { tag: 'cordon' } | { tag: 'uncordon' } | { tag: 'update'; val: Release } | { tag: 'start' }
+  | { tag: 'stop'; val: StopSpec } | { tag: 'destroy' } | { tag: 'wait-state'; val: StateWait }
+  | { tag: 'wait-healthy'; val: bigint } | { tag: 'wait-drained'; val: DrainWait };
+export interface PipelineOptions { window: number; stopOnFailure: boolean }
+/** A machine that failed a step (`step` counted from 0); its later steps were not taken. */
+export interface StepError { id: string; step: number; error: ContractError }
+export interface PipelineFailure { failed: StepError[]; notStarted: string[] }
+/** What a pipeline left unfinished once retries were spent (`ok`: nothing). */
+export declare class Unfinished {
+  failed: StepError[];
+  notStarted: string[];
+  readonly ok: boolean;
+  errors(): MachineError[];
+  failedIds(): string[];
+}
+/** Step constructors (milliseconds as numbers or BigInt). */
+export declare const steps: {
+  cordon(): Step; uncordon(): Step; update(release: Release): Step; start(): Step;
+  stop(signal: string, timeoutMs: number | bigint): Step; destroy(): Step;
+  waitState(state: MachineState, timeoutMs: number | bigint): Step; waitHealthy(timeoutMs: number | bigint): Step;
+  waitDrained(pollMs: number | bigint, timeoutMs: number | bigint): Step;
+};
+/** The SDK's pipelines (contract 0.2; built against 0.1, `available` is false and `pipeline`/`retire` throw
+ * `unsupported`). Transient failures are retried from the step that failed. */
+export declare const pipeline: {
+  available: boolean;
+  steps: typeof steps;
+  Unfinished: typeof Unfinished;
+  pipeline(ids: string[], steps: Step[], options?: { window?: number; stopOnFailure?: boolean; retries?: number }): Unfinished;
+  moveSteps(release: Release, serving: boolean, canCordon: boolean, waitTimeoutMs: number | bigint): Step[];
+  retire(ids: string[], plan: DeployPlan, destroy: boolean, retries?: number):
+    { notStopped: MachineError[]; notDestroyed: MachineError[]; ok: boolean };
 };
 
 /** What a strategy module exports (strategy.js: `export function describe() {...}` and `deploy`). */

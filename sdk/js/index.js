@@ -13,8 +13,10 @@ import * as health from 'cutover:strategy/health';
 import * as traffic from 'cutover:strategy/traffic';
 import * as runtime from 'cutover:strategy/runtime';
 import * as metrics from './metrics.js';
+import * as pipeline from './pipeline.js';
 
-export { machines, health, traffic, runtime, metrics };
+export { machines, health, traffic, runtime, metrics, pipeline };
+export { steps } from './pipeline.js';
 
 /** @typedef {import('./index').ContractError} ContractError */
 /** @typedef {import('./index').MachineError} MachineError */
@@ -233,6 +235,9 @@ function label(attempt, retries) {
   return attempt <= retries ? `retry ${attempt}/${retries}` : `retry ${attempt} (within the time budget)`;
 }
 
+// The retry policy for pipeline.js, which retries as retryBatch does; not part of the SDK's surface.
+export const _retryPolicy = { allows: (attempt, retries, started) => allows(attempt, retries, started, budgetMs), backoff, label };
+
 /** One non-batch host call, retried on `platform` errors; other errors are rethrown as thrown.
  * @template T @param {() => T} call @param {string} what @param {number} [retries] @returns {T} */
 export function retry(call, what, retries = params.retries(), budget = budgetMs) {
@@ -335,9 +340,12 @@ export function waitServing(ids, timeoutMs) {
   return failed.length ? failed : retryBatch(health.waitHealthy, ids, BigInt(timeoutMs));
 }
 
-/** Stop `ids` gracefully (the plan's kill signal and timeout) and wait until they are stopped.
+/** Stop `ids` gracefully (the plan's kill signal and timeout) and wait until they are stopped
+ * (contract 0.2: machine by machine, with `pipeline.retire`).
  * @param {string[]} ids @param {DeployPlan} plan @returns {MachineError[]} */
 export function stopMachines(ids, plan) {
+  // On 0.2 each machine is stopped and waited for on its own, and one down after a timed-out wait counts.
+  if (pipeline.available) return pipeline.retire(ids, plan, false).notStopped;
   const failed = retryBatch(machines.stop, ids, plan.killSignal, plan.killTimeoutMs);
   return failed.length ? failed : retryBatch(machines.waitState, ids, 'stopped', plan.waitTimeoutMs);
 }

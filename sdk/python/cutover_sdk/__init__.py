@@ -14,14 +14,14 @@ guards `deploy`: anything else that escapes it (a batch call's `Err` of a list, 
 becomes a contract error naming the failed machines, or the exception and where it was raised.
 
 The SDK works for both contract versions: built against `wit/v0.2` (0.2.0, what `cutover new` makes)
-`metrics` queries and judges; built against `wit` (0.1.0) everything else works and `metrics` says
-it needs 0.2.
+`metrics` queries and judges and `pipeline` takes a batch's steps machine by machine; built against
+`wit` (0.1.0) everything else works and `metrics` and `pipeline` say they need 0.2.
 """
 
 from componentize_py_types import Err, Ok, Some
 from wit_world.imports import health, machines, runtime, traffic, types
 
-from . import log, metrics, params
+from . import log, metrics, params, pipeline
 from .batch import (
     chunks,
     clone_machines,
@@ -36,13 +36,14 @@ from . import leftover
 from .errors import as_contract_error, batch_error, describe_error, explain, fail, guard_deploy, is_transient
 from .errors import kind_of, with_context
 from .log import human
+from .pipeline import steps
 from .retry import retry, retry_batch, use_plan
 from .strategy import Strategy
 
 __all__ = [
     "Err", "Ok", "Some", "Strategy",
     "health", "machines", "metrics", "runtime", "traffic", "types",
-    "log", "params", "human", "leftover",
+    "log", "params", "human", "leftover", "pipeline", "steps",
     "chunks", "clone_machines", "group_by", "list_machines", "max_unavailable", "should_run",
     "stop_machines", "wait_serving",
     "as_contract_error", "batch_error", "describe_error", "explain", "fail", "guard_deploy", "is_transient",

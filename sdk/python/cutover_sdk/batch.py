@@ -8,7 +8,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypeVar
 
 from wit_world.imports import health, machines, types
 
-from . import log
+from . import log, pipeline
 from .retry import retry, retry_batch
 
 T = TypeVar("T")
@@ -61,7 +61,11 @@ def wait_serving(ids: List[str], timeout_ms: int, retries: Optional[int] = None)
 
 
 def stop_machines(ids: List[str], plan: types.DeployPlan, retries: Optional[int] = None) -> List[types.MachineError]:
-    """Stop `ids` gracefully (the plan's kill signal and timeout) and wait until they are stopped."""
+    """Stop `ids` gracefully (the plan's kill signal and timeout) and wait until they are stopped. On
+    contract 0.2 each machine is stopped and waited for on its own (`pipeline.retire`), and a machine
+    whose wait timed out but that is down counts as stopped."""
+    if pipeline.available():
+        return pipeline.retire(ids, plan, False, retries=retries).not_stopped
     failed = retry_batch(machines.stop, ids, plan.kill_signal, plan.kill_timeout_ms, retries=retries)
     if failed:
         return failed
