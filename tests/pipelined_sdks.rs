@@ -133,9 +133,9 @@ async fn a_failing_release_stops_the_pipeline_naming_the_failed_step_and_the_mac
 #[tokio::test(start_paused = true)]
 async fn transient_errors_are_retried_from_the_step_that_failed() {
     for (name, lang) in GUESTS {
-        // A machine whose step failed leaves the window (the contract counts a machine from its first
-        // step to the end of its last, and a failed step ends it) while it may still be cordoned or
-        // booting; its retry comes after the call. So each retried machine may add one to the window.
+        // A machine whose step failed keeps its place until the call ends, but its retry is a call
+        // of its own, after which the machines it kept out start in another: a machine waiting for
+        // its retry may be out beside a full window. So each retried machine may add one.
         let scenario = "seed = 7\n[fleet]\nmachines = 12\n[faults]\napi_error_rate = 0.08";
         let retried = |run: &SimRun| {
             let ids: std::collections::BTreeSet<String> =

@@ -83,6 +83,8 @@ export function pipeline(ids, stepList, { window = 0, stopOnFailure = false, ret
   const left = new Unfinished();
   const started = [];
   let transient = [];
+  // Not started because failed machines held every place of the window: they go with the retries.
+  let keptOut = [];
   // Machines still to go, by the step they go on from.
   let todo = new Map(ids.length ? [[0, [...ids]]] : []);
   for (let attempt = 0; ; ) {
@@ -95,21 +97,32 @@ export function pipeline(ids, stepList, { window = 0, stopOnFailure = false, ret
         failure = thrown && typeof thrown === 'object' && 'payload' in thrown ? thrown.payload : thrown;
         if (!failure || !Array.isArray(failure.failed)) throw thrown;
       }
-      left.notStarted.push(...failure.notStarted);
+      keptOut.push(...failure.notStarted);
       for (const f of failure.failed) {
         const shifted = { id: f.id, step: f.step + from, error: f.error };
         (isTransient(f.error) ? transient : left.failed).push(shifted);
       }
     }
     todo = new Map();
+    // After a lasting failure (or with nothing to retry) they stay not started.
+    if (transient.length === 0 || left.failed.length > 0) { left.notStarted.push(...keptOut); keptOut = []; }
     if (transient.length === 0) break;
     attempt += 1;
-    if (!_retryPolicy.allows(attempt, retries, started)) { left.failed.push(...transient); break; }
+    if (!_retryPolicy.allows(attempt, retries, started)) {
+      left.failed.push(...transient);
+      left.notStarted.push(...keptOut);
+      break;
+    }
     log.warn(`${transient.length} machine(s) hit a transient error, ${_retryPolicy.label(attempt, retries)}: ${describeError(transient[0].error)}`);
     _retryPolicy.backoff(attempt);
     for (const f of transient) {
       if (!todo.has(f.step)) todo.set(f.step, []);
       todo.get(f.step).push(f.id);
+    }
+    if (keptOut.length > 0) {
+      if (!todo.has(0)) todo.set(0, []);
+      todo.get(0).push(...keptOut);
+      keptOut = [];
     }
     transient = [];
   }

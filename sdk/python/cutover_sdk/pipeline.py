@@ -149,6 +149,8 @@ def pipeline(
     started: List[int] = []
     left = Unfinished()
     transient: List[Any] = []
+    # Not started because failed machines held every place of the window: they go with the retries.
+    kept_out: List[str] = []
     # Machines still to go, by the step they go on from.
     todo: Dict[int, List[str]] = {0: list(ids)} if ids else {}
     attempt = 0
@@ -159,16 +161,21 @@ def pipeline(
                 continue
             except Err as e:
                 failure = e.value
-            left.not_started.extend(failure.not_started)
+            kept_out.extend(failure.not_started)
             for f in failure.failed:
                 f.step += start
                 (transient if is_transient(f.error) else left.failed).append(f)
         todo = {}
+        # After a lasting failure (or with nothing to retry) they stay not started.
+        if not transient or left.failed:
+            left.not_started.extend(kept_out)
+            kept_out = []
         if not transient:
             break
         attempt += 1
         if not _allows(attempt, limit, started, None):
             left.failed.extend(transient)
+            left.not_started.extend(kept_out)
             break
         log.warn(
             f"{len(transient)} machine(s) hit a transient error, {_label(attempt, limit)}: "
@@ -177,6 +184,9 @@ def pipeline(
         _backoff(attempt)
         for f in transient:
             todo.setdefault(f.step, []).append(f.id)
+        if kept_out:
+            todo.setdefault(0, []).extend(kept_out)
+            kept_out = []
         transient = []
     return left
 
