@@ -28,7 +28,7 @@ fn world(scenario: &str) -> Arc<SimWorld> {
 
 fn dispatcher(w: &Arc<SimWorld>, concurrency: usize) -> Dispatcher {
     let clock = HostClock::simulated();
-    let recorder = Recorder::new(Arc::new(Discard), clock.clone());
+    let recorder = Recorder::new(Arc::new(Discard), clock);
     Dispatcher::new(Arc::new(w.platform(APP)), BTreeMap::new(), concurrency, clock, recorder)
 }
 
