@@ -11,9 +11,9 @@
 //! [`pipeline`] retries like [`crate::with_retries`]: a machine whose step failed with a transient
 //! (`platform`) error goes through again from that step, as long as the policy allows.
 
-use crate::errors::{describe_error, is_transient};
+use crate::errors::is_transient;
 use crate::machines;
-use crate::retry::{Retry, backoff_ms};
+use crate::retry::{Retry, pause_before_retry};
 use crate::runtime::{self, Level};
 use crate::types::{MachineError, MachineState, Release};
 use crate::{DeployPlan, Error};
@@ -96,16 +96,7 @@ pub fn pipeline(
             unfinished.not_started.append(&mut not_started);
             break;
         }
-        runtime::log(
-            Level::Warn,
-            &format!(
-                "{} machine(s) hit a transient error, {}: {}",
-                transient.len(),
-                policy.label(attempt),
-                describe_error(&transient[0].error)
-            ),
-        );
-        runtime::sleep(backoff_ms(attempt));
+        pause_before_retry(policy, attempt, transient.len(), &transient[0].error);
         for f in transient.drain(..) {
             todo.entry(f.step).or_default().push(f.id);
         }

@@ -95,6 +95,20 @@ pub(crate) fn backoff_ms(attempt: u32) -> u64 {
     (500 * u64::from(attempt)).min(MAX_BACKOFF_MS)
 }
 
+/// Say that `machines` machine(s) hit a transient error (the first being `first`) and will be tried
+/// again, then wait the backoff of retry number `attempt`: the pause every batch retry takes.
+pub(crate) fn pause_before_retry(policy: Retry, attempt: u32, machines: usize, first: &Error) {
+    runtime::log(
+        Level::Warn,
+        &format!(
+            "{machines} machine(s) hit a transient error, {}: {}",
+            policy.label(attempt),
+            describe_error(first)
+        ),
+    );
+    runtime::sleep(backoff_ms(attempt));
+}
+
 /// Run a batch operation, retrying only the machines whose error was transient (`platform`), as long
 /// as `policy` allows (a count converts into a policy: see [`Retry`]).
 ///
@@ -127,16 +141,7 @@ pub fn with_retries(
             lasting.extend(transient);
             break;
         }
-        runtime::log(
-            Level::Warn,
-            &format!(
-                "{} machine(s) hit a transient error, {}: {}",
-                transient.len(),
-                policy.label(attempt),
-                describe_error(&transient[0].error)
-            ),
-        );
-        runtime::sleep(backoff_ms(attempt));
+        pause_before_retry(policy, attempt, transient.len(), &transient[0].error);
         todo = transient.into_iter().map(|f| f.id).collect();
     }
     if lasting.is_empty() { Ok(()) } else { Err(lasting) }
