@@ -49,17 +49,27 @@ async fn ten_machines_end_on_the_new_release_all_passing() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_count_bounds_the_batch() {
+async fn a_count_bounds_the_window() {
     let run = roll("[fleet]\nmachines = 9", MaxUnavailable::Count(2)).await;
     assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
-    let batches = run
+    let windows: Vec<u32> = run
         .events
         .iter()
-        .filter(|e| matches!(&e.kind, EventKind::HostCall { call, .. } if call.updates().is_some()))
-        .count();
-    assert_eq!(batches, 5, "9 machines, 2 at a time");
+        .filter_map(|e| match &e.kind {
+            EventKind::HostCall { call: HostCall::Pipeline { options, .. }, .. } if call_updates(e) => {
+                Some(options.window)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(windows, [2], "9 machines in one pipeline, 2 at a time");
     let availability = run.world.availability().unwrap();
-    assert_eq!(availability.max_unavailable(), 2, "batches should use the whole allowance");
+    assert_eq!(availability.max_unavailable(), 2, "the roll should use the whole allowance");
+}
+
+/// Whether an event is a host call that updates machines in place.
+fn call_updates(e: &cutover::core::events::Event) -> bool {
+    matches!(&e.kind, EventKind::HostCall { call, .. } if call.updates().is_some())
 }
 
 #[tokio::test(start_paused = true)]
@@ -82,7 +92,7 @@ async fn failing_roll(rollback: bool) -> SimRun {
     let availability = run.world.availability().unwrap();
     assert!(
         availability.max_unavailable() <= 4,
-        "never more than one batch (4 of 10) out, rollback included"
+        "never more than max_unavailable (4 of 10) out, rollback included"
     );
     run
 }
@@ -92,14 +102,14 @@ async fn a_release_failing_its_checks_stops_the_roll() {
     let run = failing_roll(false).await;
     let err = run.result.expect("sandbox fine").expect_err("the deploy must fail");
     assert_eq!(err.kind, ErrorKind::Unhealthy);
-    assert!(err.message.contains("batch 1/3 failed"), "{}", err.message);
+    assert!(err.message.contains("app: 4 of 10 machine(s) failed (4 at a time)"), "{}", err.message);
     assert!(err.message.contains("500 Internal Server Error"), "{}", err.message);
     assert!(err.message.contains("6 untouched and still on the previous release"), "{}", err.message);
     let fleet = run.world.snapshot(APP);
     let on_v1 = fleet.iter().filter(|m| m.release.image == V1).count();
     assert_eq!(on_v1, 6, "untouched machines stay on v1");
     assert!(fleet.iter().filter(|m| m.release.image == V1).all(|m| m.is_serving()));
-    // The failing batch was the only one ever touched.
+    // The roll was one call, and nothing started after the first failure.
     let updates = run
         .events
         .iter()
@@ -142,22 +152,24 @@ async fn every_host_call_is_recorded_in_order_on_the_virtual_clock() {
     let times: Vec<u64> = run.events.iter().map(|e| e.at_ms).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "event times never go back");
     assert!(*times.last().unwrap() > 10_000, "virtual time passed (boots, grace periods)");
-    // Per batch, one pipeline taking each machine in this order: cordon → update → wait started →
-    // wait healthy → uncordon.
-    let first_batch = run
+    // The roll is one pipeline taking each machine in this order: cordon → update → wait started →
+    // wait healthy → uncordon, one machine at a time.
+    let roll = run
         .events
         .iter()
         .find_map(|e| match &e.kind {
-            EventKind::HostCall { call: HostCall::Pipeline { ids, steps, .. }, .. } => Some((ids, steps)),
+            EventKind::HostCall { call: HostCall::Pipeline { ids, steps, options }, .. } => {
+                Some((ids, steps, options))
+            }
             _ => None,
         })
-        .expect("a batch is one pipeline");
-    let steps: Vec<String> = first_batch
+        .expect("the roll is one pipeline");
+    let steps: Vec<String> = roll
         .1
         .iter()
         .map(|s| serde_json::to_value(s).unwrap()["step"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(first_batch.0.len(), 1, "one machine at a time");
+    assert_eq!((roll.0.len(), roll.2.window), (4, 1), "four machines, one at a time");
     assert_eq!(steps, ["cordon", "update", "wait-state", "wait-healthy", "uncordon"]);
 }
 

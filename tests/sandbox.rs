@@ -243,8 +243,8 @@ async fn a_withheld_operation_is_denied_and_recorded() {
     }
 }
 
-/// Scope: a strategy granted only the `app` process group changes no `worker` machine; each attempt
-/// is refused per machine (the rest of the batch goes ahead) and recorded.
+/// Scope: a strategy granted only the `app` process group changes no `worker` machine; an attempt is
+/// refused per machine and recorded (rolling stops at the first refusal, as at any lasting failure).
 #[tokio::test(start_paused = true)]
 async fn machines_outside_the_granted_groups_are_not_touched() {
     use cutover::core::events::{EventKind, HostReply};
@@ -276,7 +276,8 @@ async fn machines_outside_the_granted_groups_are_not_touched() {
             id
         })
         .collect();
-    assert!(workers.iter().all(|w| denied.contains(&w.id)), "every worker refused: {denied:?}");
+    assert!(!denied.is_empty(), "a worker was refused");
+    assert!(denied.iter().all(|id| workers.iter().any(|w| w.id == *id)), "only workers refused: {denied:?}");
     let after = world.snapshot(APP);
     for w in &workers {
         let now = after.iter().find(|m| m.id == w.id).expect("worker still there");

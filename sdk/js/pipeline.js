@@ -81,17 +81,25 @@ export function pipeline(ids, stepList, { window = 0, stopOnFailure = false, ret
   need();
   const options = { window: Math.max(0, Math.trunc(window)), stopOnFailure: !!stopOnFailure };
   const left = new Unfinished();
-  const started = [];
-  let transient = [];
-  // Not started because failed machines held every place of the window: they go with the retries.
-  let keptOut = [];
-  // Machines still to go, by the step they go on from.
-  let todo = new Map(ids.length ? [[0, [...ids]]] : []);
-  for (let attempt = 0; ; ) {
-    for (const from of [...todo.keys()].sort((a, b) => a - b)) {
+  // Machines still to go, by the step they go on from, each with the transient failure that sent it
+  // back (null for a machine not started yet).
+  let todo = new Map(ids.length ? [[0, ids.map((id) => [id, null])]] : []);
+  // Per machine, its retries so far and when its first transient failure came: the policy is each
+  // machine's, however many others share the pipeline.
+  const tries = new Map();
+  for (;;) {
+    const transient = [];
+    const keptOut = [];
+    const deferred = [];
+    // Machines furthest along first. A machine that failed half-way may be out of service, so with a
+    // window, once a call leaves a failure the calls after it wait for the next round: a full window of
+    // others beside the failed machine would take more out than the window allows.
+    const order = [...todo.keys()].sort((a, b) => b - a);
+    for (let n = 0; n < order.length; n++) {
+      const from = order[n];
       let failure;
       try {
-        machines.pipeline(todo.get(from), stepList.slice(from), options);
+        machines.pipeline(todo.get(from).map(([id]) => id), stepList.slice(from), options);
         continue;
       } catch (thrown) {
         failure = thrown && typeof thrown === 'object' && 'payload' in thrown ? thrown.payload : thrown;
@@ -102,29 +110,50 @@ export function pipeline(ids, stepList, { window = 0, stopOnFailure = false, ret
         const shifted = { id: f.id, step: f.step + from, error: f.error };
         (isTransient(f.error) ? transient : left.failed).push(shifted);
       }
+      if (options.window > 0) {
+        for (const later of order.slice(n + 1)) {
+          for (const [id, err] of todo.get(later)) deferred.push([later, id, err]);
+        }
+        break;
+      }
     }
     todo = new Map();
-    // After a lasting failure (or with nothing to retry) they stay not started.
-    if (transient.length === 0 || left.failed.length > 0) { left.notStarted.push(...keptOut); keptOut = []; }
-    if (transient.length === 0) break;
-    attempt += 1;
-    if (!_retryPolicy.allows(attempt, retries, started)) {
-      left.failed.push(...transient);
-      left.notStarted.push(...keptOut);
+    // Each machine that failed for now goes again from the step that failed, while its policy allows;
+    // one that outlasts it has failed.
+    const again = [];
+    let attempt = 0;
+    for (const f of transient) {
+      const [count, started] = tries.get(f.id) ?? [0, []];
+      tries.set(f.id, [count + 1, started]);
+      if (_retryPolicy.allows(count + 1, retries, started)) {
+        attempt = Math.max(attempt, count + 1);
+        again.push([f.step, f.id, f]);
+      } else {
+        left.failed.push(f);
+      }
+    }
+    // Machines half-way go on with the retries; those not started yet too, unless a lasting failure
+    // stopped the pipeline: then they stay not started.
+    const lasting = left.failed.length > 0;
+    for (const [from, id, err] of deferred) {
+      if (err === null && lasting) left.notStarted.push(id);
+      else again.push([from, id, err]);
+    }
+    if (lasting) left.notStarted.push(...keptOut);
+    else for (const id of keptOut) again.push([0, id, null]);
+    const errors = again.filter(([, , err]) => err !== null).map(([, , err]) => err);
+    if (errors.length === 0) {
+      left.notStarted.push(...again.map(([, id]) => id));
       break;
     }
-    log.warn(`${transient.length} machine(s) hit a transient error, ${_retryPolicy.label(attempt, retries)}: ${describeError(transient[0].error)}`);
-    _retryPolicy.backoff(attempt);
-    for (const f of transient) {
-      if (!todo.has(f.step)) todo.set(f.step, []);
-      todo.get(f.step).push(f.id);
+    if (attempt > 0) {
+      log.warn(`${errors.length} machine(s) hit a transient error, ${_retryPolicy.label(attempt, retries)}: ${describeError(errors[0].error)}`);
+      _retryPolicy.backoff(attempt);
     }
-    if (keptOut.length > 0) {
-      if (!todo.has(0)) todo.set(0, []);
-      todo.get(0).push(...keptOut);
-      keptOut = [];
+    for (const [from, id, err] of again) {
+      if (!todo.has(from)) todo.set(from, []);
+      todo.get(from).push([id, err]);
     }
-    transient = [];
   }
   return left;
 }

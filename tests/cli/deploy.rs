@@ -18,7 +18,7 @@ fn rolling_deploy_of_ten_machines_succeeds() {
     assert_eq!(end["outcome"], "succeeded");
     assert_eq!(end["fleet"]["by_version"], serde_json::json!([[2, 10]]));
     assert_eq!(end["fleet"]["serving"], 10);
-    // Each batch is one pipeline whose steps update its machines.
+    // The roll is one pipeline whose steps update its machines.
     let batch = evs.iter().find(|e| e["call"] == "machines.pipeline").expect("host calls are in the stream");
     assert!(batch["steps"].as_array().unwrap().iter().any(|s| s["step"] == "update"), "{batch}");
 }
@@ -29,7 +29,7 @@ fn human_output_shows_phases_and_a_summary() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = out.stdout_text();
     assert!(stdout.contains("==> Deploying hello-cutover v1 -> v2"), "{stdout}");
-    assert!(stdout.contains("--> app: batch 1/3"), "{stdout}");
+    assert!(stdout.contains("--> app: 10 machine(s), 4 at a time"), "{stdout}");
     assert!(stdout.contains("==> Deployed v2"), "{stdout}");
     assert!(stdout.contains("10 on v2; 10/10 serving"), "{stdout}");
 }

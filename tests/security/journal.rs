@@ -180,12 +180,12 @@ fn journal_in(dir: &Path, plan: &DeployPlan) -> (Journal, i64) {
             kind: ReleaseKind::Deploy,
             target: &plan.target,
             previous: plan.previous.as_ref(),
-            strategy: "rolling",
+            strategy: "canary",
             strategy_hash: "test",
             params: serde_json::json!({}),
             platform: "sim",
             plan: Some(plan),
-            strategy_ref: Some("rolling"),
+            strategy_ref: Some("canary"),
         })
         .unwrap();
     (journal, id)
@@ -203,7 +203,8 @@ fn a_journal_that_fills_up_mid_deploy_stops_it_before_the_next_change() {
     let rt = support::paused_runtime();
     rt.block_on(async {
         let runtime = support::runtime();
-        let strategy = runtime.load(support::builtin("rolling")).unwrap();
+        // Canary: many calls that change the fleet, one after the other (rolling moves a group in one call).
+        let strategy = runtime.load(support::builtin("canary")).unwrap();
         let info = runtime.describe(&strategy).await.unwrap();
         let params = info.params.into_iter().filter_map(|p| Some((p.name, p.default?))).collect();
         let plan = DeployPlan {

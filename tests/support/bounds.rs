@@ -30,7 +30,7 @@
 
 use super::{SimRun, builtin};
 use cutover::core::contract::ParamValue;
-use cutover::core::events::EventKind;
+use cutover::core::events::{EventKind, HostCall};
 use cutover::runtime::Runtime;
 use cutover::sim::SimWorld;
 use std::time::Duration;
@@ -108,36 +108,38 @@ impl<'w> Model<'w> {
         self.list() + self.batch(&self.ops(blue, "update machine"))
     }
 
-    /// One rolling batch of machines updated in place and waited on, measured from the moment the
-    /// previous batch is back in service (the batch may not start earlier without exceeding
-    /// `max_unavailable`).
+    /// One call that moves machines in place and waits on them (a rolling batch, or a windowed
+    /// pipeline over a whole process group), measured from the moment the previous one returned (the
+    /// calls block).
     ///
     /// Each machine is cordoned then updated, stops, boots, passes its first check and is uncordoned,
-    /// in turn; and the batch's 3n round trips share the `C` slots.
+    /// in turn; the call's 3n round trips share the `C` slots; and a machine is out of service from
+    /// the end of its cordon to the end of its uncordon, at most `window` at once (`max_unavailable`),
+    /// so those stretches, added up, fill `window` lanes after the first cordon.
     ///
-    /// `max( max_i [cordon_i + update_i + stop_i + boot_i + h_i + uncordon_i],  batch(all 3n) )`.
-    pub fn rolling_batch(&self, ids: &[String]) -> Duration {
-        let chain = ids
-            .iter()
-            .map(|id| {
-                self.op(id, "cordon machine")
-                    + self.op(id, "update machine")
-                    + self.world.stop_time(id, 1)
-                    + self.boot_to_healthy(id)
-                    + self.op(id, "uncordon machine")
-            })
-            .max()
-            .unwrap_or_default();
+    /// `max( max_i chain_i,  batch(all 3n),  min_i cordon_i + Σ_i [update_i + stop_i + boot_i + h_i
+    ///  + uncordon_i] / window )`, with `chain_i = cordon_i + update_i + stop_i + boot_i + h_i +
+    /// uncordon_i`. With `window = n` (a batch), the last term never exceeds the first.
+    pub fn rolling_call(&self, call: &UpdateCall) -> Duration {
+        let ids = &call.ids;
+        let out = |id: &String| {
+            self.op(id, "update machine")
+                + self.world.stop_time(id, 1)
+                + self.boot_to_healthy(id)
+                + self.op(id, "uncordon machine")
+        };
+        let chain = ids.iter().map(|id| self.op(id, "cordon machine") + out(id)).max().unwrap_or_default();
+        let first_cordon = ids.iter().map(|id| self.op(id, "cordon machine")).min().unwrap_or_default();
+        let lanes = first_cordon + ids.iter().map(out).sum::<Duration>() / call.window.max(1) as u32;
         let mut trips = self.ops(ids, "cordon machine");
         trips.extend(self.ops(ids, "update machine"));
         trips.extend(self.ops(ids, "uncordon machine"));
-        chain.max(self.batch(&trips))
+        chain.max(self.batch(&trips)).max(lanes)
     }
 
-    /// rolling: `list`, then the batches one after the other (as the strategy planned them from
-    /// `max_unavailable`).
-    pub fn rolling(&self, batches: &[Vec<String>]) -> Duration {
-        self.list() + batches.iter().map(|b| self.rolling_batch(b)).sum::<Duration>()
+    /// rolling: `list`, then its calls one after the other, as the strategy made them.
+    pub fn rolling(&self, calls: &[UpdateCall]) -> Duration {
+        self.list() + calls.iter().map(|c| self.rolling_call(c)).sum::<Duration>()
     }
 
     /// Green up: `list`, then one clone of each of `sources`; the k-th clone id is created no earlier
@@ -219,40 +221,53 @@ impl<'w> Model<'w> {
         green + last.max(self.batch(&trips))
     }
 
-    /// canary: `list`; clone the canaries from some of the stable machines (at best those with the
-    /// shortest create round trips), which boot and pass their checks; set the canary's weight to 0
-    /// and put the canaries in rotation; per step, set the weight, hold it for `pause` and read the
-    /// gate (each canary's checks, one call per canary, and the stats of the canary's release and of
-    /// each stable one); then the promotion, rolling's batches with the weights set before each; then
-    /// the canaries out (weights, cordon, stop, stopped, destroy) and the weights cleared.
+    /// canary: `list`; the first step's weights; clone the canaries (at best from the stable machines
+    /// with the shortest create round trips) in rotation, which boot and pass their checks, and so take
+    /// the first step's share with no further call; per step, the weight (from the second step on),
+    /// `pause`, and the gate (each canary's checks, one call per canary, and the stats of the canary's
+    /// release and of each stable one); then the promotion, rolling's batches with the weights set
+    /// before each; then the canaries out (weights, cordon, stop, stopped, destroy) and the weights
+    /// cleared.
     ///
-    /// `green_passes(c) + a + batch(uncordon) + steps·(a + pause + (c + 1 + v)·a)
-    ///  + Σ_batches (a + rolling_batch) + a + max(⌈4c/C⌉·a, 3a + s) + a`, the canaries' own later
+    /// `green_passes(c) + a + steps·(pause + (c + 1 + v)·a) + (steps − 1)·a
+    ///  + Σ_batches (a + rolling_call) + a + max(⌈4c/C⌉·a, 3a + s) + a`, the canaries' own later
     /// calls (their n-th, not their first) at `a`, and their stop at the range's minimum `s`.
-    pub fn canary(&self, shape: &CanaryShape, blue: &[String], batches: &[Vec<String>]) -> Duration {
+    pub fn canary(&self, shape: &CanaryShape, blue: &[String], batches: &[UpdateCall]) -> Duration {
         let c = shape.canaries;
         let mut creates = self.ops(blue, "create machine");
         creates.sort();
         creates.truncate(c);
-        let (_, canaries_in) = self.green_in(c);
-        let up = self.green_passes(&creates) + self.a + canaries_in;
+        let up = self.green_passes(&creates) + self.a;
         let gate = self.a * (c + 1 + shape.stable_versions) as u32;
-        let steps = (self.a + shape.pause + gate) * shape.steps as u32;
-        let promotion: Duration = batches.iter().map(|b| self.a + self.rolling_batch(b)).sum();
+        let steps = (shape.pause + gate) * shape.steps as u32 + self.a * shape.steps.saturating_sub(1) as u32;
+        let promotion: Duration = batches.iter().map(|b| self.a + self.rolling_call(b)).sum();
         let s = Duration::from_millis(self.world.scenario().latency.stop[0]);
         let removal = self.a + (self.a * c.div_ceil(self.c) as u32 * 4).max(self.a * 3 + s) + self.a;
         up + steps + promotion + removal
     }
 }
 
-/// The machines of each call that updates machines in place (`machines.update`, or a pipeline with an
-/// update step) of a run, in order: the batches as the strategy planned them (rolling's, and canary's
-/// promotion).
-pub fn update_batches(run: &SimRun) -> Vec<Vec<String>> {
+/// One call of a run that updated machines in place.
+pub struct UpdateCall {
+    /// Its machines, in the order given.
+    pub ids: Vec<String>,
+    /// How many of them could be under way at once: a pipeline's window, or all of them.
+    pub window: usize,
+}
+
+/// The calls of a run that update machines in place (`machines.update`, or a pipeline with an update
+/// step), in order: rolling's windowed pipelines, canary's promotion batches.
+pub fn update_calls(run: &SimRun) -> Vec<UpdateCall> {
     run.events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::HostCall { call, .. } => call.updates().map(|(ids, _)| ids.to_vec()),
+            EventKind::HostCall { call, .. } => call.updates().map(|(ids, _)| {
+                let window = match call {
+                    HostCall::Pipeline { options, .. } if options.window > 0 => options.window as usize,
+                    _ => ids.len(),
+                };
+                UpdateCall { ids: ids.to_vec(), window: window.min(ids.len()) }
+            }),
             _ => None,
         })
         .collect()

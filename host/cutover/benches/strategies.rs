@@ -41,7 +41,7 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::bounds::{Model, canary_shape, duration_param, update_batches};
+use support::bounds::{Model, canary_shape, duration_param, update_calls};
 use support::*;
 
 const STRATEGIES: [&str; 5] = ["immediate", "rolling", "bluegreen", "canary", "drain-then-destroy"];
@@ -85,11 +85,11 @@ fn main() {
 
             let bound = match strategy {
                 "immediate" => model.immediate(&blue),
-                "rolling" => model.rolling(&update_batches(&run)),
+                "rolling" => model.rolling(&update_calls(&run)),
                 "bluegreen" => model.bluegreen(&blue),
                 "canary" => {
                     let shape = canary_shape(&runtime, 1).await;
-                    model.canary(&shape, &blue, &update_batches(&run))
+                    model.canary(&shape, &blue, &update_calls(&run))
                 }
                 "drain-then-destroy" => {
                     let timeout = duration_param(&runtime, strategy, "drain_timeout").await;

@@ -22,7 +22,7 @@ to rebuild, rather than an `AttributeError`; the module imports cleanly either w
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from componentize_py_types import Err
 from wit_world.imports import machines, types
@@ -146,18 +146,24 @@ def pipeline(
     limit = params.retries() if retries is None else retries
     options = machines.PipelineOptions(window=max(0, int(window)), stop_on_failure=bool(stop_on_failure))
     steps = list(steps)
-    started: List[int] = []
     left = Unfinished()
-    transient: List[Any] = []
-    # Not started because failed machines held every place of the window: they go with the retries.
-    kept_out: List[str] = []
-    # Machines still to go, by the step they go on from.
-    todo: Dict[int, List[str]] = {0: list(ids)} if ids else {}
-    attempt = 0
+    # Machines still to go, by the step they go on from, each with the transient failure that sent it
+    # back (None for a machine not started yet).
+    todo: Dict[int, List[Tuple[str, Any]]] = {0: [(i, None) for i in ids]} if ids else {}
+    # Per machine, its retries so far and when its first transient failure came: the policy is each
+    # machine's, however many others share the pipeline.
+    tries: Dict[str, Tuple[int, List[int]]] = {}
     while True:
-        for start in sorted(todo):
+        transient: List[Any] = []
+        kept_out: List[str] = []
+        deferred: List[Tuple[int, str, Any]] = []
+        # Machines furthest along first. A machine that failed half-way may be out of service, so with a
+        # window, once a call leaves a failure the calls after it wait for the next round: a full window
+        # of others beside the failed machine would take more out than the window allows.
+        order = sorted(todo, reverse=True)
+        for n, start in enumerate(order):
             try:
-                _wit_pipeline(todo[start], steps[start:], options)
+                _wit_pipeline([m for m, _ in todo[start]], steps[start:], options)
                 continue
             except Err as e:
                 failure = e.value
@@ -165,29 +171,47 @@ def pipeline(
             for f in failure.failed:
                 f.step += start
                 (transient if is_transient(f.error) else left.failed).append(f)
+            if options.window > 0:
+                for later in order[n + 1 :]:
+                    deferred.extend((later, m, err) for m, err in todo[later])
+                break
         todo = {}
-        # After a lasting failure (or with nothing to retry) they stay not started.
-        if not transient or left.failed:
-            left.not_started.extend(kept_out)
-            kept_out = []
-        if not transient:
-            break
-        attempt += 1
-        if not _allows(attempt, limit, started, None):
-            left.failed.extend(transient)
-            left.not_started.extend(kept_out)
-            break
-        log.warn(
-            f"{len(transient)} machine(s) hit a transient error, {_label(attempt, limit)}: "
-            f"{describe_error(transient[0].error)}"
-        )
-        _backoff(attempt)
+        # Each machine that failed for now goes again from the step that failed, while its policy
+        # allows; one that outlasts it has failed.
+        again: List[Tuple[int, str, Any]] = []
+        attempt = 0
         for f in transient:
-            todo.setdefault(f.step, []).append(f.id)
-        if kept_out:
-            todo.setdefault(0, []).extend(kept_out)
-            kept_out = []
-        transient = []
+            count, started = tries.get(f.id, (0, []))
+            tries[f.id] = (count + 1, started)
+            if _allows(count + 1, limit, started, None):
+                attempt = max(attempt, count + 1)
+                again.append((f.step, f.id, f))
+            else:
+                left.failed.append(f)
+        # Machines half-way go on with the retries; those not started yet too, unless a lasting failure
+        # stopped the pipeline: then they stay not started.
+        lasting = bool(left.failed)
+        for start, m, err in deferred:
+            if err is None and lasting:
+                left.not_started.append(m)
+            else:
+                again.append((start, m, err))
+        if lasting:
+            left.not_started.extend(kept_out)
+        else:
+            again.extend((0, m, None) for m in kept_out)
+        errors = [err for _, _, err in again if err is not None]
+        if not errors:
+            left.not_started.extend(m for _, m, _ in again)
+            break
+        if attempt > 0:
+            log.warn(
+                f"{len(errors)} machine(s) hit a transient error, {_label(attempt, limit)}: "
+                f"{describe_error(errors[0].error)}"
+            )
+            _backoff(attempt)
+        for start, m, err in again:
+            todo.setdefault(start, []).append((m, err))
     return left
 
 

@@ -9,7 +9,7 @@
 //! in service lets the next one in.
 //!
 //! [`pipeline`] retries like [`crate::with_retries`]: a machine whose step failed with a transient
-//! (`platform`) error goes through again from that step, as long as the policy allows.
+//! (`platform`) error goes through again from that step, as long as the policy allows for that machine.
 
 use crate::errors::is_transient;
 use crate::machines;
@@ -59,18 +59,26 @@ pub fn pipeline(
     options: PipelineOptions,
 ) -> Result<(), Unfinished> {
     let policy = policy.into();
-    let mut started = None;
     let mut unfinished = Unfinished::default();
-    let mut transient: Vec<StepError> = Vec::new();
-    let mut not_started: Vec<String> = Vec::new();
-    // Machines still to go, by the step they go on from.
-    let mut todo: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    // Machines still to go, by the step they go on from, each with the transient error that sent it
+    // back (none for a machine not started yet).
+    let mut todo: BTreeMap<u32, Vec<(String, Option<StepError>)>> = BTreeMap::new();
     if !ids.is_empty() {
-        todo.insert(0, ids.to_vec());
+        todo.insert(0, ids.iter().map(|id| (id.clone(), None)).collect());
     }
-    let mut attempt = 0;
+    // Per machine, its retries so far and when its first transient failure came: the policy is each
+    // machine's, as with `with_retries`, however many others share the pipeline.
+    let mut tries: BTreeMap<String, (u32, Option<u64>)> = BTreeMap::new();
     loop {
-        for (from, ids) in std::mem::take(&mut todo) {
+        let mut transient: Vec<StepError> = Vec::new();
+        let mut not_started: Vec<String> = Vec::new();
+        let mut deferred: Vec<(u32, String, Option<StepError>)> = Vec::new();
+        // Machines furthest along first. A machine that failed half-way may be out of service, so with a
+        // window, once a call leaves a failure the calls after it wait for the next round: starting a
+        // full window of others beside the failed machine would take more out than the window allows.
+        let mut calls = std::mem::take(&mut todo).into_iter().rev();
+        while let Some((from, machines)) = calls.next() {
+            let ids: Vec<String> = machines.iter().map(|(id, _)| id.clone()).collect();
             let Err(failure) = machines::pipeline(&ids, &steps[from as usize..], options) else { continue };
             not_started.extend(failure.not_started);
             for mut f in failure.failed {
@@ -81,26 +89,51 @@ pub fn pipeline(
                     unfinished.failed.push(f);
                 }
             }
+            if options.window > 0 {
+                deferred.extend(
+                    calls.by_ref().flat_map(|(from, ms)| ms.into_iter().map(move |(id, e)| (from, id, e))),
+                );
+            }
         }
-        // Machines not started only because failed ones held every place of the window go again
-        // with the retries; after a lasting failure they stay not started.
-        if transient.is_empty() || !unfinished.failed.is_empty() {
+        // Each machine that failed for now goes again from the step that failed, while its policy
+        // allows; one that outlasts it has failed.
+        let mut again: Vec<(u32, String, Option<StepError>)> = Vec::new();
+        let mut attempt = 0;
+        for f in transient {
+            let (n, started) = tries.entry(f.id.clone()).or_default();
+            *n += 1;
+            if policy.allows(*n, started) {
+                attempt = attempt.max(*n);
+                again.push((f.step, f.id.clone(), Some(f)));
+            } else {
+                unfinished.failed.push(f);
+            }
+        }
+        // Machines half-way go on with the retries. Those not started yet go again too, unless a
+        // lasting failure stopped the pipeline: then they stay not started.
+        let lasting = !unfinished.failed.is_empty();
+        for (from, id, error) in deferred {
+            match error {
+                None if lasting => unfinished.not_started.push(id),
+                error => again.push((from, id, error)),
+            }
+        }
+        if lasting {
             unfinished.not_started.append(&mut not_started);
+        } else {
+            again.extend(not_started.into_iter().map(|id| (0, id, None)));
         }
-        if transient.is_empty() {
+        let Some(first) = again.iter().find_map(|(_, _, e)| e.clone()) else {
+            unfinished.not_started.extend(again.into_iter().map(|(_, id, _)| id));
             break;
+        };
+        if attempt > 0 {
+            let retrying = again.iter().filter(|(_, _, e)| e.is_some()).count();
+            pause_before_retry(policy, attempt, retrying, &first.error);
         }
-        attempt += 1;
-        if !policy.allows(attempt, &mut started) {
-            unfinished.failed.append(&mut transient);
-            unfinished.not_started.append(&mut not_started);
-            break;
+        for (from, id, error) in again {
+            todo.entry(from).or_default().push((id, error));
         }
-        pause_before_retry(policy, attempt, transient.len(), &transient[0].error);
-        for f in transient.drain(..) {
-            todo.entry(f.step).or_default().push(f.id);
-        }
-        todo.entry(0).or_default().append(&mut not_started);
     }
     if unfinished.failed.is_empty() && unfinished.not_started.is_empty() { Ok(()) } else { Err(unfinished) }
 }

@@ -106,6 +106,60 @@ fn move_batch_in_calls(
     Ok(())
 }
 
+/// Where a windowed roll of one process group ([`roll_window`]) stopped.
+pub struct Stopped<'a> {
+    /// Machines that took every step: on the new release, and serving again if they were.
+    pub moved: Vec<&'a Machine>,
+    /// Machines that failed a step, each with its error: out of service if they were serving.
+    pub failed: Vec<MachineError>,
+    /// Machines never started: untouched, still on the release they had.
+    pub untouched: Vec<&'a Machine>,
+}
+
+/// Move the machines of one process group to `release` in place with at most `window` of them out of
+/// service at once: cordon, update, wait started, wait healthy, uncordon, each machine on its own, one
+/// machine back in service letting the next one in (contract 0.2's pipeline with a window, which is
+/// what flyctl's rolling pool does one API call at a time). Batches of `window` would wait for their
+/// slowest machine before the next batch starts; at thousands of machines that is most of a roll.
+///
+/// Stopped machines go first, all at once: they serve nobody, are updated and stay stopped. The first
+/// failure other than a transient one stops the roll: no further machine starts, the machines under
+/// way finish their steps, and [`Stopped`] says which machines are where.
+#[cfg(not(feature = "contract-0-1"))]
+pub fn roll_window<'a>(
+    retries: impl Into<Retry>,
+    can_cordon: bool,
+    machines: &[&'a Machine],
+    release: &Release,
+    window: usize,
+    wait_timeout_ms: u64,
+) -> Result<(), Stopped<'a>> {
+    use crate::pipeline::{PipelineOptions, move_steps, pipeline};
+    let retries: Retry = retries.into();
+    let (serving, stopped): (Vec<&'a Machine>, Vec<&'a Machine>) =
+        machines.iter().partition(|m| should_run(m.state));
+    let mut moved: Vec<&'a Machine> = Vec::new();
+    let mut passes = [(stopped, false, 0), (serving, true, window.max(1) as u32)].into_iter();
+    while let Some((list, serves, window)) = passes.next() {
+        let ids = crate::ids(&list);
+        let steps = move_steps(release, serves, can_cordon, wait_timeout_ms);
+        let options = PipelineOptions { window, stop_on_failure: true };
+        let Err(unfinished) = pipeline(retries, &ids, &steps, options) else {
+            moved.extend(list);
+            continue;
+        };
+        let failed = unfinished.errors();
+        let is = |ids: &[String], m: &Machine| ids.contains(&m.id);
+        let failed_ids = unfinished.failed_ids();
+        let (untouched, rest): (Vec<&'a Machine>, Vec<&'a Machine>) =
+            list.into_iter().partition(|m| is(&unfinished.not_started, m));
+        moved.extend(rest.into_iter().filter(|m| !is(&failed_ids, m)));
+        let untouched = untouched.into_iter().chain(passes.flat_map(|(list, _, _)| list)).collect();
+        return Err(Stopped { moved, failed, untouched });
+    }
+    Ok(())
+}
+
 /// After `batch` failed to move (the machines in `failed` did not make it): put the others back in
 /// rotation once they serve again, so a batch that failed on some machines does not keep the healthy
 /// others out of service for good. Those that were serving are waited on as a batch is (they may still

@@ -2,10 +2,11 @@
 //! then roll the fleet onto it.
 //!
 //! The stable release is every machine not yet on the target release. Per process group, `canary_count`
-//! stable machines (serving ones first) are cloned onto the target release, cordoned, so the canaries
-//! take no traffic while they boot. Once they are started and passing their checks, they go into
-//! rotation and receive, step by step, the percentages of new connections listed in `steps` (10, 25,
-//! 50 by default), each for `step_pause`. After each pause a gate decides whether to go on: every check
+//! stable machines (serving ones first) are cloned onto the target release, in rotation: a platform
+//! routes to a machine only once it is started and passing its checks, so the canaries take no traffic
+//! while they boot and their first the moment they pass, as flyctl's canary machine does. They receive,
+//! step by step, the percentages of new connections listed in `steps` (10, 25, 50 by default), each for
+//! `step_pause` from the moment every canary passes. After each pause a gate decides whether to go on: every check
 //! of every canary must be passing; where the platform reports per-release statistics, the canary's
 //! error rate over the pause may exceed the stable release's by at most `max_error_rate_increase`
 //! (0.05 is five percentage points); and a step listed in `manual_gates` waits for `cutover promote
@@ -24,14 +25,14 @@
 //! rotation). The canaries are then cordoned, stopped and destroyed, so the fleet has the shape it
 //! had before the deploy. Machines already on the target release are neither cloned nor moved.
 //!
-//! Traffic is split with `traffic.set-weights` where the platform can. The canaries' weight is set to 0
-//! before they go into rotation, so they take nothing until the first step. During the promotion the
-//! weights follow the count of serving machines of each release (recomputed before and after each
-//! batch), as routing without weights would: a fixed split would pile the stable share onto the last
-//! stable machines. Once the canaries are gone, the weights are cleared (`set-weights([])`), so routing
-//! goes back to machine count and the next deploy starts from the default. On a platform without weights
-//! the canaries get the share their number gives them among the serving machines, which the log states,
-//! and the steps are only pauses with gates.
+//! Traffic is split with `traffic.set-weights` where the platform can. The first step's weights are set
+//! while the canaries boot, before any can pass its checks, so they never take more than the first
+//! step's share. During the promotion the weights follow the count of serving machines of each
+//! release (recomputed before and after each batch), as routing without weights would: a fixed split
+//! would pile the stable share onto the last stable machines. Once the canaries are gone, the weights
+//! are cleared (`set-weights([])`), so routing goes back to machine count and the next deploy starts
+//! from the default. On a platform without weights the canaries get the share their number gives them
+//! among the serving machines, which the log states, and the steps are only pauses with gates.
 //!
 //! With `metric_error_query` and/or `metric_latency_query` set (contract 0.2's `metrics`), each step's
 //! gate also judges the app's own metrics: the template is asked over the last `metric_window` (default
@@ -42,7 +43,7 @@
 //!
 //! It refuses, before changing anything, stable machines with volumes (a volume attaches to one machine
 //! only, so a canary clone could not get the data; rolling updates in place and keeps them) and
-//! platforms that cannot cordon (nothing would keep the canaries out of traffic until they are healthy).
+//! platforms that cannot cordon (nothing would take the canaries out of traffic before removing them).
 
 mod gate;
 mod params;
@@ -63,7 +64,7 @@ use cutover_sdk::runtime::{self, Level};
 use cutover_sdk::types::{Machine, ParamKind, ParamSpec, ParamValue};
 use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, traffic};
 use cutover_sdk::{NotServing, should_run, wait_serving, with_context, with_note, with_retries};
-use cutover_sdk::{clone_machines, explain, human, list_machines, refuse_volumes, retry};
+use cutover_sdk::{clone_machines_routable, explain, human, list_machines, refuse_volumes, retry};
 use std::collections::BTreeMap;
 
 struct Canary;
@@ -182,9 +183,9 @@ impl Guest for Canary {
         let caps = traffic::capabilities();
         if !caps.cordon {
             return Err(Error::Unsupported(
-                "canary keeps the canaries out of traffic by cordoning them until they are healthy, and \
-                 this platform cannot cordon machines; nothing was changed. Use strategy = \"rolling\" \
-                 instead."
+                "canary takes the canaries out of traffic by cordoning them before it removes them (after \
+                 a failed gate, too), and this platform cannot cordon machines; nothing was changed. Use \
+                 strategy = \"rolling\" instead."
                     .into(),
             ));
         }
@@ -243,14 +244,38 @@ impl Guest for Canary {
 
         runtime::phase("start canary");
         runtime::progress(0, c as u32);
+        // The canaries are created in rotation: a platform routes to a machine only once it is started
+        // and passing its checks, so each canary takes traffic the moment it passes (when flyctl's canary
+        // does too) and never before, with no call in between. With weights, the first step's share is
+        // set while they boot (seconds before any can pass), so a canary that passes gets that share and
+        // never more.
+        let weighted = caps.weights;
         let mut canary_of: BTreeMap<String, String> = BTreeMap::new();
-        let cloned = with_retries(retries, &sources, |ids| clone_machines(ids, &plan.target, &mut canary_of));
+        let cloned = with_retries(retries, &sources, |ids| {
+            clone_machines_routable(ids, &plan.target, true, &mut canary_of)
+        });
         // In the sources' order, so errors and logs list machines the way `list` did.
         let canaries: Vec<String> = sources.iter().filter_map(|s| canary_of.get(s).cloned()).collect();
         if let Err(failures) = cloned {
             let context =
                 format!("start canary: cloning failed for {} of {c} source machine(s)", failures.len());
-            return Err(abandon(retries, &plan, None, &view, &canaries, false, explain(failures, &context)));
+            let e = explain(failures, &context);
+            return Err(abandon(retries, &plan, None, &view, &canaries, false, e));
+        }
+        if weighted {
+            let first = params.steps[0];
+            let set =
+                retry(retries, "setting traffic weights", || traffic::set_weights(&split(&view, first)));
+            if let Err(e) = set {
+                let e = with_context(
+                    e,
+                    &format!(
+                        "start canary: could not set the first step's traffic weights ({first}% to v{})",
+                        plan.target.version
+                    ),
+                );
+                return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, true, e));
+            }
         }
         if let Err(stalled) = wait_serving(retries, &canaries, plan.wait_timeout_ms) {
             let (context, failures) = match stalled {
@@ -266,30 +291,14 @@ impl Guest for Canary {
                     f,
                 ),
             };
-            return Err(abandon(retries, &plan, None, &view, &canaries, false, explain(failures, &context)));
+            // A canary that never passed never took traffic and goes without a graceful stop; one that
+            // did (another group's) may hold connections.
+            let served = failures.len() < canaries.len();
+            let e = explain(failures, &context);
+            return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, served, e));
         }
         runtime::progress(c as u32, c as u32);
 
-        // With weights, the canaries get 0% before they go into rotation, so nothing reaches them before
-        // the first step. Without, their share is their number among the serving machines.
-        let weighted = caps.weights;
-        if weighted {
-            let pinned = retry(retries, "setting traffic weights", || traffic::set_weights(&split(&view, 0)));
-            if let Err(e) = pinned {
-                let e = with_context(
-                    e,
-                    "start canary: could not send every new connection to the stable release before \
-                     putting the canary in rotation",
-                );
-                return Err(abandon(retries, &plan, None, &view, &canaries, false, e));
-            }
-        }
-        if let Err(failures) = with_retries(retries, &canaries, traffic::uncordon) {
-            let context =
-                format!("start canary: putting {} canary machine(s) in rotation failed", failures.len());
-            let e = explain(failures, &context);
-            return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, true, e));
-        }
         if !weighted {
             let others = stable.iter().filter(|m| should_run(m.state) && !m.cordoned).count()
                 + groups
@@ -315,9 +324,12 @@ impl Guest for Canary {
             let label = format!("step {}/{n} ({percent}%)", index + 1);
             runtime::phase(&format!("canary {label}"));
             if weighted {
-                let set = retry(retries, "setting traffic weights", || {
-                    traffic::set_weights(&split(&view, percent))
-                });
+                // The first step's weights were set while the canaries booted.
+                let set = if index == 0 {
+                    Ok(())
+                } else {
+                    retry(retries, "setting traffic weights", || traffic::set_weights(&split(&view, percent)))
+                };
                 if let Err(e) = set {
                     let e = with_context(e, &format!("canary {label}: setting the traffic weights failed"));
                     return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, true, e));

@@ -1,28 +1,30 @@
-//! The rolling strategy: replace machines in place, a batch at a time.
+//! The rolling strategy: replace machines in place, at most `max_unavailable` out of service at once.
 //!
-//! Per process group, machines not yet on the target release are taken in batches of `max_unavailable`
-//! (a count, or a fraction of the group rounded up; Fly's default is 0.33). Each batch is cordoned,
-//! updated, waited on until started and then until passing, and uncordoned. The first failure stops the
-//! roll: machines of later batches are never touched, so they keep serving the previous release.
+//! Per process group, the machines not yet on the target release are moved with a window of
+//! `max_unavailable` (a count, or a fraction of the group rounded up; Fly's default is 0.33): each is
+//! cordoned, updated, waited on until started and then until passing, and uncordoned, and as soon as one
+//! is back in service the next one starts, so the roll never waits for the slowest machine of a batch
+//! (flyctl's rolling pool works the same way, one API call at a time). The first failure stops the roll:
+//! no further machine is touched, so the ones not started keep serving the previous release, and those
+//! already under way finish.
 //!
-//! Machines that were stopped before the deploy are updated but stay stopped, as flyctl does. Machines
-//! already on the target release are skipped, so running the same deploy again finishes a partial one.
+//! Machines that were stopped before the deploy are updated first and stay stopped, as flyctl does.
+//! Machines already on the target release are skipped, so running the same deploy again finishes a
+//! partial one.
 //!
-//! With `rollback` (the default), a failed batch is not left half-way: every machine this deploy moved
-//! (the completed batches and the failed one) goes back to the previous release, a batch at a time with
-//! the same discipline, and the deploy then fails with the original error. The failed batch goes first,
-//! because it is the one out of service; completed batches follow in reverse, each one serving until its
-//! turn, so a rollback never takes more than `max_unavailable` out of service either. A stopped
-//! machine goes back stopped. A rollback that fails stops where it failed, like a roll does: the
-//! error then says how far it got. Without `rollback`, the fleet stays split between the releases, which
-//! is what an operator who wants to look at the failed machines asks for.
-//!
-//! Either way, a batch that stops a roll or a rollback keeps only its failed machines out of rotation:
-//! the others are waited on until they serve and uncordoned (`cutover_sdk::rollout::put_back_passing`), so one
-//! machine that crashed does not keep its healthy batch-mates out of service after the deploy.
+//! With `rollback` (the default), a failed roll is not left half-way: every machine this deploy moved
+//! goes back to the previous release, in batches of the same size with the same discipline, and the
+//! deploy then fails with the original error. The failed machines go first, because they are out of
+//! service; the others follow, the last moved first, each serving until its turn, so a rollback never
+//! takes more than `max_unavailable` out of service either. A stopped machine goes back stopped. A
+//! rollback that fails stops where it failed, like a roll does: the error then says how far it got.
+//! Without `rollback`, the fleet stays split between the releases, which is what an operator who wants
+//! to look at the failed machines asks for; only the failed machines are out of rotation.
 
-use cutover_sdk::rollout::{Batch, by_group, move_batch, plan_batches, put_back_passing, roll_back};
+use cutover_sdk::batch::batch_size;
+use cutover_sdk::rollout::{Batch, Stopped, by_group, roll_back, roll_window};
 use cutover_sdk::runtime::{self, Level};
+use cutover_sdk::types::Machine;
 use cutover_sdk::types::{ParamKind, ParamSpec, ParamValue};
 use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, traffic};
 use cutover_sdk::{explain, list_machines, with_note};
@@ -36,9 +38,10 @@ impl Guest for Rolling {
     fn describe() -> StrategyInfo {
         StrategyInfo {
             name: "rolling".into(),
-            summary: "Replace machines in place, max_unavailable at a time: cordon, update, wait \
-                      started, wait healthy, uncordon. Stops at the first failure and, with `rollback`, \
-                      moves what it moved back to the previous release."
+            summary: "Replace machines in place, at most max_unavailable out of service at once: \
+                      cordon, update, wait started, wait healthy, uncordon, the next machine starting as \
+                      soon as one is back. Stops at the first failure and, with `rollback`, moves what it \
+                      moved back to the previous release."
                 .into(),
             params: vec![
                 cutover_sdk::retries_param(),
@@ -46,8 +49,8 @@ impl Guest for Rolling {
                     name: "rollback".into(),
                     kind: ParamKind::Boolean,
                     default: Some(ParamValue::Boolean(DEFAULT_ROLLBACK)),
-                    summary: "On a failed batch, move every machine this deploy moved back to the \
-                              previous release (same batches, same checks) before failing."
+                    summary: "On a failure, move every machine this deploy moved back to the previous \
+                              release (max_unavailable at a time, same checks) before failing."
                         .into(),
                 },
             ],
@@ -75,52 +78,90 @@ impl Guest for Rolling {
         );
 
         let mut moved = 0usize;
-        // Every batch that reached the new release, in order: what a rollback has to undo.
-        let mut done: Vec<Batch> = Vec::new();
-        for (step, batch) in plan_batches(&groups, plan.target.version, &plan.max_unavailable) {
-            runtime::phase(&step);
-            if let Err(failures) = move_batch(retries, can_cordon, &batch, &plan.target, plan.wait_timeout_ms)
-            {
-                let failed: Vec<String> = failures.iter().map(|f| f.id.clone()).collect();
-                let untouched = to_move - moved - batch.machines.len();
-                let error = explain(
-                    failures,
-                    &format!(
-                        "{} failed ({} machine(s) in it); {moved} machine(s) already on v{}, {untouched} \
-                         untouched and still on the previous release",
-                        batch.label,
-                        batch.machines.len(),
-                        plan.target.version
-                    ),
-                );
-                // Without a rollback, the batch's machines that did come up go back in rotation.
-                let kept = |error: Error, why: &str| {
-                    let back = put_back_passing(retries, can_cordon, &batch, &failed, plan.wait_timeout_ms);
-                    with_note(
-                        error,
-                        &format!("{why}{back} of that batch pass their checks and are back in rotation"),
-                    )
-                };
-                return Err(match (rollback, &plan.previous) {
-                    (false, _) => kept(error, "; rollback is off: "),
-                    (true, None) => kept(error, "; no previous release to roll back to: "),
-                    (true, Some(previous)) => {
-                        // The failed batch first (it is out of service), then the others in reverse.
-                        done.push(batch);
-                        done.reverse();
-                        let note =
-                            roll_back(retries, can_cordon, &done, previous, plan.wait_timeout_ms, &mut ());
-                        with_note(error, &note)
-                    }
-                });
+        // Per process group, the machines that reached the new release and the group's window: what a
+        // rollback has to undo, in the order they were moved.
+        let mut done: Vec<(&str, usize, Vec<&Machine>)> = Vec::new();
+        for (group, members) in &groups {
+            let pending: Vec<&Machine> =
+                members.iter().filter(|m| m.release.version != plan.target.version).collect();
+            if pending.is_empty() {
+                continue;
             }
-            moved += batch.machines.len();
-            done.push(batch);
-            runtime::progress(moved as u32, to_move as u32);
+            let window = batch_size(&plan.max_unavailable, members.len());
+            runtime::phase(&format!("{group}: {} machine(s), {window} at a time", pending.len()));
+            let rolled =
+                roll_window(retries, can_cordon, &pending, &plan.target, window, plan.wait_timeout_ms);
+            let Err(Stopped { moved: got_there, failed, .. }) = rolled else {
+                moved += pending.len();
+                done.push((group, window, pending));
+                runtime::progress(moved as u32, to_move as u32);
+                continue;
+            };
+            moved += got_there.len();
+            let untouched = to_move - moved - failed.len();
+            let failed_ids: Vec<String> = failed.iter().map(|f| f.id.clone()).collect();
+            let error = explain(
+                failed,
+                &format!(
+                    "{group}: {} of {} machine(s) failed ({window} at a time); {moved} machine(s) already on \
+                     v{}, {untouched} untouched and still on the previous release",
+                    failed_ids.len(),
+                    pending.len(),
+                    plan.target.version
+                ),
+            );
+            done.push((group, window, got_there));
+            return Err(match (rollback, &plan.previous) {
+                (false, _) => with_note(error, &kept_note(&failed_ids, "; rollback is off")),
+                (true, None) => {
+                    with_note(error, &kept_note(&failed_ids, "; no previous release to roll back to"))
+                }
+                (true, Some(previous)) => {
+                    let back = rollback_batches(group, window, &pending, &failed_ids, &done);
+                    let note = roll_back(retries, can_cordon, &back, previous, plan.wait_timeout_ms, &mut ());
+                    with_note(error, &note)
+                }
+            });
         }
         runtime::log(Level::Info, &format!("all {moved} machine(s) on v{}", plan.target.version));
         Ok(())
     }
+}
+
+/// "; rollback is off: the 2 machine(s) that failed stay out of rotation, every other one serves".
+fn kept_note(failed: &[String], why: &str) -> String {
+    format!(
+        "{why}: the {} machine(s) that failed stay out of rotation ({}); every other machine serves",
+        failed.len(),
+        failed.join(", ")
+    )
+}
+
+/// What a failed roll moves back, in order: the failed machines of `group` first (they are out of
+/// service), then every machine moved, the last moved first, in batches of its group's window.
+fn rollback_batches<'a>(
+    group: &str,
+    window: usize,
+    pending: &[&'a Machine],
+    failed: &[String],
+    done: &[(&str, usize, Vec<&'a Machine>)],
+) -> Vec<Batch<'a>> {
+    let failed: Vec<&Machine> = pending.iter().copied().filter(|m| failed.contains(&m.id)).collect();
+    let mut back = Vec::new();
+    for chunk in failed.chunks(window.max(1)) {
+        back.push(Batch { label: format!("{group}: the machines that failed"), machines: chunk.to_vec() });
+    }
+    for (group, window, moved) in done.iter().rev() {
+        let last_first: Vec<&Machine> = moved.iter().rev().copied().collect();
+        let batches = last_first.len().div_ceil((*window).max(1));
+        for (i, chunk) in last_first.chunks((*window).max(1)).enumerate() {
+            back.push(Batch {
+                label: format!("{group} batch {}/{batches}", i + 1),
+                machines: chunk.to_vec(),
+            });
+        }
+    }
+    back
 }
 
 cutover_sdk::export!(Rolling);

@@ -23,6 +23,7 @@ mod pipeline;
 #[cfg(test)]
 mod pipeline_tests;
 mod recorder;
+mod slots;
 
 pub use bounds::{MAX_IDS_PER_CALL, truncate_log};
 pub use recorder::Recorder;

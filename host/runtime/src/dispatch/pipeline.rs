@@ -5,9 +5,11 @@
 //! update, a count of connections: each one API round trip), as it does for a batch call; a wait is
 //! not an operation and holds no slot, or machines booting would keep the others from being changed.
 //! The `window` bounds machines between their first step and the end of their last, in the order
-//! listed: what keeps a roll within `max_unavailable`. Slots are handed out first come, first served,
-//! so the machines that entered first go through first.
+//! listed: what keeps a roll within `max_unavailable`. [`Slots`] decides who gets a slot that frees
+//! up: with a window, the machine furthest along, so machines out of service come back before others
+//! are taken out.
 
+use super::slots::{Slots, rank};
 use super::{Dispatcher, HostReply};
 use cutover_core::pipeline::{PipelineOptions, PipelineOutcome, Step, StepFailure};
 use cutover_core::{ErrorKind, OpError, StopSpec};
@@ -46,7 +48,7 @@ impl Dispatcher {
         options: PipelineOptions,
         skip: &HashMap<String, Skip>,
     ) -> HostReply {
-        let slots = Semaphore::new(self.concurrency);
+        let slots = Slots::new(self.concurrency);
         let window = (options.window > 0).then(|| Semaphore::new(options.window as usize));
         let stopped = AtomicBool::new(false);
         let failed_places = AtomicUsize::new(0);
@@ -78,7 +80,7 @@ impl Dispatcher {
                         None => None,
                     };
                     let ended = self
-                        .one_machine(id, steps, skip.get(id).copied(), slots, || {
+                        .one_machine(id, steps, skip.get(id).copied(), slots, window.is_some(), || {
                             options.stop_on_failure && stopped.load(Ordering::Relaxed)
                         })
                         .await;
@@ -125,7 +127,8 @@ impl Dispatcher {
         id: &str,
         steps: &[Step],
         skip: Option<Skip>,
-        slots: &Semaphore,
+        slots: &Slots,
+        windowed: bool,
         halted: impl Fn() -> bool,
     ) -> Ended {
         if skip == Some(Skip::Whole) {
@@ -151,7 +154,7 @@ impl Dispatcher {
                 }
                 self.wait_step(id, step, slots).await
             } else {
-                let _slot = slots.acquire().await.expect("the slots are never closed");
+                let _slot = slots.acquire(rank(windowed, k, false)).await;
                 // Checked once the slot is held: a failure may have come while this machine queued.
                 if k == 0 && halted() {
                     return Ended::NotStarted;
@@ -186,7 +189,7 @@ impl Dispatcher {
     }
 
     /// A step that waits: no slot, but a drain's counts take one each.
-    async fn wait_step(&self, id: &str, step: &Step, slots: &Semaphore) -> Result<(), OpError> {
+    async fn wait_step(&self, id: &str, step: &Step, slots: &Slots) -> Result<(), OpError> {
         let p = &*self.platform;
         match step {
             Step::WaitState { state, timeout_ms } => {
@@ -199,7 +202,7 @@ impl Dispatcher {
                 let poll = Duration::from_millis((*poll_ms).max(1));
                 loop {
                     let counted = {
-                        let _slot = slots.acquire().await.expect("the slots are never closed");
+                        let _slot = slots.acquire(rank(false, 0, true)).await;
                         p.connections(id).await
                     };
                     let open = match counted {
