@@ -117,9 +117,9 @@ impl<'w> Model<'w> {
     /// the end of its cordon to the end of its uncordon, at most `window` at once (`max_unavailable`),
     /// so those stretches, added up, fill `window` lanes after the first cordon.
     ///
-    /// `max( max_i chain_i,  batch(all 3n),  min_i cordon_i + Σ_i [update_i + stop_i + boot_i + h_i
-    ///  + uncordon_i] / window )`, with `chain_i = cordon_i + update_i + stop_i + boot_i + h_i +
-    /// uncordon_i`. With `window = n` (a batch), the last term never exceeds the first.
+    /// `max( max_i [cordon_i + out_i],  batch(all 3n),  min_i cordon_i + Σ_i out_i / window )`, with
+    /// `out_i = update_i + stop_i + boot_i + h_i + uncordon_i`. With `window = n` (a batch), the last
+    /// term never exceeds the first.
     pub fn rolling_call(&self, call: &UpdateCall) -> Duration {
         let ids = &call.ids;
         let out = |id: &String| {
