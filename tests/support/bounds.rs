@@ -143,15 +143,24 @@ impl<'w> Model<'w> {
     }
 
     /// Green up: `list`, then one clone of each of `sources`; the k-th clone id is created no earlier
-    /// than the k-th shortest create round trip, then boots and passes its first check. Traffic may
-    /// switch only once every green machine passes.
+    /// than the k-th shortest create round trip, nor before k create round trips went through the `C`
+    /// slots (at least the k shortest of them, shared by `C`), then boots and passes its first check.
+    /// Traffic may switch only once every green machine passes.
     ///
-    /// `list + max( max_k [create_(k) + boot_k + h_k],  batch(create_i) )`.
+    /// `list + max( max_k [max(create_(k), Σ_{j≤k} create_(j) / C) + boot_k + h_k],  batch(create_i) )`.
     fn green_passes(&self, creates: &[Duration]) -> Duration {
         let green = self.clones(creates.len());
         let mut sorted = creates.to_vec();
         sorted.sort();
-        let last = sorted.iter().zip(green).map(|(create, id)| *create + self.boot_to_healthy(id)).max();
+        let mut through = Duration::ZERO;
+        let last = sorted
+            .iter()
+            .zip(green)
+            .map(|(create, id)| {
+                through += *create;
+                (*create).max(through / self.c as u32) + self.boot_to_healthy(id)
+            })
+            .max();
         self.list() + last.unwrap_or_default().max(self.batch(creates))
     }
 

@@ -5,7 +5,7 @@ use crate::errors::is_transient;
 use crate::retry::{Retry, retry, with_retries};
 use crate::runtime::{self, Level};
 use crate::types::{Machine, MachineError, MachineState, Release};
-use crate::{DeployPlan, Error, health, machines, traffic};
+use crate::{DeployPlan, Error, machines, traffic};
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,7 +28,8 @@ pub fn list_machines(retries: impl Into<Retry>) -> Result<Vec<Machine>, Error> {
 
 /// Which wait of [`wait_serving`] failed, and for which machines.
 pub enum NotServing {
-    /// Some machines never reached `started`.
+    /// Some machines never reached `started` (listed first; with contract 0.2, machines that started
+    /// but did not pass follow: every machine not listed is serving).
     NotStarted(Vec<MachineError>),
     /// All started, but some did not pass their checks.
     Unhealthy(Vec<MachineError>),
@@ -45,11 +46,37 @@ impl NotServing {
 
 /// Wait until `ids` are started, then until they pass their checks, each wait bounded by `timeout_ms`
 /// and retried on transient errors: the step every strategy takes before letting machines serve.
+///
+/// With contract 0.2 it is one pipeline: each machine's checks are waited on as soon as it started,
+/// and the waits hold none of the host's operation slots, so waiting on thousands of new machines is
+/// not thousands of round trips through them.
+#[cfg(not(feature = "contract-0-1"))]
+pub fn wait_serving(retries: impl Into<Retry>, ids: &[String], timeout_ms: u64) -> Result<(), NotServing> {
+    use crate::pipeline::{StateWait, Step, every_machine, pipeline};
+    let steps = [
+        Step::WaitState(StateWait { state: MachineState::Started, timeout_ms }),
+        Step::WaitHealthy(timeout_ms),
+    ];
+    let Err(unfinished) = pipeline(retries, ids, &steps, every_machine()) else { return Ok(()) };
+    let (mut failed, unhealthy): (Vec<_>, Vec<_>) = unfinished.failed.into_iter().partition(|f| f.step == 0);
+    let errors = |f: Vec<crate::pipeline::StepError>| -> Vec<MachineError> {
+        f.into_iter().map(|f| MachineError { id: f.id, error: f.error }).collect()
+    };
+    if failed.is_empty() {
+        return Err(NotServing::Unhealthy(errors(unhealthy)));
+    }
+    failed.extend(unhealthy);
+    Err(NotServing::NotStarted(errors(failed)))
+}
+
+/// [`wait_serving`] in two batch calls (contract 0.1, which has no pipelines).
+#[cfg(feature = "contract-0-1")]
 pub fn wait_serving(retries: impl Into<Retry>, ids: &[String], timeout_ms: u64) -> Result<(), NotServing> {
     let retries: Retry = retries.into();
     with_retries(retries, ids, |ids| machines::wait_state(ids, MachineState::Started, timeout_ms))
         .map_err(NotServing::NotStarted)?;
-    with_retries(retries, ids, |ids| health::wait_healthy(ids, timeout_ms)).map_err(NotServing::Unhealthy)
+    with_retries(retries, ids, |ids| crate::health::wait_healthy(ids, timeout_ms))
+        .map_err(NotServing::Unhealthy)
 }
 
 /// Stop `ids` gracefully (the plan's kill signal, killed after its kill timeout) and wait until none of
