@@ -143,18 +143,7 @@ pub fn clone_machines(
     target: &Release,
     clone_of: &mut BTreeMap<String, String>,
 ) -> Result<(), Vec<MachineError>> {
-    clone_machines_routable(sources, target, false, clone_of)
-}
-
-/// [`clone_machines`], choosing whether the clones are created in rotation (`routable`): a routable
-/// clone takes traffic the moment it is started and passing its checks, with no `uncordon` after.
-pub fn clone_machines_routable(
-    sources: &[String],
-    target: &Release,
-    routable: bool,
-    clone_of: &mut BTreeMap<String, String>,
-) -> Result<(), Vec<MachineError>> {
-    let results = machines::clone_from(sources, target, routable);
+    let results = machines::clone_from(sources, target, false);
     let mut failures = Vec::new();
     for (source, result) in sources.iter().zip(results) {
         match result {

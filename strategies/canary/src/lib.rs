@@ -2,12 +2,12 @@
 //! then roll the fleet onto it.
 //!
 //! The stable release is every machine not yet on the target release. Per process group, `canary_count`
-//! stable machines (serving ones first) are cloned onto the target release, in rotation: a platform
-//! routes to a machine only once it is started and passing its checks, so the canaries take no traffic
-//! while they boot and their first the moment they pass, as flyctl's canary machine does. They receive,
-//! step by step, the percentages of new connections listed in `steps` (10, 25, 50 by default), each for
-//! `step_pause` from the moment every canary passes. After each pause a gate decides whether to go on: every check
-//! of every canary must be passing; where the platform reports per-release statistics, the canary's
+//! stable machines (serving ones first) are cloned onto the target release, cordoned, and put in
+//! rotation while they boot: a platform routes to a machine only once it is started and passing its
+//! checks, so the canaries take no traffic while they boot and their first the moment they pass, as
+//! flyctl's canary machine does. They receive, step by step, the percentages of new connections listed
+//! in `steps` (10, 25, 50 by default), each for `step_pause` from the moment every canary passes. After
+//! each pause a gate decides whether to go on: every check of every canary must be passing; where the platform reports per-release statistics, the canary's
 //! error rate over the pause may exceed the stable release's by at most `max_error_rate_increase`
 //! (0.05 is five percentage points); and a step listed in `manual_gates` waits for `cutover promote
 //! step-<percent>` (at most `wait_timeout`; a timeout fails the gate).
@@ -26,8 +26,7 @@
 //! had before the deploy. Machines already on the target release are neither cloned nor moved.
 //!
 //! Traffic is split with `traffic.set-weights` where the platform can. The first step's weights are set
-//! while the canaries boot, before any can pass its checks, so they never take more than the first
-//! step's share. During the promotion the weights follow the count of serving machines of each
+//! before the canaries go into rotation, so they never take more than the first step's share. During the promotion the weights follow the count of serving machines of each
 //! release (recomputed before and after each batch), as routing without weights would: a fixed split
 //! would pile the stable share onto the last stable machines. Once the canaries are gone, the weights
 //! are cleared (`set-weights([])`), so routing goes back to machine count and the next deploy starts
@@ -64,7 +63,7 @@ use cutover_sdk::runtime::{self, Level};
 use cutover_sdk::types::{Machine, ParamKind, ParamSpec, ParamValue};
 use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, traffic};
 use cutover_sdk::{NotServing, should_run, wait_serving, with_context, with_note, with_retries};
-use cutover_sdk::{clone_machines_routable, explain, human, list_machines, refuse_volumes, retry};
+use cutover_sdk::{clone_machines, explain, human, list_machines, refuse_volumes, retry};
 use std::collections::BTreeMap;
 
 struct Canary;
@@ -244,23 +243,21 @@ impl Guest for Canary {
 
         runtime::phase("start canary");
         runtime::progress(0, c as u32);
-        // The canaries are created in rotation: a platform routes to a machine only once it is started
-        // and passing its checks, so each canary takes traffic the moment it passes (when flyctl's canary
-        // does too) and never before, with no call in between. With weights, the first step's share is
-        // set while they boot (seconds before any can pass), so a canary that passes gets that share and
-        // never more.
+        // The canaries go into rotation while they boot: a platform routes to a machine only once it is
+        // started and passing its checks, so each canary takes traffic the moment it passes (when
+        // flyctl's canary does too) and never before, with no call in between. They are created
+        // cordoned all the same, so a clone that fails half-way leaves nothing in traffic; and with
+        // weights, the first step's share is set before they are uncordoned, so a canary that passes
+        // gets that share and never more. Both calls are done seconds before any canary can pass.
         let weighted = caps.weights;
         let mut canary_of: BTreeMap<String, String> = BTreeMap::new();
-        let cloned = with_retries(retries, &sources, |ids| {
-            clone_machines_routable(ids, &plan.target, true, &mut canary_of)
-        });
+        let cloned = with_retries(retries, &sources, |ids| clone_machines(ids, &plan.target, &mut canary_of));
         // In the sources' order, so errors and logs list machines the way `list` did.
         let canaries: Vec<String> = sources.iter().filter_map(|s| canary_of.get(s).cloned()).collect();
         if let Err(failures) = cloned {
             let context =
                 format!("start canary: cloning failed for {} of {c} source machine(s)", failures.len());
-            let e = explain(failures, &context);
-            return Err(abandon(retries, &plan, None, &view, &canaries, false, e));
+            return Err(abandon(retries, &plan, None, &view, &canaries, false, explain(failures, &context)));
         }
         if weighted {
             let first = params.steps[0];
@@ -270,12 +267,19 @@ impl Guest for Canary {
                 let e = with_context(
                     e,
                     &format!(
-                        "start canary: could not set the first step's traffic weights ({first}% to v{})",
+                        "start canary: could not set the first step's traffic weights ({first}% to v{}) \
+                         before putting the canary in rotation",
                         plan.target.version
                     ),
                 );
-                return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, true, e));
+                return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, false, e));
             }
+        }
+        if let Err(failures) = with_retries(retries, &canaries, traffic::uncordon) {
+            let context =
+                format!("start canary: putting {} canary machine(s) in rotation failed", failures.len());
+            let e = explain(failures, &context);
+            return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, true, e));
         }
         if let Err(stalled) = wait_serving(retries, &canaries, plan.wait_timeout_ms) {
             let (context, failures) = match stalled {
@@ -324,7 +328,7 @@ impl Guest for Canary {
             let label = format!("step {}/{n} ({percent}%)", index + 1);
             runtime::phase(&format!("canary {label}"));
             if weighted {
-                // The first step's weights were set while the canaries booted.
+                // The first step's weights were set before the canaries went into rotation.
                 let set = if index == 0 {
                     Ok(())
                 } else {

@@ -128,12 +128,16 @@ impl Guest for Rolling {
     }
 }
 
-/// "; rollback is off: the 2 machine(s) that failed stay out of rotation, every other one serves".
+/// "; rollback is off: nothing was moved back; the 2 machine(s) that failed (a, b) are left as they
+/// failed", naming at most five.
 fn kept_note(failed: &[String], why: &str) -> String {
+    let named = match failed.len() {
+        0..=5 => failed.join(", "),
+        n => format!("{}, and {} more", failed[..5].join(", "), n - 5),
+    };
     format!(
-        "{why}: the {} machine(s) that failed stay out of rotation ({}); every other machine serves",
-        failed.len(),
-        failed.join(", ")
+        "{why}: nothing was moved back; the {} machine(s) that failed ({named}) are left as they failed",
+        failed.len()
     )
 }
 
