@@ -88,7 +88,7 @@ impl HostState {
 
     /// `runtime.now` through the dispatch point (see [`Dispatcher::now`]).
     #[inline]
-    pub fn call_now(&mut self) -> wasmtime::Result<Result<u64, HostReply>> {
+    pub fn call_now(&mut self) -> wasmtime::Result<Result<u64, Box<HostReply>>> {
         self.instant(Dispatcher::now)
     }
 

@@ -12,8 +12,20 @@ use std::sync::{Arc, Mutex};
 
 /// Numbers events and hands them to the sink, and remembers the first event the sink could not take:
 /// from then on the run is stopping, and the dispatcher sends nothing more to the platform.
+///
+/// Events are numbered by one writer at a time, so taking a number is a load and a store, not an
+/// atomic read-modify-write (a locked instruction, a full barrier on x86, paid by every host call).
+/// Who writes, in a deploy or a resume: the driver, before the strategy runs (the deploy's start; the
+/// release command's lines and a launch's notes, which platforms get as a borrowed `&dyn` log that
+/// no spawned task can hold) and after it returned (the deploy's end); in between, only the
+/// dispatcher, whose calls come one at a time from the run's store (`&mut Store`), in the driver's
+/// task. The traffic sampler, a task of its own, only reads the number (`record_aside`). Two
+/// writers at once would break the sink's contract anyway (events in `seq` order), which a shared
+/// `fetch_add` did not ensure either; debug builds (every test) check that no number is taken twice,
+/// since the journal would keep only the later of two events with one number.
 #[derive(Clone)]
 pub struct Recorder {
+    /// The next event's number (see above for why it is not taken with `fetch_add`).
     seq: Arc<AtomicU64>,
     sink: Arc<dyn EventSink>,
     clock: HostClock,
@@ -44,10 +56,24 @@ impl Recorder {
         self.record_at(self.clock.elapsed_ms(), kind)
     }
 
+    /// Take the next event's number (one writer at a time, see [`Recorder`]).
+    #[inline]
+    fn next_seq(&self) -> u64 {
+        let seq = self.seq.load(Ordering::Relaxed);
+        #[cfg(debug_assertions)]
+        assert!(
+            self.seq.compare_exchange(seq, seq + 1, Ordering::Relaxed, Ordering::Relaxed).is_ok(),
+            "two writers numbered events at once"
+        );
+        #[cfg(not(debug_assertions))]
+        self.seq.store(seq + 1, Ordering::Relaxed);
+        seq
+    }
+
     /// Emit one event stamped `at_ms` (when the caller has just read the clock anyway).
     #[inline]
     pub(super) fn record_at(&self, at_ms: u64, kind: EventKind) -> Result<(), SinkError> {
-        let event = Event { seq: self.seq.fetch_add(1, Ordering::Relaxed), at_ms, kind };
+        let event = Event { seq: self.next_seq(), at_ms, kind };
         self.sink.event(&event).inspect_err(|e| self.fail(e))
     }
 
@@ -60,11 +86,8 @@ impl Recorder {
         call: HostCall,
         reply: HostReply,
     ) -> (Result<(), SinkError>, HostReply) {
-        let event = Event {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
-            at_ms,
-            kind: EventKind::HostCall { call, reply, took_ms: 0 },
-        };
+        let event =
+            Event { seq: self.next_seq(), at_ms, kind: EventKind::HostCall { call, reply, took_ms: 0 } };
         let recorded = self.sink.event(&event).inspect_err(|e| self.fail(e));
         let EventKind::HostCall { reply, .. } = event.kind else { unreachable!("built just above") };
         (recorded, reply)
@@ -77,7 +100,7 @@ impl Recorder {
     #[inline]
     pub(super) fn record_now_at(&self, at_ms: u64, time: u64) -> Result<(), SinkError> {
         let event = ManuallyDrop::new(Event {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            seq: self.next_seq(),
             at_ms,
             kind: EventKind::HostCall { call: HostCall::Now, reply: HostReply::Time(time), took_ms: 0 },
         });
