@@ -191,7 +191,10 @@ async fn every_framing_reaches_the_client_intact_on_one_connection() {
             let (status, _, body) = send(&mut conn, "GET", "/not-modified").await;
             assert_eq!((status, body.as_str()), (StatusCode::NOT_MODIFIED, ""), "lean {lean}");
             let (status, headers, body) = send(&mut conn, "HEAD", "/length").await;
-            assert_eq!((status, headers["content-length"].to_str().unwrap(), body.as_str()), (StatusCode::OK, "5", ""));
+            assert_eq!(
+                (status, headers["content-length"].to_str().unwrap(), body.as_str()),
+                (StatusCode::OK, "5", "")
+            );
             let (_, _, body) = send(&mut conn, "GET", "/length").await;
             assert_eq!(body, "hello", "lean {lean}, round {round}");
             let (status, _, body) = send(&mut conn, "GET", "/early-hints").await;
@@ -232,16 +235,21 @@ async fn pipelined_requests_are_answered_in_order() {
         let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
         let one = "GET /length HTTP/1.1\r\nHost: app.test\r\n\r\n";
         let post = "POST /posted HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\n\r\nbody";
-        client.write_all(format!("{one}{post}{one}GET /chunked HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes()).await.unwrap();
+        client
+            .write_all(format!("{one}{post}{one}GET /chunked HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
         // The chunked answer is passed on as chunks (the lean path) or re-chunked (hyper): its last
         // chunk's text ends it either way.
         let got = read_until(&mut client, " world", 1).await;
-        let order: Vec<usize> =
-            ["hello", "default", "hello", " world"].iter().scan(0, |from, needle| {
+        let order: Vec<usize> = ["hello", "default", "hello", " world"]
+            .iter()
+            .scan(0, |from, needle| {
                 let at = got[*from..].find(needle).map(|i| i + *from)?;
                 *from = at + needle.len();
                 Some(at)
-            }).collect();
+            })
+            .collect();
         assert_eq!(order.len(), 4, "lean {lean}: answers missing or out of order: {got}");
         assert_eq!(got.matches("HTTP/1.1 200").count(), 4, "lean {lean}: {got}");
         assert_eq!(machine.requests.load(Ordering::Relaxed), 4);

@@ -151,8 +151,13 @@ impl Conn {
         loop {
             let head = loop {
                 if !self.read.is_empty() {
-                    match request::parse(&self.read, &bounds, self.peer.as_bytes(), cookies, &mut self.request)
-                    {
+                    match request::parse(
+                        &self.read,
+                        &bounds,
+                        self.peer.as_bytes(),
+                        cookies,
+                        &mut self.request,
+                    ) {
                         Parsed::Lean(head) => break head,
                         Parsed::Hyper => return true,
                         Parsed::Partial => {}
@@ -330,9 +335,14 @@ impl Conn {
         }
         self.out.extend_from_slice(b"\r\n");
         self.backend.advance(resp.len);
-        let forwarded =
-            response::forward_body(&mut self.client, &mut conn.stream, &mut self.backend, &mut self.out, resp.body)
-                .await;
+        let forwarded = response::forward_body(
+            &mut self.client,
+            &mut conn.stream,
+            &mut self.backend,
+            &mut self.out,
+            resp.body,
+        )
+        .await;
         drop(guard);
         match forwarded {
             Ok(clean) => {

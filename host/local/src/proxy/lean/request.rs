@@ -159,9 +159,7 @@ pub(super) fn parse(
         out.extend_from_slice(b"x-forwarded-proto: http\r\n");
     }
     let pin = cookies.and_then(|key| {
-        key.read_values(
-            req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("cookie")).map(|h| h.value),
-        )
+        key.read_values(req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("cookie")).map(|h| h.value))
     });
     let head_method = method == "HEAD";
     let idempotent = head_method || matches!(method, "GET" | "OPTIONS" | "TRACE");
