@@ -4,6 +4,7 @@
 
 mod backends;
 mod clients;
+mod forwarding;
 mod hostile;
 mod sticky;
 

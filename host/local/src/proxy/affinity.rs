@@ -65,10 +65,14 @@ impl CookieKey {
     /// The pin a request's `Cookie` headers carry, if one of them is a cookie this proxy wrote.
     /// Anything else (absent, malformed, oversized, forged, from another proxy) is `None`.
     pub(super) fn read(&self, headers: &HeaderMap) -> Option<Pin> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        self.read_values(headers.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes))
+    }
+
+    /// [`CookieKey::read`] over the raw values of a request's `Cookie` headers.
+    pub(super) fn read_values<'a>(&self, values: impl IntoIterator<Item = &'a [u8]>) -> Option<Pin> {
+        values
+            .into_iter()
+            .flat_map(|v| v.split(|&b| b == b';'))
             .filter_map(|pair| {
                 let pair = pair.trim_ascii();
                 let value = pair.strip_prefix(COOKIE_NAME.as_bytes())?.strip_prefix(b"=")?;

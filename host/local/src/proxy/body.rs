@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 
 use super::counters::ActiveGuard;
 use super::lock;
@@ -102,7 +103,7 @@ pub(super) enum RespBody {
     /// An answer of the proxy's own (an error, or the head of an upgrade).
     Full(Option<Bytes>),
     /// A machine's answer.
-    Proxied { body: Incoming, _guard: ActiveGuard, checkin: Option<Checkin<ReqBody>> },
+    Proxied { body: Incoming, _guard: ActiveGuard, checkin: Option<Checkin<SendRequest<ReqBody>>> },
 }
 
 impl Body for RespBody {

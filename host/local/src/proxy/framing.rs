@@ -27,7 +27,7 @@ use hyper::StatusCode;
 
 /// Header slots kept on the stack while a head is parsed (hyper's default bound); a larger bound
 /// takes them from the heap.
-const STACK_HEADERS: usize = cutover_core::proxy_limits::DEFAULT_MAX_HEADERS;
+pub(super) const STACK_HEADERS: usize = cutover_core::proxy_limits::DEFAULT_MAX_HEADERS;
 
 /// The head hyper is handed in place of a refused one (the service recognises it by its position).
 pub(super) const STAND_IN_HEAD: &[u8] = b"GET / HTTP/1.1\r\nhost: refused.invalid\r\n\r\n";
@@ -363,6 +363,38 @@ impl Scanner {
         }
         self.state = State::Chunked(chunk);
         Ok(i)
+    }
+}
+
+/// The body length of a head the scanner would pass as it is (plain framing: a length or none, and
+/// no protocol switch); `None` when it would refuse the head, the body is chunked, or the request
+/// may switch protocols. The lean path (`lean`) forwards only such requests itself.
+pub(super) fn plain_length(req: &httparse::Request<'_, '_>) -> Option<u64> {
+    match framing(req) {
+        Ok((State::Length(n), false)) => Some(n),
+        _ => None,
+    }
+}
+
+/// Follows a chunked body (a machine's response, on the lean path) to its end, with the syntax the
+/// scanner checks in requests.
+#[derive(Debug)]
+pub(super) struct ChunkedBody(Scanner);
+
+impl ChunkedBody {
+    /// At the start of a chunked body.
+    pub(super) fn new() -> Self {
+        let mut scanner = Scanner::new(HeadLimits { max_bytes: 0, max_headers: 0 });
+        scanner.state = State::Chunked(Chunk::Size { digits: 0, size: 0 });
+        scanner.after_body = State::Head;
+        ChunkedBody(scanner)
+    }
+
+    /// Takes the body's next bytes: `Some(n)` when the body ends after the first `n` of them.
+    pub(super) fn feed(&mut self, bytes: &[u8]) -> Result<Option<usize>, Refusal> {
+        let State::Chunked(chunk) = self.0.state else { return Ok(Some(0)) };
+        let n = self.0.chunked(chunk, bytes)?;
+        Ok((self.0.state == State::Head).then_some(n))
     }
 }
 

@@ -33,8 +33,17 @@ pub(super) struct Guarded {
 
 impl Guarded {
     /// `stream` behind a scanner with these head bounds; its refusal, if any, lands in `refusal`.
-    pub(super) fn new(stream: TcpStream, limits: HeadLimits, refusal: RefusalSlot) -> Self {
-        Guarded { stream, scanner: Scanner::new(limits), ready: BytesMut::new(), refusal }
+    /// `read`: bytes already read from `stream` (by the lean path, which hands over a connection at
+    /// a request it does not forward itself), scanned first.
+    pub(super) fn new(stream: TcpStream, limits: HeadLimits, refusal: RefusalSlot, read: &[u8]) -> Self {
+        let mut guarded = Guarded { stream, scanner: Scanner::new(limits), ready: BytesMut::new(), refusal };
+        if !read.is_empty()
+            && let Some(refused) = guarded.scanner.feed(read, &mut guarded.ready)
+        {
+            tracing::debug!(reason = %refused.1.reason, "proxy: request refused");
+            *lock(&guarded.refusal) = Some(refused);
+        }
+        guarded
     }
 }
 

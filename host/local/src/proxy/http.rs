@@ -46,11 +46,13 @@ use super::{Inner, ProxyLimits, lock};
 
 /// Serves one client connection: hyper reads its requests (keep-alive included) through the guard
 /// and hands each to [`Inner::handle_http`], or answers a refused one; on shutdown the connection
-/// finishes its request in flight and closes. `slot` counts the connection against the client's
+/// finishes its request in flight and closes. `read`: what was read from `stream` before (by the
+/// lean path), read again first. `slot` counts the connection against the client's
 /// address, until its upgraded stream (if any) ends.
 pub(super) async fn serve_http_conn(
     inner: Arc<Inner>,
     stream: TcpStream,
+    read: &[u8],
     peer: SocketAddr,
     limits: ProxyLimits,
     slot: ClientSlot,
@@ -62,7 +64,7 @@ pub(super) async fn serve_http_conn(
     let peer = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a header value");
     let refusal = RefusalSlot::default();
     let head_limits = HeadLimits { max_bytes: limits.max_header_bytes, max_headers: limits.max_headers };
-    let io = Guarded::new(stream, head_limits, refusal.clone());
+    let io = Guarded::new(stream, head_limits, refusal.clone(), read);
     let slot = Arc::new(slot);
     let sticky = limits.sticky;
     // hyper calls the service once per head, in order: the count says which head a request is.
@@ -347,7 +349,7 @@ impl Inner {
 
 /// How an attempt failed, which decides whether it may be retried.
 #[derive(Clone, Copy, Debug)]
-enum Failure {
+pub(super) enum Failure {
     /// The request never reached the backend (connection refused, or the pooled connection was
     /// found closed before the request went out).
     NotSent,

@@ -39,6 +39,8 @@
 //! - `splice`: upgraded (WebSocket) streams copied both ways.
 //! - `tcp`: TCP mode, one machine per connection (uses `table`).
 //! - `http`: HTTP mode, one machine per request, with its retries (uses all of the above).
+//! - `lean`: HTTP mode's usual path, the same routing, counting and retries without hyper, for
+//!   plain HTTP/1.1 requests; it hands a connection to `http` at the first request it leaves alone.
 //!
 //! This module holds the public handle, the state the parts share (`Inner`, to which `table`,
 //! `http` and `tcp` each add their methods) and the accept loop, which closes a client's connections
@@ -56,6 +58,7 @@ mod framing;
 mod guard;
 mod headers;
 mod http;
+mod lean;
 mod pool;
 mod splice;
 mod table;
@@ -128,6 +131,11 @@ pub struct ProxyOptions {
     /// more than the routing itself; see BENCHMARKS.md, issue 20). 0 runs the proxy on the runtime
     /// that binds it. Default: one per core.
     pub threads: usize,
+    /// Forward plain HTTP/1.1 requests on the lean path (the bytes as the guard checked them, over
+    /// pooled plain sockets; see BENCHMARKS.md, issue 20) and hand a connection to hyper only at the
+    /// first request it does not handle (an upgrade, `Expect`, a chunked or large body, HTTP/1.0, a
+    /// head the guard refuses). `false` sends every request through hyper. Default: `true`.
+    pub lean: bool,
 }
 
 impl Default for ProxyOptions {
@@ -141,6 +149,7 @@ impl Default for ProxyOptions {
             shutdown_grace: Duration::from_secs(5),
             clients: ProxyLimits::default(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            lean: true,
         }
     }
 }
@@ -377,8 +386,14 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, _task: TaskGuard)
         let _ = stream.set_nodelay(true);
         let task = inner.tasks.enter();
         match inner.mode {
+            Mode::Http if inner.opts.lean => {
+                tokio::spawn(lean::serve(inner.clone(), stream, peer, limits, slot, task))
+            }
             Mode::Http => {
-                tokio::spawn(http::serve_http_conn(inner.clone(), stream, peer, limits, slot, task))
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    http::serve_http_conn(inner, stream, &[], peer, limits, slot, task).await
+                })
             }
             Mode::Tcp => tokio::spawn(inner.clone().serve_tcp(stream, slot, task)),
         };

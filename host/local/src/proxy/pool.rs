@@ -21,30 +21,43 @@ use crate::shard::{self, Padded, SHARDS};
 /// Idle HTTP/1.1 connections to one machine, the most recently used last. A connection goes back in
 /// when its response body has been read to the end, and is handed out again only while it has been
 /// idle for less than [`ProxyOptions::pool_idle_timeout`](super::ProxyOptions::pool_idle_timeout).
-pub(super) struct Pool<B> {
-    shards: [Shard<B>; SHARDS],
+pub(super) struct Pool<C> {
+    shards: [Shard<C>; SHARDS],
+}
+
+/// A connection a pool can hold: it says when it can no longer carry a request.
+pub(super) trait Reusable {
+    /// Whether the connection is known to be closed (or otherwise unusable).
+    fn is_closed(&self) -> bool;
+}
+
+impl<B> Reusable for SendRequest<B> {
+    fn is_closed(&self) -> bool {
+        SendRequest::is_closed(self)
+    }
 }
 
 /// One thread's idle connections to a machine, each with when it went idle; padded, since the
 /// threads take and give back connections to the same machine all the time.
-type Shard<B> = Padded<Mutex<Vec<(SendRequest<B>, Instant)>>>;
+type Shard<C> = Padded<Mutex<Vec<(C, Instant)>>>;
 
-impl<B> Default for Pool<B> {
+impl<C> Default for Pool<C> {
     fn default() -> Self {
         Pool { shards: std::array::from_fn(|_| Padded(Mutex::new(Vec::new()))) }
     }
 }
 
 /// The current thread's shard of `pool`.
-fn shard<B>(pool: &Pool<B>) -> &Shard<B> {
+fn shard<C>(pool: &Pool<C>) -> &Shard<C> {
     &pool.shards[shard::current()]
 }
 
 /// Idle connections kept per machine at most.
 const MAX_IDLE_PER_MACHINE: usize = 256;
 
-impl<B> Pool<B> {
-    pub(super) fn checkout(&self, idle_timeout: Duration) -> Option<SendRequest<B>> {
+impl<C: Reusable> Pool<C> {
+    /// The most recently used idle connection that is neither closed nor idle too long.
+    pub(super) fn checkout(&self, idle_timeout: Duration) -> Option<C> {
         let now = Instant::now();
         let mut idle = lock(shard(self));
         while let Some((sender, since)) = idle.pop() {
@@ -55,7 +68,8 @@ impl<B> Pool<B> {
         None
     }
 
-    pub(super) fn checkin(&self, sender: SendRequest<B>, idle_timeout: Duration) {
+    /// Gives a connection back, idle from now.
+    pub(super) fn checkin(&self, sender: C, idle_timeout: Duration) {
         if sender.is_closed() {
             return;
         }
@@ -78,13 +92,13 @@ impl<B> Pool<B> {
 }
 
 /// A pooled connection to give back once its response is read.
-pub(super) struct Checkin<B> {
-    pub(super) sender: SendRequest<B>,
-    pub(super) pool: Arc<Pool<B>>,
+pub(super) struct Checkin<C> {
+    pub(super) sender: C,
+    pub(super) pool: Arc<Pool<C>>,
     pub(super) idle_timeout: Duration,
 }
 
-impl<B> Checkin<B> {
+impl<C: Reusable> Checkin<C> {
     pub(super) fn done(self) {
         self.pool.checkin(self.sender, self.idle_timeout);
     }

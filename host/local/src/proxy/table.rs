@@ -15,11 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use hyper::client::conn::http1::SendRequest;
 use hyper::http::uri::Authority;
 
 use super::affinity::Pin;
 use super::body::ReqBody;
 use super::counters::ActiveGuard;
+use super::lean::BackendConn;
 use super::pool::Pool;
 use super::{Backend, Inner};
 use crate::stats::Recorder;
@@ -44,7 +46,8 @@ pub(super) struct Machine {
     pub(super) active: Arc<AtomicU32>,
     last_routable: Instant,
     addr: SocketAddr,
-    pool: Arc<Pool<ReqBody>>,
+    pool: Arc<Pool<SendRequest<ReqBody>>>,
+    raw: Arc<Pool<BackendConn>>,
 }
 
 /// How long a machine's counter is kept once it is idle and out of the routable set.
@@ -79,7 +82,9 @@ pub(super) struct Entry {
     active: Arc<AtomicU32>,
     /// Its release's traffic statistics.
     pub(super) recorder: Arc<Recorder>,
-    pub(super) pool: Arc<Pool<ReqBody>>,
+    pub(super) pool: Arc<Pool<SendRequest<ReqBody>>>,
+    /// Its idle connections of the lean path (see `lean`): plain sockets, no hyper client.
+    pub(super) raw: Arc<Pool<BackendConn>>,
 }
 
 impl Inner {
@@ -104,11 +109,13 @@ impl Inner {
                 last_routable: now,
                 addr: b.addr,
                 pool: Arc::default(),
+                raw: Arc::default(),
             });
             machine.last_routable = now;
             if machine.addr != b.addr {
                 machine.addr = b.addr;
                 machine.pool = Arc::default();
+                machine.raw = Arc::default();
             }
             let entry = Arc::new(Entry {
                 machine_id: b.machine_id.clone(),
@@ -118,6 +125,7 @@ impl Inner {
                 active: machine.active.clone(),
                 recorder: self.stats.recorder(b.version),
                 pool: machine.pool.clone(),
+                raw: machine.raw.clone(),
             });
             match groups.iter_mut().find(|(v, _)| *v == b.version) {
                 Some((_, list)) => list.push(entry),
@@ -131,6 +139,7 @@ impl Inner {
         for (id, m) in machines.iter() {
             if !seen.contains(id.as_str()) {
                 m.pool.clear();
+                m.raw.clear();
             }
         }
 

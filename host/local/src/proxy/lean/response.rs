@@ -1,0 +1,282 @@
+//! A machine's answer on the lean path: its head read and rewritten for the client (hop-by-hop
+//! headers dropped as `headers` drops them), then its body forwarded by its own framing — a length,
+//! chunks (passed on as they are, trailers included, after checking their syntax), or up to the
+//! close — without being decoded.
+
+use std::io;
+use std::mem::MaybeUninit;
+
+use bytes::{Buf, BytesMut};
+use hyper::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::super::framing::{ChunkedBody, STACK_HEADERS};
+use super::is_hop_by_hop;
+
+/// A response head larger than this is not forwarded (the attempt fails).
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// How much is asked of the kernel per read: reads shorter than this tell tokio the socket is
+/// drained, so no read that would block is made (see `BackendConn::is_closed`).
+pub(super) const READ_CHUNK: usize = 16 * 1024;
+
+/// Where a response body ends.
+#[derive(Debug)]
+pub(super) enum Body {
+    /// It has none (`HEAD`, 204, 304).
+    Empty,
+    /// After this many bytes.
+    Length(u64),
+    /// After its last chunk and trailers.
+    Chunked(ChunkedBody),
+    /// When the machine closes the connection (the client's connection closes after it too).
+    Close,
+}
+
+/// A response head as read and rewritten.
+#[derive(Debug)]
+pub(super) struct RespHead {
+    /// Bytes of the head in the backend buffer.
+    pub(super) len: usize,
+    pub(super) status: u16,
+    pub(super) body: Body,
+    /// The machine keeps the connection open after this response.
+    pub(super) keep_alive: bool,
+}
+
+/// Why no response head was read.
+#[derive(Debug)]
+pub(super) enum HeadError {
+    /// The machine closed the connection (or reset it) before sending a byte of it.
+    Closed,
+    /// Anything else: a broken or oversized head, a close in the middle of it.
+    Bad,
+}
+
+/// Reads the response head into `buf` (cleared first) and writes the client's copy into `out` (up
+/// to, not including, the blank line, so the caller can add headers). Informational answers
+/// (1xx but 101) are skipped, as hyper's client does. `head_method`: the request was `HEAD`.
+pub(super) async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    head_method: bool,
+) -> Result<RespHead, HeadError> {
+    buf.clear();
+    let mut seen = false;
+    loop {
+        if !buf.is_empty() {
+            match parse(buf, out, head_method)? {
+                Some(Parsed::Head(head)) => return Ok(head),
+                Some(Parsed::Informational(len)) => {
+                    buf.advance(len);
+                    continue;
+                }
+                None if buf.len() > MAX_RESPONSE_HEAD => return Err(HeadError::Bad),
+                None => {}
+            }
+        }
+        buf.reserve(READ_CHUNK);
+        match stream.read_buf(buf).await {
+            Ok(0) | Err(_) if !seen => return Err(HeadError::Closed),
+            Ok(0) | Err(_) => return Err(HeadError::Bad),
+            Ok(_) => seen = true,
+        }
+    }
+}
+
+enum Parsed {
+    Head(RespHead),
+    /// A 1xx head of this many bytes, to skip.
+    Informational(usize),
+}
+
+/// Parses a response head at the start of `buf`; `None`: not complete yet.
+fn parse(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> Result<Option<Parsed>, HeadError> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let len = match config.parse_response_with_uninit_headers(&mut resp, buf, &mut slots) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(HeadError::Bad),
+    };
+    let (Some(version), Some(status)) = (resp.version, resp.code) else { return Err(HeadError::Bad) };
+    match status {
+        101 => return Err(HeadError::Bad), // nothing asked to switch
+        100..=199 => return Ok(Some(Parsed::Informational(len))),
+        200..=999 => {}
+        _ => return Err(HeadError::Bad),
+    }
+
+    let mut keep_alive = version == 1;
+    let mut chunked = None;
+    let mut length: Option<u64> = None;
+    let mut named: [&[u8]; 8] = [&[]; 8];
+    let mut n_named = 0;
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty()) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if !token.eq_ignore_ascii_case(b"keep-alive") && n_named < named.len() {
+                    named[n_named] = token;
+                    n_named += 1;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // The last coding decides (RFC 9112 §6.3): chunked, or the body runs to the close.
+            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default().trim_ascii();
+            chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            for v in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                let n = std::str::from_utf8(v)
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or(HeadError::Bad)?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(HeadError::Bad);
+                }
+                length = Some(n);
+            }
+        }
+    }
+    let named = &named[..n_named];
+    let body = if head_method || status == 204 || status == 304 {
+        Body::Empty
+    } else {
+        match (chunked, length) {
+            (Some(true), _) => Body::Chunked(ChunkedBody::new()),
+            (Some(false), _) | (None, None) => Body::Close,
+            (None, Some(n)) => Body::Length(n),
+        }
+    };
+    if matches!(body, Body::Close) {
+        keep_alive = false;
+    }
+
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa3(status).as_slice());
+    out.push(b' ');
+    match resp.reason.filter(|r| !r.is_empty()) {
+        Some(reason) => out.extend_from_slice(reason.as_bytes()),
+        None => {
+            let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason());
+            out.extend_from_slice(reason.unwrap_or("").as_bytes());
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        // The body goes on with its own framing: its Transfer-Encoding is passed on (a hop-by-hop
+        // header the client's hop needs the same), and a length next to it is not (RFC 9112 §6.3).
+        let te = name.eq_ignore_ascii_case(b"transfer-encoding");
+        if (is_hop_by_hop(name) && !te) || (chunked.is_some() && name.eq_ignore_ascii_case(b"content-length"))
+        {
+            continue;
+        }
+        if !te
+            && named.iter().any(|n| n.eq_ignore_ascii_case(name))
+            && !name.eq_ignore_ascii_case(b"content-length")
+        {
+            continue;
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    Ok(Some(Parsed::Head(RespHead { len, status, body, keep_alive })))
+}
+
+/// A status code's three digits.
+fn itoa3(status: u16) -> [u8; 3] {
+    [b'0' + (status / 100 % 10) as u8, b'0' + (status / 10 % 10) as u8, b'0' + (status % 10) as u8]
+}
+
+/// Sends the client `out` (the finished head) followed by the body, whose first bytes are in `buf`
+/// (after the head, already taken off), reading the rest from `backend`. `Ok(true)`: the body ended
+/// where its framing said and the machine sent nothing after it, so the connection can be reused.
+/// `Err`: either side broke off; the client's connection must close (its answer is cut short).
+pub(super) async fn forward_body(
+    client: &mut TcpStream,
+    backend: &mut TcpStream,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    body: Body,
+) -> io::Result<bool> {
+    let broken = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    match body {
+        Body::Empty => {
+            client.write_all(out).await?;
+            Ok(buf.is_empty())
+        }
+        Body::Length(n) => {
+            let mut left = n;
+            let mut clean = true;
+            let mut first = true;
+            loop {
+                let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                clean &= take == buf.len();
+                left -= take as u64;
+                if first {
+                    // The head and the body's first bytes in one write.
+                    out.extend_from_slice(&buf[..take]);
+                    client.write_all(out).await?;
+                    first = false;
+                } else {
+                    client.write_all(&buf[..take]).await?;
+                }
+                if left == 0 {
+                    return Ok(clean);
+                }
+                read_more(backend, buf).await?;
+            }
+        }
+        Body::Chunked(mut chunks) => {
+            let mut first = true;
+            loop {
+                let end = chunks.feed(buf).map_err(|r| broken(&r.reason))?;
+                let take = end.unwrap_or(buf.len());
+                if first {
+                    out.extend_from_slice(&buf[..take]);
+                    client.write_all(out).await?;
+                    first = false;
+                } else {
+                    client.write_all(&buf[..take]).await?;
+                }
+                if end.is_some() {
+                    return Ok(take == buf.len());
+                }
+                read_more(backend, buf).await?;
+            }
+        }
+        Body::Close => {
+            out.extend_from_slice(buf);
+            client.write_all(out).await?;
+            loop {
+                buf.clear();
+                buf.reserve(READ_CHUNK);
+                if backend.read_buf(buf).await? == 0 {
+                    return Ok(false);
+                }
+                client.write_all(buf).await?;
+            }
+        }
+    }
+}
+
+/// Replaces `buf`'s bytes with the next read from the machine; its close is an error (the body was
+/// not complete).
+async fn read_more(backend: &mut TcpStream, buf: &mut BytesMut) -> io::Result<()> {
+    buf.clear();
+    buf.reserve(READ_CHUNK);
+    if backend.read_buf(buf).await? == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! How the proxy forwards each shape of HTTP/1.1 message, against a machine that answers scripted
+//! bytes: chunked answers (extensions and trailers), answers without a body (`HEAD`, 204, 304),
+//! answers that run to the close, informational answers, hop-by-hop headers, pipelined requests, a
+//! machine that closes its keep-alive connections without saying so, and requests the lean path
+//! hands to hyper mid-connection. Every case runs on both paths (`ProxyOptions::lean` on and off)
+//! and must come out the same.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cutover::local::proxy::{Backend, Mode, Proxy, ProxyOptions};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::clients::keepalive_conn;
+
+/// A machine answering each request with the bytes its path names (see [`script`]); it counts the
+/// requests and connections it gets.
+struct Scripted {
+    addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
+}
+
+/// The answer to `method path`, and whether the machine closes the connection after it (without
+/// saying so in the answer, unless the script does).
+fn script(method: &str, path: &str) -> (Vec<u8>, bool) {
+    let (answer, close): (String, bool) = match path {
+        "/chunked" => (
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n\
+             5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-sum: 11\r\n\r\n"
+                .into(),
+            false,
+        ),
+        "/big-chunked" => {
+            let chunk = format!("1000\r\n{}\r\n", "c".repeat(4096));
+            (format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{}0\r\n\r\n", chunk.repeat(64)), false)
+        }
+        "/big-length" => (format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{}", 1 << 20, "l".repeat(1 << 20)), false),
+        "/no-content" => ("HTTP/1.1 204 No Content\r\n\r\n".into(), false),
+        "/not-modified" => ("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n".into(), false),
+        "/length" if method == "HEAD" => ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".into(), false),
+        "/length" => ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".into(), false),
+        "/until-close" => ("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it, then the close".into(), true),
+        "/bye" => ("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbye".into(), true),
+        "/early-hints" => (
+            "HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".into(),
+            false,
+        ),
+        "/hop" => (
+            "HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\n\
+             X-Kept: yes\r\nContent-Length: 2\r\n\r\nok"
+                .into(),
+            false,
+        ),
+        _ => ("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\ndefault".into(), false),
+    };
+    (answer.into_bytes(), close)
+}
+
+impl Scripted {
+    async fn start() -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (requests, connections) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (reqs, conns) = (requests.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                conns.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(serve_scripted(stream, reqs.clone()));
+            }
+        });
+        Scripted { addr, requests, connections }
+    }
+
+    fn backend(&self) -> Backend {
+        Backend { machine_id: "scripted".into(), version: 1, addr: self.addr }
+    }
+}
+
+/// One connection of the scripted machine: reads each request (head and `Content-Length` body)
+/// and writes its script's answer.
+async fn serve_scripted(mut stream: TcpStream, requests: Arc<AtomicUsize>) {
+    let mut buf = Vec::new();
+    loop {
+        let (len, method, path, body) = loop {
+            if let Some(parsed) = parse_head(&buf) {
+                break parsed;
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        while buf.len() < len + body {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..len + body);
+        requests.fetch_add(1, Ordering::Relaxed);
+        let (answer, close) = script(&method, &path);
+        if stream.write_all(&answer).await.is_err() || close {
+            return;
+        }
+    }
+}
+
+/// A complete request head at the start of `buf`: its length, method, path and body length.
+fn parse_head(buf: &[u8]) -> Option<(usize, String, String, usize)> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&buf[..end]).unwrap();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap().split(' ');
+    let (method, path) = (first.next().unwrap().to_owned(), first.next().unwrap().to_owned());
+    let body = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.trim().parse().unwrap());
+    Some((end, method, path, body))
+}
+
+async fn proxy_to(machine: &Scripted, lean: bool) -> Proxy {
+    let opts = ProxyOptions { lean, ..ProxyOptions::default() };
+    let proxy = Proxy::bind_with("127.0.0.1:0".parse().unwrap(), Mode::Http, opts).await.unwrap();
+    proxy.set_backends(vec![machine.backend()]);
+    proxy
+}
+
+/// Sends `method path` on a kept-alive connection: status, the headers asked for, and the body.
+async fn send(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    method: &str,
+    path: &str,
+) -> (StatusCode, hyper::HeaderMap, String) {
+    sender.ready().await.expect("the proxy kept the connection open");
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "app.test")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// Everything the proxy sends on `stream` until it has sent `bodies` times `needle`, or closes.
+async fn read_until(stream: &mut TcpStream, needle: &str, bodies: usize) -> String {
+    let mut got = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while String::from_utf8_lossy(&got).matches(needle).count() < bodies {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read).await.expect("the proxy stopped answering");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_framing_reaches_the_client_intact_on_one_connection() {
+    for lean in [true, false] {
+        let machine = Scripted::start().await;
+        let proxy = proxy_to(&machine, lean).await;
+        let mut conn = keepalive_conn(&proxy).await;
+        // Each answer is read by a strict client on one connection: an answer forwarded with the
+        // wrong framing would leave bytes that break the next one.
+        for round in 0..2 {
+            let (status, headers, body) = send(&mut conn, "GET", "/chunked").await;
+            assert_eq!((status, body.as_str()), (StatusCode::OK, "hello world"), "lean {lean}");
+            assert!(headers.get("trailer").is_none(), "lean {lean}: {headers:?}");
+            let (_, _, body) = send(&mut conn, "GET", "/big-chunked").await;
+            assert_eq!(body, "c".repeat(64 * 4096), "lean {lean}");
+            let (_, headers, body) = send(&mut conn, "GET", "/big-length").await;
+            assert_eq!((headers["content-length"].to_str().unwrap(), body.len()), ("1048576", 1 << 20));
+            let (status, _, body) = send(&mut conn, "GET", "/no-content").await;
+            assert_eq!((status, body.as_str()), (StatusCode::NO_CONTENT, ""), "lean {lean}");
+            let (status, _, body) = send(&mut conn, "GET", "/not-modified").await;
+            assert_eq!((status, body.as_str()), (StatusCode::NOT_MODIFIED, ""), "lean {lean}");
+            let (status, headers, body) = send(&mut conn, "HEAD", "/length").await;
+            assert_eq!(
+                (status, headers["content-length"].to_str().unwrap(), body.as_str()),
+                (StatusCode::OK, "5", "")
+            );
+            let (_, _, body) = send(&mut conn, "GET", "/length").await;
+            assert_eq!(body, "hello", "lean {lean}, round {round}");
+            let (status, _, body) = send(&mut conn, "GET", "/early-hints").await;
+            assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"), "lean {lean}");
+            let (_, headers, _) = send(&mut conn, "GET", "/hop").await;
+            assert_eq!(headers["x-kept"], "yes");
+            for gone in ["x-secret", "keep-alive"] {
+                assert!(headers.get(gone).is_none(), "lean {lean}: {gone} was forwarded: {headers:?}");
+            }
+        }
+        // 2 rounds of 9 requests: the machine saw each once.
+        assert_eq!(machine.requests.load(Ordering::Relaxed), 18, "lean {lean}");
+        proxy.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_running_to_the_close_arrives_whole() {
+    for lean in [true, false] {
+        let machine = Scripted::start().await;
+        let proxy = proxy_to(&machine, lean).await;
+        let mut conn = keepalive_conn(&proxy).await;
+        let (status, _, body) = send(&mut conn, "GET", "/until-close").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "all of it, then the close"), "lean {lean}");
+        // Whether the client's connection survives it (hyper re-chunks, the lean path closes), the
+        // next request on a new connection is served.
+        let mut conn = keepalive_conn(&proxy).await;
+        assert_eq!(send(&mut conn, "GET", "/length").await.2, "hello");
+        proxy.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order() {
+    for lean in [true, false] {
+        let machine = Scripted::start().await;
+        let proxy = proxy_to(&machine, lean).await;
+        let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        let one = "GET /length HTTP/1.1\r\nHost: app.test\r\n\r\n";
+        let post = "POST /posted HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\n\r\nbody";
+        client
+            .write_all(format!("{one}{post}{one}GET /chunked HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        // The chunked answer is passed on as chunks (the lean path) or re-chunked (hyper): its last
+        // chunk's text ends it either way.
+        let got = read_until(&mut client, " world", 1).await;
+        let order: Vec<usize> = ["hello", "default", "hello", " world"]
+            .iter()
+            .scan(0, |from, needle| {
+                let at = got[*from..].find(needle).map(|i| i + *from)?;
+                *from = at + needle.len();
+                Some(at)
+            })
+            .collect();
+        assert_eq!(order.len(), 4, "lean {lean}: answers missing or out of order: {got}");
+        assert_eq!(got.matches("HTTP/1.1 200").count(), 4, "lean {lean}: {got}");
+        assert_eq!(machine.requests.load(Ordering::Relaxed), 4);
+        proxy.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_closing_its_kept_alive_connections_costs_no_request() {
+    for lean in [true, false] {
+        let machine = Scripted::start().await;
+        let proxy = proxy_to(&machine, lean).await;
+        let mut conn = keepalive_conn(&proxy).await;
+        // The machine closes each connection after its answer, without `Connection: close`: the
+        // proxy must not lose a request to a pooled connection it finds closed.
+        for _ in 0..50 {
+            assert_eq!(send(&mut conn, "GET", "/bye").await.2, "bye", "lean {lean}");
+            assert_eq!(send(&mut conn, "GET", "/length").await.2, "hello", "lean {lean}");
+        }
+        assert!(machine.connections.load(Ordering::Relaxed) >= 50, "lean {lean}");
+        let stats = proxy.stats(1, Duration::from_secs(600));
+        assert_eq!((stats.requests, stats.errors), (100, 0), "lean {lean}");
+        proxy.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_hyper_take_over_the_connection_mid_way() {
+    for lean in [true, false] {
+        let machine = Scripted::start().await;
+        let proxy = proxy_to(&machine, lean).await;
+        let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        // A plain request, then a chunked body (hyper's), then plain ones again, in one write.
+        let plain = "GET /length HTTP/1.1\r\nHost: app.test\r\n\r\n";
+        let chunked = "POST /posted HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n";
+        client.write_all(format!("{plain}{chunked}{plain}").as_bytes()).await.unwrap();
+        let got = read_until(&mut client, "hello", 2).await;
+        assert_eq!(got.matches("HTTP/1.1 200").count(), 3, "lean {lean}: {got}");
+        assert!(got.contains("default"), "lean {lean}: {got}");
+        // After the hand-over the guard still refuses what it refuses.
+        client.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").await.unwrap();
+        let got = read_until(&mut client, "HTTP/1.1 400", 1).await;
+        assert!(got.contains("more than one Host"), "lean {lean}: {got}");
+        assert_eq!(machine.requests.load(Ordering::Relaxed), 3, "lean {lean}");
+        proxy.shutdown().await;
+    }
+}
