@@ -1,6 +1,6 @@
 //! `machines.pipeline` against the simulator: every machine takes every step, the window bounds the
 //! machines under way, a failure stops the pipeline when asked and names the step, and a drain that
-//! runs out of time says so.
+//! runs out of time says so. And a batch wait, whose waves share one deadline.
 
 use super::{Dispatcher, HostCall, HostReply, Recorder};
 use crate::clock::HostClock;
@@ -153,4 +153,23 @@ async fn failed_machines_keep_their_places_in_the_window() {
     assert_eq!(outcome.not_started, all[2..].to_vec(), "so no other machine starts");
     let out = w.availability().unwrap().max_unavailable();
     assert!(out <= 2, "never more out of service than the window, saw {out}");
+}
+
+/// A batch wait (not a pipeline) shares one deadline across its waves of `concurrency`: 12 machines,
+/// 8 at a time, all answered at the call's one timeout, not the second wave at twice it.
+#[tokio::test(start_paused = true)]
+async fn a_batch_wait_times_out_once_for_the_whole_call() {
+    let w = world("[fleet]\nmachines = 12\n[faults]\nslow_images = { \"img:v2\" = \"20m\" }");
+    let d = dispatcher(&w, 8);
+    let all = ids(&w);
+    let updated = d.call(HostCall::Update { ids: all.clone(), target: v2() }).await;
+    assert!(matches!(&updated, HostReply::Batch(f) if f.is_empty()), "{updated:?}");
+    let started = tokio::time::Instant::now();
+    let wait = HostCall::WaitState { ids: all, state: MachineState::Started, timeout_ms: 300_000 };
+    let reply = d.call(wait).await;
+    let took = started.elapsed();
+    let HostReply::Batch(failed) = reply else { panic!("a batch wait answers per machine: {reply:?}") };
+    assert_eq!(failed.len(), 12, "v2 takes 20 minutes to start: every wait times out");
+    assert!(failed.iter().all(|(_, e)| e.kind == ErrorKind::Timeout), "{failed:?}");
+    assert!(took <= Duration::from_secs(301), "waited {took:?} for a 5 minute timeout");
 }
