@@ -223,14 +223,7 @@ pub(super) async fn forward_body(
                 let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
                 clean &= take == buf.len();
                 left -= take as u64;
-                if first {
-                    // The head and the body's first bytes in one write.
-                    out.extend_from_slice(&buf[..take]);
-                    client.write_all(out).await?;
-                    first = false;
-                } else {
-                    client.write_all(&buf[..take]).await?;
-                }
+                send(client, out, &mut first, &buf[..take]).await?;
                 if left == 0 {
                     return Ok(clean);
                 }
@@ -242,13 +235,7 @@ pub(super) async fn forward_body(
             loop {
                 let end = chunks.feed(buf).map_err(|r| broken(&r.reason))?;
                 let take = end.unwrap_or(buf.len());
-                if first {
-                    out.extend_from_slice(&buf[..take]);
-                    client.write_all(out).await?;
-                    first = false;
-                } else {
-                    client.write_all(&buf[..take]).await?;
-                }
+                send(client, out, &mut first, &buf[..take]).await?;
                 if end.is_some() {
                     return Ok(take == buf.len());
                 }
@@ -267,6 +254,17 @@ pub(super) async fn forward_body(
                 client.write_all(buf).await?;
             }
         }
+    }
+}
+
+/// Writes `bytes` of the body to the client: the first time after the head in `out`, in one write, so
+/// a small answer is one system call.
+async fn send(client: &mut TcpStream, out: &mut Vec<u8>, first: &mut bool, bytes: &[u8]) -> io::Result<()> {
+    if std::mem::take(first) {
+        out.extend_from_slice(bytes);
+        client.write_all(out).await
+    } else {
+        client.write_all(bytes).await
     }
 }
 
