@@ -149,11 +149,13 @@ pub fn roll_window<'a>(
             continue;
         };
         let failed = unfinished.errors();
-        let is = |ids: &[String], m: &Machine| ids.contains(&m.id);
-        let failed_ids = unfinished.failed_ids();
+        // Sets: a roll of thousands may stop with thousands not started.
+        let not_started: std::collections::HashSet<&str> =
+            unfinished.not_started.iter().map(String::as_str).collect();
+        let failed_ids: std::collections::HashSet<&str> = failed.iter().map(|f| f.id.as_str()).collect();
         let (untouched, rest): (Vec<&'a Machine>, Vec<&'a Machine>) =
-            list.into_iter().partition(|m| is(&unfinished.not_started, m));
-        moved.extend(rest.into_iter().filter(|m| !is(&failed_ids, m)));
+            list.into_iter().partition(|m| not_started.contains(m.id.as_str()));
+        moved.extend(rest.into_iter().filter(|m| !failed_ids.contains(m.id.as_str())));
         let untouched = untouched.into_iter().chain(passes.flat_map(|(list, _, _)| list)).collect();
         return Err(Stopped { moved, failed, untouched });
     }

@@ -150,7 +150,8 @@ fn rollback_batches<'a>(
     failed: &[String],
     done: &[(&str, usize, Vec<&'a Machine>)],
 ) -> Vec<Batch<'a>> {
-    let failed: Vec<&Machine> = pending.iter().copied().filter(|m| failed.contains(&m.id)).collect();
+    let failed: std::collections::HashSet<&str> = failed.iter().map(String::as_str).collect();
+    let failed: Vec<&Machine> = pending.iter().copied().filter(|m| failed.contains(m.id.as_str())).collect();
     let mut back = Vec::new();
     for chunk in failed.chunks(window.max(1)) {
         back.push(Batch { label: format!("{group}: the machines that failed"), machines: chunk.to_vec() });
