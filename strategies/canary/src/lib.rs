@@ -2,10 +2,9 @@
 //! then roll the fleet onto it.
 //!
 //! The stable release is every machine not yet on the target release. Per process group, `canary_count`
-//! stable machines (serving ones first) are cloned onto the target release, cordoned, and put in
-//! rotation while they boot: a platform routes to a machine only once it is started and passing its
-//! checks, so the canaries take no traffic while they boot and their first the moment they pass, as
-//! flyctl's canary machine does. They receive, step by step, the percentages of new connections listed
+//! stable machines (serving ones first) are cloned onto the target release, cordoned, so the canaries
+//! take no traffic while they boot; each goes into rotation as soon as it is started and passing, in
+//! the host (one pipeline), one round trip after its first passing check. They receive, step by step, the percentages of new connections listed
 //! in `steps` (10, 25, 50 by default), each for `step_pause` from the moment every canary passes. After
 //! each pause a gate decides whether to go on: every check of every canary must be passing; where the platform reports per-release statistics, the canary's
 //! error rate over the pause may exceed the stable release's by at most `max_error_rate_increase`
@@ -58,12 +57,13 @@ use params::{
 use remove::{abandon, remove_canaries};
 use weights::{Fleet, Follow, Route, clear_weights, releases, shares, split};
 
+use cutover_sdk::pipeline::{StateWait, Step, every_machine, pipeline};
 use cutover_sdk::rollout::{Batch, by_group, move_batch, plan_batches, put_back_passing, roll_back};
 use cutover_sdk::runtime::{self, Level};
-use cutover_sdk::types::{Machine, ParamKind, ParamSpec, ParamValue};
+use cutover_sdk::types::{Machine, MachineState, ParamKind, ParamSpec, ParamValue};
 use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, traffic};
-use cutover_sdk::{NotServing, should_run, wait_serving, with_context, with_note, with_retries};
 use cutover_sdk::{clone_machines, explain, human, list_machines, refuse_volumes, retry};
+use cutover_sdk::{should_run, with_context, with_note, with_retries};
 use std::collections::BTreeMap;
 
 struct Canary;
@@ -243,12 +243,12 @@ impl Guest for Canary {
 
         runtime::phase("start canary");
         runtime::progress(0, c as u32);
-        // The canaries go into rotation while they boot: a platform routes to a machine only once it is
-        // started and passing its checks, so each canary takes traffic the moment it passes (when
-        // flyctl's canary does too) and never before, with no call in between. They are created
-        // cordoned all the same, so a clone that fails half-way leaves nothing in traffic; and with
-        // weights, the first step's share is set before they are uncordoned, so a canary that passes
-        // gets that share and never more. Both calls are done seconds before any canary can pass.
+        // Each canary goes into rotation as soon as it passes, in the host (one pipeline: wait started,
+        // wait healthy, uncordon), so only the uncordon's round trip sits between its first passing
+        // check and its first traffic, not a return to the strategy and three calls. It is never
+        // uncordoned earlier: on a lagging platform a machine in rotation before it passed could be
+        // routed to as it boots. With weights, the first step's share is set while they boot, so a
+        // canary that passes gets that share and never more.
         let weighted = caps.weights;
         let mut canary_of: BTreeMap<String, String> = BTreeMap::new();
         let cloned = with_retries(retries, &sources, |ids| clone_machines(ids, &plan.target, &mut canary_of));
@@ -275,30 +275,28 @@ impl Guest for Canary {
                 return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, false, e));
             }
         }
-        if let Err(failures) = with_retries(retries, &canaries, traffic::uncordon) {
-            let context =
-                format!("start canary: putting {} canary machine(s) in rotation failed", failures.len());
-            let e = explain(failures, &context);
-            return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, true, e));
-        }
-        if let Err(stalled) = wait_serving(retries, &canaries, plan.wait_timeout_ms) {
-            let (context, failures) = match stalled {
-                NotServing::NotStarted(f) => {
-                    (format!("start canary: {} of {c} canary machine(s) did not start", f.len()), f)
-                }
-                NotServing::Unhealthy(f) => (
-                    format!(
-                        "start canary: {} of {c} canary machine(s) did not pass their checks on v{}",
-                        f.len(),
-                        plan.target.version
-                    ),
-                    f,
+        let into_rotation = [
+            Step::WaitState(StateWait { state: MachineState::Started, timeout_ms: plan.wait_timeout_ms }),
+            Step::WaitHealthy(plan.wait_timeout_ms),
+            Step::Uncordon,
+        ];
+        if let Err(unfinished) = pipeline(retries, &canaries, &into_rotation, every_machine()) {
+            let at = |step: u32| unfinished.failed.iter().filter(|f| f.step == step).count();
+            let context = match (at(0), at(1)) {
+                (0, 0) => format!(
+                    "start canary: putting {} canary machine(s) in rotation failed",
+                    unfinished.failed.len()
                 ),
+                (0, n) => format!(
+                    "start canary: {n} of {c} canary machine(s) did not pass their checks on v{}",
+                    plan.target.version
+                ),
+                (n, _) => format!("start canary: {n} of {c} canary machine(s) did not start"),
             };
-            // A canary that never passed never took traffic and goes without a graceful stop; one that
-            // did (another group's) may hold connections.
-            let served = failures.len() < canaries.len();
-            let e = explain(failures, &context);
+            // A canary that never went into rotation never took traffic and goes without a graceful
+            // stop; one that did (another group's) may hold connections.
+            let served = unfinished.failed.len() < canaries.len();
+            let e = explain(unfinished.errors(), &context);
             return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, served, e));
         }
         runtime::progress(c as u32, c as u32);
