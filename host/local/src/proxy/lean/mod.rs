@@ -89,6 +89,40 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
+/// The header names a message's `Connection` headers list (RFC 9110 §7.6.1), which the proxy does
+/// not pass on, and whether one said `close`; at most 8 names (a message naming more is the caller's
+/// to decide about: [`Connection::full`]).
+#[derive(Default)]
+struct Connection<'a> {
+    names: [&'a [u8]; 8],
+    len: usize,
+    close: bool,
+    /// A name did not fit.
+    full: bool,
+}
+
+impl<'a> Connection<'a> {
+    /// Reads one `Connection` header's tokens (`keep-alive` is neither a name nor `close`).
+    fn add(&mut self, value: &'a [u8]) {
+        for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty()) {
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+            } else if self.len == self.names.len() {
+                self.full = true;
+            } else {
+                self.names[self.len] = token;
+                self.len += 1;
+            }
+        }
+    }
+
+    /// Whether `name` is one of the names listed.
+    fn names(&self, name: &[u8]) -> bool {
+        self.names[..self.len].iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+}
+
 /// Serves one client connection on the lean path, then, at the first request it does not forward
 /// itself, on the hyper path with what it had read. Arguments as for `http::serve_http_conn`.
 pub(super) async fn serve(

@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 
 use super::super::affinity::{CookieKey, Pin};
 use super::super::framing::{STACK_HEADERS, plain_length};
-use super::is_hop_by_hop;
+use super::{Connection, is_hop_by_hop};
 
 /// What the lean path keeps of a request head once it has written the machine's copy.
 #[derive(Debug, Clone, Copy)]
@@ -84,25 +84,16 @@ pub(super) fn parse(
     }
 
     // First pass: what decides the rest (the headers `Connection` names, what the proxy adds).
-    let mut close = false;
+    let mut connection = Connection::default();
     let mut host = false;
     let mut proto = false;
     let mut lengths = 0;
-    let mut named: [&[u8]; 8] = [&[]; 8];
-    let mut n_named = 0;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"connection") {
-            for token in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty()) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if !token.eq_ignore_ascii_case(b"keep-alive") {
-                    if n_named == named.len() {
-                        return Parsed::Hyper;
-                    }
-                    named[n_named] = token;
-                    n_named += 1;
-                }
+            connection.add(h.value);
+            if connection.full {
+                return Parsed::Hyper;
             }
         } else if name.eq_ignore_ascii_case(b"host") {
             host = true;
@@ -121,7 +112,7 @@ pub(super) fn parse(
     if lengths > 1 {
         return Parsed::Hyper;
     }
-    let named = &named[..n_named];
+    let close = connection.close;
 
     out.clear();
     out.extend_from_slice(method.as_bytes());
@@ -133,7 +124,7 @@ pub(super) fn parse(
         if is_hop_by_hop(name) || name.eq_ignore_ascii_case(b"x-forwarded-for") {
             continue;
         }
-        if named.iter().any(|n| n.eq_ignore_ascii_case(name))
+        if connection.names(name)
             && !name.eq_ignore_ascii_case(b"content-length")
             && !name.eq_ignore_ascii_case(b"host")
         {

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::super::framing::{ChunkedBody, STACK_HEADERS};
-use super::is_hop_by_hop;
+use super::{Connection, is_hop_by_hop};
 
 /// A response head larger than this is not forwarded (the attempt fails).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -113,19 +113,12 @@ fn parse(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> Result<Option<Pars
     let mut keep_alive = version == 1;
     let mut chunked = None;
     let mut length: Option<u64> = None;
-    let mut named: [&[u8]; 8] = [&[]; 8];
-    let mut n_named = 0;
+    let mut connection = Connection::default();
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"connection") {
-            for token in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty()) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if !token.eq_ignore_ascii_case(b"keep-alive") && n_named < named.len() {
-                    named[n_named] = token;
-                    n_named += 1;
-                }
-            }
+            // Names past the eighth are passed on.
+            connection.add(h.value);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // The last coding decides (RFC 9112 §6.3): chunked, or the body runs to the close.
             let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default().trim_ascii();
@@ -144,7 +137,9 @@ fn parse(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> Result<Option<Pars
             }
         }
     }
-    let named = &named[..n_named];
+    if connection.close {
+        keep_alive = false;
+    }
     let body = if head_method || status == 204 || status == 304 {
         Body::Empty
     } else {
@@ -179,10 +174,7 @@ fn parse(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> Result<Option<Pars
         {
             continue;
         }
-        if !te
-            && named.iter().any(|n| n.eq_ignore_ascii_case(name))
-            && !name.eq_ignore_ascii_case(b"content-length")
-        {
+        if !te && connection.names(name) && !name.eq_ignore_ascii_case(b"content-length") {
             continue;
         }
         out.extend_from_slice(name);
