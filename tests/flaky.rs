@@ -273,6 +273,14 @@ fn bluegreen_seed_3388_failing_before_the_switch_tags_the_green_it_cannot_remove
     down_then_finished("bluegreen", 3388, 5, 11).unwrap();
 }
 
+/// Was: one machine's wait-healthy step met 503s for longer than its retries lasted, so rolling
+/// stopped with 15 of 16 machines on v2 and rolled them all back (a deploy past its point of no
+/// return must succeed, not undo itself over a transient error).
+#[test]
+fn rolling_seed_2045_transient_errors_at_a_wait_do_not_stop_the_roll() {
+    down_then_finished("rolling", 2045, 16, 36).unwrap();
+}
+
 proptest! {
     // Each case runs all five built-ins twice over (deploy, then the clean-up), on a paused clock.
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]

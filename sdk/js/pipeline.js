@@ -84,8 +84,9 @@ export function pipeline(ids, stepList, { window = 0, stopOnFailure = false, ret
   // Machines still to go, by the step they go on from, each with the transient failure that sent it
   // back (null for a machine not started yet).
   let todo = new Map(ids.length ? [[0, ids.map((id) => [id, null])]] : []);
-  // Per machine, its retries so far and when its first transient failure came: the policy is each
-  // machine's, however many others share the pipeline.
+  // Per machine and step, its retries so far and when its first transient failure came: each step of
+  // each machine is one operation with a policy of its own, however many others share the pipeline
+  // (per machine alone, a cordon that failed early would spend the budget of a wait failing later).
   const tries = new Map();
   for (;;) {
     const transient = [];
@@ -123,8 +124,9 @@ export function pipeline(ids, stepList, { window = 0, stopOnFailure = false, ret
     const again = [];
     let attempt = 0;
     for (const f of transient) {
-      const [count, started] = tries.get(f.id) ?? [0, []];
-      tries.set(f.id, [count + 1, started]);
+      const key = `${f.step} ${f.id}`;
+      const [count, started] = tries.get(key) ?? [0, []];
+      tries.set(key, [count + 1, started]);
       if (_retryPolicy.allows(count + 1, retries, started)) {
         attempt = Math.max(attempt, count + 1);
         again.push([f.step, f.id, f]);

@@ -150,9 +150,10 @@ def pipeline(
     # Machines still to go, by the step they go on from, each with the transient failure that sent it
     # back (None for a machine not started yet).
     todo: Dict[int, List[Tuple[str, Any]]] = {0: [(i, None) for i in ids]} if ids else {}
-    # Per machine, its retries so far and when its first transient failure came: the policy is each
-    # machine's, however many others share the pipeline.
-    tries: Dict[str, Tuple[int, List[int]]] = {}
+    # Per machine and step, its retries so far and when its first transient failure came: each step of
+    # each machine is one operation with a policy of its own, however many others share the pipeline
+    # (per machine alone, a cordon that failed early would spend the budget of a wait failing later).
+    tries: Dict[Tuple[str, int], Tuple[int, List[int]]] = {}
     while True:
         transient: List[Any] = []
         kept_out: List[str] = []
@@ -181,8 +182,8 @@ def pipeline(
         again: List[Tuple[int, str, Any]] = []
         attempt = 0
         for f in transient:
-            count, started = tries.get(f.id, (0, []))
-            tries[f.id] = (count + 1, started)
+            count, started = tries.get((f.id, f.step), (0, []))
+            tries[(f.id, f.step)] = (count + 1, started)
             if _allows(count + 1, limit, started, None):
                 attempt = max(attempt, count + 1)
                 again.append((f.step, f.id, f))

@@ -398,6 +398,9 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, _task: TaskGuard)
             Mode::Tcp => tokio::spawn(inner.clone().serve_tcp(stream, slot, task)),
         };
     }
+    // Closed before the task guard is released (parameters drop in reverse order, the guard
+    // first): once `shutdown` sees every task gone, no copy of the listener accepts any more.
+    drop(listener);
 }
 
 /// Locks, ignoring poisoning: every lock in the proxy guards data that stays consistent at each step
