@@ -202,11 +202,12 @@ impl<'w> Model<'w> {
     ///
     /// Blue machine j is cordoned at `c_j ≥ green_passes + in + cordon_j` and is idle no earlier than
     /// `L_j = c_j + min(longest connection lifetime of j, drain_timeout)`; the count that finds it so
-    /// ends no earlier than `max(L_j, c_j + count_j)`; then it is stopped (`stop_j + s_j`) and destroyed.
-    /// Nor can the 6n round trips (green in, cordon, one count, stop, destroy... per machine) take less
-    /// than `batch(all)`.
+    /// ends no earlier than `max(L_j, c_j + a)` (a count may be one request for many machines, at
+    /// least the API's shortest round trip); then it is stopped (`stop_j + s_j`) and destroyed. Nor
+    /// can the round trips of every machine (green in, cordon, stop, destroy) take less than
+    /// `batch(all)`.
     ///
-    /// `green_passes + max( max_j [max(L_j, c_j + count_j) + stop_j + s_j + destroy_j] − green_passes,
+    /// `green_passes + max( max_j [max(L_j, c_j + a) + stop_j + s_j + destroy_j] − green_passes,
     ///  batch(all) )`.
     pub fn drain(&self, blue: &[String], lifetimes: &[Vec<Duration>], drain_timeout: Duration) -> Duration {
         let green = self.green_passes(&self.ops(blue, "create machine"));
@@ -217,7 +218,7 @@ impl<'w> Model<'w> {
             .map(|(id, lives)| {
                 let cordoned = green_in + self.op(id, "cordon machine");
                 let idle = cordoned + lives.iter().copied().max().unwrap_or_default().min(drain_timeout);
-                let counted = idle.max(cordoned + self.op(id, "count connections"));
+                let counted = idle.max(cordoned + self.a);
                 counted
                     + self.op(id, "stop machine")
                     + self.world.stop_time(id, 1)
@@ -225,15 +226,15 @@ impl<'w> Model<'w> {
             })
             .max()
             .unwrap_or_default();
-        for what in ["cordon machine", "count connections", "stop machine", "destroy machine"] {
+        for what in ["cordon machine", "stop machine", "destroy machine"] {
             trips.extend(self.ops(blue, what));
         }
         green + last.max(self.batch(&trips))
     }
 
-    /// canary: `list`; clone the canaries (at best from the stable machines with the shortest create
-    /// round trips), which boot and pass their checks; the first step's weights are set while they
-    /// boot, and each canary is uncordoned once it passes (one round trip, at least `a`); per
+    /// canary: `list`; the first step's weights (one round trip, at least `a`); clone the canaries
+    /// routable (at best from the stable machines with the shortest create round trips), which boot
+    /// and take traffic from their first passing check; per
     /// step, the weight (from the second step on), `pause`, and the gate (each canary's checks, one call
     /// per canary, and the stats of the canary's release and of each stable one); then the promotion,
     /// rolling's batches with the weights set before each; then the canaries out (weights, cordon, stop,

@@ -135,15 +135,17 @@ pub fn refuse_volumes<M: Borrow<Machine>>(strategy: &str, clone: &str, sources: 
     )))
 }
 
-/// One `clone-from` call (clones created cordoned), shaped like a batch operation so `with_retries`
-/// re-clones only the failed sources. Each clone created is recorded in `clone_of` under its source; a
-/// failure is reported under the source's id.
+/// One `clone-from` call, shaped like a batch operation so `with_retries` re-clones only the failed
+/// sources. Clones are created cordoned unless `routable` (then in rotation once started and passing,
+/// as the platform routes). Each clone created is recorded in `clone_of` under its source; a failure
+/// is reported under the source's id.
 pub fn clone_machines(
     sources: &[String],
     target: &Release,
+    routable: bool,
     clone_of: &mut BTreeMap<String, String>,
 ) -> Result<(), Vec<MachineError>> {
-    let results = machines::clone_from(sources, target, false);
+    let results = machines::clone_from(sources, target, routable);
     let mut failures = Vec::new();
     for (source, result) in sources.iter().zip(results) {
         match result {

@@ -133,7 +133,7 @@ pub fn prepare(
     runtime::progress(0, n as u32);
     let cloned =
         // A retried clone after a lost answer could make a second machine: by count only.
-        with_retries(retries.count_only(), &to_clone, |sources| clone_machines(sources, &plan.target, &mut green_of))
+        with_retries(retries.count_only(), &to_clone, |sources| clone_machines(sources, &plan.target, false, &mut green_of))
             .and_then(|()| with_retries(retries, &started_standbys, machines::start));
     // In blue's order, so errors and logs list machines the way `list` did.
     let green: Vec<String> = blue_ids.iter().filter_map(|b| green_of.get(b).cloned()).collect();

@@ -2,9 +2,9 @@
 //! then roll the fleet onto it.
 //!
 //! The stable release is every machine not yet on the target release. Per process group, `canary_count`
-//! stable machines (serving ones first) are cloned onto the target release, cordoned, so the canaries
-//! take no traffic while they boot; each goes into rotation as soon as it is started and passing, in
-//! the host (one pipeline), one round trip after its first passing check. They receive, step by step, the percentages of new connections listed
+//! stable machines (serving ones first) are cloned onto the target release, routable: like flyctl's
+//! canary, each takes traffic from its first passing check (every platform routes only to machines
+//! started and passing). They receive, step by step, the percentages of new connections listed
 //! in `steps` (10, 25, 50 by default), each for `step_pause` from the moment every canary passes. After
 //! each pause a gate decides whether to go on: every check of every canary must be passing; where the platform reports per-release statistics, the canary's
 //! error rate over the pause may exceed the stable release's by at most `max_error_rate_increase`
@@ -25,7 +25,7 @@
 //! had before the deploy. Machines already on the target release are neither cloned nor moved.
 //!
 //! Traffic is split with `traffic.set-weights` where the platform can. The first step's weights are set
-//! before the canaries go into rotation, so they never take more than the first step's share. During the promotion the weights follow the count of serving machines of each
+//! before the canaries are created, so they never take more than the first step's share. During the promotion the weights follow the count of serving machines of each
 //! release (recomputed before and after each batch), as routing without weights would: a fixed split
 //! would pile the stable share onto the last stable machines. Once the canaries are gone, the weights
 //! are cleared (`set-weights([])`), so routing goes back to machine count and the next deploy starts
@@ -243,22 +243,14 @@ impl Guest for Canary {
 
         runtime::phase("start canary");
         runtime::progress(0, c as u32);
-        // Each canary goes into rotation as soon as it passes, in the host (one pipeline: wait started,
-        // wait healthy, uncordon), so only the uncordon's round trip sits between its first passing
-        // check and its first traffic, not a return to the strategy and three calls. It is never
-        // uncordoned earlier: on a lagging platform a machine in rotation before it passed could be
-        // routed to as it boots. With weights, the first step's share is set while they boot, so a
-        // canary that passes gets that share and never more.
+        // The canaries are cloned routable: every platform routes to a machine only once it is started
+        // and passing (Fly's proxy, the local proxy and the simulator alike), so each canary takes
+        // traffic at its first passing check, as flyctl's canary does, with no uncordon in between. An
+        // uncordon while it boots would be another matter: on a lagging API it names whichever instance
+        // the platform last reported. With weights, the first step's share is set before the clones
+        // exist (a release without a serving machine gets none), so a canary that passes gets that
+        // share and never more.
         let weighted = caps.weights;
-        let mut canary_of: BTreeMap<String, String> = BTreeMap::new();
-        let cloned = with_retries(retries, &sources, |ids| clone_machines(ids, &plan.target, &mut canary_of));
-        // In the sources' order, so errors and logs list machines the way `list` did.
-        let canaries: Vec<String> = sources.iter().filter_map(|s| canary_of.get(s).cloned()).collect();
-        if let Err(failures) = cloned {
-            let context =
-                format!("start canary: cloning failed for {} of {c} source machine(s)", failures.len());
-            return Err(abandon(retries, &plan, None, &view, &canaries, false, explain(failures, &context)));
-        }
         if weighted {
             let first = params.steps[0];
             let set =
@@ -268,36 +260,48 @@ impl Guest for Canary {
                     e,
                     &format!(
                         "start canary: could not set the first step's traffic weights ({first}% to v{}) \
-                         before putting the canary in rotation",
+                         before creating the canary",
                         plan.target.version
                     ),
                 );
-                return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, false, e));
+                return Err(abandon(retries, &plan, Some(weighted), &view, &[], false, e));
             }
         }
-        let into_rotation = [
+        let mut canary_of: BTreeMap<String, String> = BTreeMap::new();
+        let cloned =
+            with_retries(retries, &sources, |ids| clone_machines(ids, &plan.target, true, &mut canary_of));
+        // In the sources' order, so errors and logs list machines the way `list` did.
+        let canaries: Vec<String> = sources.iter().filter_map(|s| canary_of.get(s).cloned()).collect();
+        // From here on a canary may be serving (it passes whenever it is ready), so giving up takes
+        // each out of rotation and stops it gracefully before destroying it.
+        if let Err(failures) = cloned {
+            let context =
+                format!("start canary: cloning failed for {} of {c} source machine(s)", failures.len());
+            return Err(abandon(
+                retries,
+                &plan,
+                Some(weighted),
+                &view,
+                &canaries,
+                true,
+                explain(failures, &context),
+            ));
+        }
+        let serving = [
             Step::WaitState(StateWait { state: MachineState::Started, timeout_ms: plan.wait_timeout_ms }),
             Step::WaitHealthy(plan.wait_timeout_ms),
-            Step::Uncordon,
         ];
-        if let Err(unfinished) = pipeline(retries, &canaries, &into_rotation, every_machine()) {
+        if let Err(unfinished) = pipeline(retries, &canaries, &serving, every_machine()) {
             let at = |step: u32| unfinished.failed.iter().filter(|f| f.step == step).count();
             let context = match (at(0), at(1)) {
-                (0, 0) => format!(
-                    "start canary: putting {} canary machine(s) in rotation failed",
-                    unfinished.failed.len()
-                ),
                 (0, n) => format!(
                     "start canary: {n} of {c} canary machine(s) did not pass their checks on v{}",
                     plan.target.version
                 ),
                 (n, _) => format!("start canary: {n} of {c} canary machine(s) did not start"),
             };
-            // A canary that never went into rotation never took traffic and goes without a graceful
-            // stop; one that did (another group's) may hold connections.
-            let served = unfinished.failed.len() < canaries.len();
             let e = explain(unfinished.errors(), &context);
-            return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, served, e));
+            return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, true, e));
         }
         runtime::progress(c as u32, c as u32);
 
@@ -326,7 +330,7 @@ impl Guest for Canary {
             let label = format!("step {}/{n} ({percent}%)", index + 1);
             runtime::phase(&format!("canary {label}"));
             if weighted {
-                // The first step's weights were set before the canaries went into rotation.
+                // The first step's weights were set before the canaries were created.
                 let set = if index == 0 {
                     Ok(())
                 } else {
