@@ -281,6 +281,12 @@ fn rolling_seed_2045_transient_errors_at_a_wait_do_not_stop_the_roll() {
     down_then_finished("rolling", 2045, 16, 36).unwrap();
 }
 
+/// Was: a machine's cordon met 503s past its retries while a roll of 25 went on (seed 8678).
+#[test]
+fn rolling_seed_8678_a_cordon_failing_for_now_does_not_stop_the_roll() {
+    down_then_finished("rolling", 8678, 25, 36).unwrap();
+}
+
 proptest! {
     // Each case runs all five built-ins twice over (deploy, then the clean-up), on a paused clock.
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]

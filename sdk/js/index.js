@@ -235,8 +235,17 @@ function label(attempt, retries) {
   return attempt <= retries ? `retry ${attempt}/${retries}` : `retry ${attempt} (within the time budget)`;
 }
 
-// The retry policy for pipeline.js, which retries as retryBatch does; not part of the SDK's surface.
-export const _retryPolicy = { allows: (attempt, retries, started) => allows(attempt, retries, started, budgetMs), backoff, label };
+// A pipeline's machine is retried only once the whole call returns (its last machine done: a boot, a
+// drain), so its retries come a call apart: beyond `retries`, it goes again while the pauses before its
+// retries fit in the budget, as many tries as retryBatch would make, however long the calls.
+function allowsInPipeline(attempt, retries) {
+  let paused = 0;
+  for (let k = 1; k <= attempt; k++) paused += Math.min(500 * k, 10000);
+  return attempt <= retries || paused < budgetMs;
+}
+
+// The retry policy for pipeline.js; not part of the SDK's surface.
+export const _retryPolicy = { allowsInPipeline, backoff, label };
 
 /** One non-batch host call, retried on `platform` errors; other errors are rethrown as thrown.
  * @template T @param {() => T} call @param {string} what @param {number} [retries] @returns {T} */

@@ -84,9 +84,9 @@ export function pipeline(ids, stepList, { window = 0, stopOnFailure = false, ret
   // Machines still to go, by the step they go on from, each with the transient failure that sent it
   // back (null for a machine not started yet).
   let todo = new Map(ids.length ? [[0, ids.map((id) => [id, null])]] : []);
-  // Per machine and step, its retries so far and when its first transient failure came: each step of
-  // each machine is one operation with a policy of its own, however many others share the pipeline
-  // (per machine alone, a cordon that failed early would spend the budget of a wait failing later).
+  // Per machine and step, its retries so far: each step of each machine is one operation with a policy
+  // of its own, however many others share the pipeline (per machine alone, a cordon that failed early
+  // would count against a wait failing later); see `allowsInPipeline` in index.js.
   const tries = new Map();
   for (;;) {
     const transient = [];
@@ -125,10 +125,10 @@ export function pipeline(ids, stepList, { window = 0, stopOnFailure = false, ret
     let attempt = 0;
     for (const f of transient) {
       const key = `${f.step} ${f.id}`;
-      const [count, started] = tries.get(key) ?? [0, []];
-      tries.set(key, [count + 1, started]);
-      if (_retryPolicy.allows(count + 1, retries, started)) {
-        attempt = Math.max(attempt, count + 1);
+      const count = (tries.get(key) ?? 0) + 1;
+      tries.set(key, count);
+      if (_retryPolicy.allowsInPipeline(count, retries)) {
+        attempt = Math.max(attempt, count);
         again.push([f.step, f.id, f]);
       } else {
         left.failed.push(f);

@@ -162,6 +162,22 @@ pub trait Platform: Send + Sync {
         let _ = id;
         Err(OpError::unsupported("count connections", self.name()))
     }
+    /// Whether [`Platform::connections_of`] counts many machines in one request (one round trip
+    /// however many): then a drain polls its machines together, where one call each would queue
+    /// thousands of round trips behind the stops and destroys of the machines already idle.
+    fn counts_together(&self) -> bool {
+        false
+    }
+    /// Open connections of each of `ids`, in order: in one request where
+    /// [`Platform::counts_together`], by default one machine after the other. `Err` when the request
+    /// as a whole failed.
+    async fn connections_of(&self, ids: &[String]) -> Result<Vec<Result<u32, OpError>>, OpError> {
+        let mut counts = Vec::with_capacity(ids.len());
+        for id in ids {
+            counts.push(self.connections(id).await);
+        }
+        Ok(counts)
+    }
     /// Split new connections between releases (`traffic.set-weights`). The runtime has checked the
     /// percentages add up to 100; an empty list goes back to splitting by machine count. By default
     /// `Unsupported` ([`Capabilities::weights`]).

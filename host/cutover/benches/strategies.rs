@@ -5,7 +5,8 @@
 //! lasting 2–90 s once cordoned, 4 per machine), one HTTP check with the example app's grace period
 //! (5 s) and interval (10 s), `max_unavailable = 0.33`, `wait_timeout = 5m`, `kill_timeout = 5s`, every
 //! strategy parameter at its default. `CUTOVER_BENCH_MACHINES` and `CUTOVER_BENCH_SEED` change the
-//! fleet size and the seed.
+//! fleet size and the seed; `CUTOVER_BENCH_CONCURRENCY` the host's operation slots (the bounds follow),
+//! to see how much of a gap the slots make.
 //!
 //! The time is the virtual time from the strategy's first host call to its return (what the CLI reports
 //! as the deploy's duration, less the driver's own `list` before and after, about 0.15 s).
@@ -25,13 +26,14 @@
 //! - bluegreen: green up, `list + max(max_k [create_(k) + boot_k + h_k], batch(create))` over the
 //!   clones (the k-th clone id is created no earlier than the k-th shortest create), then every green
 //!   machine in before any blue out, and per blue machine cordon, stop, seen stopped, destroy.
-//! - canary: green up for the canary, its weight pinned to 0 and the canary in rotation, then per step
+//! - canary: the first step's weights, then green up for the canary (cloned routable, it takes its
+//!   share from its first passing check), then per step
 //!   the weight, the pause (1 min) and the gate, then the promotion (rolling's bound per batch, plus
 //!   setting the weights before each), then the canary out and the weights cleared; calls on no machine
 //!   at the minimum of `latency.api`.
 //! - drain-then-destroy: green up and in as bluegreen; each blue machine is idle no earlier than its
-//!   cordon plus its longest connection's lifetime (or `drain_timeout`), then it is counted, stopped and
-//!   destroyed.
+//!   cordon plus its longest connection's lifetime (or `drain_timeout`), then it is counted (a count
+//!   may be one request for many machines), stopped and destroyed.
 //!
 //! `tests/support/bounds.rs` has the arithmetic, BENCHMARKS.md the derivation and the results.
 //!
@@ -57,7 +59,7 @@ fn secs(d: Duration) -> String {
 fn main() {
     let machines: usize = env_or("CUTOVER_BENCH_MACHINES", 1000);
     let seed: u64 = env_or("CUTOVER_BENCH_SEED", 5);
-    let concurrency = 64;
+    let concurrency: usize = env_or("CUTOVER_BENCH_CONCURRENCY", 64);
     let scenario = format!(
         "seed = {seed}\nconcurrency = {concurrency}\n[fleet]\nmachines = {machines}\nregions = [\"ams\", \"iad\", \
          \"sin\"]"

@@ -73,6 +73,12 @@ impl SimWorld {
             .collect()
     }
 
+    /// How many API calls `what` were made on no machine in particular (a list, a count of many
+    /// machines' connections) so far.
+    pub fn calls_on_no_machine(&self, what: &str) -> u64 {
+        self.lock().global_ops.get(what).copied().unwrap_or(0)
+    }
+
     /// The ids of the next `n` machines created in this world (by any app: creation numbers are shared),
     /// in the order they will be created. Which clone gets which id depends on the order creations
     /// complete; the set does not.

@@ -29,7 +29,7 @@ from wit_world.imports import machines, types
 
 from . import log, params
 from .errors import describe_error, is_transient
-from .retry import _allows, _backoff, _label, retry, retry_batch
+from .retry import _allows_in_pipeline, _backoff, _label, retry, retry_batch
 
 # Present only when componentize-py built the 0.2 world (the step types live beside the call).
 _wit_pipeline = getattr(machines, "pipeline", None)
@@ -150,10 +150,10 @@ def pipeline(
     # Machines still to go, by the step they go on from, each with the transient failure that sent it
     # back (None for a machine not started yet).
     todo: Dict[int, List[Tuple[str, Any]]] = {0: [(i, None) for i in ids]} if ids else {}
-    # Per machine and step, its retries so far and when its first transient failure came: each step of
-    # each machine is one operation with a policy of its own, however many others share the pipeline
-    # (per machine alone, a cordon that failed early would spend the budget of a wait failing later).
-    tries: Dict[Tuple[str, int], Tuple[int, List[int]]] = {}
+    # Per machine and step, its retries so far: each step of each machine is one operation with a policy
+    # of its own, however many others share the pipeline (per machine alone, a cordon that failed early
+    # would count against a wait failing later); see `_allows_in_pipeline`.
+    tries: Dict[Tuple[str, int], int] = {}
     while True:
         transient: List[Any] = []
         kept_out: List[str] = []
@@ -182,10 +182,10 @@ def pipeline(
         again: List[Tuple[int, str, Any]] = []
         attempt = 0
         for f in transient:
-            count, started = tries.get((f.id, f.step), (0, []))
-            tries[(f.id, f.step)] = (count + 1, started)
-            if _allows(count + 1, limit, started, None):
-                attempt = max(attempt, count + 1)
+            count = tries.get((f.id, f.step), 0) + 1
+            tries[(f.id, f.step)] = count
+            if _allows_in_pipeline(count, limit):
+                attempt = max(attempt, count)
                 again.append((f.step, f.id, f))
             else:
                 left.failed.append(f)

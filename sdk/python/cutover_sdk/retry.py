@@ -49,6 +49,13 @@ def _allows(attempt: int, limit: int, started: List[int], budget_ms: Optional[in
     return attempt <= limit or (budget > 0 and runtime.now() - started[0] < budget)
 
 
+def _allows_in_pipeline(attempt: int, limit: int) -> bool:
+    # A pipeline's machine is retried only once the whole call returns (its last machine done: a boot, a
+    # drain), so its retries come a call apart: beyond `limit`, it goes again while the pauses before its
+    # retries fit in the budget, as many tries as `retry_batch` would make, however long the calls.
+    return attempt <= limit or sum(min(500 * k, 10_000) for k in range(1, attempt + 1)) < _budget_ms
+
+
 def _label(attempt: int, limit: int) -> str:
     return f"retry {attempt}/{limit}" if attempt <= limit else f"retry {attempt} (within the time budget)"
 

@@ -66,11 +66,11 @@ pub fn pipeline(
     if !ids.is_empty() {
         todo.insert(0, ids.iter().map(|id| (id.clone(), None)).collect());
     }
-    // Per machine and step, its retries so far and when its first transient failure came: each step of
-    // each machine is one operation with a policy of its own, as with `with_retries`, however many
-    // others share the pipeline. (Per machine alone, a cordon that failed early would count against
-    // the wait that fails minutes later, whose budget would then be spent before it began.)
-    let mut tries: BTreeMap<(String, u32), (u32, Option<u64>)> = BTreeMap::new();
+    // Per machine and step, its retries so far: each step of each machine is one operation with a
+    // policy of its own, as with `with_retries`, however many others share the pipeline (see
+    // `Retry::allows_in_pipeline`). Per machine alone, a cordon that failed early would count against
+    // the wait that fails minutes later.
+    let mut tries: BTreeMap<(String, u32), u32> = BTreeMap::new();
     loop {
         let mut transient: Vec<StepError> = Vec::new();
         let mut not_started: Vec<String> = Vec::new();
@@ -102,9 +102,9 @@ pub fn pipeline(
         let mut again: Vec<(u32, String, Option<StepError>)> = Vec::new();
         let mut attempt = 0;
         for f in transient {
-            let (n, started) = tries.entry((f.id.clone(), f.step)).or_default();
+            let n = tries.entry((f.id.clone(), f.step)).or_default();
             *n += 1;
-            if policy.allows(*n, started) {
+            if policy.allows_in_pipeline(*n) {
                 attempt = attempt.max(*n);
                 again.push((f.step, f.id.clone(), Some(f)));
             } else {

@@ -72,6 +72,16 @@ impl Retry {
             || (self.budget_ms > 0 && runtime::now().saturating_sub(first) < self.budget_ms)
     }
 
+    /// Whether retry number `attempt` of one machine's step in a pipeline may go ahead: at least
+    /// `retries`, and beyond that while the pauses before its retries fit in the budget. A pipeline
+    /// machine is retried only once the whole call returns, when its last machine is done (a boot, a
+    /// drain), so its retries come a call apart; counted by the clock, a machine whose cordon failed
+    /// three times beside long boots would be out of time after four tries where [`with_retries`]
+    /// would have made some thirty. Counted by its pauses, it gets as many.
+    pub(crate) fn allows_in_pipeline(self, attempt: u32) -> bool {
+        attempt <= self.retries || (1..=attempt).map(backoff_ms).sum::<u64>() < self.budget_ms
+    }
+
     /// How the log names retry number `attempt`.
     pub(crate) fn label(self, attempt: u32) -> String {
         if attempt <= self.retries || self.budget_ms == 0 {

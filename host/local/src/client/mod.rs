@@ -258,6 +258,34 @@ impl Platform for LocalPlatform {
         Ok(c.connections)
     }
 
+    /// The daemon answers for every machine of the app in one request, from its proxy's table.
+    fn counts_together(&self) -> bool {
+        true
+    }
+
+    async fn connections_of(&self, ids: &[String]) -> Result<Vec<Result<u32, OpError>>, OpError> {
+        #[derive(serde::Deserialize)]
+        struct Counts {
+            connections: std::collections::BTreeMap<String, u32>,
+        }
+        let req = self.client.http().get(self.extra("/connections"));
+        let c: Counts = self
+            .client
+            .send("connections of the app's machines", req)
+            .await?
+            .json()
+            .await
+            .map_err(|e| OpError::new(ErrorKind::Platform, e.to_string()))?;
+        Ok(ids
+            .iter()
+            .map(|id| {
+                c.connections.get(id).copied().ok_or_else(|| {
+                    OpError::not_found(format!("machine {id} is not part of app {}", self.app))
+                })
+            })
+            .collect())
+    }
+
     async fn set_weights(&self, weights: &[ReleaseWeight]) -> Result<(), OpError> {
         let req = self.client.http().put(self.extra("/weights")).json(weights);
         self.client.send("set traffic weights", req).await.map(drop)

@@ -68,6 +68,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/cutover/v1/apps/{app}", put(register).get(app_info))
         .route("/cutover/v1/apps/{app}/weights", get(weights).put(set_weights))
         .route("/cutover/v1/apps/{app}/stats", get(stats))
+        .route("/cutover/v1/apps/{app}/connections", get(app_connections))
         .route("/cutover/v1/apps/{app}/machines/{id}/connections", get(connections))
         .route("/cutover/v1/apps/{app}/machines/{id}/wait-healthy", get(wait_healthy))
         .route("/cutover/v1/apps/{app}/machines/{id}/logs", get(logs))
@@ -380,6 +381,20 @@ async fn stats(State(d): S, Path(app): Path<String>, Query(q): Query<StatsQuery>
 async fn connections(State(d): S, Path((app, id)): Path<(String, String)>) -> ApiResult<impl IntoResponse> {
     d.fleet.get(&app, &id)?;
     Ok(Json(serde_json::json!({"connections": d.traffic.connections(&app, &id)})))
+}
+
+/// Every machine of the app with its open connections: a drain's poll of all of them in one request.
+async fn app_connections(State(d): S, Path(app): Path<String>) -> ApiResult<impl IntoResponse> {
+    let counts: std::collections::BTreeMap<String, u32> = d
+        .fleet
+        .list(&app)
+        .into_iter()
+        .map(|m| {
+            let open = d.traffic.connections(&app, &m.id);
+            (m.id, open)
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"connections": counts})))
 }
 
 #[derive(Deserialize)]

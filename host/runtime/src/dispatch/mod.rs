@@ -16,6 +16,7 @@
 //! - `pipeline`: `machines.pipeline`, steps per machine under the concurrency slots and a window.
 
 mod bounds;
+mod counts;
 pub mod creations;
 mod log_budget;
 mod metrics;
@@ -410,6 +411,9 @@ impl Dispatcher {
             HostCall::Checks { id } => one(p.checks(id).await, HostReply::Checks),
             HostCall::Cordon { ids } => self.change(ids, |id| async move { p.cordon(&id).await }).await,
             HostCall::Uncordon { ids } => self.change(ids, |id| async move { p.uncordon(&id).await }).await,
+            HostCall::Connections { ids } if p.counts_together() => {
+                HostReply::Counts(self.count_together(ids).await)
+            }
             HostCall::Connections { ids } => {
                 HostReply::Counts(self.fan_out(ids, |id| async move { p.connections(&id).await }).await)
             }
@@ -607,6 +611,33 @@ impl Dispatcher {
     }
 
     /// Run `op` for every id, at most `concurrency` at once; one result per id, in order.
+    /// `traffic.connections` on a platform that counts many machines in one request: one request,
+    /// each id listed twice refused as [`Dispatcher::fan_out`] refuses it.
+    async fn count_together(&self, ids: &[String]) -> Vec<Result<u32, OpError>> {
+        let mut seen = HashSet::with_capacity(ids.len());
+        let first: Vec<bool> = ids.iter().map(|id| seen.insert(id.as_str())).collect();
+        let unique: Vec<String> =
+            ids.iter().zip(&first).filter(|(_, f)| **f).map(|(id, _)| id.clone()).collect();
+        let mut counts = match self.platform.connections_of(&unique).await {
+            Ok(counts) => counts.into_iter(),
+            Err(e) => vec![Err(e); unique.len()].into_iter(),
+        };
+        ids.iter()
+            .zip(first)
+            .map(|(id, first)| {
+                if !first {
+                    return Err(OpError::new(
+                        ErrorKind::Invalid,
+                        format!("machine {id} is listed twice in one call"),
+                    ));
+                }
+                counts.next().unwrap_or_else(|| {
+                    Err(OpError::new(ErrorKind::Platform, format!("the platform did not count machine {id}")))
+                })
+            })
+            .collect()
+    }
+
     async fn fan_out<'a, T, F, Fut>(&self, ids: &'a [String], op: F) -> Vec<Result<T, OpError>>
     where
         F: Fn(String) -> Fut,

@@ -9,6 +9,7 @@
 //! up: with a window, the machine furthest along, so machines out of service come back before others
 //! are taken out.
 
+use super::counts::Counts;
 use super::slots::{Slots, rank};
 use super::{Dispatcher, HostReply};
 use cutover_core::pipeline::{PipelineOptions, PipelineOutcome, Step, StepFailure};
@@ -49,11 +50,13 @@ impl Dispatcher {
         skip: &HashMap<String, Skip>,
     ) -> HostReply {
         let slots = Slots::new(self.concurrency);
+        let counts = Counts::new(&*self.platform);
         let window = (options.window > 0).then(|| Semaphore::new(options.window as usize));
         let stopped = AtomicBool::new(false);
         let failed_places = AtomicUsize::new(0);
         let w_size = options.window as usize;
-        let (slots, window, stopped, failed_places) = (&slots, window.as_ref(), &stopped, &failed_places);
+        let (slots, counts, window) = (&slots, &counts, window.as_ref());
+        let (stopped, failed_places) = (&stopped, &failed_places);
         let mut seen = HashSet::with_capacity(ids.len());
         let mut running: FuturesUnordered<_> = ids
             .iter()
@@ -80,9 +83,14 @@ impl Dispatcher {
                         None => None,
                     };
                     let ended = self
-                        .one_machine(id, steps, skip.get(id).copied(), slots, window.is_some(), || {
-                            options.stop_on_failure && stopped.load(Ordering::Relaxed)
-                        })
+                        .one_machine(
+                            id,
+                            steps,
+                            skip.get(id).copied(),
+                            (slots, counts),
+                            window.is_some(),
+                            || options.stop_on_failure && stopped.load(Ordering::Relaxed),
+                        )
                         .await;
                     // A transient (`platform`) failure is the strategy's to retry, not a reason to stop.
                     if options.stop_on_failure
@@ -127,7 +135,7 @@ impl Dispatcher {
         id: &str,
         steps: &[Step],
         skip: Option<Skip>,
-        slots: &Slots,
+        (slots, counts): (&Slots, &Counts<'_>),
         windowed: bool,
         halted: impl Fn() -> bool,
     ) -> Ended {
@@ -152,7 +160,7 @@ impl Dispatcher {
                 if k == 0 && halted() {
                     return Ended::NotStarted;
                 }
-                self.wait_step(id, step, slots).await
+                self.wait_step(id, step, counts, slots).await
             } else {
                 let _slot = slots.acquire(rank(windowed, k, false)).await;
                 // Checked once the slot is held: a failure may have come while this machine queued.
@@ -188,8 +196,14 @@ impl Dispatcher {
         }
     }
 
-    /// A step that waits: no slot, but a drain's counts take one each.
-    async fn wait_step(&self, id: &str, step: &Step, slots: &Slots) -> Result<(), OpError> {
+    /// A step that waits: no slot, but a drain's counts take one (see [`Counts`]).
+    async fn wait_step(
+        &self,
+        id: &str,
+        step: &Step,
+        counts: &Counts<'_>,
+        slots: &Slots,
+    ) -> Result<(), OpError> {
         let p = &*self.platform;
         match step {
             Step::WaitState { state, timeout_ms } => {
@@ -200,11 +214,12 @@ impl Dispatcher {
                 let until = super::deadline_in(*timeout_ms);
                 // A poll of 0 would spin; a millisecond is the contract's unit.
                 let poll = Duration::from_millis((*poll_ms).max(1));
+                // Where machines are counted together, the first count waits for the grid too.
+                if p.counts_together() {
+                    tokio::time::sleep_until(counts.next_poll(poll).min(until)).await;
+                }
                 loop {
-                    let counted = {
-                        let _slot = slots.acquire(rank(false, 0, true)).await;
-                        p.connections(id).await
-                    };
+                    let counted = counts.count(id, slots).await;
                     let open = match counted {
                         Ok(open) => Some(open),
                         // Gone: nothing left to drain.
@@ -216,8 +231,8 @@ impl Dispatcher {
                     if open == Some(0) {
                         return Ok(());
                     }
-                    let now = tokio::time::Instant::now();
-                    if now + poll > until {
+                    let next = counts.next_poll(poll);
+                    if next > until {
                         tokio::time::sleep_until(until).await;
                         let open = open.map_or("an unknown number of".to_string(), |n| n.to_string());
                         return Err(OpError::new(
@@ -225,7 +240,7 @@ impl Dispatcher {
                             format!("machine {id} still had {open} open connection(s) after {timeout_ms} ms"),
                         ));
                     }
-                    tokio::time::sleep(poll).await;
+                    tokio::time::sleep_until(next).await;
                 }
             }
             _ => Err(OpError::new(ErrorKind::Invalid, "internal: an operation taken as a wait")),

@@ -128,6 +128,34 @@ async fn a_drain_that_runs_out_of_time_fails_with_timeout_and_an_idle_one_goes_o
 }
 
 #[tokio::test(start_paused = true)]
+async fn machines_draining_together_are_counted_in_one_request_per_poll() {
+    // 40 machines, 2 slots: counted one call each, a round would take 20 round trips of the slots.
+    let w = world("[fleet]\nmachines = 40");
+    let d = dispatcher(&w, 2);
+    let all = ids(&w);
+    let longest = all.iter().flat_map(|id| w.connection_lifetimes(id)).max().unwrap();
+    let steps = vec![
+        Step::Cordon,
+        Step::WaitDrained { poll_ms: 1_000, timeout_ms: 300_000 },
+        Step::Stop { signal: "SIGINT".into(), timeout_ms: 5_000 },
+        Step::Destroy,
+    ];
+    let start = tokio::time::Instant::now();
+    let outcome = run(&d, &all, steps, PipelineOptions::default()).await;
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert!(ids(&w).is_empty(), "every drained machine is destroyed");
+    let requests = w.calls_on_no_machine("count connections");
+    let polls = start.elapsed().as_secs() + 1;
+    assert!(requests > 0, "the counts went through the platform's request for many machines");
+    assert!(
+        requests <= polls,
+        "{requests} count requests in {polls} polls' time: one per poll, not one per machine"
+    );
+    // Nothing was destroyed before its last connection could have closed.
+    assert!(start.elapsed() >= longest, "{:?} < {longest:?}", start.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_withheld_step_is_denied_per_machine_after_the_steps_before_it() {
     let w = world("[fleet]\nmachines = 2");
     let grants = Grants::from_lists(None, &["machines.destroy".into()], None, None).unwrap();
