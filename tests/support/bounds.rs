@@ -232,15 +232,15 @@ impl<'w> Model<'w> {
         green + last.max(self.batch(&trips))
     }
 
-    /// canary: `list`; the first step's weights (one round trip, at least `a`); clone the canaries
-    /// routable (at best from the stable machines with the shortest create round trips), which boot
-    /// and take traffic from their first passing check; per
+    /// canary: `list`; clone the canaries (at best from the stable machines with the shortest create
+    /// round trips), which boot and take traffic from their first passing check (the first step's
+    /// weights and the uncordon are set while they boot); per
     /// step, the weight (from the second step on), `pause`, and the gate (each canary's checks, one call
     /// per canary, and the stats of the canary's release and of each stable one); then the promotion,
     /// rolling's batches with the weights set before each; then the canaries out (weights, cordon, stop,
     /// stopped, destroy) and the weights cleared.
     ///
-    /// `green_passes(c) + a + steps·(pause + (c + 1 + v)·a) + (steps − 1)·a
+    /// `green_passes(c) + steps·(pause + (c + 1 + v)·a) + (steps − 1)·a
     ///  + Σ_batches (a + rolling_call) + a + max(⌈4c/C⌉·a, 3a + s) + a`, the canaries' own later
     /// calls (their n-th, not their first) at `a`, and their stop at the range's minimum `s`.
     pub fn canary(&self, shape: &CanaryShape, blue: &[String], batches: &[UpdateCall]) -> Duration {
@@ -248,7 +248,7 @@ impl<'w> Model<'w> {
         let mut creates = self.ops(blue, "create machine");
         creates.sort();
         creates.truncate(c);
-        let up = self.green_passes(&creates) + self.a;
+        let up = self.green_passes(&creates);
         let gate = self.a * (c + 1 + shape.stable_versions) as u32;
         let steps = (shape.pause + gate) * shape.steps as u32 + self.a * shape.steps.saturating_sub(1) as u32;
         let promotion: Duration = batches.iter().map(|b| self.a + self.rolling_call(b)).sum();

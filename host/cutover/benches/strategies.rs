@@ -26,8 +26,8 @@
 //! - bluegreen: green up, `list + max(max_k [create_(k) + boot_k + h_k], batch(create))` over the
 //!   clones (the k-th clone id is created no earlier than the k-th shortest create), then every green
 //!   machine in before any blue out, and per blue machine cordon, stop, seen stopped, destroy.
-//! - canary: the first step's weights, then green up for the canary (cloned routable, it takes its
-//!   share from its first passing check), then per step
+//! - canary: green up for the canary (it takes its share from its first passing check; the weights
+//!   and its uncordon are set while it boots), then per step
 //!   the weight, the pause (1 min) and the gate, then the promotion (rolling's bound per batch, plus
 //!   setting the weights before each), then the canary out and the weights cleared; calls on no machine
 //!   at the minimum of `latency.api`.

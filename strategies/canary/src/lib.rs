@@ -2,9 +2,9 @@
 //! then roll the fleet onto it.
 //!
 //! The stable release is every machine not yet on the target release. Per process group, `canary_count`
-//! stable machines (serving ones first) are cloned onto the target release, routable: like flyctl's
-//! canary, each takes traffic from its first passing check (every platform routes only to machines
-//! started and passing). They receive, step by step, the percentages of new connections listed
+//! stable machines (serving ones first) are cloned onto the target release; like flyctl's canary, each
+//! takes traffic from its first passing check (every platform routes only to machines started and
+//! passing). They receive, step by step, the percentages of new connections listed
 //! in `steps` (10, 25, 50 by default), each for `step_pause` from the moment every canary passes. After
 //! each pause a gate decides whether to go on: every check of every canary must be passing; where the platform reports per-release statistics, the canary's
 //! error rate over the pause may exceed the stable release's by at most `max_error_rate_increase`
@@ -24,8 +24,9 @@
 //! rotation). The canaries are then cordoned, stopped and destroyed, so the fleet has the shape it
 //! had before the deploy. Machines already on the target release are neither cloned nor moved.
 //!
-//! Traffic is split with `traffic.set-weights` where the platform can. The first step's weights are set
-//! before the canaries are created, so they never take more than the first step's share. During the promotion the weights follow the count of serving machines of each
+//! Traffic is split with `traffic.set-weights` where the platform can. There the canaries are created
+//! cordoned and the first step's weights set before they go into rotation (while they boot), so they
+//! never take more than the first step's share; elsewhere they are created routable. During the promotion the weights follow the count of serving machines of each
 //! release (recomputed before and after each batch), as routing without weights would: a fixed split
 //! would pile the stable share onto the last stable machines. Once the canaries are gone, the weights
 //! are cleared (`set-weights([])`), so routing goes back to machine count and the next deploy starts
@@ -243,14 +244,28 @@ impl Guest for Canary {
 
         runtime::phase("start canary");
         runtime::progress(0, c as u32);
-        // The canaries are cloned routable: every platform routes to a machine only once it is started
-        // and passing (Fly's proxy, the local proxy and the simulator alike), so each canary takes
-        // traffic at its first passing check, as flyctl's canary does, with no uncordon in between. An
-        // uncordon while it boots would be another matter: on a lagging API it names whichever instance
-        // the platform last reported. With weights, the first step's share is set before the clones
-        // exist (a release without a serving machine gets none), so a canary that passes gets that
-        // share and never more.
+        // Every platform routes to a machine only once it is started and passing (Fly's proxy, the
+        // local proxy and the simulator alike). Where weights split the traffic, the canaries are
+        // created cordoned, the first step's share set, and only then put in rotation, all while they
+        // boot: each takes that share, never more, from its first passing check, the two round trips
+        // hidden behind its boot. Where they do not (Fly), the canaries are created routable, as
+        // flyctl's canary is, with no call between the clone and their first traffic; an uncordon
+        // there would name an instance the lagging Machines API may not report yet.
         let weighted = caps.weights;
+        let mut canary_of: BTreeMap<String, String> = BTreeMap::new();
+        let cloned = with_retries(retries, &sources, |ids| {
+            clone_machines(ids, &plan.target, !weighted, &mut canary_of)
+        });
+        // In the sources' order, so errors and logs list machines the way `list` did.
+        let canaries: Vec<String> = sources.iter().filter_map(|s| canary_of.get(s).cloned()).collect();
+        // From the moment a canary is routable it may be serving (it passes whenever it is ready), so
+        // giving up takes it out of rotation and stops it gracefully before destroying it.
+        if let Err(failures) = cloned {
+            let context =
+                format!("start canary: cloning failed for {} of {c} source machine(s)", failures.len());
+            let e = explain(failures, &context);
+            return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, !weighted, e));
+        }
         if weighted {
             let first = params.steps[0];
             let set =
@@ -260,32 +275,20 @@ impl Guest for Canary {
                     e,
                     &format!(
                         "start canary: could not set the first step's traffic weights ({first}% to v{}) \
-                         before creating the canary",
+                         before putting the canary in rotation",
                         plan.target.version
                     ),
                 );
-                return Err(abandon(retries, &plan, Some(weighted), &view, &[], false, e));
+                return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, false, e));
             }
-        }
-        let mut canary_of: BTreeMap<String, String> = BTreeMap::new();
-        let cloned =
-            with_retries(retries, &sources, |ids| clone_machines(ids, &plan.target, true, &mut canary_of));
-        // In the sources' order, so errors and logs list machines the way `list` did.
-        let canaries: Vec<String> = sources.iter().filter_map(|s| canary_of.get(s).cloned()).collect();
-        // From here on a canary may be serving (it passes whenever it is ready), so giving up takes
-        // each out of rotation and stops it gracefully before destroying it.
-        if let Err(failures) = cloned {
-            let context =
-                format!("start canary: cloning failed for {} of {c} source machine(s)", failures.len());
-            return Err(abandon(
-                retries,
-                &plan,
-                Some(weighted),
-                &view,
-                &canaries,
-                true,
-                explain(failures, &context),
-            ));
+            if let Err(failures) = with_retries(retries, &canaries, traffic::uncordon) {
+                let context = format!(
+                    "start canary: putting {} of {c} canary machine(s) in rotation failed",
+                    failures.len()
+                );
+                let e = explain(failures, &context);
+                return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, true, e));
+            }
         }
         let serving = [
             Step::WaitState(StateWait { state: MachineState::Started, timeout_ms: plan.wait_timeout_ms }),
@@ -330,7 +333,7 @@ impl Guest for Canary {
             let label = format!("step {}/{n} ({percent}%)", index + 1);
             runtime::phase(&format!("canary {label}"));
             if weighted {
-                // The first step's weights were set before the canaries were created.
+                // The first step's weights were set before the canaries went into rotation.
                 let set = if index == 0 {
                     Ok(())
                 } else {
