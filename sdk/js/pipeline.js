@@ -12,7 +12,8 @@
 //   if (!left.ok) throw explain(left.errors(), `moving to v${plan.target.version}`);
 //
 // A machine whose step failed with a transient (`platform`) error goes through again from that step,
-// as long as the retry policy allows (the `retries` parameter, then the time budget: see `usePlan`).
+// as long as the retry policy allows for that machine and step (the `retries` parameter, then while the
+// pauses before its retries fit in the time budget: see `allowsInPipeline` and `usePlan`).
 //
 // The call exists only in cutover:strategy@0.2.0. Built against 0.1 (`--wit wit`), `available` is false
 // and `pipeline`/`retire` throw an `unsupported` error saying how to rebuild.

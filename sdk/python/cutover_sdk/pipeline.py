@@ -13,7 +13,8 @@ roll that keeps `max_unavailable` machines moving:
         raise Err(explain(left.errors(), f"moving to v{plan.target.version}"))
 
 A machine whose step failed with a transient (`platform`) error goes through again from that step, as
-long as the retry policy allows (`retry.py`: the `retries` count, then the time budget).
+long as the retry policy allows for that machine and step (`retry.py`'s `_allows_in_pipeline`: the
+`retries` count, then while the pauses before its retries fit in the time budget).
 
 The call exists only in `cutover:strategy@0.2.0`. Built against 0.1 (`-d wit`), `available()` is False
 and `pipeline`, `retire` and the step constructors raise `Err(types.Error_Unsupported(...))` saying how

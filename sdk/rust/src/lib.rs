@@ -5,7 +5,7 @@
 //! the bindings of that contract (generated once, here, so that helpers can name its types) and what
 //! every strategy ends up writing around them:
 //!
-//! - [`retry`]: transient `platform` errors retried, batch by batch, for as long as a time budget (the
+//! - [`mod@retry`]: transient `platform` errors retried, batch by batch, for as long as a time budget (the
 //!   deploy's `wait_timeout`) allows, without hiding lasting failures;
 //! - [`errors`]: a batch failure turned into one error of the right kind, with context;
 //! - [`params`]: parameter specs for `describe` and typed getters with defaults for `deploy`;

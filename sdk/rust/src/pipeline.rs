@@ -9,7 +9,8 @@
 //! in service lets the next one in.
 //!
 //! [`pipeline`] retries like [`crate::with_retries`]: a machine whose step failed with a transient
-//! (`platform`) error goes through again from that step, as long as the policy allows for that machine.
+//! (`platform`) error goes through again from that step, as long as the policy allows for that machine
+//! and step (`Retry::allows_in_pipeline`: the pauses, not the clock, spend the budget).
 
 use crate::errors::is_transient;
 use crate::machines;

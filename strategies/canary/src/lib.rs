@@ -264,7 +264,8 @@ impl Guest for Canary {
             let context =
                 format!("start canary: cloning failed for {} of {c} source machine(s)", failures.len());
             let e = explain(failures, &context);
-            return Err(abandon(retries, &plan, Some(weighted), &view, &canaries, !weighted, e));
+            // No weights were set yet: none to put back.
+            return Err(abandon(retries, &plan, None, &view, &canaries, !weighted, e));
         }
         if weighted {
             let first = params.steps[0];

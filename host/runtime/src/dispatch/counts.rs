@@ -72,7 +72,8 @@ impl<'a> Counts<'a> {
             return now + poll;
         }
         let ticks = (now - self.epoch).as_nanos() / poll.as_nanos() + 1;
-        self.epoch + poll * u32::try_from(ticks).unwrap_or(u32::MAX)
+        let since = u64::try_from(ticks * poll.as_nanos()).unwrap_or(u64::MAX);
+        self.epoch + Duration::from_nanos(since)
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {

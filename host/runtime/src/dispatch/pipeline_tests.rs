@@ -1,6 +1,7 @@
 //! `machines.pipeline` against the simulator: every machine takes every step, the window bounds the
 //! machines under way, a failure stops the pipeline when asked and names the step, and a drain that
-//! runs out of time says so. And a batch wait, whose waves share one deadline.
+//! runs out of time says so, its counts one request per poll where the platform can. And a batch
+//! wait, whose waves share one deadline, and a batch count, one request for every machine.
 
 use super::{Dispatcher, HostCall, HostReply, Recorder};
 use crate::clock::HostClock;
@@ -200,4 +201,24 @@ async fn a_batch_wait_times_out_once_for_the_whole_call() {
     assert_eq!(failed.len(), 12, "v2 takes 20 minutes to start: every wait times out");
     assert!(failed.iter().all(|(_, e)| e.kind == ErrorKind::Timeout), "{failed:?}");
     assert!(took <= Duration::from_secs(301), "waited {took:?} for a 5 minute timeout");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_count_is_one_request_refusing_twice_listed_and_unknown_ids() {
+    let w = world("[fleet]\nmachines = 3");
+    let d = dispatcher(&w, 8);
+    let all = ids(&w);
+    let asked = vec![all[0].clone(), all[1].clone(), all[0].clone(), "nope".to_string(), all[2].clone()];
+    let counts = match d.call(HostCall::Connections { ids: asked }).await {
+        HostReply::Counts(counts) => counts,
+        other => panic!("a count answers with counts, not {other:?}"),
+    };
+    assert_eq!(counts.len(), 5, "one result per id asked: {counts:?}");
+    // Each serving machine holds the scenario's default of 4 long-lived connections.
+    for i in [0, 1, 4] {
+        assert_eq!(counts[i].as_ref().ok(), Some(&4), "{i}: {:?}", counts[i]);
+    }
+    assert_eq!(counts[2].as_ref().unwrap_err().kind, ErrorKind::Invalid, "listed twice: {:?}", counts[2]);
+    assert_eq!(counts[3].as_ref().unwrap_err().kind, ErrorKind::NotFound, "{:?}", counts[3]);
+    assert_eq!(w.calls_on_no_machine("count connections"), 1, "one request for every machine");
 }
