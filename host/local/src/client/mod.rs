@@ -269,13 +269,18 @@ impl Platform for LocalPlatform {
             connections: std::collections::BTreeMap<String, u32>,
         }
         let req = self.client.http().get(self.extra("/connections"));
-        let c: Counts = self
-            .client
-            .send("connections of the app's machines", req)
-            .await?
-            .json()
-            .await
-            .map_err(|e| OpError::new(ErrorKind::Platform, e.to_string()))?;
+        let resp = match self.client.send("connections of the app's machines", req).await {
+            // A daemon started by an older cutover has no such route: one machine after the other.
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                let mut counts = Vec::with_capacity(ids.len());
+                for id in ids {
+                    counts.push(self.connections(id).await);
+                }
+                return Ok(counts);
+            }
+            other => other?,
+        };
+        let c: Counts = resp.json().await.map_err(|e| OpError::new(ErrorKind::Platform, e.to_string()))?;
         Ok(ids
             .iter()
             .map(|id| {

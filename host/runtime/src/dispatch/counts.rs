@@ -108,6 +108,7 @@ impl<'a> Counts<'a> {
                     }
                 }
                 Err(e) => {
+                    let e = per_machine(e);
                     for (_, tx) in batch {
                         let _ = tx.send(Err(e.clone()));
                     }
@@ -117,5 +118,16 @@ impl<'a> Counts<'a> {
         // A request abandoned (or one answering fewer machines than asked) is a failed count: the
         // machine asks again at its next poll.
         rx.await.unwrap_or_else(|_| Err(OpError::new(ErrorKind::Platform, "the count was abandoned")))
+    }
+}
+
+/// What a failed request for many machines means for each: the same, except that a request the
+/// platform did not find says nothing of the machines (a drain would take `not-found` for a machine
+/// gone, with nothing left to drain), so it is a failed count, asked again at the next poll.
+pub(super) fn per_machine(e: OpError) -> OpError {
+    if e.kind == ErrorKind::NotFound {
+        OpError::new(ErrorKind::Platform, format!("counting connections: {}", e.message))
+    } else {
+        e
     }
 }

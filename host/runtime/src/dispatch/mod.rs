@@ -620,7 +620,7 @@ impl Dispatcher {
             ids.iter().zip(&first).filter(|(_, f)| **f).map(|(id, _)| id.clone()).collect();
         let mut counts = match self.platform.connections_of(&unique).await {
             Ok(counts) => counts.into_iter(),
-            Err(e) => vec![Err(e); unique.len()].into_iter(),
+            Err(e) => vec![Err(counts::per_machine(e)); unique.len()].into_iter(),
         };
         ids.iter()
             .zip(first)
