@@ -218,10 +218,14 @@ export function usePlan(plan) {
   budgetMs = Number(plan.waitTimeoutMs);
 }
 
+// Capped, so a platform that is down is still asked again every 10 s.
+function backoffMs(attempt) {
+  return Math.min(500 * attempt, 10000);
+}
+
 function backoff(attempt) {
-  // The host's clock: instant under the simulator. Capped, so a platform that is down is still asked
-  // again every 10 s.
-  runtime.sleep(BigInt(Math.min(500 * attempt, 10000)));
+  // The host's clock: instant under the simulator.
+  runtime.sleep(BigInt(backoffMs(attempt)));
 }
 
 // `started` holds the time of the first failure once there was one: the clock is read only then, so a
@@ -240,7 +244,7 @@ function label(attempt, retries) {
 // retries fit in the budget, as many tries as retryBatch would make, however long the calls.
 function allowsInPipeline(attempt, retries) {
   let paused = 0;
-  for (let k = 1; k <= attempt; k++) paused += Math.min(500 * k, 10000);
+  for (let k = 1; k <= attempt; k++) paused += backoffMs(k);
   return attempt <= retries || paused < budgetMs;
 }
 

@@ -172,11 +172,7 @@ pub trait Platform: Send + Sync {
     /// [`Platform::counts_together`], by default one machine after the other. `Err` when the request
     /// as a whole failed.
     async fn connections_of(&self, ids: &[String]) -> Result<Vec<Result<u32, OpError>>, OpError> {
-        let mut counts = Vec::with_capacity(ids.len());
-        for id in ids {
-            counts.push(self.connections(id).await);
-        }
-        Ok(counts)
+        Ok(connections_one_by_one(self, ids).await)
     }
     /// Split new connections between releases (`traffic.set-weights`). The runtime has checked the
     /// percentages add up to 100; an empty list goes back to splitting by machine count. By default
@@ -321,4 +317,17 @@ pub trait LaunchLog: Send + Sync {
     fn info(&self, message: String);
     /// `done` of `total` machines are up.
     fn progress(&self, done: u32, total: u32);
+}
+
+/// Open connections of each of `ids`, one [`Platform::connections`] call after the other: what
+/// [`Platform::connections_of`] does where a platform cannot count many machines in one request.
+pub async fn connections_one_by_one<P: Platform + ?Sized>(
+    p: &P,
+    ids: &[String],
+) -> Vec<Result<u32, OpError>> {
+    let mut counts = Vec::with_capacity(ids.len());
+    for id in ids {
+        counts.push(p.connections(id).await);
+    }
+    counts
 }

@@ -34,10 +34,14 @@ def use_plan(plan: types.DeployPlan) -> None:
     _budget_ms = plan.wait_timeout_ms
 
 
+def _backoff_ms(attempt: int) -> int:
+    # Capped, so a platform that is down is still asked again every 10 s.
+    return min(500 * attempt, 10_000)
+
+
 def _backoff(attempt: int) -> None:
-    # On the host's clock: instant under the simulator, real under the local platform and Fly. Capped, so
-    # a platform that is down is still asked again every 10 s.
-    runtime.sleep(min(500 * attempt, 10_000))
+    # On the host's clock: instant under the simulator, real under the local platform and Fly.
+    runtime.sleep(_backoff_ms(attempt))
 
 
 def _allows(attempt: int, limit: int, started: List[int], budget_ms: Optional[int]) -> bool:
@@ -53,7 +57,7 @@ def _allows_in_pipeline(attempt: int, limit: int) -> bool:
     # A pipeline's machine is retried only once the whole call returns (its last machine done: a boot, a
     # drain), so its retries come a call apart: beyond `limit`, it goes again while the pauses before its
     # retries fit in the budget, as many tries as `retry_batch` would make, however long the calls.
-    return attempt <= limit or sum(min(500 * k, 10_000) for k in range(1, attempt + 1)) < _budget_ms
+    return attempt <= limit or sum(_backoff_ms(k) for k in range(1, attempt + 1)) < _budget_ms
 
 
 def _label(attempt: int, limit: int) -> str:

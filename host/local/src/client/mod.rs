@@ -272,11 +272,7 @@ impl Platform for LocalPlatform {
         let resp = match self.client.send("connections of the app's machines", req).await {
             // A daemon started by an older cutover has no such route: one machine after the other.
             Err(e) if e.kind == ErrorKind::NotFound => {
-                let mut counts = Vec::with_capacity(ids.len());
-                for id in ids {
-                    counts.push(self.connections(id).await);
-                }
-                return Ok(counts);
+                return Ok(cutover_core::platform::connections_one_by_one(self, ids).await);
             }
             other => other?,
         };

@@ -610,7 +610,6 @@ impl Dispatcher {
         }
     }
 
-    /// Run `op` for every id, at most `concurrency` at once; one result per id, in order.
     /// `traffic.connections` on a platform that counts many machines in one request: one request,
     /// each id listed twice refused as [`Dispatcher::fan_out`] refuses it.
     async fn count_together(&self, ids: &[String]) -> Vec<Result<u32, OpError>> {
@@ -626,10 +625,7 @@ impl Dispatcher {
             .zip(first)
             .map(|(id, first)| {
                 if !first {
-                    return Err(OpError::new(
-                        ErrorKind::Invalid,
-                        format!("machine {id} is listed twice in one call"),
-                    ));
+                    return Err(listed_twice(id));
                 }
                 counts.next().unwrap_or_else(|| {
                     Err(OpError::new(ErrorKind::Platform, format!("the platform did not count machine {id}")))
@@ -638,6 +634,7 @@ impl Dispatcher {
             .collect()
     }
 
+    /// Run `op` for every id, at most `concurrency` at once; one result per id, in order.
     async fn fan_out<'a, T, F, Fut>(&self, ids: &'a [String], op: F) -> Vec<Result<T, OpError>>
     where
         F: Fn(String) -> Fut,
@@ -653,13 +650,7 @@ impl Dispatcher {
                 async move {
                     match fut {
                         Some(f) => (i, f.await),
-                        None => (
-                            i,
-                            Err(OpError::new(
-                                ErrorKind::Invalid,
-                                format!("machine {id} is listed twice in one call"),
-                            )),
-                        ),
+                        None => (i, Err(listed_twice(&id))),
                     }
                 }
             })
@@ -736,4 +727,9 @@ fn one<T>(r: Result<T, OpError>, ok: impl FnOnce(T) -> HostReply) -> HostReply {
         Ok(v) => ok(v),
         Err(e) => HostReply::Failed(e),
     }
+}
+
+/// The refusal of an id a batch call lists more than once (each machine is acted on once per call).
+fn listed_twice(id: &str) -> OpError {
+    OpError::new(ErrorKind::Invalid, format!("machine {id} is listed twice in one call"))
 }

@@ -65,10 +65,7 @@ impl Dispatcher {
                 let duplicate = !seen.insert(id.as_str());
                 async move {
                     if duplicate {
-                        let error = OpError::new(
-                            ErrorKind::Invalid,
-                            format!("machine {id} is listed twice in one call"),
-                        );
+                        let error = super::listed_twice(id);
                         return (i, Ended::Failed(StepFailure { id: id.clone(), step: 0, error }), None);
                     }
                     // Held until the machine's last step is done: the window counts machines under way.
