@@ -339,7 +339,28 @@ async fn drain_keeps_a_websocket_open_until_it_closes_then_destroys_its_machine(
                 pinned.as_str(),
                 "only the machine with the open WebSocket is kept"
             );
-            assert!(blue_left[0]["cordoned"].as_bool().unwrap(), "it takes no new connections");
+            // It takes no new connections: the local platform splits by weight, so the switch gave
+            // the new release 100% and left blue uncordoned (a platform without weights cordons it).
+            let weights = get_json(
+                &daemon_http(&app),
+                &format!("{}/cutover/v1/apps/hello-cutover/weights", daemon_url(&app)),
+            )
+            .await;
+            let version = blue_left[0]["config"]["metadata"]["fly_release_version"].clone();
+            let shares: Vec<(String, u64)> = weights
+                .as_array()
+                .expect("weights")
+                .iter()
+                .map(|w| (w["version"].to_string(), w["percent"].as_u64().unwrap()))
+                .collect();
+            assert!(
+                blue_left[0]["cordoned"].as_bool().unwrap()
+                    || (!shares.is_empty()
+                        && shares
+                            .iter()
+                            .all(|(v, p)| *p == 0 || v.trim_matches('"') != version.as_str().unwrap())),
+                "it takes no new connections: {weights} ({version})"
+            );
             break;
         }
         waited += 1;

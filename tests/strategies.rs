@@ -3,9 +3,9 @@
 
 use crate::support;
 
-use cutover::core::ErrorKind;
 use cutover::core::events::{EventKind, HostCall, HostReply};
 use cutover::core::pipeline::Step;
+use cutover::core::{ErrorKind, ReleaseWeight};
 use cutover::runtime::Runtime;
 use std::collections::HashSet;
 use std::sync::OnceLock;
@@ -84,9 +84,45 @@ async fn bluegreen_switches_without_losing_capacity() {
         destroyed_at > healthy_at,
         "blue destroyed (event {destroyed_at}) before green passed (event {healthy_at})"
     );
-    let (uncordon_at, _) = first_call_on(&run, "traffic.uncordon", &green).unwrap();
-    let (cordon_at, _) = first_call_on(&run, "traffic.cordon", &blue).unwrap();
-    assert!(uncordon_at < cordon_at, "green takes traffic before blue stops taking it");
+    // The simulator splits traffic by weight: once green was created (cordoned), v1 was pinned at 100%
+    // and v2 at 0% and green uncordoned while it booted; the switch is one call giving v2 100% once
+    // green passed, and routing goes back to machine count once blue is gone. Blue was never cordoned.
+    let weights = weight_calls(&run);
+    let v = |version: u64, percent: u8| ReleaseWeight { version, percent };
+    let (pin_at, pin) = &weights[0];
+    assert_eq!(pin, &[v(1, 100), v(2, 0)], "{weights:?}");
+    let cloned_at = run
+        .events
+        .iter()
+        .position(|e| {
+            matches!(&e.kind, EventKind::HostCall { call: HostCall::CloneFrom { routable: false, .. }, .. })
+        })
+        .expect("green cloned cordoned");
+    let (uncordon_at, _) = first_call_on(&run, "traffic.uncordon", &green).expect("green put in rotation");
+    assert!(
+        cloned_at < *pin_at && *pin_at < uncordon_at,
+        "pinned before green went in rotation: {weights:?}"
+    );
+    let (switch_at, switch) = &weights[1];
+    assert_eq!(switch, &[v(2, 100)], "{weights:?}");
+    assert!(
+        *switch_at > healthy_at && *switch_at < destroyed_at,
+        "switched between green passing and blue going"
+    );
+    assert_eq!(weights.last().map(|(_, w)| w.len()), Some(0), "weights cleared at the end: {weights:?}");
+    assert!(first_call_on(&run, "traffic.cordon", &blue).is_none(), "blue left rotation by its weight");
+}
+
+/// Every `traffic.set-weights` call of a run: its event's index and the weights.
+fn weight_calls(run: &SimRun) -> Vec<(usize, Vec<ReleaseWeight>)> {
+    run.events
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match &e.kind {
+            EventKind::HostCall { call: HostCall::SetWeights { weights }, .. } => Some((i, weights.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -180,7 +216,7 @@ async fn immediate_updates_everything_at_once_and_drops_capacity() {
 #[tokio::test(start_paused = true)]
 async fn bluegreen_retires_a_blue_machine_that_crashes_while_stopping() {
     let scenario = "seed = 54\n[fleet]\nmachines = 23\nregions = [\"ams\"]\n[faults]\napi_error_rate = 0.03\n\
-                    [[faults.crash]]\nmachine = 0\nat = \"20s\"";
+                    [[faults.crash]]\nmachine = 0\nat = \"19500ms\"";
     let w = world(scenario);
     w.track_availability(APP);
     let opts = RunOptions { wait_timeout: std::time::Duration::from_secs(60), ..Default::default() };
@@ -377,6 +413,7 @@ async fn drain_destroys_no_machine_with_open_connections_before_the_timeout() {
         let run = run_on_sim(shared_runtime(), builtin("drain-then-destroy"), w, opts).await;
         assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
         let blue = blue_ids(&run);
+        // The switch: blue cordoned, or (the simulator splits by weight) v2 given 100%.
         let switch_at = run
             .events
             .iter()
@@ -384,10 +421,13 @@ async fn drain_destroys_no_machine_with_open_connections_before_the_timeout() {
                 EventKind::HostCall { call: HostCall::Cordon { ids }, .. } => {
                     ids.iter().any(|id| blue.contains(id))
                 }
+                EventKind::HostCall { call: HostCall::SetWeights { weights }, .. } => {
+                    weights.iter().any(|w| w.version == 2 && w.percent == 100)
+                }
                 _ => false,
             })
             .map(|e| e.at_ms)
-            .expect("blue was cordoned");
+            .expect("traffic was switched");
         let cuts = run.world.cut_connections();
         let limit = cutover::config::duration::parse(drain_timeout).unwrap().as_millis() as u64;
         for (at, id, open) in &cuts {

@@ -164,72 +164,66 @@ impl<'w> Model<'w> {
         self.list() + last.unwrap_or_default().max(self.batch(creates))
     }
 
-    /// Green in: every green machine uncordoned (all of them before any blue one is cordoned, so
-    /// traffic switches in one step).
-    fn green_in(&self, n: usize) -> (Vec<Duration>, Duration) {
-        let trips = self.ops(self.clones(n), "uncordon machine");
-        let took = self.batch(&trips);
-        (trips, took)
+    /// The switch: one call giving the target release 100% of new connections. The simulator splits
+    /// traffic by weight, so green can be put in rotation at 0% while it boots (those calls are not
+    /// counted: they may all fit in the boot), and blue, out of new traffic from that answer on, needs
+    /// no cordon before it drains or stops (the switch by cordons, green uncordoned then blue
+    /// cordoned after green passed, makes 2n round trips more).
+    fn switch(&self) -> Duration {
+        self.a
     }
 
-    /// bluegreen: green up (every blue machine cloned), green in, then per blue machine: cordon, stop,
-    /// see it stopped (that call's round trip overlaps the stop), destroy. Seeing it stopped is a wait,
-    /// which in a pipeline holds no slot: only the other 4n round trips share them.
+    /// bluegreen: green up (every blue machine cloned), the switch, then per blue
+    /// machine: stop, see it stopped (that call's round trip overlaps the stop), destroy. Seeing it
+    /// stopped is a wait, which in a pipeline holds no slot: only the other 2n round trips share them.
     ///
-    /// `green_passes + max( in + max_j [cordon_j + stop_j + max(s_j, wait_j) + destroy_j],
-    ///  batch(the 4n operations) )`.
+    /// `green_passes + switch + max( max_j [stop_j + max(s_j, wait_j) + destroy_j],
+    ///  batch(the 2n operations) )`.
     pub fn bluegreen(&self, blue: &[String]) -> Duration {
         let green = self.green_passes(&self.ops(blue, "create machine"));
-        let (mut trips, green_in) = self.green_in(blue.len());
         let retire = blue
             .iter()
             .map(|id| {
-                self.op(id, "cordon machine")
-                    + self.op(id, "stop machine")
+                self.op(id, "stop machine")
                     + self.world.stop_time(id, 1).max(self.op(id, "wait for machine"))
                     + self.op(id, "destroy machine")
             })
             .max()
             .unwrap_or_default();
-        for what in ["cordon machine", "stop machine", "destroy machine"] {
-            trips.extend(self.ops(blue, what));
-        }
-        green + (green_in + retire).max(self.batch(&trips))
+        let mut trips = self.ops(blue, "stop machine");
+        trips.extend(self.ops(blue, "destroy machine"));
+        green + self.switch() + retire.max(self.batch(&trips))
     }
 
-    /// drain-then-destroy: green up and in (as bluegreen), every blue machine cordoned, then its
-    /// connections counted until a count finds it idle, and only then stopped and destroyed.
+    /// drain-then-destroy: green up and the switch (as bluegreen), from which blue takes no new
+    /// connection; then each blue machine's connections are counted until a count finds it idle, and
+    /// only then is it stopped and destroyed.
     ///
-    /// Blue machine j is cordoned at `c_j ≥ green_passes + in + cordon_j` and is idle no earlier than
-    /// `L_j = c_j + min(longest connection lifetime of j, drain_timeout)`; the count that finds it so
-    /// ends no earlier than `max(L_j, c_j + a)` (a count may be one request for many machines, at
+    /// Blue machine j stops taking connections at `c = green_passes + switch` and is idle no earlier
+    /// than `L_j = c + min(longest connection lifetime of j, drain_timeout)`; the count that finds it
+    /// so ends no earlier than `max(L_j, c + a)` (a count may be one request for many machines, at
     /// least the API's shortest round trip); then it is stopped (`stop_j + s_j`) and destroyed. Nor
-    /// can the round trips of every machine (green in, cordon, stop, destroy) take less than
-    /// `batch(all)`.
+    /// can the stops and destroys of every machine take less than `batch(all)` after the switch.
     ///
-    /// `green_passes + max( max_j [max(L_j, c_j + a) + stop_j + s_j + destroy_j] − green_passes,
+    /// `green_passes + switch + max( max_j [max(L_j − c, a) + stop_j + s_j + destroy_j],
     ///  batch(all) )`.
     pub fn drain(&self, blue: &[String], lifetimes: &[Vec<Duration>], drain_timeout: Duration) -> Duration {
         let green = self.green_passes(&self.ops(blue, "create machine"));
-        let (mut trips, green_in) = self.green_in(blue.len());
         let last = blue
             .iter()
             .zip(lifetimes)
             .map(|(id, lives)| {
-                let cordoned = green_in + self.op(id, "cordon machine");
-                let idle = cordoned + lives.iter().copied().max().unwrap_or_default().min(drain_timeout);
-                let counted = idle.max(cordoned + self.a);
-                counted
+                let idle = lives.iter().copied().max().unwrap_or_default().min(drain_timeout);
+                idle.max(self.a)
                     + self.op(id, "stop machine")
                     + self.world.stop_time(id, 1)
                     + self.op(id, "destroy machine")
             })
             .max()
             .unwrap_or_default();
-        for what in ["cordon machine", "stop machine", "destroy machine"] {
-            trips.extend(self.ops(blue, what));
-        }
-        green + last.max(self.batch(&trips))
+        let mut trips = self.ops(blue, "stop machine");
+        trips.extend(self.ops(blue, "destroy machine"));
+        green + self.switch() + last.max(self.batch(&trips))
     }
 
     /// canary: `list`; clone the canaries (at best from the stable machines with the shortest create

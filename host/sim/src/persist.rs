@@ -256,6 +256,9 @@ impl SimWorld {
                 None
             };
             let started = m.state == MachineState::Started;
+            // As the cordon's instant, the weights' is not kept: taken as the world's start.
+            let unweighted_at =
+                crate::traffic::weighted_out(saved.weights.get(&m.app), m.release.version).then_some(origin);
             machines.insert(
                 m.id.clone(),
                 SimMachine {
@@ -271,6 +274,8 @@ impl SimWorld {
                     started_at: started.then(|| origin - Duration::from_secs(3600)),
                     cordoned: m.cordoned,
                     cordoned_at: None,
+                    unweighted_at,
+                    took: started && !m.cordoned,
                     volumes: m.volumes,
                     metadata: m.metadata,
                     desired_running: m.desired_running,

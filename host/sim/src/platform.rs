@@ -253,6 +253,9 @@ impl Platform for SimPlatform {
             started_at: None,
             cordoned: !routable,
             cordoned_at: None,
+            unweighted_at: crate::traffic::weighted_out(st.weights.get(&self.app), target.version)
+                .then_some(now),
+            took: false,
             volumes: vec![],
             desired_running: true,
             crash_at: None,
@@ -274,7 +277,11 @@ impl Platform for SimPlatform {
 
     async fn update(&self, id: &str, target: &Release) -> Result<(), OpError> {
         self.api(Some(id), "update machine").await?;
+        let out = crate::traffic::weighted_out(self.world.lock().weights.get(&self.app), target.version);
         let r = self.with_machine(id, |w, m, now| {
+            if m.release.version != target.version {
+                m.unweighted_at = out.then_some(now);
+            }
             m.release = target.clone();
             m.metadata.insert("fly_release_version".into(), target.version.to_string());
             m.timeline.clear();
@@ -432,6 +439,7 @@ impl Platform for SimPlatform {
         let r = self.with_machine(id, |_, m, _| {
             m.cordoned = false;
             m.cordoned_at = None;
+            m.note_taking();
             Ok(())
         });
         self.world.changed(Some(id));
@@ -460,6 +468,14 @@ impl Platform for SimPlatform {
             st.weights.remove(&self.app);
         } else {
             st.weights.insert(self.app.clone(), weights.to_vec());
+        }
+        let now = Instant::now();
+        let weights = st.weights.get(&self.app).cloned();
+        for m in st.machines.values_mut().filter(|m| m.app == self.app) {
+            self.world.settle(m, now);
+            let out = crate::traffic::weighted_out(weights.as_ref(), m.release.version);
+            m.unweighted_at = if out { m.unweighted_at.or(Some(now)) } else { None };
+            m.note_taking();
         }
         self.world.sample(&mut st);
         drop(st);

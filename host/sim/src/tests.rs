@@ -116,6 +116,53 @@ async fn cordoned_machines_drain_their_connections() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_release_weighted_to_zero_drains_and_a_machine_born_there_holds_nothing() {
+    let w = world("[fleet]\nmachines = 1\n[traffic]\nconnections = 3\nconnection_lifetime = [1000, 20000]");
+    let p = w.platform("app");
+    let blue = p.list().await.unwrap()[0].id.clone();
+    let v2 = Release { version: 2, image: "img:v2".into() };
+    // Green routable from its creation, at 0%: it never takes a connection, even once serving.
+    p.set_weights(&[ReleaseWeight { version: 1, percent: 100 }, ReleaseWeight { version: 2, percent: 0 }])
+        .await
+        .unwrap();
+    let green = p.clone_from(&blue, &v2, true).await.unwrap().id;
+    p.wait_healthy(&green, Duration::from_secs(120)).await.unwrap();
+    assert_eq!(p.connections(&green).await.unwrap(), 0);
+    assert_eq!(p.connections(&blue).await.unwrap(), 3, "blue keeps its connections at 100%");
+    // The switch: blue's release at 0% (unlisted) drains as a cordon would, still uncordoned.
+    p.set_weights(&[ReleaseWeight { version: 2, percent: 100 }]).await.unwrap();
+    assert_eq!(p.connections(&green).await.unwrap(), 3, "green takes connections once weighted in");
+    let mut last = 3;
+    for _ in 0..25 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let open = p.connections(&blue).await.unwrap();
+        assert!(open <= last, "connections only close once the release has no share");
+        last = open;
+    }
+    assert_eq!(last, 0, "all closed after the longest lifetime");
+    p.set_weights(&[]).await.unwrap();
+    assert_eq!(p.connections(&blue).await.unwrap(), 3, "new connections once by machine count again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_machine_put_in_rotation_only_at_zero_percent_holds_nothing() {
+    let w = world("[fleet]\nmachines = 1\n[traffic]\nconnections = 3\nconnection_lifetime = [1000, 20000]");
+    let p = w.platform("app");
+    let blue = p.list().await.unwrap()[0].id.clone();
+    let v2 = Release { version: 2, image: "img:v2".into() };
+    // Started cordoned, pinned at 0%, then uncordoned: a bluegreen's green before its switch.
+    let green = p.clone_from(&blue, &v2, false).await.unwrap().id;
+    p.wait_healthy(&green, Duration::from_secs(120)).await.unwrap();
+    p.set_weights(&[ReleaseWeight { version: 1, percent: 100 }, ReleaseWeight { version: 2, percent: 0 }])
+        .await
+        .unwrap();
+    p.uncordon(&green).await.unwrap();
+    assert_eq!(p.connections(&green).await.unwrap(), 0);
+    p.destroy(&green).await.unwrap();
+    assert!(w.cut_connections().is_empty(), "destroying it cuts nothing");
+}
+
+#[tokio::test(start_paused = true)]
 async fn weights_split_traffic_and_stats_follow() {
     let w = world(
         "[fleet]\nmachines = 4\n[traffic]\nrps = 100\nerror_rate = 0.0\n[faults]\nerror_images = { \"img:v2\" = 0.5 }",

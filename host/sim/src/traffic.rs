@@ -26,28 +26,42 @@ impl SimWorld {
         self.shares(&mut st, app, Instant::now())
     }
 
-    /// Open long-lived connections of a machine at `now`.
+    /// Open long-lived connections of a machine at `now`: the scenario's number while it takes new
+    /// ones; once it stops taking them (cordoned, or its release weighted to 0), each ends after its
+    /// own seeded lifetime. A boot that never took one (created cordoned, or in rotation only while
+    /// its release had no share) holds none.
     pub(crate) fn connections_of(&self, m: &SimMachine, now: Instant) -> u32 {
-        if m.state != MachineState::Started {
+        if m.state != MachineState::Started || !m.took {
             return 0;
         }
         let n = self.scenario.traffic.connections;
-        match (m.cordoned, m.cordoned_at) {
-            (false, _) => n,
-            // Created cordoned (a green machine): it never took a connection.
-            (true, None) => 0,
-            (true, Some(since)) => (0..u64::from(n))
-                .filter(|k| {
-                    let life = self.latency(
-                        self.scenario.traffic.connection_lifetime,
-                        &m.id,
-                        2_000_000 + m.boots * 64 + k,
-                    );
-                    since + life > now
-                })
-                .count() as u32,
-        }
+        let cordoned = if m.cordoned { m.cordoned_at } else { None };
+        let since = match (cordoned, m.unweighted_at) {
+            (Some(c), Some(u)) => c.min(u),
+            (None, None) if !m.cordoned => return n,
+            (c, u) => match c.or(u) {
+                Some(since) => since,
+                None => return 0,
+            },
+        };
+        (0..u64::from(n))
+            .filter(|k| {
+                let life = self.latency(
+                    self.scenario.traffic.connection_lifetime,
+                    &m.id,
+                    2_000_000 + m.boots * 64 + k,
+                );
+                since + life > now
+            })
+            .count() as u32
     }
+}
+
+/// Whether `weights` give `version` no share of new connections: weights are set, and the release is
+/// at 0% or not listed (the platforms' rule, [`split`]; a split where no listed release serves falls
+/// back to machine count, a moment this model does not count as taking connections again).
+pub(crate) fn weighted_out(weights: Option<&Vec<ReleaseWeight>>, version: u64) -> bool {
+    weights.is_some_and(|ws| !ws.is_empty() && ws.iter().all(|w| w.version != version || w.percent == 0))
 }
 
 /// Share of new requests each release gets, in percent, given the machines serving per release. With

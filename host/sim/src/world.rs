@@ -69,6 +69,12 @@ pub(crate) struct SimMachine {
     pub(crate) cordoned: bool,
     /// When the machine stopped taking new connections; its long-lived ones then end one by one.
     pub(crate) cordoned_at: Option<Instant>,
+    /// When traffic weights left the machine's release no share of new connections (see
+    /// [`weighted_out`]): like a cordon, its long-lived connections then end one by one.
+    pub(crate) unweighted_at: Option<Instant>,
+    /// Whether the current boot has taken new connections at some point (started, uncordoned, its
+    /// release weighted in): only then does it hold long-lived ones.
+    pub(crate) took: bool,
     pub(crate) volumes: Vec<String>,
     pub(crate) metadata: BTreeMap<String, String>,
     /// Whether the machine should be running (false after `stop`).
@@ -81,6 +87,20 @@ pub(crate) struct SimMachine {
     pub(crate) boots: u64,
     /// Stops so far (by `stop` or `update`), so each draws its own stop time.
     pub(crate) stops: u64,
+}
+
+impl SimMachine {
+    /// Whether new connections reach it now, were it started: uncordoned, its release weighted in.
+    pub(crate) fn takes_connections(&self) -> bool {
+        !self.cordoned && self.unweighted_at.is_none()
+    }
+
+    /// Notes that it takes new connections from now, if it is started and does.
+    pub(crate) fn note_taking(&mut self) {
+        if self.state == MachineState::Started && self.takes_connections() {
+            self.took = true;
+        }
+    }
 }
 
 /// A world written through to disk: where, and the open change log (`persist` writes it).
@@ -134,6 +154,8 @@ impl SimWorld {
                 started_at: running.then_some(origin - Duration::from_secs(3600)),
                 cordoned: false,
                 cordoned_at: None,
+                unweighted_at: None,
+                took: running,
                 volumes: if fleet.volumes && owner == app { vec![format!("data_{i}")] } else { vec![] },
                 metadata: BTreeMap::from([
                     ("fly_process_group".to_string(), group.clone()),
@@ -215,6 +237,7 @@ impl SimWorld {
             if state == MachineState::Started {
                 m.started_at = Some(at);
             }
+            m.took = state == MachineState::Started && m.takes_connections();
         }
         if let Some(at) = m.crash_at
             && at <= now

@@ -2,10 +2,20 @@
 //! share (they differ only in how blue is retired afterwards).
 //!
 //! Blue is every machine not yet on the target release. Each blue machine gets a green clone on the
-//! target release, created cordoned (`routable = false`) so it takes no traffic while it boots. Once
-//! every green machine is started and passing its checks, traffic switches in one step: green is
-//! uncordoned first and blue cordoned second, so there is never an instant with nothing in rotation.
-//! Blue is not touched before the switch, so any failure up to it is undone by destroying green.
+//! target release, kept out of traffic while it boots. Once every green machine is started and passing
+//! its checks, traffic switches in one step. Blue keeps serving until then, so any failure up to the
+//! switch is undone by destroying green. There are two ways to switch ([`Switch`]):
+//!
+//! - **Weights**, where the platform splits traffic by release and blue serves on one release: green
+//!   is created cordoned, then, while it boots, blue's release is pinned at 100% and the target at 0%
+//!   and green is uncordoned: in rotation, it still takes nothing; the switch is one call giving the
+//!   target 100%. From that instant blue, still uncordoned, takes no new connection (its drain
+//!   starts), and nothing else has to happen on every machine before blue can be retired. The weights
+//!   are cleared (back to machine count) once blue is gone, after cordoning whatever blue machine is
+//!   kept ([`Switched::finish`]).
+//! - **Cordons** everywhere else (Fly): green is created cordoned, and the switch uncordons green first
+//!   and cordons blue second, so there is never an instant with nothing in rotation. Two calls on
+//!   every machine.
 //!
 //! Machines already on the target release but cordoned are *standbys*: the blue fleet an earlier
 //! bluegreen kept (`retain_blue`), which `cutover rollback` returns to. A standby of the same process
@@ -15,18 +25,29 @@
 //! standbys that were started are stopped again; they are never destroyed.
 
 use crate::runtime::{self, Level};
+use crate::traffic::ReleaseWeight;
 use crate::types::{Machine, MachineError};
 use crate::{DeployPlan, Error, machines, traffic};
-use crate::{NotServing, Retry, wait_serving, with_note, with_retries};
+use crate::{NotServing, Retry, retry, wait_serving, with_note, with_retries};
 use crate::{clone_machines, describe_error, explain, list_machines, refuse_volumes, should_run};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The check suggested to a fleet that has none.
 pub const CHECK_EXAMPLE: &str = "[[http_service.checks]]\n  grace_period = \"10s\"\n  interval = \"15s\"\n  \
                                  method = \"GET\"\n  path = \"/health\"\n  timeout = \"2s\"";
 
-/// The fleet once green serves: blue still running, cordoned after [`Ready::switch`], still in rotation
-/// after [`Ready::admit`].
+/// How traffic moves from blue to green (see the module's doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// Blue's release pinned at 100% and the target's at 0% while green boots, uncordoned; the switch
+    /// gives the target 100%. Blue stays uncordoned, out of new traffic by its weight.
+    Weights,
+    /// Green cordoned while it boots; the switch uncordons green, then cordons blue.
+    Cordons,
+}
+
+/// The fleet once green serves: blue still running and out of new traffic after [`Ready::switch`]
+/// (cordoned, or weighted to 0% by [`Switch::Weights`]), still in rotation after [`Ready::admit`].
 pub struct Switched {
     /// The blue machines, as `list` gave them.
     pub blue: Vec<Machine>,
@@ -34,9 +55,22 @@ pub struct Switched {
     pub blue_ids: Vec<String>,
     /// Each blue machine's green clone, by the blue machine's id.
     pub green_of: BTreeMap<String, String>,
+    /// How the switch was made: with [`Switch::Weights`] the weights stay set until [`Switched::finish`].
+    pub switch: Switch,
 }
 
 impl Switched {
+    /// Once blue is retired, after a switch by weights: cordon the blue machines `kept` on the platform
+    /// (stopped standbys, or machines that would not stop), then go back to routing by machine count,
+    /// so the next deploy starts from the default. A machine that cannot be cordoned keeps the weights
+    /// as they are (it would take traffic again otherwise); that is only logged, the deploy is done.
+    /// Nothing to do after a switch by cordons.
+    pub fn finish(&self, retries: impl Into<Retry>, kept: &[String]) {
+        if self.switch == Switch::Weights {
+            unpin(retries.into(), kept, "blue");
+        }
+    }
+
     /// The green machines standing in for blue machines that were stopped before the deploy.
     pub fn stand_ins_for_stopped(&self) -> Vec<String> {
         self.blue
@@ -81,6 +115,7 @@ pub struct Ready {
     kill: (String, u64),
     /// The target release, which the green machines a give-up could not remove are tagged with.
     version: u64,
+    switch: Switch,
 }
 
 /// List the fleet, refuse what cannot be done safely, clone blue into a cordoned green (or adopt
@@ -138,13 +173,38 @@ pub fn prepare(
     // In blue's order, so errors and logs list machines the way `list` did.
     let green: Vec<String> = blue_ids.iter().filter_map(|b| green_of.get(b).cloned()).collect();
     let clones: Vec<String> = to_clone.iter().filter_map(|b| green_of.get(b).cloned()).collect();
-    let give_up = |failures: Vec<MachineError>, context: &str| {
+    let give_up = |switch: Switch, failures: Vec<MachineError>, context: &str| {
         rest_standbys(retries, &started_standbys);
-        abandon(retries, &clones, plan.target.version, n, failures, context)
+        abandon(retries, &clones, plan.target.version, n, switch, failures, context)
     };
     if let Err(failures) = cloned {
         let context = format!("create green: cloning failed for {} of {n} blue machine(s)", failures.len());
-        return Err(give_up(failures, &context));
+        return Err(give_up(Switch::Cordons, failures, &context));
+    }
+    // Pinned while green boots (a boot and a grace period are longer than these calls), so neither
+    // call sits between green's last passing check and the switch.
+    let switch = match weighable(&blue, &on_target, adopted) {
+        Some(stable) => match pin(retries, stable, plan.target.version) {
+            Ok(()) => Switch::Weights,
+            Err(e) => {
+                let failures =
+                    green.iter().map(|id| MachineError { id: id.clone(), error: e.clone() }).collect();
+                // Cleared as after a pin: an answer lost on the way may have hidden one that took.
+                return Err(give_up(
+                    Switch::Weights,
+                    failures,
+                    "create green: pinning the traffic weights failed",
+                ));
+            }
+        },
+        None => Switch::Cordons,
+    };
+    if switch == Switch::Weights
+        && let Err(failures) = with_retries(retries, &green, traffic::uncordon)
+    {
+        let context =
+            format!("create green: putting {} green machine(s) in rotation at 0% failed", failures.len());
+        return Err(give_up(switch, failures, &context));
     }
 
     runtime::phase("wait for green");
@@ -162,13 +222,68 @@ pub fn prepare(
                 f,
             ),
         };
-        return Err(give_up(failures, &context));
+        return Err(give_up(switch, failures, &context));
     }
     runtime::progress(n as u32, n as u32);
 
     let kill = (plan.kill_signal.clone(), plan.kill_timeout_ms);
     let version = plan.target.version;
-    Ok(Some(Ready { blue, blue_ids, green_of, green, clones, started_standbys, kill, version }))
+    Ok(Some(Ready { blue, blue_ids, green_of, green, clones, started_standbys, kill, version, switch }))
+}
+
+/// The release blue serves on, when weights can make the switch one call: the platform splits by
+/// release, blue serves on exactly one release (a pin of several would round a small one to 0% and
+/// drain it early), no machine on the target already serves (a 0% pin would take it out of traffic)
+/// and no standby is adopted (standbys are cordoned: they take the cordon switch).
+fn weighable(blue: &[Machine], on_target: &[Machine], adopted: usize) -> Option<u64> {
+    let serving = |m: &&Machine| should_run(m.state) && !m.cordoned;
+    let releases: BTreeSet<u64> = blue.iter().filter(serving).map(|m| m.release.version).collect();
+    let weighs = traffic::capabilities().weights
+        && releases.len() == 1
+        && adopted == 0
+        && !on_target.iter().any(|m| serving(&m));
+    releases.first().copied().filter(|_| weighs)
+}
+
+/// Pin `stable` at 100% and `target` at 0%, so that green, still cordoned, can be put in rotation.
+fn pin(retries: Retry, stable: u64, target: u64) -> Result<(), Error> {
+    let pin =
+        [ReleaseWeight { version: stable, percent: 100 }, ReleaseWeight { version: target, percent: 0 }];
+    retry(retries, "setting traffic weights", || traffic::set_weights(&pin))?;
+    runtime::log(
+        Level::Info,
+        &format!(
+            "traffic weights: v{stable} 100%, v{target} 0%: green goes in rotation while it boots and takes \
+             no new connection until the switch gives v{target} 100%"
+        ),
+    );
+    Ok(())
+}
+
+/// Cordon `kept` (`what` names them in the log), then clear the weights; with any of them still
+/// uncordoned, leave the weights as they are.
+fn unpin(retries: Retry, kept: &[String], what: &str) {
+    if let Err(left) = with_retries(retries, kept, traffic::cordon) {
+        runtime::log(
+            Level::Warn,
+            &format!(
+                "{} {what} machine(s) could not be cordoned (machine {}: {}), so the traffic weights stay as \
+                 they are: they keep those machines' release out of new traffic. Destroy or cordon them, \
+                 then clear the weights",
+                left.len(),
+                left[0].id,
+                describe_error(&left[0].error)
+            ),
+        );
+        return;
+    }
+    match retry(retries, "clearing traffic weights", || traffic::set_weights(&[])) {
+        Ok(()) => runtime::log(Level::Info, "traffic weights cleared: new connections follow machine count"),
+        Err(e) => runtime::log(
+            Level::Warn,
+            &format!("clearing traffic weights failed ({}); check `traffic.weights`", describe_error(&e)),
+        ),
+    }
 }
 
 impl Ready {
@@ -187,6 +302,16 @@ impl Ready {
     pub fn admit(self, retries: impl Into<Retry>) -> Result<Switched, Error> {
         let retries: Retry = retries.into();
         let n = self.blue.len();
+        if self.switch == Switch::Weights {
+            // Green is in rotation already: by machine count, it takes its share beside blue.
+            return match retry(retries, "clearing traffic weights", || traffic::set_weights(&[])) {
+                // Nothing left pinned for [`Switched::finish`] to clear.
+                Ok(()) => Ok(self.into_switched(Switch::Cordons)),
+                Err(e) => {
+                    Err(self.give_up_weighted(retries, e, "putting green in rotation (clearing the weights)"))
+                }
+            };
+        }
         if let Err(failures) = with_retries(retries, &self.green, traffic::uncordon) {
             let context =
                 format!("switch traffic: putting {} green machine(s) in rotation failed", failures.len());
@@ -200,15 +325,40 @@ impl Ready {
                 let _ = with_retries(retries, &admitted, |ids| machines::stop(ids, signal, *timeout_ms));
             }
             rest_standbys(retries, &self.started_standbys);
-            return Err(abandon(retries, &self.clones, self.version, n, failures, &context));
+            return Err(abandon(retries, &self.clones, self.version, n, self.switch, failures, &context));
         }
-        Ok(Switched { blue: self.blue, blue_ids: self.blue_ids, green_of: self.green_of })
+        Ok(self.into_switched(Switch::Cordons))
     }
 
-    /// Switch traffic in one step: green in, then blue out (cordoned, still running).
+    fn into_switched(self, switch: Switch) -> Switched {
+        Switched { blue: self.blue, blue_ids: self.blue_ids, green_of: self.green_of, switch }
+    }
+
+    /// A switch by weights that failed: nothing but the weights changed, so green is removed.
+    fn give_up_weighted(self, retries: Retry, error: Error, doing: &str) -> Error {
+        let failures: Vec<MachineError> =
+            self.green.iter().map(|id| MachineError { id: id.clone(), error: error.clone() }).collect();
+        let context = format!("switch traffic: {doing} failed");
+        abandon(retries, &self.clones, self.version, self.blue.len(), self.switch, failures, &context)
+    }
+
+    /// Switch traffic in one step: the target given 100% ([`Switch::Weights`]), or green in, then blue
+    /// out (cordoned); blue still runs.
     pub fn switch(self, retries: impl Into<Retry>, plan: &DeployPlan) -> Result<Switched, Error> {
         let retries: Retry = retries.into();
         runtime::phase("switch traffic");
+        if self.switch == Switch::Weights {
+            // One call: from its answer on, new connections go to green only, and blue drains.
+            let all_green = [ReleaseWeight { version: self.version, percent: 100 }];
+            return match retry(retries, "setting traffic weights", || traffic::set_weights(&all_green)) {
+                Ok(()) => Ok(self.into_switched(Switch::Weights)),
+                Err(e) => Err(self.give_up_weighted(
+                    retries,
+                    e,
+                    &format!("giving v{} 100% of new connections", plan.target.version),
+                )),
+            };
+        }
         // Green in before blue out: at no instant is neither in rotation. Until blue is cordoned this is
         // still undone by removing green, as above.
         let (green, clones, standbys, version) =
@@ -241,7 +391,7 @@ impl Ready {
              was undone",
             failures.len()
         );
-        Err(abandon(retries, &clones, version, n, failures, &context))
+        Err(abandon(retries, &clones, version, n, Switch::Cordons, failures, &context))
     }
 }
 
@@ -304,16 +454,19 @@ pub fn refuse_without_checks(strategy: &str, blue: &[Machine]) -> Result<(), Err
 /// touched, so removing green is all it takes to be back where the deploy started.
 /// Only `green` machines this deploy created are destroyed (standbys are not theirs to remove). Green
 /// machines the platform would not destroy within the budget are tagged as leftovers (`destroy by
-/// v<version>`), so `cutover resume` or the next deploy finds and removes them.
+/// v<version>`), so `cutover resume` or the next deploy finds and removes them. After a pin of the
+/// weights ([`Switch::Weights`]) those are cordoned and the weights cleared.
 pub fn abandon(
     retries: impl Into<Retry>,
     green: &[String],
     version: u64,
     blue: usize,
+    switch: Switch,
     failures: Vec<MachineError>,
     context: &str,
 ) -> Error {
     let retries: Retry = retries.into();
+    let mut left_over: Vec<String> = Vec::new();
     let removed = if green.is_empty() {
         "no green machine was created".to_string()
     } else {
@@ -322,10 +475,11 @@ pub fn abandon(
             Ok(()) => format!("green was removed ({} machine(s) destroyed)", green.len()),
             Err(left) => {
                 let ids: Vec<String> = left.iter().map(|f| f.id.clone()).collect();
+                left_over.clone_from(&ids);
                 let untagged = crate::leftover::tag(retries, &ids, crate::leftover::Todo::Destroy, version);
                 format!(
-                    "removing green failed for {} of {} machine(s) (machine {}: {}), which are cordoned and \
-                     take no traffic; {}",
+                    "removing green failed for {} of {} machine(s) (machine {}: {}), which take no \
+                     traffic; {}",
                     left.len(),
                     green.len(),
                     left[0].id,
@@ -343,6 +497,10 @@ pub fn abandon(
             }
         }
     };
+    if switch == Switch::Weights {
+        // Green was destroyed under the pin: what is left of it is cordoned before the weights go.
+        unpin(retries, &left_over, "green");
+    }
     runtime::log(Level::Warn, &format!("deploy abandoned before the switch; {removed}"));
     // The cause first, then what the fleet is left with.
     let error = explain(failures, context);

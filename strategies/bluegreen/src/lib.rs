@@ -1,12 +1,13 @@
 //! The bluegreen strategy: bring up a whole new fleet beside the old one, then switch traffic at once.
 //!
 //! Blue is every machine not yet on the target release. Each blue machine gets a green clone on the
-//! target release, created cordoned (`routable = false`) so it takes no traffic while it boots. Once
-//! every green machine is started and passing its checks, traffic switches in one step: green is
-//! uncordoned first and blue cordoned second, so there is never an instant with nothing in rotation.
-//! Blue is then stopped and destroyed, or, with `retain_blue`, kept stopped and cordoned, so that going
-//! back is a switch rather than a redeploy: `cutover rollback` runs this strategy with the earlier
-//! release as target, and the kept machines stand in as green (see `cutover_sdk::green`).
+//! target release, kept out of traffic while it boots. Once every green machine is started and passing
+//! its checks, traffic switches in one step: where the platform splits traffic by weight, one call
+//! gives the target release 100% (green was put in rotation at 0% while it booted); elsewhere green is
+//! uncordoned first and blue cordoned second, so there is never an instant with nothing in rotation
+//! (see `cutover_sdk::green`). Blue is then stopped and destroyed, or, with `retain_blue`, kept stopped
+//! and cordoned, so that going back is a switch rather than a redeploy: `cutover rollback` runs this
+//! strategy with the earlier release as target, and the kept machines stand in as green.
 //!
 //! Blue is not touched before the switch, so any failure up to it is undone by destroying green: blue
 //! keeps serving exactly as before. That is what this strategy buys over rolling (users see one
@@ -37,9 +38,9 @@ impl Guest for BlueGreen {
     fn describe() -> StrategyInfo {
         StrategyInfo {
             name: "bluegreen".into(),
-            summary: "Clone every machine onto the new release, cordoned; once all clones are started and \
-                      healthy, switch traffic to them and retire the old machines. Nothing old is touched \
-                      before the switch."
+            summary: "Clone every machine onto the new release, out of traffic; once all clones are \
+                      started and healthy, switch traffic to them and retire the old machines. Nothing \
+                      old is touched before the switch."
                 .into(),
             params: vec![
                 cutover_sdk::retries_param(),
@@ -66,8 +67,8 @@ impl Guest for BlueGreen {
         }
         let Some(switched) = cutover_sdk::green::bring_up("bluegreen", retries, &plan, |n| {
             format!(
-                "bluegreen: {n} blue machine(s); creating {n} green machine(s) on v{} ({}), cordoned until \
-                 they pass their checks",
+                "bluegreen: {n} blue machine(s); creating {n} green machine(s) on v{} ({}), out of traffic \
+                 until they pass their checks",
                 plan.target.version, plan.target.image
             )
         })?
@@ -98,12 +99,17 @@ impl Guest for BlueGreen {
                 "green machine(s) standing in for stopped ones",
             );
         }
+        // Blue machines still on the platform once this is done: cordoned before any weights go.
+        let mut kept: Vec<String> = if retain_blue { blue_ids.clone() } else { Vec::new() };
         match retire(retries, blue_ids, &plan, !retain_blue) {
             Ok(()) if !retain_blue => {
                 runtime::log(Level::Info, &format!("destroyed {n} blue machine(s)"));
             }
             Ok(()) => {}
             Err(left) => {
+                if !retain_blue {
+                    kept.extend(left.not_stopped.iter().chain(&left.not_destroyed).map(|f| f.id.clone()));
+                }
                 if !left.not_stopped.is_empty() {
                     leave(retries, &plan, &left.not_stopped, Todo::StopAndDestroy, "blue machine(s)");
                 }
@@ -116,6 +122,7 @@ impl Guest for BlueGreen {
                 }
             }
         }
+        switched.finish(retries, &kept);
         if retain_blue {
             runtime::log(
                 Level::Info,

@@ -2,15 +2,16 @@
 //! connections have drained.
 //!
 //! Up to the switch it is bluegreen. Blue is every machine not yet on the target release. Each blue
-//! machine gets a green clone on the target release, created cordoned (`routable = false`) so it takes
-//! no traffic while it boots. Once every green machine is started and passing its checks, traffic
-//! switches in one step: green is uncordoned first and blue cordoned second, so there is never an
-//! instant with nothing in rotation. Any failure up to the switch is undone by destroying green: blue
-//! was never touched and keeps serving exactly as before.
+//! machine gets a green clone on the target release, kept out of traffic while it boots. Once every
+//! green machine is started and passing its checks, traffic switches in one step: where the platform
+//! splits traffic by weight, one call gives the target release 100% (green was put in rotation at 0%
+//! while it booted); elsewhere green is uncordoned first and blue cordoned second, so there is never an
+//! instant with nothing in rotation (see `cutover_sdk::green`). Any failure up to the switch is undone
+//! by destroying green: blue was never touched and keeps serving exactly as before.
 //!
-//! The difference is what happens to blue. A cordoned machine takes no new connections but keeps the
-//! ones it has: WebSockets, streams, long polls, database-style TCP sessions. Bluegreen stops blue right
-//! away and cuts them all; this strategy polls every blue machine's open connections each
+//! The difference is what happens to blue. Out of rotation (cordoned, or its release at 0%), a machine
+//! takes no new connections but keeps the ones it has: WebSockets, streams, long polls, database-style
+//! TCP sessions. Bluegreen stops blue right away and cuts them all; this strategy polls every blue machine's open connections each
 //! `poll_interval` and stops and destroys a machine as soon as it has none, so clients of long-lived
 //! connections finish their work (or reconnect on their own time, to green). A machine still holding
 //! connections when `drain_timeout` has passed since the switch is stopped anyway, with the plan's kill
@@ -54,9 +55,9 @@ impl Guest for DrainThenDestroy {
     fn describe() -> StrategyInfo {
         StrategyInfo {
             name: "drain-then-destroy".into(),
-            summary: "Clone every machine onto the new release, cordoned; once all clones are started and \
-                      healthy, switch traffic to them; then retire each old machine as soon as its open \
-                      connections reach zero, or when drain_timeout has passed."
+            summary: "Clone every machine onto the new release, out of traffic; once all clones are \
+                      started and healthy, switch traffic to them; then retire each old machine as soon \
+                      as its open connections reach zero, or when drain_timeout has passed."
                 .into(),
             params: vec![
                 cutover_sdk::retries_param(),
@@ -104,7 +105,7 @@ impl Guest for DrainThenDestroy {
         let Some(switched) = cutover_sdk::green::bring_up("drain-then-destroy", retries, &plan, |n| {
             format!(
                 "drain-then-destroy: {n} blue machine(s); creating {n} green machine(s) on v{} ({}), \
-                 cordoned until they pass their checks; blue then drains for up to {}",
+                 out of traffic until they pass their checks; blue then drains for up to {}",
                 plan.target.version,
                 plan.target.image,
                 human(drain_timeout_ms)
@@ -132,12 +133,13 @@ impl Guest for DrainThenDestroy {
         }
 
         runtime::phase("drain blue");
-        let drain = Drain { retries, plan: &plan, total: n, destroyed: 0 };
-        if caps.connection_counts {
-            drain.poll(blue_ids, switched_at, drain_timeout_ms, poll_interval_ms)?;
+        let drain = Drain { retries, plan: &plan, total: n, destroyed: 0, kept: Vec::new() };
+        let kept = if caps.connection_counts {
+            drain.poll(blue_ids, switched_at, drain_timeout_ms, poll_interval_ms)?
         } else {
-            drain.wait_out(blue_ids, drain_timeout_ms)?;
-        }
+            drain.wait_out(blue_ids, drain_timeout_ms)?
+        };
+        switched.finish(retries, &kept);
         runtime::log(Level::Info, &format!("all {n} machine(s) on v{}", plan.target.version));
         Ok(())
     }
@@ -151,18 +153,21 @@ struct Drain<'a> {
     total: usize,
     /// Blue machines destroyed so far.
     destroyed: usize,
+    /// Blue machines the platform would not stop or destroy: still there, left tagged.
+    kept: Vec<String>,
 }
 
 impl Drain<'_> {
     /// Count every remaining blue machine's connections each `poll_interval_ms`; retire the idle ones
     /// as they are found, and every one left once `drain_timeout_ms` has passed since `switched_at`.
+    /// Returns the machines still there (see [`Drain::kept`]).
     fn poll(
         mut self,
         blue: &[String],
         switched_at: u64,
         drain_timeout_ms: u64,
         poll_interval_ms: u64,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<String>, Error> {
         runtime::log(
             Level::Info,
             &format!(
@@ -213,7 +218,7 @@ impl Drain<'_> {
             self.retire(&ids, "drained")?;
         }
         if cut.is_empty() {
-            return Ok(());
+            return Ok(self.kept);
         }
         for f in cut.iter().filter(|f| !matches!(f.error, Error::Timeout(_))) {
             runtime::log(
@@ -253,15 +258,17 @@ impl Drain<'_> {
                 ids.len()
             ),
         );
-        self.retire(&ids, "drain_timeout passed")
+        self.retire(&ids, "drain_timeout passed")?;
+        Ok(self.kept)
     }
 
-    /// Without connection counts: wait the whole `drain_timeout_ms`, then retire all of blue.
-    fn wait_out(mut self, blue: &[String], drain_timeout_ms: u64) -> Result<(), Error> {
+    /// Without connection counts: wait the whole `drain_timeout_ms`, then retire all of blue. Returns
+    /// the machines still there.
+    fn wait_out(mut self, blue: &[String], drain_timeout_ms: u64) -> Result<Vec<String>, Error> {
         runtime::log(
             Level::Warn,
             &format!(
-                "connection counts are unavailable on this platform: blue ({} machine(s), cordoned) keeps \
+                "connection counts are unavailable on this platform: blue ({} machine(s), out of rotation) keeps \
                  its open connections for the whole drain_timeout ({}), then is stopped and destroyed",
                 blue.len(),
                 human(drain_timeout_ms)
@@ -279,7 +286,7 @@ impl Drain<'_> {
                 blue.len()
             ),
         );
-        Ok(())
+        Ok(self.kept)
     }
 
     /// Stop `ids` with the plan's signal and timeout, wait until they are stopped, destroy them. What the
@@ -299,6 +306,7 @@ impl Drain<'_> {
                 leave(retries, plan, &left.not_destroyed, Todo::Destroy, &what);
             }
             gone -= left.not_stopped.len() + left.not_destroyed.len();
+            self.kept.extend(left.not_stopped.iter().chain(&left.not_destroyed).map(|f| f.id.clone()));
         }
         self.destroyed += gone;
         runtime::progress(self.destroyed as u32, self.total as u32);

@@ -39,6 +39,7 @@
 //! - `splice`: upgraded (WebSocket) streams copied both ways.
 //! - `tcp`: TCP mode, one machine per connection (uses `table`).
 //! - `http`: HTTP mode, one machine per request, with its retries (uses all of the above).
+//! - `balance`: client connections spread evenly over the proxy's threads.
 //! - `lean`: HTTP mode's usual path, the same routing, counting and retries without hyper, for
 //!   plain HTTP/1.1 requests; it hands a connection to `http` at the first request it leaves alone.
 //!
@@ -52,6 +53,7 @@
 //! these requests reaches a machine.
 
 mod affinity;
+mod balance;
 mod body;
 mod counters;
 mod framing;
@@ -210,17 +212,21 @@ impl Proxy {
         });
         if inner.opts.threads == 0 {
             let task = inner.tasks.enter();
-            tokio::spawn(accept_loop(inner.clone(), listener, task));
+            tokio::spawn(accept_loop(inner.clone(), listener, task, None));
             return Ok(Proxy { inner, _owner: Arc::new(Owner(None)) });
         }
         let listener = listener.into_std()?;
-        for index in 0..inner.opts.threads {
+        let (threads, inboxes) = balance::Threads::new(inner.opts.threads);
+        for (index, inbox) in inboxes.into_iter().enumerate() {
             let listener = listener.try_clone()?;
             let task = inner.tasks.enter();
             let inner = inner.clone();
+            // One thread has no other to spread to.
+            let balance =
+                (inner.opts.threads > 1).then(|| Balance { me: index, threads: threads.clone(), inbox });
             std::thread::Builder::new()
                 .name(format!("proxy-{}-{index}", local_addr.port()))
-                .spawn(move || serve_thread(inner, listener, index, task))?;
+                .spawn(move || serve_thread(inner, listener, index, task, balance))?;
         }
         Ok(Proxy { _owner: Arc::new(Owner(Some(inner.clone()))), inner })
     }
@@ -338,7 +344,13 @@ impl Inner {
 /// One of the proxy's own threads: a single-threaded runtime running an accept loop on its copy of
 /// the listener; once the proxy shuts down, it waits (up to the grace period) for the connections
 /// still open to finish, then drops whatever is left.
-fn serve_thread(inner: Arc<Inner>, listener: std::net::TcpListener, index: usize, task: TaskGuard) {
+fn serve_thread(
+    inner: Arc<Inner>,
+    listener: std::net::TcpListener,
+    index: usize,
+    task: TaskGuard,
+    balance: Option<Balance>,
+) {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -356,16 +368,49 @@ fn serve_thread(inner: Arc<Inner>, listener: std::net::TcpListener, index: usize
             }
         };
         let grace = inner.opts.shutdown_grace;
-        accept_loop(inner.clone(), listener, task).await;
+        accept_loop(inner.clone(), listener, task, balance).await;
         let _ = tokio::time::timeout(grace, inner.tasks.idle()).await;
     });
 }
 
-/// Accepts client connections until shutdown and serves each in a task of its own, per the mode.
-async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, _task: TaskGuard) {
+/// One of several proxy threads' share of the balancing (see `balance`).
+struct Balance {
+    /// This thread's index.
+    me: usize,
+    threads: Arc<balance::Threads>,
+    /// Connections other threads accepted for this one.
+    inbox: tokio::sync::mpsc::UnboundedReceiver<balance::Handed>,
+}
+
+/// The next connection another thread handed over; never, without balancing.
+async fn handed(balance: &mut Option<Balance>) -> balance::Handed {
+    match balance {
+        Some(b) => match b.inbox.recv().await {
+            Some(h) => h,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Accepts client connections until shutdown and serves each in a task of its own, per the mode (on
+/// another of the proxy's threads when this one serves more than its share: see `balance`).
+async fn accept_loop(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    _task: TaskGuard,
+    mut balance: Option<Balance>,
+) {
     let mut stop = pin!(inner.shutdown_signal());
     loop {
         let (stream, peer) = tokio::select! {
+            h = handed(&mut balance) => {
+                match tokio::net::TcpStream::from_std(h.stream) {
+                    Ok(stream) => spawn_conn(&inner, stream, h.peer, h.limits, h.slot, h.task, Some(h.load)),
+                    Err(e) => tracing::warn!(error = %e, "proxy: cannot take a connection from another thread"),
+                }
+                continue;
+            }
             r = listener.accept() => match r {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -385,22 +430,48 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, _task: TaskGuard)
         };
         let _ = stream.set_nodelay(true);
         let task = inner.tasks.enter();
-        match inner.mode {
-            Mode::Http if inner.opts.lean => {
-                tokio::spawn(lean::serve(inner.clone(), stream, peer, limits, slot, task))
-            }
-            Mode::Http => {
-                let inner = inner.clone();
-                tokio::spawn(async move {
-                    http::serve_http_conn(inner, stream, &[], peer, limits, slot, task).await
-                })
-            }
-            Mode::Tcp => tokio::spawn(inner.clone().serve_tcp(stream, slot, task)),
+        let Some(b) = &balance else {
+            spawn_conn(&inner, stream, peer, limits, slot, task, None);
+            continue;
         };
+        let load = b.threads.place(b.me);
+        if load.thread() == b.me {
+            spawn_conn(&inner, stream, peer, limits, slot, task, Some(load));
+        } else {
+            b.threads.hand(stream, peer, limits, slot, task, load);
+        }
     }
     // Closed before the task guard is released (parameters drop in reverse order, the guard
     // first): once `shutdown` sees every task gone, no copy of the listener accepts any more.
     drop(listener);
+}
+
+/// Serves one client connection in a task of its own, per the mode; `load` counts it on its thread
+/// until it closes.
+fn spawn_conn(
+    inner: &Arc<Inner>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    limits: ProxyLimits,
+    slot: counters::ClientSlot,
+    task: TaskGuard,
+    load: Option<balance::Load>,
+) {
+    let inner = inner.clone();
+    match inner.mode {
+        Mode::Http if inner.opts.lean => tokio::spawn(async move {
+            let _load = load;
+            lean::serve(inner, stream, peer, limits, slot, task).await
+        }),
+        Mode::Http => tokio::spawn(async move {
+            let _load = load;
+            http::serve_http_conn(inner, stream, &[], peer, limits, slot, task).await
+        }),
+        Mode::Tcp => tokio::spawn(async move {
+            let _load = load;
+            inner.serve_tcp(stream, slot, task).await
+        }),
+    };
 }
 
 /// Locks, ignoring poisoning: every lock in the proxy guards data that stays consistent at each step
