@@ -149,6 +149,53 @@ fn a_blue_green_deploy_replays_into_lanes() {
 }
 
 #[test]
+fn a_release_weighted_to_zero_is_drawn_out_of_rotation() {
+    // A switch by weights: green uncordoned at 0% while it boots, then one call gives v2 100%.
+    let old: Vec<String> = vec!["old0".into()];
+    let new: Vec<String> = vec!["new0".into()];
+    let weights = |w: &[(u64, u8)]| HostCall::SetWeights {
+        weights: w.iter().map(|&(version, percent)| ReleaseWeight { version, percent }).collect(),
+    };
+    let mut log = Log(Vec::new());
+    log.call(0, 0, HostCall::List, HostReply::Machines(vec![machine("old0", 1)]));
+    log.call(
+        2_000,
+        2_000,
+        HostCall::CloneFrom { sources: old.clone(), target: rel(2), routable: false },
+        HostReply::Cloned(vec![Ok("new0".into())]),
+    );
+    log.call(2_500, 0, weights(&[(1, 100), (2, 0)]), HostReply::Done);
+    log.call(3_000, 0, HostCall::Uncordon { ids: new.clone() }, HostReply::Batch(Vec::new()));
+    log.call(5_000, 0, weights(&[(2, 100)]), HostReply::Done);
+    log.call(8_000, 1_000, HostCall::Destroy { ids: old.clone() }, HostReply::Batch(Vec::new()));
+    log.call(8_500, 0, weights(&[]), HostReply::Done);
+    log.finish(9_000, false);
+    let t = timeline::build(&log.0);
+    let segments = |id: &str| -> Vec<(u64, u64, LaneState)> {
+        let lane = t.lanes.iter().find(|l| l.id == id).expect("lane");
+        lane.segments.iter().map(|s| (s.from_ms, s.to_ms, s.state)).collect()
+    };
+    assert_eq!(
+        segments("new0"),
+        vec![
+            (0, 2_000, LaneState::Starting),
+            (2_000, 5_000, LaneState::Cordoned),
+            (5_000, 9_000, LaneState::Serving)
+        ],
+        "uncordoned at 0% is still out of rotation"
+    );
+    assert_eq!(
+        segments("old0"),
+        vec![
+            (0, 5_000, LaneState::Serving),
+            (5_000, 8_000, LaneState::Cordoned),
+            (8_000, 9_000, LaneState::Destroyed)
+        ],
+        "out of rotation from the switch, uncordoned"
+    );
+}
+
+#[test]
 fn a_failed_deploy_marks_where_and_why() {
     let t = timeline::build(&bluegreen(2, true));
     let f = t.failure.as_ref().expect("failure");

@@ -18,7 +18,7 @@ pub enum LaneState {
     Starting,
     /// Started and in rotation.
     Serving,
-    /// Started but out of rotation (no new connections).
+    /// Started but out of rotation (no new connections): cordoned, or its release weighted to 0%.
     Cordoned,
     /// Stopped (or stopping, suspended, failed).
     Stopped,
@@ -182,15 +182,22 @@ enum Phys {
 }
 
 impl Track {
-    fn state(&self) -> LaneState {
+    /// Its state under the traffic split `split` (empty: by machine count).
+    fn state(&self, split: &[(u64, f64)]) -> LaneState {
         match self.phys {
             Phys::Destroyed => LaneState::Destroyed,
             Phys::Stopped => LaneState::Stopped,
             Phys::Starting => LaneState::Starting,
-            Phys::Started if self.cordoned => LaneState::Cordoned,
+            Phys::Started if self.cordoned || weighted_out(split, self.version) => LaneState::Cordoned,
             Phys::Started => LaneState::Serving,
         }
     }
+}
+
+/// Whether `split` gives `version` no share of new connections: weights are set, and it is at 0% or
+/// not listed (as the platforms route).
+fn weighted_out(split: &[(u64, f64)], version: u64) -> bool {
+    !split.is_empty() && split.iter().all(|(v, p)| *v != version || *p == 0.0)
 }
 
 /// The replay: the fleet as it stands, and the timeline it writes.
@@ -200,6 +207,8 @@ struct Replay {
     index: HashMap<String, Track>,
     counts: BTreeMap<(u64, LaneState), usize>,
     weights: Option<Vec<(u64, f64)>>,
+    /// The traffic split as last set, for the lanes' states (empty: by machine count).
+    split: Vec<(u64, f64)>,
     counts_dirty: bool,
 }
 
@@ -215,35 +224,53 @@ impl Replay {
         }
         match self.index.get_mut(id) {
             Some(m) => {
-                let old = m.state();
+                let old = m.state(&self.split);
                 let old_version = m.version;
-                let lane = m.lane;
-                let since = m.since_ms;
                 m.version = version;
                 m.phys = phys;
                 m.cordoned = cordoned;
-                let new = m.state();
-                if (old, old_version) == (new, version) {
-                    return;
-                }
-                m.since_ms = at;
-                self.t.lanes[lane].segments.push(Segment {
-                    from_ms: since,
-                    to_ms: at,
-                    version: old_version,
-                    state: old,
-                });
-                self.count(old_version, old, -1);
-                self.count(version, new, 1);
+                let new = m.state(&self.split);
+                self.moved(at, id, (old_version, old), (version, new));
             }
             None => {
                 let lane = self.t.lanes.len();
                 self.t.lanes.push(Lane { id: id.to_string(), segments: Vec::new() });
                 let m = Track { lane, version, phys, cordoned, since_ms: at };
-                let state = m.state();
+                let state = m.state(&self.split);
                 self.index.insert(id.to_string(), m);
                 self.count(version, state, 1);
             }
+        }
+    }
+
+    /// Close machine `id`'s segment at `at` when its (release, state) went from `old` to `new`.
+    fn moved(&mut self, at: u64, id: &str, old: (u64, LaneState), new: (u64, LaneState)) {
+        if old == new {
+            return;
+        }
+        let Some(m) = self.index.get_mut(id) else { return };
+        let since = std::mem::replace(&mut m.since_ms, at);
+        self.t.lanes[m.lane].segments.push(Segment {
+            from_ms: since,
+            to_ms: at,
+            version: old.0,
+            state: old.1,
+        });
+        self.count(old.0, old.1, -1);
+        self.count(new.0, new.1, 1);
+    }
+
+    /// New weights at `at`: machines of a release that gains or loses every share change state.
+    fn reweigh(&mut self, at: u64, weights: &[(u64, f64)]) {
+        let old = std::mem::replace(&mut self.split, weights.to_vec());
+        let changed: Vec<(String, u64, LaneState, LaneState)> = self
+            .index
+            .iter()
+            .map(|(id, m)| (id.clone(), m.version, m.state(&old), m.state(&self.split)))
+            .filter(|(_, _, old, new)| old != new)
+            .collect();
+        for (id, version, old, new) in changed {
+            self.moved(at, &id, (version, old), (version, new));
         }
     }
 
@@ -440,6 +467,7 @@ impl Replay {
             }
             (HostCall::SetWeights { weights }, HostReply::Done) => {
                 let w: Vec<(u64, f64)> = weights.iter().map(|w| (w.version, w.percent as f64)).collect();
+                self.reweigh(end, &w);
                 self.weights = (!w.is_empty()).then(|| w.clone());
                 self.push_weights(end, self.weights.clone());
             }
@@ -501,7 +529,7 @@ pub fn build(events: &[Event]) -> Timeline {
             from_ms: m.since_ms,
             to_ms: end.max(m.since_ms),
             version: m.version,
-            state: m.state(),
+            state: m.state(&r.split),
         });
     }
     match finished {
