@@ -173,9 +173,9 @@ impl<'w> Model<'w> {
         self.a
     }
 
-    /// bluegreen: green up (every blue machine cloned), the switch, then per blue
-    /// machine: stop, see it stopped (that call's round trip overlaps the stop), destroy. Seeing it
-    /// stopped is a wait, which in a pipeline holds no slot: only the other 2n round trips share them.
+    /// bluegreen: green up (every blue machine cloned), the switch, then per blue machine: stop, see it
+    /// stopped (that call's round trip overlaps the stop), destroy. Seeing it stopped is a wait, which
+    /// in a pipeline holds no slot: only the other 2n round trips share them.
     ///
     /// `green_passes + switch + max( max_j [stop_j + max(s_j, wait_j) + destroy_j],
     ///  batch(the 2n operations) )`.

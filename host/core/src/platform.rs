@@ -38,6 +38,14 @@ pub struct ReleaseWeight {
     pub percent: u8,
 }
 
+/// Whether the split `weights` gives `version` no share of new connections: weights are set (empty:
+/// by machine count) and the release is at 0% or not listed. The simulator drains such a release and
+/// `cutover report` draws it out of rotation. (A proxy still routes to it when no release with a
+/// share has a machine to serve; neither counts that moment.)
+pub fn weighted_out(weights: &[ReleaseWeight], version: u64) -> bool {
+    !weights.is_empty() && weights.iter().all(|w| w.version != version || w.percent == 0)
+}
+
 /// Request statistics of one release over a window.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub struct TrafficStats {

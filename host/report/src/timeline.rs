@@ -7,7 +7,7 @@
 //! stays right even when a call's effect was partial or the platform moved on by itself.
 
 use cutover_core::events::{Event, EventKind, HostCall, HostReply, Outcome};
-use cutover_core::platform::TrafficStats;
+use cutover_core::platform::{ReleaseWeight, TrafficStats, weighted_out};
 use cutover_core::{Machine, MachineState};
 use std::collections::{BTreeMap, HashMap};
 
@@ -183,7 +183,7 @@ enum Phys {
 
 impl Track {
     /// Its state under the traffic split `split` (empty: by machine count).
-    fn state(&self, split: &[(u64, f64)]) -> LaneState {
+    fn state(&self, split: &[ReleaseWeight]) -> LaneState {
         match self.phys {
             Phys::Destroyed => LaneState::Destroyed,
             Phys::Stopped => LaneState::Stopped,
@@ -194,12 +194,6 @@ impl Track {
     }
 }
 
-/// Whether `split` gives `version` no share of new connections: weights are set, and it is at 0% or
-/// not listed (as the platforms route).
-fn weighted_out(split: &[(u64, f64)], version: u64) -> bool {
-    !split.is_empty() && split.iter().all(|(v, p)| *v != version || *p == 0.0)
-}
-
 /// The replay: the fleet as it stands, and the timeline it writes.
 #[derive(Default)]
 struct Replay {
@@ -208,7 +202,7 @@ struct Replay {
     counts: BTreeMap<(u64, LaneState), usize>,
     weights: Option<Vec<(u64, f64)>>,
     /// The traffic split as last set, for the lanes' states (empty: by machine count).
-    split: Vec<(u64, f64)>,
+    split: Vec<ReleaseWeight>,
     counts_dirty: bool,
 }
 
@@ -261,7 +255,7 @@ impl Replay {
     }
 
     /// New weights at `at`: machines of a release that gains or loses every share change state.
-    fn reweigh(&mut self, at: u64, weights: &[(u64, f64)]) {
+    fn reweigh(&mut self, at: u64, weights: &[ReleaseWeight]) {
         let old = std::mem::replace(&mut self.split, weights.to_vec());
         let changed: Vec<(String, u64, LaneState, LaneState)> = self
             .index
@@ -467,7 +461,7 @@ impl Replay {
             }
             (HostCall::SetWeights { weights }, HostReply::Done) => {
                 let w: Vec<(u64, f64)> = weights.iter().map(|w| (w.version, w.percent as f64)).collect();
-                self.reweigh(end, &w);
+                self.reweigh(end, weights);
                 self.weights = (!w.is_empty()).then(|| w.clone());
                 self.push_weights(end, self.weights.clone());
             }

@@ -34,16 +34,13 @@ impl SimWorld {
         if m.state != MachineState::Started || !m.took {
             return 0;
         }
-        let n = self.scenario.traffic.connections;
+        if m.takes_connections() {
+            return self.scenario.traffic.connections;
+        }
+        // The first instant it stopped taking them: its cordon or its release's 0%.
         let cordoned = if m.cordoned { m.cordoned_at } else { None };
-        let since = match (cordoned, m.unweighted_at) {
-            (Some(c), Some(u)) => c.min(u),
-            (None, None) if !m.cordoned => return n,
-            (c, u) => match c.or(u) {
-                Some(since) => since,
-                None => return 0,
-            },
-        };
+        let Some(since) = cordoned.into_iter().chain(m.unweighted_at).min() else { return 0 };
+        let n = self.scenario.traffic.connections;
         (0..u64::from(n))
             .filter(|k| {
                 let life = self.latency(
@@ -57,11 +54,9 @@ impl SimWorld {
     }
 }
 
-/// Whether `weights` give `version` no share of new connections: weights are set, and the release is
-/// at 0% or not listed (the platforms' rule, [`split`]; a split where no listed release serves falls
-/// back to machine count, a moment this model does not count as taking connections again).
+/// [`cutover_core::platform::weighted_out`] of an app's weights, when it has any.
 pub(crate) fn weighted_out(weights: Option<&Vec<ReleaseWeight>>, version: u64) -> bool {
-    weights.is_some_and(|ws| !ws.is_empty() && ws.iter().all(|w| w.version != version || w.percent == 0))
+    weights.is_some_and(|ws| cutover_core::platform::weighted_out(ws, version))
 }
 
 /// Share of new requests each release gets, in percent, given the machines serving per release. With

@@ -70,7 +70,7 @@ pub(crate) struct SimMachine {
     /// When the machine stopped taking new connections; its long-lived ones then end one by one.
     pub(crate) cordoned_at: Option<Instant>,
     /// When traffic weights left the machine's release no share of new connections (see
-    /// [`weighted_out`]): like a cordon, its long-lived connections then end one by one.
+    /// [`cutover_core::platform::weighted_out`]): like a cordon, its long-lived ones then end one by one.
     pub(crate) unweighted_at: Option<Instant>,
     /// Whether the current boot has taken new connections at some point (started, uncordoned, its
     /// release weighted in): only then does it hold long-lived ones.

@@ -5,7 +5,7 @@ use crate::errors::is_transient;
 use crate::retry::{Retry, retry, with_retries};
 use crate::runtime::{self, Level};
 use crate::types::{Machine, MachineError, MachineState, Release};
-use crate::{DeployPlan, Error, machines, traffic};
+use crate::{DeployPlan, Error, describe_error, machines, traffic};
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 
@@ -193,4 +193,16 @@ pub fn count_connections(retries: impl Into<Retry>, ids: &[String]) -> Vec<(Stri
         }
     }
     results
+}
+
+/// Go back to routing by machine count (`set-weights([])`), so no release stays pinned and the next
+/// deploy starts from the default. A failure is only logged: the fleet itself is fine.
+pub fn clear_weights(retries: impl Into<Retry>) {
+    match retry(retries.into(), "clearing traffic weights", || traffic::set_weights(&[])) {
+        Ok(()) => runtime::log(Level::Info, "traffic weights cleared: new connections follow machine count"),
+        Err(e) => runtime::log(
+            Level::Warn,
+            &format!("clearing traffic weights failed ({}); check `traffic.weights`", describe_error(&e)),
+        ),
+    }
 }

@@ -187,14 +187,9 @@ pub fn prepare(
         Some(stable) => match pin(retries, stable, plan.target.version) {
             Ok(()) => Switch::Weights,
             Err(e) => {
-                let failures =
-                    green.iter().map(|id| MachineError { id: id.clone(), error: e.clone() }).collect();
                 // Cleared as after a pin: an answer lost on the way may have hidden one that took.
-                return Err(give_up(
-                    Switch::Weights,
-                    failures,
-                    "create green: pinning the traffic weights failed",
-                ));
+                let context = "create green: pinning the traffic weights failed";
+                return Err(give_up(Switch::Weights, all_failed(&green, &e), context));
             }
         },
         None => Switch::Cordons,
@@ -260,6 +255,11 @@ fn pin(retries: Retry, stable: u64, target: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// Every one of `ids` failed with `error`: a call on no machine (the weights) that failed for green.
+fn all_failed(ids: &[String], error: &Error) -> Vec<MachineError> {
+    ids.iter().map(|id| MachineError { id: id.clone(), error: error.clone() }).collect()
+}
+
 /// Cordon `kept` (`what` names them in the log), then clear the weights; with any of them still
 /// uncordoned, leave the weights as they are.
 fn unpin(retries: Retry, kept: &[String], what: &str) {
@@ -277,13 +277,7 @@ fn unpin(retries: Retry, kept: &[String], what: &str) {
         );
         return;
     }
-    match retry(retries, "clearing traffic weights", || traffic::set_weights(&[])) {
-        Ok(()) => runtime::log(Level::Info, "traffic weights cleared: new connections follow machine count"),
-        Err(e) => runtime::log(
-            Level::Warn,
-            &format!("clearing traffic weights failed ({}); check `traffic.weights`", describe_error(&e)),
-        ),
-    }
+    crate::clear_weights(retries);
 }
 
 impl Ready {
@@ -336,8 +330,7 @@ impl Ready {
 
     /// A switch by weights that failed: nothing but the weights changed, so green is removed.
     fn give_up_weighted(self, retries: Retry, error: Error, doing: &str) -> Error {
-        let failures: Vec<MachineError> =
-            self.green.iter().map(|id| MachineError { id: id.clone(), error: error.clone() }).collect();
+        let failures = all_failed(&self.green, &error);
         let context = format!("switch traffic: {doing} failed");
         abandon(retries, &self.clones, self.version, self.blue.len(), self.switch, failures, &context)
     }

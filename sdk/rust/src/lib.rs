@@ -63,8 +63,8 @@ pub mod rollout;
 
 pub use errors::{describe_error, explain, with_context, with_note, with_prefix};
 pub use fleet::{
-    NotServing, clone_machines, count_connections, ids, list_machines, refuse_volumes, should_run,
-    stop_machines, wait_serving,
+    NotServing, clear_weights, clone_machines, count_connections, ids, list_machines, refuse_volumes,
+    should_run, stop_machines, wait_serving,
 };
 pub use log::human;
 pub use retry::{DEFAULT_RETRIES, Retry, retries, retries_param, retry, with_retries};

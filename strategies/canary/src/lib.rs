@@ -26,11 +26,11 @@
 //!
 //! Traffic is split with `traffic.set-weights` where the platform can. There the canaries are created
 //! cordoned and the first step's weights set before they go into rotation (while they boot), so they
-//! never take more than the first step's share; elsewhere they are created routable. During the promotion the weights follow the count of serving machines of each
-//! release (recomputed before and after each batch), as routing without weights would: a fixed split
-//! would pile the stable share onto the last stable machines. Once the canaries are gone, the weights
-//! are cleared (`set-weights([])`), so routing goes back to machine count and the next deploy starts
-//! from the default. On a platform without weights the canaries get the share their number gives them
+//! never take more than the first step's share; elsewhere they are created routable. During the
+//! promotion the weights follow the count of serving machines of each release (recomputed before and
+//! after each batch), as routing without weights would: a fixed split would pile the stable share onto
+//! the last stable machines. Once the canaries are gone, the weights are cleared (`set-weights([])`),
+//! so routing goes back to machine count and the next deploy starts from the default. On a platform without weights the canaries get the share their number gives them
 //! among the serving machines, which the log states, and the steps are only pauses with gates.
 //!
 //! With `metric_error_query` and/or `metric_latency_query` set (contract 0.2's `metrics`), each step's
@@ -56,14 +56,14 @@ use params::{
     DEFAULT_STEPS, read_params,
 };
 use remove::{abandon, remove_canaries};
-use weights::{Fleet, Follow, Route, clear_weights, releases, shares, split};
+use weights::{Fleet, Follow, Route, releases, shares, split};
 
 use cutover_sdk::pipeline::{StateWait, Step, every_machine, pipeline};
 use cutover_sdk::rollout::{Batch, by_group, move_batch, plan_batches, put_back_passing, roll_back};
 use cutover_sdk::runtime::{self, Level};
 use cutover_sdk::types::{Machine, MachineState, ParamKind, ParamSpec, ParamValue};
 use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, traffic};
-use cutover_sdk::{clone_machines, explain, human, list_machines, refuse_volumes, retry};
+use cutover_sdk::{clear_weights, clone_machines, explain, human, list_machines, refuse_volumes, retry};
 use cutover_sdk::{should_run, with_context, with_note, with_retries};
 use std::collections::BTreeMap;
 

@@ -1,6 +1,7 @@
 //! Giving the canary up: traffic back to the stable release, and the canary machines removed.
 
-use crate::weights::{Fleet, clear_weights, shares, split};
+use crate::weights::{Fleet, shares, split};
+use cutover_sdk::clear_weights;
 use cutover_sdk::runtime::{self, Level};
 use cutover_sdk::types::MachineError;
 use cutover_sdk::{

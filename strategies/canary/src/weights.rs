@@ -45,18 +45,6 @@ impl RollbackHook for Follow<'_> {
     }
 }
 
-/// Go back to routing by machine count once the canaries are gone, so no release stays pinned and the
-/// next deploy starts from the default. A failure here is only logged: the fleet itself is fine.
-pub(crate) fn clear_weights(retries: cutover_sdk::Retry) {
-    match retry(retries, "clearing traffic weights", || traffic::set_weights(&[])) {
-        Ok(()) => runtime::log(Level::Info, "traffic weights cleared: new connections follow machine count"),
-        Err(e) => runtime::log(
-            Level::Warn,
-            &format!("clearing traffic weights failed ({}); check `traffic.weights`", describe_error(&e)),
-        ),
-    }
-}
-
 /// The weights of one step: `percent` to the target release, the rest to the stable releases in
 /// proportion to their machines.
 pub(crate) fn split(view: &Fleet, percent: u8) -> Vec<ReleaseWeight> {
