@@ -83,14 +83,16 @@ impl Scripted {
     }
 }
 
-/// One connection of the scripted machine: reads each request (head and `Content-Length` body)
-/// and writes its script's answer.
+/// One connection of the scripted machine: reads each request (head, and a `Content-Length` or a
+/// chunked body) and writes its script's answer.
 async fn serve_scripted(mut stream: TcpStream, requests: Arc<AtomicUsize>) {
     let mut buf = Vec::new();
     loop {
         let (len, method, path, body) = loop {
-            if let Some(parsed) = parse_head(&buf) {
-                break parsed;
+            if let Some(parsed) = parse_head(&buf)
+                && let Some(body) = body_len(&buf[parsed.0..], parsed.3)
+            {
+                break (parsed.0, parsed.1, parsed.2, body);
             }
             let mut chunk = [0u8; 4096];
             match stream.read(&mut chunk).await {
@@ -114,18 +116,31 @@ async fn serve_scripted(mut stream: TcpStream, requests: Arc<AtomicUsize>) {
     }
 }
 
-/// A complete request head at the start of `buf`: its length, method, path and body length.
-fn parse_head(buf: &[u8]) -> Option<(usize, String, String, usize)> {
+/// A complete request head at the start of `buf`: its length, method, path and body length (`None`:
+/// chunked).
+fn parse_head(buf: &[u8]) -> Option<(usize, String, String, Option<usize>)> {
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
     let head = std::str::from_utf8(&buf[..end]).unwrap();
     let mut lines = head.split("\r\n");
     let mut first = lines.next().unwrap().split(' ');
     let (method, path) = (first.next().unwrap().to_owned(), first.next().unwrap().to_owned());
-    let body = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .map_or(0, |(_, v)| v.trim().parse().unwrap());
+    let fields: Vec<(&str, &str)> = lines.filter_map(|l| l.split_once(':')).collect();
+    let field = |name: &str| fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim());
+    let body = match field("transfer-encoding") {
+        Some(te) if te.eq_ignore_ascii_case("chunked") => None,
+        _ => Some(field("content-length").map_or(0, |v| v.parse().unwrap())),
+    };
     Some((end, method, path, body))
+}
+
+/// The length of a body at the start of `rest`: `length` bytes, or chunks up to the last (zero-size,
+/// no trailers) once it has arrived whole.
+fn body_len(rest: &[u8], length: Option<usize>) -> Option<usize> {
+    match length {
+        Some(n) => Some(n),
+        None if rest.starts_with(b"0\r\n\r\n") => Some(5),
+        None => rest.windows(7).position(|w| w == b"\r\n0\r\n\r\n").map(|at| at + 7),
+    }
 }
 
 async fn proxy_to(machine: &Scripted, lean: bool) -> Proxy {
