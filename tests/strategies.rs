@@ -109,8 +109,43 @@ async fn bluegreen_switches_without_losing_capacity() {
         *switch_at > healthy_at && *switch_at < destroyed_at,
         "switched between green passing and blue going"
     );
-    assert_eq!(weights.last().map(|(_, w)| w.len()), Some(0), "weights cleared at the end: {weights:?}");
+    // Cleared once every blue machine was asked to stop (a stopping machine takes no traffic whatever
+    // its weight), while they stop and before they are destroyed.
+    let (cleared_at, cleared) = weights.last().expect("weights set");
+    assert!(cleared.is_empty(), "weights cleared: {weights:?}");
+    let (stopped_at, _) = first_call_on(&run, "machines.stop", &blue).expect("blue stopped");
+    assert!(
+        stopped_at < *cleared_at && *cleared_at < destroyed_at,
+        "cleared (event {cleared_at}) after blue's stops (event {stopped_at}), before its destroys \
+         (event {destroyed_at})"
+    );
     assert!(first_call_on(&run, "traffic.cordon", &blue).is_none(), "blue left rotation by its weight");
+}
+
+/// With `stop` down for good past the switch, blue cannot be retired: the deploy still succeeds (v2
+/// serves), and blue, kept out of traffic by its weight until then, is cordoned before the weights
+/// are cleared, so nothing routes to v1 again; every blue machine is tagged as a leftover.
+#[tokio::test(start_paused = true)]
+async fn bluegreen_cordons_blue_it_cannot_stop_before_clearing_the_weights() {
+    let run = deploy("bluegreen", "[fleet]\nmachines = 6\n[faults]\ndown_calls = [\"stop machine\"]").await;
+    assert!(matches!(run.result, Ok(Ok(()))), "{:?}", run.result);
+    let blue = blue_ids(&run);
+    let weights = weight_calls(&run);
+    let (cleared_at, cleared) = weights.last().expect("weights set");
+    assert!(cleared.is_empty(), "weights cleared once blue was cordoned: {weights:?}");
+    let (cordoned_at, ok) = first_call_on(&run, "traffic.cordon", &blue).expect("blue cordoned");
+    assert!(ok && cordoned_at < *cleared_at, "blue cordoned (event {cordoned_at}) before the clear");
+    let fleet = run.world.snapshot(APP);
+    let left = cutover::driver::status::leftovers(&fleet);
+    for m in &fleet {
+        if blue.contains(&m.id) {
+            assert!(m.cordoned && !m.is_serving(), "{} still takes traffic: {m:?}", m.id);
+            assert!(left.iter().any(|l| l.id == m.id), "{} is not a listed leftover", m.id);
+        } else {
+            assert!(m.release.image == V2 && m.is_serving(), "{m:?}");
+        }
+    }
+    assert_eq!(fleet.len(), 12, "six green serving, six blue kept out of traffic");
 }
 
 /// Every `traffic.set-weights` call of a run: its event's index and the weights.

@@ -33,6 +33,8 @@ use cutover::core::contract::ParamValue;
 use cutover::core::events::{EventKind, HostCall};
 use cutover::runtime::Runtime;
 use cutover::sim::SimWorld;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::Duration;
 
 /// The app the bounds' machines belong to.
@@ -110,7 +112,19 @@ impl<'w> Model<'w> {
 
     /// One call that moves machines in place and waits on them (a rolling batch, or a windowed
     /// pipeline over a whole process group), measured from the moment the previous one returned (the
-    /// calls block).
+    /// calls block): the bound for any order ([`Model::rolling_call_any_order`]), and with a window
+    /// (rolling's semantics: the machines in the order listed, `max_unavailable` at a time) the
+    /// machines entering its lanes in turn ([`Model::in_order`]). A batch has no order to keep.
+    pub fn rolling_call(&self, call: &UpdateCall) -> Duration {
+        let any_order = self.rolling_call_any_order(call);
+        if call.window >= call.ids.len() {
+            return any_order;
+        }
+        any_order.max(self.in_order(&call.ids, call.window))
+    }
+
+    /// The same call for a strategy that knew every machine's durations beforehand and could pick
+    /// the order.
     ///
     /// Each machine is cordoned then updated, stops, boots, passes its first check and is uncordoned,
     /// in turn; the call's 3n round trips share the `C` slots; and a machine is out of service from
@@ -120,14 +134,9 @@ impl<'w> Model<'w> {
     /// `max( max_i [cordon_i + out_i],  batch(all 3n),  min_i cordon_i + Σ_i out_i / window )`, with
     /// `out_i = update_i + stop_i + boot_i + h_i + uncordon_i`. With `window = n` (a batch), the last
     /// term never exceeds the first.
-    pub fn rolling_call(&self, call: &UpdateCall) -> Duration {
+    pub fn rolling_call_any_order(&self, call: &UpdateCall) -> Duration {
         let ids = &call.ids;
-        let out = |id: &String| {
-            self.op(id, "update machine")
-                + self.world.stop_time(id, 1)
-                + self.boot_to_healthy(id)
-                + self.op(id, "uncordon machine")
-        };
+        let out = |id: &String| self.out_of_service(id);
         let chain = ids.iter().map(|id| self.op(id, "cordon machine") + out(id)).max().unwrap_or_default();
         let first_cordon = ids.iter().map(|id| self.op(id, "cordon machine")).min().unwrap_or_default();
         let lanes = first_cordon + ids.iter().map(out).sum::<Duration>() / call.window.max(1) as u32;
@@ -137,9 +146,66 @@ impl<'w> Model<'w> {
         chain.max(self.batch(&trips)).max(lanes)
     }
 
+    /// `out_i`: machine `id` out of service at least, from its cordon's answer to its uncordon's.
+    fn out_of_service(&self, id: &str) -> Duration {
+        self.op(id, "update machine")
+            + self.world.stop_time(id, 1)
+            + self.boot_to_healthy(id)
+            + self.op(id, "uncordon machine")
+    }
+
+    /// Machines entering `window` lanes in the order listed, each next one as soon as a lane frees,
+    /// and their round trips sharing the `C` slots: when the last leaves its lane.
+    ///
+    /// A strategy that keeps at most `window` machines out of service without knowing when the
+    /// platform applies a cordon or an uncordon within its round trip counts a machine from asking for
+    /// its cordon to the answer of its uncordon: machine k holds a lane for at least `cordon_k + out_k`
+    /// from its entry `t_k`. One that takes the machines in the order listed (rolling's semantics, as
+    /// flyctl's and Kamal's) and learns each machine's boot and check phase only as they happen lets
+    /// machine k enter no sooner than
+    ///
+    /// - machine k − 1 entered;
+    /// - a lane is free: `k − window` of the machines before it have left (the (k − window)-th earliest
+    ///   exit among them);
+    /// - the slots allow it: with at most `C` round trips in flight, `k − C` of the earlier cordons are
+    ///   answered when k's is asked, and every machine that left made its three round trips, so
+    ///   `t_k ≥ (Σ of the k − window smallest triples + Σ of the rest of the k − C smallest cordons) /
+    ///   C` over the machines before k (`triple_j = cordon_j + update_j + uncordon_j`).
+    ///
+    /// Each constraint grows with the ones before, so entering each machine as early as they allow
+    /// gives every machine its earliest entry at once: a lower bound for any such strategy.
+    fn in_order(&self, ids: &[String], window: usize) -> Duration {
+        let window = window.max(1);
+        let mut leaving = BinaryHeap::with_capacity(window);
+        let (mut cordons, mut triples) = (Smallest::default(), Smallest::default());
+        let (mut enter, mut last) = (Duration::ZERO, Duration::ZERO);
+        for (k, id) in ids.iter().enumerate() {
+            if leaving.len() >= window
+                && let Some(Reverse(free)) = leaving.pop()
+            {
+                enter = enter.max(free);
+            }
+            let left = k.saturating_sub(window);
+            let answered = k.saturating_sub(self.c).saturating_sub(left);
+            enter = enter.max((triples.sum(left) + cordons.sum(answered)) / self.c as u32);
+            let cordon = self.op(id, "cordon machine");
+            let leave = enter + cordon + self.out_of_service(id);
+            last = last.max(leave);
+            leaving.push(Reverse(leave));
+            cordons.insert(cordon);
+            triples.insert(cordon + self.op(id, "update machine") + self.op(id, "uncordon machine"));
+        }
+        last
+    }
+
     /// rolling: `list`, then its calls one after the other, as the strategy made them.
     pub fn rolling(&self, calls: &[UpdateCall]) -> Duration {
         self.list() + calls.iter().map(|c| self.rolling_call(c)).sum::<Duration>()
+    }
+
+    /// rolling's bound for a strategy that knew every duration beforehand and could pick the order.
+    pub fn rolling_any_order(&self, calls: &[UpdateCall]) -> Duration {
+        self.list() + calls.iter().map(|c| self.rolling_call_any_order(c)).sum::<Duration>()
     }
 
     /// Green up: `list`, then one clone of each of `sources`; the k-th clone id is created no earlier
@@ -313,5 +379,61 @@ pub async fn canary_shape(runtime: &Runtime, groups: usize) -> CanaryShape {
         steps,
         pause: duration_param(runtime, "canary", "step_pause").await,
         stable_versions: 1,
+    }
+}
+
+/// The sum of the `m` smallest of a growing set of durations, for `m` that moves by a little between
+/// reads: the `m` smallest kept in a max-heap, the others in a min-heap.
+#[derive(Default)]
+struct Smallest {
+    low: BinaryHeap<Duration>,
+    high: BinaryHeap<Reverse<Duration>>,
+    low_sum: Duration,
+}
+
+impl Smallest {
+    fn insert(&mut self, d: Duration) {
+        match self.low.peek() {
+            Some(&top) if d < top => {
+                self.low.push(d);
+                self.low_sum += d;
+                let moved = self.low.pop().expect("just pushed");
+                self.low_sum -= moved;
+                self.high.push(Reverse(moved));
+            }
+            _ => self.high.push(Reverse(d)),
+        }
+    }
+
+    /// The sum of the `m` smallest (of all of them, if fewer).
+    fn sum(&mut self, m: usize) -> Duration {
+        while self.low.len() > m {
+            let d = self.low.pop().expect("not empty");
+            self.low_sum -= d;
+            self.high.push(Reverse(d));
+        }
+        while self.low.len() < m
+            && let Some(Reverse(d)) = self.high.pop()
+        {
+            self.low.push(d);
+            self.low_sum += d;
+        }
+        self.low_sum
+    }
+}
+
+#[test]
+fn smallest_sums_the_m_smallest_of_what_was_inserted() {
+    let mut smallest = Smallest::default();
+    let mut all = Vec::new();
+    // A fixed scramble of 0..97 ms, read back at sizes that grow, stay and shrink.
+    for (i, m) in (0..97u64).zip([0, 1, 1, 2, 5, 3, 3, 8, 20, 19].into_iter().cycle()) {
+        let d = Duration::from_millis((i * 37) % 97);
+        smallest.insert(d);
+        all.push(d);
+        all.sort();
+        let m = (m + i as usize / 2).min(all.len() + 2);
+        let want: Duration = all.iter().take(m).sum();
+        assert_eq!(smallest.sum(m), want, "after {} inserts, the {m} smallest", i + 1);
     }
 }

@@ -18,8 +18,8 @@
 //! For flyctl's canary the table also gives its **first new machine**: when its canary machine exists
 //! (its `clone-from` returned), the figure the canary target is held to.
 //!
-//! `CUTOVER_BENCH_SIZES=10,100` picks the fleet sizes, `CUTOVER_FLYCTL_MAX_CONCURRENT=0` lifts flyctl's
-//! `--max-concurrent` bound (8) off its rolling pool.
+//! `CUTOVER_BENCH_SIZES=10,100` picks the fleet sizes, `CUTOVER_BENCH_SEED` the seed (5),
+//! `CUTOVER_FLYCTL_MAX_CONCURRENT=0` lifts flyctl's `--max-concurrent` bound (8) off its rolling pool.
 //!
 //! Run: `cargo bench -p cutover --bench flyctl` (the times are virtual: a debug build gives the same
 //! figures, `--profile dev`).
@@ -126,10 +126,11 @@ fn main() {
         .map(|s| s.trim().parse().expect("CUTOVER_BENCH_SIZES: comma-separated machine counts"))
         .collect();
     let max_concurrent: i64 = env_or("CUTOVER_FLYCTL_MAX_CONCURRENT", 8);
+    let seed: u64 = env_or("CUTOVER_BENCH_SEED", 5);
     let runtime = runtime();
     let flyctl = support::guest("flyctl");
     println!(
-        "seed 5, 3 regions, concurrency 64, checks grace 5 s / interval 10 s, max_unavailable 0.33; \
+        "seed {seed}, 3 regions, concurrency 64, checks grace 5 s / interval 10 s, max_unavailable 0.33; \
          flyctl --max-concurrent {max_concurrent}"
     );
     println!(
@@ -150,7 +151,7 @@ fn main() {
             let faults =
                 if failing { format!("\n[faults]\nunhealthy_images = [\"{V2}\"]") } else { String::new() };
             let scenario = format!(
-                "seed = 5\nconcurrency = 64\n[fleet]\nmachines = {machines}\nregions = [\"ams\", \"iad\", \
+                "seed = {seed}\nconcurrency = 64\n[fleet]\nmachines = {machines}\nregions = [\"ams\", \"iad\", \
                  \"sin\"]{faults}"
             );
             for (builtin_name, algorithm) in PAIRS {

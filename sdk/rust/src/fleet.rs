@@ -196,13 +196,20 @@ pub fn count_connections(retries: impl Into<Retry>, ids: &[String]) -> Vec<(Stri
 }
 
 /// Go back to routing by machine count (`set-weights([])`), so no release stays pinned and the next
-/// deploy starts from the default. A failure is only logged: the fleet itself is fine.
-pub fn clear_weights(retries: impl Into<Retry>) {
+/// deploy starts from the default. A failure is only logged: the fleet itself is fine. Whether they
+/// were cleared.
+pub fn clear_weights(retries: impl Into<Retry>) -> bool {
     match retry(retries.into(), "clearing traffic weights", || traffic::set_weights(&[])) {
-        Ok(()) => runtime::log(Level::Info, "traffic weights cleared: new connections follow machine count"),
-        Err(e) => runtime::log(
-            Level::Warn,
-            &format!("clearing traffic weights failed ({}); check `traffic.weights`", describe_error(&e)),
-        ),
+        Ok(()) => {
+            runtime::log(Level::Info, "traffic weights cleared: new connections follow machine count");
+            true
+        }
+        Err(e) => {
+            runtime::log(
+                Level::Warn,
+                &format!("clearing traffic weights failed ({}); check `traffic.weights`", describe_error(&e)),
+            );
+            false
+        }
     }
 }

@@ -11,8 +11,9 @@
 //!   and green is uncordoned: in rotation, it still takes nothing; the switch is one call giving the
 //!   target 100%. From that instant blue, still uncordoned, takes no new connection (its drain
 //!   starts), and nothing else has to happen on every machine before blue can be retired. The weights
-//!   are cleared (back to machine count) once blue is gone, after cordoning whatever blue machine is
-//!   kept ([`Switched::finish`]).
+//!   are cleared (back to machine count) once no blue machine can take traffic again: as soon as every
+//!   one is stopping when blue is destroyed ([`Switched::retire`]), else once blue is stopped, after
+//!   cordoning whatever blue machine is kept ([`Switched::finish`]).
 //! - **Cordons** everywhere else (Fly): green is created cordoned, and the switch uncordons green first
 //!   and cordons blue second, so there is never an instant with nothing in rotation. Two calls on
 //!   every machine.
@@ -24,6 +25,8 @@
 //! after `retain_blue` a traffic switch rather than a redeploy. On a failure before the switch, the
 //! standbys that were started are stopped again; they are never destroyed.
 
+#[cfg(not(feature = "contract-0-1"))]
+use crate::pipeline::{self, NotRetired};
 use crate::runtime::{self, Level};
 use crate::traffic::ReleaseWeight;
 use crate::types::{Machine, MachineError};
@@ -55,19 +58,69 @@ pub struct Switched {
     pub blue_ids: Vec<String>,
     /// Each blue machine's green clone, by the blue machine's id.
     pub green_of: BTreeMap<String, String>,
-    /// How the switch was made: with [`Switch::Weights`] the weights stay set until [`Switched::finish`].
+    /// How the switch was made: with [`Switch::Weights`] blue is not cordoned, and the weights stay set
+    /// until [`Switched::retire`] or [`Switched::finish`] clears them.
     pub switch: Switch,
+    /// Whether weights keep blue out of new traffic still.
+    pinned: bool,
 }
 
 impl Switched {
+    /// Retire blue: each blue machine stopped, seen stopped and, with `destroy`, destroyed
+    /// ([`crate::pipeline::retire`]).
+    ///
+    /// After a switch by weights that destroys blue, the weights are cleared as soon as every blue
+    /// machine has been asked to stop, while they stop, instead of after the last destroy: a stopping
+    /// machine takes no new connection whatever its release's weight, and the deploy then ends with
+    /// its last destroy rather than one call later. A blue machine the platform would not stop is
+    /// cordoned first (with one that cannot be, the weights stay, see [`Switched::finish`]).
+    #[cfg(not(feature = "contract-0-1"))]
+    pub fn retire(
+        &mut self,
+        retries: impl Into<Retry>,
+        plan: &DeployPlan,
+        destroy: bool,
+    ) -> Result<(), NotRetired> {
+        let retries: Retry = retries.into();
+        if !(self.pinned && destroy) {
+            return pipeline::retire(retries, &self.blue_ids, plan, destroy);
+        }
+        let asked = with_retries(retries, &self.blue_ids, |ids| {
+            machines::stop(ids, &plan.kill_signal, plan.kill_timeout_ms)
+        });
+        let refused = asked.err().unwrap_or_default();
+        let up: BTreeSet<&str> = refused.iter().map(|f| f.id.as_str()).collect();
+        let up_ids: Vec<String> = up.iter().map(|id| id.to_string()).collect();
+        self.pinned = !unpin(retries, &up_ids, "blue");
+        let stopping: Vec<String> =
+            self.blue_ids.iter().filter(|id| !up.contains(id.as_str())).cloned().collect();
+        let mut left = pipeline::retire_stopping(retries, &stopping, plan, destroy).err().unwrap_or_default();
+        left.not_stopped.splice(0..0, refused);
+        if left.is_empty() { Ok(()) } else { Err(left) }
+    }
+
     /// Once blue is retired, after a switch by weights: cordon the blue machines `kept` on the platform
     /// (stopped standbys, or machines that would not stop), then go back to routing by machine count,
     /// so the next deploy starts from the default. A machine that cannot be cordoned keeps the weights
     /// as they are (it would take traffic again otherwise); that is only logged, the deploy is done.
-    /// Nothing to do after a switch by cordons.
+    /// Weights [`Switched::retire`] cleared already are not cleared again. Nothing to do after a switch
+    /// by cordons.
     pub fn finish(&self, retries: impl Into<Retry>, kept: &[String]) {
-        if self.switch == Switch::Weights {
+        if self.switch != Switch::Weights {
+            return;
+        }
+        if self.pinned {
             unpin(retries.into(), kept, "blue");
+        } else if let Err(left) = with_retries(retries, kept, traffic::cordon) {
+            runtime::log(
+                Level::Warn,
+                &format!(
+                    "{} blue machine(s) that did not stop could not be cordoned either (machine {}: {});                      they take traffic if they start again. Destroy or cordon them",
+                    left.len(),
+                    left[0].id,
+                    describe_error(&left[0].error)
+                ),
+            );
         }
     }
 
@@ -261,8 +314,8 @@ fn all_failed(ids: &[String], error: &Error) -> Vec<MachineError> {
 }
 
 /// Cordon `kept` (`what` names them in the log), then clear the weights; with any of them still
-/// uncordoned, leave the weights as they are.
-fn unpin(retries: Retry, kept: &[String], what: &str) {
+/// uncordoned, leave the weights as they are. Whether the weights were cleared.
+fn unpin(retries: Retry, kept: &[String], what: &str) -> bool {
     if let Err(left) = with_retries(retries, kept, traffic::cordon) {
         runtime::log(
             Level::Warn,
@@ -275,9 +328,9 @@ fn unpin(retries: Retry, kept: &[String], what: &str) {
                 describe_error(&left[0].error)
             ),
         );
-        return;
+        return false;
     }
-    crate::clear_weights(retries);
+    crate::clear_weights(retries)
 }
 
 impl Ready {
@@ -325,7 +378,8 @@ impl Ready {
     }
 
     fn into_switched(self, switch: Switch) -> Switched {
-        Switched { blue: self.blue, blue_ids: self.blue_ids, green_of: self.green_of, switch }
+        let pinned = switch == Switch::Weights;
+        Switched { blue: self.blue, blue_ids: self.blue_ids, green_of: self.green_of, switch, pinned }
     }
 
     /// A switch by weights that failed: nothing but the weights changed, so green is removed.

@@ -189,11 +189,33 @@ pub fn retire(
     plan: &DeployPlan,
     destroy: bool,
 ) -> Result<(), NotRetired> {
-    let policy = policy.into();
-    let mut steps = vec![
-        Step::Stop(StopSpec { signal: plan.kill_signal.clone(), timeout_ms: plan.kill_timeout_ms }),
-        Step::WaitState(StateWait { state: MachineState::Stopped, timeout_ms: plan.wait_timeout_ms }),
-    ];
+    let stop = Step::Stop(StopSpec { signal: plan.kill_signal.clone(), timeout_ms: plan.kill_timeout_ms });
+    see_down(policy.into(), ids, plan, destroy, Some(stop))
+}
+
+/// [`retire`] for machines already asked to stop: wait until each is down and, with `destroy`,
+/// destroy it.
+pub fn retire_stopping(
+    policy: impl Into<Retry>,
+    ids: &[String],
+    plan: &DeployPlan,
+    destroy: bool,
+) -> Result<(), NotRetired> {
+    see_down(policy.into(), ids, plan, destroy, None)
+}
+
+/// [`retire`]'s pipeline, from `stop` when there is one.
+fn see_down(
+    policy: Retry,
+    ids: &[String],
+    plan: &DeployPlan,
+    destroy: bool,
+    stop: Option<Step>,
+) -> Result<(), NotRetired> {
+    // The index of the wait among the steps: a failure before it or in it leaves the machine up.
+    let wait = usize::from(stop.is_some());
+    let mut steps: Vec<Step> = stop.into_iter().collect();
+    steps.push(Step::WaitState(StateWait { state: MachineState::Stopped, timeout_ms: plan.wait_timeout_ms }));
     if destroy {
         steps.push(Step::Destroy);
     }
@@ -202,9 +224,9 @@ pub fn retire(
     let mut timed_out: Vec<MachineError> = Vec::new();
     for f in unfinished.failed {
         let e = MachineError { id: f.id, error: f.error };
-        match f.step {
-            1 if matches!(e.error, Error::Timeout(_)) => timed_out.push(e),
-            0 | 1 => left.not_stopped.push(e),
+        match f.step as usize {
+            step if step == wait && matches!(e.error, Error::Timeout(_)) => timed_out.push(e),
+            step if step <= wait => left.not_stopped.push(e),
             _ => left.not_destroyed.push(e),
         }
     }

@@ -65,7 +65,7 @@ impl Guest for BlueGreen {
                     .into(),
             ));
         }
-        let Some(switched) = cutover_sdk::green::bring_up("bluegreen", retries, &plan, |n| {
+        let Some(mut switched) = cutover_sdk::green::bring_up("bluegreen", retries, &plan, |n| {
             format!(
                 "bluegreen: {n} blue machine(s); creating {n} green machine(s) on v{} ({}), out of traffic \
                  until they pass their checks",
@@ -75,7 +75,7 @@ impl Guest for BlueGreen {
         else {
             return Ok(());
         };
-        let blue_ids = &switched.blue_ids;
+        let blue_ids = switched.blue_ids.clone();
         let n = blue_ids.len();
         runtime::log(
             Level::Info,
@@ -88,7 +88,8 @@ impl Guest for BlueGreen {
         // A green standing in for a machine that was stopped goes back to stopped with blue, now that it
         // has proved it boots and passes its checks: the fleet keeps its shape.
         // Each blue machine is stopped, seen down and destroyed on its own (one pipeline), so the
-        // first are gone while the last still stop.
+        // first are gone while the last still stop; weights that kept blue out of traffic are cleared
+        // while they stop.
         let stand_ins = switched.stand_ins_for_stopped();
         if let Err(left) = retire(retries, &stand_ins, &plan, false) {
             leave(
@@ -101,7 +102,7 @@ impl Guest for BlueGreen {
         }
         // Blue machines still on the platform once this is done: cordoned before any weights go.
         let mut kept: Vec<String> = if retain_blue { blue_ids.clone() } else { Vec::new() };
-        match retire(retries, blue_ids, &plan, !retain_blue) {
+        match switched.retire(retries, &plan, !retain_blue) {
             Ok(()) if !retain_blue => {
                 runtime::log(Level::Info, &format!("destroyed {n} blue machine(s)"));
             }
