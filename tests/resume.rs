@@ -239,3 +239,42 @@ fn a_deploy_that_cannot_be_resumed_says_why_and_what_the_fleet_is() {
     assert_eq!(out.status.code(), Some(2), "{}", out.text());
     assert!(out.text().contains("#1 (v2), succeeded: there is nothing to resume"), "{}", out.text());
 }
+
+/// Killed once bluegreen has pinned the split (v1 100%, v2 0%) and put green in rotation, the fleet
+/// has six machines started, passing and uncordoned, but only blue takes connections: `cutover status`
+/// counts three serving and shows the split, and `cutover resume` finishes the switch and clears it.
+#[test]
+fn status_counts_a_release_weighted_to_zero_as_not_serving_and_shows_the_split() {
+    let status = |config: &Path| -> serde_json::Value { in_app(config, &["status", "--json"]).run().json() };
+    for k in 9..60 {
+        let dir = tempfile::tempdir().unwrap();
+        let config = app(dir.path(), "bluegreen");
+        let out = in_app(&config, &["deploy"]).kill_at_event(Some(k)).run();
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "bluegreen ended before green went in: {}",
+            out.text()
+        );
+        let s = status(&config);
+        let fleet = &s["fleet"];
+        let pinned = fleet["weights"]
+            == serde_json::json!([{"version": 1, "percent": 100}, {"version": 2, "percent": 0}]);
+        if !(pinned && fleet["machines"] == 6 && fleet["cordoned"] == 0) {
+            continue;
+        }
+        assert_eq!(fleet["serving"], 3, "green at 0% takes nothing (killed at event {k}): {s}");
+        let text = in_app(&config, &["status"]).run().stdout_text();
+        assert!(text.contains("new connections split by release: v1 100%, v2 0%"), "{text}");
+        assert!(text.contains("3 serving, 0 cordoned"), "{text}");
+
+        let out = in_app(&config, &["resume"]).run();
+        assert_eq!(out.status.code(), Some(0), "{}", out.text());
+        assert_whole(&config, 2, &format!("bluegreen killed at event {k} with the split pinned, resumed"));
+        let s = status(&config);
+        assert_eq!(s["fleet"]["weights"], serde_json::json!([]), "{s}");
+        assert_eq!(s["fleet"]["serving"], 3, "{s}");
+        return;
+    }
+    panic!("no kill point left the split pinned with green in rotation");
+}

@@ -399,7 +399,8 @@ pub struct FleetSummary {
     pub machines: usize,
     /// (release version, machines on it), ascending by version.
     pub by_version: Vec<(u64, usize)>,
-    /// Machines serving: started, not cordoned, every check passing ([`Machine::is_serving`]).
+    /// Machines serving: started, not cordoned, every check passing ([`Machine::is_serving`]), on a
+    /// release the traffic weights give a share (when weights are set and known).
     pub serving: usize,
     /// Machines cordoned, whatever their state.
     pub cordoned: usize,
@@ -408,6 +409,14 @@ pub struct FleetSummary {
 impl FleetSummary {
     /// The summary of `machines`, as a platform listed them.
     pub fn of(machines: &[Machine]) -> Self {
+        Self::weighed(machines, &[])
+    }
+
+    /// The summary of `machines` under the traffic split `weights` (empty: by machine count): a
+    /// machine whose release the weights give no share is not counted serving, as it takes nothing.
+    pub fn weighed(machines: &[Machine], weights: &[ReleaseWeight]) -> Self {
+        let serving =
+            |m: &&Machine| m.is_serving() && !crate::platform::weighted_out(weights, m.release.version);
         let mut by: std::collections::BTreeMap<u64, usize> = Default::default();
         for m in machines {
             *by.entry(m.release.version).or_default() += 1;
@@ -415,7 +424,7 @@ impl FleetSummary {
         Self {
             machines: machines.len(),
             by_version: by.into_iter().collect(),
-            serving: machines.iter().filter(|m| m.is_serving()).count(),
+            serving: machines.iter().filter(serving).count(),
             cordoned: machines.iter().filter(|m| m.cordoned).count(),
         }
     }

@@ -10,7 +10,7 @@ use cutover_core::events::{
     DeployStart, EventKind, EventSink, FleetSummary, HostCall, HostReply, LogLevel, Outcome, Tee,
 };
 use cutover_core::metrics::MetricsSource;
-use cutover_core::{EmptyApp, LaunchLog, LaunchPlan, Machine, OpError, Platform, Release};
+use cutover_core::{EmptyApp, LaunchLog, LaunchPlan, Machine, OpError, Platform, Release, ReleaseWeight};
 use cutover_journal::{self as journal, Journal};
 use cutover_runtime::{
     HostClock, PromotionGate, Recorder, Replay, ReplayDiverged, RunContext, Runtime, RuntimeError,
@@ -128,6 +128,16 @@ pub(crate) async fn list_with_retries(platform: &dyn Platform) -> Result<Vec<Mac
             false => DeployError::platform_in(format_args!("listing machines of {app}"), &f.error),
         }
     })
+}
+
+/// The split of new connections a deploy left set, for a summary of the fleet now
+/// ([`FleetSummary::weighed`]): empty where the platform has no weights, and where they cannot be read
+/// (then machines count as serving by their own state alone).
+pub(crate) async fn weights_now(platform: &dyn Platform) -> Vec<ReleaseWeight> {
+    match platform.capabilities().weights {
+        true => platform.weights().await.unwrap_or_default(),
+        false => Vec::new(),
+    }
 }
 
 /// The release a goal deploys. A new deploy gets the next version neither the journal nor the fleet

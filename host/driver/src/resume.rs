@@ -11,12 +11,12 @@
 //! must match. When a deploy cannot be resumed, the error says why and what the fleet looks like now.
 
 use crate::Notifier;
-use crate::deploy::{Ending, Goal, JournalGate, StrategyRun, list_with_retries};
+use crate::deploy::{Ending, Goal, JournalGate, StrategyRun, list_with_retries, weights_now};
 use crate::release_command::Resolution;
 use crate::{Deploy, DeployError, DeployReport, ResolvedStrategy, lease, resolve_strategy};
 use cutover_config::StrategyRef;
 use cutover_core::events::{DeployStart, EventKind, EventSink, FleetSummary, Tee};
-use cutover_core::{Machine, Platform};
+use cutover_core::{Machine, Platform, ReleaseWeight};
 use cutover_journal::{self as journal, Journal, ReleaseKind, ReleaseRecord, ReleaseStatus, ResumeRecord};
 use cutover_runtime::{Recorder, Replay};
 use std::sync::Arc;
@@ -85,7 +85,9 @@ impl Deploy<'_> {
         let opened = self.target.open(config).await?;
         let platform = opened.platform.clone();
         let machines = list_with_retries(&*platform).await?;
-        let (record, strategy) = self.replayable(&journal, &release, &machines).await?;
+        // For a refusal's "the fleet now": an interrupted deploy may have left the split set.
+        let weights = weights_now(&*platform).await;
+        let (record, strategy) = self.replayable(&journal, &release, &machines, &weights).await?;
 
         // The dead process's leases (Fly, the local daemon) lapse within one TTL.
         let ids: Vec<String> = machines.iter().map(|m| m.id.clone()).collect();
@@ -209,7 +211,7 @@ impl Deploy<'_> {
                 return Err(cannot_resume(
                     &release,
                     format!("{d}; the resume stopped before changing anything"),
-                    &FleetSummary::of(&fleet),
+                    &FleetSummary::weighed(&fleet, &weights_now(&*platform).await),
                 ));
             }
         };
@@ -270,14 +272,15 @@ impl Deploy<'_> {
     }
 
     /// What a replay needs, checked: the plan and events the journal holds for `release`, and the very
-    /// component that ran it (same BLAKE3). `machines` is the fleet now, for the error.
+    /// component that ran it (same BLAKE3). `machines` and `weights` are the fleet now, for the error.
     async fn replayable(
         &self,
         journal: &Journal,
         release: &ReleaseRecord,
         machines: &[Machine],
+        weights: &[ReleaseWeight],
     ) -> Result<(ResumeRecord, ResolvedStrategy), DeployError> {
-        let cannot = |why: String| cannot_resume(release, why, &FleetSummary::of(machines));
+        let cannot = |why: String| cannot_resume(release, why, &FleetSummary::weighed(machines, weights));
         if release.kind == ReleaseKind::Launch {
             return Err(cannot(
                 "it was the app's first launch, which runs no strategy to resume; deploy again".into(),

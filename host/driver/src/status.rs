@@ -4,11 +4,11 @@
 //! gone); the platform says what the machines run now. Reading both changes nothing: the journal is
 //! not created when there is none, and the local platform's daemon is not started.
 
-use crate::deploy::list_with_retries;
+use crate::deploy::{list_with_retries, weights_now};
 use crate::{DeployError, Target, current_release};
 use cutover_config::Config;
 use cutover_core::events::FleetSummary;
-use cutover_core::{ErrorKind, MachineState, Release};
+use cutover_core::{ErrorKind, MachineState, Release, ReleaseWeight};
 use cutover_journal::{self as journal, Leftover, ReleaseRecord, ReleaseStatus};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -51,6 +51,9 @@ pub struct FleetNow {
     /// Machines a deploy could not finish cleaning up (the platform refused past its retry budget),
     /// by id, with what is left to do and by which deploy, as the strategy tagged them.
     pub leftovers: Vec<Leftover>,
+    /// The split of new connections by release a deploy set (a canary's step, or a bluegreen switch
+    /// under way or interrupted); empty when they follow machine count or the platform has no weights.
+    pub weights: Vec<ReleaseWeight>,
 }
 
 /// The metadata key a strategy tags a leftover machine with (see the Rust SDK's `leftover` module).
@@ -144,11 +147,15 @@ async fn read_fleet(config: &Config, target: &Target) -> Result<(FleetNow, Optio
     };
     let note = opened.platform.fleet_note();
     let machines = list_with_retries(&*opened.platform).await?;
+    // A deploy under way or interrupted may have set the split: a machine of a release it gives no
+    // share takes nothing, so it is not counted serving.
+    let weights = weights_now(&*opened.platform).await;
     let fleet = FleetNow {
-        summary: FleetSummary::of(&machines),
+        summary: FleetSummary::weighed(&machines, &weights),
         stopped: machines.iter().filter(|m| m.state == MachineState::Stopped).count(),
         current: current_release(&machines),
         leftovers: leftovers(&machines),
+        weights,
     };
     Ok((fleet, note))
 }

@@ -107,6 +107,19 @@ fn render(s: &Status) -> String {
                     f.stopped
                 ),
             );
+            if !f.weights.is_empty() {
+                let split: Vec<String> =
+                    f.weights.iter().map(|w| format!("v{} {}%", w.version, w.percent)).collect();
+                line(
+                    "Traffic:",
+                    &format!(
+                        "new connections split by release: {} (a release at 0% or not listed takes none, \
+                         and its machines are not counted serving); the deploy that set it clears it \
+                         when it ends, `cutover resume` or `cutover rollback` when it was interrupted",
+                        split.join(", ")
+                    ),
+                );
+            }
             if !f.leftovers.is_empty() {
                 let each: Vec<String> =
                     f.leftovers.iter().map(|l| format!("{} ({})", l.id, l.todo)).collect();
