@@ -312,3 +312,64 @@ async fn requests_for_hyper_take_over_the_connection_mid_way() {
         proxy.shutdown().await;
     }
 }
+
+/// A burst of keep-alive connections on a proxy of two threads is spread over both as it is
+/// accepted, within two of each other however the kernel handed them out (it often gives one thread
+/// most of a burst), and no byte is lost on the way: each connection's first write holds pipelined
+/// requests, a body among them. A connection that asks to close after its first request is answered
+/// and closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_spread_over_the_threads_lose_nothing_on_the_way() {
+    for lean in [true, false] {
+        for burst in 0..3 {
+            let spread = spread_burst(lean).await;
+            assert!(spread[0].abs_diff(spread[1]) <= 2, "lean {lean}, burst {burst}: {spread:?}");
+        }
+    }
+}
+
+/// One burst of [`connections_spread_over_the_threads_lose_nothing_on_the_way`]: the connections per
+/// thread once each has been answered.
+async fn spread_burst(lean: bool) -> Vec<usize> {
+    const CONNECTIONS: usize = 24;
+    let machine = Scripted::start().await;
+    let opts = ProxyOptions { lean, threads: 2, ..ProxyOptions::default() };
+    let proxy = Proxy::bind_with("127.0.0.1:0".parse().unwrap(), Mode::Http, opts).await.unwrap();
+    proxy.set_backends(vec![machine.backend()]);
+    // All open before any sends a byte.
+    let mut clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        clients.push(TcpStream::connect(proxy.local_addr()).await.unwrap());
+    }
+    let mut closing = TcpStream::connect(proxy.local_addr()).await.unwrap();
+    let open = async {
+        while proxy.connections_per_thread().iter().sum::<usize>() < CONNECTIONS + 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), open).await.expect("every connection accepted");
+    let one = "GET /length HTTP/1.1\r\nHost: app.test\r\n\r\n";
+    let post = "POST /posted HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\n\r\nbody";
+    let rounds = clients.into_iter().map(|mut client| async move {
+        client.write_all(format!("{one}{post}{one}").as_bytes()).await.unwrap();
+        let got = read_until(&mut client, "hello", 2).await;
+        assert_eq!(got.matches("HTTP/1.1 200").count(), 3, "lean {lean}: {got}");
+        assert!(got.contains("default"), "lean {lean}: {got}");
+        client
+    });
+    let clients = futures::future::join_all(rounds).await;
+    let after = proxy.connections_per_thread();
+    assert_eq!(after.iter().sum::<usize>(), CONNECTIONS + 1, "lean {lean}: {after:?}");
+
+    closing.write_all(b"GET /length HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut got = String::new();
+    tokio::time::timeout(Duration::from_secs(30), closing.read_to_string(&mut got))
+        .await
+        .expect("closed after its answer")
+        .unwrap();
+    assert!(got.ends_with("hello"), "lean {lean}: {got}");
+    assert_eq!(machine.requests.load(Ordering::Relaxed), 3 * CONNECTIONS + 1, "lean {lean}");
+    drop(clients);
+    proxy.shutdown().await;
+    after
+}

@@ -57,6 +57,11 @@ impl Threads {
         (Arc::new(Threads { open, inboxes }), receivers)
     }
 
+    /// Each thread's open client connections.
+    pub(super) fn open(&self) -> Vec<usize> {
+        self.open.iter().map(|n| n.load(Ordering::Relaxed)).collect()
+    }
+
     /// Where a connection accepted on thread `me` is served: `me`, unless `me` serves two or more
     /// connections more than the least loaded thread. Counted there from now on.
     pub(super) fn place(self: &Arc<Self>, me: usize) -> Load {
@@ -102,7 +107,7 @@ mod tests {
     use super::*;
 
     fn open(threads: &Threads) -> Vec<usize> {
-        threads.open.iter().map(|n| n.load(Ordering::Relaxed)).collect()
+        threads.open()
     }
 
     #[test]

@@ -163,6 +163,8 @@ impl Default for ProxyOptions {
 pub struct Proxy {
     inner: Arc<Inner>,
     _owner: Arc<Owner>,
+    /// The proxy's own threads' shares of its connections (none on the caller's runtime).
+    threads: Option<Arc<balance::Threads>>,
 }
 
 /// Shuts a proxy with threads of its own down when the last handle goes.
@@ -213,7 +215,7 @@ impl Proxy {
         if inner.opts.threads == 0 {
             let task = inner.tasks.enter();
             tokio::spawn(accept_loop(inner.clone(), listener, task, None));
-            return Ok(Proxy { inner, _owner: Arc::new(Owner(None)) });
+            return Ok(Proxy { inner, _owner: Arc::new(Owner(None)), threads: None });
         }
         let listener = listener.into_std()?;
         let (threads, inboxes) = balance::Threads::new(inner.opts.threads);
@@ -228,7 +230,13 @@ impl Proxy {
                 .name(format!("proxy-{}-{index}", local_addr.port()))
                 .spawn(move || serve_thread(inner, listener, index, task, balance))?;
         }
-        Ok(Proxy { _owner: Arc::new(Owner(Some(inner.clone()))), inner })
+        Ok(Proxy { _owner: Arc::new(Owner(Some(inner.clone()))), inner, threads: Some(threads) })
+    }
+
+    /// The client connections each of the proxy's own threads serves now (see `balance`); empty for
+    /// a proxy on the caller's runtime.
+    pub fn connections_per_thread(&self) -> Vec<usize> {
+        self.threads.as_ref().map(|t| t.open()).unwrap_or_default()
     }
 
     /// Where the proxy listens: `listen` with the port the OS picked when it was 0.
