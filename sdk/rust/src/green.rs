@@ -115,7 +115,8 @@ impl Switched {
             runtime::log(
                 Level::Warn,
                 &format!(
-                    "{} blue machine(s) that did not stop could not be cordoned either (machine {}: {});                      they take traffic if they start again. Destroy or cordon them",
+                    "{} blue machine(s) that did not stop could not be cordoned either (machine {}: {}); they \
+                     take traffic if they start again. Destroy or cordon them",
                     left.len(),
                     left[0].id,
                     describe_error(&left[0].error)
