@@ -78,6 +78,7 @@ impl Retry {
     /// drain), so its retries come a call apart; counted by the clock, a machine whose cordon failed
     /// three times beside long boots would be out of time after four tries where [`with_retries`]
     /// would have made some thirty. Counted by its pauses, it gets as many.
+    #[cfg(not(feature = "contract-0-1"))]
     pub(crate) fn allows_in_pipeline(self, attempt: u32) -> bool {
         attempt <= self.retries || (1..=attempt).map(backoff_ms).sum::<u64>() < self.budget_ms
     }

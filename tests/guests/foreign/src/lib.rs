@@ -23,7 +23,7 @@ impl Guest for Foreign {
         let Some(ParamValue::Text(victim)) = runtime::param("victim") else {
             return Err(Error::Invalid("no victim".into()));
         };
-        machines::stop(&[victim.clone()], "SIGKILL", 0).map_err(|mut e| e.remove(0).error)?;
+        machines::stop(std::slice::from_ref(&victim), "SIGKILL", 0).map_err(|mut e| e.remove(0).error)?;
         machines::destroy(&[victim]).map_err(|mut e| e.remove(0).error)?;
         Ok(())
     }
