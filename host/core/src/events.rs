@@ -407,13 +407,9 @@ pub struct FleetSummary {
 }
 
 impl FleetSummary {
-    /// The summary of `machines`, as a platform listed them.
-    pub fn of(machines: &[Machine]) -> Self {
-        Self::weighed(machines, &[])
-    }
-
-    /// The summary of `machines` under the traffic split `weights` (empty: by machine count): a
-    /// machine whose release the weights give no share is not counted serving, as it takes nothing.
+    /// The summary of `machines`, as a platform listed them, under the traffic split `weights` (empty:
+    /// by machine count): a machine whose release the weights give no share is not counted serving, as
+    /// it takes nothing.
     pub fn weighed(machines: &[Machine], weights: &[ReleaseWeight]) -> Self {
         let serving =
             |m: &&Machine| m.is_serving() && !crate::platform::weighted_out(weights, m.release.version);

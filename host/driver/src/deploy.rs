@@ -542,8 +542,10 @@ impl Deploy<'_> {
         let listed_after = list_with_retries(&*platform).await;
         let listed = listed_after.is_ok();
         let after = listed_after.unwrap_or_default();
-        let fleet = FleetSummary::of(&after);
         let duration = clock.elapsed();
+        // A deploy can end with the split still set (clearing it failed): a release it gives no share
+        // takes nothing, so its machines are not counted serving.
+        let fleet = FleetSummary::weighed(&after, &weights_now(&*platform).await);
         let _ = recorder.record(EventKind::DeployFinished {
             outcome,
             error: error.clone(),
