@@ -7,11 +7,18 @@ use crate::runtime::{self, Level};
 use crate::types::{Machine, MachineError, MachineState, Release};
 use crate::{DeployPlan, Error, describe_error, machines, traffic};
 use std::borrow::Borrow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The ids of `machines`, in order (batch calls take ids).
 pub fn ids<M: Borrow<Machine>>(machines: &[M]) -> Vec<String> {
     machines.iter().map(|m| m.borrow().id.clone()).collect()
+}
+
+/// The ids of `ids` that no failure in `failures` names, in order: the machines a batch call went
+/// through on.
+pub(crate) fn not_failed(ids: &[String], failures: &[MachineError]) -> Vec<String> {
+    let failed: BTreeSet<&str> = failures.iter().map(|f| f.id.as_str()).collect();
+    ids.iter().filter(|id| !failed.contains(id.as_str())).cloned().collect()
 }
 
 /// A machine that was meant to be serving before the deploy. Stopped machines are moved but left

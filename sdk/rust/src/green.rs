@@ -25,6 +25,7 @@
 //! after `retain_blue` a traffic switch rather than a redeploy. On a failure before the switch, the
 //! standbys that were started are stopped again; they are never destroyed.
 
+use crate::fleet::not_failed;
 #[cfg(not(feature = "contract-0-1"))]
 use crate::pipeline::{self, NotRetired};
 use crate::runtime::{self, Level};
@@ -89,11 +90,9 @@ impl Switched {
             machines::stop(ids, &plan.kill_signal, plan.kill_timeout_ms)
         });
         let refused = asked.err().unwrap_or_default();
-        let up: BTreeSet<&str> = refused.iter().map(|f| f.id.as_str()).collect();
-        let up_ids: Vec<String> = up.iter().map(|id| id.to_string()).collect();
-        self.pinned = !unpin(retries, &up_ids, "blue");
-        let stopping: Vec<String> =
-            self.blue_ids.iter().filter(|id| !up.contains(id.as_str())).cloned().collect();
+        let up: Vec<String> = refused.iter().map(|f| f.id.clone()).collect();
+        self.pinned = !unpin(retries, &up, "blue");
+        let stopping = not_failed(&self.blue_ids, &refused);
         let mut left = pipeline::retire_stopping(retries, &stopping, plan, destroy).err().unwrap_or_default();
         left.not_stopped.splice(0..0, refused);
         if left.is_empty() { Ok(()) } else { Err(left) }
@@ -365,8 +364,7 @@ impl Ready {
                 format!("switch traffic: putting {} green machine(s) in rotation failed", failures.len());
             // The green machines that did go in took traffic: out of rotation first, then stopped on
             // their kill signal so the requests they hold finish, and only then removed.
-            let admitted: Vec<String> =
-                self.green.iter().filter(|id| !failures.iter().any(|f| &f.id == *id)).cloned().collect();
+            let admitted = not_failed(&self.green, &failures);
             if !admitted.is_empty() {
                 let _ = with_retries(retries, &admitted, traffic::cordon);
                 let (signal, timeout_ms) = &self.kill;
@@ -418,9 +416,7 @@ impl Ready {
         };
         // Half switched: undo it. Blue goes back in rotation first (so something always serves), then
         // green comes out and is removed, and the fleet is where the deploy started.
-        let failed: Vec<&str> = failures.iter().map(|f| f.id.as_str()).collect();
-        let cordoned: Vec<String> =
-            switched.blue_ids.iter().filter(|id| !failed.contains(&id.as_str())).cloned().collect();
+        let cordoned = not_failed(&switched.blue_ids, &failures);
         if let Err(left) = with_retries(retries, &cordoned, traffic::uncordon) {
             let context = format!(
                 "switch traffic: taking blue out of rotation failed for {} of {n} machine(s), and putting \

@@ -119,9 +119,7 @@ pub fn finish_earlier(policy: Retry, plan: &DeployPlan, fleet: Vec<Machine>) -> 
     let to_stop = ids_with(&[Todo::Stop, Todo::StopAndDestroy]);
     let stopped = match crate::stop_machines(policy, &to_stop, plan) {
         Ok(()) => to_stop.clone(),
-        Err(failures) => {
-            to_stop.iter().filter(|id| !failures.iter().any(|f| f.id == **id)).cloned().collect()
-        }
+        Err(failures) => crate::fleet::not_failed(&to_stop, &failures),
     };
     let to_destroy: Vec<String> = ids_with(&[Todo::Destroy])
         .into_iter()
