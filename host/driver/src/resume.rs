@@ -15,8 +15,8 @@ use crate::deploy::{Ending, Goal, JournalGate, StrategyRun, list_with_retries, w
 use crate::release_command::Resolution;
 use crate::{Deploy, DeployError, DeployReport, ResolvedStrategy, lease, resolve_strategy};
 use cutover_config::StrategyRef;
+use cutover_core::Platform;
 use cutover_core::events::{DeployStart, EventKind, EventSink, FleetSummary, Tee};
-use cutover_core::{Machine, Platform, ReleaseWeight};
 use cutover_journal::{self as journal, Journal, ReleaseKind, ReleaseRecord, ReleaseStatus, ResumeRecord};
 use cutover_runtime::{Recorder, Replay};
 use std::sync::Arc;
@@ -85,9 +85,14 @@ impl Deploy<'_> {
         let opened = self.target.open(config).await?;
         let platform = opened.platform.clone();
         let machines = list_with_retries(&*platform).await?;
-        // For a refusal's "the fleet now": an interrupted deploy may have left the split set.
-        let weights = weights_now(&*platform).await;
-        let (record, strategy) = self.replayable(&journal, &release, &machines, &weights).await?;
+        let (record, strategy) = match self.replayable(&journal, &release).await? {
+            Ok(replayable) => replayable,
+            Err(why) => {
+                // "The fleet now": an interrupted deploy may have left the split set.
+                let fleet = FleetSummary::weighed(&machines, &weights_now(&*platform).await);
+                return Err(cannot_resume(&release, why, &fleet));
+            }
+        };
 
         // The dead process's leases (Fly, the local daemon) lapse within one TTL.
         let ids: Vec<String> = machines.iter().map(|m| m.id.clone()).collect();
@@ -272,31 +277,29 @@ impl Deploy<'_> {
     }
 
     /// What a replay needs, checked: the plan and events the journal holds for `release`, and the very
-    /// component that ran it (same BLAKE3). `machines` and `weights` are the fleet now, for the error.
+    /// component that ran it (same BLAKE3); or why the release cannot be resumed (the inner error).
     async fn replayable(
         &self,
         journal: &Journal,
         release: &ReleaseRecord,
-        machines: &[Machine],
-        weights: &[ReleaseWeight],
-    ) -> Result<(ResumeRecord, ResolvedStrategy), DeployError> {
-        let cannot = |why: String| cannot_resume(release, why, &FleetSummary::weighed(machines, weights));
+    ) -> Result<Result<(ResumeRecord, ResolvedStrategy), String>, DeployError> {
         if release.kind == ReleaseKind::Launch {
-            return Err(cannot(
-                "it was the app's first launch, which runs no strategy to resume; deploy again".into(),
+            return Ok(Err(
+                "it was the app's first launch, which runs no strategy to resume; deploy again".into()
             ));
         }
         let Some(record) = journal.resume_record(release.id)? else {
-            return Err(cannot("the journal holds no plan for it (an older cutover started it)".into()));
+            return Ok(Err("the journal holds no plan for it (an older cutover started it)".into()));
         };
         let reference =
             StrategyRef::parse(&record.strategy_ref, &std::env::current_dir().unwrap_or_default());
-        let strategy = resolve_strategy(self.runtime, &reference)
-            .await
-            .map_err(|e| cannot(format!("its strategy cannot be loaded: {e}")))?;
+        let strategy = match resolve_strategy(self.runtime, &reference).await {
+            Ok(strategy) => strategy,
+            Err(e) => return Ok(Err(format!("its strategy cannot be loaded: {e}"))),
+        };
         let hash = hex::encode(strategy.component.hash);
         if hash != release.strategy_hash {
-            return Err(cannot(format!(
+            return Ok(Err(format!(
                 "{} is not the component that ran it (BLAKE3 {} in the journal, {} now); replaying another \
                  component would not reproduce what was done: put the original back",
                 strategy.label,
@@ -304,7 +307,7 @@ impl Deploy<'_> {
                 short(&hash)
             )));
         }
-        Ok((record, strategy))
+        Ok(Ok((record, strategy)))
     }
 
     /// A recorder that goes on numbering the release's events where the journal stops, into the
