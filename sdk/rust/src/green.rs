@@ -110,16 +110,12 @@ impl Switched {
         }
         if self.pinned {
             unpin(retries.into(), kept, "blue");
-        } else if let Err(left) = with_retries(retries, kept, traffic::cordon) {
-            runtime::log(
-                Level::Warn,
-                &format!(
-                    "{} blue machine(s) that did not stop could not be cordoned either (machine {}: {}); they \
-                     take traffic if they start again. Destroy or cordon them",
-                    left.len(),
-                    left[0].id,
-                    describe_error(&left[0].error)
-                ),
+        } else {
+            cordon_kept(
+                retries.into(),
+                kept,
+                "blue",
+                "; they take traffic if they start again. Destroy or cordon them",
             );
         }
     }
@@ -316,21 +312,25 @@ fn all_failed(ids: &[String], error: &Error) -> Vec<MachineError> {
 /// Cordon `kept` (`what` names them in the log), then clear the weights; with any of them still
 /// uncordoned, leave the weights as they are. Whether the weights were cleared.
 fn unpin(retries: Retry, kept: &[String], what: &str) -> bool {
-    if let Err(left) = with_retries(retries, kept, traffic::cordon) {
-        runtime::log(
-            Level::Warn,
-            &format!(
-                "{} {what} machine(s) could not be cordoned (machine {}: {}), so the traffic weights stay as \
-                 they are: they keep those machines' release out of new traffic. Destroy or cordon them, \
-                 then clear the weights",
-                left.len(),
-                left[0].id,
-                describe_error(&left[0].error)
-            ),
-        );
-        return false;
-    }
-    crate::clear_weights(retries)
+    let why = ", so the traffic weights stay as they are: they keep those machines' release out of new \
+               traffic. Destroy or cordon them, then clear the weights";
+    cordon_kept(retries, kept, what, why) && crate::clear_weights(retries)
+}
+
+/// Cordon `kept`; whether all of them are. Those that cannot be are logged (`what` names them, `then`
+/// says what follows from it).
+fn cordon_kept(retries: Retry, kept: &[String], what: &str, then: &str) -> bool {
+    let Err(left) = with_retries(retries, kept, traffic::cordon) else { return true };
+    runtime::log(
+        Level::Warn,
+        &format!(
+            "{} {what} machine(s) could not be cordoned (machine {}: {}){then}",
+            left.len(),
+            left[0].id,
+            describe_error(&left[0].error)
+        ),
+    );
+    false
 }
 
 impl Ready {
