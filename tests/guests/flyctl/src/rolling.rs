@@ -13,7 +13,7 @@
 
 use crate::cutover::strategy::runtime;
 use crate::cutover::strategy::types::MaxUnavailable;
-use crate::{DeployPlan, Error, update_and_wait};
+use crate::{Baseline, DeployPlan, Error, update_and_wait};
 
 /// `getPoolSize`: the pool of a group of `n` machines.
 fn pool_size(plan: &DeployPlan, n: usize, max_concurrent: usize) -> usize {
@@ -27,15 +27,15 @@ fn pool_size(plan: &DeployPlan, n: usize, max_concurrent: usize) -> usize {
 
 /// Update `ids` as flyctl's rolling strategy does; the first error stops the deploy (`WithCancelOnError`),
 /// with no rollback (the machines updated stay on the new release).
-pub(crate) fn deploy(plan: &DeployPlan, ids: &[String], max_concurrent: usize) -> Result<(), Error> {
+pub(crate) fn deploy(plan: &DeployPlan, ids: &[String], baseline: &Baseline) -> Result<(), Error> {
     let Some((spearhead, rest)) = ids.split_first() else { return Ok(()) };
     runtime::phase("spearhead");
-    update_and_wait(std::slice::from_ref(spearhead), plan)?;
+    update_and_wait(std::slice::from_ref(spearhead), plan, baseline)?;
     runtime::phase("pool");
-    let pool = pool_size(plan, ids.len(), max_concurrent);
+    let pool = pool_size(plan, ids.len(), baseline.max_concurrent);
     let mut done = 1;
     for wave in rest.chunks(pool) {
-        update_and_wait(wave, plan)?;
+        update_and_wait(wave, plan, baseline)?;
         done += wave.len();
         runtime::progress(done as u32, ids.len() as u32);
     }
