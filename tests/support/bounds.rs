@@ -296,14 +296,14 @@ impl<'w> Model<'w> {
     /// round trips), which boot and take traffic from their first passing check (the first step's
     /// weights and the uncordon are set while they boot); per
     /// step, the weight (from the second step on), `pause`, and the gate (each canary's checks, one call
-    /// per canary, and the stats of the canary's release and of each stable one); then the promotion,
-    /// rolling's batches with the weights set before each; then the canaries out (weights, cordon, stop,
-    /// stopped, destroy) and the weights cleared.
+    /// per canary, and the stats of the canary's release and of each stable one); then the weights
+    /// cleared and the promotion, rolling's window per process group; then the canaries out (cordon,
+    /// stop, stopped, destroy).
     ///
     /// `green_passes(c) + steps·(pause + (c + 1 + v)·a) + (steps − 1)·a
-    ///  + Σ_batches (a + rolling_call) + a + max(⌈4c/C⌉·a, 3a + s) + a`, the canaries' own later
-    /// calls (their n-th, not their first) at `a`, and their stop at the range's minimum `s`.
-    pub fn canary(&self, shape: &CanaryShape, blue: &[String], batches: &[UpdateCall]) -> Duration {
+    ///  + a + Σ_calls rolling_call + max(⌈4c/C⌉·a, 3a + s)`, the canaries' own later calls (their
+    /// n-th, not their first) at `a`, and their stop at the range's minimum `s`.
+    pub fn canary(&self, shape: &CanaryShape, blue: &[String], calls: &[UpdateCall]) -> Duration {
         let c = shape.canaries;
         let mut creates = self.ops(blue, "create machine");
         creates.sort();
@@ -311,9 +311,9 @@ impl<'w> Model<'w> {
         let up = self.green_passes(&creates);
         let gate = self.a * (c + 1 + shape.stable_versions) as u32;
         let steps = (shape.pause + gate) * shape.steps as u32 + self.a * shape.steps.saturating_sub(1) as u32;
-        let promotion: Duration = batches.iter().map(|b| self.a + self.rolling_call(b)).sum();
+        let promotion: Duration = self.a + calls.iter().map(|b| self.rolling_call(b)).sum::<Duration>();
         let s = Duration::from_millis(self.world.scenario().latency.stop[0]);
-        let removal = self.a + (self.a * c.div_ceil(self.c) as u32 * 4).max(self.a * 3 + s) + self.a;
+        let removal = (self.a * c.div_ceil(self.c) as u32 * 4).max(self.a * 3 + s);
         up + steps + promotion + removal
     }
 }
@@ -327,7 +327,7 @@ pub struct UpdateCall {
 }
 
 /// The calls of a run that update machines in place (`machines.update`, or a pipeline with an update
-/// step), in order: rolling's windowed pipelines, canary's promotion batches.
+/// step), in order: rolling's windowed pipelines, and canary's.
 pub fn update_calls(run: &SimRun) -> Vec<UpdateCall> {
     run.events
         .iter()

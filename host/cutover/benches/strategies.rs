@@ -31,9 +31,8 @@
 //!   stopped, destroy.
 //! - canary: green up for the canary (it takes its share from its first passing check; the weights
 //!   and its uncordon are set while it boots), then per step
-//!   the weight, the pause (1 min) and the gate, then the promotion (rolling's bound per batch, plus
-//!   setting the weights before each), then the canary out and the weights cleared; calls on no machine
-//!   at the minimum of `latency.api`.
+//!   the weight, the pause (1 min) and the gate, then the weights cleared and the promotion (rolling's
+//!   bound for its window), then the canary out; calls on no machine at the minimum of `latency.api`.
 //! - drain-then-destroy: green up and the switch as bluegreen; each blue machine is idle no earlier
 //!   than the switch plus its longest connection's lifetime (or `drain_timeout`), then it is counted (a count
 //!   may be one request for many machines), stopped and destroyed.

@@ -1,5 +1,5 @@
-//! Moving machines in place, a batch at a time, and back again: what rolling does to the whole fleet
-//! and canary does to the stable machines once its gates have passed.
+//! Moving machines in place, a window or a batch at a time, and back again: what rolling does to the
+//! whole fleet and canary does to the stable machines once its gates have passed ([`roll_groups`]).
 
 use crate::batch::batch_size;
 use crate::runtime::{self, Level};
@@ -160,6 +160,134 @@ pub fn roll_window<'a>(
         return Err(Stopped { moved, failed, untouched });
     }
     Ok(())
+}
+
+/// A roll of every process group onto one release, a window at a time ([`roll_groups`]).
+#[cfg(not(feature = "contract-0-1"))]
+pub struct RollPlan<'a> {
+    /// The release the machines move to.
+    pub release: &'a Release,
+    /// At most this many of a group's machines out of service at once (a count, or a fraction of the
+    /// group rounded up).
+    pub max_unavailable: &'a MaxUnavailable,
+    /// Whether the platform can cordon: a machine leaves rotation before its update and comes back once
+    /// it passes.
+    pub can_cordon: bool,
+    /// The bound of each wait for a machine to start and pass.
+    pub wait_timeout_ms: u64,
+    /// Whether a failed roll moves the machines it moved back before failing (`rollback`).
+    pub rollback: bool,
+    /// The release to move back to; none on an app's first deploy.
+    pub previous: Option<&'a Release>,
+    /// Before each group's phase and error ("promote " for canary's promotion; empty for rolling).
+    pub label: &'a str,
+}
+
+/// Move every machine of `groups` not yet on `plan.release` onto it: per process group, a window of
+/// `max_unavailable` ([`roll_window`]), one machine back in service letting the next one in. Returns
+/// how many moved. The first failure stops the roll (no further machine is touched) and becomes the
+/// deploy's error: which group, how many failed, how many moved and how many are untouched; with
+/// `rollback`, every machine moved goes back first (the failed ones first, then the last moved first,
+/// a window at a time), and the error says how far that got.
+#[cfg(not(feature = "contract-0-1"))]
+pub fn roll_groups(
+    retries: impl Into<Retry>,
+    groups: &BTreeMap<String, Vec<Machine>>,
+    plan: &RollPlan,
+) -> Result<usize, crate::Error> {
+    let retries: Retry = retries.into();
+    let target = plan.release.version;
+    let to_move: usize = groups.values().flatten().filter(|m| m.release.version != target).count();
+    let mut moved = 0usize;
+    // Per process group, the machines that reached the new release and the group's window: what a
+    // rollback has to undo, in the order they were moved.
+    let mut done: Vec<(&str, usize, Vec<&Machine>)> = Vec::new();
+    for (group, members) in groups {
+        let pending: Vec<&Machine> = members.iter().filter(|m| m.release.version != target).collect();
+        if pending.is_empty() {
+            continue;
+        }
+        let window = batch_size(plan.max_unavailable, members.len());
+        runtime::phase(&format!("{}{group}: {} machine(s), {window} at a time", plan.label, pending.len()));
+        let rolled =
+            roll_window(retries, plan.can_cordon, &pending, plan.release, window, plan.wait_timeout_ms);
+        let Err(Stopped { moved: got_there, failed, .. }) = rolled else {
+            moved += pending.len();
+            done.push((group, window, pending));
+            runtime::progress(moved as u32, to_move as u32);
+            continue;
+        };
+        moved += got_there.len();
+        let untouched = to_move - moved - failed.len();
+        let failed_ids: Vec<String> = failed.iter().map(|f| f.id.clone()).collect();
+        let error = crate::explain(
+            failed,
+            &format!(
+                "{}{group}: {} of {} machine(s) failed ({window} at a time); {moved} machine(s) already on \
+                 v{target}, {untouched} untouched and still on the previous release",
+                plan.label,
+                failed_ids.len(),
+                pending.len(),
+            ),
+        );
+        done.push((group, window, got_there));
+        return Err(match (plan.rollback, plan.previous) {
+            (false, _) => crate::with_note(error, &kept_note(&failed_ids, "; rollback is off")),
+            (true, None) => {
+                crate::with_note(error, &kept_note(&failed_ids, "; no previous release to roll back to"))
+            }
+            (true, Some(previous)) => {
+                let back = rollback_batches(group, window, &pending, &failed_ids, &done);
+                let note =
+                    roll_back(retries, plan.can_cordon, &back, previous, plan.wait_timeout_ms, &mut ());
+                crate::with_note(error, &note)
+            }
+        });
+    }
+    Ok(moved)
+}
+
+/// "; rollback is off: nothing was moved back; the 2 machine(s) that failed (a, b) are left as they
+/// failed", naming at most five.
+#[cfg(not(feature = "contract-0-1"))]
+fn kept_note(failed: &[String], why: &str) -> String {
+    let named = match failed.len() {
+        0..=5 => failed.join(", "),
+        n => format!("{}, and {} more", failed[..5].join(", "), n - 5),
+    };
+    format!(
+        "{why}: nothing was moved back; the {} machine(s) that failed ({named}) are left as they failed",
+        failed.len()
+    )
+}
+
+/// What a failed roll moves back, in order: the failed machines of `group` first (they are out of
+/// service), then every machine moved, the last moved first, in batches of its group's window.
+#[cfg(not(feature = "contract-0-1"))]
+fn rollback_batches<'a>(
+    group: &str,
+    window: usize,
+    pending: &[&'a Machine],
+    failed: &[String],
+    done: &[(&str, usize, Vec<&'a Machine>)],
+) -> Vec<Batch<'a>> {
+    let failed: std::collections::HashSet<&str> = failed.iter().map(String::as_str).collect();
+    let failed: Vec<&Machine> = pending.iter().copied().filter(|m| failed.contains(m.id.as_str())).collect();
+    let mut back = Vec::new();
+    for chunk in failed.chunks(window.max(1)) {
+        back.push(Batch { label: format!("{group}: the machines that failed"), machines: chunk.to_vec() });
+    }
+    for (group, window, moved) in done.iter().rev() {
+        let last_first: Vec<&Machine> = moved.iter().rev().copied().collect();
+        let batches = last_first.len().div_ceil((*window).max(1));
+        for (i, chunk) in last_first.chunks((*window).max(1)).enumerate() {
+            back.push(Batch {
+                label: format!("{group} batch {}/{batches}", i + 1),
+                machines: chunk.to_vec(),
+            });
+        }
+    }
+    back
 }
 
 /// After `batch` failed to move (the machines in `failed` did not make it): put the others back in

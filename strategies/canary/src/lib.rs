@@ -18,20 +18,22 @@
 //! stable machine is taken out of service. The price is the time of the steps and a few extra machines.
 //!
 //! After the last step the stable machines are moved onto the target release in place, exactly as the
-//! rolling strategy does it (per process group, batches of `max_unavailable`: cordon, update, wait
-//! started, wait healthy, uncordon; with `rollback`, a failed batch moves every machine it moved back
-//! before failing; the batch a roll or rollback stops at keeps only its failed machines out of
-//! rotation). The canaries are then cordoned, stopped and destroyed, so the fleet has the shape it
-//! had before the deploy. Machines already on the target release are neither cloned nor moved.
+//! rolling strategy does it (`cutover_sdk::rollout::roll_groups`: per process group, a window of
+//! `max_unavailable`, each machine cordoned, updated, waited on until started and passing, and
+//! uncordoned, one back in service letting the next one in; with `rollback`, a failed roll moves every
+//! machine it moved back before failing). The canaries are then cordoned, stopped and destroyed, so
+//! the fleet has the shape it had before the deploy. Machines already on the target release are
+//! neither cloned nor moved.
 //!
 //! Traffic is split with `traffic.set-weights` where the platform can. There the canaries are created
 //! cordoned and the first step's weights set before they go into rotation (while they boot), so they
-//! never take more than the first step's share; elsewhere they are created routable. During the
-//! promotion the weights follow the count of serving machines of each release (recomputed before and
-//! after each batch), as routing without weights would: a fixed split would pile the stable share onto
-//! the last stable machines. Once the canaries are gone, the weights are cleared (`set-weights([])`),
-//! so routing goes back to machine count and the next deploy starts from the default. On a platform without weights the canaries get the share their number gives them
-//! among the serving machines, which the log states, and the steps are only pauses with gates.
+//! never take more than the first step's share; elsewhere they are created routable. Once the gates
+//! have passed, the weights are cleared (`set-weights([])`) before the promotion: routing goes back to
+//! machine count, which is the split the serving machines of each release give at every instant of
+//! the roll (a split left pinned would pile the stable share onto the last stable machines), and the
+//! next deploy starts from the default. On a platform without weights the canaries get the share
+//! their number gives them among the serving machines, which the log states, and the steps are only
+//! pauses with gates.
 //!
 //! With `metric_error_query` and/or `metric_latency_query` set (contract 0.2's `metrics`), each step's
 //! gate also judges the app's own metrics: the template is asked over the last `metric_window` (default
@@ -56,10 +58,10 @@ use params::{
     DEFAULT_STEPS, read_params,
 };
 use remove::{abandon, remove_canaries};
-use weights::{Fleet, Follow, Route, releases, shares, split};
+use weights::{Fleet, releases, shares, split};
 
 use cutover_sdk::pipeline::{StateWait, Step, every_machine, pipeline};
-use cutover_sdk::rollout::{Batch, by_group, move_batch, plan_batches, put_back_passing, roll_back};
+use cutover_sdk::rollout::{RollPlan, by_group, roll_groups};
 use cutover_sdk::runtime::{self, Level};
 use cutover_sdk::types::{Machine, MachineState, ParamKind, ParamSpec, ParamValue};
 use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, traffic};
@@ -169,8 +171,8 @@ impl Guest for Canary {
                     name: "rollback".into(),
                     kind: ParamKind::Boolean,
                     default: Some(ParamValue::Boolean(DEFAULT_ROLLBACK)),
-                    summary: "On a failed promotion batch, move every machine this deploy moved back to \
-                              the previous release (same batches, same checks) before failing."
+                    summary: "On a failed promotion, move every machine this deploy moved back to the \
+                              previous release (same window, same checks) before failing."
                         .into(),
                 },
             ],
@@ -370,8 +372,10 @@ impl Guest for Canary {
             runtime::progress((index + 1) as u32, n as u32);
         }
 
-        // The promotion: rolling's batches, with the weights following the serving machines.
-        let mut route = weighted.then(|| Route::new(&groups, &canaries, plan.target.version));
+        // The promotion: rolling's window, per process group. Routing goes back to machine count first
+        // (the weights cleared), which is the split the serving machines of each release give at
+        // every instant of the roll, with no call between one machine's return and the next one's
+        // leaving; a split left pinned would pile the stable share onto the last stable machines.
         let to_move = stable.len();
         runtime::log(
             Level::Info,
@@ -381,79 +385,30 @@ impl Guest for Canary {
                 plan.target.version
             ),
         );
-        let mut moved = 0usize;
-        // Every batch that reached the new release, in order: what a rollback has to undo.
-        let mut done: Vec<Batch> = Vec::new();
-        for (step, batch) in plan_batches(&groups, plan.target.version, &plan.max_unavailable) {
-            runtime::phase(&format!("promote {step}"));
-            if let Some(route) = route.as_mut() {
-                route.take(&batch);
-                route.apply(retries);
-            }
-            if let Err(failures) =
-                move_batch(retries, caps.cordon, &batch, &plan.target, plan.wait_timeout_ms)
-            {
-                let failed: Vec<String> = failures.iter().map(|f| f.id.clone()).collect();
-                let untouched = to_move - moved - batch.machines.len();
-                let error = explain(
-                    failures,
-                    &format!(
-                        "promotion: {} failed ({} machine(s) in it); {moved} machine(s) already on v{}, \
-                         {untouched} untouched and still on the previous release",
-                        batch.label,
-                        batch.machines.len(),
-                        plan.target.version
-                    ),
-                );
-                // Without a rollback, the batch's machines that did come up go back in rotation.
-                let kept = |error: Error, why: &str| {
-                    let back = put_back_passing(retries, caps.cordon, &batch, &failed, plan.wait_timeout_ms);
-                    with_note(
-                        error,
-                        &format!("{why}{back} of that batch pass their checks and are back in rotation"),
-                    )
-                };
-                let error = match (params.rollback, &plan.previous) {
-                    (false, _) => kept(error, "; rollback is off: "),
-                    (true, None) => kept(error, "; no previous release to roll back to: "),
-                    (true, Some(previous)) => {
-                        // The failed batch first (it is out of service), then the others in reverse.
-                        done.push(batch);
-                        done.reverse();
-                        let mut follow = Follow { route: route.as_mut(), retries };
-                        let note = roll_back(
-                            retries,
-                            caps.cordon,
-                            &done,
-                            previous,
-                            plan.wait_timeout_ms,
-                            &mut follow,
-                        );
-                        with_note(error, &note)
-                    }
-                };
+        let cleared = weighted && clear_weights(retries);
+        let roll = RollPlan {
+            release: &plan.target,
+            max_unavailable: &plan.max_unavailable,
+            can_cordon: caps.cordon,
+            wait_timeout_ms: plan.wait_timeout_ms,
+            rollback: params.rollback,
+            previous: plan.previous.as_ref(),
+            label: "promote ",
+        };
+        let moved = match roll_groups(retries, &groups, &roll) {
+            Ok(moved) => moved,
+            Err(error) => {
                 // The canaries were only ever there to be removed: the fleet keeps its size.
-                if let Some(route) = route.as_mut() {
-                    route.remove(&canaries);
-                    route.apply(retries);
-                }
                 let removed =
                     remove_canaries(retries, &plan, &canaries, true).unwrap_or_else(|(left, _)| left);
+                if weighted && !cleared {
+                    clear_weights(retries);
+                }
                 return Err(with_note(error, &format!("; {removed}")));
             }
-            moved += batch.machines.len();
-            if let Some(route) = route.as_mut() {
-                route.put(&batch, plan.target.version);
-            }
-            done.push(batch);
-            runtime::progress(moved as u32, to_move as u32);
-        }
+        };
 
         runtime::phase("remove canary");
-        if let Some(route) = route.as_mut() {
-            route.remove(&canaries);
-            route.apply(retries);
-        }
         // Every stable machine is on v2 and serving: removing the canaries is clean-up, retried for the
         // whole budget, and what the platform still refuses is left tagged rather than failing the deploy.
         match remove_canaries(retries, &plan, &canaries, true) {
@@ -468,7 +423,8 @@ impl Guest for Canary {
                 );
             }
         }
-        if weighted {
+        // Cleared before the promotion; once more if that failed, so no release stays pinned.
+        if weighted && !cleared {
             clear_weights(retries);
         }
         runtime::log(Level::Info, &format!("all {moved} machine(s) on v{}", plan.target.version));

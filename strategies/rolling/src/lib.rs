@@ -21,13 +21,10 @@
 //! Without `rollback`, the fleet stays split between the releases, which is what an operator who wants
 //! to look at the failed machines asks for; only the failed machines are out of rotation.
 
-use cutover_sdk::batch::batch_size;
-use cutover_sdk::rollout::{Batch, Stopped, by_group, roll_back, roll_window};
+use cutover_sdk::rollout::{RollPlan, by_group, roll_groups};
 use cutover_sdk::runtime::{self, Level};
-use cutover_sdk::types::Machine;
 use cutover_sdk::types::{ParamKind, ParamSpec, ParamValue};
-use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, traffic};
-use cutover_sdk::{explain, list_machines, with_note};
+use cutover_sdk::{DeployPlan, Error, Guest, StrategyInfo, list_machines, traffic};
 
 struct Rolling;
 
@@ -77,96 +74,19 @@ impl Guest for Rolling {
             ),
         );
 
-        let mut moved = 0usize;
-        // Per process group, the machines that reached the new release and the group's window: what a
-        // rollback has to undo, in the order they were moved.
-        let mut done: Vec<(&str, usize, Vec<&Machine>)> = Vec::new();
-        for (group, members) in &groups {
-            let pending: Vec<&Machine> =
-                members.iter().filter(|m| m.release.version != plan.target.version).collect();
-            if pending.is_empty() {
-                continue;
-            }
-            let window = batch_size(&plan.max_unavailable, members.len());
-            runtime::phase(&format!("{group}: {} machine(s), {window} at a time", pending.len()));
-            let rolled =
-                roll_window(retries, can_cordon, &pending, &plan.target, window, plan.wait_timeout_ms);
-            let Err(Stopped { moved: got_there, failed, .. }) = rolled else {
-                moved += pending.len();
-                done.push((group, window, pending));
-                runtime::progress(moved as u32, to_move as u32);
-                continue;
-            };
-            moved += got_there.len();
-            let untouched = to_move - moved - failed.len();
-            let failed_ids: Vec<String> = failed.iter().map(|f| f.id.clone()).collect();
-            let error = explain(
-                failed,
-                &format!(
-                    "{group}: {} of {} machine(s) failed ({window} at a time); {moved} machine(s) already on \
-                     v{}, {untouched} untouched and still on the previous release",
-                    failed_ids.len(),
-                    pending.len(),
-                    plan.target.version
-                ),
-            );
-            done.push((group, window, got_there));
-            return Err(match (rollback, &plan.previous) {
-                (false, _) => with_note(error, &kept_note(&failed_ids, "; rollback is off")),
-                (true, None) => {
-                    with_note(error, &kept_note(&failed_ids, "; no previous release to roll back to"))
-                }
-                (true, Some(previous)) => {
-                    let back = rollback_batches(group, window, &pending, &failed_ids, &done);
-                    let note = roll_back(retries, can_cordon, &back, previous, plan.wait_timeout_ms, &mut ());
-                    with_note(error, &note)
-                }
-            });
-        }
+        let roll = RollPlan {
+            release: &plan.target,
+            max_unavailable: &plan.max_unavailable,
+            can_cordon,
+            wait_timeout_ms: plan.wait_timeout_ms,
+            rollback,
+            previous: plan.previous.as_ref(),
+            label: "",
+        };
+        let moved = roll_groups(retries, &groups, &roll)?;
         runtime::log(Level::Info, &format!("all {moved} machine(s) on v{}", plan.target.version));
         Ok(())
     }
-}
-
-/// "; rollback is off: nothing was moved back; the 2 machine(s) that failed (a, b) are left as they
-/// failed", naming at most five.
-fn kept_note(failed: &[String], why: &str) -> String {
-    let named = match failed.len() {
-        0..=5 => failed.join(", "),
-        n => format!("{}, and {} more", failed[..5].join(", "), n - 5),
-    };
-    format!(
-        "{why}: nothing was moved back; the {} machine(s) that failed ({named}) are left as they failed",
-        failed.len()
-    )
-}
-
-/// What a failed roll moves back, in order: the failed machines of `group` first (they are out of
-/// service), then every machine moved, the last moved first, in batches of its group's window.
-fn rollback_batches<'a>(
-    group: &str,
-    window: usize,
-    pending: &[&'a Machine],
-    failed: &[String],
-    done: &[(&str, usize, Vec<&'a Machine>)],
-) -> Vec<Batch<'a>> {
-    let failed: std::collections::HashSet<&str> = failed.iter().map(String::as_str).collect();
-    let failed: Vec<&Machine> = pending.iter().copied().filter(|m| failed.contains(m.id.as_str())).collect();
-    let mut back = Vec::new();
-    for chunk in failed.chunks(window.max(1)) {
-        back.push(Batch { label: format!("{group}: the machines that failed"), machines: chunk.to_vec() });
-    }
-    for (group, window, moved) in done.iter().rev() {
-        let last_first: Vec<&Machine> = moved.iter().rev().copied().collect();
-        let batches = last_first.len().div_ceil((*window).max(1));
-        for (i, chunk) in last_first.chunks((*window).max(1)).enumerate() {
-            back.push(Batch {
-                label: format!("{group} batch {}/{batches}", i + 1),
-                machines: chunk.to_vec(),
-            });
-        }
-    }
-    back
 }
 
 cutover_sdk::export!(Rolling);
