@@ -384,7 +384,7 @@ async fn drain_keeps_a_websocket_open_until_it_closes_then_destroys_its_machine(
 }
 
 #[test]
-fn a_killed_daemon_leaves_no_machine_running_and_logs_are_kept() {
+fn machines_run_in_sessions_of_their_own_die_with_their_daemon_and_keep_their_logs() {
     let app = App::new(example_app());
     let out = app.run(&["deploy", "--platform", "local"]);
     assert_eq!(out.status.code(), Some(0), "{}", out.text());
@@ -400,12 +400,23 @@ fn a_killed_daemon_leaves_no_machine_running_and_logs_are_kept() {
         serde_json::from_str(&std::fs::read_to_string(app.state().join("local/daemon.json")).unwrap())
             .unwrap();
     let daemon = info["pid"].as_i64().unwrap();
+    // As separate VMs are: the kernel's autogroups then share the CPU between machines and the proxy.
+    for &pid in &pids {
+        assert_eq!(session(pid), Some(pid), "machine {pid} runs in a session of its own");
+    }
+    assert_eq!(session(daemon as u32), Some(daemon as u32), "the daemon runs in its own session");
     unsafe { libc::kill(daemon as i32, libc::SIGKILL) };
     let gone = (0..100).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(50));
         pids.iter().all(|p| !Path::new(&format!("/proc/{p}")).exists() || is_zombie(*p))
     });
     assert!(gone, "machines outlived their daemon: {pids:?}");
+}
+
+/// The session `pid` belongs to (`/proc/PID/stat`'s sixth field).
+fn session(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.split_whitespace().nth(3)?.parse().ok()
 }
 
 fn is_zombie(pid: u32) -> bool {

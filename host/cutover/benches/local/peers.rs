@@ -5,6 +5,12 @@
 //! them), so no single rate means much; the rounds are interleaved (each round runs every side once,
 //! the order rotating) and the comparison is the ratio of cutover's proxy to the faster peer, taken
 //! round by round.
+//!
+//! Each proxy runs in a session of its own, as a proxy runs as a service of its own: cutover's daemon
+//! (which starts every machine in a session of its own as well) and nginx and HAProxy alike, with
+//! `wrk` in the bench's. With the kernel's autogroups (on by default) a session is a scheduling group,
+//! so every side gets the same split of the two cores (before, nginx and HAProxy shared the bench's
+//! group with `wrk` while cutover's proxy shared one with the machines: BENCHMARKS.md, issue 20).
 
 use super::*;
 use std::process::{Child, Stdio};
@@ -43,6 +49,9 @@ struct WrkRound {
     failed: u64,
     /// The proxy's CPU µs per request (NaN for direct).
     cpu_us: f64,
+    /// The proxy's threads' sleeps (voluntary context switches) per request (NaN for direct): how
+    /// often it ran out of work, each sleep a wake-up someone else pays for.
+    sleeps: f64,
 }
 
 /// How the load connects: `conns` keep-alive connections, or `conns` connections each closed after
@@ -145,7 +154,7 @@ fn start_nginx(backends: &[u16]) -> (Peer, SocketAddr) {
     let conf_path = dir.path().join("nginx.conf");
     std::fs::write(&conf_path, conf).unwrap();
     let log = dir.path().join("error.log");
-    let child = Command::new(if found("nginx") { "nginx" } else { "/usr/sbin/nginx" })
+    let child = own_session(&mut Command::new(if found("nginx") { "nginx" } else { "/usr/sbin/nginx" }))
         .arg("-p")
         .arg(dir.path())
         .arg("-c")
@@ -177,14 +186,15 @@ fn start_haproxy(backends: &[u16]) -> (Peer, SocketAddr) {
     let conf_path = dir.path().join("haproxy.cfg");
     std::fs::write(&conf_path, conf).unwrap();
     let log = dir.path().join("stderr.log");
-    let child = Command::new(if found("haproxy") { "haproxy" } else { "/usr/sbin/haproxy" })
-        .arg("-db")
-        .arg("-f")
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start haproxy");
+    let child =
+        own_session(&mut Command::new(if found("haproxy") { "haproxy" } else { "/usr/sbin/haproxy" }))
+            .arg("-db")
+            .arg("-f")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start haproxy");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let peer = Peer { child, _dir: dir };
     wait_listening(addr, "haproxy", &log);
@@ -238,8 +248,10 @@ fn wrk_round(side: &Side, load: Load, secs: u32) -> WrkRound {
     }
     cmd.arg(format!("http://{}/", side.addr));
     let before: Duration = side.pids.iter().map(|p| proxy::cpu_time(*p)).sum();
+    let slept: u64 = side.pids.iter().map(|p| sleeps(*p)).sum();
     let out = cmd.output().expect("run wrk");
     let after: Duration = side.pids.iter().map(|p| proxy::cpu_time(*p)).sum();
+    let slept = side.pids.iter().map(|p| sleeps(*p)).sum::<u64>().saturating_sub(slept);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -247,7 +259,7 @@ fn wrk_round(side: &Side, load: Load, secs: u32) -> WrkRound {
         side.name,
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut r = WrkRound { cpu_us: f64::NAN, ..WrkRound::default() };
+    let mut r = WrkRound { cpu_us: f64::NAN, sleeps: f64::NAN, ..WrkRound::default() };
     let mut requests = 0u64;
     for line in text.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -267,8 +279,37 @@ fn wrk_round(side: &Side, load: Load, secs: u32) -> WrkRound {
     assert!(requests > 0 && r.rps > 0.0, "wrk served nothing against {}:\n{text}", side.name);
     if !side.pids.is_empty() {
         r.cpu_us = (after - before).as_secs_f64() * 1e6 / requests as f64;
+        r.sleeps = slept as f64 / requests as f64;
     }
     r
+}
+
+/// Voluntary context switches of all of `pid`'s threads so far.
+fn sleeps(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .filter_map(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:")?.trim().parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// Starts `cmd` in a session of its own (see the module's note on autogroups).
+fn own_session(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe, and nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
 }
 
 fn med(rs: &[WrkRound], f: impl Fn(&WrkRound) -> f64) -> f64 {
@@ -347,15 +388,16 @@ pub(crate) async fn peers(hello: &Path) {
     println!(
         "== 4. proxy against nginx and HAProxy: `wrk --latency` against one machine directly and through \
          each proxy to three machines; {rounds} rounds of {secs} s per side, the order rotating; medians; \
-         load average {load_now} at the start =="
+         load average {load_now} at the start; autogroups {} ==",
+        autogroups()
     );
     println!(
         "| connections | direct req/s | cutover req/s | nginx req/s | HAProxy req/s \
          | **cutover / faster peer** | p50 ms: direct, cutover, nginx, HAProxy \
          | p99 ms: direct, cutover, nginx, HAProxy | p99 cutover / faster peer's \
-         | proxy CPU µs/req: cutover, nginx, HAProxy |"
+         | proxy CPU µs/req: cutover, nginx, HAProxy | proxy sleeps/req: cutover, nginx, HAProxy |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let loads = [
         Load { conns: 1, close: false },
         Load { conns: 16, close: false },
@@ -382,10 +424,12 @@ pub(crate) async fn peers(hello: &Path) {
         let p50: Vec<f64> = by_side.iter().map(|rs| med(rs, |r| r.p50_ms)).collect();
         let p99: Vec<f64> = by_side.iter().map(|rs| med(rs, |r| r.p99_ms)).collect();
         let cpu: Vec<f64> = by_side.iter().map(|rs| med(rs, |r| r.cpu_us)).collect();
+        let slept: Vec<f64> = by_side.iter().map(|rs| med(rs, |r| r.sleeps)).collect();
         let faster = if rps[2] >= rps[3] { 2 } else { 3 };
         println!(
             "| {} | {:.0} | {:.0} | {:.0} | {:.0} | **{:.2}×** ({:.2}–{:.2}, faster: {}) \
-             | {:.3}, {:.3}, {:.3}, {:.3} | {:.3}, {:.3}, {:.3}, {:.3} | {:.2}× | {:.1}, {:.1}, {:.1} |",
+             | {:.3}, {:.3}, {:.3}, {:.3} | {:.3}, {:.3}, {:.3}, {:.3} | {:.2}× | {:.1}, {:.1}, {:.1} \
+             | {:.2}, {:.2}, {:.2} |",
             load.label(),
             rps[0],
             rps[1],
@@ -407,11 +451,14 @@ pub(crate) async fn peers(hello: &Path) {
             cpu[1],
             cpu[2],
             cpu[3],
+            slept[1],
+            slept[2],
+            slept[3],
         );
         if base.is_some() {
             let ratios = round_ratios(&by_side[1], |i| by_side[4][i].rps);
             against_base.push(format!(
-                "| {} | {:.0} | {:.0} | **{:.2}×** ({:.2}–{:.2}) | {:.2}× | {:.3}, {:.3} | {:.1}, {:.1} |",
+                "| {} | {:.0} | {:.0} | **{:.2}×** ({:.2}–{:.2}) | {:.2}× | {:.3}, {:.3} | {:.1}, {:.1} | {:.2}, {:.2} |",
                 load.label(),
                 rps[1],
                 rps[4],
@@ -423,6 +470,8 @@ pub(crate) async fn peers(hello: &Path) {
                 p99[4],
                 cpu[1],
                 cpu[4],
+                slept[1],
+                slept[4],
             ));
         }
     }
@@ -436,9 +485,9 @@ pub(crate) async fn peers(hello: &Path) {
         println!("\nthis build against the base build {} in the same rounds:", exe.display());
         println!(
             "| connections | this build req/s | base req/s | **this / base** | base / faster peer \
-             | p99 ms: this, base | CPU µs/req: this, base |"
+             | p99 ms: this, base | CPU µs/req: this, base | sleeps/req: this, base |"
         );
-        println!("|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|");
         for line in &against_base {
             println!("{line}");
         }
@@ -455,6 +504,15 @@ fn round_ratios(side: &[WrkRound], other: impl Fn(usize) -> f64) -> Vec<f64> {
     let mut ratios: Vec<f64> = side.iter().enumerate().map(|(i, r)| r.rps / other(i)).collect();
     ratios.sort_by(f64::total_cmp);
     ratios
+}
+
+/// Whether the kernel groups sessions for scheduling (`kernel.sched_autogroup_enabled`).
+fn autogroups() -> &'static str {
+    match std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled").as_deref().map(str::trim) {
+        Ok("1") => "on",
+        Ok(_) => "off",
+        Err(_) => "not in this kernel",
+    }
 }
 
 /// `/proc/loadavg`'s three figures (1, 5 and 15 minutes), as written.

@@ -197,6 +197,9 @@ impl Proxy {
     /// [`Proxy::bind`] with other tunables (the local daemon waits less for an empty table).
     pub async fn bind_with(listen: SocketAddr, mode: Mode, opts: ProxyOptions) -> io::Result<Proxy> {
         let listener = TcpListener::bind(listen).await?;
+        if mode == Mode::Http {
+            defer_accept(&listener);
+        }
         let local_addr = listener.local_addr()?;
         let inner = Arc::new(Inner {
             mode,
@@ -480,6 +483,35 @@ fn spawn_conn(
             inner.serve_tcp(stream, slot, task).await
         }),
     };
+}
+
+/// Lets the kernel hand an HTTP connection over only once its first bytes are in (as nginx's
+/// `deferred` and HAProxy's `defer-accept`): a thread then wakes once for the accept and the request
+/// together instead of possibly once for each, which counts with a new connection per request
+/// (BENCHMARKS.md, issue 20). HTTP clients speak first, so nothing waits on it; a client that
+/// connects and sends nothing is handed over after a second anyway, and its head timeout starts
+/// then. Not for TCP mode, where the server may speak first.
+fn defer_accept(listener: &TcpListener) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let secs: libc::c_int = 1;
+        // SAFETY: a valid socket, and an int option with its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+                (&secs as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(error = %io::Error::last_os_error(), "proxy: no deferred accept");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = listener;
 }
 
 /// Locks, ignoring poisoning: every lock in the proxy guards data that stays consistent at each step

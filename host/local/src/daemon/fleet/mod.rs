@@ -4,8 +4,9 @@
 //! (`PORT`, `FLY_MACHINE_ID`, `FLY_REGION`, `FLY_PROCESS_GROUP`, `FLY_IMAGE_REF`, `FLY_RELEASE_VERSION`).
 //! Starting spawns it; stopping sends the signal, waits the timeout, then kills; its output is appended
 //! to a log file per machine. Children die with the daemon (`PR_SET_PDEATHSIG`), so a killed daemon
-//! leaves no orphan. Every change bumps a version on a watch channel, which is what the API's waits and
-//! the proxy's routing table follow.
+//! leaves no orphan; each runs in a session of its own, so the kernel shares the CPU between
+//! machines and the proxy as between separate VMs (autogroups). Every change bumps a version on a
+//! watch channel, which is what the API's waits and the proxy's routing table follow.
 //!
 //! The fleet's parts, one concern each, all methods of [`Fleet`] over its one locked `State`:
 //!

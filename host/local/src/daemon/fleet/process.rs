@@ -50,11 +50,18 @@ impl Fleet {
         let log = self.log_file(app, id).map_err(|e| err(ErrorKind::Platform, format!("log file: {e}")))?;
         let log2 = log.try_clone().map_err(|e| err(ErrorKind::Platform, format!("log file: {e}")))?;
         cmd.stdout(log).stderr(log2);
-        // The child dies with the daemon: no orphan survives a killed daemon.
+        // The child dies with the daemon: no orphan survives a killed daemon. And it runs in a
+        // session of its own, as a Fly machine is a VM of its own: with the kernel's autogroups
+        // (on by default), the CPU is then shared between each machine and the proxy, not between
+        // threads of one group holding the proxy and every machine, where a busy app takes the
+        // proxy's time (measured in BENCHMARKS.md, issue 20).
         #[cfg(target_os = "linux")]
         unsafe {
             cmd.pre_exec(|| {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
