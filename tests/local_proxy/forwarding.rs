@@ -313,6 +313,63 @@ async fn requests_for_hyper_take_over_the_connection_mid_way() {
     }
 }
 
+/// Everything the proxy sends on `stream` until it closes the connection.
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut got))
+        .await
+        .expect("the proxy kept the connection open")
+        .unwrap();
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// An answer's head (lower-cased) and body, split at the blank line.
+fn head_and_body(answer: &str) -> (String, &str) {
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+    (head.to_ascii_lowercase(), body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http10_clients_get_answers_they_can_read_and_their_connections_kept_as_they_ask() {
+    for lean in [true, false] {
+        let machine = Scripted::start().await;
+        let proxy = proxy_to(&machine, lean).await;
+
+        // Without keep-alive (`ab`'s way): one answer, then the close.
+        let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        client.write_all(b"GET /length HTTP/1.0\r\n\r\n").await.unwrap();
+        let got = read_to_close(&mut client).await;
+        let (head, body) = head_and_body(&got);
+        assert!(head.starts_with("http/1.0 200"), "lean {lean}: {got}");
+        assert_eq!(body, "hello", "lean {lean}");
+
+        // With keep-alive (`ab -k`'s way): answers say so and the connection carries the next one.
+        let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        let ask = "GET /length HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+        client.write_all(ask.as_bytes()).await.unwrap();
+        let first = read_until(&mut client, "hello", 1).await;
+        assert!(first.to_ascii_lowercase().contains("connection: keep-alive"), "lean {lean}: {first}");
+        client.write_all(ask.as_bytes()).await.unwrap();
+        assert!(read_until(&mut client, "hello", 1).await.starts_with("HTTP/1.0 200"), "lean {lean}");
+
+        // A chunked answer reaches it without its chunks, running to the close, trailers dropped.
+        client.write_all(b"GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").await.unwrap();
+        let got = read_to_close(&mut client).await;
+        let (head, body) = head_and_body(&got);
+        // (hyper says `keep-alive` on it all the same, and closes.)
+        assert!(!head.contains("transfer-encoding"), "lean {lean}: {got}");
+        assert_eq!(body, "hello world", "lean {lean}");
+
+        let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        client.write_all(b"GET /big-chunked HTTP/1.0\r\n\r\n").await.unwrap();
+        let got = read_to_close(&mut client).await;
+        assert_eq!(head_and_body(&got).1, "c".repeat(64 * 4096), "lean {lean}");
+
+        assert_eq!(machine.requests.load(Ordering::Relaxed), 5, "lean {lean}");
+        proxy.shutdown().await;
+    }
+}
+
 /// A burst of keep-alive connections on a proxy of two threads is spread over both as it is
 /// accepted, within two of each other however the kernel handed them out (it often gives one thread
 /// most of a burst), and no byte is lost on the way: each connection's first write holds pipelined

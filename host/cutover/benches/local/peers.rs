@@ -1,5 +1,6 @@
 //! Section 4, the proxy against its peers: nginx and HAProxy in front of the same three machines,
-//! measured by `wrk` in the same run as cutover's proxy and a machine directly, round by round.
+//! measured by `wrk` in the same run as cutover's proxy and a machine directly, round by round; and by
+//! ApacheBench (`ab`), whose requests are HTTP/1.0, as many load generators' and old clients' are.
 //!
 //! The machine is shared (and so are its 2 cores: the load generator, the proxy and the app all run on
 //! them), so no single rate means much; the rounds are interleaved (each round runs every side once,
@@ -15,7 +16,7 @@
 use super::*;
 use std::process::{Child, Stdio};
 
-/// One side of the comparison: what `wrk` is pointed at, and whose CPU time is counted.
+/// One side of the comparison: what the load generator is pointed at, and whose CPU time is counted.
 struct Side {
     name: &'static str,
     addr: SocketAddr,
@@ -39,7 +40,7 @@ impl Drop for Peer {
     }
 }
 
-/// One `wrk` round's figures.
+/// One round's figures (`wrk`'s or `ab`'s).
 #[derive(Clone, Copy, Default)]
 struct WrkRound {
     rps: f64,
@@ -55,24 +56,28 @@ struct WrkRound {
 }
 
 /// How the load connects: `conns` keep-alive connections, or `conns` connections each closed after
-/// one request.
+/// one request; sent by `wrk` (HTTP/1.1), or by `ab` (HTTP/1.0).
 #[derive(Clone, Copy)]
 struct Load {
     conns: u32,
     close: bool,
+    ab: bool,
 }
 
 impl Load {
     fn label(self) -> String {
-        if self.close {
-            format!("{} (new connection per request)", self.conns)
-        } else {
-            self.conns.to_string()
+        match (self.ab, self.close) {
+            (false, true) => format!("{} (new connection per request)", self.conns),
+            (false, false) => self.conns.to_string(),
+            (true, true) => format!("{}, HTTP/1.0 (`ab`, new connection per request)", self.conns),
+            (true, false) => format!("{}, HTTP/1.0 (`ab -k`, keep-alive)", self.conns),
         }
     }
 }
 
-const TOOLS: [&str; 3] = ["nginx", "haproxy", "wrk"];
+/// The tools the section runs, and Debian's packages of them.
+const TOOLS: [(&str, &str); 4] =
+    [("nginx", "nginx-light"), ("haproxy", "haproxy"), ("wrk", "wrk"), ("ab", "apache2-utils")];
 
 fn found(tool: &str) -> bool {
     ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"]
@@ -80,24 +85,26 @@ fn found(tool: &str) -> bool {
         .any(|d| Path::new(d).join(tool).exists())
 }
 
-/// nginx, HAProxy and wrk from Debian, installed when missing and the bench runs as root. `Err`: why
-/// the section cannot run.
+/// nginx, HAProxy, wrk and ab from Debian, installed when missing and the bench runs as root. `Err`:
+/// why the section cannot run.
 fn ensure_tools() -> Result<(), String> {
-    let missing: Vec<&str> = TOOLS.into_iter().filter(|t| !found(t)).collect();
+    let missing: Vec<&str> = TOOLS.into_iter().filter(|(t, _)| !found(t)).map(|(t, _)| t).collect();
     if missing.is_empty() {
         return Ok(());
     }
+    let packages: Vec<&str> = TOOLS.into_iter().map(|(_, p)| p).collect();
+    let command = format!("apt-get install -y {}", packages.join(" "));
     if unsafe { libc::geteuid() } != 0 {
         return Err(format!(
-            "{} not installed and the bench is not root; run `apt-get install -y nginx-light haproxy wrk` \
-             as root",
+            "{} not installed and the bench is not root; run `{command}` as root",
             missing.join(", ")
         ));
     }
-    println!("installing {} from Debian (apt-get install -y nginx-light haproxy wrk)", missing.join(", "));
+    println!("installing {} from Debian ({command})", missing.join(", "));
     let install = || {
         Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends", "nginx-light", "haproxy", "wrk"])
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&packages)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .is_ok_and(|s| s.success())
@@ -105,11 +112,11 @@ fn ensure_tools() -> Result<(), String> {
     if !install() {
         let _ = Command::new("apt-get").arg("update").status();
         if !install() {
-            return Err("`apt-get install -y nginx-light haproxy wrk` failed".into());
+            return Err(format!("`{command}` failed"));
         }
     }
-    match TOOLS.into_iter().find(|t| !found(t)) {
-        Some(t) => Err(format!("{t} is still missing after apt-get install")),
+    match TOOLS.into_iter().find(|(t, _)| !found(t)) {
+        Some((t, _)) => Err(format!("{t} is still missing after {command}")),
         None => Ok(()),
     }
 }
@@ -230,6 +237,75 @@ fn wrk_ms(v: &str) -> f64 {
     num.parse::<f64>().map_or(f64::NAN, |n| n * scale)
 }
 
+/// One round of `load` against `side`, by the load's tool.
+fn round(side: &Side, load: Load, secs: u32) -> WrkRound {
+    if load.ab { ab_round(side, load, secs) } else { wrk_round(side, load, secs) }
+}
+
+/// The proxy's CPU time and its threads' sleeps so far.
+fn proxy_counters(side: &Side) -> (Duration, u64) {
+    (side.pids.iter().map(|p| proxy::cpu_time(*p)).sum(), side.pids.iter().map(|p| sleeps(*p)).sum())
+}
+
+/// Runs one round's load generator (`tool`, as `cmd`) against `side`; `line` reads each line of its
+/// output (split into words) into the round, and returns the requests it counted when the line says.
+fn measure(
+    side: &Side,
+    tool: &str,
+    mut cmd: Command,
+    line: impl Fn(&[&str], &mut WrkRound) -> Option<u64>,
+) -> WrkRound {
+    cmd.arg(format!("http://{}/", side.addr));
+    let before = proxy_counters(side);
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{tool} failed against {}: {text}{}",
+        side.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut r = WrkRound { cpu_us: f64::NAN, sleeps: f64::NAN, ..WrkRound::default() };
+    let mut requests = 0u64;
+    for l in text.lines() {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        if let Some(n) = line(&words, &mut r) {
+            requests = n;
+        }
+    }
+    assert!(requests > 0 && r.rps > 0.0, "{tool} served nothing against {}:\n{text}", side.name);
+    if !side.pids.is_empty() {
+        let (cpu, slept) = proxy_counters(side);
+        r.cpu_us = (cpu - before.0).as_secs_f64() * 1e6 / requests as f64;
+        r.sleeps = slept.saturating_sub(before.1) as f64 / requests as f64;
+    }
+    r
+}
+
+/// One `ab` round against `side` (HTTP/1.0; `-k` for keep-alive). Its latency percentiles are whole
+/// milliseconds.
+fn ab_round(side: &Side, load: Load, secs: u32) -> WrkRound {
+    let mut cmd = Command::new("ab");
+    // `-t` sets a cap of 50,000 requests unless a later `-n` raises it.
+    cmd.args(["-q", "-c", &load.conns.to_string(), "-t", &secs.to_string(), "-n", "100000000"]);
+    if !load.close {
+        cmd.arg("-k");
+    }
+    measure(side, "ab", cmd, |words, r| {
+        match words {
+            ["Complete", "requests:", n] => return n.parse().ok(),
+            ["Failed", "requests:", n, ..] | ["Non-2xx", "responses:", n] => {
+                r.failed += n.parse::<u64>().unwrap_or(0)
+            }
+            ["Requests", "per", "second:", v, ..] => r.rps = v.parse().unwrap_or(f64::NAN),
+            ["50%", v] => r.p50_ms = v.parse().unwrap_or(f64::NAN),
+            ["99%", v] => r.p99_ms = v.parse().unwrap_or(f64::NAN),
+            _ => {}
+        }
+        None
+    })
+}
+
 /// One `wrk` round against `side`: its output parsed, the proxy's CPU time over the round.
 fn wrk_round(side: &Side, load: Load, secs: u32) -> WrkRound {
     let threads = load.conns.clamp(1, 2);
@@ -246,28 +322,12 @@ fn wrk_round(side: &Side, load: Load, secs: u32) -> WrkRound {
     if load.close {
         cmd.args(["-H", "Connection: close"]);
     }
-    cmd.arg(format!("http://{}/", side.addr));
-    let before: Duration = side.pids.iter().map(|p| proxy::cpu_time(*p)).sum();
-    let slept: u64 = side.pids.iter().map(|p| sleeps(*p)).sum();
-    let out = cmd.output().expect("run wrk");
-    let after: Duration = side.pids.iter().map(|p| proxy::cpu_time(*p)).sum();
-    let slept = side.pids.iter().map(|p| sleeps(*p)).sum::<u64>().saturating_sub(slept);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "wrk failed against {}: {text}{}",
-        side.name,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut r = WrkRound { cpu_us: f64::NAN, sleeps: f64::NAN, ..WrkRound::default() };
-    let mut requests = 0u64;
-    for line in text.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
+    measure(side, "wrk", cmd, |words, r| {
+        match words {
             ["Requests/sec:", v] => r.rps = v.parse().unwrap_or(f64::NAN),
             ["50%", v] => r.p50_ms = wrk_ms(v),
             ["99%", v] => r.p99_ms = wrk_ms(v),
-            [n, "requests", "in", ..] => requests = n.parse().unwrap_or(0),
+            [n, "requests", "in", ..] => return n.parse().ok(),
             ["Non-2xx", "or", "3xx", "responses:", n] => r.failed += n.parse::<u64>().unwrap_or(0),
             ["Socket", "errors:", rest @ ..] => {
                 r.failed +=
@@ -275,13 +335,8 @@ fn wrk_round(side: &Side, load: Load, secs: u32) -> WrkRound {
             }
             _ => {}
         }
-    }
-    assert!(requests > 0 && r.rps > 0.0, "wrk served nothing against {}:\n{text}", side.name);
-    if !side.pids.is_empty() {
-        r.cpu_us = (after - before).as_secs_f64() * 1e6 / requests as f64;
-        r.sleeps = slept as f64 / requests as f64;
-    }
-    r
+        None
+    })
 }
 
 /// Voluntary context switches of all of `pid`'s threads so far.
@@ -386,8 +441,8 @@ pub(crate) async fn peers(hello: &Path) {
     let load_now = load_average();
     println!();
     println!(
-        "== 4. proxy against nginx and HAProxy: `wrk --latency` against one machine directly and through \
-         each proxy to three machines; {rounds} rounds of {secs} s per side, the order rotating; medians; \
+        "== 4. proxy against nginx and HAProxy: `wrk --latency` (then `ab`) against one machine directly \
+         and through each proxy to three machines; {rounds} rounds of {secs} s per side, the order rotating; medians; \
          load average {load_now} at the start; autogroups {} ==",
         autogroups()
     );
@@ -399,22 +454,24 @@ pub(crate) async fn peers(hello: &Path) {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let loads = [
-        Load { conns: 1, close: false },
-        Load { conns: 16, close: false },
-        Load { conns: 64, close: false },
-        Load { conns: 16, close: true },
+        Load { conns: 1, close: false, ab: false },
+        Load { conns: 16, close: false, ab: false },
+        Load { conns: 64, close: false, ab: false },
+        Load { conns: 16, close: true, ab: false },
+        Load { conns: 16, close: true, ab: true },
+        Load { conns: 16, close: false, ab: true },
     ];
     let mut failed = 0;
     let mut against_base = Vec::new();
     for load in loads {
         for side in &sides {
-            let _ = wrk_round(side, load, 1);
+            let _ = round(side, load, 1);
         }
         let mut by_side: Vec<Vec<WrkRound>> = vec![Vec::new(); sides.len()];
         for i in 0..rounds {
             for k in 0..sides.len() {
                 let s = (i + k) % sides.len();
-                by_side[s].push(wrk_round(&sides[s], load, secs));
+                by_side[s].push(round(&sides[s], load, secs));
             }
         }
         failed += by_side.iter().flatten().map(|r| r.failed).sum::<u64>();

@@ -133,10 +133,10 @@ pub struct ProxyOptions {
     /// more than the routing itself; see BENCHMARKS.md, issue 20). 0 runs the proxy on the runtime
     /// that binds it. Default: one per core.
     pub threads: usize,
-    /// Forward plain HTTP/1.1 requests on the lean path (the bytes as the guard checked them, over
-    /// pooled plain sockets; see BENCHMARKS.md, issue 20) and hand a connection to hyper only at the
-    /// first request it does not handle (an upgrade, `Expect`, a chunked or large body, HTTP/1.0, a
-    /// head the guard refuses). `false` sends every request through hyper. Default: `true`.
+    /// Forward plain HTTP/1.1 and 1.0 requests on the lean path (the bytes as the guard checked them,
+    /// over pooled plain sockets; see BENCHMARKS.md, issue 20) and hand a connection to hyper only at
+    /// the first request it does not handle (an upgrade, `Expect`, a chunked or large body, a head the
+    /// guard refuses). `false` sends every request through hyper. Default: `true`.
     pub lean: bool,
 }
 
@@ -439,7 +439,6 @@ async fn accept_loop(
             tracing::debug!(%peer, "proxy: refused a connection over the per-client bound");
             continue;
         };
-        let _ = stream.set_nodelay(true);
         let task = inner.tasks.enter();
         let Some(b) = &balance else {
             spawn_conn(&inner, stream, peer, limits, slot, task, None);
@@ -469,6 +468,10 @@ fn spawn_conn(
     load: Option<balance::Load>,
 ) {
     let inner = inner.clone();
+    // The lean path turns Nagle's algorithm off itself, only when it has to (`lean::Client`).
+    if !(inner.mode == Mode::Http && inner.opts.lean) {
+        let _ = stream.set_nodelay(true);
+    }
     match inner.mode {
         Mode::Http if inner.opts.lean => tokio::spawn(async move {
             let _load = load;

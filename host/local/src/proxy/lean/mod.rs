@@ -1,4 +1,4 @@
-//! HTTP mode's usual path: plain HTTP/1.1 requests forwarded as bytes, without hyper.
+//! HTTP mode's usual path: plain HTTP/1.1 and 1.0 requests forwarded as bytes, without hyper.
 //!
 //! hyper parses every request into `http` types (a `HeaderMap`, copied for each attempt), runs a task
 //! per backend connection that the request's task wakes and is woken by, and rebuilds the response;
@@ -10,9 +10,12 @@
 //! head, and forwards the response by its framing. Routing, the machines' connection counts, the
 //! releases' statistics and the retries are the same as on the hyper path.
 //!
-//! Only what it can forward exactly is forwarded here: an HTTP/1.1 request in origin form whose body
-//! has a length within the replay buffer (read whole first, so it can be retried), without
-//! `Expect`, `Upgrade` or anything the guard refuses. At the first other request the connection is
+//! Only what it can forward exactly is forwarded here: an HTTP/1.1 or 1.0 request in origin form
+//! whose body has a length within the replay buffer (read whole first, so it can be retried),
+//! without `Expect`, `Upgrade` or anything the guard refuses. HTTP/1.0 is answered as hyper answers
+//! it: the machine gets HTTP/1.1, the client HTTP/1.0, kept alive only when it asked and the answer
+//! has a length, a chunked answer taken out of its chunks and run to the close (`ab` and other old
+//! clients speak it). At the first other request the connection is
 //! handed to hyper (`http`), with the bytes already read, for the rest of its life: the guard then
 //! scans from that request on, so a refused head is refused exactly as before.
 //!
@@ -21,12 +24,19 @@
 //! idle keep-alive connection must not have. When the machine closes one the proxy is just sending
 //! on, the request is sent again on another connection if it is idempotent (as on the hyper path,
 //! for a request that may have gone out).
+//!
+//! With a new connection per request what a connection costs besides its request counts, so the
+//! client's socket ([`Client`]) makes no system call nor segment it does not need: `TCP_NODELAY` is
+//! set only before a second write, and an answer after which the connection closes goes out with the
+//! close's FIN on its last segment.
 
 mod request;
 mod response;
 
 use std::borrow::Cow;
+use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -34,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use hyper::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
 use super::counters::{ActiveGuard, ClientSlot, TaskGuard};
@@ -90,24 +100,27 @@ fn is_hop_by_hop(name: &[u8]) -> bool {
 }
 
 /// The header names a message's `Connection` headers list (RFC 9110 §7.6.1), which the proxy does
-/// not pass on, and whether one said `close`; at most 8 names (a message naming more is the caller's
-/// to decide about: [`Connection::full`]).
+/// not pass on, and whether one said `close` or `keep-alive`; at most 8 names (a message naming more
+/// is the caller's to decide about: [`Connection::full`]).
 #[derive(Default)]
 struct Connection<'a> {
     names: [&'a [u8]; 8],
     len: usize,
     close: bool,
+    /// `keep-alive` (what keeps an HTTP/1.0 connection open).
+    keep_alive: bool,
     /// A name did not fit.
     full: bool,
 }
 
 impl<'a> Connection<'a> {
-    /// Reads one `Connection` header's tokens (`keep-alive` is neither a name nor `close`).
+    /// Reads one `Connection` header's tokens (`keep-alive` is not a name).
     fn add(&mut self, value: &'a [u8]) {
         for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|t| !t.is_empty()) {
             if token.eq_ignore_ascii_case(b"close") {
                 self.close = true;
             } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
             } else if self.len == self.names.len() {
                 self.full = true;
             } else {
@@ -136,7 +149,7 @@ pub(super) async fn serve(
     let mut conn = Conn {
         peer: peer.ip().to_string(),
         limits,
-        client: stream,
+        client: Client { stream, wrote: false, nodelay: false, closing: false },
         read: BytesMut::with_capacity(READ_CHUNK),
         request: Vec::with_capacity(1024),
         backend: BytesMut::with_capacity(READ_CHUNK),
@@ -144,15 +157,98 @@ pub(super) async fn serve(
         inner: inner.clone(),
     };
     if conn.run().await {
-        let Conn { client, read, .. } = conn;
-        serve_http_conn(inner, client, &read, peer, limits, slot, task).await;
+        let Conn { mut client, read, .. } = conn;
+        // hyper may write an answer in several pieces.
+        client.nodelay();
+        serve_http_conn(inner, client.stream, &read, peer, limits, slot, task).await;
+    }
+}
+
+/// The client's socket, written so that a new connection per request costs no system call nor
+/// segment it does not need (BENCHMARKS.md, issue 20):
+///
+/// - Its first write goes out at once whatever Nagle's algorithm says (nothing of the connection's is
+///   in flight to wait for), so `TCP_NODELAY` is set only before a second one, when a small segment
+///   could otherwise wait for the client's delayed acknowledgement. A connection that gets one
+///   answer in one write and closes is spared the system call, as nginx spares it.
+/// - The last bytes of an answer after which the connection closes go with `MSG_MORE`: the kernel
+///   holds the last partial segment, and the close that follows at once sends it with the FIN on it.
+///   One segment instead of two, for the proxy to send and for the client to take in.
+struct Client {
+    stream: TcpStream,
+    /// Something was written.
+    wrote: bool,
+    /// `TCP_NODELAY` is set.
+    nodelay: bool,
+    /// The connection closes once the answer being written is out (set before it is written).
+    closing: bool,
+}
+
+impl Client {
+    /// Writes `bytes` of an answer; `last`: they end it.
+    async fn write(&mut self, bytes: &[u8], last: bool) -> io::Result<()> {
+        if last && self.closing { self.write_closing(bytes).await } else { self.write_all(bytes).await }
+    }
+
+    /// Writes all of `bytes`, turning Nagle's algorithm off before any write but the first.
+    async fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        if !self.wrote && !bytes.is_empty() {
+            self.wrote = true;
+            let n = self.stream.write(bytes).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            bytes = &bytes[n..];
+            if bytes.is_empty() {
+                return Ok(());
+            }
+        }
+        self.nodelay();
+        self.stream.write_all(bytes).await
+    }
+
+    /// Writes all of the connection's last bytes with `MSG_MORE`. The caller closes the socket right
+    /// after (no await in between): until the close the kernel may hold the last partial segment.
+    async fn write_closing(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        let fd = self.stream.as_raw_fd();
+        while !bytes.is_empty() {
+            let n = self
+                .stream
+                .async_io(Interest::WRITABLE, || {
+                    // SAFETY: `fd` is the stream's open socket and `bytes` is valid for its length.
+                    let n = unsafe {
+                        libc::send(
+                            fd,
+                            bytes.as_ptr().cast(),
+                            bytes.len(),
+                            libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                        )
+                    };
+                    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+                })
+                .await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.wrote = true;
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    /// Turns Nagle's algorithm off, once.
+    fn nodelay(&mut self) {
+        if !self.nodelay {
+            self.nodelay = true;
+            let _ = self.stream.set_nodelay(true);
+        }
     }
 }
 
 /// One client connection on the lean path, with its buffers (kept across its requests).
 struct Conn {
     inner: Arc<Inner>,
-    client: TcpStream,
+    client: Client,
     /// The client's address, for `X-Forwarded-For`.
     peer: String,
     limits: ProxyLimits,
@@ -200,7 +296,7 @@ impl Conn {
                 self.read.reserve(READ_CHUNK);
                 tokio::select! {
                     biased;
-                    r = self.client.read_buf(&mut self.read) => match r {
+                    r = self.client.stream.read_buf(&mut self.read) => match r {
                         Ok(0) | Err(_) => return false,
                         Ok(_) => {}
                     },
@@ -219,7 +315,7 @@ impl Conn {
             let total = head.len + head.body;
             while self.read.len() < total {
                 self.read.reserve(total - self.read.len());
-                match self.client.read_buf(&mut self.read).await {
+                match self.client.stream.read_buf(&mut self.read).await {
                     Ok(0) | Err(_) => return false,
                     Ok(_) => {}
                 }
@@ -308,9 +404,7 @@ impl Conn {
                 }
                 return Err(Failure::NotSent);
             }
-            match response::read_head(&mut conn.stream, &mut self.backend, &mut self.out, head.head_method)
-                .await
-            {
+            match response::read_head(&mut conn.stream, &mut self.backend, &mut self.out, head).await {
                 Ok(resp) => return Ok((conn, resp)),
                 Err(HeadError::Closed) if reused && head.idempotent => {
                     tracing::debug!(machine = %entry.machine_id, "proxy: pooled connection closed");
@@ -363,12 +457,15 @@ impl Conn {
             self.out.extend_from_slice(cookie.as_bytes());
             self.out.extend_from_slice(b"\r\n");
         }
-        let close = head.close || matches!(resp.body, Body::Close);
-        if close {
-            self.out.extend_from_slice(b"connection: close\r\n");
-        }
+        // A body that runs to the close, or one taken out of its chunks for an HTTP/1.0 client, ends
+        // with the connection.
+        let close = head.close
+            || matches!(resp.body, Body::Close)
+            || (head.http10 && matches!(resp.body, Body::Chunked(..)));
+        self.out.extend_from_slice(head.connection_header(close));
         self.out.extend_from_slice(b"\r\n");
         self.backend.advance(resp.len);
+        self.client.closing = close;
         let forwarded = response::forward_body(
             &mut self.client,
             &mut conn.stream,
@@ -396,16 +493,94 @@ impl Conn {
     async fn plain(&mut self, status: StatusCode, message: &str, head: &Head) -> bool {
         self.out.clear();
         let reason = status.canonical_reason().unwrap_or("");
-        let connection = if head.close { "connection: close\r\n" } else { "" };
         let head_line = format!(
-            "HTTP/1.1 {} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{connection}\r\n",
+            "{} {} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n",
+            head.version(),
             status.as_u16(),
             message.len()
         );
         self.out.extend_from_slice(head_line.as_bytes());
+        self.out.extend_from_slice(head.connection_header(head.close));
+        self.out.extend_from_slice(b"\r\n");
         if !head.head_method {
             self.out.extend_from_slice(message.as_bytes());
         }
-        self.client.write_all(&self.out).await.is_ok() && !head.close
+        self.client.closing = head.close;
+        self.client.write(&self.out, true).await.is_ok() && !head.close
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair: the proxy's side as a [`Client`], and the client's.
+    async fn pair() -> (Client, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        (Client { stream, wrote: false, nodelay: false, closing: false }, client)
+    }
+
+    #[tokio::test]
+    async fn nagle_is_turned_off_at_a_connections_second_write_and_not_before() {
+        let (mut proxy, mut client) = pair().await;
+        proxy.write(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nok", false).await.unwrap();
+        assert!(!proxy.stream.nodelay().unwrap(), "one answer in one write needs no system call");
+        proxy.write(b"more", true).await.unwrap();
+        assert!(proxy.stream.nodelay().unwrap(), "a second write could wait for a delayed ack");
+        let mut got = vec![0u8; 44];
+        client.read_exact(&mut got).await.unwrap();
+        assert!(got.ends_with(b"okmore"));
+    }
+
+    #[tokio::test]
+    async fn a_first_write_the_socket_takes_only_in_part_turns_nagle_off_for_the_rest() {
+        let (mut proxy, mut client) = pair().await;
+        // Far more than a socket's send buffer: the first write goes in pieces.
+        let big = vec![b'x'; 16 << 20];
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got.len()
+        });
+        proxy.write(&big, false).await.unwrap();
+        assert!(proxy.stream.nodelay().unwrap(), "the rest of the first write went with Nagle off");
+        drop(proxy);
+        assert_eq!(reader.await.unwrap(), big.len(), "every byte arrived");
+    }
+
+    #[test]
+    fn chunks_are_taken_off_however_the_body_arrives_split() {
+        let body: &[u8] =
+            b"5\r\nhello\r\n6;ext=1\r\n world\r\n10\r\n0123456789abcdef\r\n0\r\nx-sum: 11\r\n\r\n";
+        for step in 1..=body.len() {
+            let mut dechunk = response::Dechunk::default();
+            let mut data = Vec::new();
+            body.chunks(step).for_each(|piece| dechunk.feed(piece, &mut data));
+            assert_eq!(data, b"hello world0123456789abcdef", "in pieces of {step}");
+        }
+        let mut dechunk = response::Dechunk::default();
+        let mut data = Vec::new();
+        dechunk.feed(b"0\r\n\r\n", &mut data);
+        assert!(data.is_empty(), "an empty body");
+    }
+
+    #[tokio::test]
+    async fn the_last_bytes_before_a_close_all_arrive_with_the_close() {
+        for size in [40, 100_000, 4 << 20] {
+            let (mut proxy, mut client) = pair().await;
+            let answer: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let reader = tokio::spawn(async move {
+                let mut got = Vec::new();
+                client.read_to_end(&mut got).await.unwrap();
+                got
+            });
+            proxy.closing = true;
+            proxy.write(&answer[..size / 2], false).await.unwrap();
+            proxy.write(&answer[size / 2..], true).await.unwrap();
+            drop(proxy);
+            assert!(reader.await.unwrap() == answer, "{size} bytes, in order, then the end");
+        }
     }
 }

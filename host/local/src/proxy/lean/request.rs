@@ -21,12 +21,32 @@ pub(super) struct Head {
     /// GET, HEAD, OPTIONS or TRACE: may be sent again after an attempt that may have reached the
     /// machine.
     pub(super) idempotent: bool,
-    /// The client asked to close the connection after this request.
+    /// The client asked to close the connection after this request (HTTP/1.0: did not ask to keep it).
     pub(super) close: bool,
+    /// An HTTP/1.0 request: the machine gets it as HTTP/1.1 (as on the hyper path), the client its
+    /// answer as HTTP/1.0, without chunks.
+    pub(super) http10: bool,
     /// The client sent no `Host`: each attempt adds the machine's address as one.
     pub(super) no_host: bool,
     /// The sticky session's pin (sticky sessions on, and a cookie the proxy wrote).
     pub(super) pin: Option<Pin>,
+}
+
+impl Head {
+    /// The version the answer's status line says: the client's (as hyper answers).
+    pub(super) fn version(&self) -> &'static str {
+        if self.http10 { "HTTP/1.0" } else { "HTTP/1.1" }
+    }
+
+    /// The `Connection` header line an answer carries, given whether the connection closes after it:
+    /// HTTP/1.1 says a close, HTTP/1.0 says a keep-alive (each version's default goes unsaid).
+    pub(super) fn connection_header(&self, close: bool) -> &'static [u8] {
+        match (self.http10, close) {
+            (false, true) => b"connection: close\r\n",
+            (true, false) => b"connection: keep-alive\r\n",
+            _ => b"",
+        }
+    }
 }
 
 /// The outcome of looking at the start of the client's buffer.
@@ -69,9 +89,10 @@ pub(super) fn parse(
         // Over a bound, more header lines than the stack holds, malformed: the guard's business.
         _ => return Parsed::Hyper,
     };
-    let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
+    let (Some(method), Some(path), Some(version @ (0 | 1))) = (req.method, req.path, req.version) else {
         return Parsed::Hyper;
     };
+    let http10 = version == 0;
     // Origin form only (an absolute or `*` target goes the long way), and a plain body.
     if !path.starts_with('/') {
         return Parsed::Hyper;
@@ -112,7 +133,7 @@ pub(super) fn parse(
     if lengths > 1 {
         return Parsed::Hyper;
     }
-    let close = connection.close;
+    let close = connection.close || (http10 && !connection.keep_alive);
 
     out.clear();
     out.extend_from_slice(method.as_bytes());
@@ -154,5 +175,5 @@ pub(super) fn parse(
     });
     let head_method = method == "HEAD";
     let idempotent = head_method || matches!(method, "GET" | "OPTIONS" | "TRACE");
-    Parsed::Lean(Head { len, body, head_method, idempotent, close, no_host: !host, pin })
+    Parsed::Lean(Head { len, body, head_method, idempotent, close, http10, no_host: !host, pin })
 }

@@ -8,11 +8,12 @@ use std::mem::MaybeUninit;
 
 use bytes::{Buf, BytesMut};
 use hyper::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::super::framing::{ChunkedBody, STACK_HEADERS};
-use super::{Connection, is_hop_by_hop};
+use super::request::Head;
+use super::{Client, Connection, is_hop_by_hop};
 
 /// A response head larger than this is not forwarded (the attempt fails).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -28,8 +29,8 @@ pub(super) enum Body {
     Empty,
     /// After this many bytes.
     Length(u64),
-    /// After its last chunk and trailers.
-    Chunked(ChunkedBody),
+    /// After its last chunk and trailers; taken out of its chunks for an HTTP/1.0 client.
+    Chunked(ChunkedBody, Option<Dechunk>),
     /// When the machine closes the connection (the client's connection closes after it too).
     Close,
 }
@@ -56,18 +57,18 @@ pub(super) enum HeadError {
 
 /// Reads the response head into `buf` (cleared first) and writes the client's copy into `out` (up
 /// to, not including, the blank line, so the caller can add headers). Informational answers
-/// (1xx but 101) are skipped, as hyper's client does. `head_method`: the request was `HEAD`.
+/// (1xx but 101) are skipped, as hyper's client does. `request`: what it answers.
 pub(super) async fn read_head(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     out: &mut Vec<u8>,
-    head_method: bool,
+    request: &Head,
 ) -> Result<RespHead, HeadError> {
     buf.clear();
     let mut seen = false;
     loop {
         if !buf.is_empty() {
-            match parse(buf, out, head_method)? {
+            match parse(buf, out, request)? {
                 Some(Parsed::Head(head)) => return Ok(head),
                 Some(Parsed::Informational(len)) => {
                     buf.advance(len);
@@ -93,7 +94,7 @@ enum Parsed {
 }
 
 /// Parses a response head at the start of `buf`; `None`: not complete yet.
-fn parse(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> Result<Option<Parsed>, HeadError> {
+fn parse(buf: &[u8], out: &mut Vec<u8>, request: &Head) -> Result<Option<Parsed>, HeadError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let config = httparse::ParserConfig::default();
@@ -110,7 +111,6 @@ fn parse(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> Result<Option<Pars
         _ => return Err(HeadError::Bad),
     }
 
-    let mut keep_alive = version == 1;
     let mut chunked = None;
     let mut length: Option<u64> = None;
     let mut connection = Connection::default();
@@ -137,14 +137,13 @@ fn parse(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> Result<Option<Pars
             }
         }
     }
-    if connection.close {
-        keep_alive = false;
-    }
-    let body = if head_method || status == 204 || status == 304 {
+    // HTTP/1.1 stays open unless it says otherwise, HTTP/1.0 only if it says so.
+    let mut keep_alive = !connection.close && (version == 1 || connection.keep_alive);
+    let body = if request.head_method || status == 204 || status == 304 {
         Body::Empty
     } else {
         match (chunked, length) {
-            (Some(true), _) => Body::Chunked(ChunkedBody::new()),
+            (Some(true), _) => Body::Chunked(ChunkedBody::new(), request.http10.then(Dechunk::default)),
             (Some(false), _) | (None, None) => Body::Close,
             (None, Some(n)) => Body::Length(n),
         }
@@ -154,7 +153,8 @@ fn parse(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> Result<Option<Pars
     }
 
     out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(request.version().as_bytes());
+    out.push(b' ');
     out.extend_from_slice(itoa3(status).as_slice());
     out.push(b' ');
     match resp.reason.filter(|r| !r.is_empty()) {
@@ -169,7 +169,8 @@ fn parse(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> Result<Option<Pars
         let name = h.name.as_bytes();
         // The body goes on with its own framing: its Transfer-Encoding is passed on (a hop-by-hop
         // header the client's hop needs the same), and a length next to it is not (RFC 9112 §6.3).
-        let te = name.eq_ignore_ascii_case(b"transfer-encoding");
+        // An HTTP/1.0 client gets no chunks (they are taken off) and no Transfer-Encoding.
+        let te = name.eq_ignore_ascii_case(b"transfer-encoding") && !request.http10;
         if (is_hop_by_hop(name) && !te) || (chunked.is_some() && name.eq_ignore_ascii_case(b"content-length"))
         {
             continue;
@@ -185,6 +186,75 @@ fn parse(buf: &[u8], out: &mut Vec<u8>, head_method: bool) -> Result<Option<Pars
     Ok(Some(Parsed::Head(RespHead { len, status, body, keep_alive })))
 }
 
+/// Takes a chunked body's framing off (chunk sizes, extensions, trailers) for an HTTP/1.0 client,
+/// whose answer then runs to the close. Fed the bytes [`ChunkedBody`] has checked, so it only has to
+/// find the data in them.
+#[derive(Debug, Default)]
+pub(super) struct Dechunk {
+    state: Dechunked,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+enum Dechunked {
+    /// At the start of a chunk-size line.
+    #[default]
+    Size,
+    /// In its digits: the size so far.
+    SizeDigits(u64),
+    /// Past them (an extension, the line's end): the size.
+    SizeRest(u64),
+    /// In a chunk's data: bytes left.
+    Data(u64),
+    /// After a chunk's data, up to the end of its line.
+    DataEnd,
+    /// In the trailers, at the start of a line (an empty one ends the body)...
+    TrailerStart,
+    /// ...or within one.
+    Trailer,
+    /// Past the body's end.
+    Done,
+}
+
+impl Dechunk {
+    /// Appends the data among `bytes` to `data`.
+    pub(super) fn feed(&mut self, mut bytes: &[u8], data: &mut Vec<u8>) {
+        use Dechunked::*;
+        while let Some((&b, rest)) = bytes.split_first() {
+            self.state = match self.state {
+                Data(left) => {
+                    let n = bytes.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    data.extend_from_slice(&bytes[..n]);
+                    bytes = &bytes[n..];
+                    self.state = if left == n as u64 { DataEnd } else { Data(left - n as u64) };
+                    continue;
+                }
+                Size | SizeDigits(_) | SizeRest(_) if b == b'\n' => match self.state {
+                    SizeDigits(n) | SizeRest(n) if n > 0 => Data(n),
+                    _ => TrailerStart,
+                },
+                Size => SizeDigits(hex(b)),
+                SizeDigits(n) if b.is_ascii_hexdigit() => {
+                    SizeDigits(n.saturating_mul(16).saturating_add(hex(b)))
+                }
+                SizeDigits(n) | SizeRest(n) => SizeRest(n),
+                DataEnd if b == b'\n' => Size,
+                DataEnd => DataEnd,
+                TrailerStart if b == b'\n' => Done,
+                TrailerStart if b == b'\r' => TrailerStart,
+                TrailerStart | Trailer if b == b'\n' => TrailerStart,
+                TrailerStart | Trailer => Trailer,
+                Done => Done,
+            };
+            bytes = rest;
+        }
+    }
+}
+
+/// A hex digit's value (`ChunkedBody` has checked it is one).
+fn hex(b: u8) -> u64 {
+    char::from(b).to_digit(16).map_or(0, u64::from)
+}
+
 /// A status code's three digits.
 fn itoa3(status: u16) -> [u8; 3] {
     [b'0' + (status / 100 % 10) as u8, b'0' + (status / 10 % 10) as u8, b'0' + (status % 10) as u8]
@@ -195,7 +265,7 @@ fn itoa3(status: u16) -> [u8; 3] {
 /// where its framing said and the machine sent nothing after it, so the connection can be reused.
 /// `Err`: either side broke off; the client's connection must close (its answer is cut short).
 pub(super) async fn forward_body(
-    client: &mut TcpStream,
+    client: &mut Client,
     backend: &mut TcpStream,
     buf: &mut BytesMut,
     out: &mut Vec<u8>,
@@ -204,7 +274,7 @@ pub(super) async fn forward_body(
     let broken = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
     match body {
         Body::Empty => {
-            client.write_all(out).await?;
+            client.write(out, true).await?;
             Ok(buf.is_empty())
         }
         Body::Length(n) => {
@@ -215,19 +285,28 @@ pub(super) async fn forward_body(
                 let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
                 clean &= take == buf.len();
                 left -= take as u64;
-                send(client, out, &mut first, &buf[..take]).await?;
+                send(client, out, &mut first, &buf[..take], left == 0).await?;
                 if left == 0 {
                     return Ok(clean);
                 }
                 read_more(backend, buf).await?;
             }
         }
-        Body::Chunked(mut chunks) => {
+        Body::Chunked(mut chunks, mut dechunk) => {
             let mut first = true;
+            let mut data = Vec::new();
             loop {
                 let end = chunks.feed(buf).map_err(|r| broken(&r.reason))?;
                 let take = end.unwrap_or(buf.len());
-                send(client, out, &mut first, &buf[..take]).await?;
+                let bytes = match &mut dechunk {
+                    Some(dechunk) => {
+                        data.clear();
+                        dechunk.feed(&buf[..take], &mut data);
+                        &data[..]
+                    }
+                    None => &buf[..take],
+                };
+                send(client, out, &mut first, bytes, end.is_some()).await?;
                 if end.is_some() {
                     return Ok(take == buf.len());
                 }
@@ -251,12 +330,18 @@ pub(super) async fn forward_body(
 
 /// Writes `bytes` of the body to the client: the first time after the head in `out`, in one write, so
 /// a small answer is one system call.
-async fn send(client: &mut TcpStream, out: &mut Vec<u8>, first: &mut bool, bytes: &[u8]) -> io::Result<()> {
+async fn send(
+    client: &mut Client,
+    out: &mut Vec<u8>,
+    first: &mut bool,
+    bytes: &[u8],
+    last: bool,
+) -> io::Result<()> {
     if std::mem::take(first) {
         out.extend_from_slice(bytes);
-        client.write_all(out).await
+        client.write(out, last).await
     } else {
-        client.write_all(bytes).await
+        client.write(bytes, last).await
     }
 }
 
