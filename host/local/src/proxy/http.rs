@@ -58,6 +58,9 @@ pub(super) async fn serve_http_conn(
     slot: ClientSlot,
     _task: TaskGuard,
 ) {
+    // hyper writes an answer in pieces (the lean path turns Nagle's algorithm off itself, and only
+    // when it has to: `lean::Client`).
+    let _ = stream.set_nodelay(true);
     let stop = inner.shutdown_signal();
     let service_inner = inner.clone();
     // Formatted once per connection, for every request's X-Forwarded-For.

@@ -468,10 +468,6 @@ fn spawn_conn(
     load: Option<balance::Load>,
 ) {
     let inner = inner.clone();
-    // The lean path turns Nagle's algorithm off itself, only when it has to (`lean::Client`).
-    if !(inner.mode == Mode::Http && inner.opts.lean) {
-        let _ = stream.set_nodelay(true);
-    }
     match inner.mode {
         Mode::Http if inner.opts.lean => tokio::spawn(async move {
             let _load = load;

@@ -21,6 +21,7 @@ impl Inner {
         _slot: ClientSlot,
         _task: TaskGuard,
     ) {
+        let _ = client.set_nodelay(true);
         let start = Instant::now();
         let mut tried: Vec<Arc<Entry>> = Vec::new();
         for attempt in 0..self.opts.max_attempts.max(1) {

@@ -157,9 +157,7 @@ pub(super) async fn serve(
         inner: inner.clone(),
     };
     if conn.run().await {
-        let Conn { mut client, read, .. } = conn;
-        // hyper may write an answer in several pieces.
-        client.nodelay();
+        let Conn { client, read, .. } = conn;
         serve_http_conn(inner, client.stream, &read, peer, limits, slot, task).await;
     }
 }
@@ -459,9 +457,7 @@ impl Conn {
         }
         // A body that runs to the close, or one taken out of its chunks for an HTTP/1.0 client, ends
         // with the connection.
-        let close = head.close
-            || matches!(resp.body, Body::Close)
-            || (head.http10 && matches!(resp.body, Body::Chunked(..)));
+        let close = head.close || matches!(resp.body, Body::Close | Body::Chunked(_, Some(_)));
         self.out.extend_from_slice(head.connection_header(close));
         self.out.extend_from_slice(b"\r\n");
         self.backend.advance(resp.len);
