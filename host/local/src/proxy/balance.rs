@@ -7,14 +7,13 @@
 //! thread that accepts a connection while it serves two or more connections more than the least
 //! loaded thread hands it to that thread instead (an HTTP/1.1 connection's work is roughly the same
 //! per connection under a load generator or a pool; a count is the measure that needs no
-//! bookkeeping per request). The connection moves as a plain socket, deregistered from the accepting
-//! thread's event loop and registered on the other's, once, before any byte of it is read.
+//! bookkeeping per request). The connection moves as the plain socket the accept gave, in no event
+//! loop yet, before any byte of it is read.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::ProxyLimits;
@@ -82,14 +81,13 @@ impl Threads {
     /// down) drops it, which closes it.
     pub(super) fn hand(
         &self,
-        stream: TcpStream,
+        stream: std::net::TcpStream,
         peer: SocketAddr,
         limits: ProxyLimits,
         slot: ClientSlot,
         task: TaskGuard,
         load: Load,
     ) {
-        let Ok(stream) = stream.into_std() else { return };
         let index = load.index;
         let _ = self.inboxes[index].send(Handed { stream, peer, limits, slot, task, load });
     }

@@ -73,6 +73,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
@@ -196,7 +198,7 @@ impl Proxy {
 
     /// [`Proxy::bind`] with other tunables (the local daemon waits less for an empty table).
     pub async fn bind_with(listen: SocketAddr, mode: Mode, opts: ProxyOptions) -> io::Result<Proxy> {
-        let listener = TcpListener::bind(listen).await?;
+        let listener = TcpListener::bind(listen).await?.into_std()?;
         if mode == Mode::Http {
             defer_accept(&listener);
         }
@@ -217,10 +219,9 @@ impl Proxy {
         });
         if inner.opts.threads == 0 {
             let task = inner.tasks.enter();
-            tokio::spawn(accept_loop(inner.clone(), listener, task, None));
+            tokio::spawn(accept_loop(inner.clone(), Listener::new(listener)?, task, None));
             return Ok(Proxy { inner, _owner: Arc::new(Owner(None)), threads: None });
         }
-        let listener = listener.into_std()?;
         let (threads, inboxes) = balance::Threads::new(inner.opts.threads);
         for (index, inbox) in inboxes.into_iter().enumerate() {
             let listener = listener.try_clone()?;
@@ -371,7 +372,7 @@ fn serve_thread(
     };
     crate::shard::set(index);
     rt.block_on(async move {
-        let listener = match TcpListener::from_std(listener) {
+        let listener = match Listener::new(listener) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, "proxy: cannot listen on a runtime thread");
@@ -404,22 +405,37 @@ async fn handed(balance: &mut Option<Balance>) -> balance::Handed {
     }
 }
 
+/// The proxy's listening socket in a thread's event loop. It gives each connection as a plain
+/// non-blocking socket in no event loop: where it is served, and whether it ever needs to be in one,
+/// is decided after (see `balance` and `lean`). Registering every connection at its accept would
+/// cost two `epoll_ctl` calls that a new connection per request, read and answered without
+/// waiting, does not need, and two more for one handed to another thread.
+struct Listener(AsyncFd<mio::net::TcpListener>);
+
+impl Listener {
+    /// `listener` (non-blocking) in the current runtime's event loop.
+    fn new(listener: std::net::TcpListener) -> io::Result<Listener> {
+        listener.set_nonblocking(true)?;
+        let listener = mio::net::TcpListener::from_std(listener);
+        // SAFETY: the listener owns its descriptor, open and the same until the `AsyncFd` drops it.
+        Ok(Listener(unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE)? }))
+    }
+
+    /// The next connection (`accept4`, non-blocking and close-on-exec), and who made it.
+    async fn accept(&self) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+        let (stream, peer) = self.0.async_io(Interest::READABLE, |l| l.accept()).await?;
+        Ok((stream.into(), peer))
+    }
+}
+
 /// Accepts client connections until shutdown and serves each in a task of its own, per the mode (on
 /// another of the proxy's threads when this one serves more than its share: see `balance`).
-async fn accept_loop(
-    inner: Arc<Inner>,
-    listener: TcpListener,
-    _task: TaskGuard,
-    mut balance: Option<Balance>,
-) {
+async fn accept_loop(inner: Arc<Inner>, listener: Listener, _task: TaskGuard, mut balance: Option<Balance>) {
     let mut stop = pin!(inner.shutdown_signal());
     loop {
         let (stream, peer) = tokio::select! {
             h = handed(&mut balance) => {
-                match tokio::net::TcpStream::from_std(h.stream) {
-                    Ok(stream) => spawn_conn(&inner, stream, h.peer, h.limits, h.slot, h.task, Some(h.load)),
-                    Err(e) => tracing::warn!(error = %e, "proxy: cannot take a connection from another thread"),
-                }
+                spawn_conn(&inner, h.stream, h.peer, h.limits, h.slot, h.task, Some(h.load));
                 continue;
             }
             r = listener.accept() => match r {
@@ -457,10 +473,11 @@ async fn accept_loop(
 }
 
 /// Serves one client connection in a task of its own, per the mode; `load` counts it on its thread
-/// until it closes.
+/// until it closes. The lean path puts the socket in the event loop itself when it has to wait;
+/// hyper and TCP mode get it there at once.
 fn spawn_conn(
     inner: &Arc<Inner>,
-    stream: tokio::net::TcpStream,
+    stream: std::net::TcpStream,
     peer: SocketAddr,
     limits: ProxyLimits,
     slot: counters::ClientSlot,
@@ -468,11 +485,21 @@ fn spawn_conn(
     load: Option<balance::Load>,
 ) {
     let inner = inner.clone();
-    match inner.mode {
-        Mode::Http if inner.opts.lean => tokio::spawn(async move {
+    if inner.mode == Mode::Http && inner.opts.lean {
+        tokio::spawn(async move {
             let _load = load;
             lean::serve(inner, stream, peer, limits, slot, task).await
-        }),
+        });
+        return;
+    }
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::warn!(error = %e, "proxy: cannot serve a connection");
+            return;
+        }
+    };
+    match inner.mode {
         Mode::Http => tokio::spawn(async move {
             let _load = load;
             http::serve_http_conn(inner, stream, &[], peer, limits, slot, task).await
@@ -490,7 +517,7 @@ fn spawn_conn(
 /// (BENCHMARKS.md, issue 20). HTTP clients speak first, so nothing waits on it; a client that
 /// connects and sends nothing is handed over after a second anyway, and its head timeout starts
 /// then. Not for TCP mode, where the server may speak first.
-fn defer_accept(listener: &TcpListener) {
+fn defer_accept(listener: &std::net::TcpListener) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;

@@ -26,17 +26,17 @@
 //! for a request that may have gone out).
 //!
 //! With a new connection per request what a connection costs besides its request counts, so the
-//! client's socket ([`Client`]) makes no system call nor segment it does not need: `TCP_NODELAY` is
-//! set only before a second write, and an answer after which the connection closes goes out with the
-//! close's FIN on its last segment.
+//! client's socket ([`Client`]) makes no system call nor segment it does not need: it enters the
+//! thread's event loop only once something on it has to wait, `TCP_NODELAY` is set only before a
+//! second write, and an answer after which the connection closes goes out with the close's FIN on
+//! its last segment.
 
+mod client;
 mod request;
 mod response;
 
 use std::borrow::Cow;
-use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use hyper::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::counters::{ActiveGuard, ClientSlot, TaskGuard};
@@ -52,6 +52,7 @@ use super::http::{Failure, serve_http_conn};
 use super::pool::Reusable;
 use super::table::Entry;
 use super::{Inner, ProxyLimits};
+use client::Client;
 use request::{Bounds, Head, Parsed};
 use response::{Body, HeadError, READ_CHUNK, RespHead};
 
@@ -140,7 +141,7 @@ impl<'a> Connection<'a> {
 /// itself, on the hyper path with what it had read. Arguments as for `http::serve_http_conn`.
 pub(super) async fn serve(
     inner: Arc<Inner>,
-    stream: TcpStream,
+    stream: std::net::TcpStream,
     peer: SocketAddr,
     limits: ProxyLimits,
     slot: ClientSlot,
@@ -149,7 +150,7 @@ pub(super) async fn serve(
     let mut conn = Conn {
         peer: peer.ip().to_string(),
         limits,
-        client: Client { stream, wrote: false, nodelay: false, closing: false },
+        client: Client::new(stream),
         read: BytesMut::with_capacity(READ_CHUNK),
         request: Vec::with_capacity(1024),
         backend: BytesMut::with_capacity(READ_CHUNK),
@@ -158,87 +159,9 @@ pub(super) async fn serve(
     };
     if conn.run().await {
         let Conn { client, read, .. } = conn;
-        serve_http_conn(inner, client.stream, &read, peer, limits, slot, task).await;
-    }
-}
-
-/// The client's socket, written so that a new connection per request costs no system call nor
-/// segment it does not need (BENCHMARKS.md, issue 20):
-///
-/// - Its first write goes out at once whatever Nagle's algorithm says (nothing of the connection's is
-///   in flight to wait for), so `TCP_NODELAY` is set only before a second one, when a small segment
-///   could otherwise wait for the client's delayed acknowledgement. A connection that gets one
-///   answer in one write and closes is spared the system call, as nginx spares it.
-/// - The last bytes of an answer after which the connection closes go with `MSG_MORE`: the kernel
-///   holds the last partial segment, and the close that follows at once sends it with the FIN on it.
-///   One segment instead of two, for the proxy to send and for the client to take in.
-struct Client {
-    stream: TcpStream,
-    /// Something was written.
-    wrote: bool,
-    /// `TCP_NODELAY` is set.
-    nodelay: bool,
-    /// The connection closes once the answer being written is out (set before it is written).
-    closing: bool,
-}
-
-impl Client {
-    /// Writes `bytes` of an answer; `last`: they end it.
-    async fn write(&mut self, bytes: &[u8], last: bool) -> io::Result<()> {
-        if last && self.closing { self.write_closing(bytes).await } else { self.write_all(bytes).await }
-    }
-
-    /// Writes all of `bytes`, turning Nagle's algorithm off before any write but the first.
-    async fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        if !self.wrote && !bytes.is_empty() {
-            self.wrote = true;
-            let n = self.stream.write(bytes).await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            bytes = &bytes[n..];
-            if bytes.is_empty() {
-                return Ok(());
-            }
-        }
-        self.nodelay();
-        self.stream.write_all(bytes).await
-    }
-
-    /// Writes all of the connection's last bytes with `MSG_MORE`. The caller closes the socket right
-    /// after (no await in between): until the close the kernel may hold the last partial segment.
-    async fn write_closing(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        let fd = self.stream.as_raw_fd();
-        while !bytes.is_empty() {
-            let n = self
-                .stream
-                .async_io(Interest::WRITABLE, || {
-                    // SAFETY: `fd` is the stream's open socket and `bytes` is valid for its length.
-                    let n = unsafe {
-                        libc::send(
-                            fd,
-                            bytes.as_ptr().cast(),
-                            bytes.len(),
-                            libc::MSG_MORE | libc::MSG_NOSIGNAL,
-                        )
-                    };
-                    usize::try_from(n).map_err(|_| io::Error::last_os_error())
-                })
-                .await?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
-            }
-            self.wrote = true;
-            bytes = &bytes[n..];
-        }
-        Ok(())
-    }
-
-    /// Turns Nagle's algorithm off, once.
-    fn nodelay(&mut self) {
-        if !self.nodelay {
-            self.nodelay = true;
-            let _ = self.stream.set_nodelay(true);
+        match client.into_stream() {
+            Ok(stream) => serve_http_conn(inner, stream, &read, peer, limits, slot, task).await,
+            Err(e) => tracing::warn!(error = %e, "proxy: cannot hand a connection to the hyper path"),
         }
     }
 }
@@ -294,7 +217,7 @@ impl Conn {
                 self.read.reserve(READ_CHUNK);
                 tokio::select! {
                     biased;
-                    r = self.client.stream.read_buf(&mut self.read) => match r {
+                    r = self.client.read_buf(&mut self.read) => match r {
                         Ok(0) | Err(_) => return false,
                         Ok(_) => {}
                     },
@@ -313,7 +236,7 @@ impl Conn {
             let total = head.len + head.body;
             while self.read.len() < total {
                 self.read.reserve(total - self.read.len());
-                match self.client.stream.read_buf(&mut self.read).await {
+                match self.client.read_buf(&mut self.read).await {
                     Ok(0) | Err(_) => return false,
                     Ok(_) => {}
                 }
@@ -510,42 +433,6 @@ impl Conn {
 mod tests {
     use super::*;
 
-    /// A connected pair: the proxy's side as a [`Client`], and the client's.
-    async fn pair() -> (Client, TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        let (stream, _) = listener.accept().await.unwrap();
-        (Client { stream, wrote: false, nodelay: false, closing: false }, client)
-    }
-
-    #[tokio::test]
-    async fn nagle_is_turned_off_at_a_connections_second_write_and_not_before() {
-        let (mut proxy, mut client) = pair().await;
-        proxy.write(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nok", false).await.unwrap();
-        assert!(!proxy.stream.nodelay().unwrap(), "one answer in one write needs no system call");
-        proxy.write(b"more", true).await.unwrap();
-        assert!(proxy.stream.nodelay().unwrap(), "a second write could wait for a delayed ack");
-        let mut got = vec![0u8; 44];
-        client.read_exact(&mut got).await.unwrap();
-        assert!(got.ends_with(b"okmore"));
-    }
-
-    #[tokio::test]
-    async fn a_first_write_the_socket_takes_only_in_part_turns_nagle_off_for_the_rest() {
-        let (mut proxy, mut client) = pair().await;
-        // Far more than a socket's send buffer: the first write goes in pieces.
-        let big = vec![b'x'; 16 << 20];
-        let reader = tokio::spawn(async move {
-            let mut got = Vec::new();
-            client.read_to_end(&mut got).await.unwrap();
-            got.len()
-        });
-        proxy.write(&big, false).await.unwrap();
-        assert!(proxy.stream.nodelay().unwrap(), "the rest of the first write went with Nagle off");
-        drop(proxy);
-        assert_eq!(reader.await.unwrap(), big.len(), "every byte arrived");
-    }
-
     #[test]
     fn chunks_are_taken_off_however_the_body_arrives_split() {
         let body: &[u8] =
@@ -560,23 +447,5 @@ mod tests {
         let mut data = Vec::new();
         dechunk.feed(b"0\r\n\r\n", &mut data);
         assert!(data.is_empty(), "an empty body");
-    }
-
-    #[tokio::test]
-    async fn the_last_bytes_before_a_close_all_arrive_with_the_close() {
-        for size in [40, 100_000, 4 << 20] {
-            let (mut proxy, mut client) = pair().await;
-            let answer: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-            let reader = tokio::spawn(async move {
-                let mut got = Vec::new();
-                client.read_to_end(&mut got).await.unwrap();
-                got
-            });
-            proxy.closing = true;
-            proxy.write(&answer[..size / 2], false).await.unwrap();
-            proxy.write(&answer[size / 2..], true).await.unwrap();
-            drop(proxy);
-            assert!(reader.await.unwrap() == answer, "{size} bytes, in order, then the end");
-        }
     }
 }
