@@ -77,13 +77,7 @@ fn processes_with(exe: &Path, state: &Path) -> Vec<u32> {
         if !cmd.starts_with(exe.display().to_string().as_bytes()) {
             continue;
         }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ppid: u32 = stat
-            .rsplit(')')
-            .next()
-            .and_then(|s| s.split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
+        let ppid = stat(pid).map_or(0, |s| s.ppid);
         let parent = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap_or_default();
         if String::from_utf8_lossy(&parent).contains(&daemon_dir.display().to_string()) {
             out.push(pid);
@@ -413,16 +407,90 @@ fn machines_run_in_sessions_of_their_own_die_with_their_daemon_and_keep_their_lo
     assert!(gone, "machines outlived their daemon: {pids:?}");
 }
 
-/// The session `pid` belongs to (`/proc/PID/stat`'s sixth field).
-fn session(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit(')').next()?.split_whitespace().nth(3)?.parse().ok()
+/// What the tests read of a process's `/proc/PID/stat`.
+struct Stat {
+    /// `R`, `S`, … `Z` for a zombie.
+    state: char,
+    ppid: u32,
+    session: u32,
 }
 
+/// `pid`'s `/proc/PID/stat`; `None` once it is gone.
+fn stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command, in parentheses that may hold anything: state, ppid, pgrp, session.
+    let mut fields = text.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let session = fields.nth(1)?.parse().ok()?;
+    Some(Stat { state, ppid, session })
+}
+
+/// The session `pid` belongs to.
+fn session(pid: u32) -> Option<u32> {
+    stat(pid).map(|s| s.session)
+}
+
+/// Gone, or exited and not yet reaped.
 fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
-        .unwrap_or(true)
+    stat(pid).is_none_or(|s| s.state == 'Z')
+}
+
+/// Stopping a machine signals every process it started, not only its own (a shell that runs the
+/// app with a helper beside it), and a machine whose process exits takes what it left running with
+/// it: as a Fly machine's processes live and end with its VM.
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_a_machine_or_its_process_exiting_ends_every_process_it_started() {
+    let app = App::new(example_app());
+    let out = app.run(&["local", "up"]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.text());
+    let (url, http) = (daemon_url(&app), daemon_http(&app));
+    // A helper left running in the background, its pid written where the test can read it.
+    let cases = [
+        ("stopped", r#"sleep 300 & echo $! > helper-stopped.pid; exec "$0""#),
+        ("exits", r#"sleep 300 & echo $! > helper-exits.pid; exit 3"#),
+    ];
+    for (name, script) in cases {
+        let spec = serde_json::json!({
+            "command": ["sh", "-c", script, support::example_app_binary()], "cwd": app.dir.path(),
+            "kill_signal": "SIGINT", "kill_timeout_ms": 5000, "checks": [], "port": 0
+        });
+        let r = http.put(format!("{url}/cutover/v1/apps/group-{name}")).json(&spec).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let machines = format!("{url}/v1/apps/group-{name}/machines");
+        let body = serde_json::json!({"config": {"image": "img:v1"}, "region": "ams"});
+        let m: Value = http.post(&machines).json(&body).send().await.unwrap().json().await.unwrap();
+        let id = m["id"].as_str().unwrap().to_string();
+        let pid_file = app.dir.path().join(format!("helper-{name}.pid"));
+        let mut helper = None;
+        for _ in 0..100 {
+            helper = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok());
+            if helper.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let helper = helper.unwrap_or_else(|| panic!("{name}: the machine's helper never started"));
+        if name == "stopped" {
+            assert!(!is_zombie(helper), "the helper runs beside the machine's process");
+            let r = http.post(format!("{machines}/{id}/stop")).send().await.unwrap();
+            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+            let r = http.get(format!("{machines}/{id}/wait?state=stopped&timeout=10")).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{name}: the machine stops");
+        }
+        let mut gone = false;
+        for _ in 0..100 {
+            gone = is_zombie(helper);
+            if gone {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(gone, "{name}: the helper {helper} outlived its machine");
+        let m: Value = http.get(format!("{machines}/{id}")).send().await.unwrap().json().await.unwrap();
+        let want = if name == "stopped" { "stopped" } else { "failed" };
+        assert_eq!(m["state"], want, "{name}: {m}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,5 +1,6 @@
 //! A machine's process: spawned with Fly's environment on its own loopback port, its output appended
-//! to a log file, watched until it exits, stopped with a signal and then killed after a timeout.
+//! to a log file, watched until it exits, stopped with a signal and then killed after a timeout; the
+//! signals go to every process it started, and what is left of them ends when it exits.
 //! Starting a process also starts its health checks (`health`), which report back through
 //! [`CheckOf`].
 
@@ -101,8 +102,15 @@ impl Fleet {
 
         let fleet = self.clone();
         let (a, i) = (app.to_string(), id.to_string());
+        let pid = child.id();
         tokio::spawn(async move {
             let status = child.wait().await;
+            // What it started ends with it, as a Fly machine's processes end with its VM. The id
+            // cannot name another group yet: while anything is left in this one it is taken, and a
+            // reaped id comes back only after the kernel has cycled through all the others.
+            if let Some(pid) = pid {
+                signal_machine(pid, libc::SIGKILL);
+            }
             fleet.exited(&a, &i, run, status.ok().and_then(|s| s.code()));
         });
         for (index, check) in spec.checks.into_iter().enumerate() {
@@ -166,7 +174,7 @@ impl Fleet {
             self.changed(&st, app);
             (pid, run)
         };
-        unsafe { libc::kill(pid as libc::pid_t, sig) };
+        signal_machine(pid, sig);
         let fleet = self.clone();
         let (a, i) = (app.to_string(), id.to_string());
         tokio::spawn(async move {
@@ -175,7 +183,7 @@ impl Fleet {
             while fleet.is_current(&a, &i, run) {
                 if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
                     tracing::info!("{i} did not stop within {timeout:?} of {sig}; killing it");
-                    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                    signal_machine(pid, libc::SIGKILL);
                     break;
                 }
             }
@@ -234,6 +242,18 @@ impl Fleet {
     pub fn log_path(&self, app: &str, id: &str) -> PathBuf {
         self.logs.join(app).join(format!("{id}.log"))
     }
+}
+
+/// Sends `sig` to a machine's processes: on Linux its whole process group (the machine's process
+/// leads a session of its own, so the group holds everything it started that did not leave it), as
+/// stopping a Fly machine stops every process in its VM; elsewhere the machine's process alone.
+fn signal_machine(pid: u32, sig: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    let target = -(pid as libc::pid_t);
+    #[cfg(not(target_os = "linux"))]
+    let target = pid as libc::pid_t;
+    // SAFETY: kill(2) takes plain integers.
+    unsafe { libc::kill(target, sig) };
 }
 
 /// A signal by name (`SIGINT`, `INT`, `SIGTERM`, …).
