@@ -428,24 +428,3 @@ impl Conn {
         self.client.write(&self.out, true).await.is_ok() && !head.close
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_are_taken_off_however_the_body_arrives_split() {
-        let body: &[u8] =
-            b"5\r\nhello\r\n6;ext=1\r\n world\r\n10\r\n0123456789abcdef\r\n0\r\nx-sum: 11\r\n\r\n";
-        for step in 1..=body.len() {
-            let mut dechunk = response::Dechunk::default();
-            let mut data = Vec::new();
-            body.chunks(step).for_each(|piece| dechunk.feed(piece, &mut data));
-            assert_eq!(data, b"hello world0123456789abcdef", "in pieces of {step}");
-        }
-        let mut dechunk = response::Dechunk::default();
-        let mut data = Vec::new();
-        dechunk.feed(b"0\r\n\r\n", &mut data);
-        assert!(data.is_empty(), "an empty body");
-    }
-}
