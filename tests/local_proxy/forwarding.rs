@@ -430,3 +430,29 @@ async fn spread_burst(lean: bool) -> Vec<usize> {
     proxy.shutdown().await;
     after
 }
+
+/// A proxy on the caller's runtime (`threads: 0`) accepts and serves as one on threads of its own:
+/// keep-alive requests, then one that closes, on either path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_on_the_callers_runtime_serves_as_one_on_threads_of_its_own() {
+    for lean in [true, false] {
+        let machine = Scripted::start().await;
+        let opts = ProxyOptions { lean, threads: 0, ..ProxyOptions::default() };
+        let proxy = Proxy::bind_with("127.0.0.1:0".parse().unwrap(), Mode::Http, opts).await.unwrap();
+        proxy.set_backends(vec![machine.backend()]);
+        assert!(proxy.connections_per_thread().is_empty(), "no threads of its own");
+        let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        let one = "GET /length HTTP/1.1\r\nHost: app.test\r\n\r\n";
+        let last = "GET /length HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n";
+        client.write_all(format!("{one}{one}{last}").as_bytes()).await.unwrap();
+        let mut got = String::new();
+        tokio::time::timeout(Duration::from_secs(30), client.read_to_string(&mut got))
+            .await
+            .expect("closed after its last answer")
+            .unwrap();
+        assert_eq!(got.matches("HTTP/1.1 200").count(), 3, "lean {lean}: {got}");
+        assert!(got.ends_with("hello"), "lean {lean}: {got}");
+        assert_eq!(machine.requests.load(Ordering::Relaxed), 3, "lean {lean}");
+        proxy.shutdown().await;
+    }
+}
