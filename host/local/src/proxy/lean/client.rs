@@ -107,20 +107,16 @@ impl Client {
 
     /// One `send` of some of `bytes` (at least one), waiting for room in the socket if there is none.
     async fn send(&mut self, bytes: &[u8], flags: libc::c_int) -> io::Result<usize> {
-        let n = match &self.socket {
-            Socket::Plain(stream) => match send_from(stream.as_raw_fd(), bytes, flags) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-                done => Some(done?),
-            },
-            _ => None,
-        };
-        let n = match n {
-            Some(n) => n,
-            None => {
-                let stream = self.registered()?;
-                let fd = stream.as_raw_fd();
-                stream.async_io(Interest::WRITABLE, || send_from(fd, bytes, flags)).await?
+        let n = 'sent: {
+            if let Socket::Plain(stream) = &self.socket {
+                match send_from(stream.as_raw_fd(), bytes, flags) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    done => break 'sent done?,
+                }
             }
+            let stream = self.registered()?;
+            let fd = stream.as_raw_fd();
+            stream.async_io(Interest::WRITABLE, || send_from(fd, bytes, flags)).await?
         };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
