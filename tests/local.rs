@@ -463,14 +463,12 @@ async fn stopping_a_machine_or_its_process_exiting_ends_every_process_it_started
         let id = m["id"].as_str().unwrap().to_string();
         let pid_file = app.dir.path().join(format!("helper-{name}.pid"));
         let mut helper = None;
-        for _ in 0..100 {
+        support::eventually(&format!("{name}: the machine's helper to start"), || {
             helper = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok());
-            if helper.is_some() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        let helper = helper.unwrap_or_else(|| panic!("{name}: the machine's helper never started"));
+            helper.is_some()
+        })
+        .await;
+        let helper = helper.expect("read when it started");
         if name == "stopped" {
             assert!(!is_zombie(helper), "the helper runs beside the machine's process");
             let r = http.post(format!("{machines}/{id}/stop")).send().await.unwrap();
@@ -478,15 +476,10 @@ async fn stopping_a_machine_or_its_process_exiting_ends_every_process_it_started
             let r = http.get(format!("{machines}/{id}/wait?state=stopped&timeout=10")).send().await.unwrap();
             assert_eq!(r.status(), 200, "{name}: the machine stops");
         }
-        let mut gone = false;
-        for _ in 0..100 {
-            gone = is_zombie(helper);
-            if gone {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        assert!(gone, "{name}: the helper {helper} outlived its machine");
+        support::eventually(&format!("{name}: the helper {helper} to end with its machine"), || {
+            is_zombie(helper)
+        })
+        .await;
         let m: Value = http.get(format!("{machines}/{id}")).send().await.unwrap().json().await.unwrap();
         let want = if name == "stopped" { "stopped" } else { "failed" };
         assert_eq!(m["state"], want, "{name}: {m}");

@@ -1,7 +1,5 @@
 //! Clients of the proxy: a pooled HTTP client, one kept-alive connection, and waiting for a condition.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use cutover::local::proxy::{Mode, Proxy};
 use http_body_util::{BodyExt, Full};
@@ -45,15 +43,7 @@ pub(super) async fn send_on(
     Ok((status, String::from_utf8(body.to_vec()).unwrap()))
 }
 
-pub(super) async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+pub(super) use crate::support::eventually;
 
 pub(super) async fn http_proxy() -> Proxy {
     Proxy::bind("127.0.0.1:0".parse().unwrap(), Mode::Http).await.unwrap()

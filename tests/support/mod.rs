@@ -249,3 +249,14 @@ pub async fn run_on_sim(runtime: &Runtime, bytes: &[u8], world: Arc<SimWorld>, o
 pub fn builtin(name: &str) -> &'static [u8] {
     cutover::builtins::builtin(name).expect("built-in strategy")
 }
+
+/// Waits up to 5 s for `cond` to hold, checking every 10 ms; panics naming `what` otherwise.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
