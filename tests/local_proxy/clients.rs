@@ -1,7 +1,7 @@
 //! Clients of the proxy: a pooled HTTP client, one kept-alive connection, and waiting for a condition.
 
 use bytes::Bytes;
-use cutover::local::proxy::{Mode, Proxy};
+use cutover::local::proxy::{Mode, Proxy, ProxyLimits, ProxyOptions};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
 use hyper_util::client::legacy::Client;
@@ -47,4 +47,12 @@ pub(super) use crate::support::eventually;
 
 pub(super) async fn http_proxy() -> Proxy {
     Proxy::bind("127.0.0.1:0".parse().unwrap(), Mode::Http).await.unwrap()
+}
+
+/// A proxy whose keep-alive connections carry any number of requests, for a test that holds one
+/// connection through everything it does (by default the proxy closes one every thousand requests).
+pub(super) async fn http_proxy_without_request_limit() -> Proxy {
+    let clients = ProxyLimits { max_requests_per_connection: u32::MAX, ..ProxyLimits::default() };
+    let opts = ProxyOptions { clients, ..ProxyOptions::default() };
+    Proxy::bind_with("127.0.0.1:0".parse().unwrap(), Mode::Http, opts).await.unwrap()
 }

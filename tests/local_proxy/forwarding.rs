@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cutover::local::proxy::{Backend, Mode, Proxy, ProxyOptions};
+use cutover::local::proxy::{Backend, Mode, Proxy, ProxyLimits, ProxyOptions};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -366,6 +366,45 @@ async fn http10_clients_get_answers_they_can_read_and_their_connections_kept_as_
         assert_eq!(head_and_body(&got).1, "c".repeat(64 * 4096), "lean {lean}");
 
         assert_eq!(machine.requests.load(Ordering::Relaxed), 5, "lean {lean}");
+        proxy.shutdown().await;
+    }
+}
+
+/// A keep-alive connection carries `max_requests_per_connection` requests, counted across a hand-over
+/// to hyper: the last is answered with `Connection: close` (HTTP/1.0: without `keep-alive`) and the
+/// connection closes after it, as nginx's `keepalive_requests` does; the client's next connection is
+/// served as the first was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_closes_after_its_last_request() {
+    for lean in [true, false] {
+        let machine = Scripted::start().await;
+        let clients = ProxyLimits { max_requests_per_connection: 3, ..ProxyLimits::default() };
+        let opts = ProxyOptions { lean, clients, ..ProxyOptions::default() };
+        let proxy = Proxy::bind_with("127.0.0.1:0".parse().unwrap(), Mode::Http, opts).await.unwrap();
+        proxy.set_backends(vec![machine.backend()]);
+        let plain = "GET /length HTTP/1.1\r\nHost: app.test\r\n\r\n";
+        let chunked = "POST /posted HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n";
+        // All on the lean path, then one handed to hyper on the way.
+        for requests in [[plain, plain, plain], [plain, chunked, plain]] {
+            let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+            client.write_all(requests.concat().as_bytes()).await.unwrap();
+            let got = read_to_close(&mut client).await;
+            let answers: Vec<String> = got.split("HTTP/1.1 ").skip(1).map(str::to_ascii_lowercase).collect();
+            assert_eq!(answers.len(), 3, "lean {lean}: {got}");
+            let closes: Vec<bool> = answers.iter().map(|a| a.contains("connection: close")).collect();
+            assert_eq!(closes, [false, false, true], "lean {lean}: {got}");
+        }
+
+        // HTTP/1.0 keeping its connection alive (`ab -k`): the last answer does not say `keep-alive`.
+        let ask = "GET /length HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+        let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
+        client.write_all(ask.repeat(3).as_bytes()).await.unwrap();
+        let got = read_to_close(&mut client).await;
+        let answers: Vec<String> = got.split("HTTP/1.0 ").skip(1).map(str::to_ascii_lowercase).collect();
+        let kept: Vec<bool> = answers.iter().map(|a| a.contains("connection: keep-alive")).collect();
+        assert_eq!(kept, [true, true, false], "lean {lean}: {got}");
+
+        assert_eq!(machine.requests.load(Ordering::Relaxed), 9, "lean {lean}");
         proxy.shutdown().await;
     }
 }

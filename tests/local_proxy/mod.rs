@@ -9,7 +9,9 @@ mod hostile;
 mod sticky;
 
 use backends::{App, dead_addr, start_tcp_echo, start_ws_echo};
-use clients::{client, eventually, get, http_proxy, keepalive_conn, send_on};
+use clients::{
+    client, eventually, get, http_proxy, http_proxy_without_request_limit, keepalive_conn, send_on,
+};
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -18,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cutover::local::proxy::{Backend, Mode, Proxy, ProxyOptions};
+use cutover::local::proxy::{Backend, Mode, Proxy, ProxyLimits, ProxyOptions};
 use futures::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
@@ -106,7 +108,7 @@ async fn removed_machine_gets_no_new_requests_but_finishes_in_flight_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_and_new_connections_survive_swaps_and_stops() {
-    let proxy = http_proxy().await;
+    let proxy = http_proxy_without_request_limit().await;
     let first = App::start("m0", 200).await;
     proxy.set_backends(vec![first.backend("m0", 0)]);
 
@@ -123,7 +125,10 @@ async fn keepalive_and_new_connections_survive_swaps_and_stops() {
                 match send_on(&mut sender, "/").await {
                     Ok((StatusCode::OK, id)) => ids.push(id),
                     other => {
-                        failures.fetch_add(1, Ordering::Relaxed);
+                        // A dead connection fails every send at once: stop rather than spin.
+                        if failures.fetch_add(1, Ordering::Relaxed) > 100 {
+                            break;
+                        }
                         eprintln!("keep-alive failure: {other:?}");
                     }
                 }
@@ -203,6 +208,25 @@ async fn websocket_is_spliced_and_pinned_until_closed() {
     drop(ws);
     eventually("the websocket to stop counting", || proxy.connections("ws") == 0).await;
     assert_eq!(proxy.stats(1, Duration::from_secs(60)).requests, 1);
+    proxy.shutdown().await;
+}
+
+/// An upgrade that is its connection's last request (`max_requests_per_connection`) still switches:
+/// the close that limit asks for is for HTTP, which the connection has left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_upgrade_as_a_connections_last_request_still_switches() {
+    let ws_addr = start_ws_echo().await;
+    let clients = ProxyLimits { max_requests_per_connection: 1, ..ProxyLimits::default() };
+    let opts = ProxyOptions { clients, ..ProxyOptions::default() };
+    let proxy = Proxy::bind_with("127.0.0.1:0".parse().unwrap(), Mode::Http, opts).await.unwrap();
+    proxy.set_backends(vec![Backend { machine_id: "ws".into(), version: 1, addr: ws_addr }]);
+    let (mut ws, resp) =
+        tokio_tungstenite::connect_async(format!("ws://{}/socket", proxy.local_addr())).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+    assert!(resp.headers().get("connection").is_some_and(|v| v != "close"), "{resp:?}");
+    ws.send(Message::text("hello")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
+    ws.close(None).await.unwrap();
     proxy.shutdown().await;
 }
 
@@ -360,7 +384,7 @@ async fn shutdown_stops_accepting() {
 async fn machine_stopping_before_it_is_cordoned_costs_no_request() {
     // The harsher order (a crash, or a stop racing the cordon): the machine goes away while still
     // routable; refused connects and pooled connections it closes are retried on another machine.
-    let proxy = http_proxy().await;
+    let proxy = http_proxy_without_request_limit().await;
     let keep = App::start("keep", 200).await;
     let running = Arc::new(AtomicBool::new(true));
     let failures = Arc::new(AtomicUsize::new(0));
@@ -374,7 +398,10 @@ async fn machine_stopping_before_it_is_cordoned_costs_no_request() {
                 match send_on(&mut sender, "/").await {
                     Ok((StatusCode::OK, _)) => n += 1,
                     other => {
-                        failures.fetch_add(1, Ordering::Relaxed);
+                        // A dead connection fails every send at once: stop rather than spin.
+                        if failures.fetch_add(1, Ordering::Relaxed) > 100 {
+                            break;
+                        }
                         eprintln!("failure: {other:?}");
                     }
                 }

@@ -126,7 +126,7 @@ pub struct LocalOptions {
     /// Regions those machines are spread over (labels only: every machine runs here).
     pub regions: Vec<String>,
     /// What the proxy allows one client (`header_timeout`, `max_header_bytes`, `max_headers`,
-    /// `max_connections_per_client`), and whether it keeps a client on one release
+    /// `max_connections_per_client`, `max_requests_per_connection`), and whether it keeps a client on one release
     /// (`sticky_sessions`).
     pub proxy: ProxyLimits,
 }
@@ -303,6 +303,12 @@ pub(crate) fn cutover_options(
                 return Err(invalid("max_connections_per_client", n.to_string(), "at least 1"));
             }
             o.local.proxy.max_connections_per_client = n;
+        }
+        if let Some(n) = l.max_requests_per_connection {
+            if n == 0 {
+                return Err(invalid("max_requests_per_connection", n.to_string(), "at least 1"));
+            }
+            o.local.proxy.max_requests_per_connection = n;
         }
         if let Some(v) = l.sticky_sessions {
             o.local.proxy.sticky = sticky_sessions(&v).map_err(|(key, value, expected)| {

@@ -138,6 +138,7 @@ pub(crate) struct RawLocal {
     pub(crate) max_header_bytes: Option<usize>,
     pub(crate) max_headers: Option<usize>,
     pub(crate) max_connections_per_client: Option<u32>,
+    pub(crate) max_requests_per_connection: Option<u32>,
     /// `true`, `false` or `{ max_age = "1h" }`, told apart when it is resolved.
     pub(crate) sticky_sessions: Option<toml::Value>,
 }

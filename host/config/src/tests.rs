@@ -290,16 +290,18 @@ fn the_local_proxy_bounds_are_read_and_checked() {
         &dir,
         "fly.toml",
         "app = \"a\"\n[cutover.local]\nheader_timeout = \"3s\"\nmax_header_bytes = 8192\nmax_headers = 40\n\
-         max_connections_per_client = 16\n",
+         max_connections_per_client = 16\nmax_requests_per_connection = 50\n",
     );
     let proxy = Config::load(&p).unwrap().cutover.local.proxy;
     assert_eq!(proxy.header_timeout, Duration::from_secs(3));
     assert_eq!((proxy.max_header_bytes, proxy.max_headers, proxy.max_connections_per_client), (8192, 40, 16));
+    assert_eq!(proxy.max_requests_per_connection, 50);
     for (bad, expected) in [
         ("header_timeout = \"0s\"", "between 1ms and 1h"),
         ("max_header_bytes = 100", "between 1024 and 1048576"),
         ("max_headers = 0", "between 1 and 10000"),
         ("max_connections_per_client = 0", "at least 1"),
+        ("max_requests_per_connection = 0", "at least 1"),
     ] {
         let p = write(&dir, "fly.toml", &format!("app = \"a\"\n[cutover.local]\n{bad}\n"));
         let e = Config::load(&p).unwrap_err().to_string();

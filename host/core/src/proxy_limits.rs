@@ -18,6 +18,12 @@ pub struct ProxyLimits {
     pub max_headers: usize,
     /// Connections open at once from one client address; more are closed as they are accepted.
     pub max_connections_per_client: u32,
+    /// Requests one keep-alive client connection carries; the last is answered with `Connection:
+    /// close` (nginx's `keepalive_requests`, Apache's `MaxKeepAliveRequests`). A connection that
+    /// lives for ever stays on the proxy thread that accepted it and keeps the machine's scheduler
+    /// to the placement it first found; the client's next connection starts afresh (BENCHMARKS.md,
+    /// issue 20).
+    pub max_requests_per_connection: u32,
     /// Sticky sessions (`[cutover.local] sticky_sessions`): `None`, off (every request is routed by
     /// weight). Kept here, beside the bounds, because it travels the same way to the proxy.
     pub sticky: Option<StickySessions>,
@@ -57,6 +63,10 @@ pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// limit of 1024 (each client connection may hold a machine connection too).
 pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: u32 = 256;
 
+/// The default of [`ProxyLimits::max_requests_per_connection`]: nginx's `keepalive_requests`. A
+/// reconnect per thousand requests costs nothing measurable at any load the benches run.
+pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u32 = 1000;
+
 /// The smallest head bound accepted: a request line and a few headers.
 pub const MIN_HEADER_BYTES: usize = 1024;
 
@@ -67,6 +77,7 @@ impl Default for ProxyLimits {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
             sticky: None,
         }
     }

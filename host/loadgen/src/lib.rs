@@ -276,12 +276,19 @@ async fn request(
         resp.headers().get("x-release-version").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let (parts, body) = resp.into_parts();
     body.collect().await.map_err(|e| format!("body: {e}"))?;
+    // The server ends the connection after this answer (the proxy does every
+    // `max_requests_per_connection`): not to be sent on again, even before hyper notices the close.
+    let closing = parts
+        .headers
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))));
     let done = if spec.sessions {
         client.jar.keep(&parts.headers, client.started)
     } else {
         client.started.elapsed()
     };
-    if keep_alive && !send.is_closed() {
+    if keep_alive && !closing && !send.is_closed() {
         idle.lock().unwrap_or_else(|e| e.into_inner()).push(send);
     }
     Ok((status, version, done))

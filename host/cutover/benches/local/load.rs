@@ -48,6 +48,7 @@ pub(crate) async fn closed_loop(
                     let sent = Instant::now();
                     let mut machine = u8::MAX;
                     let mut ok = false;
+                    let mut closing = false;
                     if let Some(c) = conn.as_mut()
                         && c.ready().await.is_ok()
                     {
@@ -55,6 +56,10 @@ pub(crate) async fn closed_loop(
                             hyper::Request::get(path).header(hyper::header::HOST, &host).body(Empty::new());
                         if let Ok(resp) = c.send_request(req.expect("a request")).await {
                             ok = resp.status().is_success();
+                            // The proxy closes a connection every `max_requests_per_connection`
+                            // requests and says so: the next request goes on a new one.
+                            closing =
+                                resp.headers().get(hyper::header::CONNECTION).is_some_and(|v| v == "close");
                             if let Some(id) = resp.headers().get("x-machine-id") {
                                 machine =
                                     ids.iter().position(|i| i.as_bytes() == id.as_bytes()).unwrap_or(255)
@@ -66,6 +71,8 @@ pub(crate) async fn closed_loop(
                     if !ok {
                         conn = None;
                         machine = u8::MAX;
+                    } else if closing {
+                        conn = None;
                     }
                     hits.push(Hit { sent, recv: Instant::now(), machine, ok });
                     if !ok {

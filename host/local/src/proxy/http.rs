@@ -44,15 +44,25 @@ use super::splice::splice;
 use super::table::Entry;
 use super::{Inner, ProxyLimits, lock};
 
+/// What the lean path did on a connection before it handed it to hyper (nothing, for one hyper
+/// serves from its start).
+#[derive(Default)]
+pub(super) struct Before<'a> {
+    /// Read from the client and not yet answered: hyper reads it again first.
+    pub(super) read: &'a [u8],
+    /// Requests answered: they count towards `max_requests_per_connection`.
+    pub(super) served: u32,
+}
+
 /// Serves one client connection: hyper reads its requests (keep-alive included) through the guard
 /// and hands each to [`Inner::handle_http`], or answers a refused one; on shutdown the connection
-/// finishes its request in flight and closes. `read`: what was read from `stream` before (by the
-/// lean path), read again first. `slot` counts the connection against the client's
-/// address, until its upgraded stream (if any) ends.
+/// finishes its request in flight and closes. The answer to the connection's
+/// `max_requests_per_connection`th request closes it. `slot` counts the connection against the
+/// client's address, until its upgraded stream (if any) ends.
 pub(super) async fn serve_http_conn(
     inner: Arc<Inner>,
     stream: TcpStream,
-    read: &[u8],
+    before: Before<'_>,
     peer: SocketAddr,
     limits: ProxyLimits,
     slot: ClientSlot,
@@ -67,11 +77,13 @@ pub(super) async fn serve_http_conn(
     let peer = HeaderValue::try_from(peer.ip().to_string()).expect("an IP address is a header value");
     let refusal = RefusalSlot::default();
     let head_limits = HeadLimits { max_bytes: limits.max_header_bytes, max_headers: limits.max_headers };
-    let io = Guarded::new(stream, head_limits, refusal.clone(), read);
+    let io = Guarded::new(stream, head_limits, refusal.clone(), before.read);
     let slot = Arc::new(slot);
     let sticky = limits.sticky;
     // hyper calls the service once per head, in order: the count says which head a request is.
     let heads = AtomicU64::new(0);
+    // The request that ends the connection: counted from the lean path's first, as the limit is.
+    let last = u64::from(limits.max_requests_per_connection.saturating_sub(before.served).max(1)) - 1;
     let service = hyper::service::service_fn(move |req| {
         let index = heads.fetch_add(1, Ordering::Relaxed);
         let refused = lock(&refusal).as_ref().filter(|(i, _)| *i == index).map(|(_, r)| r.clone());
@@ -81,7 +93,15 @@ pub(super) async fn serve_http_conn(
         async move {
             Ok::<_, Infallible>(match refused {
                 Some(refusal) => refused_response(refusal),
-                None => inner.handle_http(peer, req, slot, sticky).await,
+                None => {
+                    let mut resp = inner.handle_http(peer, req, slot, sticky).await;
+                    // hyper closes the connection after an answer that says so; a switch of
+                    // protocols has left HTTP behind.
+                    if index >= last && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+                        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    resp
+                }
             })
         }
     });

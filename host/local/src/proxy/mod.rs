@@ -50,7 +50,8 @@
 //! What one client may hold ([`ProxyLimits`]): a request head must arrive within
 //! `header_timeout` (hyper's own timer: the connection is closed) and within `max_header_bytes` and
 //! `max_headers` (431); a head with ambiguous framing is refused with 400 (see `framing`). None of
-//! these requests reaches a machine.
+//! these requests reaches a machine. A keep-alive connection carries `max_requests_per_connection`
+//! requests, its last answered with `Connection: close` (on both paths, counted across a hand-over).
 
 mod affinity;
 mod balance;
@@ -502,7 +503,7 @@ fn spawn_conn(
     match inner.mode {
         Mode::Http => tokio::spawn(async move {
             let _load = load;
-            http::serve_http_conn(inner, stream, &[], peer, limits, slot, task).await
+            http::serve_http_conn(inner, stream, http::Before::default(), peer, limits, slot, task).await
         }),
         Mode::Tcp => tokio::spawn(async move {
             let _load = load;

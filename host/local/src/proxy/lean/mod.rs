@@ -48,7 +48,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::counters::{ActiveGuard, ClientSlot, TaskGuard};
-use super::http::{Failure, serve_http_conn};
+use super::http::{Before, Failure, serve_http_conn};
 use super::pool::Reusable;
 use super::table::Entry;
 use super::{Inner, ProxyLimits};
@@ -155,12 +155,16 @@ pub(super) async fn serve(
         request: Vec::with_capacity(1024),
         backend: BytesMut::with_capacity(READ_CHUNK),
         out: Vec::with_capacity(1024),
+        served: 0,
         inner: inner.clone(),
     };
     if conn.run().await {
-        let Conn { client, read, .. } = conn;
+        let Conn { client, read, served, .. } = conn;
         match client.into_stream() {
-            Ok(stream) => serve_http_conn(inner, stream, &read, peer, limits, slot, task).await,
+            Ok(stream) => {
+                let before = Before { read: &read, served };
+                serve_http_conn(inner, stream, before, peer, limits, slot, task).await;
+            }
             Err(e) => tracing::warn!(error = %e, "proxy: cannot hand a connection to the hyper path"),
         }
     }
@@ -181,6 +185,8 @@ struct Conn {
     backend: BytesMut,
     /// The response head (and the body's first bytes) for the client.
     out: Vec<u8>,
+    /// Requests answered on this connection (`ProxyLimits::max_requests_per_connection`).
+    served: u32,
 }
 
 impl Conn {
@@ -200,7 +206,7 @@ impl Conn {
         let mut timer = pin!(tokio::time::sleep(timeout));
         let mut stop = pin!(inner.shutdown_signal());
         loop {
-            let head = loop {
+            let mut head = loop {
                 if !self.read.is_empty() {
                     match request::parse(
                         &self.read,
@@ -232,6 +238,10 @@ impl Conn {
                     () = &mut stop => return false,
                 }
             };
+            self.served += 1;
+            if self.served >= self.limits.max_requests_per_connection {
+                head.close = true;
+            }
             // The body, whole: it is within the replay buffer.
             let total = head.len + head.body;
             while self.read.len() < total {
