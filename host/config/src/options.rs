@@ -126,8 +126,8 @@ pub struct LocalOptions {
     /// Regions those machines are spread over (labels only: every machine runs here).
     pub regions: Vec<String>,
     /// What the proxy allows one client (`header_timeout`, `max_header_bytes`, `max_headers`,
-    /// `max_connections_per_client`, `max_requests_per_connection`), and whether it keeps a client on one release
-    /// (`sticky_sessions`).
+    /// `max_connections_per_client`, `max_requests_per_connection`), and whether it keeps a client
+    /// on one release (`sticky_sessions`).
     pub proxy: ProxyLimits,
 }
 

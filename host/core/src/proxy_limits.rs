@@ -64,7 +64,7 @@ pub const DEFAULT_MAX_HEADERS: usize = 100;
 pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: u32 = 256;
 
 /// The default of [`ProxyLimits::max_requests_per_connection`]: nginx's `keepalive_requests`. A
-/// reconnect per thousand requests costs nothing measurable at any load the benches run.
+/// reconnect per thousand requests measured within a round's noise at every load the benches run.
 pub const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u32 = 1000;
 
 /// The smallest head bound accepted: a request line and a few headers.
