@@ -49,10 +49,10 @@ pub(super) async fn http_proxy() -> Proxy {
     Proxy::bind("127.0.0.1:0".parse().unwrap(), Mode::Http).await.unwrap()
 }
 
-/// A proxy whose keep-alive connections carry any number of requests, for a test that holds one
-/// connection through everything it does (by default the proxy closes one every thousand requests).
-pub(super) async fn http_proxy_without_request_limit() -> Proxy {
-    let clients = ProxyLimits { max_requests_per_connection: u32::MAX, ..ProxyLimits::default() };
+/// A proxy whose keep-alive connections carry `max_requests_per_connection` requests each (by
+/// default a thousand; `u32::MAX` for a test that holds one connection through everything it does).
+pub(super) async fn http_proxy_with_request_limit(max_requests_per_connection: u32) -> Proxy {
+    let clients = ProxyLimits { max_requests_per_connection, ..ProxyLimits::default() };
     let opts = ProxyOptions { clients, ..ProxyOptions::default() };
     Proxy::bind_with("127.0.0.1:0".parse().unwrap(), Mode::Http, opts).await.unwrap()
 }

@@ -9,9 +9,7 @@ mod hostile;
 mod sticky;
 
 use backends::{App, dead_addr, start_tcp_echo, start_ws_echo};
-use clients::{
-    client, eventually, get, http_proxy, http_proxy_without_request_limit, keepalive_conn, send_on,
-};
+use clients::{client, eventually, get, http_proxy, http_proxy_with_request_limit, keepalive_conn, send_on};
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -20,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cutover::local::proxy::{Backend, Mode, Proxy, ProxyLimits, ProxyOptions};
+use cutover::local::proxy::{Backend, Mode, Proxy, ProxyOptions};
 use futures::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, StatusCode};
@@ -108,7 +106,7 @@ async fn removed_machine_gets_no_new_requests_but_finishes_in_flight_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_and_new_connections_survive_swaps_and_stops() {
-    let proxy = http_proxy_without_request_limit().await;
+    let proxy = http_proxy_with_request_limit(u32::MAX).await;
     let first = App::start("m0", 200).await;
     proxy.set_backends(vec![first.backend("m0", 0)]);
 
@@ -216,9 +214,7 @@ async fn websocket_is_spliced_and_pinned_until_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_upgrade_as_a_connections_last_request_still_switches() {
     let ws_addr = start_ws_echo().await;
-    let clients = ProxyLimits { max_requests_per_connection: 1, ..ProxyLimits::default() };
-    let opts = ProxyOptions { clients, ..ProxyOptions::default() };
-    let proxy = Proxy::bind_with("127.0.0.1:0".parse().unwrap(), Mode::Http, opts).await.unwrap();
+    let proxy = http_proxy_with_request_limit(1).await;
     proxy.set_backends(vec![Backend { machine_id: "ws".into(), version: 1, addr: ws_addr }]);
     let (mut ws, resp) =
         tokio_tungstenite::connect_async(format!("ws://{}/socket", proxy.local_addr())).await.unwrap();
@@ -384,7 +380,7 @@ async fn shutdown_stops_accepting() {
 async fn machine_stopping_before_it_is_cordoned_costs_no_request() {
     // The harsher order (a crash, or a stop racing the cordon): the machine goes away while still
     // routable; refused connects and pooled connections it closes are retried on another machine.
-    let proxy = http_proxy_without_request_limit().await;
+    let proxy = http_proxy_with_request_limit(u32::MAX).await;
     let keep = App::start("keep", 200).await;
     let running = Arc::new(AtomicBool::new(true));
     let failures = Arc::new(AtomicUsize::new(0));

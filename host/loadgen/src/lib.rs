@@ -276,13 +276,8 @@ async fn request(
         resp.headers().get("x-release-version").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let (parts, body) = resp.into_parts();
     body.collect().await.map_err(|e| format!("body: {e}"))?;
-    // The server ends the connection after this answer (the proxy does every
-    // `max_requests_per_connection`): not to be sent on again, even before hyper notices the close.
-    let closing = parts
-        .headers
-        .get_all(hyper::header::CONNECTION)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))));
+    // Not to be sent on again, even before hyper notices the close.
+    let closing = says_close(&parts.headers);
     let done = if spec.sessions {
         client.jar.keep(&parts.headers, client.started)
     } else {
@@ -292,6 +287,15 @@ async fn request(
         idle.lock().unwrap_or_else(|e| e.into_inner()).push(send);
     }
     Ok((status, version, done))
+}
+
+/// Whether an answer's `Connection` header says the server closes the connection after it (the
+/// local proxy does every `max_requests_per_connection` requests).
+pub fn says_close(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))))
 }
 
 /// An idle connection that is still open, if the worker has one.

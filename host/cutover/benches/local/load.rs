@@ -56,10 +56,8 @@ pub(crate) async fn closed_loop(
                             hyper::Request::get(path).header(hyper::header::HOST, &host).body(Empty::new());
                         if let Ok(resp) = c.send_request(req.expect("a request")).await {
                             ok = resp.status().is_success();
-                            // The proxy closes a connection every `max_requests_per_connection`
-                            // requests and says so: the next request goes on a new one.
-                            closing =
-                                resp.headers().get(hyper::header::CONNECTION).is_some_and(|v| v == "close");
+                            // The next request goes on a new connection.
+                            closing = cutover::loadgen::says_close(resp.headers());
                             if let Some(id) = resp.headers().get("x-machine-id") {
                                 machine =
                                     ids.iter().position(|i| i.as_bytes() == id.as_bytes()).unwrap_or(255)

@@ -82,8 +82,9 @@ pub(super) async fn serve_http_conn(
     let sticky = limits.sticky;
     // hyper calls the service once per head, in order: the count says which head a request is.
     let heads = AtomicU64::new(0);
-    // The request that ends the connection: counted from the lean path's first, as the limit is.
-    let last = u64::from(limits.max_requests_per_connection.saturating_sub(before.served).max(1)) - 1;
+    // Requests are counted from the lean path's first, as the limit is.
+    let (served_before, max_requests) =
+        (u64::from(before.served), u64::from(limits.max_requests_per_connection));
     let service = hyper::service::service_fn(move |req| {
         let index = heads.fetch_add(1, Ordering::Relaxed);
         let refused = lock(&refusal).as_ref().filter(|(i, _)| *i == index).map(|(_, r)| r.clone());
@@ -97,7 +98,8 @@ pub(super) async fn serve_http_conn(
                     let mut resp = inner.handle_http(peer, req, slot, sticky).await;
                     // hyper closes the connection after an answer that says so; a switch of
                     // protocols has left HTTP behind.
-                    if index >= last && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+                    let nth = served_before + index + 1;
+                    if nth >= max_requests && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
                         resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
                     }
                     resp
