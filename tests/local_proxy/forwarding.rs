@@ -409,11 +409,20 @@ async fn a_keep_alive_connection_closes_after_its_last_request() {
     }
 }
 
+/// A scripted machine behind a proxy of `threads` threads of its own (0: on the caller's runtime),
+/// on the lean path or not.
+async fn scripted_proxy(lean: bool, threads: usize) -> (Scripted, Proxy) {
+    let machine = Scripted::start().await;
+    let opts = ProxyOptions { lean, threads, ..ProxyOptions::default() };
+    let proxy = Proxy::bind_with("127.0.0.1:0".parse().unwrap(), Mode::Http, opts).await.unwrap();
+    proxy.set_backends(vec![machine.backend()]);
+    (machine, proxy)
+}
+
 /// A burst of keep-alive connections on a proxy of two threads is spread over both as it is
-/// accepted, within two of each other however the kernel handed them out (it often gives one thread
-/// most of a burst), and no byte is lost on the way: each connection's first write holds pipelined
-/// requests, a body among them. A connection that asks to close after its first request is answered
-/// and closed.
+/// accepted, within two of each other, and no byte is lost on the way: each connection's first write
+/// holds pipelined requests, a body among them. A connection that asks to close after its first
+/// request is answered and closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_spread_over_the_threads_lose_nothing_on_the_way() {
     for lean in [true, false] {
@@ -428,10 +437,7 @@ async fn connections_spread_over_the_threads_lose_nothing_on_the_way() {
 /// thread once each has been answered.
 async fn spread_burst(lean: bool) -> Vec<usize> {
     const CONNECTIONS: usize = 24;
-    let machine = Scripted::start().await;
-    let opts = ProxyOptions { lean, threads: 2, ..ProxyOptions::default() };
-    let proxy = Proxy::bind_with("127.0.0.1:0".parse().unwrap(), Mode::Http, opts).await.unwrap();
-    proxy.set_backends(vec![machine.backend()]);
+    let (machine, proxy) = scripted_proxy(lean, 2).await;
     // All open before any sends a byte.
     let mut clients = Vec::new();
     for _ in 0..CONNECTIONS {
@@ -458,11 +464,7 @@ async fn spread_burst(lean: bool) -> Vec<usize> {
     assert_eq!(after.iter().sum::<usize>(), CONNECTIONS + 1, "lean {lean}: {after:?}");
 
     closing.write_all(b"GET /length HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n").await.unwrap();
-    let mut got = String::new();
-    tokio::time::timeout(Duration::from_secs(30), closing.read_to_string(&mut got))
-        .await
-        .expect("closed after its answer")
-        .unwrap();
+    let got = read_to_close(&mut closing).await;
     assert!(got.ends_with("hello"), "lean {lean}: {got}");
     assert_eq!(machine.requests.load(Ordering::Relaxed), 3 * CONNECTIONS + 1, "lean {lean}");
     drop(clients);
@@ -470,25 +472,69 @@ async fn spread_burst(lean: bool) -> Vec<usize> {
     after
 }
 
+/// On a proxy of two threads a connection whose first request asks to close after it (HTTP/1.1
+/// `Connection: close`, HTTP/1.0 without `keep-alive`) is served on the thread that accepts, and one
+/// that lasts goes to the thread serving fewer: short-lived connections keep one thread busy rather
+/// than two half asleep. Each connection is held open by a body not sent yet, then answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_connections_stay_on_the_accepting_thread_and_lasting_ones_spread() {
+    for lean in [true, false] {
+        let (machine, proxy) = scripted_proxy(lean, 2).await;
+        let head = |version: &str, connection: &str| {
+            format!("POST /posted HTTP/{version}\r\nHost: app.test\r\nContent-Length: 4\r\n{connection}\r\n")
+        };
+        let short = [head("1.1", "Connection: close\r\n"), head("1.0", "")];
+        let lasting = [head("1.1", ""), head("1.0", "Connection: keep-alive\r\n")];
+        let open = async |heads: &[String], total: usize| {
+            let mut conns = Vec::new();
+            for head in heads.iter().cycle().take(4) {
+                let mut conn = TcpStream::connect(proxy.local_addr()).await.unwrap();
+                conn.write_all(head.as_bytes()).await.unwrap();
+                conns.push(conn);
+            }
+            let all_in = async {
+                while proxy.connections_per_thread().iter().sum::<usize>() < total {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(30), all_in).await.expect("every connection accepted");
+            conns
+        };
+        let short_conns = open(&short, 4).await;
+        assert_eq!(proxy.connections_per_thread(), [4, 0], "lean {lean}: short-lived ones where accepted");
+        let lasting_conns = open(&lasting, 8).await;
+        assert_eq!(
+            proxy.connections_per_thread(),
+            [4, 4],
+            "lean {lean}: lasting ones where fewer are served"
+        );
+
+        for mut conn in short_conns {
+            conn.write_all(b"body").await.unwrap();
+            let got = read_to_close(&mut conn).await;
+            assert!(got.ends_with("default"), "lean {lean}: {got}");
+        }
+        for mut conn in lasting_conns {
+            conn.write_all(b"body").await.unwrap();
+            assert!(read_until(&mut conn, "default", 1).await.contains("200 OK"), "lean {lean}");
+        }
+        assert_eq!(machine.requests.load(Ordering::Relaxed), 8, "lean {lean}");
+        proxy.shutdown().await;
+    }
+}
+
 /// A proxy on the caller's runtime (`threads: 0`) accepts and serves as one on threads of its own:
 /// keep-alive requests, then one that closes, on either path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proxy_on_the_callers_runtime_serves_as_one_on_threads_of_its_own() {
     for lean in [true, false] {
-        let machine = Scripted::start().await;
-        let opts = ProxyOptions { lean, threads: 0, ..ProxyOptions::default() };
-        let proxy = Proxy::bind_with("127.0.0.1:0".parse().unwrap(), Mode::Http, opts).await.unwrap();
-        proxy.set_backends(vec![machine.backend()]);
+        let (machine, proxy) = scripted_proxy(lean, 0).await;
         assert!(proxy.connections_per_thread().is_empty(), "no threads of its own");
         let mut client = TcpStream::connect(proxy.local_addr()).await.unwrap();
         let one = "GET /length HTTP/1.1\r\nHost: app.test\r\n\r\n";
         let last = "GET /length HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n";
         client.write_all(format!("{one}{one}{last}").as_bytes()).await.unwrap();
-        let mut got = String::new();
-        tokio::time::timeout(Duration::from_secs(30), client.read_to_string(&mut got))
-            .await
-            .expect("closed after its last answer")
-            .unwrap();
+        let got = read_to_close(&mut client).await;
         assert_eq!(got.matches("HTTP/1.1 200").count(), 3, "lean {lean}: {got}");
         assert!(got.ends_with("hello"), "lean {lean}: {got}");
         assert_eq!(machine.requests.load(Ordering::Relaxed), 3, "lean {lean}");

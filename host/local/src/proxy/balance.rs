@@ -1,14 +1,15 @@
-//! Client connections spread evenly over the proxy's threads.
+//! Client connections spread over the proxy's threads, and the short-lived ones kept together.
 //!
-//! Every thread accepts on the same listening socket, and the kernel wakes whichever thread it likes:
-//! a burst of new keep-alive connections (a load balancer's pool, `wrk -c 16`) can land 12 on one
-//! thread and 4 on the other, and a keep-alive connection stays on its thread for its whole life, so
-//! one core then does three times the work of the other for as long as those connections last. So a
-//! thread that accepts a connection while it serves two or more connections more than the least
-//! loaded thread hands it to that thread instead (an HTTP/1.1 connection's work is roughly the same
-//! per connection under a load generator or a pool; a count is the measure that needs no
-//! bookkeeping per request). The connection moves as the plain socket the accept gave, in no event
-//! loop yet, before any byte of it is read.
+//! One thread, the first, accepts every connection: with a thread per core on a host the machines
+//! share, threads that each took their share of short-lived connections (a new connection per
+//! request) had so little to do that they slept between requests, and each sleep is a wake-up some
+//! request waits for (BENCHMARKS.md, issue 20, "short-lived connections on one thread"). So a
+//! connection whose first request asks to close after it is served on the accepting thread. One
+//! that lasts (a keep-alive connection, or any in TCP mode) goes to the thread serving the fewest
+//! connections, ties taken in turn: it stays on its thread for its whole life, so a burst of them
+//! (a load balancer's pool, `wrk -c 16`) must not all land on one core. A count is the measure that
+//! needs no bookkeeping per request. The connection moves as the plain socket the accept gave, in
+//! no event loop yet, before any byte of it is read.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,7 +35,12 @@ pub(super) struct Handed {
 pub(super) struct Threads {
     open: Vec<Padded<AtomicUsize>>,
     inboxes: Vec<mpsc::UnboundedSender<Handed>>,
+    /// Where the search for the least loaded thread starts next, so that ties go round.
+    next: AtomicUsize,
 }
+
+/// The thread that accepts every connection.
+pub(super) const ACCEPTOR: usize = 0;
 
 /// One client connection counted on a thread while it lives.
 pub(super) struct Load {
@@ -53,7 +59,7 @@ impl Threads {
     pub(super) fn new(n: usize) -> (Arc<Threads>, Vec<mpsc::UnboundedReceiver<Handed>>) {
         let (inboxes, receivers) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
         let open = (0..n).map(|_| Padded(AtomicUsize::new(0))).collect();
-        (Arc::new(Threads { open, inboxes }), receivers)
+        (Arc::new(Threads { open, inboxes, next: AtomicUsize::new(0) }), receivers)
     }
 
     /// Each thread's open client connections.
@@ -61,18 +67,20 @@ impl Threads {
         self.open.iter().map(|n| n.load(Ordering::Relaxed)).collect()
     }
 
-    /// Where a connection accepted on thread `me` is served: `me`, unless `me` serves two or more
-    /// connections more than the least loaded thread. Counted there from now on.
-    pub(super) fn place(self: &Arc<Self>, me: usize) -> Load {
-        let mine = self.open[me].load(Ordering::Relaxed);
-        let (least, fewest) = self
-            .open
-            .iter()
-            .map(|n| n.load(Ordering::Relaxed))
-            .enumerate()
-            .min_by_key(|&(_, n)| n)
-            .unwrap_or((me, mine));
-        let index = if mine > fewest + 1 { least } else { me };
+    /// Where a connection the acceptor took is served: on the acceptor when it is not `lasting`
+    /// (its first request asks to close after it), else on the thread serving the fewest
+    /// connections, ties in turn. Counted there from now on.
+    pub(super) fn place(self: &Arc<Self>, lasting: bool) -> Load {
+        let index = if lasting {
+            let n = self.open.len();
+            let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+            (start..start + n)
+                .map(|i| i % n)
+                .min_by_key(|&i| self.open[i].load(Ordering::Relaxed))
+                .unwrap_or(ACCEPTOR)
+        } else {
+            ACCEPTOR
+        };
         self.open[index].fetch_add(1, Ordering::Relaxed);
         Load { threads: self.clone(), index }
     }
@@ -109,24 +117,28 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_accepted_on_one_thread_ends_split_evenly() {
+    fn a_burst_of_lasting_connections_ends_split_evenly() {
         let (threads, _inboxes) = Threads::new(2);
-        let loads: Vec<Load> = (0..16).map(|_| threads.place(0)).collect();
-        // Handed on only at two more than the other, so the accepting thread stays ahead by up to two.
-        assert_eq!(open(&threads), [9, 7]);
-        let moved = loads.iter().filter(|l| l.thread() == 1).count();
-        assert_eq!(moved, 7, "the idle thread got its share");
+        let loads: Vec<Load> = (0..16).map(|_| threads.place(true)).collect();
+        assert_eq!(open(&threads), [8, 8]);
         drop(loads);
         assert_eq!(open(&threads), [0, 0], "a closed connection is no longer counted");
     }
 
     #[test]
-    fn a_thread_within_one_of_the_least_loaded_keeps_what_it_accepts() {
+    fn connections_that_close_after_a_request_stay_on_the_acceptor() {
+        let (threads, _inboxes) = Threads::new(2);
+        let short: Vec<Load> = (0..5).map(|_| threads.place(false)).collect();
+        assert!(short.iter().all(|l| l.thread() == ACCEPTOR));
+        assert_eq!(open(&threads), [5, 0]);
+        let lasting = threads.place(true);
+        assert_eq!(lasting.thread(), 1, "a lasting one goes where fewer are served");
+    }
+
+    #[test]
+    fn one_lasting_connection_at_a_time_goes_round_the_threads() {
         let (threads, _inboxes) = Threads::new(3);
-        let _a = threads.place(1);
-        let b = threads.place(1);
-        assert_eq!(b.thread(), 1, "one more than the others is still its share");
-        let c = threads.place(1);
-        assert_ne!(c.thread(), 1, "two more is not");
+        let seen: Vec<usize> = (0..6).map(|_| threads.place(true).thread()).collect();
+        assert_eq!(seen, [0, 1, 2, 0, 1, 2], "each closed before the next opened: ties in turn");
     }
 }

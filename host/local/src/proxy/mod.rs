@@ -39,7 +39,8 @@
 //! - `splice`: upgraded (WebSocket) streams copied both ways.
 //! - `tcp`: TCP mode, one machine per connection (uses `table`).
 //! - `http`: HTTP mode, one machine per request, with its retries (uses all of the above).
-//! - `balance`: client connections spread evenly over the proxy's threads.
+//! - `balance`: which of the proxy's threads serves a connection: short-lived ones where they are
+//!   accepted, lasting ones spread evenly.
 //! - `lean`: HTTP mode's usual path, the same routing, counting and retries without hyper, for
 //!   plain HTTP/1.1 requests; it hands a connection to `http` at the first request it leaves alone.
 //!
@@ -220,12 +221,12 @@ impl Proxy {
         });
         if inner.opts.threads == 0 {
             let task = inner.tasks.enter();
-            tokio::spawn(accept_loop(inner.clone(), Listener::new(listener)?, task, None));
+            tokio::spawn(accept_loop(inner.clone(), Some(Listener::new(listener)?), task, None));
             return Ok(Proxy { inner, _owner: Arc::new(Owner(None)), threads: None });
         }
         let (threads, inboxes) = balance::Threads::new(inner.opts.threads);
         for (index, inbox) in inboxes.into_iter().enumerate() {
-            let listener = listener.try_clone()?;
+            let listener = if index == balance::ACCEPTOR { Some(listener.try_clone()?) } else { None };
             let task = inner.tasks.enter();
             let inner = inner.clone();
             // One thread has no other to spread to.
@@ -354,12 +355,12 @@ impl Inner {
     }
 }
 
-/// One of the proxy's own threads: a single-threaded runtime running an accept loop on its copy of
-/// the listener; once the proxy shuts down, it waits (up to the grace period) for the connections
-/// still open to finish, then drops whatever is left.
+/// One of the proxy's own threads: a single-threaded runtime running an accept loop (with a copy of
+/// the listener on the thread that accepts, see `balance`); once the proxy shuts down, it waits (up
+/// to the grace period) for the connections still open to finish, then drops whatever is left.
 fn serve_thread(
     inner: Arc<Inner>,
-    listener: std::net::TcpListener,
+    listener: Option<std::net::TcpListener>,
     index: usize,
     task: TaskGuard,
     balance: Option<Balance>,
@@ -373,7 +374,7 @@ fn serve_thread(
     };
     crate::shard::set(index);
     rt.block_on(async move {
-        let listener = match Listener::new(listener) {
+        let listener = match listener.map(Listener::new).transpose() {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, "proxy: cannot listen on a runtime thread");
@@ -429,9 +430,22 @@ impl Listener {
     }
 }
 
-/// Accepts client connections until shutdown and serves each in a task of its own, per the mode (on
-/// another of the proxy's threads when this one serves more than its share: see `balance`).
-async fn accept_loop(inner: Arc<Inner>, listener: Listener, _task: TaskGuard, mut balance: Option<Balance>) {
+/// The next connection on `listener`; never, on a thread that does not accept.
+async fn accepted(listener: &Option<Listener>) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Accepts client connections until shutdown (on the thread with the listener) and serves each in a
+/// task of its own, per the mode: on this thread or on the one `balance` places it on.
+async fn accept_loop(
+    inner: Arc<Inner>,
+    listener: Option<Listener>,
+    _task: TaskGuard,
+    mut balance: Option<Balance>,
+) {
     let mut stop = pin!(inner.shutdown_signal());
     loop {
         let (stream, peer) = tokio::select! {
@@ -439,7 +453,7 @@ async fn accept_loop(inner: Arc<Inner>, listener: Listener, _task: TaskGuard, mu
                 spawn_conn(&inner, h.stream, h.peer, h.limits, h.slot, h.task, Some(h.load));
                 continue;
             }
-            r = listener.accept() => match r {
+            r = accepted(&listener) => match r {
                 Ok(pair) => pair,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -461,7 +475,8 @@ async fn accept_loop(inner: Arc<Inner>, listener: Listener, _task: TaskGuard, mu
             spawn_conn(&inner, stream, peer, limits, slot, task, None);
             continue;
         };
-        let load = b.threads.place(b.me);
+        let lasting = inner.mode == Mode::Tcp || !first_request_closes(&stream);
+        let load = b.threads.place(lasting);
         if load.thread() == b.me {
             spawn_conn(&inner, stream, peer, limits, slot, task, Some(load));
         } else {
@@ -471,6 +486,14 @@ async fn accept_loop(inner: Arc<Inner>, listener: Listener, _task: TaskGuard, mu
     // Closed before the task guard is released (parameters drop in reverse order, the guard
     // first): once `shutdown` sees every task gone, no copy of the listener accepts any more.
     drop(listener);
+}
+
+/// Whether a new connection's first request asks to close the connection after it, judged from a peek
+/// at its first KiB (the bytes stay for whoever serves it); a head not whole there counts as lasting.
+/// The listener defers the accept until the first bytes are in, so a short head is whole here.
+fn first_request_closes(stream: &std::net::TcpStream) -> bool {
+    let mut buf = [0; 1024];
+    stream.peek(&mut buf).is_ok_and(|n| lean::asks_to_close(&buf[..n]))
 }
 
 /// Serves one client connection in a task of its own, per the mode; `load` counts it on its thread

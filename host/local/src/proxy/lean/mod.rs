@@ -53,6 +53,7 @@ use super::pool::Reusable;
 use super::table::Entry;
 use super::{Inner, ProxyLimits};
 use client::Client;
+pub(super) use request::asks_to_close;
 use request::{Bounds, Head, Parsed};
 use response::{Body, HeadError, READ_CHUNK, RespHead};
 

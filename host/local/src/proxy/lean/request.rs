@@ -70,6 +70,25 @@ pub(super) struct Bounds {
     pub(super) max_body: usize,
 }
 
+/// Whether the request head at the start of `buf` (a peek at a new connection's first bytes) asks to
+/// close the connection after it, as [`parse`] would decide: where the connection is served depends
+/// on it (see `balance`). A head not complete in `buf`, or not one the lean path reads, counts as
+/// lasting.
+pub(in super::super) fn asks_to_close(buf: &[u8]) -> bool {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let (Ok(httparse::Status::Complete(_)), Some(version @ (0 | 1))) =
+        (req.parse_with_uninit_headers(buf, &mut slots), req.version)
+    else {
+        return false;
+    };
+    let mut connection = Connection::default();
+    for h in req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("connection")) {
+        connection.add(h.value);
+    }
+    connection.close || (version == 0 && !connection.keep_alive)
+}
+
 /// Parses the head at the start of `buf`; for a lean request, writes the machine's copy of its head
 /// into `out` (cleared first). `peer`: the client's address, for `X-Forwarded-For`; `cookies`: the
 /// key of sticky sessions when they are on.
