@@ -132,6 +132,12 @@ impl<'a> Connection<'a> {
         }
     }
 
+    /// Whether the message's connection closes after it, by these headers and its version: HTTP/1.1
+    /// stays open unless it says `close`, HTTP/1.0 only if it says `keep-alive`.
+    fn closes(&self, http10: bool) -> bool {
+        self.close || (http10 && !self.keep_alive)
+    }
+
     /// Whether `name` is one of the names listed.
     fn names(&self, name: &[u8]) -> bool {
         self.names[..self.len].iter().any(|n| n.eq_ignore_ascii_case(name))

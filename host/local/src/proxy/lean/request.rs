@@ -86,7 +86,7 @@ pub(in super::super) fn asks_to_close(buf: &[u8]) -> bool {
     for h in req.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("connection")) {
         connection.add(h.value);
     }
-    connection.close || (version == 0 && !connection.keep_alive)
+    connection.closes(version == 0)
 }
 
 /// Parses the head at the start of `buf`; for a lean request, writes the machine's copy of its head
@@ -152,7 +152,7 @@ pub(super) fn parse(
     if lengths > 1 {
         return Parsed::Hyper;
     }
-    let close = connection.close || (http10 && !connection.keep_alive);
+    let close = connection.closes(http10);
 
     out.clear();
     out.extend_from_slice(method.as_bytes());

@@ -137,8 +137,7 @@ fn parse(buf: &[u8], out: &mut Vec<u8>, request: &Head) -> Result<Option<Parsed>
             }
         }
     }
-    // HTTP/1.1 stays open unless it says otherwise, HTTP/1.0 only if it says so.
-    let mut keep_alive = !connection.close && (version == 1 || connection.keep_alive);
+    let mut keep_alive = !connection.closes(version == 0);
     let body = if request.head_method || status == 204 || status == 304 {
         Body::Empty
     } else {
